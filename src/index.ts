@@ -1,0 +1,20 @@
+/** wgtorch: PyTorch for TypeScript. The public surface; re-exports only. */
+import './runtime/cpu/register.ts';
+
+export { Tensor } from './eager/tensor.ts';
+export type { TensorLike, ClampOptions, MaxResult } from './eager/tensor.ts';
+export type { DType } from './ir/dtype.ts';
+export type { Device } from './runtime/backend.ts';
+export { WgtorchError } from './ir/errors.ts';
+export {
+  tensor, zeros, ones, full, empty, arange, rand, randn, randint,
+  zerosLike, onesLike, fullLike, randnLike, randLike,
+} from './eager/factories.ts';
+export type { TensorOptions } from './eager/factories.ts';
+export { manualSeed } from './eager/random.ts';
+export { noGrad, enableGrad, isGradEnabled, setGradEnabled } from './eager/grad-mode.ts';
+export { setDefaultDevice, getDefaultDevice } from './eager/dispatch.ts';
+export * from './eager/ops.ts';
+export * as autograd from './autograd.ts';
+export * as nn from './nn/index.ts';
+export * as optim from './optim/index.ts';

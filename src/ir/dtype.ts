@@ -1,0 +1,24 @@
+/** Element types. Everything computes in float32; int32 holds class targets and
+ * indices, bool holds comparison masks (stored as 0/1). */
+export type DType = 'float32' | 'int32' | 'bool';
+
+export type HostArray = Float32Array | Int32Array | Uint8Array;
+
+export function hostArray(dtype: DType, n: number): HostArray {
+  switch (dtype) {
+    case 'float32': return new Float32Array(n);
+    case 'int32': return new Int32Array(n);
+    case 'bool': return new Uint8Array(n);
+  }
+}
+
+export function shortDType(dtype: DType): string {
+  return dtype === 'float32' ? 'f32' : dtype === 'int32' ? 'i32' : 'bool';
+}
+
+/** PyTorch-style promotion for the three types we have: float wins, then int, then bool. */
+export function promoteTypes(a: DType, b: DType): DType {
+  if (a === 'float32' || b === 'float32') return 'float32';
+  if (a === 'int32' || b === 'int32') return 'int32';
+  return 'bool';
+}

@@ -1,0 +1,401 @@
+/**
+ * THE op registry. Every primitive is declared here once: its shape/dtype rule, its
+ * gradient rule (written with other registry ops through the tensor interface, so the
+ * same rule serves eager autograd and the traced backward), what backward needs saved,
+ * and, for elementwise ops, the formula that both the CPU and the WGSL generators render.
+ * Everything else (softmax, mse, linear, matmul, ...) is a composite of these.
+ */
+import type { DType } from './dtype.ts';
+import { promoteTypes } from './dtype.ts';
+import { WgtorchError } from './errors.ts';
+import { broadcastShapes, fmtShape, numel, reducedShape } from './shape.ts';
+import type { ScalarLang } from './scalar-lang.ts';
+
+export type AttrValue = number | boolean | string | null | readonly number[];
+export type Attrs = Readonly<Record<string, AttrValue>>;
+
+export interface Meta {
+  shape: number[];
+  dtype: DType;
+}
+/** A tensor input, or a plain number (a scalar operand of an elementwise op). */
+export type InputMeta = Meta | number;
+
+export type OpKind = 'elementwise' | 'reduce' | 'matmul' | 'movement' | 'source';
+
+/** What gradient rules may call: the subset of Tensor they are written against. */
+export interface GT {
+  readonly shape: number[];
+  add(o: GT | number): GT;
+  sub(o: GT | number): GT;
+  mul(o: GT | number): GT;
+  div(o: GT | number): GT;
+  neg(): GT;
+  pow(p: number): GT;
+  sign(): GT;
+  lt(o: GT | number): GT;
+  gt(o: GT | number): GT;
+  eq(o: GT | number): GT;
+  where(cond: GT, other: GT | number): GT;
+  sum(dim?: number | number[] | null, keepdim?: boolean): GT;
+  sumToSize(shape: readonly number[]): GT;
+  expand(shape: readonly number[]): GT;
+  reshape(shape: readonly number[]): GT;
+  permute(dims: readonly number[]): GT;
+  mm(o: GT): GT;
+  t(): GT;
+  toDType(dtype: DType): GT;
+}
+
+export interface GradContext {
+  inputs: (GT | number)[];
+  /** Whether input i needs a gradient at all: rules skip work for those that do not. */
+  needsGrad: boolean[];
+  out: GT;
+  attrs: Attrs;
+}
+/** Returns d(loss)/d(input_i) for each input (null: no gradient), before broadcast reduction. */
+export type GradRule = (g: GT, ctx: GradContext) => (GT | null)[];
+
+export interface OpDef {
+  name: string;
+  kind: OpKind;
+  /** Number of inputs (tensors or scalar operands). */
+  arity: number;
+  infer(inputs: InputMeta[], attrs: Attrs): Meta;
+  /** Absent: not differentiable (comparisons, argmax, sources). */
+  grad?: GradRule;
+  /** Which values backward reads, so an in-place change of them can be detected. */
+  saves?: { inputs?: number[]; out?: boolean };
+  /** Elementwise ops: the value of one element, given the rendered inputs. */
+  formula?: (m: ScalarLang, args: string[], attrs: Attrs) => string;
+}
+
+const registry = new Map<string, OpDef>();
+
+export function getOp(name: string): OpDef {
+  const op = registry.get(name);
+  if (!op) throw new WgtorchError(`unknown op '${name}'`);
+  return op;
+}
+export function allOps(): OpDef[] {
+  return [...registry.values()];
+}
+function def(op: OpDef): void {
+  if (registry.has(op.name)) throw new Error(`op ${op.name} declared twice`);
+  registry.set(op.name, op);
+}
+
+const isNum = (x: InputMeta): x is number => typeof x === 'number';
+const metaShape = (x: InputMeta): number[] => (isNum(x) ? [] : x.shape);
+
+function elementwiseMeta(op: string, inputs: InputMeta[], dtype: 'promote' | 'bool' | 'float'): Meta {
+  const shape = broadcastShapes(op, ...inputs.map(metaShape));
+  if (dtype === 'bool') return { shape, dtype: 'bool' };
+  if (dtype === 'float') return { shape, dtype: 'float32' };
+  let dt: DType | null = null;
+  let scalarIsFraction = false;
+  for (const x of inputs) {
+    if (isNum(x)) scalarIsFraction ||= !Number.isInteger(x);
+    else dt = dt === null ? x.dtype : promoteTypes(dt, x.dtype);
+  }
+  if (dt === null || scalarIsFraction || dt === 'bool') dt = 'float32';
+  return { shape, dtype: dt };
+}
+
+// ---------------------------------------------------------------- elementwise
+interface EwSpec {
+  name: string;
+  arity: number;
+  dtype?: 'promote' | 'bool' | 'float';
+  formula: OpDef['formula'];
+  grad?: GradRule;
+  saves?: OpDef['saves'];
+}
+function elementwise(s: EwSpec): void {
+  def({
+    name: s.name,
+    kind: 'elementwise',
+    arity: s.arity,
+    infer: (inputs) => elementwiseMeta(s.name, inputs, s.dtype ?? 'promote'),
+    formula: s.formula,
+    grad: s.grad,
+    saves: s.saves,
+  });
+}
+const T = (x: GT | number): GT => x as GT;
+
+elementwise({ name: 'add', arity: 2, formula: (_m, [a, b]) => `(${a} + ${b})`, grad: (g) => [g, g] });
+elementwise({ name: 'sub', arity: 2, formula: (_m, [a, b]) => `(${a} - ${b})`, grad: (g) => [g, g.neg()] });
+elementwise({
+  name: 'mul', arity: 2, saves: { inputs: [0, 1] },
+  formula: (_m, [a, b]) => `(${a} * ${b})`,
+  grad: (g, { inputs: [a, b], needsGrad: [na, nb] }) => [na ? g.mul(b) : null, nb ? g.mul(a) : null],
+});
+elementwise({
+  name: 'div', arity: 2, dtype: 'float', saves: { inputs: [0, 1] },
+  formula: (_m, [a, b]) => `(${a} / ${b})`,
+  grad: (g, { inputs: [a, b], needsGrad: [na, nb] }) => [
+    na ? g.div(b) : null,
+    nb ? g.neg().mul(a).div(T(b).mul(b)) : null,
+  ],
+});
+elementwise({ name: 'neg', arity: 1, formula: (_m, [a]) => `(-${a})`, grad: (g) => [g.neg()] });
+elementwise({
+  name: 'exp', arity: 1, dtype: 'float', saves: { out: true },
+  formula: (m, [a]) => m.call('exp', a),
+  grad: (g, { out }) => [g.mul(out)],
+});
+elementwise({
+  name: 'log', arity: 1, dtype: 'float', saves: { inputs: [0] },
+  formula: (m, [a]) => m.call('log', a),
+  grad: (g, { inputs: [a] }) => [g.div(a)],
+});
+elementwise({
+  name: 'sqrt', arity: 1, dtype: 'float', saves: { out: true },
+  formula: (m, [a]) => m.call('sqrt', a),
+  grad: (g, { out }) => [g.div(out.mul(2))],
+});
+elementwise({
+  name: 'abs', arity: 1, saves: { inputs: [0] },
+  formula: (m, [a]) => m.call('abs', a),
+  grad: (g, { inputs: [a] }) => [g.mul(T(a).sign())],
+});
+elementwise({ name: 'sign', arity: 1, formula: (m, [a]) => m.call('sign', a) });
+elementwise({
+  name: 'tanh', arity: 1, dtype: 'float', saves: { out: true },
+  formula: (m, [a]) => m.call('tanh', a),
+  grad: (g, { out }) => [g.mul(out.mul(out).neg().add(1))],
+});
+elementwise({
+  name: 'sigmoid', arity: 1, dtype: 'float', saves: { out: true },
+  formula: (m, [a]) => `(1.0 / (1.0 + ${m.call('exp', `(-${a})`)}))`,
+  grad: (g, { out }) => [g.mul(out).mul(out.neg().add(1))],
+});
+// relu passes the gradient only where x > 0 (clamp(min=0) also where x == 0): PyTorch's rules.
+elementwise({
+  name: 'relu', arity: 1, saves: { out: true },
+  formula: (m, [a]) => m.call('max', a, m.lit(0)),
+  grad: (g, { out }) => [g.where(out.gt(0), 0)],
+});
+elementwise({
+  name: 'pow', arity: 1, saves: { inputs: [0] },
+  formula: (m, [a], { exponent }) => renderPow(m, a, exponent as number),
+  grad: (g, { inputs: [a], attrs: { exponent } }) => {
+    const p = exponent as number;
+    if (p === 0) return [g.mul(0)];
+    if (p === 1) return [g];
+    return [g.mul(T(a).pow(p - 1).mul(p))];
+  },
+});
+elementwise({
+  name: 'clamp', arity: 1, saves: { inputs: [0] },
+  formula: (m, [a], { min, max }) => {
+    let e = a;
+    if (min !== null) e = m.call('max', e, m.lit(min as number));
+    if (max !== null) e = m.call('min', e, m.lit(max as number));
+    return e;
+  },
+  grad: (g, { inputs: [a], attrs: { min, max } }) => {
+    let r = g;
+    if (min !== null) r = r.where(T(a).lt(min as number).eq(0), 0);
+    if (max !== null) r = r.where(T(a).gt(max as number).eq(0), 0);
+    return [r];
+  },
+});
+elementwise({
+  name: 'copy', arity: 1, formula: (_m, [a]) => a, grad: (g) => [g],
+});
+def({
+  name: 'cast',
+  kind: 'elementwise',
+  arity: 1,
+  infer: ([a], { dtype }) => ({ shape: metaShape(a), dtype: dtype as DType }),
+  // int32 truncates toward zero like PyTorch; bool is "nonzero".
+  formula: (m, [a], { dtype }) =>
+    dtype === 'bool' ? m.cmp('!=', a, m.lit(0)) : dtype === 'int32' ? `(${m.call('sign', a)} * ${m.call('floor', m.call('abs', a))})` : a,
+  grad: (g, { inputs: [a], attrs: { dtype } }) =>
+    dtype === 'float32' && typeof a !== 'number' ? [g.toDType('float32')] : [null],
+});
+for (const [name, op] of [['lt', '<'], ['le', '<='], ['gt', '>'], ['ge', '>='], ['eq', '=='], ['ne', '!=']] as const) {
+  elementwise({ name, arity: 2, dtype: 'bool', formula: (m, [a, b]) => m.cmp(op, a, b) });
+}
+def({
+  name: 'where',
+  kind: 'elementwise',
+  arity: 3,
+  infer: (inputs) => {
+    const meta = elementwiseMeta('where', inputs.slice(1), 'promote');
+    return { shape: broadcastShapes('where', metaShape(inputs[0]), meta.shape), dtype: meta.dtype };
+  },
+  saves: { inputs: [0] },
+  formula: (m, [c, a, b]) => m.select(c, a, b),
+  grad: (g, { inputs: [c], needsGrad: [, na, nb] }) => [
+    null,
+    na ? g.where(T(c), 0) : null,
+    nb ? g.where(T(c).eq(0), 0) : null,
+  ],
+});
+
+/** x^p with integer powers unrolled (exact, and defined for negative x in WGSL too). */
+function renderPow(m: ScalarLang, a: string, p: number): string {
+  if (p === 0) return m.lit(1);
+  if (p === 1) return a;
+  if (p === 0.5) return m.call('sqrt', a);
+  if (Number.isInteger(p) && Math.abs(p) <= 4) {
+    const prod = `(${Array(Math.abs(p)).fill(a).join(' * ')})`;
+    return p > 0 ? prod : `(1.0 / ${prod})`;
+  }
+  if (Number.isInteger(p)) {
+    // odd integer powers keep the sign of the base
+    const mag = m.call('pow', m.call('abs', a), m.lit(p));
+    return p % 2 === 0 ? mag : `(${m.call('sign', a)} * ${mag})`;
+  }
+  return m.call('pow', a, m.lit(p));
+}
+
+// ---------------------------------------------------------------- reductions
+function reduceMeta(op: string, [a]: InputMeta[], attrs: Attrs, dtype?: DType): Meta {
+  const x = a as Meta;
+  return { shape: reducedShape(x.shape, attrs.dims as number[], attrs.keepdim as boolean), dtype: dtype ?? x.dtype };
+}
+/** Re-insert the reduced dims as size 1 so the gradient broadcasts back over the input. */
+function unreduce(g: GT, inShape: readonly number[], attrs: Attrs): GT {
+  if (attrs.keepdim) return g;
+  const dims = attrs.dims as number[];
+  const kept = inShape.map((d, i) => (dims.includes(i) ? 1 : d));
+  return g.reshape(kept);
+}
+def({
+  name: 'sum',
+  kind: 'reduce',
+  arity: 1,
+  infer: (inputs, attrs) => {
+    const m = reduceMeta('sum', inputs, attrs);
+    return { shape: m.shape, dtype: m.dtype === 'bool' ? 'int32' : m.dtype };
+  },
+  grad: (g, { inputs: [a], attrs }) => [unreduce(g, T(a).shape, attrs).expand(T(a).shape)],
+});
+def({
+  name: 'max',
+  kind: 'reduce',
+  arity: 1,
+  infer: (inputs, attrs) => reduceMeta('max', inputs, attrs),
+  saves: { inputs: [0], out: true },
+  // Ties share the gradient evenly, as PyTorch's amax does.
+  grad: (g, { inputs: [a], out, attrs }) => {
+    const x = T(a);
+    const mask = x.eq(unreduce(out, x.shape, attrs)).toDType('float32');
+    const count = mask.sum(attrs.dims as number[], true);
+    return [unreduce(g, x.shape, attrs).div(count).mul(mask)];
+  },
+});
+def({
+  name: 'argmax',
+  kind: 'reduce',
+  arity: 1,
+  infer: (inputs, attrs) => reduceMeta('argmax', inputs, attrs, 'int32'),
+});
+
+// ---------------------------------------------------------------- matmul
+def({
+  name: 'mm',
+  kind: 'matmul',
+  arity: 2,
+  saves: { inputs: [0, 1] },
+  infer: ([a, b]) => {
+    const x = a as Meta;
+    const y = b as Meta;
+    if (x.shape.length !== 2 || y.shape.length !== 2) {
+      throw new WgtorchError(
+        `mm: expected 2-D tensors, got ${fmtShape(x.shape)} and ${fmtShape(y.shape)}. Fix: use matmul for other ranks, or reshape to 2-D.`,
+      );
+    }
+    if (x.shape[1] !== y.shape[0]) {
+      throw new WgtorchError(
+        `mm: mat1 and mat2 shapes cannot be multiplied (${x.shape[0]}x${x.shape[1]} and ${y.shape[0]}x${y.shape[1]}).` +
+          ` Fix: the columns of mat1 (${x.shape[1]}) must equal the rows of mat2 (${y.shape[0]}); transpose one operand with .t() if it is stored the other way round.`,
+      );
+    }
+    if (x.dtype !== 'float32' || y.dtype !== 'float32') {
+      throw new WgtorchError(`mm: expected float32 operands, got ${x.dtype} and ${y.dtype}. Fix: convert with .float().`);
+    }
+    return { shape: [x.shape[0], y.shape[1]], dtype: 'float32' };
+  },
+  grad: (g, { inputs: [a, b], needsGrad: [na, nb] }) => [na ? g.mm(T(b).t()) : null, nb ? T(a).t().mm(g) : null],
+});
+
+// ---------------------------------------------------------------- movement
+def({
+  name: 'reshape',
+  kind: 'movement',
+  arity: 1,
+  infer: ([a], { shape }) => {
+    const x = a as Meta;
+    const s = shape as number[];
+    if (numel(s) !== numel(x.shape)) {
+      throw new WgtorchError(
+        `reshape: shape '${fmtShape(s)}' is invalid for input of size ${numel(x.shape)} (shape ${fmtShape(x.shape)}).` +
+          ` Fix: the new shape must hold the same number of elements; use -1 for one inferred size.`,
+      );
+    }
+    return { shape: [...s], dtype: x.dtype };
+  },
+  grad: (g, { inputs: [a] }) => [g.reshape(T(a).shape)],
+});
+def({
+  name: 'permute',
+  kind: 'movement',
+  arity: 1,
+  infer: ([a], { dims }) => {
+    const x = a as Meta;
+    const d = dims as number[];
+    const ok = d.length === x.shape.length && [...d].sort((p, q) => p - q).every((v, i) => v === i);
+    if (!ok) {
+      throw new WgtorchError(
+        `permute: dims ${fmtShape(d)} is not a permutation of the ${x.shape.length} dims of a tensor of shape ${fmtShape(x.shape)}.`,
+      );
+    }
+    return { shape: d.map((i) => x.shape[i]), dtype: x.dtype };
+  },
+  grad: (g, { attrs: { dims } }) => {
+    const d = dims as number[];
+    const inv = new Array<number>(d.length);
+    d.forEach((p, i) => (inv[p] = i));
+    return [g.permute(inv)];
+  },
+});
+def({
+  name: 'expand',
+  kind: 'movement',
+  arity: 1,
+  infer: ([a], { shape }) => {
+    const x = a as Meta;
+    const s = shape as number[];
+    const off = s.length - x.shape.length;
+    const bad = off < 0 || x.shape.some((d, i) => d !== 1 && d !== s[i + off]);
+    if (bad) {
+      throw new WgtorchError(
+        `expand: the expanded size of the tensor must match the existing size at non-singleton dimensions` +
+          ` (tensor ${fmtShape(x.shape)}, target ${fmtShape(s)}). Fix: only dims of size 1 can be expanded.`,
+      );
+    }
+    return { shape: [...s], dtype: x.dtype };
+  },
+  grad: (g, { inputs: [a] }) => [g.sumToSize(T(a).shape)],
+});
+
+// ---------------------------------------------------------------- sources
+def({
+  name: 'full',
+  kind: 'source',
+  arity: 0,
+  infer: (_i, { shape, dtype }) => ({ shape: [...(shape as number[])], dtype: dtype as DType }),
+});
+def({
+  name: 'arange',
+  kind: 'source',
+  arity: 0,
+  // value[i] = start + i * step
+  infer: (_i, { n, dtype }) => ({ shape: [n as number], dtype: dtype as DType }),
+});

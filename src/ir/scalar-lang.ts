@@ -1,0 +1,65 @@
+/**
+ * Elementwise formulas are written once, against this tiny expression language, and
+ * rendered to JavaScript (the CPU kernels) or to WGSL (the GPU kernels, fused or not).
+ * Values are float32 numbers in both; masks are 1/0.
+ */
+export type MathFn = 'exp' | 'log' | 'sqrt' | 'abs' | 'tanh' | 'sign' | 'max' | 'min' | 'pow' | 'floor';
+export type CmpOp = '<' | '<=' | '>' | '>=' | '==' | '!=';
+
+export interface ScalarLang {
+  readonly target: 'js' | 'wgsl';
+  lit(v: number): string;
+  call(fn: MathFn, ...args: string[]): string;
+  /** 1 where the comparison holds, else 0. */
+  cmp(op: CmpOp, a: string, b: string): string;
+  /** cond != 0 ? a : b */
+  select(cond: string, a: string, b: string): string;
+}
+
+export const jsLang: ScalarLang = {
+  target: 'js',
+  lit(v) {
+    if (Number.isNaN(v)) return 'NaN';
+    if (v === Infinity) return 'Infinity';
+    if (v === -Infinity) return '(-Infinity)';
+    return Object.is(v, -0) ? '(-0)' : v < 0 ? `(${v})` : String(v);
+  },
+  call(fn, ...a) {
+    return `Math.${fn}(${a.join(', ')})`;
+  },
+  cmp(op, a, b) {
+    const jsOp = op === '==' ? '===' : op === '!=' ? '!==' : op;
+    return `(${a} ${jsOp} ${b} ? 1 : 0)`;
+  },
+  select(c, a, b) {
+    return `(${c} !== 0 ? ${a} : ${b})`;
+  },
+};
+
+/** A WGSL f32 literal for any double (inf and NaN through bitcast: WGSL has no literal for them). */
+export function wgslF32(v: number): string {
+  if (Number.isNaN(v)) return 'bitcast<f32>(0x7fc00000u)';
+  if (v === Infinity) return 'bitcast<f32>(0x7f800000u)';
+  if (v === -Infinity) return 'bitcast<f32>(0xff800000u)';
+  const f = Math.fround(v);
+  if (!Number.isFinite(f)) return f > 0 ? 'bitcast<f32>(0x7f800000u)' : 'bitcast<f32>(0xff800000u)';
+  let s = String(f);
+  if (!/[.eE]/.test(s)) s += '.0';
+  return f < 0 || Object.is(f, -0) ? `(${s})` : s;
+}
+
+export const wgslLang: ScalarLang = {
+  target: 'wgsl',
+  lit: wgslF32,
+  call(fn, ...a) {
+    // WGSL's pow is undefined for negative bases; integer powers are unrolled by the op itself.
+    if (fn === 'tanh') return `tanh(clamp(${a[0]}, -15.0, 15.0))`;
+    return `${fn}(${a.join(', ')})`;
+  },
+  cmp(op, a, b) {
+    return `select(0.0, 1.0, ${a} ${op} ${b})`;
+  },
+  select(c, a, b) {
+    return `select(${b}, ${a}, ${c} != 0.0)`;
+  },
+};

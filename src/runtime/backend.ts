@@ -1,0 +1,54 @@
+/**
+ * A backend owns storage on one device and runs registry ops on it. The eager
+ * dispatcher, the tracer and the compiled-plan executor all talk to this interface.
+ */
+import type { DType, HostArray } from '../ir/dtype.ts';
+import type { Attrs, OpDef } from '../ir/registry.ts';
+
+export type Device = 'cpu' | 'webgpu';
+
+export interface Storage {
+  readonly backend: Backend;
+  readonly dtype: DType;
+  /** Elements it holds. */
+  readonly size: number;
+  /** Bumped by every in-place write; autograd compares it to detect modified saved tensors. */
+  version: number;
+}
+
+export interface TensorArg {
+  storage: Storage;
+  shape: readonly number[];
+  dtype: DType;
+}
+/** A tensor, or a plain number used as a scalar operand. */
+export type KernelArg = TensorArg | number;
+
+export interface Backend {
+  readonly device: Device;
+  alloc(dtype: DType, size: number): Storage;
+  fromHost(data: HostArray, dtype: DType): Storage;
+  /** Computes op(args) into out. out.storage may alias a tensor arg of the same shape (in-place ops). */
+  exec(op: OpDef, args: KernelArg[], attrs: Attrs, out: TensorArg): void;
+  read(storage: Storage): Promise<HostArray>;
+  /** Synchronous read where the device allows it; throws a helpful error where it does not. */
+  readSync(storage: Storage): HostArray;
+}
+
+const backends = new Map<Device, Backend>();
+const loaders = new Map<Device, () => Backend>();
+
+export function registerBackend(device: Device, loader: () => Backend): void {
+  loaders.set(device, loader);
+}
+
+export function getBackend(device: Device): Backend {
+  let b = backends.get(device);
+  if (!b) {
+    const load = loaders.get(device);
+    if (!load) throw new Error(`no backend registered for device '${device}'`);
+    b = load();
+    backends.set(device, b);
+  }
+  return b;
+}

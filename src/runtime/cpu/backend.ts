@@ -1,0 +1,105 @@
+/** The 'cpu' backend: TypedArray storage and synchronous kernels. */
+import type { DType, HostArray } from '../../ir/dtype.ts';
+import { hostArray } from '../../ir/dtype.ts';
+import { WgtorchError } from '../../ir/errors.ts';
+import { getOp, type Attrs, type OpDef } from '../../ir/registry.ts';
+import { stridesOf } from '../../ir/shape.ts';
+import type { Backend, KernelArg, Storage, TensorArg } from '../backend.ts';
+import { broadcastStrides, runElementwise, type EwArg } from './elementwise.ts';
+import { matmulF32 } from './matmul.ts';
+import { runReduce } from './reduce.ts';
+
+export class CpuStorage implements Storage {
+  version = 0;
+  /** Set while the values are still on their way back from another device. */
+  pending: Promise<void> | null = null;
+  constructor(
+    readonly backend: Backend,
+    readonly dtype: DType,
+    public data: HostArray,
+  ) {}
+  get size(): number {
+    return this.data.length;
+  }
+}
+
+function arr(a: TensorArg): HostArray {
+  const s = a.storage as CpuStorage;
+  if (s.pending) {
+    throw new WgtorchError(
+      'this cpu tensor is still being copied from the GPU. Fix: await t.toArray() (or await t.cpuAsync()) before using it in a cpu op.',
+    );
+  }
+  return s.data;
+}
+
+export class CpuBackend implements Backend {
+  readonly device = 'cpu' as const;
+
+  alloc(dtype: DType, size: number): Storage {
+    return new CpuStorage(this, dtype, hostArray(dtype, size));
+  }
+
+  fromHost(data: HostArray, dtype: DType): Storage {
+    return new CpuStorage(this, dtype, data);
+  }
+
+  async read(storage: Storage): Promise<HostArray> {
+    const s = storage as CpuStorage;
+    if (s.pending) await s.pending;
+    return s.data;
+  }
+
+  readSync(storage: Storage): HostArray {
+    return arr({ storage, shape: [], dtype: storage.dtype });
+  }
+
+  exec(op: OpDef, args: KernelArg[], attrs: Attrs, out: TensorArg): void {
+    const o = arr(out);
+    switch (op.kind) {
+      case 'elementwise': {
+        const ew: EwArg[] = args.map((a) =>
+          typeof a === 'number' ? a : { arr: arr(a), strides: broadcastStrides(a.shape, out.shape) },
+        );
+        runElementwise(op, attrs, o, out.shape, ew);
+        return;
+      }
+      case 'reduce': {
+        const a = args[0] as TensorArg;
+        runReduce(op.name as 'sum' | 'max' | 'argmax', arr(a), a.shape, attrs.dims as number[], o);
+        return;
+      }
+      case 'matmul': {
+        const [a, b] = args as TensorArg[];
+        const [M, K] = a.shape;
+        const N = b.shape[1];
+        matmulF32(arr(a) as Float32Array, 0, false, arr(b) as Float32Array, 0, false, o as Float32Array, 0, M, K, N);
+        return;
+      }
+      case 'movement': {
+        const a = args[0] as TensorArg;
+        let strides: number[];
+        if (op.name === 'reshape') strides = stridesOf(out.shape);
+        else if (op.name === 'permute') {
+          const s = stridesOf(a.shape);
+          strides = (attrs.dims as number[]).map((d) => s[d]);
+        } else strides = broadcastStrides(a.shape, out.shape);
+        if (op.name === 'reshape') {
+          if (o !== arr(a)) o.set(arr(a));
+          return;
+        }
+        runElementwise(getOp('copy'), {}, o, out.shape, [{ arr: arr(a), strides }]);
+        return;
+      }
+      case 'source': {
+        if (op.name === 'full') o.fill(attrs.value as number);
+        else {
+          const start = attrs.start as number;
+          const step = attrs.step as number;
+          for (let i = 0; i < o.length; i++) o[i] = start + i * step;
+        }
+        return;
+      }
+    }
+  }
+}
