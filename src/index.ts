@@ -16,5 +16,7 @@ export { noGrad, enableGrad, isGradEnabled, setGradEnabled } from './eager/grad-
 export { setDefaultDevice, getDefaultDevice } from './eager/dispatch.ts';
 export * from './eager/ops.ts';
 export * as autograd from './autograd.ts';
+export { trace } from './trace/api.ts';
+export { TracedGraph } from './trace/traced-graph.ts';
 export * as nn from './nn/index.ts';
 export * as optim from './optim/index.ts';

@@ -105,7 +105,8 @@ export class OpNode extends Node {
       }
       return { shape: x.shape } as unknown as GT; // only the shape is needed
     });
-    if (op.saves?.out) saved.push(checkOf(out));
+    // out.gradFn is not set yet (it is this node): name the origin explicitly
+    if (op.saves?.out) saved.push({ ...checkOf(out), origin: `output 0 of ${backwardName(op.name)}` });
     super(
       backwardName(op.name),
       inputs.map(edgeOf),
@@ -131,8 +132,11 @@ export class OpNode extends Node {
   }
 }
 
-/** Hook used by the tracer to see gradients land in leaves (they become outputs of a compiled graph). */
-export const gradHooks: { onLeafGrad: ((leaf: Tensor) => void) | null } = { onLeafGrad: null };
+/** Hooks for the tracer: it sees gradients land in leaves, and which ops belong to backward. */
+export const gradHooks: {
+  onLeafGrad: ((leaf: Tensor) => void) | null;
+  aroundBackward: (<R>(run: () => R) => R) | null;
+} = { onLeafGrad: null, aroundBackward: null };
 
 export interface BackwardOptions {
   retainGraph?: boolean;
@@ -147,7 +151,16 @@ export function runBackward(
   grads: Tensor[],
   opts: BackwardOptions & { capture?: Tensor[]; allowUnused?: boolean } = {},
 ): Map<Tensor, Tensor> {
-  return noGrad(() => {
+  const run = () => noGrad(() => backwardPass(roots, grads, opts));
+  return gradHooks.aroundBackward ? gradHooks.aroundBackward(run) : run();
+}
+
+function backwardPass(
+  roots: Tensor[],
+  grads: Tensor[],
+  opts: BackwardOptions & { capture?: Tensor[]; allowUnused?: boolean },
+): Map<Tensor, Tensor> {
+  {
     const captured = new Map<Tensor, Tensor>();
     const captureNodes = new Map<Node, Tensor>();
     const captureLeaves = new Set<Tensor>();
@@ -232,7 +245,7 @@ export function runBackward(
       if (!opts.retainGraph) node.free();
     }
     return captured;
-  });
+  }
 }
 
 /** A node that received no gradient still has to release its dependents. */

@@ -14,8 +14,15 @@ import { Tensor } from './tensor.ts';
 /** The tracer plugs in here: while set, ops are recorded instead of run. */
 export interface TraceRecorder {
   record(op: OpDef, inputs: (Tensor | number)[], attrs: Attrs, meta: Meta, device: Device, target: Storage | null): Storage;
+  /** The error for code that needs a value while only a graph is being recorded. */
+  untraceable(what: string, t: Tensor): Error;
 }
 export const tracing: { recorder: TraceRecorder | null } = { recorder: null };
+
+/** Reading values is impossible while tracing: there are none yet. */
+export function assertNotTracing(what: string, t: Tensor): void {
+  if (tracing.recorder) throw tracing.recorder.untraceable(what, t);
+}
 
 let defaultDevice: Device = 'cpu';
 export function setDefaultDevice(d: Device): void {
@@ -51,6 +58,14 @@ function produce(op: OpDef, inputs: (Tensor | number)[], attrs: Attrs, meta: Met
   if (tracing.recorder) return tracing.recorder.record(op, inputs, attrs, meta, dev, target);
   if (op.name === 'reshape' && !target) return (inputs[0] as Tensor)._storage; // a view: same storage
   const be = getBackend(dev);
+  for (const x of inputs) {
+    if (typeof x !== 'number' && x._storage.backend !== be) {
+      throw new WgtorchError(
+        `${op.name}: an input of shape ${fmtShape(x.shape)} is a value recorded by torch.compile / torch.trace, used outside the trace that made it.` +
+          ' Fix: return the tensor from the compiled function instead of keeping it in a variable outside.',
+      );
+    }
+  }
   const storage = target ?? be.alloc(meta.dtype, numel(meta.shape));
   be.exec(op, inputs.map(argOf), attrs, { storage, shape: meta.shape, dtype: meta.dtype });
   return storage;
@@ -63,7 +78,11 @@ export function apply(name: string, inputs: (Tensor | number)[], attrs: Attrs = 
   const meta = op.infer(inputs.map(metaOf), attrs);
   const dev = resolveDevice(name, inputs, device);
   const out = new Tensor(produce(op, inputs, attrs, meta, dev, null), meta.shape, meta.dtype);
-  if (op.grad && isGradEnabled() && inputs.some(needsGrad)) out.gradFn = new OpNode(op, inputs, out, attrs);
+  // Only float results carry gradients (x.int() cuts the graph, as in PyTorch).
+  if (op.grad && meta.dtype === 'float32' && isGradEnabled() && inputs.some(needsGrad)) out.gradFn = new OpNode(op, inputs, out, attrs);
+  // A reshape that shares its input's storage is a view: in-place ops on it write the base.
+  const src = inputs[0];
+  if (typeof src !== 'number' && src !== undefined && out._storage === src._storage) out._base = src._base ?? src;
   return out;
 }
 
@@ -71,7 +90,7 @@ export function apply(name: string, inputs: (Tensor | number)[], attrs: Attrs = 
 export function applyInPlace(self: Tensor, name: string, inputs: (Tensor | number)[], attrs: Attrs = {}): Tensor {
   const op = getOp(name);
   const meta = op.infer(inputs.map(metaOf), attrs);
-  const shown = `${name === 'full' ? 'fill' : name}_`;
+  const shown = `${name === 'full' ? 'fill' : name === 'where' ? 'maskedFill' : name}_`;
   if (!sameShape(meta.shape, self.shape)) {
     throw new WgtorchError(
       `${shown}: output with shape ${fmtShape(self.shape)} doesn't match the broadcast shape ${fmtShape(meta.shape)}.` +
@@ -91,6 +110,13 @@ export function applyInPlace(self: Tensor, name: string, inputs: (Tensor | numbe
         ' Fix: do the update inside torch.noGrad(() => ...), or on w.data.',
     );
   }
+  const base = self._base;
+  if (tracking && base && base.requiresGrad && base.isLeaf) {
+    throw new WgtorchError(
+      `${shown}: a view of a leaf Variable that requires grad is being used in an in-place operation` +
+        ` (view ${fmtShape(self.shape)} of a leaf ${fmtShape(base.shape)}). Fix: do the update inside torch.noGrad(() => ...), or on w.data.`,
+    );
+  }
   const dev = resolveDevice(shown, [self, ...inputs]);
   if (!tracking) {
     produce(op, inputs, attrs, { shape: self.shape, dtype: self.dtype }, dev, self._storage);
@@ -103,6 +129,8 @@ export function applyInPlace(self: Tensor, name: string, inputs: (Tensor | numbe
   produce(getOp('copy'), [r], {}, { shape: self.shape, dtype: self.dtype }, dev, self._storage);
   self._storage.version++;
   self.gradFn = r.gradFn;
+  // The base's values changed with its view's: its history continues from the new value.
+  if (base) base.gradFn = apply('reshape', [r], { shape: base.shape }).gradFn;
   return self;
 }
 

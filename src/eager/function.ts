@@ -39,13 +39,11 @@ type FunctionClass = {
   backward(ctx: Context, ...grads: any[]): any;
 };
 
+/**
+ * Subclasses define `static forward(ctx, ...inputs)` and `static backward(ctx, gradOutput)`.
+ * (They are not declared here, so subclasses need no `override` under noImplicitOverride.)
+ */
 export class AutogradFunction {
-  static forward(_ctx: Context, ..._args: any[]): any {
-    throw new WgtorchError(`${this.name}.forward is not implemented. Fix: define static forward(ctx, ...inputs).`);
-  }
-  static backward(_ctx: Context, ..._grads: any[]): any {
-    throw new WgtorchError(`${this.name}.backward is not implemented. Fix: define static backward(ctx, gradOutput).`);
-  }
   /** `MyFn.apply(x)`; also works unbound: `const f = MyFn.apply; f(x)`. */
   static get apply(): (...args: any[]) => any {
     const cls = this as unknown as FunctionClass;
@@ -54,6 +52,11 @@ export class AutogradFunction {
 }
 
 function runFunction(cls: FunctionClass, args: unknown[]): Tensor {
+  for (const m of ['forward', 'backward'] as const) {
+    if (typeof cls[m] !== 'function') {
+      throw new WgtorchError(`${cls.name}.${m} is not defined. Fix: define static ${m}(ctx, ...) on the class.`);
+    }
+  }
   const ctx = new Context();
   ctx.needsInputGrad = args.map((a) => a instanceof Tensor && a.requiresGrad);
   let out = noGrad(() => cls.forward(ctx, ...args));

@@ -5,7 +5,7 @@ import { fmtShape, normalizeDim, normalizeDims, numel, sameShape } from '../ir/s
 import { getBackend, type Device, type Storage } from '../runtime/backend.ts';
 import { runBackward, type BackwardOptions, type Node } from './autograd.ts';
 import { ClosureNode } from './closure-node.ts';
-import { apply, applyInPlace } from './dispatch.ts';
+import { apply, applyInPlace, assertNotTracing } from './dispatch.ts';
 import { isGradEnabled } from './grad-mode.ts';
 import { formatTensor } from './inspect.ts';
 import { checkOptions } from './options.ts';
@@ -30,6 +30,8 @@ function sizesFrom(args: (number | readonly number[])[]): number[] {
 export class Tensor {
   grad: Tensor | null = null;
   gradFn: Node | null = null;
+  /** @internal the tensor whose storage this reshape view shares (a root, never itself a view) */
+  _base: Tensor | null = null;
   private _requiresGrad = false;
 
   constructor(
@@ -419,17 +421,21 @@ export class Tensor {
   }
 
   async toArray(): Promise<HostArray> {
+    assertNotTracing('toArray', this);
     const data = await this._storage.backend.read(this._storage);
     return data.slice(0, this.numel()) as HostArray;
   }
   toArraySync(): HostArray {
+    assertNotTracing('toArraySync', this);
     return this._storage.backend.readSync(this._storage).slice(0, this.numel()) as HostArray;
   }
   async item(): Promise<number> {
+    assertNotTracing('item', this);
     checkScalar(this);
     return (await this.toArray())[0];
   }
   itemSync(): number {
+    assertNotTracing('itemSync', this);
     checkScalar(this);
     return this.toArraySync()[0];
   }
@@ -442,6 +448,18 @@ export class Tensor {
 
   toString(): string {
     return formatTensor(this);
+  }
+  /** `t > 0` or `+t` reads the value: allowed for one-element cpu tensors, as float(t) in PyTorch. */
+  [Symbol.toPrimitive](hint: string): number | string {
+    if (hint === 'string') return this.toString();
+    assertNotTracing('converting a tensor to a JavaScript number (+t, t > 0)', this);
+    if (this.device !== 'cpu' || this.numel() !== 1) {
+      throw new WgtorchError(
+        `a tensor of shape ${fmtShape(this.shape)} on ${this.device} cannot be used as a JavaScript number.` +
+          ' Fix: read it with await t.item() (or t.itemSync() on cpu).',
+      );
+    }
+    return this.itemSync();
   }
   [inspectSymbol](): string {
     return formatTensor(this);
@@ -497,7 +515,8 @@ function inferShape(op: string, shape: number[], t: Tensor): number[] {
   const n = t.numel();
   if (known === 0 || n % known !== 0) {
     throw new WgtorchError(
-      `${op}: shape '${fmtShape(shape)}' is invalid for input of size ${n} (shape ${fmtShape(t.shape)}).`,
+      `${op}: shape '${fmtShape(shape)}' is invalid for input of size ${n} (shape ${fmtShape(t.shape)}).` +
+        ' Fix: the known sizes must divide the number of elements.',
     );
   }
   return shape.map((d) => (d === -1 ? n / known : d));
@@ -518,6 +537,7 @@ function nest(data: HostArray, shape: readonly number[]): unknown {
 
 /** Copies a tensor to another device; the gradient flows back to the source device. */
 function moveTo(t: Tensor, device: Device): Tensor {
+  assertNotTracing(`to('${device}')`, t);
   const dst = getBackend(device);
   let storage: Storage;
   if (t.device === 'cpu') storage = dst.fromHost(t.toArraySync().slice() as HostArray, t.dtype);

@@ -34,7 +34,9 @@ export interface GT {
   pow(p: number): GT;
   sign(): GT;
   lt(o: GT | number): GT;
+  le(o: GT | number): GT;
   gt(o: GT | number): GT;
+  ge(o: GT | number): GT;
   eq(o: GT | number): GT;
   where(cond: GT, other: GT | number): GT;
   sum(dim?: number | number[] | null, keepdim?: boolean): GT;
@@ -185,7 +187,8 @@ elementwise({
     const p = exponent as number;
     if (p === 0) return [g.mul(0)];
     if (p === 1) return [g];
-    return [g.mul(T(a).pow(p - 1).mul(p))];
+    const base = p === 2 ? T(a) : T(a).pow(p - 1);
+    return [g.mul(base.mul(p))];
   },
 });
 elementwise({
@@ -198,8 +201,8 @@ elementwise({
   },
   grad: (g, { inputs: [a], attrs: { min, max } }) => {
     let r = g;
-    if (min !== null) r = r.where(T(a).lt(min as number).eq(0), 0);
-    if (max !== null) r = r.where(T(a).gt(max as number).eq(0), 0);
+    if (min !== null) r = r.where(T(a).ge(min as number), 0);
+    if (max !== null) r = r.where(T(a).le(max as number), 0);
     return [r];
   },
 });

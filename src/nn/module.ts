@@ -13,6 +13,9 @@ import { Parameter } from './parameter.ts';
 
 const inspectSymbol = Symbol.for('nodejs.util.inspect.custom');
 
+/** The tracer installs `call` to know which module (path) records each node. */
+export const moduleHooks: { call: (<R>(m: Module, run: () => R) => R) | null } = { call: null };
+
 // Declaration merging gives instances the call signature of forward.
 export interface Module<In extends unknown[] = any[], Out = any> {
   (...args: In): Out;
@@ -22,7 +25,10 @@ export class Module<In extends unknown[] = any[], Out = any> {
   declare training: boolean;
 
   constructor() {
-    const self = ((...args: In) => (self as unknown as Module<In, Out>).forward(...args)) as unknown as Module<In, Out>;
+    const self = ((...args: In) => {
+      const m = self as unknown as Module<In, Out>;
+      return moduleHooks.call ? moduleHooks.call(m, () => m.forward(...args)) : m.forward(...args);
+    }) as unknown as Module<In, Out>;
     delete (self as { name?: unknown }).name;
     delete (self as { length?: unknown }).length;
     Object.setPrototypeOf(self, new.target.prototype);

@@ -1,0 +1,83 @@
+/**
+ * The graph IR: plain nodes (id, op, inputs, attrs, shape, dtype), in definition
+ * order. `input` nodes are the graph's parameters (user arguments, or device tensors
+ * the traced code read: weights, optimizer state); `scalar` nodes are numbers the
+ * traced code used, lifted so that a new value (a learning rate, Adam's step) reuses
+ * the same compiled graph.
+ */
+import type { DType } from './dtype.ts';
+import type { Attrs } from './registry.ts';
+
+export type Phase = 'forward' | 'backward' | 'update';
+
+export interface IRNode {
+  id: number;
+  /** A registry op, or 'input' / 'scalar'. */
+  op: string;
+  inputs: number[];
+  attrs: Attrs;
+  shape: number[];
+  dtype: DType;
+  /** Which part of a training step recorded it. */
+  phase: Phase;
+  /** Module path that produced it (`linear1`), where known. */
+  scope?: string;
+  /** For inputs: what it is (`x`, `0.weight`, `state`). */
+  name?: string;
+}
+
+export type OutputRole = 'output' | 'grad' | 'mutation' | 'saved';
+export interface GraphOutput {
+  id: number;
+  role: OutputRole;
+  /** What the output is for: the returned value's index, the parameter name, the mutated tensor. */
+  label: string;
+}
+
+export class Graph {
+  readonly nodes: IRNode[] = [];
+  readonly outputs: GraphOutput[] = [];
+  private byId = new Map<number, IRNode>();
+
+  add(node: Omit<IRNode, 'id'>): IRNode {
+    const n: IRNode = { ...node, id: this.nodes.length };
+    this.nodes.push(n);
+    this.byId.set(n.id, n);
+    return n;
+  }
+
+  node(id: number): IRNode {
+    const n = this.byId.get(id);
+    if (!n) throw new Error(`graph has no node %${id}`);
+    return n;
+  }
+
+  get inputs(): IRNode[] {
+    return this.nodes.filter((n) => n.op === 'input');
+  }
+
+  addOutput(id: number, role: OutputRole, label: string): void {
+    this.outputs.push({ id, role, label });
+  }
+
+  /** Number of uses of each node (by other nodes and by outputs). */
+  useCounts(): Map<number, number> {
+    const uses = new Map<number, number>();
+    for (const n of this.nodes) for (const i of n.inputs) uses.set(i, (uses.get(i) ?? 0) + 1);
+    for (const o of this.outputs) uses.set(o.id, (uses.get(o.id) ?? 0) + 1);
+    return uses;
+  }
+
+  /** A copy holding only `keep` (in order), with ids renumbered densely. */
+  subgraph(keep: (n: IRNode) => boolean, outputs: GraphOutput[]): { graph: Graph; remap: Map<number, number> } {
+    const g = new Graph();
+    const remap = new Map<number, number>();
+    for (const n of this.nodes) {
+      if (!keep(n)) continue;
+      const m = g.add({ ...n, inputs: n.inputs.map((i) => remap.get(i) ?? -1 - i) });
+      remap.set(n.id, m.id);
+    }
+    for (const o of outputs) g.addOutput(remap.get(o.id)!, o.role, o.label);
+    return { graph: g, remap };
+  }
+}

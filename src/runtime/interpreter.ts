@@ -1,0 +1,31 @@
+/**
+ * The reference interpreter: runs any IR graph node by node with a backend's
+ * kernels (the CPU's by default). Every optimised plan is checked against it.
+ */
+import type { Graph, IRNode } from '../ir/graph.ts';
+import { getOp } from '../ir/registry.ts';
+import { numel } from '../ir/shape.ts';
+import type { Backend, KernelArg, Storage } from './backend.ts';
+
+export type Binding = (input: IRNode) => Storage | number;
+
+export function interpret(g: Graph, bind: Binding, backend: Backend): Map<number, Storage | number> {
+  const values = new Map<number, Storage | number>();
+  for (const n of g.nodes) {
+    if (n.op === 'input' || n.op === 'scalar') {
+      values.set(n.id, bind(n));
+      continue;
+    }
+    const op = getOp(n.op);
+    const args: KernelArg[] = n.inputs.map((i) => {
+      const v = values.get(i)!;
+      if (typeof v === 'number') return v;
+      const src = g.node(i);
+      return { storage: v, shape: src.shape, dtype: src.dtype };
+    });
+    const storage = backend.alloc(n.dtype, numel(n.shape));
+    backend.exec(op, args, n.attrs, { storage, shape: n.shape, dtype: n.dtype });
+    values.set(n.id, storage);
+  }
+  return values;
+}

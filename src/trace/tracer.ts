@@ -1,0 +1,213 @@
+/**
+ * The tracer is a device: while it is active every op is recorded as an IR node
+ * instead of running. User code, modules, losses, optimizers and custom Functions
+ * run unchanged on traced tensors; real tensors they touch (weights, optimizer state)
+ * become graph inputs, and in-place writes to them become mutation outputs.
+ */
+import { gradHooks } from '../eager/autograd.ts';
+import { tracing, type TraceRecorder } from '../eager/dispatch.ts';
+import { persistentHooks } from '../eager/persistent.ts';
+import { Tensor } from '../eager/tensor.ts';
+import { WgtorchError } from '../ir/errors.ts';
+import { Graph, type Phase } from '../ir/graph.ts';
+import type { Attrs, Meta, OpDef } from '../ir/registry.ts';
+import { fmtShape, numel, sameShape } from '../ir/shape.ts';
+import { moduleHooks, type Module } from '../nn/module.ts';
+import type { Device, Storage } from '../runtime/backend.ts';
+import { TraceBackend, TraceStorage } from './trace-storage.ts';
+
+export interface Capture {
+  id: number;
+  storage: Storage;
+  tensor: Tensor;
+}
+
+/** Where the user's code called the untraceable thing: the first stack frame outside wgtorch's src/. */
+function userFrame(): string | null {
+  const stack = new Error().stack?.split('\n').slice(1) ?? [];
+  for (const line of stack) {
+    if (/[\\/]src[\\/](eager|trace|ir|nn|optim|runtime|compile)[\\/]/.test(line) || line.includes('node:internal')) continue;
+    const m = line.match(/\(?([^\s()]+:\d+:\d+)\)?$/);
+    if (m) return m[1].replace(/^file:\/\//, '');
+  }
+  return null;
+}
+
+export class Tracer implements TraceRecorder {
+  readonly graph = new Graph();
+  phase: Phase = 'forward';
+  /** Current graph value of every storage the trace has seen (in-place writes move it). */
+  private readonly values = new Map<Storage, number>();
+  readonly args: { id: number; tensor: Tensor }[] = [];
+  readonly captures: Capture[] = [];
+  readonly scalars: { id: number; value: number }[] = [];
+  /** Real storages written in place, with their final value. */
+  readonly mutations = new Map<Storage, { id: number; tensor: Tensor }>();
+  /** Real leaves whose .grad the traced code assigned. */
+  readonly gradLeaves = new Set<Tensor>();
+  private readonly backends = new Map<Device, TraceBackend>();
+  private readonly scopes: { module: Module; path: string }[] = [];
+
+  constructor(
+    /** Names for captured tensors (parameter names), by storage. */
+    private readonly names: Map<Storage, string> = new Map(),
+    private readonly rootModule: Module | null = null,
+  ) {}
+
+  // ---------------------------------------------------------------- inputs
+  /** A traced stand-in for a user argument. */
+  arg(t: Tensor, name: string): Tensor {
+    const n = this.graph.add({ op: 'input', inputs: [], attrs: {}, shape: [...t.shape], dtype: t.dtype, phase: 'forward', name });
+    this.args.push({ id: n.id, tensor: t });
+    const traced = new Tensor(this.storageFor(t.device, n.id, t.dtype, t.shape), [...t.shape], t.dtype);
+    if (t.requiresGrad) traced.requiresGrad = true;
+    return traced;
+  }
+
+  /** A graph input of the backward phase (the incoming gradient). */
+  backwardSeed(like: Tensor): Tensor {
+    const n = this.graph.add({ op: 'input', inputs: [], attrs: {}, shape: [...like.shape], dtype: like.dtype, phase: 'backward', name: 'grad_output' });
+    this.args.push({ id: n.id, tensor: like });
+    return new Tensor(this.storageFor(like.device, n.id, like.dtype, like.shape), [...like.shape], like.dtype);
+  }
+
+  private storageFor(device: Device, id: number, dtype: Tensor['dtype'], shape: readonly number[]): TraceStorage {
+    let be = this.backends.get(device);
+    if (!be) this.backends.set(device, (be = new TraceBackend(device, (what) => this.untraceable(what, null))));
+    const s = new TraceStorage(be, dtype, numel(shape), this, id);
+    this.values.set(s, id);
+    return s;
+  }
+
+  private scalar(v: number): number {
+    const n = this.graph.add({ op: 'scalar', inputs: [], attrs: { value: v }, shape: [], dtype: 'float32', phase: this.phase });
+    this.scalars.push({ id: n.id, value: v });
+    return n.id;
+  }
+
+  /** The graph value a tensor holds now: traced, written in place, or a real tensor read for the first time. */
+  valueOf(t: Tensor): number {
+    const s = t._storage;
+    let id = this.values.get(s);
+    if (id === undefined) {
+      if (s instanceof TraceStorage) {
+        throw new WgtorchError(
+          `a tensor of shape ${fmtShape(t.shape)} from another trace was used here: values of a compiled or traced function exist only inside it.` +
+            ' Fix: return the tensor from the function instead of keeping it in a variable outside.',
+        );
+      }
+      const n = this.graph.add({
+        op: 'input', inputs: [], attrs: {}, shape: [...t.shape], dtype: t.dtype, phase: 'forward',
+        name: this.names.get(s) ?? 'captured',
+      });
+      this.captures.push({ id: n.id, storage: s, tensor: t });
+      this.values.set(s, n.id);
+      id = n.id;
+    }
+    const node = this.graph.node(id);
+    if (!sameShape(node.shape, t.shape)) {
+      // another view of the same storage
+      id = this.graph.add({
+        op: 'reshape', inputs: [id], attrs: { shape: [...t.shape] }, shape: [...t.shape], dtype: t.dtype, phase: this.phase, scope: this.scope(),
+      }).id;
+    }
+    return id;
+  }
+
+  // ---------------------------------------------------------------- recording
+  record(op: OpDef, inputs: (Tensor | number)[], attrs: Attrs, meta: Meta, device: Device, target: Storage | null): Storage {
+    const ids = inputs.map((x) => (typeof x === 'number' ? this.scalar(x) : this.valueOf(x)));
+    const node = this.graph.add({
+      op: op.name, inputs: ids, attrs: { ...attrs }, shape: [...meta.shape], dtype: meta.dtype, phase: this.phase, scope: this.scope(),
+    });
+    if (target) {
+      this.values.set(target, node.id);
+      if (!(target instanceof TraceStorage)) {
+        const self = inputs.find((x): x is Tensor => typeof x !== 'number' && x._storage === target);
+        const prev = this.mutations.get(target);
+        this.mutations.set(target, { id: node.id, tensor: prev?.tensor ?? self ?? new Tensor(target, [...meta.shape], meta.dtype) });
+      }
+      return target;
+    }
+    return this.storageFor(device, node.id, meta.dtype, meta.shape);
+  }
+
+  untraceable(what: string, t: Tensor | null): Error {
+    const where = userFrame();
+    const desc = t ? ` on a tensor of shape ${fmtShape(t.shape)}` : '';
+    return new WgtorchError(
+      `${what}${desc} cannot be traced: inside torch.compile / torch.trace tensors have no values yet, only a graph is recorded` +
+        `${where ? ` (at ${where})` : ''}. Fix: move the read out of the compiled function (return the tensor and read it afterwards),` +
+        ' or run this code eagerly without torch.compile.',
+    );
+  }
+
+  // ---------------------------------------------------------------- scopes
+  private scope(): string | undefined {
+    return this.scopes.at(-1)?.path || undefined;
+  }
+  private enterModule<R>(m: Module, run: () => R): R {
+    const parent = this.scopes.at(-1);
+    let path: string;
+    if (m === this.rootModule) path = '';
+    else if (parent) {
+      const child = [...parent.module.namedChildren()].find(([, c]) => c === m)?.[0] ?? m.constructor.name;
+      path = parent.path ? `${parent.path}.${child}` : child;
+    } else path = m.constructor.name;
+    this.scopes.push({ module: m, path });
+    for (const [n, p] of m.namedParameters('', false)) {
+      if (!this.names.has(p._storage)) this.names.set(p._storage, path ? `${path}.${n}` : n);
+    }
+    try {
+      return run();
+    } finally {
+      this.scopes.pop();
+    }
+  }
+
+  // ---------------------------------------------------------------- activation
+  /** Runs fn with this tracer recording every op. */
+  run<R>(fn: () => R): R {
+    if (tracing.recorder) throw new WgtorchError('torch.compile / torch.trace cannot be nested: a trace is already recording.');
+    const saved = {
+      recorder: tracing.recorder,
+      leaf: gradHooks.onLeafGrad,
+      around: gradHooks.aroundBackward,
+      call: moduleHooks.call,
+      suspend: persistentHooks.suspend,
+    };
+    tracing.recorder = this;
+    gradHooks.onLeafGrad = (leaf) => {
+      if (!(leaf._storage instanceof TraceStorage)) this.gradLeaves.add(leaf);
+    };
+    gradHooks.aroundBackward = (runBackward) => {
+      const prev = this.phase;
+      this.phase = 'backward';
+      try {
+        return runBackward();
+      } finally {
+        // what runs after backward() in a traced step is the parameter update
+        this.phase = prev === 'forward' ? 'update' : prev;
+      }
+    };
+    moduleHooks.call = (m, r) => this.enterModule(m, r);
+    persistentHooks.suspend = (make) => {
+      tracing.recorder = null;
+      try {
+        return make();
+      } finally {
+        tracing.recorder = this;
+      }
+    };
+    try {
+      return fn();
+    } finally {
+      tracing.recorder = saved.recorder;
+      gradHooks.onLeafGrad = saved.leaf;
+      gradHooks.aroundBackward = saved.around;
+      moduleHooks.call = saved.call;
+      persistentHooks.suspend = saved.suspend;
+    }
+  }
+}
+
