@@ -20,3 +20,4 @@ export { trace } from './trace/api.ts';
 export { TracedGraph } from './trace/traced-graph.ts';
 export * as nn from './nn/index.ts';
 export * as optim from './optim/index.ts';
+export * as webgpu from './runtime/webgpu/index.ts';

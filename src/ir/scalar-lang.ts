@@ -36,13 +36,17 @@ export const jsLang: ScalarLang = {
   },
 };
 
-/** A WGSL f32 literal for any double (inf and NaN through bitcast: WGSL has no literal for them). */
+/**
+ * A WGSL f32 literal for any double. WGSL has no literal for inf and NaN, and rejects a
+ * constant bitcast to them, so those go through `f32bits` (WGSL_PRELUDE), which reads a
+ * private variable and so is not a constant expression.
+ */
 export function wgslF32(v: number): string {
-  if (Number.isNaN(v)) return 'bitcast<f32>(0x7fc00000u)';
-  if (v === Infinity) return 'bitcast<f32>(0x7f800000u)';
-  if (v === -Infinity) return 'bitcast<f32>(0xff800000u)';
+  if (Number.isNaN(v)) return 'f32bits(0x7fc00000u)';
+  if (v === Infinity) return 'f32bits(0x7f800000u)';
+  if (v === -Infinity) return 'f32bits(0xff800000u)';
   const f = Math.fround(v);
-  if (!Number.isFinite(f)) return f > 0 ? 'bitcast<f32>(0x7f800000u)' : 'bitcast<f32>(0xff800000u)';
+  if (!Number.isFinite(f)) return f > 0 ? 'f32bits(0x7f800000u)' : 'f32bits(0xff800000u)';
   let s = String(f);
   if (!/[.eE]/.test(s)) s += '.0';
   return f < 0 || Object.is(f, -0) ? `(${s})` : s;
@@ -63,3 +67,6 @@ export const wgslLang: ScalarLang = {
     return `select(${b}, ${a}, ${c} != 0.0)`;
   },
 };
+
+/** Module-scope WGSL every generated kernel starts with (see wgslF32). */
+export const WGSL_PRELUDE = 'var<private> wgt_zero: u32 = 0u;\nfn f32bits(x: u32) -> f32 { return bitcast<f32>(x + wgt_zero); }';

@@ -1,0 +1,91 @@
+/**
+ * Elementwise kernels: any DAG of registry formulas over inputs read directly, through
+ * strides (broadcasts, permutes, expands) or in place, writing one or more outputs.
+ * Sizes and strides are uniforms, so one pipeline serves every shape of a given rank.
+ *
+ * Params (u32 words): n, out shape[rank], strides[rank] per strided input, scalar bits.
+ */
+import { WGSL_PRELUDE } from '../ir/scalar-lang.ts';
+import { renderNodes } from './expr.ts';
+import { PARAMS_DECL, paramWords, storeAs, wgslType, type ElementwiseSpec } from './kernel-spec.ts';
+
+export const EW_WORKGROUP = 64;
+
+export interface GeneratedKernel {
+  code: string;
+  /** storage bindings in order: inputs that are not aliases, then outputs */
+  paramWords: number;
+}
+
+function layout(spec: ElementwiseSpec) {
+  let w = 1 + spec.rank;
+  const strideAt: number[] = [];
+  spec.inputs.forEach((inp, k) => {
+    strideAt[k] = w;
+    if (inp.access === 'strided') w += spec.rank;
+  });
+  const scalarAt = w;
+  w += spec.scalars;
+  return { strideAt, scalarAt, words: w };
+}
+
+export function elementwiseWGSL(spec: ElementwiseSpec): GeneratedKernel {
+  const { rank } = spec;
+  const L = layout(spec);
+  const lines: string[] = [WGSL_PRELUDE];
+  let binding = 0;
+  spec.inputs.forEach((inp, k) => {
+    if (inp.access !== 'alias') lines.push(`@group(0) @binding(${binding++}) var<storage, read> in${k}: array<${wgslType(inp.dtype)}>;`);
+  });
+  spec.outputs.forEach((o, j) => lines.push(`@group(0) @binding(${binding++}) var<storage, read_write> out${j}: array<${wgslType(o.dtype)}>;`));
+  lines.push(PARAMS_DECL.replace('PARAM_VEC4S', String(paramWords(L.words))));
+  lines.push(`@group(0) @binding(${binding}) var<uniform> p: Params;`);
+  lines.push('fn P(i: u32) -> u32 { return p.v[i / 4u][i % 4u]; }');
+  lines.push('');
+  lines.push(`@compute @workgroup_size(${EW_WORKGROUP})`);
+  lines.push('fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {');
+  lines.push(`  let i = gid.x + gid.y * nwg.x * ${EW_WORKGROUP}u;`);
+  lines.push('  if (i >= P(0u)) { return; }');
+  const strided = spec.inputs.some((x) => x.access === 'strided');
+  if (strided && rank > 0) {
+    lines.push('  var r = i;');
+    for (let d = rank - 1; d >= 1; d--) lines.push(`  let c${d} = r % P(${1 + d}u); r = r / P(${1 + d}u);`);
+    lines.push('  let c0 = r;');
+  }
+  const inputName = (k: number) => `x${k}`;
+  spec.inputs.forEach((inp, k) => {
+    let idx = 'i';
+    if (inp.access === 'strided') {
+      idx = rank === 0 ? '0u' : Array.from({ length: rank }, (_, d) => `c${d} * P(${L.strideAt[k] + d}u)`).join(' + ');
+    }
+    const src = inp.access === 'alias' ? `out0[i]` : `in${k}[${idx}]`;
+    lines.push(`  let ${inputName(k)} = f32(${src});`);
+  });
+  for (let s = 0; s < spec.scalars; s++) lines.push(`  let s${s} = bitcast<f32>(P(${L.scalarAt + s}u));`);
+  const names = { input: inputName, scalar: (s: number) => `s${s}`, prefix: 'v' };
+  lines.push(...renderNodes(spec.nodes, names, '  '));
+  spec.outputs.forEach((o, j) => {
+    const v = o.ref.kind === 'node' ? `v${o.ref.index}` : o.ref.kind === 'input' ? inputName(o.ref.index) : `s${(o.ref as { index: number }).index}`;
+    lines.push(`  out${j}[i] = ${storeAs(o.dtype, v)};`);
+  });
+  lines.push('}');
+  return { code: lines.join('\n'), paramWords: L.words };
+}
+
+/** The params for one dispatch of `spec`. strides[k] is used for strided inputs only. */
+export function elementwiseParams(spec: ElementwiseSpec, outShape: readonly number[], strides: (readonly number[] | null)[], scalars: readonly number[]): Uint32Array {
+  const L = layout(spec);
+  const words = new Uint32Array(paramWords(L.words) * 4);
+  words[0] = outShape.reduce((p, d) => p * d, 1);
+  outShape.forEach((d, i) => (words[1 + i] = d));
+  spec.inputs.forEach((inp, k) => {
+    if (inp.access === 'strided') strides[k]!.forEach((s, d) => (words[L.strideAt[k] + d] = s));
+  });
+  const f = new Float32Array(1);
+  const u = new Uint32Array(f.buffer);
+  scalars.forEach((v, s) => {
+    f[0] = v;
+    words[L.scalarAt + s] = u[0];
+  });
+  return words;
+}

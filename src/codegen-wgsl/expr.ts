@@ -1,0 +1,33 @@
+/** Renders kernel expression nodes with the registry's formulas, one `let` per node. */
+import { getOp } from '../ir/registry.ts';
+import { wgslLang } from '../ir/scalar-lang.ts';
+import type { ExprNode, Ref } from './kernel-spec.ts';
+
+export interface ExprNames {
+  input(index: number): string;
+  scalar(index: number): string;
+  acc?: string;
+  /** prefix of node values, so a prologue and an epilogue do not collide */
+  prefix: string;
+}
+
+export function refName(r: Ref, names: ExprNames): string {
+  switch (r.kind) {
+    case 'input': return names.input(r.index);
+    case 'scalar': return names.scalar(r.index);
+    case 'node': return `${names.prefix}${r.index}`;
+    case 'acc': return names.acc ?? 'acc';
+  }
+}
+
+export function renderNodes(nodes: ExprNode[], names: ExprNames, indent: string): string[] {
+  const lines: string[] = [];
+  nodes.forEach((n, i) => {
+    const op = getOp(n.op);
+    if (!op.formula) throw new Error(`op ${n.op} has no elementwise formula`);
+    const expr = op.formula(wgslLang, n.args.map((a) => refName(a, names)), n.attrs);
+    const note = n.origin ? ` // ${n.origin.ids.map((id) => `%${id}`).join(' ')} ${n.op}${n.origin.scope ? ` (${n.origin.scope})` : ''}` : '';
+    lines.push(`${indent}let ${names.prefix}${i} = ${expr};${note}`);
+  });
+  return lines;
+}

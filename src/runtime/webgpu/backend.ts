@@ -1,0 +1,190 @@
+/**
+ * The 'webgpu' backend: every registry op as a generated WGSL kernel (elementwise and
+ * reductions from the registry's formulas, matmul from its register-blocked template),
+ * recorded into the context's open batch. Buffers return to the pool when their
+ * tensors are garbage-collected.
+ */
+import { matmulDispatch, matmulParams, matmulVariantFor, matmulWGSL } from '../../codegen-wgsl/matmul.ts';
+import { elementwiseParams, elementwiseWGSL, EW_WORKGROUP } from '../../codegen-wgsl/elementwise.ts';
+import type { ElementwiseSpec, KernelInput, Ref } from '../../codegen-wgsl/kernel-spec.ts';
+import { reduceParams, reduceWGSL } from '../../codegen-wgsl/reduce.ts';
+import type { DType, HostArray } from '../../ir/dtype.ts';
+import { WgtorchError } from '../../ir/errors.ts';
+import type { Attrs, OpDef } from '../../ir/registry.ts';
+import { numel, sameShape, stridesOf } from '../../ir/shape.ts';
+import type { Backend, KernelArg, Storage, TensorArg } from '../backend.ts';
+import { broadcastStrides } from '../cpu/elementwise.ts';
+import { workgroupGrid, type GPUContext } from './context.ts';
+
+export class GpuStorage implements Storage {
+  version = 0;
+  constructor(
+    readonly backend: WebGPUBackend,
+    readonly dtype: DType,
+    readonly size: number,
+    readonly buffer: GPUBuffer,
+  ) {}
+}
+
+const bytesOf = (size: number) => Math.max(4, size * 4);
+
+export class WebGPUBackend implements Backend {
+  readonly device = 'webgpu' as const;
+  private readonly finalizer: FinalizationRegistry<GPUBuffer>;
+  private readonly code = new Map<string, { code: string; label: string }>();
+
+  constructor(readonly ctx: GPUContext) {
+    this.finalizer = new FinalizationRegistry((buf) => ctx.pool.release(buf));
+  }
+
+  alloc(dtype: DType, size: number): GpuStorage {
+    const buf = this.ctx.pool.acquire(bytesOf(size));
+    const s = new GpuStorage(this, dtype, size, buf);
+    this.finalizer.register(s, buf);
+    return s;
+  }
+
+  fromHost(data: HostArray, dtype: DType): Storage {
+    const s = this.alloc(dtype, data.length);
+    if (data.length) this.ctx.write(s.buffer, data instanceof Uint8Array ? Uint32Array.from(data) : data);
+    return s;
+  }
+
+  async read(storage: Storage): Promise<HostArray> {
+    const s = storage as GpuStorage;
+    if (s.size === 0) return new Float32Array(0);
+    const bytes = await this.ctx.read(s.buffer, s.size * 4);
+    if (s.dtype === 'float32') return new Float32Array(bytes);
+    if (s.dtype === 'int32') return new Int32Array(bytes);
+    return Uint8Array.from(new Uint32Array(bytes));
+  }
+
+  readSync(): HostArray {
+    throw new WgtorchError(
+      'this tensor is on webgpu, whose values can only be read asynchronously. Fix: use await t.item(), await t.toArray() or await t.tolist().',
+    );
+  }
+
+  exec(op: OpDef, args: KernelArg[], attrs: Attrs, out: TensorArg): void {
+    const n = numel(out.shape);
+    const o = out.storage as GpuStorage;
+    switch (op.kind) {
+      case 'elementwise':
+        return this.elementwise(op.name, args, attrs, out);
+      case 'movement': {
+        const a = args[0] as TensorArg;
+        let strides: number[];
+        if (op.name === 'permute') {
+          const s = stridesOf(a.shape);
+          strides = (attrs.dims as number[]).map((d) => s[d]);
+        } else if (op.name === 'expand') strides = broadcastStrides(a.shape, out.shape);
+        else strides = stridesOf(out.shape);
+        return this.runElementwise(`copy`, {}, [{ tensor: a, access: 'strided', strides }], [], out);
+      }
+      case 'source': {
+        if (n === 0) return;
+        if (op.name === 'full') return this.runElementwise('copy', {}, [], [attrs.value as number], out);
+        const data = new Float32Array(n);
+        for (let i = 0; i < n; i++) data[i] = (attrs.start as number) + i * (attrs.step as number);
+        this.ctx.write(o.buffer, out.dtype === 'int32' ? Int32Array.from(data) : data);
+        return;
+      }
+      case 'matmul': {
+        const [a, b] = args as TensorArg[];
+        const [M, K] = a.shape;
+        const N = b.shape[1];
+        if (M * N === 0) return;
+        if (K === 0) return this.runElementwise('copy', {}, [], [0], out);
+        const variant = matmulVariantFor(M, N, K, false);
+        const { code, label } = this.cached(`mm|${variant.name}`, () => ({
+          code: matmulWGSL({ transA: false, transB: false, variant }).code,
+          label: `mm_${variant.name}`,
+        }));
+        const pipe = this.ctx.pipeline(code, label);
+        this.ctx.dispatch(pipe, [buf(a), buf(b), o.buffer], matmulParams(M, N, K), matmulDispatch(M, N, variant), 2 * M * N * K);
+        return;
+      }
+      case 'reduce': {
+        const a = args[0] as TensorArg;
+        const dims = attrs.dims as number[];
+        if (n === 0) return;
+        const kept = a.shape.map((_, i) => i).filter((i) => !dims.includes(i));
+        const st = stridesOf(a.shape);
+        const spec = {
+          kind: 'reduce' as const,
+          op: op.name as 'sum' | 'max' | 'argmax',
+          keptRank: kept.length,
+          redRank: dims.length,
+          inputs: [{ dtype: a.dtype, access: 'strided' as const }],
+          scalars: 0,
+          prologue: [],
+          value: { kind: 'input', index: 0 } as Ref,
+          epilogue: [],
+          result: { kind: 'acc' } as Ref,
+          outDtype: out.dtype,
+        };
+        const key = `reduce|${spec.op}|${spec.keptRank}|${spec.redRank}|${a.dtype}|${out.dtype}`;
+        const { code, label } = this.cached(key, () => ({ code: reduceWGSL(spec).code, label: `${spec.op}_r${spec.keptRank}_${spec.redRank}` }));
+        const params = reduceParams(spec, kept.map((d) => a.shape[d]), dims.map((d) => a.shape[d]), [[...kept.map((d) => st[d]), ...dims.map((d) => st[d])]], []);
+        const grid = workgroupGrid(n, this.ctx.limits.maxComputeWorkgroupsPerDimension);
+        this.ctx.dispatch(this.ctx.pipeline(code, label), [buf(a), o.buffer], params, grid, numel(a.shape));
+        return;
+      }
+    }
+  }
+
+  private elementwise(name: string, args: KernelArg[], attrs: Attrs, out: TensorArg): void {
+    const tensors: { tensor: TensorArg; access: KernelInput['access']; strides: number[] | null }[] = [];
+    const scalars: number[] = [];
+    const refs: Ref[] = args.map((a) => {
+      if (typeof a === 'number') {
+        scalars.push(a);
+        return { kind: 'scalar', index: scalars.length - 1 };
+      }
+      const access: KernelInput['access'] =
+        a.storage === out.storage ? 'alias' : sameShape(a.shape, out.shape) ? 'direct' : 'strided';
+      tensors.push({ tensor: a, access, strides: access === 'strided' ? broadcastStrides(a.shape, out.shape) : null });
+      return { kind: 'input', index: tensors.length - 1 };
+    });
+    this.runElementwise(name, attrs, tensors, scalars, out, refs);
+  }
+
+  /** One registry op over inputs read as given; refs default to inputs then scalars in order. */
+  private runElementwise(
+    name: string,
+    attrs: Attrs,
+    tensors: { tensor: TensorArg; access: KernelInput['access']; strides: number[] | null }[],
+    scalars: number[],
+    out: TensorArg,
+    refs?: Ref[],
+  ): void {
+    const n = numel(out.shape);
+    if (n === 0) return;
+    const args: Ref[] = refs ?? [
+      ...tensors.map((_, i) => ({ kind: 'input' as const, index: i })),
+      ...scalars.map((_, i) => ({ kind: 'scalar' as const, index: i })),
+    ];
+    const spec: ElementwiseSpec = {
+      kind: 'elementwise',
+      rank: out.shape.length,
+      inputs: tensors.map((t) => ({ dtype: t.tensor.dtype, access: t.access })),
+      scalars: scalars.length,
+      nodes: [{ op: name, args, attrs }],
+      outputs: [{ ref: { kind: 'node', index: 0 }, dtype: out.dtype }],
+    };
+    const key = `ew|${name}|${JSON.stringify(attrs)}|${spec.rank}|${spec.inputs.map((i) => i.dtype + i.access).join(',')}|${args.map((r) => r.kind[0] + (r as { index: number }).index).join(',')}|${out.dtype}`;
+    const { code, label } = this.cached(key, () => ({ code: elementwiseWGSL(spec).code, label: `${name}_r${spec.rank}` }));
+    const params = elementwiseParams(spec, out.shape, tensors.map((t) => t.strides), scalars);
+    const buffers = [...tensors.filter((t) => t.access !== 'alias').map((t) => buf(t.tensor)), (out.storage as GpuStorage).buffer];
+    const grid = workgroupGrid(Math.ceil(n / EW_WORKGROUP), this.ctx.limits.maxComputeWorkgroupsPerDimension);
+    this.ctx.dispatch(this.ctx.pipeline(code, label), buffers, params, grid, n);
+  }
+
+  private cached(key: string, make: () => { code: string; label: string }) {
+    let c = this.code.get(key);
+    if (!c) this.code.set(key, (c = make()));
+    return c;
+  }
+}
+
+const buf = (a: TensorArg) => (a.storage as GpuStorage).buffer;
