@@ -1,0 +1,122 @@
+import { describe, it, expect } from 'vitest';
+import { matmulF32 } from '../src/runtime/cpu/matmul.ts';
+
+/** Deterministic PRNG (mulberry32) so failures reproduce. */
+function prng(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => {
+    s = (s + 0x6d2b79f5) >>> 0;
+    let t = s;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+function randArray(n: number, rnd: () => number): Float32Array {
+  const x = new Float32Array(n);
+  for (let i = 0; i < n; i++) x[i] = rnd() * 2 - 1;
+  return x;
+}
+
+/** Float64 reference; also returns the abs-sum scale sum_k |a_ik * b_kj| per output. */
+function reference(
+  a: Float32Array, aOff: number, tA: boolean, b: Float32Array, bOff: number, tB: boolean,
+  M: number, K: number, N: number,
+): { ref: Float64Array; scale: Float64Array } {
+  const ref = new Float64Array(M * N), scale = new Float64Array(M * N);
+  for (let i = 0; i < M; i++) {
+    for (let j = 0; j < N; j++) {
+      let s = 0, abs = 0;
+      for (let k = 0; k < K; k++) {
+        const p = a[aOff + (tA ? k * M + i : i * K + k)] * b[bOff + (tB ? j * K + k : k * N + j)];
+        s += p;
+        abs += Math.abs(p);
+      }
+      ref[i * N + j] = s;
+      scale[i * N + j] = abs;
+    }
+  }
+  return { ref, scale };
+}
+
+function check(M: number, K: number, N: number, tA: boolean, tB: boolean, seed: number): void {
+  const rnd = prng(seed);
+  const aOff = 1 + Math.floor(rnd() * 5), bOff = Math.floor(rnd() * 5), outOff = 3;
+  const a = randArray(aOff + M * K + 2, rnd);
+  const b = randArray(bOff + K * N + 2, rnd);
+  const out = new Float32Array(outOff + M * N + 4).fill(12345); // sentinels around the result
+  matmulF32(a, aOff, tA, b, bOff, tB, out, outOff, M, K, N);
+  const { ref, scale } = reference(a, aOff, tA, b, bOff, tB, M, K, N);
+  const tag = `M=${M} K=${K} N=${N} transA=${tA} transB=${tB}`;
+  for (let i = 0; i < M * N; i++) {
+    const err = Math.abs(out[outOff + i] - ref[i]);
+    if (!(err <= 1e-5 * scale[i] + 1e-30)) {
+      expect.fail(`${tag}: out[${i}] = ${out[outOff + i]}, expected ${ref[i]} (scale ${scale[i]})`);
+    }
+  }
+  for (let i = 0; i < outOff; i++) expect(out[i], `${tag}: wrote before outOff`).toBe(12345);
+  for (let i = outOff + M * N; i < out.length; i++) expect(out[i], `${tag}: wrote past the end`).toBe(12345);
+}
+
+const TRANS: [boolean, boolean][] = [[false, false], [true, false], [false, true], [true, true]];
+const SHAPES: [number, number, number][] = [
+  [1, 1, 1], [1, 7, 1], [3, 7, 5], [4, 3, 3], [5, 1, 7], [8, 8, 8], [17, 33, 9],
+  [2, 64, 13], [65, 129, 31], [64, 100, 10], [13, 300, 4], [1, 50, 37], [37, 50, 1],
+];
+
+describe('matmulF32', () => {
+  for (const [tA, tB] of TRANS) {
+    it(`matches a float64 reference on fixed shapes (transA=${tA}, transB=${tB})`, () => {
+      let seed = 1;
+      for (const [M, K, N] of SHAPES) check(M, K, N, tA, tB, seed++);
+    });
+
+    it(`matches a float64 reference on random shapes (transA=${tA}, transB=${tB})`, () => {
+      const rnd = prng(tA ? (tB ? 11 : 12) : (tB ? 13 : 14));
+      for (let t = 0; t < 25; t++) {
+        const M = 1 + Math.floor(rnd() * 40), K = 1 + Math.floor(rnd() * 70), N = 1 + Math.floor(rnd() * 40);
+        check(M, K, N, tA, tB, 100 + t);
+      }
+    });
+  }
+
+  it('handles shapes that span several cache blocks', () => {
+    // Unsplit K (<= 1024) with several row blocks of packed A, and several column blocks of packed B.
+    check(130, 1000, 7, true, false, 7);
+    check(9, 1000, 300, false, true, 8);
+    // K long enough to be split into blocks whose partial sums are carried between kernel calls,
+    // combined with ragged row/column blocks.
+    check(70, 2600, 103, false, false, 9);
+    check(70, 2600, 103, true, true, 10);
+    check(5, 1500, 4, false, true, 11);
+  });
+
+  it('handles zero-sized dimensions', () => {
+    for (const [tA, tB] of TRANS) {
+      check(0, 5, 3, tA, tB, 1);
+      check(4, 5, 0, tA, tB, 2);
+      check(0, 0, 0, tA, tB, 3);
+      // K = 0: an empty sum, so the output is all zeros.
+      const out = new Float32Array(2 + 3 * 4).fill(7);
+      matmulF32(new Float32Array(0), 0, tA, new Float32Array(0), 0, tB, out, 2, 3, 0, 4);
+      expect(Array.from(out)).toEqual([7, 7, ...new Array(12).fill(0)]);
+    }
+  });
+
+  it('overwrites stale output and is repeatable across calls of different sizes', () => {
+    check(9, 40, 11, false, true, 21);
+    check(200, 700, 50, false, false, 22); // grows the scratch
+    check(9, 40, 11, false, true, 21); // smaller again with the big scratch
+  });
+
+  it('computes exact small products', () => {
+    // [[1,2],[3,4]] @ [[5,6],[7,8]] = [[19,22],[43,50]]
+    const a = new Float32Array([1, 2, 3, 4]), b = new Float32Array([5, 6, 7, 8]);
+    const out = new Float32Array(4);
+    matmulF32(a, 0, false, b, 0, false, out, 0, 2, 2, 2);
+    expect(Array.from(out)).toEqual([19, 22, 43, 50]);
+    matmulF32(a, 0, true, b, 0, true, out, 0, 2, 2, 2); // A^T @ B^T = [[23,31],[34,46]]
+    expect(Array.from(out)).toEqual([23, 31, 34, 46]);
+  });
+});
