@@ -6,7 +6,7 @@ import { getBackend, type Device, type Storage } from '../runtime/backend.ts';
 import { runBackward, type BackwardOptions, type Node } from './autograd.ts';
 import { ClosureNode } from './closure-node.ts';
 import { apply, applyInPlace, assertNotTracing } from './dispatch.ts';
-import { isGradEnabled } from './grad-mode.ts';
+import { enableGrad, isGradEnabled } from './grad-mode.ts';
 import { formatTensor } from './inspect.ts';
 import { checkOptions } from './options.ts';
 
@@ -29,9 +29,11 @@ function sizesFrom(args: (number | readonly number[])[]): number[] {
 
 export class Tensor {
   grad: Tensor | null = null;
-  gradFn: Node | null = null;
   /** @internal the tensor whose storage this reshape view shares (a root, never itself a view) */
   _base: Tensor | null = null;
+  private _gradFn: Node | null = null;
+  /** The storage version at which this tensor's gradFn was recorded. */
+  private _gradFnVersion = 0;
   private _requiresGrad = false;
 
   constructor(
@@ -43,6 +45,20 @@ export class Tensor {
 
   get device(): Device {
     return this._storage.backend.device;
+  }
+  get gradFn(): Node | null {
+    const base = this._base;
+    if (base && this._gradFn && this._storage.version !== this._gradFnVersion) {
+      // The shared storage was written through the base or another view since this view's
+      // history was recorded: continue it from the base's history, as PyTorch regenerates views.
+      this._gradFnVersion = this._storage.version;
+      if (base.requiresGrad) this._gradFn = enableGrad(() => apply('reshape', [base], { shape: this.shape })).gradFn;
+    }
+    return this._gradFn;
+  }
+  set gradFn(node: Node | null) {
+    this._gradFn = node;
+    this._gradFnVersion = this._storage.version;
   }
   get requiresGrad(): boolean {
     return this._requiresGrad || this.gradFn !== null;
@@ -276,7 +292,12 @@ export class Tensor {
   }
   logSoftmax(dim: number): Tensor {
     const d = normalizeDim('logSoftmax', dim, this.dim());
-    return this.sub(this.logsumexp(d, true));
+    // (x - m) - log(sum(exp(x - m))): subtracting a rounded logsumexp from x instead loses
+    // the low digits of large logits (PyTorch's log_softmax keeps them).
+    let m = this.detach().amax(d, true);
+    m = m.where(m.abs().lt(Infinity), 0);
+    const shifted = this.sub(m);
+    return shifted.sub(shifted.exp().sum(d, true).log());
   }
   /** Sums broadcast dims away so the result has `shape` (the gradient of a broadcast). */
   sumToSize(shape: readonly number[]): Tensor {
