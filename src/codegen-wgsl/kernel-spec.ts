@@ -54,8 +54,8 @@ export interface ReduceSpec {
   value: Ref;
   /** elementwise consumers fused after it (refs to { kind: 'acc' }) */
   epilogue: ExprNode[];
-  result: Ref;
-  outDtype: DType;
+  /** the values written, one output binding each: the reduced value and/or epilogue nodes */
+  results: { ref: Ref; dtype: DType }[];
 }
 
 export function wgslType(dtype: DType): string {

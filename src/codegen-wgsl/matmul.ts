@@ -6,6 +6,8 @@
 // got 0.7-0.9 GFLOP/s, naive ~2): every invocation keeps a register block of
 // rows x cols outputs and streams A and B straight from storage, so each
 // loaded value feeds rows or cols FMAs. No workgroup memory, no barriers.
+// The default (4x8 block, 8x8 workgroup, vec4) measured ~11-13 GFLOP/s at
+// 64x1000x100 and ~17-18 at 512^3 and 1024^3 on 2 cores.
 //
 // M, N, K and batch strides are uniforms, so one pipeline serves every shape
 // of a (transA, transB, variant) combination. The vec4 variants need
@@ -29,28 +31,26 @@ export interface MatmulVariant {
 const v = (name: string, rows: number, cols: number, wg: [number, number], vec4: boolean): MatmulVariant => ({ name, rows, cols, wg, vec4 });
 
 export const MATMUL_VARIANTS = {
-  'r4x4-8x8-vec4': v('r4x4-8x8-vec4', 4, 4, [8, 8], true),
-  'r4x4-8x8': v('r4x4-8x8', 4, 4, [8, 8], false),
-  'r4x4-16x4-vec4': v('r4x4-16x4-vec4', 4, 4, [16, 4], true),
-  'r4x4-4x16-vec4': v('r4x4-4x16-vec4', 4, 4, [4, 16], true),
-  'r4x4-16x16-vec4': v('r4x4-16x16-vec4', 4, 4, [16, 16], true),
   'r4x8-8x8-vec4': v('r4x8-8x8-vec4', 4, 8, [8, 8], true),
   'r4x8-8x8': v('r4x8-8x8', 4, 8, [8, 8], false),
+  'r4x8-8x16-vec4': v('r4x8-8x16-vec4', 4, 8, [8, 16], true),
+  'r4x8-4x8-vec4': v('r4x8-4x8-vec4', 4, 8, [4, 8], true),
+  'r4x4-8x8-vec4': v('r4x4-8x8-vec4', 4, 4, [8, 8], true),
+  'r4x4-8x8': v('r4x4-8x8', 4, 4, [8, 8], false),
   'r8x4-8x8-vec4': v('r8x4-8x8-vec4', 8, 4, [8, 8], true),
-  'r2x4-8x8-vec4': v('r2x4-8x8-vec4', 2, 4, [8, 8], true),
-  'r4x4-8x4-vec4': v('r4x4-8x4-vec4', 4, 4, [8, 4], true),
-  'r4x4-4x8-vec4': v('r4x4-4x8-vec4', 4, 4, [4, 8], true),
-  'r4x4-32x2-vec4': v('r4x4-32x2-vec4', 4, 4, [32, 2], true),
-  'r4x4-64x1-vec4': v('r4x4-64x1-vec4', 4, 4, [64, 1], true),
-  'r4x4-8x16-vec4': v('r4x4-8x16-vec4', 4, 4, [8, 16], true),
   'r8x8-8x8-vec4': v('r8x8-8x8-vec4', 8, 8, [8, 8], true),
-  'r4x4-2x32-vec4': v('r4x4-2x32-vec4', 4, 4, [2, 32], true),
+  'r4x16-8x8-vec4': v('r4x16-8x8-vec4', 4, 16, [8, 8], true),
+  'r2x4-8x8-vec4': v('r2x4-8x8-vec4', 2, 4, [8, 8], true),
 } satisfies Record<string, MatmulVariant>;
 
 export type MatmulVariantName = keyof typeof MATMUL_VARIANTS;
 
-/** Fastest measured on lavapipe (bench/matmul-webgpu.ts). */
-export const DEFAULT_MATMUL_VARIANT: MatmulVariantName = 'r4x4-8x8-vec4';
+/**
+ * Fastest measured on lavapipe (bench/matmul-webgpu.ts), also in its scalar
+ * form. Larger blocks (r4x16, r8x8) spill and lose; uncached LLVM compile of
+ * this one is ~0.5-1.5 s per pipeline (Mesa's disk cache makes it ms later).
+ */
+export const DEFAULT_MATMUL_VARIANT: MatmulVariantName = 'r4x8-8x8-vec4';
 
 export interface MatmulExtraBinding {
   name: string;
@@ -73,6 +73,12 @@ export interface MatmulOptions {
   extraBindings?: readonly MatmulExtraBinding[];
   /** module-scope WGSL (helper functions) for the hooks */
   extraCode?: string;
+  /** replaces the store of C: a statement run for every valid output element (fused epilogues that write several values) */
+  epilogueCall?: (acc: string, row: string, col: string) => string;
+  /** name of an extra read_write binding that receives the row sums of op(A) (a bias gradient riding along) */
+  rowSumA?: string;
+  /** u32 words appended to the params uniform as `p.x` (scalars of fused prologues and epilogues) */
+  extraParamWords?: number;
 }
 
 export interface MatmulKernel {
@@ -141,7 +147,9 @@ export function matmulWGSL(opts: MatmulOptions): MatmulKernel {
   const elemT = vec4 ? 'vec4<f32>' : 'f32';
 
   emit(`// matmul ${transA ? 'T' : 'N'}${transB ? 'T' : 'N'} ${V.name}: ${R}x${C} outputs per invocation, workgroup ${WX}x${WY}`);
-  emit('struct Params { M: u32, N: u32, K: u32, strideA: u32, strideB: u32, strideC: u32, pad0: u32, pad1: u32 }');
+  const xWords = opts.extraParamWords ?? 0;
+  const xField = xWords > 0 ? `, x: array<vec4<u32>, ${Math.ceil(xWords / 4)}>` : '';
+  emit(`struct Params { M: u32, N: u32, K: u32, strideA: u32, strideB: u32, strideC: u32, pad0: u32, pad1: u32${xField} }`);
   emit(`@group(0) @binding(0) var<storage, read> A: array<${elemT}>;`);
   emit(`@group(0) @binding(1) var<storage, read> B: array<${elemT}>;`);
   emit(`@group(0) @binding(2) var<storage, read_write> C: array<${elemT}>;`);
@@ -166,6 +174,12 @@ export function matmulWGSL(opts: MatmulOptions): MatmulKernel {
   if (vec4) for (const j of range(CG)) emit(`  let c${j} = min(col0 + ${4 * j}u, p.N - 4u);`);
   else for (const j of range(C)) emit(`  let c${j} = min(col0 + ${j}u, p.N - 1u);`);
   for (const i of range(R)) for (const j of range(CG)) emit(`  var acc${i}_${j} = vec4<f32>(0.0);`);
+  const rowSum = opts.rowSumA;
+  if (rowSum) for (const i of range(R)) emit(`  var rs${i}: f32 = 0.0;`);
+  const sumRows = () => {
+    if (!rowSum) return;
+    for (const i of range(R)) emit(vec4 ? `    rs${i} = rs${i} + dot(a${i}, vec4<f32>(1.0));` : `    rs${i} = rs${i} + a${i};`);
+  };
 
   if (!vec4) {
     emit('  for (var k = 0u; k < p.K; k = k + 1u) {');
@@ -175,6 +189,7 @@ export function matmulWGSL(opts: MatmulOptions): MatmulKernel {
       emit(`    let b${j} = vec4<f32>(${parts.join(', ')});`);
     }
     for (const i of range(R)) for (const j of range(CG)) emit(`    acc${i}_${j} = fma(vec4<f32>(a${i}), b${j}, acc${i}_${j});`);
+    sumRows();
     emit('  }');
   } else {
     // k advances by 4; a<i>[kk] is A(row i, k+kk), b<kk>_<j> the vec4 B(k+kk, cols of group j).
@@ -213,6 +228,7 @@ export function matmulWGSL(opts: MatmulOptions): MatmulKernel {
         for (const kk of range(4)) e = `fma(vec4<f32>(a${i}.${comp(kk)}), b${kk}_${j}, ${e})`;
         emit(`    acc${i}_${j} = ${e};`);
       }
+    sumRows();
     emit('  }');
   }
 
@@ -220,8 +236,15 @@ export function matmulWGSL(opts: MatmulOptions): MatmulKernel {
   for (const i of range(R)) {
     emit(`  if (row0 + ${i}u < p.M) {`);
     emit(`    let row = row0 + ${i}u;`);
+    if (rowSum) emit(`    if (gid.x == 0u) { ${rowSum}[row] = rs${i}; }`);
     for (const j of range(CG)) {
       const col = `col0 + ${4 * j}u`;
+      if (opts.epilogueCall) {
+        for (const q of range(4)) {
+          emit(`    if (${col} + ${q}u < p.N) { ${opts.epilogueCall(`acc${i}_${j}.${comp(q)}`, 'row', `${col} + ${q}u`)} }`);
+        }
+        continue;
+      }
       const val = (q: number) => epi(`acc${i}_${j}.${comp(q)}`, 'row', `${col} + ${q}u`);
       if (vec4) {
         const value = opts.epilogue ? `vec4<f32>(${range(4).map(val).join(', ')})` : `acc${i}_${j}`;

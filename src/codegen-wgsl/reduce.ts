@@ -26,9 +26,11 @@ export function reduceWGSL(spec: ReduceSpec): { code: string; paramWords: number
   const WG = REDUCE_WORKGROUP;
   const lines: string[] = [WGSL_PRELUDE];
   spec.inputs.forEach((inp, k) => lines.push(`@group(0) @binding(${k}) var<storage, read> in${k}: array<${wgslType(inp.dtype)}>;`));
-  lines.push(`@group(0) @binding(${spec.inputs.length}) var<storage, read_write> out0: array<${wgslType(spec.outDtype)}>;`);
+  spec.results.forEach((r, j) =>
+    lines.push(`@group(0) @binding(${spec.inputs.length + j}) var<storage, read_write> out${j}: array<${wgslType(r.dtype)}>;`),
+  );
   lines.push(PARAMS_DECL.replace('PARAM_VEC4S', String(paramWords(L.words))));
-  lines.push(`@group(0) @binding(${spec.inputs.length + 1}) var<uniform> p: Params;`);
+  lines.push(`@group(0) @binding(${spec.inputs.length + spec.results.length}) var<uniform> p: Params;`);
   lines.push('fn P(i: u32) -> u32 { return p.v[i / 4u][i % 4u]; }');
   const isArg = spec.op === 'argmax';
   lines.push(`var<workgroup> shv: array<f32, ${WG}>;`);
@@ -91,8 +93,10 @@ export function reduceWGSL(spec: ReduceSpec): { code: string; paramWords: number
     lines.push('    let red = shv[0];');
     const enames = { input: (k: number) => `x${k}`, scalar: (s: number) => `s${s}`, acc: 'red', prefix: 'ev' };
     lines.push(...renderNodes(spec.epilogue, enames, '    '));
-    const res = spec.result.kind === 'acc' ? 'red' : spec.result.kind === 'node' ? `ev${spec.result.index}` : 'red';
-    lines.push(`    out0[o] = ${storeAs(spec.outDtype, res)};`);
+    spec.results.forEach((r, j) => {
+      const res = r.ref.kind === 'node' ? `ev${r.ref.index}` : 'red';
+      lines.push(`    out${j}[o] = ${storeAs(r.dtype, res)};`);
+    });
   }
   lines.push('  }');
   lines.push('}');

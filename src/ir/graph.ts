@@ -39,11 +39,23 @@ export class Graph {
   readonly outputs: GraphOutput[] = [];
   private byId = new Map<number, IRNode>();
 
+  private nextId = 0;
+
   add(node: Omit<IRNode, 'id'>): IRNode {
-    const n: IRNode = { ...node, id: this.nodes.length };
-    this.nodes.push(n);
-    this.byId.set(n.id, n);
-    return n;
+    return this.put({ ...node, id: this.nextId });
+  }
+
+  /** Adds a node keeping its id (passes keep ids, so bindings made at trace time stay valid). */
+  put(node: IRNode): IRNode {
+    if (this.byId.has(node.id)) throw new Error(`graph already has a node %${node.id}`);
+    this.nodes.push(node);
+    this.byId.set(node.id, node);
+    this.nextId = Math.max(this.nextId, node.id + 1);
+    return node;
+  }
+
+  has(id: number): boolean {
+    return this.byId.has(id);
   }
 
   node(id: number): IRNode {

@@ -6,6 +6,7 @@
  * into a real tensor, or an activation saved for backward.
  */
 import { runBackward } from '../eager/autograd.ts';
+import { isGradEnabled } from '../eager/grad-mode.ts';
 import { Tensor } from '../eager/tensor.ts';
 import type { Graph } from '../ir/graph.ts';
 import type { Module } from '../nn/module.ts';
@@ -14,8 +15,11 @@ import { TraceStorage } from './trace-storage.ts';
 import { Tracer } from './tracer.ts';
 
 export interface TraceOptions {
-  /** Also record the backward of the (first) outputs: gradients for every leaf that requires grad. */
-  backward?: boolean;
+  /**
+   * Also record the backward of the outputs: gradients for every leaf that requires grad.
+   * 'auto': only when grad mode is on, an output requires grad, and fn did not call backward itself.
+   */
+  backward?: boolean | 'auto';
   /** Names of parameters (by storage) for inputs and grads. */
   names?: Map<Storage, string>;
   rootModule?: Module | null;
@@ -34,6 +38,8 @@ export interface TracedProgram {
   mutated: { storage: Storage; tensor: Tensor }[];
   /** Whether the backward graph was derived symbolically (true) or recorded from backward() calls in fn. */
   symbolicBackward: boolean;
+  /** The traced stand-in of each argument. */
+  tracedArgs: Tensor[];
 }
 
 export function flattenTensors(x: unknown, out: Tensor[] = []): Tensor[] {
@@ -54,12 +60,14 @@ export function traceProgram(fn: (...args: Tensor[]) => unknown, args: Tensor[],
   let result: unknown;
   let outputs: Tensor[] = [];
   const gradTargets: Tensor[] = [];
-  const symbolic = !!opts.backward;
+  let symbolic = opts.backward === true;
   const symbolicGrads = new Map<Tensor, Tensor>();
+  let traced: Tensor[] = [];
   tracer.run(() => {
-    const traced = args.map((a, i) => tracer.arg(a, `arg${i}`));
+    traced = args.map((a, i) => tracer.arg(a, `arg${i}`));
     result = fn(...traced);
     outputs = flattenTensors(result);
+    if (opts.backward === 'auto') symbolic = tracer.phase === 'forward' && isGradEnabled() && outputs.some((o) => o.requiresGrad);
     if (symbolic) {
       const diff = outputs.filter((o) => o.requiresGrad);
       if (diff.length) {
@@ -103,7 +111,7 @@ export function traceProgram(fn: (...args: Tensor[]) => unknown, args: Tensor[],
     for (const i of n.inputs) if (fwd.has(i) && g.node(i).op !== 'scalar') saved.add(i);
   }
   for (const id of [...saved].sort((a, b) => a - b)) g.addOutput(id, 'saved', '');
-  return { graph: g, tracer, result, outputs, gradTargets, mutated, symbolicBackward: symbolic };
+  return { graph: g, tracer, result, outputs, gradTargets, mutated, symbolicBackward: symbolic, tracedArgs: traced };
 }
 
 function labelOf(t: Tensor, tracer: Tracer, names: Map<Storage, string>, args: Tensor[]): string {

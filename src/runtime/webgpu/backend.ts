@@ -40,8 +40,13 @@ export class WebGPUBackend implements Backend {
   alloc(dtype: DType, size: number): GpuStorage {
     const buf = this.ctx.pool.acquire(bytesOf(size));
     const s = new GpuStorage(this, dtype, size, buf);
-    this.finalizer.register(s, buf);
+    this.finalizer.register(s, buf, s);
     return s;
+  }
+
+  /** Returns a storage's buffer to the pool now (compiled plans free their intermediates this way). */
+  free(s: GpuStorage): void {
+    if (this.finalizer.unregister(s)) this.ctx.pool.release(s.buffer);
   }
 
   fromHost(data: HostArray, dtype: DType): Storage {
@@ -120,8 +125,7 @@ export class WebGPUBackend implements Backend {
           prologue: [],
           value: { kind: 'input', index: 0 } as Ref,
           epilogue: [],
-          result: { kind: 'acc' } as Ref,
-          outDtype: out.dtype,
+          results: [{ ref: { kind: 'acc' } as Ref, dtype: out.dtype }],
         };
         const key = `reduce|${spec.op}|${spec.keptRank}|${spec.redRank}|${a.dtype}|${out.dtype}`;
         const { code, label } = this.cached(key, () => ({ code: reduceWGSL(spec).code, label: `${spec.op}_r${spec.keptRank}_${spec.redRank}` }));

@@ -4,7 +4,8 @@
 // Costs measured on lavapipe (Mesa 25, Dawn `webgpu` 0.6.2, 2 cores) that
 // shape this file: a dispatch recorded into an open pass costs a few us, a
 // submit+wait ~44-130 us, a 4-byte readback ~50 us, createBindGroup ~25 us,
-// a new pipeline ~143 ms of LLVM compile at its first dispatch.
+// a new pipeline 0.15-2 s of LLVM compile at its first dispatch (a few ms
+// once Mesa's on-disk shader cache has it).
 
 import { BufferPool } from './buffer-pool.ts';
 import { PipelineCache } from './pipeline-cache.ts';
@@ -129,11 +130,13 @@ export class GPUContext {
   // Uniform params: one ring per batch, written with a single writeBuffer at
   // flush. Each dispatch binds its own slot with a plain (static) offset; the
   // bind group for (pipeline layout, buffers, slot) is cached, so a repeated
-  // step creates none. Measured per tiny dispatch on lavapipe (record / total):
-  // new uniform buffer + bind group 25-36 / 50-77 us, ring + dynamic offsets
-  // 3-5 / 94-160 us, ring + static offsets with cached bind groups 3.5 / 33 us.
-  // Reusing the ring next batch is safe: that batch's writeBuffer is queued
-  // after this batch's submit.
+  // step creates none. Measured per tiny dispatch on lavapipe, 512 per submit
+  // (record / total us): new uniform buffer + bind group 34 / 65, ring with
+  // new bind groups 30 / 55, ring + dynamic offsets and one cached bind group
+  // 3-6 / 91-97 (dynamic offsets slow lavapipe's dispatch itself), ring +
+  // static offsets with cached bind groups 2.8 / 21 (4.4 / 27 through this
+  // class). Reusing the ring next batch is safe: that batch's writeBuffer is
+  // queued after this batch's submit.
   private readonly ring: GPUBuffer;
   private readonly ringData: Uint8Array<ArrayBuffer>;
   private ringUsed = 0;
@@ -214,6 +217,7 @@ export class GPUContext {
     let size = 0;
     if (params) {
       size = Math.ceil(params.byteLength / 16) * 16;
+      if (size > this.limits.maxUniformBufferBindingSize) throw new Error(`${info.label}: params of ${size} bytes exceed maxUniformBufferBindingSize`);
       const align = this.limits.minUniformBufferOffsetAlignment;
       if (this.ringUsed + size > this.ring.size) this.flush();
       offset = this.ringUsed;

@@ -3,8 +3,8 @@
 // Layouts are explicit, derived from the shader's own declarations rather than
 // layout:'auto', so that pipelines with the same binding shape share one
 // GPUBindGroupLayout (and bind groups can be cached per layout). On lavapipe a
-// pipeline costs ~143 ms of LLVM compile at its first dispatch, which is why
-// the compile count is worth watching.
+// pipeline costs 0.15-2 s of LLVM compile at its first dispatch (unless Mesa's
+// disk cache has it), which is why the compile count is worth watching.
 
 export type StorageAccess = 'read' | 'read_write';
 

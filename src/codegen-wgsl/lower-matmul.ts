@@ -1,0 +1,156 @@
+/**
+ * A fused matmul: the register-blocked template with
+ * - a prologue per operand (recomputed elementwise producers, applied to every loaded element),
+ * - an epilogue on each output element (bias, relu/clamp, masks; it may write several values),
+ * - optionally the column sums of its transposed A operand (a bias gradient) as a second output.
+ * Epilogue operands are read at (row, col) through strides fixed at compile time.
+ */
+import type { IRNode } from '../ir/graph.ts';
+import { numel, stridesOf } from '../ir/shape.ts';
+import { WGSL_PRELUDE } from '../ir/scalar-lang.ts';
+import type { Kernel } from '../passes/fusion.ts';
+import { broadcastView, matmulLayout } from '../passes/views.ts';
+import { renderNodes } from './expr.ts';
+import type { ExprNode, Ref } from './kernel-spec.ts';
+import { storeAs } from './kernel-spec.ts';
+import type { LoweredKernel, LowerContext } from './lower.ts';
+import { matmulDispatch, matmulParams, matmulVariantFor, matmulWGSL } from './matmul.ts';
+
+export function lowerMatmul(cx: LowerContext, k: Extract<Kernel, { kind: 'matmul' }>, index: number): LoweredKernel {
+  const g = cx.g;
+  const mm = g.node(k.node);
+  const [M, N] = mm.shape;
+  const K = g.node(mm.inputs[0]).shape[1];
+  const scalars: number[] = [];
+  const scalarRef = (id: number) => {
+    let s = scalars.indexOf(id);
+    if (s < 0) s = scalars.push(id) - 1;
+    return s;
+  };
+  const extraReads: { id: number; name: string }[] = [];
+  const readBinding = (id: number) => {
+    let r = extraReads.find((e) => e.id === id);
+    if (!r) extraReads.push((r = { id, name: `ein${extraReads.length}` }));
+    return r.name;
+  };
+  const sc = (s: number) => `bitcast<f32>(p.x[${Math.floor(s / 4)}][${s % 4}])`;
+
+  // ---- operands and prologues
+  const operand = (which: 'A' | 'B', id: number, prologue: number[]) => {
+    const v = cx.views.get(id) ?? { base: id, shape: g.node(id).shape, strides: stridesOf(g.node(id).shape) };
+    const layout = matmulLayout(v, g.node(v.base).shape);
+    if (!layout) throw new Error(`matmul operand %${id} is neither plain nor transposed`);
+    if (!prologue.length) return { base: v.base, trans: layout === 'transposed', fn: null as string | null };
+    // the prologue reads one tensor shaped like its result, plus scalars and one-element tensors
+    const inside = new Map<number, number>();
+    let src = -1;
+    const refOf = (i: number): Ref => {
+      if (inside.has(i)) return { kind: 'node', index: inside.get(i)! };
+      const n = g.node(i);
+      if (n.op === 'scalar') return { kind: 'scalar', index: scalarRef(i) };
+      const base = cx.views.get(i)?.base ?? i;
+      if (numel(g.node(base).shape) === 1) {
+        const name = readBinding(base);
+        return { kind: 'input', index: 1 + extraReads.findIndex((e) => e.name === name) };
+      }
+      src = base;
+      return { kind: 'input', index: 0 };
+    };
+    const nodes: ExprNode[] = prologue.map((pid) => {
+      const n = g.node(pid);
+      const e: ExprNode = { op: n.op, args: n.inputs.map(refOf), attrs: n.attrs, origin: { ids: [pid], scope: n.scope } };
+      inside.set(pid, inside.size);
+      return e;
+    });
+    const names = {
+      input: (i: number) => (i === 0 ? 'x' : `f32(${extraReads[i - 1].name}[0])`),
+      scalar: sc,
+      prefix: `pro${which}`,
+    };
+    const body = renderNodes(nodes, names, '  ');
+    const fn = `fn prologue${which}(x: f32) -> f32 {\n${body.join('\n')}\n  return pro${which}${nodes.length - 1};\n}`;
+    return { base: src, trans: layout === 'transposed', fn };
+  };
+  const A = operand('A', mm.inputs[0], k.prologueA);
+  const B = operand('B', mm.inputs[1], k.prologueB);
+
+  // ---- epilogue
+  const written = [k.node, ...k.epilogue].filter((id) => cx.writes.has(id));
+  const outName = new Map<number, string>();
+  written.forEach((id, j) => outName.set(id, j === 0 ? 'C' : `eout${j}`));
+  const epiInside = new Map<number, number>();
+  const epiNodes: ExprNode[] = k.epilogue.map((id) => {
+    const n: IRNode = g.node(id);
+    const args: Ref[] = n.inputs.map((i) => {
+      if (i === k.node) return { kind: 'acc' };
+      if (epiInside.has(i)) return { kind: 'node', index: epiInside.get(i)! };
+      if (g.node(i).op === 'scalar') return { kind: 'scalar', index: scalarRef(i) };
+      return { kind: 'input', index: i };
+    });
+    epiInside.set(id, epiInside.size);
+    return { op: n.op, args, attrs: n.attrs, origin: { ids: [id], scope: n.scope } };
+  });
+  const loadAt = (id: number) => {
+    const v = cx.views.get(id) ?? { base: id, shape: g.node(id).shape, strides: stridesOf(g.node(id).shape) };
+    const [sr, scol] = broadcastView(v, [M, N]);
+    const name = readBinding(v.base);
+    return `f32(${name}[row * ${sr}u + col * ${scol}u])`;
+  };
+  const epiBody = renderNodes(epiNodes, { input: loadAt, scalar: (s) => sc(s), acc: 'acc', prefix: 'e' }, '  ');
+  const valueOf = (id: number) => (id === k.node ? 'acc' : `e${epiInside.get(id)}`);
+  const stores: string[] = [];
+  const variant = matmulVariantFor(M, N, K, A.trans);
+  for (const id of written) {
+    const name = outName.get(id)!;
+    const v = storeAs(g.node(id).dtype, valueOf(id));
+    if (name === 'C' && variant.vec4) stores.push(`  C[(row * ${N}u + col) / 4u][(row * ${N}u + col) % 4u] = ${v};`);
+    else stores.push(`  ${name}[row * ${N}u + col] = ${v};`);
+  }
+  const fusedEpilogue = k.epilogue.length > 0 || written[0] !== k.node;
+  const epiFn = `fn epilogue(acc: f32, row: u32, col: u32) {\n${epiBody.join('\n')}\n${stores.join('\n')}\n}`;
+
+  const extraWrites = written.slice(1).map((id) => ({ id, name: outName.get(id)! }));
+  const rowSum = k.rowSumA;
+  const extraBindings = [
+    ...extraReads.map((e) => ({ name: e.name, type: 'array<f32>', access: 'read' as const })),
+    ...extraWrites.map((e) => ({ name: e.name, type: 'array<f32>', access: 'read_write' as const })),
+    ...(rowSum !== null ? [{ name: 'rowsum', type: 'array<f32>', access: 'read_write' as const }] : []),
+  ];
+  const extraCode = [WGSL_PRELUDE, A.fn, B.fn, fusedEpilogue ? epiFn : null].filter(Boolean).join('\n');
+  const kernel = matmulWGSL({
+    transA: A.trans,
+    transB: B.trans,
+    variant,
+    prologueA: A.fn ? (x) => `prologueA(${x})` : undefined,
+    prologueB: B.fn ? (x) => `prologueB(${x})` : undefined,
+    epilogueCall: fusedEpilogue ? (acc: string, row: string, col: string) => `epilogue(${acc}, ${row}, ${col});` : undefined,
+    rowSumA: rowSum !== null ? 'rowsum' : undefined,
+    extraBindings,
+    extraCode,
+    extraParamWords: scalars.length,
+  });
+  const nodes = [...k.prologueA, ...k.prologueB, k.node, ...k.epilogue, ...(rowSum !== null ? [rowSum] : [])];
+  const order = [A.base, B.base, written[0], ...extraReads.map((e) => e.id), ...extraWrites.map((e) => e.id), ...(rowSum !== null ? [rowSum] : [])];
+  return {
+    name: `k${index}_mm${A.trans ? 'T' : 'N'}${B.trans ? 'T' : 'N'}${k.epilogue.length ? '_' + k.epilogue.map((i) => g.node(i).op).join('_') : ''}${rowSum !== null ? '_colsum' : ''}`,
+    kind: 'matmul',
+    code: kernel.code,
+    nodes,
+    scopes: [...new Set(nodes.map((i) => g.node(i).scope).filter((s): s is string => !!s))],
+    reads: [A.base, B.base, ...extraReads.map((e) => e.id)],
+    writes: [written[0], ...extraWrites.map((e) => e.id), ...(rowSum !== null ? [rowSum] : [])],
+    order,
+    scalars,
+    params: (values) => {
+      const base = new Uint32Array(matmulParams(M, N, K));
+      const words = new Uint32Array(8 + Math.max(1, Math.ceil(values.length / 4)) * 4);
+      words.set(base);
+      const f = new Float32Array(values);
+      words.set(new Uint32Array(f.buffer), 8);
+      return words;
+    },
+    workgroups: matmulDispatch(M, N, variant),
+    bytes: 4 * (M * K + K * N + M * N * written.length),
+    flops: 2 * M * N * K,
+  };
+}

@@ -1,0 +1,255 @@
+/**
+ * torch.compile: every call re-traces the function (cheap: no kernel runs while tracing),
+ * hashes the graph and looks it up in a cache of compiled plans, so JavaScript control
+ * flow is always honoured: a new path compiles once, then hits. With backward needed, the
+ * forward and the symbolically derived backward are compiled together and split (as
+ * AOTAutograd does); a function that calls backward() and optimizer.step() itself is
+ * compiled as one graph that updates parameters and optimizer state on the device.
+ */
+import { Tensor } from '../eager/tensor.ts';
+import { checkOptions } from '../eager/options.ts';
+import { WgtorchError } from '../ir/errors.ts';
+import type { Graph } from '../ir/graph.ts';
+import { graphHash, structureHash } from '../ir/hash.ts';
+import { getOp } from '../ir/registry.ts';
+import { fmtShape } from '../ir/shape.ts';
+import { Module } from '../nn/module.ts';
+import { getBackend, type Storage } from '../runtime/backend.ts';
+import type { WebGPUBackend } from '../runtime/webgpu/backend.ts';
+import { parameterNames } from '../trace/api.ts';
+import { traceProgram, type TracedProgram } from '../trace/program.ts';
+import { CompiledBackward } from './compiled-backward.ts';
+import { CpuPlan } from './cpu-plan.ts';
+import { CompiledGraph, type Plan } from './compiled-graph.ts';
+import { dumpGraph } from './dump.ts';
+import { log, logEnabled } from './logs.ts';
+import { optimize } from './optimize.ts';
+import { backwardPart, forwardPart, wholePart } from './split.ts';
+import { GpuPlan } from './gpu-plan.ts';
+
+export interface CompileOptions {
+  /** 'static': trace once per input shapes and replay (the function must have no data-dependent JS control flow). */
+  mode?: 'default' | 'static';
+  /** write the IR and WGSL of every compiled graph under this folder (also WGTORCH_DUMP) */
+  dump?: string;
+}
+
+export interface Compiled<F extends (...args: any[]) => any> {
+  (...args: Parameters<F>): ReturnType<F>;
+  /** the graphs compiled so far, with their IR, kernels and stats */
+  graphs(): CompiledGraph[];
+  /** cache statistics */
+  cacheInfo(): { graphs: number; hits: number; misses: number };
+}
+
+export function compile<F extends (...args: any[]) => any>(target: F, opts: CompileOptions = {}): Compiled<F> {
+  checkOptions('compile', opts, ['mode', 'dump']);
+  if (typeof target !== 'function') throw new WgtorchError('compile: expected a Module or a function of tensors.');
+  const mode = opts.mode ?? 'default';
+  const dumpDir = opts.dump ?? (typeof process !== 'undefined' ? process.env?.WGTORCH_DUMP : undefined);
+  const root = target instanceof Module ? target : null;
+  const cache = new Map<string, CompiledGraph>();
+  const staticCache = new Map<string, { entry: CompiledGraph; program: TracedProgram }>();
+  let hits = 0;
+  let misses = 0;
+  let last: CompiledGraph | null = null;
+
+  const call = (...args: unknown[]) => {
+    const tensorPos = args.map((a, i) => (a instanceof Tensor ? i : -1)).filter((i) => i >= 0);
+    const tensors = tensorPos.map((i) => args[i] as Tensor);
+    const shapesKey = JSON.stringify(args.map((a) => (a instanceof Tensor ? [a.shape, a.dtype, a.device, a.requiresGrad] : typeof a === 'object' ? null : a)));
+    if (mode === 'static') {
+      const hit = staticCache.get(shapesKey);
+      if (hit) {
+        hits++;
+        hit.entry.calls++;
+        log('cache', () => `static hit: graph ${hit.entry.hash} (inputs ${tensors.map((t) => fmtShape(t.shape)).join(', ')})`);
+        return replayStatic(hit.entry, hit.program, tensors);
+      }
+    }
+    const run = (...traced: Tensor[]) => {
+      const full = [...args];
+      tensorPos.forEach((p, k) => (full[p] = traced[k]));
+      return target(...full);
+    };
+    const t0 = performance.now();
+    const names = parameterNames(root);
+    const program = traceProgram(run, tensors, { backward: 'auto', names, rootModule: root });
+    const hash = graphHash(program.graph);
+    const traceMs = performance.now() - t0;
+    let entry = cache.get(hash);
+    if (entry) {
+      hits++;
+      log('cache', () => `hit: graph ${hash} (trace ${traceMs.toFixed(2)} ms)`);
+    } else {
+      misses++;
+      const why = explainMiss(program, cache, last);
+      log('cache', `miss: ${why}`);
+      if (cache.size) log('recompiles', `recompiling: ${why}`);
+      entry = build(program, hash);
+      cache.set(hash, entry);
+      if (dumpDir) dumpGraph(dumpDir, entry);
+    }
+    entry.calls++;
+    last = entry;
+    if (mode === 'static') staticCache.set(shapesKey, { entry, program });
+    const t1 = performance.now();
+    const result = execute(entry, program);
+    log('perf', () => `call: trace+hash ${traceMs.toFixed(2)} ms, record ${(performance.now() - t1).toFixed(2)} ms, ${entry!.stats.dispatches} dispatches`);
+    return result;
+  };
+
+  const build = (program: TracedProgram, hash: string): CompiledGraph => {
+    const t0 = performance.now();
+    const g = program.graph;
+    const device = deviceOf(program);
+    const makePlan = (part: Graph): Plan => {
+      const opt = optimize(part);
+      return device === 'webgpu' ? new GpuPlan(opt, getBackend('webgpu') as WebGPUBackend) : new CpuPlan(opt);
+    };
+    log('graph', () => `traced graph ${hash}:\n${String(program.graph.nodes.length)} nodes`);
+    let entry: CompiledGraph;
+    if (program.symbolicBackward) {
+      const fwd = forwardPart(g);
+      const bwd = backwardPart(g);
+      entry = new CompiledGraph(hash, structureHash(g), program, { forward: makePlan(fwd), backward: makePlan(bwd) }, device);
+    } else {
+      entry = new CompiledGraph(hash, structureHash(g), program, { forward: makePlan(wholePart(g)), backward: null }, device);
+    }
+    entry.compileMs = performance.now() - t0;
+    log('graph', () => entry.forwardIR);
+    if (entry.backwardIR) log('backward', () => entry.backwardIR!);
+    if (logEnabled('fusion')) for (const line of entry.fusionLog) log('fusion', line);
+    if (logEnabled('wgsl')) for (const k of entry.kernels) log('wgsl', `${k.name}:\n${k.wgsl}`);
+    log('perf', () => `compiled graph ${hash} in ${entry.compileMs.toFixed(1)} ms: ${entry.stats.kernels} kernels`);
+    return entry;
+  };
+
+  const fn = call as unknown as Compiled<F>;
+  fn.graphs = () => [...cache.values()];
+  fn.cacheInfo = () => ({ graphs: cache.size, hits, misses });
+  return fn;
+}
+
+function deviceOf(p: TracedProgram): 'cpu' | 'webgpu' {
+  const devs = new Set<string>();
+  for (const a of p.tracer.args) devs.add(a.tensor.device);
+  for (const c of p.tracer.captures) devs.add(c.tensor.device);
+  if (devs.size > 1) {
+    throw new WgtorchError(`compile: the traced function uses tensors on several devices (${[...devs].join(', ')}). Fix: move the model and inputs to one device.`);
+  }
+  return devs.has('webgpu') ? 'webgpu' : 'cpu';
+}
+
+/** Why a call missed the cache, in the words of the `cache`/`recompiles` logs. */
+function explainMiss(p: TracedProgram, cache: Map<string, CompiledGraph>, last: CompiledGraph | null): string {
+  if (!cache.size) return `first call: graph ${graphHash(p.graph)}`;
+  const s = structureHash(p.graph);
+  const same = [...cache.values()].find((e) => e.structure === s) ?? null;
+  if (same) {
+    const a = same.program.tracer.args;
+    const b = p.tracer.args;
+    for (let i = 0; i < Math.min(a.length, b.length); i++) {
+      const sa = same.program.graph.node(a[i].id).shape;
+      const sb = p.graph.node(b[i].id).shape;
+      for (let d = 0; d < Math.max(sa.length, sb.length); d++) {
+        if (sa[d] !== sb[d]) return `input ${i} dim ${d}: expected ${sa[d]}, got ${sb[d]}`;
+      }
+    }
+    return `shapes changed (graph ${graphHash(p.graph)})`;
+  }
+  void last;
+  return `new control-flow path: graph hash ${graphHash(p.graph)} (${cache.size} graph${cache.size > 1 ? 's' : ''} cached)`;
+}
+
+/** Runs a compiled graph for the bindings of `program`, and turns its traced results into real tensors. */
+function execute(entry: CompiledGraph, program: TracedProgram): unknown {
+  const inputs = new Map<number, Storage>();
+  program.tracer.args.forEach((a) => inputs.set(a.id, a.tensor._storage));
+  program.tracer.captures.forEach((c) => inputs.set(c.id, c.storage));
+  const scalars = new Map(program.tracer.scalars.map((s) => [s.id, s.value]));
+  const bind = (id: number) => {
+    const s = inputs.get(id);
+    if (!s) throw new Error(`compiled graph input %${id} has no binding`);
+    return s;
+  };
+  const scalar = (id: number) => scalars.get(id)!;
+  const out = entry.plans.forward.run(bind, scalar);
+  const g = entry.plans.forward.graph;
+  const outputsOf = (role: string) => g.outputs.filter((o) => o.role === role);
+
+  // returned tensors
+  const diffOut: Tensor[] = [];
+  outputsOf('output').forEach((o, k) => {
+    const t = program.outputs[k];
+    const needsGrad = t.requiresGrad;
+    realize(t, out.get(o.id)!);
+    if (needsGrad && entry.plans.backward) diffOut.push(t);
+  });
+  // gradients a traced backward() left in leaves
+  const grads = outputsOf('grad');
+  program.gradTargets.forEach((leaf, i) => {
+    if (!entry.plans.backward && leaf.grad) realize(leaf.grad, out.get(grads[i].id)!);
+  });
+  // in-place writes into real tensors (parameters, optimizer state, grads)
+  outputsOf('mutation').forEach((o, i) => {
+    const { storage } = program.mutated[i];
+    const src = out.get(o.id)!;
+    if (src !== storage) {
+      const n = g.node(o.id);
+      storage.backend.exec(getOp('copy'), [{ storage: src, shape: n.shape, dtype: n.dtype }], {}, { storage, shape: n.shape, dtype: n.dtype });
+    }
+    storage.version++;
+  });
+
+  if (entry.plans.backward && diffOut.length) {
+    if (diffOut.length > 1) {
+      throw new WgtorchError('compile: a compiled function with several outputs that require grad is not supported yet. Fix: return one differentiable tensor (e.g. the loss), or call backward() inside the compiled function.');
+    }
+    const saved = new Map<number, Storage>();
+    for (const o of outputsOf('saved')) saved.set(o.id, out.get(o.id)!);
+    const real = (t: Tensor) => {
+      const i = program.tracedArgs.indexOf(t);
+      return i >= 0 ? program.tracer.args[i].tensor : t;
+    };
+    const targets = program.gradTargets.map(real);
+    const bwd = entry.plans.backward;
+    const seedId = bwd.graph.nodes.find((n) => n.op === 'input' && n.phase === 'backward')!.id;
+    diffOut[0].gradFn = new CompiledBackward(targets, (gOut) => {
+      const res = bwd.run((id) => (id === seedId ? gOut._storage : saved.get(id) ?? bind(id)), scalar);
+      return bwd.graph.outputs.map((o) => {
+        const n = bwd.graph.node(o.id);
+        return new Tensor(res.get(o.id)!, [...n.shape], n.dtype);
+      });
+    });
+  }
+  return program.result;
+}
+
+/** A traced tensor object becomes a real one: same object, real storage, no traced history. */
+function realize(t: Tensor, storage: Storage): void {
+  t._storage = storage;
+  t._base = null;
+  t.gradFn = null;
+}
+
+function replayStatic(entry: CompiledGraph, program: TracedProgram, tensors: Tensor[]): unknown {
+  // rebind arguments; captured tensors are read through their (possibly moved) storages
+  program.tracer.args.forEach((a, i) => {
+    if (program.graph.node(a.id).phase === 'forward') a.tensor = tensors[i];
+  });
+  for (const c of program.tracer.captures) c.storage = c.tensor._storage;
+  // fresh result tensors
+  const fresh = program.outputs.map((t) => new Tensor(t._storage, [...t.shape], t.dtype));
+  const swap = (x: unknown): unknown => {
+    if (x instanceof Tensor) return fresh[program.outputs.indexOf(x)] ?? x;
+    if (Array.isArray(x)) return x.map(swap);
+    return x;
+  };
+  const result = swap(program.result);
+  for (let i = 0; i < fresh.length; i++) fresh[i].requiresGrad = false;
+  const p2: TracedProgram = { ...program, outputs: fresh, result };
+  for (const t of fresh) if (program.outputs.some((o) => o.requiresGrad)) (t as unknown as { _requiresGrad: boolean })._requiresGrad = true;
+  for (const leaf of program.gradTargets) if (!entry.plans.backward) leaf.grad = new Tensor(leaf._storage, [...leaf.shape], leaf.dtype);
+  return execute(entry, p2);
+}

@@ -1,0 +1,127 @@
+/** One cached compiled graph and what `fast.graphs()` shows of it: IR before and after fusion, kernels, stats. */
+import MagicString from 'magic-string';
+import { printGraph } from '../ir/printer.ts';
+import type { LoweredKernel } from '../codegen-wgsl/lower.ts';
+import type { Storage } from '../runtime/backend.ts';
+import type { TracedProgram } from '../trace/program.ts';
+import type { Graph } from '../ir/graph.ts';
+import type { CpuPlan } from './cpu-plan.ts';
+import type { GpuPlan, PlanStats } from './gpu-plan.ts';
+import { kernelNodes, type Schedule } from '../passes/fusion.ts';
+
+export type Plan = (GpuPlan | CpuPlan) & { run(inputs: (id: number) => Storage, scalars: (id: number) => number): Map<number, Storage> };
+
+export interface KernelInfo {
+  name: string;
+  /** the WGSL as compiled, with a header naming the IR nodes and module paths it came from */
+  wgsl: string;
+  /** IR node ids fused into this kernel */
+  nodes: number[];
+  scopes: string[];
+  /** line number (1-based) of the WGSL -> IR node ids it computes */
+  lineMap: Map<number, number[]>;
+  /** a source map of the header + kernel assembly (magic-string) */
+  sourceMap: string;
+  part: 'forward' | 'backward';
+}
+
+export class CompiledGraph {
+  calls = 0;
+  compileMs = 0;
+  constructor(
+    readonly hash: string,
+    readonly structure: string,
+    readonly program: TracedProgram,
+    readonly plans: { forward: Plan; backward: Plan | null },
+    readonly device: 'cpu' | 'webgpu',
+  ) {}
+
+  /** The traced IR (forward, or the whole step). */
+  get forwardIR(): string {
+    return printGraph(this.program.graph, {
+      title: this.plans.backward ? 'forward' : 'step',
+      only: (n) => (this.plans.backward ? n.phase === 'forward' : true),
+      outputs: (o) => (this.plans.backward ? o.role === 'output' || o.role === 'saved' : o.role !== 'saved'),
+    });
+  }
+  get backwardIR(): string | null {
+    return this.plans.backward ? printGraph(this.plans.backward.graph, { title: 'backward' }) : null;
+  }
+  /** The optimised IR with the kernel each node belongs to. */
+  get fusedIR(): string {
+    return [this.fused('forward'), this.plans.backward ? this.fused('backward') : null].filter(Boolean).join('\n\n');
+  }
+  private fused(part: 'forward' | 'backward'): string {
+    const plan = part === 'forward' ? this.plans.forward : this.plans.backward!;
+    const schedule = (plan as GpuPlan).schedule as Schedule | undefined;
+    const text = printGraph(plan.graph, { title: `${part} (optimised)` });
+    if (!schedule) return text;
+    const kernelOf = new Map<number, string>();
+    schedule.kernels.forEach((k, i) => kernelNodes(k).forEach((id) => kernelOf.set(id, kernelOf.has(id) ? `${kernelOf.get(id)},k${i}` : `k${i}`)));
+    return text
+      .split('\n')
+      .map((line) => {
+        const m = line.match(/^ {2}%(\d+):/);
+        if (!m) return line;
+        const id = Number(m[1]);
+        const k = kernelOf.get(id) ?? (schedule.views.has(id) ? 'view' : '');
+        return k ? `${line.padEnd(72)} [${k}]` : line;
+      })
+      .join('\n');
+  }
+
+  get fusionLog(): string[] {
+    const logs: string[] = [];
+    for (const [part, plan] of [['forward', this.plans.forward], ['backward', this.plans.backward]] as const) {
+      const s = (plan as GpuPlan | null)?.schedule;
+      if (s) logs.push(...s.log.map((l) => `${part}: ${l}`));
+    }
+    return logs;
+  }
+
+  get kernels(): KernelInfo[] {
+    const out: KernelInfo[] = [];
+    for (const [part, plan] of [['forward', this.plans.forward], ['backward', this.plans.backward]] as const) {
+      const ks = (plan as GpuPlan | null)?.kernels as LoweredKernel[] | undefined;
+      if (!ks) continue;
+      for (const k of ks) out.push(kernelInfo(k, part, plan!.graph));
+    }
+    return out;
+  }
+
+  get stats(): PlanStats & { compileMs: number; calls: number } {
+    const f = this.plans.forward.stats;
+    const b = this.plans.backward?.stats;
+    return {
+      kernels: f.kernels + (b?.kernels ?? 0),
+      dispatches: f.dispatches + (b?.dispatches ?? 0),
+      bytesMoved: f.bytesMoved + (b?.bytesMoved ?? 0),
+      flops: f.flops + (b?.flops ?? 0),
+      compileMs: this.compileMs,
+      calls: this.calls,
+    };
+  }
+
+  toString(): string {
+    return [this.forwardIR, this.backwardIR, this.fusedIR].filter(Boolean).join('\n\n');
+  }
+}
+
+function kernelInfo(k: LoweredKernel, part: 'forward' | 'backward', g: Graph): KernelInfo {
+  const ms = new MagicString(k.code);
+  const header = [
+    `// ${part} kernel ${k.name}`,
+    `// fuses ${k.nodes.map((id) => `%${id} ${g.node(id).op}`).join(', ')}`,
+    ...(k.scopes.length ? [`// from ${k.scopes.join(', ')}`] : []),
+    '',
+  ].join('\n');
+  ms.prepend(header + '\n');
+  const wgsl = ms.toString();
+  const lineMap = new Map<number, number[]>();
+  wgsl.split('\n').forEach((line, i) => {
+    const ids = [...line.matchAll(/%(\d+)/g)].map((m) => Number(m[1]));
+    if (ids.length && !line.startsWith('//')) lineMap.set(i + 1, ids);
+  });
+  const sourceMap = ms.generateMap({ source: `${k.name}.body.wgsl`, hires: true, includeContent: false }).toString();
+  return { name: k.name, wgsl, nodes: k.nodes, scopes: k.scopes, lineMap, sourceMap, part };
+}

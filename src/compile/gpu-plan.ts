@@ -1,0 +1,88 @@
+/**
+ * A compiled graph on WebGPU: the optimised graph, its fusion schedule, one generated
+ * kernel per group, and the executor that binds buffers and records the dispatches
+ * into the context's open batch (no submit, no readback). Intermediates go back to the
+ * pool right after their last reader, so later kernels of the same call reuse them.
+ */
+import { lowerKernel, type LoweredKernel } from '../codegen-wgsl/lower.ts';
+import type { Graph } from '../ir/graph.ts';
+import { numel } from '../ir/shape.ts';
+import { fuse, type Schedule } from '../passes/fusion.ts';
+import type { Storage } from '../runtime/backend.ts';
+import { GpuStorage, type WebGPUBackend } from '../runtime/webgpu/backend.ts';
+import { workgroupGrid } from '../runtime/webgpu/context.ts';
+
+export interface PlanStats {
+  kernels: number;
+  dispatches: number;
+  bytesMoved: number;
+  flops: number;
+}
+
+export class GpuPlan {
+  readonly schedule: Schedule;
+  readonly kernels: LoweredKernel[];
+  private readonly pipelines: GPUComputePipeline[];
+  private readonly lastUse = new Map<number, number>();
+  private readonly outputIds: Set<number>;
+
+  constructor(
+    readonly graph: Graph,
+    private readonly backend: WebGPUBackend,
+  ) {
+    const ctx = backend.ctx;
+    this.schedule = fuse(graph, { maxBindings: ctx.limits.maxStorageBuffersPerShaderStage });
+    const cx = { g: graph, views: this.schedule.views, writes: this.schedule.writes };
+    this.kernels = this.schedule.kernels.map((k, i) => lowerKernel(cx, k, i));
+    this.pipelines = this.kernels.map((k) => ctx.pipeline(k.code, k.name));
+    this.outputIds = new Set(graph.outputs.map((o) => this.baseOf(o.id)));
+    this.kernels.forEach((k, i) => {
+      for (const id of k.order ?? [...k.reads, ...k.writes]) this.lastUse.set(id, i);
+    });
+  }
+
+  get stats(): PlanStats {
+    return {
+      kernels: this.kernels.length,
+      dispatches: this.kernels.length,
+      bytesMoved: this.kernels.reduce((s, k) => s + k.bytes, 0),
+      flops: this.kernels.reduce((s, k) => s + k.flops, 0),
+    };
+  }
+
+  private baseOf(id: number): number {
+    return this.schedule.views.get(id)?.base ?? id;
+  }
+
+  /**
+   * Records the kernels. `inputs` gives the storage of every input node and `scalars` the
+   * value of every scalar node; returns the storage of every output.
+   */
+  run(inputs: (id: number) => Storage, scalars: (id: number) => number): Map<number, Storage> {
+    const ctx = this.backend.ctx;
+    const values = new Map<number, Storage>();
+    for (const n of this.graph.nodes) if (n.op === 'input') values.set(n.id, inputs(n.id));
+    const mine: GpuStorage[] = [];
+    this.kernels.forEach((k, i) => {
+      for (const w of k.writes) {
+        const n = this.graph.node(w);
+        const s = this.backend.alloc(n.dtype, numel(n.shape));
+        values.set(w, s);
+        mine.push(s);
+      }
+      const order = k.order ?? [...k.reads, ...k.writes];
+      const buffers = order.map((id) => (values.get(id) as GpuStorage).buffer);
+      const grid = Array.isArray(k.workgroups) ? k.workgroups : workgroupGrid(k.workgroups, ctx.limits.maxComputeWorkgroupsPerDimension);
+      ctx.dispatch(this.pipelines[i], buffers, k.params(k.scalars.map(scalars)), grid as [number, number, number], k.flops);
+      // free what no later kernel reads and nobody returns
+      for (const id of new Set(order)) {
+        if (this.lastUse.get(id) !== i || this.outputIds.has(id)) continue;
+        const s = values.get(id);
+        if (s instanceof GpuStorage && mine.includes(s)) this.backend.free(s);
+      }
+    });
+    const out = new Map<number, Storage>();
+    for (const o of this.graph.outputs) out.set(o.id, values.get(this.baseOf(o.id))!);
+    return out;
+  }
+}

@@ -1,0 +1,16 @@
+/** The pass pipeline: each pass is Graph -> Graph and keeps results equal to its input graph. */
+import type { Graph } from '../ir/graph.ts';
+import { verifyGraph } from '../ir/verify.ts';
+import { simplify } from '../passes/algebra.ts';
+import { cse } from '../passes/cse.ts';
+import { dce } from '../passes/dce.ts';
+
+export function optimize(g: Graph): Graph {
+  let out = dce(g);
+  out = simplify(out);
+  out = dce(out);
+  out = cse(out);
+  out = dce(out);
+  verifyGraph(out);
+  return out;
+}
