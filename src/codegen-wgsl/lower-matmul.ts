@@ -12,7 +12,7 @@ import type { Kernel } from '../passes/fusion.ts';
 import { broadcastView, matmulLayout } from '../passes/views.ts';
 import { renderNodes } from './expr.ts';
 import type { ExprNode, Ref } from './kernel-spec.ts';
-import { storeAs } from './kernel-spec.ts';
+import { storeAs, wgslType } from './kernel-spec.ts';
 import type { LoweredKernel, LowerContext } from './lower.ts';
 import { matmulDispatch, matmulParams, matmulVariantFor, matmulWGSL } from './matmul.ts';
 
@@ -46,9 +46,8 @@ export function lowerMatmul(cx: LowerContext, k: Extract<Kernel, { kind: 'matmul
     let src = -1;
     const refOf = (i: number): Ref => {
       if (inside.has(i)) return { kind: 'node', index: inside.get(i)! };
-      const n = g.node(i);
-      if (n.op === 'scalar') return { kind: 'scalar', index: scalarRef(i) };
       const base = cx.views.get(i)?.base ?? i;
+      if (g.node(base).op === 'scalar') return { kind: 'scalar', index: scalarRef(base) };
       if (numel(g.node(base).shape) === 1) {
         const name = readBinding(base);
         return { kind: 'input', index: 1 + extraReads.findIndex((e) => e.name === name) };
@@ -84,7 +83,8 @@ export function lowerMatmul(cx: LowerContext, k: Extract<Kernel, { kind: 'matmul
     const args: Ref[] = n.inputs.map((i) => {
       if (i === k.node) return { kind: 'acc' };
       if (epiInside.has(i)) return { kind: 'node', index: epiInside.get(i)! };
-      if (g.node(i).op === 'scalar') return { kind: 'scalar', index: scalarRef(i) };
+      const base = cx.views.get(i)?.base ?? i;
+      if (g.node(base).op === 'scalar') return { kind: 'scalar', index: scalarRef(base) };
       return { kind: 'input', index: i };
     });
     epiInside.set(id, epiInside.size);
@@ -112,8 +112,8 @@ export function lowerMatmul(cx: LowerContext, k: Extract<Kernel, { kind: 'matmul
   const extraWrites = written.slice(1).map((id) => ({ id, name: outName.get(id)! }));
   const rowSum = k.rowSumA;
   const extraBindings = [
-    ...extraReads.map((e) => ({ name: e.name, type: 'array<f32>', access: 'read' as const })),
-    ...extraWrites.map((e) => ({ name: e.name, type: 'array<f32>', access: 'read_write' as const })),
+    ...extraReads.map((e) => ({ name: e.name, type: `array<${wgslType(g.node(e.id).dtype)}>`, access: 'read' as const })),
+    ...extraWrites.map((e) => ({ name: e.name, type: `array<${wgslType(g.node(e.id).dtype)}>`, access: 'read_write' as const })),
     ...(rowSum !== null ? [{ name: 'rowsum', type: 'array<f32>', access: 'read_write' as const }] : []),
   ];
   const extraCode = [WGSL_PRELUDE, A.fn, B.fn, fusedEpilogue ? epiFn : null].filter(Boolean).join('\n');

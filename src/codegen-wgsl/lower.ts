@@ -57,6 +57,7 @@ export class Operands {
       return { kind: 'scalar', index: s };
     }
     const v = this.cx.views.get(id) ?? { base: id, shape: n.shape, strides: stridesOf(n.shape) };
+    if (this.cx.g.node(v.base).op === 'scalar') return this.ref(v.base, inside);
     const strides = broadcastView(v, this.shape);
     const direct = sameShape(v.shape, this.shape) && sameShape(strides, stridesOf(this.shape));
     const key = direct ? null : strides;

@@ -2,7 +2,7 @@
 import type { Graph } from '../ir/graph.ts';
 import { getBackend, type Storage } from '../runtime/backend.ts';
 import { interpret } from '../runtime/interpreter.ts';
-import type { PlanStats } from './gpu-plan.ts';
+import { constantOr, type PlanStats } from './gpu-plan.ts';
 
 export class CpuPlan {
   constructor(readonly graph: Graph) {}
@@ -11,7 +11,7 @@ export class CpuPlan {
     return { kernels: n, dispatches: 0, bytesMoved: 0, flops: 0 };
   }
   run(inputs: (id: number) => Storage, scalars: (id: number) => number): Map<number, Storage> {
-    const values = interpret(this.graph, (n) => (n.op === 'scalar' ? scalars(n.id) : inputs(n.id)), getBackend('cpu'));
+    const values = interpret(this.graph, (n) => (n.op === 'scalar' ? constantOr(this.graph, n.id, scalars) : inputs(n.id)), getBackend('cpu'));
     const out = new Map<number, Storage>();
     for (const o of this.graph.outputs) out.set(o.id, values.get(o.id) as Storage);
     return out;

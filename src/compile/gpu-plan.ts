@@ -12,6 +12,12 @@ import type { Storage } from '../runtime/backend.ts';
 import { GpuStorage, type WebGPUBackend } from '../runtime/webgpu/backend.ts';
 import { workgroupGrid } from '../runtime/webgpu/context.ts';
 
+/** A scalar's value: folded constants carry theirs, traced scalars are bound per call. */
+export function constantOr(g: Graph, id: number, bound: (id: number) => number): number {
+  const n = g.node(id);
+  return n.attrs.constant ? (n.attrs.value as number) : bound(id);
+}
+
 export interface PlanStats {
   kernels: number;
   dispatches: number;
@@ -58,8 +64,9 @@ export class GpuPlan {
    * Records the kernels. `inputs` gives the storage of every input node and `scalars` the
    * value of every scalar node; returns the storage of every output.
    */
-  run(inputs: (id: number) => Storage, scalars: (id: number) => number): Map<number, Storage> {
+  run(inputs: (id: number) => Storage, bound: (id: number) => number): Map<number, Storage> {
     const ctx = this.backend.ctx;
+    const scalars = (id: number) => constantOr(this.graph, id, bound);
     const values = new Map<number, Storage>();
     for (const n of this.graph.nodes) if (n.op === 'input') values.set(n.id, inputs(n.id));
     const mine: GpuStorage[] = [];
@@ -71,7 +78,11 @@ export class GpuPlan {
         mine.push(s);
       }
       const order = k.order ?? [...k.reads, ...k.writes];
-      const buffers = order.map((id) => (values.get(id) as GpuStorage).buffer);
+      const buffers = order.map((id) => {
+        const v = values.get(id) as GpuStorage | undefined;
+        if (!v) throw new Error(`internal compiler error: kernel ${k.name} reads %${id}, which no earlier kernel wrote`);
+        return v.buffer;
+      });
       const grid = Array.isArray(k.workgroups) ? k.workgroups : workgroupGrid(k.workgroups, ctx.limits.maxComputeWorkgroupsPerDimension);
       ctx.dispatch(this.pipelines[i], buffers, k.params(k.scalars.map(scalars)), grid as [number, number, number], k.flops);
       // free what no later kernel reads and nobody returns

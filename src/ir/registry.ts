@@ -394,11 +394,13 @@ def({
   kind: 'source',
   arity: 0,
   infer: (_i, { shape, dtype }) => ({ shape: [...(shape as number[])], dtype: dtype as DType }),
+  formula: (m, _a, { value }) => m.lit(value as number),
 });
 def({
   name: 'arange',
   kind: 'source',
   arity: 0,
-  // value[i] = start + i * step
+  // value[i] = start + i * step; `i` is the linear index of the kernel computing it
   infer: (_i, { n, dtype }) => ({ shape: [n as number], dtype: dtype as DType }),
+  formula: (m, _a, { start, step }) => `(${m.lit(start as number)} + ${m.target === 'wgsl' ? 'f32(i)' : 'i'} * ${m.lit(step as number)})`,
 });

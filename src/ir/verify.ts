@@ -19,7 +19,7 @@ export function verifyGraph(g: Graph): void {
       if (op.arity !== n.inputs.length) fail(`node %${n.id} (${n.op}) has ${n.inputs.length} inputs, the registry says ${op.arity}.`);
       const metas: InputMeta[] = n.inputs.map((i) => {
         const m = g.node(i);
-        return m.op === 'scalar' ? (m.attrs.value as number) : { shape: m.shape, dtype: m.dtype };
+        return m.op === 'scalar' && op.kind === 'elementwise' ? (m.attrs.value as number) : { shape: m.shape, dtype: m.dtype };
       });
       let meta;
       try {

@@ -4,7 +4,8 @@
  *   matmul result (the weight gradient of a Linear) becomes a matmul that reads its
  *   operands transposed, which the matmul kernel does for free;
  * - permute(permute(x)) -> one permute, or nothing when they cancel;
- * - pow(x, 1) -> x.
+ * - pow(x, 1) -> x;
+ * - a one-element full (the seed of backward) -> a constant scalar, which kernels read as a uniform.
  */
 import { Graph, type IRNode } from '../ir/graph.ts';
 
@@ -30,6 +31,10 @@ export function simplify(g: Graph): Graph {
 
   for (const n of g.nodes) {
     const inputs = n.inputs.map(r);
+    if (n.op === 'full' && n.dtype === 'float32' && n.shape.every((d) => d === 1)) {
+      out.put({ ...n, op: 'scalar', inputs: [], attrs: { value: n.attrs.value as number, constant: true }, shape: [] });
+      continue;
+    }
     if (n.op === 'pow' && n.attrs.exponent === 1) {
       replace.set(n.id, inputs[0]);
       continue;
