@@ -58,7 +58,7 @@ export function elementwiseWGSL(spec: ElementwiseSpec): GeneratedKernel {
     if (inp.access === 'strided') {
       idx = rank === 0 ? '0u' : Array.from({ length: rank }, (_, d) => `c${d} * P(${L.strideAt[k] + d}u)`).join(' + ');
     }
-    const src = inp.access === 'alias' ? `out0[i]` : `in${k}[${idx}]`;
+    const src = inp.access === 'alias' ? `out${inp.aliasOf ?? 0}[i]` : `in${k}[${idx}]`;
     lines.push(`  let ${inputName(k)} = f32(${src});`);
   });
   for (let s = 0; s < spec.scalars; s++) lines.push(`  let s${s} = bitcast<f32>(P(${L.scalarAt + s}u));`);

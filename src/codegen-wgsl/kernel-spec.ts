@@ -30,6 +30,8 @@ export interface KernelInput {
    * alias: the output buffer itself (in-place ops read the old value there).
    */
   access: 'direct' | 'strided' | 'alias';
+  /** for 'alias': which output's buffer holds the value (default 0) */
+  aliasOf?: number;
 }
 
 export interface ElementwiseSpec {

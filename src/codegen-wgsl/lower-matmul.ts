@@ -90,16 +90,23 @@ export function lowerMatmul(cx: LowerContext, k: Extract<Kernel, { kind: 'matmul
     epiInside.set(id, epiInside.size);
     return { op: n.op, args, attrs: n.attrs, origin: { ids: [id], scope: n.scope } };
   });
+  const variant = matmulVariantFor(M, N, K, A.trans);
   const loadAt = (id: number) => {
     const v = cx.views.get(id) ?? { base: id, shape: g.node(id).shape, strides: stridesOf(g.node(id).shape) };
     const [sr, scol] = broadcastView(v, [M, N]);
+    const over = cx.inPlace.get(v.base);
+    if (over !== undefined && outName.has(over)) {
+      // in place: the old value is read where the new one is about to be written
+      if (sr !== N || scol !== 1) throw new Error(`internal compiler error: in-place input %${v.base} read through a view`);
+      const out = outName.get(over)!;
+      return out === 'C' && variant.vec4 ? `C[(row * ${N}u + col) / 4u][(row * ${N}u + col) % 4u]` : `f32(${out}[row * ${N}u + col])`;
+    }
     const name = readBinding(v.base);
     return `f32(${name}[row * ${sr}u + col * ${scol}u])`;
   };
   const epiBody = renderNodes(epiNodes, { input: loadAt, scalar: (s) => sc(s), acc: 'acc', prefix: 'e' }, '  ');
   const valueOf = (id: number) => (id === k.node ? 'acc' : `e${epiInside.get(id)}`);
   const stores: string[] = [];
-  const variant = matmulVariantFor(M, N, K, A.trans);
   for (const id of written) {
     const name = outName.get(id)!;
     const v = storeAs(g.node(id).dtype, valueOf(id));

@@ -38,15 +38,22 @@ export interface LowerContext {
   g: Graph;
   views: Map<number, View>;
   writes: Set<number>;
+  /**
+   * In-place updates: graph input id -> the value written over it. The kernel computing that
+   * value writes straight into the input's buffer, and reads the input's old value there.
+   */
+  inPlace: Map<number, number>;
 }
 
 /** Collects a kernel's tensor inputs (deduplicated by base and strides) and scalar refs. */
 export class Operands {
-  readonly tensors: { base: number; strides: number[] | null; access: KernelInput['access']; dtype: IRNode['dtype'] }[] = [];
+  readonly tensors: { base: number; strides: number[] | null; access: KernelInput['access']; dtype: IRNode['dtype']; aliasOf?: number }[] = [];
   readonly scalars: number[] = [];
   constructor(
     private readonly cx: LowerContext,
     private readonly shape: readonly number[],
+    /** values this kernel writes, in output order (for in-place reads) */
+    private readonly written: number[] = [],
   ) {}
   ref(id: number, inside: Map<number, number>): Ref {
     const n = this.cx.g.node(id);
@@ -60,6 +67,13 @@ export class Operands {
     if (this.cx.g.node(v.base).op === 'scalar') return this.ref(v.base, inside);
     const strides = broadcastView(v, this.shape);
     const direct = sameShape(v.shape, this.shape) && sameShape(strides, stridesOf(this.shape));
+    const over = this.cx.inPlace.get(v.base);
+    if (over !== undefined && this.written.includes(over)) {
+      if (!direct) throw new Error(`internal compiler error: in-place input %${v.base} read through a view`);
+      let k = this.tensors.findIndex((t) => t.base === v.base);
+      if (k < 0) k = this.tensors.push({ base: v.base, strides: null, access: 'alias', dtype: this.cx.g.node(v.base).dtype, aliasOf: this.written.indexOf(over) }) - 1;
+      return { kind: 'input', index: k };
+    }
     const key = direct ? null : strides;
     let k = this.tensors.findIndex((t) => t.base === v.base && JSON.stringify(t.strides) === JSON.stringify(key));
     if (k < 0) k = this.tensors.push({ base: v.base, strides: key, access: direct ? 'direct' : 'strided', dtype: this.cx.g.node(v.base).dtype }) - 1;
@@ -95,14 +109,14 @@ export function lowerKernel(cx: LowerContext, k: Kernel, index: number): Lowered
 }
 
 function lowerElementwise(cx: LowerContext, ids: number[], shape: number[], index: number): LoweredKernel {
-  const ops = new Operands(cx, shape);
+  const written = ids.filter((id) => cx.writes.has(id));
+  const ops = new Operands(cx, shape, written);
   const inside = new Map<number, number>();
   const nodes = exprNodes(cx, ids, ops, inside);
-  const written = ids.filter((id) => cx.writes.has(id));
   const spec: ElementwiseSpec = {
     kind: 'elementwise',
     rank: shape.length,
-    inputs: ops.tensors.map((t) => ({ dtype: t.dtype, access: t.access })),
+    inputs: ops.tensors.map((t) => ({ dtype: t.dtype, access: t.access, aliasOf: t.aliasOf })),
     scalars: ops.scalars.length,
     nodes,
     outputs: written.map((id) => ({ ref: { kind: 'node', index: inside.get(id)! }, dtype: cx.g.node(id).dtype })),
@@ -115,7 +129,7 @@ function lowerElementwise(cx: LowerContext, ids: number[], shape: number[], inde
     code,
     nodes: ids,
     scopes: scopesOf(cx, ids),
-    reads: ops.tensors.map((t) => t.base),
+    reads: ops.tensors.filter((t) => t.access !== 'alias').map((t) => t.base),
     writes: written,
     scalars: ops.scalars,
     params: (values) => elementwiseParams(spec, shape, strides, values),

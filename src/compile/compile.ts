@@ -103,9 +103,15 @@ export function compile<F extends (...args: any[]) => any>(target: F, opts: Comp
     const t0 = performance.now();
     const g = program.graph;
     const device = deviceOf(program);
+    // in-place updates (parameters, optimizer state): new value -> the input holding the old one
+    const mutations = new Map<number, number | null>();
+    g.outputs
+      .filter((o) => o.role === 'mutation')
+      .forEach((o, i) => mutations.set(o.id, program.tracer.captures.find((c) => c.storage === program.mutated[i].storage)?.id ?? null));
     const makePlan = (part: Graph): Plan => {
       const opt = optimize(part);
-      return device === 'webgpu' ? new GpuPlan(opt, getBackend('webgpu') as WebGPUBackend) : new CpuPlan(opt);
+      const muts = new Map([...mutations].filter(([v]) => opt.outputs.some((o) => o.id === v && o.role === 'mutation')));
+      return device === 'webgpu' ? new GpuPlan(opt, getBackend('webgpu') as WebGPUBackend, muts) : new CpuPlan(opt);
     };
     log('graph', () => `traced graph ${hash}:\n${String(program.graph.nodes.length)} nodes`);
     let entry: CompiledGraph;
@@ -174,7 +180,9 @@ function execute(entry: CompiledGraph, program: TracedProgram): unknown {
     return s;
   };
   const scalar = (id: number) => scalars.get(id)!;
-  const out = entry.plans.forward.run(bind, scalar);
+  const targets = new Map<number, Storage>();
+  program.graph.outputs.filter((o) => o.role === 'mutation').forEach((o, i) => targets.set(o.id, program.mutated[i].storage));
+  const out = entry.plans.forward.run(bind, scalar, targets);
   const g = entry.plans.forward.graph;
   const outputsOf = (role: string) => g.outputs.filter((o) => o.role === role);
 

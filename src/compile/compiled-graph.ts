@@ -9,7 +9,9 @@ import type { CpuPlan } from './cpu-plan.ts';
 import type { GpuPlan, PlanStats } from './gpu-plan.ts';
 import { kernelNodes, type Schedule } from '../passes/fusion.ts';
 
-export type Plan = (GpuPlan | CpuPlan) & { run(inputs: (id: number) => Storage, scalars: (id: number) => number): Map<number, Storage> };
+export type Plan = (GpuPlan | CpuPlan) & {
+  run(inputs: (id: number) => Storage, scalars: (id: number) => number, targets?: Map<number, Storage>): Map<number, Storage>;
+};
 
 export interface KernelInfo {
   name: string;

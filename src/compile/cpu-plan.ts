@@ -10,7 +10,7 @@ export class CpuPlan {
     const n = this.graph.nodes.filter((x) => x.op !== 'input' && x.op !== 'scalar').length;
     return { kernels: n, dispatches: 0, bytesMoved: 0, flops: 0 };
   }
-  run(inputs: (id: number) => Storage, scalars: (id: number) => number): Map<number, Storage> {
+  run(inputs: (id: number) => Storage, scalars: (id: number) => number, _targets?: Map<number, Storage>): Map<number, Storage> {
     const values = interpret(this.graph, (n) => (n.op === 'scalar' ? constantOr(this.graph, n.id, scalars) : inputs(n.id)), getBackend('cpu'));
     const out = new Map<number, Storage>();
     for (const o of this.graph.outputs) out.set(o.id, values.get(o.id) as Storage);

@@ -6,8 +6,8 @@
  */
 import { lowerKernel, type LoweredKernel } from '../codegen-wgsl/lower.ts';
 import type { Graph } from '../ir/graph.ts';
-import { numel } from '../ir/shape.ts';
-import { fuse, type Schedule } from '../passes/fusion.ts';
+import { numel, sameShape } from '../ir/shape.ts';
+import { fuse, kernelNodes, ownedNodes, type Kernel, type Schedule } from '../passes/fusion.ts';
 import type { Storage } from '../runtime/backend.ts';
 import { GpuStorage, type WebGPUBackend } from '../runtime/webgpu/backend.ts';
 import { workgroupGrid } from '../runtime/webgpu/context.ts';
@@ -32,13 +32,21 @@ export class GpuPlan {
   private readonly lastUse = new Map<number, number>();
   private readonly outputIds: Set<number>;
 
+  /** values written straight into the storage they update (graph input id, or null: a tensor the graph never read) */
+  readonly inPlace = new Map<number, number | null>();
+
   constructor(
     readonly graph: Graph,
     private readonly backend: WebGPUBackend,
+    /** mutation outputs: new value -> the graph input holding the tensor's old value (null if never read) */
+    mutations: Map<number, number | null> = new Map(),
   ) {
     const ctx = backend.ctx;
     this.schedule = fuse(graph, { maxBindings: ctx.limits.maxStorageBuffersPerShaderStage });
-    const cx = { g: graph, views: this.schedule.views, writes: this.schedule.writes };
+    for (const [v, c] of mutations) if (canWriteInPlace(this.schedule, v, c)) this.inPlace.set(v, c);
+    const aliasIn = new Map<number, number>();
+    for (const [v, c] of this.inPlace) if (c !== null) aliasIn.set(c, v);
+    const cx = { g: graph, views: this.schedule.views, writes: this.schedule.writes, inPlace: aliasIn };
     this.kernels = this.schedule.kernels.map((k, i) => lowerKernel(cx, k, i));
     this.pipelines = this.kernels.map((k) => ctx.pipeline(k.code, k.name));
     this.outputIds = new Set(graph.outputs.map((o) => this.baseOf(o.id)));
@@ -64,7 +72,7 @@ export class GpuPlan {
    * Records the kernels. `inputs` gives the storage of every input node and `scalars` the
    * value of every scalar node; returns the storage of every output.
    */
-  run(inputs: (id: number) => Storage, bound: (id: number) => number): Map<number, Storage> {
+  run(inputs: (id: number) => Storage, bound: (id: number) => number, targets: Map<number, Storage> = new Map()): Map<number, Storage> {
     const ctx = this.backend.ctx;
     const scalars = (id: number) => constantOr(this.graph, id, bound);
     const values = new Map<number, Storage>();
@@ -72,6 +80,11 @@ export class GpuPlan {
     const mine: GpuStorage[] = [];
     this.kernels.forEach((k, i) => {
       for (const w of k.writes) {
+        if (this.inPlace.has(w)) {
+          const c = this.inPlace.get(w)!;
+          values.set(w, c !== null ? values.get(c)! : targets.get(w)!);
+          continue;
+        }
         const n = this.graph.node(w);
         const s = this.backend.alloc(n.dtype, numel(n.shape));
         values.set(w, s);
@@ -96,4 +109,31 @@ export class GpuPlan {
     for (const o of this.graph.outputs) out.set(o.id, values.get(this.baseOf(o.id))!);
     return out;
   }
+}
+
+/**
+ * Whether value v (which replaces the tensor held by input c) may be computed straight into
+ * c's buffer: no later kernel reads c's old value, and the kernel computing v reads c (if at
+ * all) only at the element it writes, in its elementwise body or matmul epilogue.
+ */
+function canWriteInPlace(s: Schedule, v: number, c: number | null): boolean {
+  const g = s.graph;
+  if (!s.writes.has(v) || s.views.has(v)) return false;
+  const owner = s.kernels.findIndex((k) => ownedNodes(k).includes(v));
+  if (owner < 0) return false;
+  if (c === null) return true;
+  const baseOf = (id: number) => s.views.get(id)?.base ?? id;
+  const readers = (k: Kernel) => kernelNodes(k).filter((id) => g.node(id).inputs.some((i) => baseOf(i) === c));
+  for (let i = owner + 1; i < s.kernels.length; i++) if (readers(s.kernels[i]).length) return false;
+  const k = s.kernels[owner];
+  const body = k.kind === 'elementwise' ? k.nodes : k.kind === 'matmul' ? k.epilogue : [];
+  const shape = k.kind === 'elementwise' ? k.shape : k.kind === 'matmul' ? g.node(k.node).shape : null;
+  for (const id of readers(k)) {
+    if (!body.includes(id)) return false;
+    for (const i of g.node(id).inputs) {
+      if (baseOf(i) !== c) continue;
+      if (s.views.has(i) || !shape || !sameShape(g.node(i).shape, shape)) return false;
+    }
+  }
+  return sameShape(g.node(v).shape, g.node(c).shape);
 }

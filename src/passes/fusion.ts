@@ -76,11 +76,16 @@ export function fuse(g: Graph, opts: FusionOptions): Schedule {
     if (n.op === 'input' || n.op === 'scalar') return -1;
     return kernelOf.get(b) ?? -1;
   };
+  /** Storage buffers a kernel computing `ids` binds: what it reads from outside, and what leaves it. */
   const bindingsOf = (ids: number[]) => {
     const inside = new Set(ids);
     const reads = new Set<number>();
     for (const id of ids) for (const i of node(id).inputs) if (!inside.has(baseOf(i)) && node(baseOf(i)).op !== 'scalar') reads.add(baseOf(i));
-    return reads.size + ids.length; // inputs plus (at most) one write per node
+    let writes = 0;
+    for (const id of ids) {
+      if (outputs.has(id) || consumersThroughViews(id).some((c) => !inside.has(c))) writes++;
+    }
+    return reads.size + writes;
   };
 
   for (const n of g.nodes) {
@@ -110,7 +115,16 @@ export function fuse(g: Graph, opts: FusionOptions): Schedule {
     }
     // Join the latest kernel that computes one of our inputs in our iteration space.
     let joined = false;
-    const candidates = [...new Set(n.inputs.map((i) => kernelOf.get(i)).filter((k): k is number => k !== undefined))].sort((a, b) => b - a);
+    const producers = n.inputs.map((i) => kernelOf.get(baseOf(i))).filter((k): k is number => k !== undefined);
+    // also recent elementwise kernels of our shape that we do not depend on (horizontal fusion:
+    // the updates of several parameters of one shape become one kernel)
+    const siblings: number[] = [];
+    for (let ki = kernels.length - 1; ki >= 0 && siblings.length < 4 && !feedsOnlyReduction(n); ki--) {
+      const k = kernels[ki];
+      if (k && k.kind === 'elementwise' && sameShape(k.shape, n.shape) && !k.nodes.some((id) => feedsOnlyReduction(node(id)))) siblings.push(ki);
+    }
+    const byLatest = (a: number, b: number) => b - a;
+    const candidates = [...new Set([...[...new Set(producers)].sort(byLatest), ...siblings.sort(byLatest)])];
     for (const ki of candidates) {
       const k = kernels[ki];
       if (!k) continue;
