@@ -116,14 +116,42 @@ export function lowerMatmul(cx: LowerContext, k: Extract<Kernel, { kind: 'matmul
   const fusedEpilogue = k.epilogue.length > 0 || written[0] !== k.node;
   const epiFn = `fn epilogue(acc: f32, row: u32, col: u32) {\n${epiBody.join('\n')}\n${stores.join('\n')}\n}`;
 
-  const extraWrites = written.slice(1).map((id) => ({ id, name: outName.get(id)! }));
+  // ---- once per row: the column sum of op(A) and what consumes it
   const rowSum = k.rowSumA;
+  const rowWritten = [...(rowSum !== null ? [rowSum] : []), ...k.rowEpilogue].filter((id) => cx.writes.has(id) || id === rowSum && !k.rowEpilogue.length);
+  const rowOut = new Map(rowWritten.map((id, j) => [id, `rout${j}`] as const));
+  const rowInside = new Map<number, number>();
+  const isSum = (i: number) => rowSum !== null && (cx.views.get(i)?.base ?? i) === rowSum;
+  const rowNodes: ExprNode[] = k.rowEpilogue.map((id) => {
+    const n = g.node(id);
+    const args: Ref[] = n.inputs.map((i) => {
+      if (isSum(i)) return { kind: 'acc' };
+      if (rowInside.has(i)) return { kind: 'node', index: rowInside.get(i)! };
+      const base = cx.views.get(i)?.base ?? i;
+      if (g.node(base).op === 'scalar') return { kind: 'scalar', index: scalarRef(base) };
+      return { kind: 'input', index: i };
+    });
+    rowInside.set(id, rowInside.size);
+    return { op: n.op, args, attrs: n.attrs, origin: { ids: [id], scope: n.scope } };
+  });
+  const loadRow = (id: number) => {
+    const v = cx.views.get(id) ?? { base: id, shape: g.node(id).shape, strides: stridesOf(g.node(id).shape) };
+    const over = cx.inPlace.get(v.base);
+    if (over !== undefined && rowOut.has(over)) return `f32(${rowOut.get(over)}[row])`;
+    const [sr] = broadcastView(v, [M]);
+    return `f32(${readBinding(v.base)}[row * ${sr}u])`;
+  };
+  const rowBody = renderNodes(rowNodes, { input: loadRow, scalar: (x) => sc(x), acc: 'rs', prefix: 'r' }, '  ');
+  const rowStores = rowWritten.map((id) => `  ${rowOut.get(id)}[row] = ${storeAs(g.node(id).dtype, id === rowSum ? 'rs' : `r${rowInside.get(id)}`)};`);
+  const rowFn = rowSum !== null ? `fn rowEpilogue(rs: f32, row: u32) {\n${[...rowBody, ...rowStores].join('\n')}\n}` : null;
+
+  const extraWrites = written.slice(1).map((id) => ({ id, name: outName.get(id)! }));
   const extraBindings = [
     ...extraReads.map((e) => ({ name: e.name, type: `array<${wgslType(g.node(e.id).dtype)}>`, access: 'read' as const })),
     ...extraWrites.map((e) => ({ name: e.name, type: `array<${wgslType(g.node(e.id).dtype)}>`, access: 'read_write' as const })),
-    ...(rowSum !== null ? [{ name: 'rowsum', type: 'array<f32>', access: 'read_write' as const }] : []),
+    ...rowWritten.map((id) => ({ name: rowOut.get(id)!, type: `array<${wgslType(g.node(id).dtype)}>`, access: 'read_write' as const })),
   ];
-  const extraCode = [WGSL_PRELUDE, A.fn, B.fn, fusedEpilogue ? epiFn : null].filter(Boolean).join('\n');
+  const extraCode = [WGSL_PRELUDE, A.fn, B.fn, fusedEpilogue ? epiFn : null, rowFn].filter(Boolean).join('\n');
   const kernel = matmulWGSL({
     transA: A.trans,
     transB: B.trans,
@@ -131,21 +159,21 @@ export function lowerMatmul(cx: LowerContext, k: Extract<Kernel, { kind: 'matmul
     prologueA: A.fn ? (x) => `prologueA(${x})` : undefined,
     prologueB: B.fn ? (x) => `prologueB(${x})` : undefined,
     epilogueCall: fusedEpilogue ? (acc: string, row: string, col: string) => `epilogue(${acc}, ${row}, ${col});` : undefined,
-    rowSumA: rowSum !== null ? 'rowsum' : undefined,
+    rowSumCall: rowFn ? (sum: string, row: string) => `rowEpilogue(${sum}, ${row});` : undefined,
     extraBindings,
     extraCode,
     extraParamWords: scalars.length,
   });
-  const nodes = [...k.prologueA, ...k.prologueB, k.node, ...k.epilogue, ...(rowSum !== null ? [rowSum] : [])];
-  const order = [A.base, B.base, written[0], ...extraReads.map((e) => e.id), ...extraWrites.map((e) => e.id), ...(rowSum !== null ? [rowSum] : [])];
+  const nodes = [...k.prologueA, ...k.prologueB, k.node, ...k.epilogue, ...(rowSum !== null ? [rowSum] : []), ...k.rowEpilogue];
+  const order = [A.base, B.base, written[0], ...extraReads.map((e) => e.id), ...extraWrites.map((e) => e.id), ...rowWritten];
   return {
-    name: `k${index}_mm${A.trans ? 'T' : 'N'}${B.trans ? 'T' : 'N'}${k.epilogue.length ? '_' + k.epilogue.map((i) => g.node(i).op).join('_') : ''}${rowSum !== null ? '_colsum' : ''}`,
+    name: `k${index}_mm${A.trans ? 'T' : 'N'}${B.trans ? 'T' : 'N'}${k.epilogue.length ? '_' + k.epilogue.map((i) => g.node(i).op).join('_').slice(0, 40) : ''}${rowSum !== null ? '_colsum' : ''}${k.rowEpilogue.length ? '_rowupdate' : ''}`,
     kind: 'matmul',
     code: kernel.code,
     nodes,
     scopes: [...new Set(nodes.map((i) => g.node(i).scope).filter((s): s is string => !!s))],
     reads: [A.base, B.base, ...extraReads.map((e) => e.id)],
-    writes: [written[0], ...extraWrites.map((e) => e.id), ...(rowSum !== null ? [rowSum] : [])],
+    writes: [written[0], ...extraWrites.map((e) => e.id), ...rowWritten],
     order,
     scalars,
     params: (values) => {

@@ -77,6 +77,8 @@ export interface MatmulOptions {
   epilogueCall?: (acc: string, row: string, col: string) => string;
   /** name of an extra read_write binding that receives the row sums of op(A) (a bias gradient riding along) */
   rowSumA?: string;
+  /** instead of (or besides) storing them: a statement run once per row with its sum (fused consumers of the sum) */
+  rowSumCall?: (sum: string, row: string) => string;
   /** u32 words appended to the params uniform as `p.x` (scalars of fused prologues and epilogues) */
   extraParamWords?: number;
 }
@@ -174,7 +176,7 @@ export function matmulWGSL(opts: MatmulOptions): MatmulKernel {
   if (vec4) for (const j of range(CG)) emit(`  let c${j} = min(col0 + ${4 * j}u, p.N - 4u);`);
   else for (const j of range(C)) emit(`  let c${j} = min(col0 + ${j}u, p.N - 1u);`);
   for (const i of range(R)) for (const j of range(CG)) emit(`  var acc${i}_${j} = vec4<f32>(0.0);`);
-  const rowSum = opts.rowSumA;
+  const rowSum = opts.rowSumA ?? (opts.rowSumCall ? 'rowsum' : undefined);
   if (rowSum) for (const i of range(R)) emit(`  var rs${i}: f32 = 0.0;`);
   const sumRows = () => {
     if (!rowSum) return;
@@ -236,7 +238,7 @@ export function matmulWGSL(opts: MatmulOptions): MatmulKernel {
   for (const i of range(R)) {
     emit(`  if (row0 + ${i}u < p.M) {`);
     emit(`    let row = row0 + ${i}u;`);
-    if (rowSum) emit(`    if (gid.x == 0u) { ${rowSum}[row] = rs${i}; }`);
+    if (rowSum) emit(`    if (gid.x == 0u) { ${opts.rowSumCall ? opts.rowSumCall(`rs${i}`, 'row') : `${rowSum}[row] = rs${i};`} }`);
     for (const j of range(CG)) {
       const col = `col0 + ${4 * j}u`;
       if (opts.epilogueCall) {

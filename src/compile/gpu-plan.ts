@@ -126,14 +126,25 @@ function canWriteInPlace(s: Schedule, v: number, c: number | null): boolean {
   const readers = (k: Kernel) => kernelNodes(k).filter((id) => g.node(id).inputs.some((i) => baseOf(i) === c));
   for (let i = owner + 1; i < s.kernels.length; i++) if (readers(s.kernels[i]).length) return false;
   const k = s.kernels[owner];
-  const body = k.kind === 'elementwise' ? k.nodes : k.kind === 'matmul' ? k.epilogue : [];
-  const shape = k.kind === 'elementwise' ? k.shape : k.kind === 'matmul' ? g.node(k.node).shape : null;
+  // where the kernel may read c at the element it writes: its elementwise body, a matmul's
+  // epilogue (one element per output) or row epilogue (one element per row)
+  const regions: { ids: number[]; shape: number[] }[] =
+    k.kind === 'elementwise'
+      ? [{ ids: k.nodes, shape: k.shape }]
+      : k.kind === 'matmul'
+        ? [
+            { ids: k.epilogue, shape: g.node(k.node).shape },
+            { ids: k.rowEpilogue, shape: [g.node(k.node).shape[0]] },
+          ]
+        : [];
   for (const id of readers(k)) {
-    if (!body.includes(id)) return false;
+    const region = regions.find((r) => r.ids.includes(id));
+    if (!region) return false;
     for (const i of g.node(id).inputs) {
       if (baseOf(i) !== c) continue;
-      if (s.views.has(i) || !shape || !sameShape(g.node(i).shape, shape)) return false;
+      if (s.views.has(i) || !sameShape(g.node(i).shape, region.shape)) return false;
     }
+    if (!region.ids.includes(v)) return false;
   }
   return sameShape(g.node(v).shape, g.node(c).shape);
 }

@@ -18,7 +18,17 @@ import { isMovement, matmulLayout, resolveViews, type View } from './views.ts';
 export type Kernel =
   | { kind: 'elementwise'; shape: number[]; nodes: number[] }
   | { kind: 'reduce'; node: number; prologue: number[]; epilogue: number[] }
-  | { kind: 'matmul'; node: number; prologueA: number[]; prologueB: number[]; epilogue: number[]; rowSumA: number | null }
+  | {
+      kind: 'matmul';
+      node: number;
+      prologueA: number[];
+      prologueB: number[];
+      epilogue: number[];
+      /** a column sum of the transposed A operand computed alongside (a bias gradient) */
+      rowSumA: number | null;
+      /** elementwise consumers of that sum, one per row (the bias's optimizer update) */
+      rowEpilogue: number[];
+    }
   | { kind: 'copy'; node: number };
 
 export interface Schedule {
@@ -39,7 +49,7 @@ export const kernelNodes = (k: Kernel): number[] => {
   switch (k.kind) {
     case 'elementwise': return k.nodes;
     case 'reduce': return [...k.prologue, k.node, ...k.epilogue];
-    case 'matmul': return [...k.prologueA, ...k.prologueB, k.node, ...k.epilogue, ...(k.rowSumA === null ? [] : [k.rowSumA])];
+    case 'matmul': return [...k.prologueA, ...k.prologueB, k.node, ...k.epilogue, ...(k.rowSumA === null ? [] : [k.rowSumA]), ...k.rowEpilogue];
     case 'copy': return [k.node];
   }
 };
@@ -96,7 +106,7 @@ export function fuse(g: Graph, opts: FusionOptions): Schedule {
     }
     const op = getOp(n.op);
     if (op.kind === 'matmul') {
-      add({ kind: 'matmul', node: n.id, prologueA: [], prologueB: [], epilogue: [], rowSumA: null });
+      add({ kind: 'matmul', node: n.id, prologueA: [], prologueB: [], epilogue: [], rowSumA: null, rowEpilogue: [] });
       continue;
     }
     if (op.kind === 'reduce') {
@@ -295,6 +305,31 @@ export function fuse(g: Graph, opts: FusionOptions): Schedule {
     }
   });
 
+  // Elementwise work on such a column sum (the bias's optimizer update) runs in the same
+  // matmul, once per row, by the invocations that hold the sum.
+  kernels.forEach((k, ki) => {
+    if (!k || k.kind !== 'elementwise' || k.shape.length !== 1) return;
+    const ids = new Set(k.nodes);
+    let host = -1;
+    for (const id of k.nodes) {
+      for (const i of node(id).inputs) {
+        const b = baseOf(i);
+        if (ids.has(b) || node(b).op === 'scalar' || node(b).op === 'input') continue;
+        const pk = kernelOf.get(b);
+        const m = pk === undefined ? null : kernels[pk];
+        if (m && m.kind === 'matmul' && m.rowSumA === b) host = host === -1 || host === pk ? pk! : -2;
+        else return; // reads another kernel's value
+      }
+    }
+    if (host < 0) return;
+    const m = kernels[host] as Extract<Kernel, { kind: 'matmul' }>;
+    if (numel(node(m.node).shape.slice(0, 1)) !== k.shape[0]) return;
+    m.rowEpilogue.push(...k.nodes);
+    for (const id of k.nodes) kernelOf.set(id, host);
+    kernels[ki] = null;
+    log.push(`fused kernel ${ki} (${k.nodes.map(nodeTag).join(', ')}) into matmul kernel ${host}: it runs once per row on the column sum there`);
+  });
+
   // Reductions absorb an elementwise producer chain read only by them.
   kernels.forEach((k, ki) => {
     if (!k || k.kind !== 'elementwise') return;
@@ -342,7 +377,7 @@ export function ownedNodes(k: Kernel): number[] {
   switch (k.kind) {
     case 'elementwise': return k.nodes;
     case 'reduce': return [...k.prologue, k.node, ...k.epilogue];
-    case 'matmul': return [k.node, ...k.epilogue, ...(k.rowSumA === null ? [] : [k.rowSumA])];
+    case 'matmul': return [k.node, ...k.epilogue, ...(k.rowSumA === null ? [] : [k.rowSumA]), ...k.rowEpilogue];
     case 'copy': return [k.node];
   }
 }
