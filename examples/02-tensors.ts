@@ -4,12 +4,13 @@
  * The seed's `grad_h[h < 0] = 0` is `gradH.maskedFill_(h.lt(0), 0)`.
  */
 import * as torch from '../src/index.ts';
-import { isMain, runMain, type ExampleOptions } from './_cli.ts';
+import { isMain, ready, runMain, type ExampleOptions } from './_cli.ts';
 
 export async function main(opts: ExampleOptions = {}): Promise<number[]> {
   const steps = opts.steps ?? 500;
   const log = opts.log ?? console.log;
-  const device = opts.device ?? 'cpu'; // the seed's `dtype = torch.FloatTensor`; 'webgpu' plays torch.cuda
+  const device = opts.device ?? 'cpu';
+  await ready(device); // the seed's `dtype = torch.FloatTensor`; 'webgpu' plays torch.cuda
   torch.manualSeed(0);
 
   // N is batch size; D_in is input dimension;

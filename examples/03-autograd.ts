@@ -5,12 +5,13 @@
  * (PyTorch's old `Variable` wrapper is gone: tensors take `requiresGrad`.)
  */
 import * as torch from '../src/index.ts';
-import { isMain, runMain, type ExampleOptions } from './_cli.ts';
+import { isMain, ready, runMain, type ExampleOptions } from './_cli.ts';
 
 export async function main(opts: ExampleOptions = {}): Promise<number[]> {
   const steps = opts.steps ?? 500;
   const log = opts.log ?? console.log;
   const device = opts.device ?? 'cpu';
+  await ready(device);
   torch.manualSeed(0);
 
   // N is batch size; D_in is input dimension;

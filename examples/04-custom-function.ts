@@ -4,7 +4,7 @@
  * `MyReLU.apply`.
  */
 import * as torch from '../src/index.ts';
-import { isMain, runMain, type ExampleOptions } from './_cli.ts';
+import { isMain, ready, runMain, type ExampleOptions } from './_cli.ts';
 
 /**
  * We implement our own custom autograd Function by subclassing
@@ -38,6 +38,7 @@ export async function main(opts: ExampleOptions = {}): Promise<number[]> {
   const steps = opts.steps ?? 500;
   const log = opts.log ?? console.log;
   const device = opts.device ?? 'cpu';
+  await ready(device);
   torch.manualSeed(0);
 
   // N is batch size; D_in is input dimension;

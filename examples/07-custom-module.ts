@@ -4,7 +4,7 @@
  * SGD (lr 1e-4) as in the seed.
  */
 import * as torch from '../src/index.ts';
-import { isMain, runMain, type ExampleOptions } from './_cli.ts';
+import { isMain, ready, runMain, type ExampleOptions } from './_cli.ts';
 
 export class TwoLayerNet extends torch.nn.Module<[torch.Tensor], torch.Tensor> {
   linear1: torch.nn.Linear;
@@ -32,6 +32,7 @@ export async function main(opts: ExampleOptions = {}): Promise<number[]> {
   const steps = opts.steps ?? 500;
   const log = opts.log ?? console.log;
   const device = opts.device ?? 'cpu';
+  await ready(device);
   torch.manualSeed(0);
 
   // N is batch size; D_in is input dimension;

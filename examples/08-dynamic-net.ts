@@ -5,7 +5,7 @@
  * Plain TypeScript control flow builds a new graph each call.
  */
 import * as torch from '../src/index.ts';
-import { isMain, runMain, type ExampleOptions } from './_cli.ts';
+import { isMain, ready, runMain, type ExampleOptions } from './_cli.ts';
 
 /** Python's random.randint(a, b) (both ends included), drawn from wgtorch's seeded generator. */
 function randint(a: number, b: number): number {
@@ -48,6 +48,7 @@ export async function main(opts: ExampleOptions = {}): Promise<number[]> {
   const steps = opts.steps ?? 500;
   const log = opts.log ?? console.log;
   const device = opts.device ?? 'cpu';
+  await ready(device);
   torch.manualSeed(0);
 
   // N is batch size; D_in is input dimension;

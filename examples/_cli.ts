@@ -5,6 +5,7 @@
  */
 import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import * as torch from '../src/index.ts';
 import type { Device } from '../src/index.ts';
 
 export interface ExampleOptions {
@@ -79,4 +80,9 @@ export function runMain(main: (opts: ExampleOptions) => Promise<number[]>): void
       process.exit(1);
     },
   );
+}
+
+/** Sets the device up before the first tensor is made on it (WebGPU's adapter is found asynchronously). */
+export async function ready(device: Device): Promise<void> {
+  if (device === 'webgpu') await torch.webgpu.init();
 }

@@ -16,12 +16,18 @@ export interface TraceRecorder {
   record(op: OpDef, inputs: (Tensor | number)[], attrs: Attrs, meta: Meta, device: Device, target: Storage | null): Storage;
   /** The error for code that needs a value while only a graph is being recorded. */
   untraceable(what: string, t: Tensor): Error;
+  /** Whether t's value is a value of the graph being recorded (traced, or written in place while tracing). */
+  records(t: Tensor): boolean;
 }
 export const tracing: { recorder: TraceRecorder | null } = { recorder: null };
 
-/** Reading values is impossible while tracing: there are none yet. */
+/**
+ * Reading a traced value is impossible: there is none yet. A real tensor the trace has not
+ * written (a random draw on the cpu choosing the depth of a DynamicNet) can be read: every
+ * call re-traces, so the graph follows whatever JavaScript decides with it.
+ */
 export function assertNotTracing(what: string, t: Tensor): void {
-  if (tracing.recorder) throw tracing.recorder.untraceable(what, t);
+  if (tracing.recorder?.records(t)) throw tracing.recorder.untraceable(what, t);
 }
 
 let defaultDevice: Device = 'cpu';

@@ -132,6 +132,10 @@ export class Tracer implements TraceRecorder {
     return this.storageFor(device, node.id, meta.dtype, meta.shape);
   }
 
+  records(t: Tensor): boolean {
+    return t._storage instanceof TraceStorage || this.mutations.has(t._storage);
+  }
+
   untraceable(what: string, t: Tensor | null): Error {
     const where = userFrame();
     const desc = t ? ` on a tensor of shape ${fmtShape(t.shape)}` : '';
