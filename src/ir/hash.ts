@@ -2,42 +2,80 @@
  * A structural hash of a graph: ops, attrs, wiring, shapes and dtypes, but not node
  * numbering, names, module paths or the values of lifted scalars. Two traces of the same
  * computation hash the same; that hash (with the input shapes it contains) keys the
- * compiled-plan cache.
+ * compiled-plan cache. Every call of a compiled function hashes its fresh trace, so this
+ * streams numbers and short strings into the hash state instead of building one string.
  */
+import type { AttrValue } from './registry.ts';
 import type { Graph } from './graph.ts';
 
-function fnv1a64(s: string): string {
-  // two independent 32-bit FNV-1a lanes: enough to make accidental collisions negligible
-  let h1 = 0x811c9dc5;
-  let h2 = 0x01000193 ^ 0x5bd1e995;
-  for (let i = 0; i < s.length; i++) {
-    const c = s.charCodeAt(i);
-    h1 = Math.imul(h1 ^ c, 0x01000193);
-    h2 = Math.imul(h2 ^ c, 0x5bd1e995) ^ (h2 >>> 15);
+class Hasher {
+  private h1 = 0x811c9dc5;
+  private h2 = 0x01000193 ^ 0x5bd1e995;
+  int(v: number): void {
+    // two independent 32-bit lanes (FNV-1a and a murmur-style mix): accidental collisions are negligible
+    this.h1 = Math.imul(this.h1 ^ (v | 0), 0x01000193);
+    this.h2 = Math.imul(this.h2 ^ (v | 0), 0x5bd1e995) ^ (this.h2 >>> 15);
   }
-  return (h1 >>> 0).toString(16).padStart(8, '0') + (h2 >>> 0).toString(16).padStart(8, '0');
+  num(v: number): void {
+    if (Number.isInteger(v) && Math.abs(v) < 2 ** 31) this.int(v);
+    else this.str(String(v));
+  }
+  str(s: string): void {
+    this.int(s.length);
+    for (let i = 0; i < s.length; i++) this.int(s.charCodeAt(i));
+  }
+  attr(v: AttrValue): void {
+    if (v === null) this.int(-1);
+    else if (typeof v === 'number') this.num(v);
+    else if (typeof v === 'boolean') this.int(v ? -2 : -3);
+    else if (typeof v === 'string') this.str(v);
+    else {
+      this.int(-4 - v.length);
+      for (const x of v) this.num(x);
+    }
+  }
+  digest(): string {
+    return (this.h1 >>> 0).toString(16).padStart(8, '0') + (this.h2 >>> 0).toString(16).padStart(8, '0');
+  }
 }
 
-export function canonicalText(g: Graph, opts: { shapes?: boolean } = {}): string {
-  const shapes = opts.shapes ?? true;
+const DTYPE_CODE = { float32: 1, int32: 2, bool: 3 } as const;
+const ROLE_CODE = { output: 1, grad: 2, mutation: 3, saved: 4 } as const;
+const PHASE_CODE = { forward: 1, backward: 2, update: 3 } as const;
+
+function hashGraph(g: Graph, shapes: boolean): string {
+  const h = new Hasher();
   const pos = new Map<number, number>();
-  const parts: string[] = [];
   g.nodes.forEach((n, i) => {
     pos.set(n.id, i);
-    const attrs = n.op === 'scalar' ? '' : JSON.stringify(n.attrs);
-    const type = shapes ? `${n.dtype}[${n.shape.join(',')}]` : n.dtype;
-    const kind = n.op === 'input' ? `input:${n.phase}` : n.op;
-    parts.push(`${kind}(${n.inputs.map((x) => pos.get(x)).join(',')})${attrs}:${type}`);
+    h.str(n.op);
+    if (n.op === 'input') h.int(PHASE_CODE[n.phase]);
+    h.int(n.inputs.length);
+    for (const x of n.inputs) h.int(pos.get(x) ?? -1);
+    if (n.op !== 'scalar') {
+      for (const k in n.attrs) {
+        h.str(k);
+        h.attr(n.attrs[k]);
+      }
+    }
+    h.int(DTYPE_CODE[n.dtype]);
+    if (shapes) {
+      h.int(n.shape.length);
+      for (const d of n.shape) h.int(d);
+    }
   });
-  parts.push('->' + g.outputs.map((o) => `${o.role}:${pos.get(o.id)}`).join(','));
-  return parts.join(';');
+  for (const o of g.outputs) {
+    h.int(ROLE_CODE[o.role]);
+    h.int(pos.get(o.id) ?? -1);
+  }
+  return h.digest();
 }
 
 export function graphHash(g: Graph): string {
-  return fnv1a64(canonicalText(g));
+  return hashGraph(g, true);
 }
 
 /** The hash with shapes left out: equal for two graphs that differ only in sizes. */
 export function structureHash(g: Graph): string {
-  return fnv1a64(canonicalText(g, { shapes: false }));
+  return hashGraph(g, false);
 }
