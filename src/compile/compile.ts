@@ -40,6 +40,11 @@ export interface Compiled<F extends (...args: any[]) => any> {
   graphs(): CompiledGraph[];
   /** cache statistics */
   cacheInfo(): { graphs: number; hits: number; misses: number };
+  /**
+   * Runs the call once more kernel by kernel and times each (WebGPU): where the time of a
+   * compiled call goes. It repeats in-place updates, so use it after measuring.
+   */
+  profile(...args: Parameters<F>): Promise<{ name: string; ms: number; flops: number }[]>;
 }
 
 export function compile<F extends (...args: any[]) => any>(target: F, opts: CompileOptions = {}): Compiled<F> {
@@ -132,6 +137,21 @@ export function compile<F extends (...args: any[]) => any>(target: F, opts: Comp
   };
 
   const fn = call as unknown as Compiled<F>;
+  fn.profile = async (...args: unknown[]) => {
+    const tensors = args.filter((a): a is Tensor => a instanceof Tensor);
+    const tensorPos = args.map((a, i) => (a instanceof Tensor ? i : -1)).filter((i) => i >= 0);
+    const run = (...traced: Tensor[]) => {
+      const full = [...args];
+      tensorPos.forEach((p, k) => (full[p] = traced[k]));
+      return target(...full);
+    };
+    const program = traceProgram(run, tensors, { backward: 'auto', names: parameterNames(root), rootModule: root });
+    const entry = cache.get(graphHash(program.graph)) ?? build(program, graphHash(program.graph));
+    const plan = entry.plans.forward;
+    if (!(plan instanceof GpuPlan)) throw new WgtorchError('profile: only compiled WebGPU graphs can be profiled.');
+    const { bind, scalar, targets } = bindings(program);
+    return plan.profile(bind, scalar, targets);
+  };
   fn.graphs = () => [...cache.values()];
   fn.cacheInfo = () => ({ graphs: cache.size, hits, misses });
   return fn;
@@ -168,8 +188,8 @@ function explainMiss(p: TracedProgram, cache: Map<string, CompiledGraph>, last: 
   return `new control-flow path: graph hash ${graphHash(p.graph)} (${cache.size} graph${cache.size > 1 ? 's' : ''} cached)`;
 }
 
-/** Runs a compiled graph for the bindings of `program`, and turns its traced results into real tensors. */
-function execute(entry: CompiledGraph, program: TracedProgram): unknown {
+/** What a traced call binds: its inputs' storages, its scalars' values, the tensors it updates. */
+function bindings(program: TracedProgram) {
   const inputs = new Map<number, Storage>();
   program.tracer.args.forEach((a) => inputs.set(a.id, a.tensor._storage));
   program.tracer.captures.forEach((c) => inputs.set(c.id, c.storage));
@@ -182,6 +202,12 @@ function execute(entry: CompiledGraph, program: TracedProgram): unknown {
   const scalar = (id: number) => scalars.get(id)!;
   const targets = new Map<number, Storage>();
   program.graph.outputs.filter((o) => o.role === 'mutation').forEach((o, i) => targets.set(o.id, program.mutated[i].storage));
+  return { bind, scalar, targets };
+}
+
+/** Runs a compiled graph for the bindings of `program`, and turns its traced results into real tensors. */
+function execute(entry: CompiledGraph, program: TracedProgram): unknown {
+  const { bind, scalar, targets } = bindings(program);
   const out = entry.plans.forward.run(bind, scalar, targets);
   const g = entry.plans.forward.graph;
   const outputsOf = (role: string) => g.outputs.filter((o) => o.role === role);

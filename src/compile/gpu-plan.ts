@@ -64,6 +64,31 @@ export class GpuPlan {
     };
   }
 
+  /**
+   * Time of each kernel: one call is recorded keeping all its buffers, then every dispatch
+   * is replayed `reps` times alone between two waits. (Replays repeat in-place updates:
+   * this perturbs the parameters, so profile after measuring, not before.)
+   */
+  async profile(
+    inputs: (id: number) => Storage,
+    bound: (id: number) => number,
+    targets: Map<number, Storage>,
+    reps = 5,
+  ): Promise<{ name: string; ms: number; flops: number }[]> {
+    const ctx = this.backend.ctx;
+    const capture = { dispatches: [] as { kernel: number; buffers: GPUBuffer[]; params: Uint32Array; grid: [number, number, number] }[] };
+    this.run(inputs, bound, targets, capture);
+    await ctx.sync();
+    const out: { name: string; ms: number; flops: number }[] = [];
+    for (const d of capture.dispatches) {
+      const t0 = performance.now();
+      for (let r = 0; r < reps; r++) ctx.dispatch(this.pipelines[d.kernel], d.buffers, d.params, d.grid, this.kernels[d.kernel].flops);
+      await ctx.sync();
+      out.push({ name: this.kernels[d.kernel].name, ms: (performance.now() - t0) / reps, flops: this.kernels[d.kernel].flops });
+    }
+    return out;
+  }
+
   private baseOf(id: number): number {
     return this.schedule.views.get(id)?.base ?? id;
   }
@@ -72,7 +97,12 @@ export class GpuPlan {
    * Records the kernels. `inputs` gives the storage of every input node and `scalars` the
    * value of every scalar node; returns the storage of every output.
    */
-  run(inputs: (id: number) => Storage, bound: (id: number) => number, targets: Map<number, Storage> = new Map()): Map<number, Storage> {
+  run(
+    inputs: (id: number) => Storage,
+    bound: (id: number) => number,
+    targets: Map<number, Storage> = new Map(),
+    capture?: { dispatches: { kernel: number; buffers: GPUBuffer[]; params: Uint32Array; grid: [number, number, number] }[] },
+  ): Map<number, Storage> {
     const ctx = this.backend.ctx;
     const scalars = (id: number) => constantOr(this.graph, id, bound);
     const values = new Map<number, Storage>();
@@ -97,7 +127,12 @@ export class GpuPlan {
         return v.buffer;
       });
       const grid = Array.isArray(k.workgroups) ? k.workgroups : workgroupGrid(k.workgroups, ctx.limits.maxComputeWorkgroupsPerDimension);
-      ctx.dispatch(this.pipelines[i], buffers, k.params(k.scalars.map(scalars)), grid as [number, number, number], k.flops);
+      const params = k.params(k.scalars.map(scalars));
+      ctx.dispatch(this.pipelines[i], buffers, params, grid as [number, number, number], k.flops);
+      if (capture) {
+        capture.dispatches.push({ kernel: i, buffers, params, grid: grid as [number, number, number] });
+        return; // keep every buffer alive for replays
+      }
       // free what no later kernel reads and nobody returns
       for (const id of new Set(order)) {
         if (this.lastUse.get(id) !== i || this.outputIds.has(id)) continue;
