@@ -37,29 +37,32 @@ export interface GraphOutput {
 export class Graph {
   readonly nodes: IRNode[] = [];
   readonly outputs: GraphOutput[] = [];
-  private byId = new Map<number, IRNode>();
+  /** nodes by id (ids are small integers: a sparse array beats a Map on every call's trace) */
+  private byId: IRNode[] = [];
 
   private nextId = 0;
 
   add(node: Omit<IRNode, 'id'>): IRNode {
-    return this.put({ ...node, id: this.nextId });
+    const n = node as IRNode;
+    n.id = this.nextId;
+    return this.put(n);
   }
 
   /** Adds a node keeping its id (passes keep ids, so bindings made at trace time stay valid). */
   put(node: IRNode): IRNode {
-    if (this.byId.has(node.id)) throw new Error(`graph already has a node %${node.id}`);
+    if (this.byId[node.id]) throw new Error(`graph already has a node %${node.id}`);
     this.nodes.push(node);
-    this.byId.set(node.id, node);
-    this.nextId = Math.max(this.nextId, node.id + 1);
+    this.byId[node.id] = node;
+    if (node.id >= this.nextId) this.nextId = node.id + 1;
     return node;
   }
 
   has(id: number): boolean {
-    return this.byId.has(id);
+    return this.byId[id] !== undefined;
   }
 
   node(id: number): IRNode {
-    const n = this.byId.get(id);
+    const n = this.byId[id];
     if (!n) throw new Error(`graph has no node %${id}`);
     return n;
   }

@@ -30,6 +30,18 @@ export function fmtShape(shape: Shape): string {
 
 /** NumPy broadcasting of any number of shapes, with PyTorch's error text. */
 export function broadcastShapes(op: string, ...shapes: Shape[]): number[] {
+  // the common case: every operand already has the same shape (or is a scalar)
+  let first: Shape | null = null;
+  let same = true;
+  for (const s of shapes) {
+    if (s.length === 0) continue;
+    if (first === null) first = s;
+    else if (!sameShape(first, s)) {
+      same = false;
+      break;
+    }
+  }
+  if (same) return first ? [...first] : [];
   const rank = Math.max(0, ...shapes.map((s) => s.length));
   const out = new Array<number>(rank).fill(1);
   for (let k = 0; k < shapes.length; k++) {

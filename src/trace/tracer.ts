@@ -117,9 +117,8 @@ export class Tracer implements TraceRecorder {
   // ---------------------------------------------------------------- recording
   record(op: OpDef, inputs: (Tensor | number)[], attrs: Attrs, meta: Meta, device: Device, target: Storage | null): Storage {
     const ids = inputs.map((x) => (typeof x === 'number' ? this.scalar(x) : this.valueOf(x)));
-    const node = this.graph.add({
-      op: op.name, inputs: ids, attrs: { ...attrs }, shape: [...meta.shape], dtype: meta.dtype, phase: this.phase, scope: this.scope(),
-    });
+    // attrs and meta are fresh objects of this call: the node can own them
+    const node = this.graph.add({ op: op.name, inputs: ids, attrs, shape: meta.shape, dtype: meta.dtype, phase: this.phase, scope: this.scope() });
     if (target) {
       this.values.set(target, node.id);
       if (!(target instanceof TraceStorage)) {
