@@ -7,7 +7,7 @@
  */
 import { WGSL_PRELUDE } from '../ir/scalar-lang.ts';
 import { renderNodes } from './expr.ts';
-import { PARAMS_DECL, paramWords, storeAs, wgslType, type ElementwiseSpec } from './kernel-spec.ts';
+import { PARAMS_DECL, paramWords, storeAs, wgslType, type ElementwiseSpec, type Ref } from './kernel-spec.ts';
 
 export const EW_WORKGROUP = 64;
 
@@ -53,12 +53,14 @@ export function elementwiseWGSL(spec: ElementwiseSpec): GeneratedKernel {
     lines.push('  let c0 = r;');
   }
   const inputName = (k: number) => `x${k}`;
+  const sourceOf: string[] = [];
   spec.inputs.forEach((inp, k) => {
     let idx = 'i';
     if (inp.access === 'strided') {
       idx = rank === 0 ? '0u' : Array.from({ length: rank }, (_, d) => `c${d} * P(${L.strideAt[k] + d}u)`).join(' + ');
     }
     const src = inp.access === 'alias' ? `out${inp.aliasOf ?? 0}[i]` : `in${k}[${idx}]`;
+    sourceOf[k] = src;
     lines.push(`  let ${inputName(k)} = f32(${src});`);
   });
   for (let s = 0; s < spec.scalars; s++) lines.push(`  let s${s} = bitcast<f32>(P(${L.scalarAt + s}u));`);
@@ -66,10 +68,23 @@ export function elementwiseWGSL(spec: ElementwiseSpec): GeneratedKernel {
   lines.push(...renderNodes(spec.nodes, names, '  '));
   spec.outputs.forEach((o, j) => {
     const v = o.ref.kind === 'node' ? `v${o.ref.index}` : o.ref.kind === 'input' ? inputName(o.ref.index) : `s${(o.ref as { index: number }).index}`;
-    lines.push(`  out${j}[i] = ${storeAs(o.dtype, v)};`);
+    const k = copiedInput(spec, o.ref);
+    const exact = k !== null && o.dtype !== 'float32' && spec.inputs[k].dtype === o.dtype;
+    lines.push(`  out${j}[i] = ${exact ? sourceOf[k] : storeAs(o.dtype, v)};`);
   });
   lines.push('}');
   return { code: lines.join('\n'), paramWords: L.words };
+}
+
+/**
+ * The input an output merely copies (movement ops, clone, copy_), if any. Such an int32
+ * output is stored as read: the f32 the kernel computes in holds integers exactly only
+ * up to 2^24.
+ */
+function copiedInput(spec: ElementwiseSpec, ref: Ref): number | null {
+  let r = ref;
+  while (r.kind === 'node' && spec.nodes[r.index].op === 'copy') r = spec.nodes[r.index].args[0];
+  return r.kind === 'input' ? r.index : null;
 }
 
 /** The params for one dispatch of `spec`. strides[k] is used for strided inputs only. */
