@@ -22,31 +22,7 @@ const COUNT = Number(process.env.WGTORCH_FUZZ_N ?? 40);
  */
 // BUG 1/2/5 (see each entry): descriptions and minimal repros are in compile.test.ts and compile-passes.test.ts
 const BUG1 = 'BUG 1: a reduction epilogue reads a loop-local load (unresolved value x1)';
-const KNOWN_BUGS: Record<number, string> = {
-  1: BUG1,
-  2: BUG1,
-  4: BUG1,
-  5: BUG1,
-  7: BUG1,
-  10: BUG1,
-  11: BUG1,
-  12: BUG1,
-  18: 'BUG 2: view output of an elementwise kernel crashes fusion (reading kind)',
-  20: 'BUG 5: comparison in a matmul epilogue written as u32 into f32',
-  21: BUG1,
-  22: BUG1,
-  26: BUG1,
-  28: BUG1,
-  29: BUG1,
-  30: BUG1,
-  31: BUG1,
-  33: BUG1,
-  34: BUG1,
-  35: BUG1,
-  37: BUG1,
-  38: BUG1,
-  39: BUG1,
-};
+const KNOWN_BUGS: Record<number, string> = {};
 
 describe.skipIf(!webgpuAvailable)(`compiled vs eager on random graphs (seed ${SEED}, ${COUNT} graphs)`, () => {
   const cases = Array.from({ length: COUNT }, (_, i) => makeCase(SEED, i));

@@ -394,36 +394,26 @@ describe.skipIf(!webgpuAvailable)('torch.compile on webgpu', () => {
     ];
     it.each(working)('%s', (_n, fn, shapes, grad) => compare(fn, shapes, grad));
 
-    // BUG 1: a reduction kernel with an epilogue that reads another tensor emits WGSL using the loop-local `x1` after the loop ("unresolved value 'x1'"): logSoftmax and crossEntropy backward, sum + sum
-    it.fails('logSoftmax, with backward', () => compare((a) => a.logSoftmax(1).sum(), [[4, 3]], true));
-    // BUG 1 (as above)
-    it.fails('crossEntropy, with backward', () => compare((a) => F.crossEntropy(a, target()), [[4, 3]], true));
-    // BUG 1 (as above)
-    it.fails('the sum of two reductions', () => compare((a) => a.mul(2).sum().add(a.mul(3).sum()), [[6, 5]], false));
-    // BUG 2: fusion.ts prologue pass crashes ("Cannot read properties of undefined (reading 'kind')") when a graph output is a view of an elementwise kernel's result
-    it.fails('returning a view of an elementwise result', () => compare((a) => a.mul(2).t(), [[2, 3]], false));
-    // BUG 2 (as above): the gradient of a reshape is a reshape (view) of an elementwise result
-    it.fails('a reshape in a differentiated function', () => compare((a) => a.reshape([3, 4]).mul(2), [[4, 3]], true));
-    // BUG 3: a non-contiguous view returned from a compiled function comes back with its base's storage (wrong layout, no error)
-    it.fails('returning a transposed input', () => compare((a) => a.t(), [[2, 3]], false));
-    // BUG 3 (as above): reads past the reduced values (NaN)
-    it.fails('returning the expand of a keepdim reduction', () => compare((a) => a.sum(1, true).expand([2, 3]), [[2, 3]], false));
-    // BUG 5: a comparison fused into a matmul epilogue (the saved mask of where) is written as `u32(...)` into the f32 output array ("cannot assign 'u32' to 'f32'")
-    it.fails('a leaky relu (where over a comparison) after a matmul, with backward', () =>
+    it('logSoftmax, with backward', () => compare((a) => a.logSoftmax(1).sum(), [[4, 3]], true));
+    it('crossEntropy, with backward', () => compare((a) => F.crossEntropy(a, target()), [[4, 3]], true));
+    it('the sum of two reductions', () => compare((a) => a.mul(2).sum().add(a.mul(3).sum()), [[6, 5]], false));
+    it('returning a view of an elementwise result', () => compare((a) => a.mul(2).t(), [[2, 3]], false));
+    it('a reshape in a differentiated function', () => compare((a) => a.reshape([3, 4]).mul(2), [[4, 3]], true));
+    it('returning a transposed input', () => compare((a) => a.t(), [[2, 3]], false));
+    it('returning the expand of a keepdim reduction', () => compare((a) => a.sum(1, true).expand([2, 3]), [[2, 3]], false));
+    it('a leaky relu (where over a comparison) after a matmul, with backward', () =>
       compare((a, b) => {
         const m = a.mm(b);
         return torch.where(m.gt(0), m, m.mul(0.5));
       }, [[4, 3], [3, 5]], true),
     );
-    // BUG 6: lowering a gradient matmul throws "matmul operand %13 is neither plain nor transposed" when its operand is a where(mask) of a matmul
-    it.fails('matmul of a leaky relu of a matmul, with backward', () =>
+    it('matmul of a leaky relu of a matmul, with backward', () =>
       compare((a, b, c) => {
         const m = a.mm(b);
         return torch.where(m.gt(0), m, m.mul(0.5)).mm(c);
       }, [[4, 3], [3, 5], [5, 2]], true),
     );
-    // BUG 9: a matmul operand that is a view of a one-element elementwise result is taken as a recomputed prologue and bound as %-1 ("internal compiler error: kernel k0_mmNN reads %-1, which no earlier kernel wrote")
-    it.fails('a matmul whose operand is a one-element elementwise result, reshaped', () =>
+    it('a matmul whose operand is a one-element elementwise result, reshaped', () =>
       compare((a, b) => a.mul(2).reshape([1, 1]).mm(b), [[1], [1, 5]], false),
     );
   });
@@ -446,8 +436,7 @@ describe.skipIf(!webgpuAvailable)('torch.compile on webgpu', () => {
       });
       await expect(Promise.resolve().then(() => fast(x()))).rejects.toThrow(/item .*cannot be traced[\s\S]*eagerly/);
     });
-    // BUG 8: item()/toArray()/tolist() on a traced tensor return a rejected promise instead of throwing, so a compiled function that does not await it runs on and the error surfaces later as an unhandled rejection
-    it.fails('item() inside a compiled function throws at the call, not later as an unhandled rejection', async () => {
+    it('item() inside a compiled function throws at the call, not later as an unhandled rejection', async () => {
       const pending: Promise<unknown>[] = [];
       const fast = torch.compile((t: torch.Tensor) => {
         const s = t.sum();

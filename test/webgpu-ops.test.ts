@@ -184,7 +184,6 @@ const EW_CONF: Record<string, EwConf> = {
  */
 const NAN_BUG = 'scalar-lang.ts wgslLang relies on IEEE NaN semantics that WGSL does not promise (lavapipe folds them)';
 for (const op of ['sign', 'tanh', 'relu', 'clamp', 'ne']) EW_CONF[op] = { ...EW_CONF[op], nonfiniteBug: `${op}(NaN): ${NAN_BUG}` };
-const FILL_BUG = "dispatch.ts applyInPlace (tracked path) calls apply(name, ...) without the device, so a source op ('full') is built on the default device";
 
 /** Generic cases of an elementwise op: same shape, broadcast both ways, empty, 0-d, scalar operands, int32 and bool. */
 function elementwiseCases(name: string, arity: number, conf: EwConf): Case[] {
@@ -446,8 +445,8 @@ function buildTable(): Record<string, Case[]> {
   ip('copy', 'copy_', 'tracked: the gradient flows to the source', [f(s), f(s)], ([x, y]) => x.mul(1).copy_(y));
   ip('full', 'zero_', fmt(s), [nog(s)], ([x]) => x.zero_());
   ip('full', 'zero_', 'int32, bool and empty', [i32(s), b8(s), nog([2, 0])], ([x, m, e]) => [x.zero_(), m.zero_(), e.zero_()]);
-  ip('full', 'zero_', 'tracked (zero gradient)', [f(s)], ([x]) => x.mul(2).zero_().add(x), { knownBug: FILL_BUG });
-  ip('full', 'fill_', 'tracked', [f(s)], ([x]) => x.mul(2).fill_(3).mul(x), { knownBug: FILL_BUG });
+  ip('full', 'zero_', 'tracked (zero gradient)', [f(s)], ([x]) => x.mul(2).zero_().add(x));
+  ip('full', 'fill_', 'tracked', [f(s)], ([x]) => x.mul(2).fill_(3).mul(x));
   ip('full', 'fill_', 'float, int32, bool, 0-d', [nog(s), i32(s), b8(s), nog([])], ([x, y, m, z]) => [x.fill_(2.5), y.fill_(-3), m.fill_(1), z.fill_(-1)]);
   ip('full', 'fill_', 'fill_ on a view writes the base', [nog(s)], ([x]) => {
     x.view(-1).fill_(4);

@@ -74,7 +74,10 @@ export function lowerMatmul(cx: LowerContext, k: Extract<Kernel, { kind: 'matmul
   const B = operand('B', mm.inputs[1], k.prologueB);
 
   // ---- epilogue
-  const written = [k.node, ...k.epilogue].filter((id) => cx.writes.has(id));
+  let written = [k.node, ...k.epilogue].filter((id) => cx.writes.has(id));
+  // C is the template's f32 output: it holds the first float value written (the matmul itself if need be)
+  const firstFloat = written.find((id) => g.node(id).dtype === 'float32');
+  written = firstFloat === undefined ? [k.node, ...written] : [firstFloat, ...written.filter((id) => id !== firstFloat)];
   const outName = new Map<number, string>();
   written.forEach((id, j) => outName.set(id, j === 0 ? 'C' : `eout${j}`));
   const epiInside = new Map<number, number>();

@@ -102,7 +102,7 @@ const bytesOfIds = (cx: LowerContext, ids: number[]) => ids.reduce((s, i) => s +
 export function lowerKernel(cx: LowerContext, k: Kernel, index: number): LoweredKernel {
   switch (k.kind) {
     case 'elementwise': return lowerElementwise(cx, k.nodes, k.shape, index);
-    case 'copy': return lowerCopy(cx, k.node, index);
+    case 'copy': return lowerCopy(cx, k, index);
     case 'reduce': return lowerReduce(cx, k, index);
     case 'matmul': return lowerMatmul(cx, k, index);
   }
@@ -139,18 +139,15 @@ function lowerElementwise(cx: LowerContext, ids: number[], shape: number[], inde
   };
 }
 
-/** A movement node that is not a view (a reshape of a transposed value): one strided copy. */
-function lowerCopy(cx: LowerContext, id: number, index: number): LoweredKernel {
-  const n = cx.g.node(id);
-  const src = n.inputs[0];
-  const v = cx.views.get(src) ?? { base: src, shape: cx.g.node(src).shape, strides: stridesOf(cx.g.node(src).shape) };
-  // reshape of a strided view: read the source in its own logical order
+/** A movement node that must be in memory: its elements read from the base through strides. */
+function lowerCopy(cx: LowerContext, k: Extract<Kernel, { kind: 'copy' }>, index: number): LoweredKernel {
+  const n = cx.g.node(k.node);
   const spec: ElementwiseSpec = {
     kind: 'elementwise',
-    rank: v.shape.length,
+    rank: k.shape.length,
     inputs: [{ dtype: n.dtype, access: 'strided' }],
     scalars: 0,
-    nodes: [{ op: 'copy', args: [{ kind: 'input', index: 0 }], attrs: {}, origin: { ids: [id], scope: n.scope } }],
+    nodes: [{ op: 'copy', args: [{ kind: 'input', index: 0 }], attrs: {}, origin: { ids: [k.node], scope: n.scope } }],
     outputs: [{ ref: { kind: 'node', index: 0 }, dtype: n.dtype }],
   };
   const { code } = elementwiseWGSL(spec);
@@ -158,12 +155,12 @@ function lowerCopy(cx: LowerContext, id: number, index: number): LoweredKernel {
     name: `k${index}_copy`,
     kind: 'copy',
     code,
-    nodes: [id],
-    scopes: scopesOf(cx, [id]),
-    reads: [v.base],
-    writes: [id],
+    nodes: [k.node],
+    scopes: scopesOf(cx, [k.node]),
+    reads: [k.base],
+    writes: [k.node],
     scalars: [],
-    params: () => elementwiseParams(spec, v.shape, [v.strides], []),
+    params: () => elementwiseParams(spec, k.shape, [k.strides], []),
     workgroups: Math.ceil(numel(n.shape) / EW_WORKGROUP),
     bytes: 8 * numel(n.shape),
     flops: 0,

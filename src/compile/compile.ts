@@ -241,7 +241,8 @@ function execute(entry: CompiledGraph, program: TracedProgram): unknown {
       throw new WgtorchError('compile: a compiled function with several outputs that require grad is not supported yet. Fix: return one differentiable tensor (e.g. the loss), or call backward() inside the compiled function.');
     }
     const saved = new Map<number, Storage>();
-    for (const o of outputsOf('saved')) saved.set(o.id, out.get(o.id)!);
+    // keyed by the traced id: the backward graph names saved values that way
+    for (const o of outputsOf('saved')) saved.set(o.key, out.get(o.id)!);
     const real = (t: Tensor) => {
       const i = program.tracedArgs.indexOf(t);
       return i >= 0 ? program.tracer.args[i].tensor : t;

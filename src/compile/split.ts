@@ -27,7 +27,7 @@ function savedSources(g: Graph): { saved: Set<number>; viewsIn: Set<number> } {
 export function forwardPart(g: Graph): Graph {
   const out = new Graph();
   for (const n of g.nodes) if (n.phase === 'forward') out.put({ ...n });
-  for (const o of g.outputs) if (o.role === 'output') out.addOutput(o.id, o.role, o.label);
+  for (const o of g.outputs) if (o.role === 'output') out.addOutput(o.id, o.role, o.label, o.key);
   for (const id of savedSources(g).saved) {
     const n = g.node(id);
     if (n.op !== 'input' && n.op !== 'scalar') out.addOutput(id, 'saved', '');
@@ -46,7 +46,7 @@ export function backwardPart(g: Graph): Graph {
       out.put(asInput);
     }
   }
-  for (const o of g.outputs) if (o.role === 'grad') out.addOutput(o.id, o.role, o.label);
+  for (const o of g.outputs) if (o.role === 'grad') out.addOutput(o.id, o.role, o.label, o.key);
   return out;
 }
 
@@ -54,6 +54,6 @@ export function backwardPart(g: Graph): Graph {
 export function wholePart(g: Graph): Graph {
   const out = new Graph();
   for (const n of g.nodes) out.put({ ...n });
-  for (const o of g.outputs) if (o.role !== 'saved') out.addOutput(o.id, o.role, o.label);
+  for (const o of g.outputs) if (o.role !== 'saved') out.addOutput(o.id, o.role, o.label, o.key);
   return out;
 }

@@ -131,7 +131,7 @@ export function applyInPlace(self: Tensor, name: string, inputs: (Tensor | numbe
   }
   // The rule may need self's old value, which is about to be overwritten: keep a copy then.
   const saves = op.saves?.inputs ?? [];
-  const r = apply(name, inputs.map((x, i) => (x === self && saves.includes(i) ? self.clone() : x)), attrs);
+  const r = apply(name, inputs.map((x, i) => (x === self && saves.includes(i) ? self.clone() : x)), attrs, dev);
   produce(getOp('copy'), [r], {}, { shape: self.shape, dtype: self.dtype }, dev, self._storage);
   self._storage.version++;
   self.gradFn = r.gradFn;

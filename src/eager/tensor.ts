@@ -441,27 +441,29 @@ export class Tensor {
     return t;
   }
 
-  async toArray(): Promise<HostArray> {
+  /** The values, flat (not async itself: inside a trace it throws at the call, not in a rejected promise). */
+  toArray(): Promise<HostArray> {
     assertNotTracing('toArray', this);
-    const data = await this._storage.backend.read(this._storage);
-    return data.slice(0, this.numel()) as HostArray;
+    const n = this.numel();
+    return this._storage.backend.read(this._storage).then((data) => data.slice(0, n) as HostArray);
   }
   toArraySync(): HostArray {
     assertNotTracing('toArraySync', this);
     return this._storage.backend.readSync(this._storage).slice(0, this.numel()) as HostArray;
   }
-  async item(): Promise<number> {
+  item(): Promise<number> {
     assertNotTracing('item', this);
     checkScalar(this);
-    return (await this.toArray())[0];
+    return this.toArray().then((a) => a[0]);
   }
   itemSync(): number {
     assertNotTracing('itemSync', this);
     checkScalar(this);
     return this.toArraySync()[0];
   }
-  async tolist(): Promise<unknown> {
-    return nest(await this.toArray(), this.shape);
+  tolist(): Promise<unknown> {
+    const shape = this.shape;
+    return this.toArray().then((a) => nest(a, shape));
   }
   tolistSync(): unknown {
     return nest(this.toArraySync(), this.shape);

@@ -32,6 +32,8 @@ export interface GraphOutput {
   role: OutputRole;
   /** What the output is for: the returned value's index, the parameter name, the mutated tensor. */
   label: string;
+  /** The id the value had when it was traced: passes may replace the node, never this key. */
+  key: number;
 }
 
 export class Graph {
@@ -71,8 +73,8 @@ export class Graph {
     return this.nodes.filter((n) => n.op === 'input');
   }
 
-  addOutput(id: number, role: OutputRole, label: string): void {
-    this.outputs.push({ id, role, label });
+  addOutput(id: number, role: OutputRole, label: string, key: number = id): void {
+    this.outputs.push({ id, role, label, key });
   }
 
   /** Number of uses of each node (by other nodes and by outputs). */
@@ -92,7 +94,7 @@ export class Graph {
       const m = g.add({ ...n, inputs: n.inputs.map((i) => remap.get(i) ?? -1 - i) });
       remap.set(n.id, m.id);
     }
-    for (const o of outputs) g.addOutput(remap.get(o.id)!, o.role, o.label);
+    for (const o of outputs) g.addOutput(remap.get(o.id)!, o.role, o.label, o.key);
     return { graph: g, remap };
   }
 }

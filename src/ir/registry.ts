@@ -260,6 +260,15 @@ function renderPow(m: ScalarLang, a: string, p: number): string {
 // ---------------------------------------------------------------- reductions
 function reduceMeta(op: string, [a]: InputMeta[], attrs: Attrs, dtype?: DType): Meta {
   const x = a as Meta;
+  if (op !== 'sum') {
+    for (const d of attrs.dims as number[]) {
+      if (x.shape[d] === 0) {
+        throw new WgtorchError(
+          `${op}: expected reduction dim ${d} to have non-zero size (input shape ${fmtShape(x.shape)}). Fix: a max over no elements is undefined; check the shape first.`,
+        );
+      }
+    }
+  }
   return { shape: reducedShape(x.shape, attrs.dims as number[], attrs.keepdim as boolean), dtype: dtype ?? x.dtype };
 }
 /** Re-insert the reduced dims as size 1 so the gradient broadcasts back over the input. */

@@ -58,6 +58,6 @@ export function simplify(g: Graph): Graph {
     }
     out.put({ ...n, inputs });
   }
-  for (const o of g.outputs) out.addOutput(r(o.id), o.role, o.label);
+  for (const o of g.outputs) out.addOutput(r(o.id), o.role, o.label, o.key);
   return out;
 }

@@ -23,6 +23,6 @@ export function cse(g: Graph): Graph {
     }
     out.put({ ...n, inputs });
   }
-  for (const o of g.outputs) out.addOutput(r(o.id), o.role, o.label);
+  for (const o of g.outputs) out.addOutput(r(o.id), o.role, o.label, o.key);
   return out;
 }

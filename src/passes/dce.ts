@@ -9,6 +9,6 @@ export function dce(g: Graph): Graph {
   }
   const out = new Graph();
   for (const n of g.nodes) if (live.has(n.id) || n.op === 'input' || n.op === 'scalar') out.put({ ...n });
-  for (const o of g.outputs) out.addOutput(o.id, o.role, o.label);
+  for (const o of g.outputs) out.addOutput(o.id, o.role, o.label, o.key);
   return out;
 }

@@ -12,7 +12,7 @@
  */
 import type { Graph, IRNode } from '../ir/graph.ts';
 import { getOp } from '../ir/registry.ts';
-import { numel, sameShape } from '../ir/shape.ts';
+import { numel, sameShape, stridesOf } from '../ir/shape.ts';
 import { isMovement, matmulLayout, resolveViews, type View } from './views.ts';
 
 export type Kernel =
@@ -29,7 +29,8 @@ export type Kernel =
       /** elementwise consumers of that sum, one per row (the bias's optimizer update) */
       rowEpilogue: number[];
     }
-  | { kind: 'copy'; node: number };
+  /** a movement node that must exist in memory: node's elements read from base through strides, in row-major order of shape */
+  | { kind: 'copy'; node: number; base: number; shape: number[]; strides: number[] };
 
 export interface Schedule {
   graph: Graph;
@@ -73,6 +74,12 @@ export function fuse(g: Graph, opts: FusionOptions): Schedule {
   const outputs = new Set(g.outputs.map((o) => o.id));
 
   const floating = new Set<number>();
+  /** turns a view into a value of its own, written by a strided copy */
+  const materialize = (id: number) => {
+    const v = views.get(id)!;
+    views.delete(id);
+    add({ kind: 'copy', node: id, base: v.base, shape: [...v.shape], strides: [...v.strides] });
+  };
   const add = (k: Kernel) => {
     kernels.push(k);
     const idx = kernels.length - 1;
@@ -101,11 +108,26 @@ export function fuse(g: Graph, opts: FusionOptions): Schedule {
   for (const n of g.nodes) {
     if (n.op === 'input' || n.op === 'scalar') continue;
     if (isMovement(n.op)) {
-      if (!views.has(n.id)) add({ kind: 'copy', node: n.id });
+      const v = views.get(n.id);
+      if (!v) {
+        // a reshape of a non-contiguous view: copy the source in its own row-major order
+        const src = views.get(n.inputs[0]) ?? { base: n.inputs[0], shape: node(n.inputs[0]).shape, strides: stridesOf(node(n.inputs[0]).shape) };
+        add({ kind: 'copy', node: n.id, base: src.base, shape: src.shape, strides: src.strides });
+      } else if (outputs.has(n.id) && !isContiguousView(v)) {
+        // returned: the caller gets a tensor of its own, so a transposed or expanded view is copied out
+        materialize(n.id);
+      }
       continue;
     }
     const op = getOp(n.op);
     if (op.kind === 'matmul') {
+      for (const operand of n.inputs) {
+        const v = views.get(operand);
+        if (v && matmulLayout(v, node(v.base).shape) === null) {
+          log.push(`copied ${nodeTag(operand)} for matmul %${n.id}: a view that is neither the operand nor its transpose`);
+          materialize(operand);
+        }
+      }
       add({ kind: 'matmul', node: n.id, prologueA: [], prologueB: [], epilogue: [], rowSumA: null, rowEpilogue: [] });
       continue;
     }
@@ -151,6 +173,19 @@ export function fuse(g: Graph, opts: FusionOptions): Schedule {
       log.push(`did not fuse ${nodeTag(n.id)} into kernel ${ki} (${k.kind}): ${why}`);
     }
     if (!joined) {
+      if (bindingsOf([...floatingChain(n), n.id]) > opts.maxBindings) {
+        // too many reads for one kernel: the pending producers get kernels of their own
+        for (const i of n.inputs) {
+          if (!floating.has(i)) continue;
+          const pk: Kernel = { kind: 'elementwise', shape: node(i).shape, nodes: [] };
+          const pi = add(pk);
+          pullFloating(node(i), pk, pi);
+          pk.nodes.push(i);
+          kernelOf.set(i, pi);
+          floating.delete(i);
+          log.push(`did not pull ${nodeTag(i)} into the kernel of ${nodeTag(n.id)}: it would bind more than the device's ${opts.maxBindings} storage buffers`);
+        }
+      }
       const k: Kernel = { kind: 'elementwise', shape: n.shape, nodes: [] };
       const ki = add(k);
       pullFloating(n, k, ki);
@@ -165,6 +200,8 @@ export function fuse(g: Graph, opts: FusionOptions): Schedule {
   }
   function isFloatable(n: IRNode): boolean {
     if (outputs.has(n.id)) return false;
+    // leave room for the consumer's own reads and write
+    if (bindingsOf([...floatingChain(n), n.id]) > opts.maxBindings - 2) return false;
     for (const i of n.inputs) {
       const b = baseOf(i);
       const op = node(b).op;
@@ -172,6 +209,18 @@ export function fuse(g: Graph, opts: FusionOptions): Schedule {
     }
     const cs = consumers.get(n.id) ?? [];
     return cs.length > 0 && cs.every((c) => isElementwise(node(c)) && sameShape(node(c).shape, n.shape) && !views.has(c));
+  }
+  function floatingChain(n: IRNode): number[] {
+    const out: number[] = [];
+    const visit = (m: IRNode) => {
+      for (const i of m.inputs) {
+        if (!floating.has(i) || out.includes(i)) continue;
+        visit(node(i));
+        out.push(i);
+      }
+    };
+    visit(n);
+    return out;
   }
   /** Puts the floating producers of n (recursively) into kernel k, before n. */
   function pullFloating(n: IRNode, k: Kernel, ki: number): void {
@@ -210,8 +259,19 @@ export function fuse(g: Graph, opts: FusionOptions): Schedule {
       if (k.kind === 'matmul' && !sameShape(node(i).shape, n.shape) && views.has(i) === false && node(i).shape.length > 2) {
         return 'epilogue operand not indexable by (row, col)';
       }
+      if (k.kind === 'reduce') return `a reduction's epilogue reads only scalars, and %${b} is a tensor`;
     }
-    if (bindingsOf([...inside, n.id]) > opts.maxBindings) {
+    if (k.kind === 'reduce') {
+      // the epilogue runs once per output, after the loop: it can read scalars and its own values only
+      const chain = [...floatingChain(n), n.id];
+      for (const id of chain) {
+        for (const i of node(id).inputs) {
+          const b = baseOf(i);
+          if (!inside.has(b) && !chain.includes(i) && node(b).op !== 'scalar') return `a reduction's epilogue reads only scalars, and %${b} is a tensor`;
+        }
+      }
+    }
+    if (bindingsOf([...inside, ...floatingChain(n), n.id]) > opts.maxBindings) {
       return `it would bind more than the device's ${opts.maxBindings} storage buffers`;
     }
     return null;
@@ -252,10 +312,11 @@ export function fuse(g: Graph, opts: FusionOptions): Schedule {
         loads.add(b);
       }
     }
-    if (loads.size > 1) return;
+    if (loads.size !== 1) return;
     const uses: { kernel: number; slot: 'A' | 'B' | 'reduce' }[] = [];
     for (const { c } of external) {
-      const ck = kernelOf.get(c)!;
+      const ck = kernelOf.get(c);
+      if (ck === undefined || !kernels[ck]) return; // returned through a view: it must be in memory
       const ker = kernels[ck]!;
       if (ker.kind === 'matmul' && ker.node === c) {
         const mm = node(c);
@@ -267,6 +328,12 @@ export function fuse(g: Graph, opts: FusionOptions): Schedule {
       } else return;
     }
     if (!uses.length) return;
+    for (const u of uses) {
+      if (bindingsOf([...kernelNodes(kernels[u.kernel]!), ...k.nodes]) > opts.maxBindings) {
+        log.push(`did not recompute kernel ${ki} in kernel ${u.kernel}: it would bind more than the device's ${opts.maxBindings} storage buffers`);
+        return;
+      }
+    }
     for (const u of uses) {
       const ker = kernels[u.kernel]!;
       if (ker.kind === 'matmul') (u.slot === 'A' ? ker.prologueA : ker.prologueB).push(...k.nodes);
@@ -297,6 +364,7 @@ export function fuse(g: Graph, opts: FusionOptions): Schedule {
       if (views.has(src) && views.get(src)!.base !== src) continue;
       if (m.prologueA.join() !== k.prologue.join()) continue;
       if (later.some((c) => c <= mi) || producer(src) >= mi) continue;
+      if (bindingsOf([...kernelNodes(m), k.node]) > opts.maxBindings) continue;
       m.rowSumA = k.node;
       kernelOf.set(k.node, mi);
       kernels[ki] = null;
@@ -324,6 +392,7 @@ export function fuse(g: Graph, opts: FusionOptions): Schedule {
     if (host < 0) return;
     const m = kernels[host] as Extract<Kernel, { kind: 'matmul' }>;
     if (numel(node(m.node).shape.slice(0, 1)) !== k.shape[0]) return;
+    if (bindingsOf([...kernelNodes(m), ...k.nodes]) > opts.maxBindings) return;
     m.rowEpilogue.push(...k.nodes);
     for (const id of k.nodes) kernelOf.set(id, host);
     kernels[ki] = null;
@@ -338,9 +407,11 @@ export function fuse(g: Graph, opts: FusionOptions): Schedule {
     const tail = k.nodes[k.nodes.length - 1];
     const ext = k.nodes.flatMap((id) => consumersThroughViews(id).filter((c) => !ids.has(c)).map((c) => ({ from: id, c })));
     if (ext.length !== 1 || ext[0].from !== tail) return;
-    const rk = kernelOf.get(ext[0].c)!;
+    const rk = kernelOf.get(ext[0].c);
+    if (rk === undefined) return;
     const r = kernels[rk];
     if (!r || r.kind !== 'reduce' || r.node !== ext[0].c || r.prologue.length || node(r.node).inputs[0] !== tail) return;
+    if (bindingsOf([...kernelNodes(r), ...k.nodes]) > opts.maxBindings) return;
     r.prologue.push(...k.nodes);
     for (const id of k.nodes) kernelOf.set(id, rk);
     kernels[ki] = null;

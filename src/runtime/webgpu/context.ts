@@ -55,6 +55,9 @@ class WaitEstimator {
   /** below this expected remaining time (ms) just await: timers are ~1 ms coarse */
   minSleepMs = 2;
   private static readonly OVERHEAD_MS = 0.1; // fixed per-wait cost, kept out of the rate
+  private static readonly MIN_LEARN_COST = 1e6;
+  private static readonly MIN_NS_PER_COST = 0.005;
+  private static readonly MAX_NS_PER_COST = 5;
 
   private gpuFreeAt = 0; // predicted time the queue runs dry
   private idleStart = 0; // last submit that found the queue idle
@@ -83,9 +86,13 @@ class WaitEstimator {
     await done();
     const end = performance.now();
     const busy = end - this.idleStart - WaitEstimator.OVERHEAD_MS;
-    if (!this.compiling && this.costSinceIdle > 0) {
-      if (slept && end - woke < 0.3) this.nsPerCost *= 0.8; // GPU was already done: we overslept
+    // Learn only from batches large enough to time (a tiny batch's "busy" time is mostly the
+    // JavaScript that ran before the wait), and keep the rate in a sane range: one bad sample
+    // must not make every later readback sleep for seconds.
+    if (!this.compiling && this.costSinceIdle >= WaitEstimator.MIN_LEARN_COST) {
+      if (slept && end - woke < 0.3) this.nsPerCost *= 0.5; // GPU was already done: we overslept
       else if (busy > 1) this.nsPerCost = 0.7 * this.nsPerCost + (0.3 * busy * 1e6) / this.costSinceIdle;
+      this.nsPerCost = Math.min(WaitEstimator.MAX_NS_PER_COST, Math.max(WaitEstimator.MIN_NS_PER_COST, this.nsPerCost));
     }
     this.gpuFreeAt = end;
     this.costSinceIdle = 0;
