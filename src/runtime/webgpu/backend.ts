@@ -15,6 +15,7 @@ import { numel, sameShape, stridesOf } from '../../ir/shape.ts';
 import type { Backend, KernelArg, Storage, TensorArg } from '../backend.ts';
 import { broadcastStrides } from '../cpu/elementwise.ts';
 import { workgroupGrid, type GPUContext } from './context.ts';
+import { GcPressure } from './gc-pressure.ts';
 
 export class GpuStorage implements Storage {
   version = 0;
@@ -37,8 +38,11 @@ export class WebGPUBackend implements Backend {
     this.finalizer = new FinalizationRegistry((buf) => ctx.pool.release(buf));
   }
 
+  private readonly pressure = new GcPressure();
+
   alloc(dtype: DType, size: number): GpuStorage {
     const buf = this.ctx.pool.acquire(bytesOf(size));
+    this.pressure.allocated(buf.size);
     const s = new GpuStorage(this, dtype, size, buf);
     this.finalizer.register(s, buf, s);
     return s;
