@@ -1,0 +1,247 @@
+// Writes the results as docs/benchmarks.md (tables) and docs/benchmarks.svg
+// (a horizontal bar chart of the seed workload), both plain text.
+
+import { fmt, stepFlops, type Row, type Workload } from './harness.ts';
+import type { MemoryResult } from './wgtorch.ts';
+
+export interface Machine {
+  cpu: string;
+  cores: number;
+  loadAvg: number[];
+  node: string;
+  adapter: string;
+  versions: Record<string, string>;
+  wasm: string;
+}
+
+export interface Results {
+  command: string;
+  quick: boolean;
+  date: string;
+  seconds: number;
+  machine: Machine;
+  workloads: Workload[];
+  /** how many round-robin rounds each workload's rows ran; each row keeps its best round */
+  rounds: Record<string, number>;
+  rows: Row[];
+  matmul: { name: string; gflops: number }[];
+  matmulNotes: string[];
+  memory: MemoryResult | { error: string } | null;
+  notes: string[];
+}
+
+/** The fastest TF.js row of a workload, the yardstick of the ratio column. */
+export function fastestTfjs(rows: Row[], workload: string): Row | undefined {
+  return rows
+    .filter((r) => r.workload === workload && r.group === 'tfjs' && r.status === 'ok' && r.ms !== undefined)
+    .sort((a, b) => a.ms! - b.ms!)[0];
+}
+
+function speedup(r: Row, ref: Row | undefined): string {
+  if (!ref || r.ms === undefined) return '-';
+  const x = ref.ms! / r.ms;
+  return `${x.toFixed(2)}x ${x >= 1 ? 'faster' : 'slower'}`;
+}
+
+const MiB = (b: number) => `${(b / 2 ** 20).toFixed(2)} MiB`;
+
+function rowTable(rows: Row[], w: Workload): string[] {
+  const ref = fastestTfjs(rows, w.id);
+  const out = [
+    `| row | ms/step (median) | sync part | fastest step | first step | dispatches/step | submits/step | vs fastest TF.js${ref ? ` (${ref.name})` : ''} | GFLOP/s | steps | loss: step 1 -> step n |`,
+    '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |',
+  ];
+  const notes: string[] = [];
+  for (const r of rows.filter((x) => x.workload === w.id)) {
+    if (r.status !== 'ok') {
+      out.push(`| ${r.name} | ${r.status} | | | | | | | | | |`);
+      notes.push(`- ${r.name}: ${r.status}: ${r.note ?? ''}`);
+      continue;
+    }
+    const gflops = r.ms ? stepFlops(w) / (r.ms * 1e6) : NaN;
+    const loss = r.lossFirst !== undefined ? `${r.lossFirst.toExponential(3)} -> ${r.lossLast!.toExponential(3)} (n=${r.lossLastStep})` : '';
+    out.push(
+      `| ${r.name} | **${fmt(r.ms, 2)}** | ${fmt(r.syncMs, 2)} | ${fmt(r.minMs, 2)} | ${fmt(r.firstMs, 0)} | ${fmt(r.dispatches, 1)} | ${fmt(r.submits, 1)} | ${r.group === 'tfjs' && r === ref ? '1.00x (reference)' : speedup(r, ref)} | ${fmt(gflops, 2)} | ${r.steps} | ${loss} |`,
+    );
+    if (r.note) notes.push(`- ${r.name}: ${r.note}`);
+  }
+  return notes.length ? [...out, '', ...notes] : out;
+}
+
+function targets(res: Results): string[] {
+  const get = (wl: string, name: string) => res.rows.find((r) => r.workload === wl && r.name === name && r.status === 'ok');
+  const lines: string[] = [];
+  const check = (what: string, row: Row | undefined, ref: Row | undefined, factor: number) => {
+    if (!row || !ref) {
+      lines.push(`| ${what} | not measured (${!row ? 'row missing' : 'reference missing'}) | |`);
+      return;
+    }
+    const x = ref.ms! / row.ms!;
+    lines.push(`| ${what} | ${x.toFixed(2)}x (${fmt(row.ms, 2)} vs ${fmt(ref.ms, 2)} ms) | ${x >= factor ? 'met' : `missed: needs ${(factor / x).toFixed(2)}x more`} |`);
+  };
+  const seedGpu = get('seed', 'tfjs webgpu');
+  const seedWasm = get('seed', 'tfjs wasm');
+  check('seed: eager webgpu faster than tfjs-webgpu (issue 3)', get('seed', 'wgtorch eager webgpu'), seedGpu, 1);
+  check('seed: eager cpu faster than tfjs-cpu (issue 2)', get('seed', 'wgtorch eager cpu'), get('seed', 'tfjs cpu'), 1);
+  check('seed: compiled step >= 8x faster than tfjs-webgpu (issue 6)', get('seed', 'wgtorch compiled step'), seedGpu, 8);
+  check('seed: compiled step faster than tfjs-wasm (issue 6)', get('seed', 'wgtorch compiled step'), seedWasm, 1);
+  check('large: compiled step >= 2x faster than tfjs-webgpu (issue 6)', get('large', 'wgtorch compiled step'), get('large', 'tfjs webgpu'), 2);
+  const cs = get('seed', 'wgtorch compiled step');
+  lines.push(
+    cs
+      ? `| seed: compiled step <= 4 dispatches and 1 submit per step (issue 6) | ${fmt(cs.dispatches, 1)} dispatches, ${fmt(cs.submits, 1)} submits | ${cs.dispatches! <= 4 && cs.submits! <= 1 ? 'met' : 'missed'} |`
+      : '| seed: compiled step <= 4 dispatches and 1 submit per step (issue 6) | not measured (row missing) | |',
+  );
+  return ['| target | measured (speed ratio) | status |', '| --- | --- | --- |', ...lines];
+}
+
+/** Where a WebGPU step's time goes: the JS/GPU split and every counted Dawn call per step. */
+function analysis(res: Results): string[] {
+  const out: string[] = [];
+  for (const w of res.workloads) {
+    const rows = res.rows.filter((r) => r.workload === w.id && r.status === 'ok' && r.perStep);
+    if (!rows.length) continue;
+    out.push(`${w.title}:`, '');
+    out.push('| row | ms/step | sync part (JS, autograd, encode, submit) | rest (GPU work + readback wait) | dispatches | submits | writeBuffer | createBuffer | createBindGroup |');
+    out.push('| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
+    for (const r of rows) {
+      const p = r.perStep!;
+      out.push(`| ${r.name} | ${fmt(r.ms, 2)} | ${fmt(r.syncMs, 2)} | ${fmt(r.ms! - r.syncMs!, 2)} | ${fmt(p.dispatches, 1)} | ${fmt(p.submits, 1)} | ${fmt(p.writeBuffers, 1)} | ${fmt(p.buffersCreated, 1)} | ${fmt(p.bindGroupsCreated, 1)} |`);
+    }
+    for (const r of rows) if (r.details?.length) out.push('', `${r.name}: ${r.details.join('; ')}`);
+    const e = rows.find((r) => r.name === 'wgtorch eager webgpu');
+    if (e) {
+      const fixed = (e.dispatches! * 16 + e.submits! * 44) / 1000;
+      const mm = (stepFlops(w) / 17e9) * 1000;
+      out.push(
+        '',
+        `Eager webgpu, estimated from this machine's measured unit costs (issue 3: ~16 us per batched dispatch, ~44 us per submit + wait, ~17 GFLOP/s for the best lavapipe matmul): ~${fixed.toFixed(2)} ms of dispatch/submit overhead and ~${mm.toFixed(2)} ms of matmul for its ${(stepFlops(w) / 1e6).toFixed(0)} MFLOP, against a measured median of ${fmt(e.ms, 2)} ms.`,
+      );
+    }
+    out.push('');
+  }
+  return out;
+}
+
+export function markdown(res: Results): string {
+  const m = res.machine;
+  const L: string[] = [];
+  L.push('# Benchmarks', '');
+  L.push(`Generated by \`${res.command}\` on ${res.date} (${res.seconds.toFixed(0)} s). Every number below comes from that one run, on one machine, one Dawn device.`, '');
+  L.push('## Machine', '');
+  L.push(`- CPU: ${m.cpu}, ${m.cores} cores (\`nproc\`); load average at start ${m.loadAvg.map((x) => x.toFixed(2)).join(' / ')} (the machine is shared with other jobs)`);
+  L.push(`- Node ${m.node}; ${Object.entries(m.versions).map(([k, v]) => `${k} ${v}`).join(', ')}`);
+  L.push(`- WebGPU adapter: ${m.adapter}`);
+  L.push(`- TensorFlow.js wasm backend: ${m.wasm}`);
+  L.push('');
+  L.push('## How it is measured', '');
+  L.push('- One step = forward + loss + zero grads + backward + optimizer step + reading the loss value (`await loss.item()` in wgtorch, `await loss.data()` in TF.js), as a training loop does; each step ends with the loss on the CPU, so no GPU work spills into the next step.');
+  L.push('- Same model for every row: Linear -> ReLU -> Linear with bias and PyTorch\'s default init, MSE with reduction sum, Adam lr 1e-4. TF.js runs it as `tf.variable`s with `tf.train.adam(1e-4).minimize(f, true, vars)`, in production mode (`tf.enableProdMode()`).');
+  L.push('- Each row: the first step is timed alone ("first step": pipeline compiles, JIT, allocation), then warm-up steps, then every timed step is timed separately. The table gives the **median** step (robust to bursts of load from other processes on this 2-core machine) and the fastest step. Runs take at least `minSteps` and then continue until the time budget is spent.');
+  if (Object.values(res.rounds).some((n) => n > 1)) L.push(`- Rows run several rounds (${Object.entries(res.rounds).map(([k, n]) => `${k}: ${n}`).join(', ')}), round-robin over all rows of a workload, and each row reports its best round (the lowest median; all rounds' medians are listed under the table): load from other processes only ever slows a round down. "First step" is the first round's.`);
+  L.push('- "sync part": the median time from calling the step until its first `await` — the framework\'s JS work (autograd, kernel selection) plus recording and submitting GPU commands. On CPU backends it is the whole step.');
+  L.push('- Dispatches and submits per step are counted the same way for every WebGPU row, by wrapping `GPUQueue.prototype.submit` and `GPUComputePassEncoder.prototype.dispatchWorkgroups` of Dawn\'s Node bindings during the timed steps (wgtorch\'s own `torch.webgpu.counters()` are cross-checked against them). The TF.js webgpu backend is constructed on wgtorch\'s own `GPUDevice`, so both use the same Dawn device.');
+  L.push('- GFLOP/s counts only the matmuls of a step: forward and weight gradients of both layers and the input gradient of the second (x needs none), 4·N·(Din·H + H·Dout) + 2·N·H·Dout.');
+  if (res.quick) L.push('- `--quick`: fewer steps, shorter budgets, and the slowest CPU rows of the large workload skipped; use the full run for numbers to quote.');
+  L.push('');
+  for (const w of res.workloads) {
+    L.push(`## ${w.title}`, '');
+    const n = res.rounds[w.id] ?? 1;
+    L.push(`${w.N}x${w.Din} -> ${w.H} -> ${w.Dout}, ${(stepFlops(w) / 1e6).toFixed(0)} MFLOP of matmul per step; the first step, then ${w.warmup > 1 ? `${w.warmup - 1} more warm-up steps, then ` : ''}${w.minSteps}-${w.maxSteps} timed steps within ${(w.budgetMs / 1000).toFixed(0)} s per row${n > 1 ? `, in each of ${n} rounds` : ''}. The loss column is a sanity check: every row trains (its step count n differs with speed).`, '');
+    L.push(...rowTable(res.rows, w), '');
+  }
+  L.push('## Targets from the issues', '', ...targets(res), '');
+  const a = analysis(res);
+  if (a.length) L.push('## Where the WebGPU time goes', '', 'Medians of the timed steps. The sync part is the time from calling the step until it first awaits: the JS work of the framework, recording and submitting the GPU commands; the rest is waiting for the GPU and the loss readback. Dawn calls are counted per step by the same prototype wrappers for every row.', '', ...a);
+  L.push('## Matmul GFLOP/s', '');
+  L.push('Best of several timed runs each (other processes only ever slow a run down).', '');
+  if (res.matmul.length) {
+    L.push('| kernel and shape | GFLOP/s |', '| --- | ---: |');
+    for (const r of res.matmul) L.push(`| ${r.name} | ${r.gflops.toFixed(2)} |`);
+  }
+  for (const n of res.matmulNotes) L.push('', `- ${n}`);
+  L.push('');
+  L.push('## Steady-state GPU memory (eager webgpu, seed workload)', '');
+  const mem = res.memory;
+  if (!mem) L.push('Not measured (no WebGPU device).');
+  else if ('error' in mem) L.push(`Failed: ${mem.error}`);
+  else {
+    L.push(`${mem.steps} eager steps after warm-up, ${fmt(mem.msPerStep, 2)} ms/step on average. Live buffers are those held by tensors; pooled ones are released and waiting for reuse; "created" counts createBuffer calls since the device started. ${mem.gcExposed ? 'Both points are measured after a forced full GC (`--expose-gc`), since tensors return their buffers through a FinalizationRegistry.' : 'GC was not exposed (run with `tsx --expose-gc`), so the points include garbage not yet collected.'}`, '');
+    L.push('| point | live buffers | live bytes | pooled buffers | pooled bytes | buffers created |', '| --- | ---: | ---: | ---: | ---: | ---: |');
+    const line = (p: string, s: MemoryResult['afterWarmup']) => L.push(`| ${p} | ${s.liveBuffers} | ${MiB(s.liveBytes)} | ${s.pooledBuffers} | ${MiB(s.pooledBytes)} | ${s.created} |`);
+    line('after warm-up', mem.afterWarmup);
+    line(`after ${mem.steps} more steps`, mem.afterSteps);
+    L.push('');
+    const dLive = mem.afterSteps.liveBuffers - mem.afterWarmup.liveBuffers;
+    const dCreated = mem.afterSteps.created - mem.afterWarmup.created;
+    const flat = dLive === 0 && dCreated === 0 && mem.peakLiveBuffers <= 2 * Math.max(mem.afterWarmup.liveBuffers, 1) + 100;
+    L.push(`Change over the ${mem.steps} steps: ${dLive >= 0 ? '+' : ''}${dLive} live buffers after a GC, ${dCreated} buffers created (${(dCreated / mem.steps).toFixed(1)} per step). Without forced GCs, the most live buffers seen at a sample point (every 100 steps) was ${mem.peakLiveBuffers} (${MiB(mem.peakLiveBytes)}).`);
+    L.push('');
+    L.push(
+      flat
+        ? 'Flat: no buffers created in the steady state, and the live set stays small between GCs.'
+        : `Not flat between GCs: what tensors hold is released only when V8 collects them (FinalizationRegistry), so until a major GC runs the pool misses and new buffers are created; the live set after a forced GC is flat (${mem.afterWarmup.liveBuffers} -> ${mem.afterSteps.liveBuffers}), and the pool holds ${mem.afterSteps.pooledBuffers} buffers (${MiB(mem.afterSteps.pooledBytes)}) afterwards.`,
+    );
+  }
+  const compiled = res.rows.find((r) => r.workload === 'seed' && r.name === 'wgtorch compiled step' && r.status === 'ok');
+  L.push('', '## Compile latency', '');
+  L.push(
+    compiled
+      ? `First call of the compiled seed step (trace, compile, pipelines, first run, loss read): ${fmt(compiled.firstMs, 0)} ms. Mesa's on-disk shader cache makes later processes faster than the first ever run.`
+      : 'Not measured yet: `torch.compile` is not available in this build (the compiled rows are skipped).',
+  );
+  if (res.notes.length) L.push('', '## Notes', '', ...res.notes.map((n) => `- ${n}`));
+  L.push('', '![ms/step on the seed workload](benchmarks.svg)', '');
+  return L.join('\n');
+}
+
+const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+
+/** A horizontal bar chart of median ms/step per row of one workload. */
+export function svgChart(res: Results, workload = 'seed'): string {
+  const w = res.workloads.find((x) => x.id === workload)!;
+  const rows = res.rows.filter((r) => r.workload === workload && r.status === 'ok' && r.ms !== undefined);
+  const max = Math.max(...rows.map((r) => r.ms!), 1e-9);
+  const labelW = 200, barW = 400, rowH = 30, top = 76, width = labelW + barW + 230;
+  const height = top + rows.length * rowH + 34;
+  const color = { wgtorch: '#ee4c2c', tfjs: '#f9a03f' } as const;
+  const S: string[] = [];
+  S.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="sans-serif" font-size="13">`);
+  S.push(`<rect width="${width}" height="${height}" fill="#fff"/>`);
+  S.push(`<text x="12" y="22" font-size="15" font-weight="bold">${esc(`${w.title}: ms per training step (median, lower is better)`)}</text>`);
+  const gpu = res.machine.adapter.split(' / ').pop()!;
+  S.push(`<text x="12" y="42" fill="#555">${esc(`${w.N}x${w.Din} -> ${w.H} -> ${w.Dout}, MSE (sum), Adam lr 1e-4; \`${res.command}\`, ${res.date.slice(0, 10)}`)}</text>`);
+  S.push(`<text x="12" y="60" fill="#555">${esc(`${res.machine.cores}-core ${res.machine.cpu}, Node ${res.machine.node}; WebGPU: ${gpu}`)}</text>`);
+  rows.forEach((r, i) => {
+    const y = top + i * rowH;
+    const len = Math.max(1, (r.ms! / max) * barW);
+    S.push(`<text x="${labelW - 8}" y="${y + 19}" text-anchor="end">${esc(r.name)}</text>`);
+    S.push(`<rect x="${labelW}" y="${y + 5}" width="${len.toFixed(1)}" height="${rowH - 10}" fill="${color[r.group]}"/>`);
+    const counts = r.dispatches !== undefined ? `  (${fmt(r.dispatches, 0)} disp, ${fmt(r.submits, 0)} sub)` : '';
+    S.push(`<text x="${(labelW + len + 6).toFixed(1)}" y="${y + 19}">${esc(`${fmt(r.ms, 2)} ms${counts}`)}</text>`);
+  });
+  const ly = top + rows.length * rowH + 20;
+  S.push(`<rect x="${labelW}" y="${ly - 10}" width="12" height="12" fill="${color.wgtorch}"/><text x="${labelW + 18}" y="${ly}">wgtorch</text>`);
+  S.push(`<rect x="${labelW + 90}" y="${ly - 10}" width="12" height="12" fill="${color.tfjs}"/><text x="${labelW + 108}" y="${ly}">TensorFlow.js 4.22</text>`);
+  S.push('</svg>');
+  return S.join('\n') + '\n';
+}
+
+export function consoleTable(res: Results): string {
+  const L: string[] = [];
+  for (const w of res.workloads) {
+    const ref = fastestTfjs(res.rows, w.id);
+    L.push('', `${w.title} (${w.N}x${w.Din} -> ${w.H} -> ${w.Dout})`);
+    L.push(`${'row'.padEnd(28)}${'ms/step'.padStart(10)}${'sync'.padStart(9)}${'min'.padStart(9)}${'first'.padStart(9)}${'disp/step'.padStart(11)}${'sub/step'.padStart(10)}  vs fastest TF.js`);
+    for (const r of res.rows.filter((x) => x.workload === w.id)) {
+      if (r.status !== 'ok') {
+        L.push(`${r.name.padEnd(28)}${r.status.padStart(10)}  ${r.note ?? ''}`);
+        continue;
+      }
+      L.push(
+        `${r.name.padEnd(28)}${fmt(r.ms, 2).padStart(10)}${fmt(r.syncMs, 2).padStart(9)}${fmt(r.minMs, 2).padStart(9)}${fmt(r.firstMs, 0).padStart(9)}${fmt(r.dispatches, 1).padStart(11)}${fmt(r.submits, 1).padStart(10)}  ${r === ref ? 'reference' : speedup(r, ref)}`,
+      );
+    }
+  }
+  return L.join('\n');
+}

@@ -1,0 +1,228 @@
+// `npm run bench` (tsx --expose-gc bench/run.ts): wgtorch against TensorFlow.js
+// on the same machine and the same Dawn device, in one run. Writes
+// docs/benchmarks.md and docs/benchmarks.svg.
+//
+//   npm run bench                 # full run (several minutes)
+//   npm run bench -- --quick      # under 2 minutes: fewer steps, slow CPU rows of the large workload skipped
+//   npm run bench -- --no-write   # print only
+//   npm run bench -- --memory-steps 10000   # a longer steady-state memory run
+
+import { readFileSync, writeFileSync, mkdirSync } from 'node:fs';
+import { availableParallelism, loadavg } from 'node:os';
+import { dirname, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import * as torch from '../src/index.ts';
+import { GpuCallCounter, bestRound, collectGarbage, errorText, fmt, measure, skipped, type Row, type Runner, type Workload } from './harness.ts';
+import { compileFn, steadyStateMemory, wgtorchRunner, type MemoryResult, type Mode } from './wgtorch.ts';
+import { tfjsRunner, wasmFeatures, type SharedDevice, type TfBackend } from './tfjs.ts';
+import { consoleTable, markdown, svgChart, type Results } from './report.ts';
+import { benchCpuMatmul } from './matmul-cpu.ts';
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const args = process.argv.slice(2);
+const quick = args.includes('--quick');
+const write = !args.includes('--no-write');
+const started = performance.now();
+const log = (s: string) => console.log(s.startsWith('\n') ? `${s}  [${((performance.now() - started) / 1000).toFixed(0)} s]` : s);
+
+const SEED: Workload = quick
+  ? { id: 'seed', title: 'Seed workload', N: 64, Din: 1000, H: 100, Dout: 10, warmup: 5, minSteps: 15, maxSteps: 300, budgetMs: 1000 }
+  : { id: 'seed', title: 'Seed workload', N: 64, Din: 1000, H: 100, Dout: 10, warmup: 10, minSteps: 30, maxSteps: 1000, budgetMs: 2500 };
+/** Each workload's rows run this many times, round-robin, and each row keeps its best round. */
+const ROUNDS: Record<string, number> = quick ? { seed: 1, large: 1 } : { seed: 3, large: 2 };
+const LARGE: Workload = quick
+  ? { id: 'large', title: 'Large workload', N: 512, Din: 2048, H: 2048, Dout: 512, warmup: 1, minSteps: 1, maxSteps: 10, budgetMs: 2500 }
+  : { id: 'large', title: 'Large workload', N: 512, Din: 2048, H: 2048, Dout: 512, warmup: 1, minSteps: 2, maxSteps: 40, budgetMs: 5000 };
+/** In --quick, rows too slow for the large workload (seconds per step). */
+const QUICK_SKIP_LARGE = new Set(['wgtorch eager cpu', 'tfjs cpu', 'tfjs wasm']);
+/** Rows of the large workload timed in the first round only: seconds per step, and no target is measured against them. */
+const ONE_ROUND_LARGE = new Set(['wgtorch eager cpu', 'tfjs cpu']);
+const memArg = args.indexOf('--memory-steps');
+const MEMORY_STEPS = memArg >= 0 ? Number(args[memArg + 1]) : quick ? 200 : 2000;
+
+function pkgVersion(name: string): string {
+  try {
+    return JSON.parse(readFileSync(resolve(root, 'node_modules', name, 'package.json'), 'utf8')).version;
+  } catch {
+    return 'not installed';
+  }
+}
+
+function cpuModel(): string {
+  try {
+    return /^model name\s*:\s*(.*)$/m.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1]?.trim() ?? 'unknown CPU';
+  } catch {
+    return 'unknown CPU';
+  }
+}
+
+async function main(): Promise<void> {
+  const t0 = performance.now();
+  const loadAtStart = loadavg();
+  const notes: string[] = [];
+  const gpuOk = await torch.webgpu.isAvailable();
+  let gpuError = '';
+  if (!gpuOk) {
+    gpuError = await torch.webgpu.init().then(() => '', errorText);
+    notes.push(`No WebGPU device: ${gpuError}`);
+  }
+  const ctx = gpuOk ? torch.webgpu.context() : null;
+  const info = ctx?.adapter.info;
+  const adapter = info ? [info.vendor, info.architecture, info.device, info.description].filter(Boolean).join(' / ') : `none (${gpuError})`;
+  const shared = async (): Promise<SharedDevice> => {
+    if (!ctx) throw new Error(`no WebGPU device (${gpuError})`);
+    return { gpu: ctx.gpu, adapter: ctx.adapter, device: ctx.device };
+  };
+  const counter = new GpuCallCounter();
+  if (gpuOk) counter.install();
+
+  log(`wgtorch bench${quick ? ' --quick' : ''}: ${availableParallelism()} cores, ${cpuModel()}, node ${process.version}, adapter: ${adapter}`);
+  if (!(globalThis as { gc?: unknown }).gc) notes.push('GC not exposed: run through `npm run bench` (tsx --expose-gc) for the memory section.');
+  const compile = compileFn();
+  if (!compile) notes.push('`torch.compile` is not a function in this build yet: the compiled rows are skipped.');
+
+  const rows: Row[] = [];
+  const wgtorchRows: [string, torch.Device, Mode][] = [
+    ['wgtorch eager cpu', 'cpu', 'eager'],
+    ['wgtorch eager webgpu', 'webgpu', 'eager'],
+    ['wgtorch compiled model', 'webgpu', 'compiled model'],
+    ['wgtorch compiled step', 'webgpu', 'compiled step'],
+  ];
+  const tfRows: [string, TfBackend][] = [
+    ['tfjs cpu', 'cpu'],
+    ['tfjs wasm', 'wasm'],
+    ['tfjs webgpu', 'webgpu'],
+  ];
+  for (const w of [SEED, LARGE]) {
+    const rounds = ROUNDS[w.id]!;
+    log(`\n${w.title}: ${w.N}x${w.Din} -> ${w.H} -> ${w.Dout}, MSE sum, Adam lr 1e-4${rounds > 1 ? `; ${rounds} rounds over all rows` : ''}`);
+    // Each spec is a row to time, or the reason it is skipped.
+    const specs: { name: string; group: Row['group']; skip?: string; make?: () => Promise<Runner>; gpu: boolean }[] = [];
+    const quickSkip = (name: string) => quick && w.id === 'large' && QUICK_SKIP_LARGE.has(name);
+    for (const [name, device, mode] of wgtorchRows) {
+      const skip = quickSkip(name)
+        ? 'skipped in --quick (seconds per step); see the full run'
+        : mode !== 'eager' && !compile
+          ? 'torch.compile is not available yet'
+          : device === 'webgpu' && !gpuOk
+            ? `no WebGPU device (${gpuError})`
+            : undefined;
+      specs.push({ name, group: 'wgtorch', skip, make: () => wgtorchRunner(w, device, mode), gpu: device === 'webgpu' });
+    }
+    for (const [name, backend] of tfRows) {
+      const skip = quickSkip(name) ? 'skipped in --quick (seconds per step); see the full run' : undefined;
+      specs.push({ name, group: 'tfjs', skip, make: () => tfjsRunner(w, backend, shared), gpu: backend === 'webgpu' });
+    }
+    const byName = new Map<string, Row[]>();
+    for (let r = 0; r < rounds; r++) {
+      if (rounds > 1) log(` round ${r + 1}/${rounds}`);
+      for (const sp of specs) {
+        if (sp.skip) {
+          if (r === 0) byName.set(sp.name, [skipped(w, sp.name, sp.group, sp.skip, log)]);
+          continue;
+        }
+        if (r > 0 && w.id === 'large' && ONE_ROUND_LARGE.has(sp.name)) continue;
+        const row = await measure(w, sp.name, sp.group, sp.make!, { counter: sp.gpu ? counter : undefined, log });
+        byName.set(sp.name, [...(byName.get(sp.name) ?? []), row]);
+      }
+    }
+    for (const sp of specs) rows.push(bestRound(byName.get(sp.name)!));
+  }
+  if (!quick && ROUNDS.large! > 1) notes.push(`On the large workload, ${[...ONE_ROUND_LARGE].join(' and ')} run in the first round only (seconds per step; no target is measured against them).`);
+  if (quick) notes.push(`--quick skips the CPU rows (${[...QUICK_SKIP_LARGE].join(', ')}) on the large workload (seconds per step).`);
+
+  let wasm = 'not loaded';
+  if (rows.some((r) => r.name === 'tfjs wasm' && r.status === 'ok')) {
+    wasm = `${await wasmFeatures()} (the threaded build does not start in Node: emscripten spawns its workers from a blob: URL, which node's Worker rejects)`;
+  }
+
+  log('\nMatmul GFLOP/s');
+  const matmul: Results['matmul'] = [];
+  const matmulNotes: string[] = [];
+  for (const r of await benchCpuMatmul({ seconds: quick ? 0.15 : 0.6 })) {
+    matmul.push(r);
+    log(`  ${r.name.padEnd(56)} ${r.gflops.toFixed(2).padStart(7)}`);
+  }
+  if (!gpuOk) matmulNotes.push(`WebGPU matmul: skipped, no WebGPU device (${gpuError}).`);
+  else {
+    try {
+      const mod = (await import('./matmul-webgpu.ts')) as Record<string, unknown>;
+      if (typeof mod.benchGpuMatmul !== 'function') matmulNotes.push('WebGPU matmul: skipped, bench/matmul-webgpu.ts does not export benchGpuMatmul yet.');
+      else {
+        const { DEFAULT_MATMUL_VARIANT } = (await import('../src/codegen-wgsl/matmul.ts')) as { DEFAULT_MATMUL_VARIANT?: string };
+        const bench = mod.benchGpuMatmul as (v?: string[], rounds?: number) => Promise<{ name: string; gflops: number }[]>;
+        for (const r of await bench(DEFAULT_MATMUL_VARIANT ? [DEFAULT_MATMUL_VARIANT] : undefined, quick ? 1 : 3)) {
+          matmul.push({ name: `webgpu matmul ${r.name}`, gflops: r.gflops });
+          log(`  ${`webgpu matmul ${r.name}`.padEnd(56)} ${r.gflops.toFixed(2).padStart(7)}`);
+        }
+        matmulNotes.push(`WebGPU matmul: the runtime's default kernel${DEFAULT_MATMUL_VARIANT ? ` (${DEFAULT_MATMUL_VARIANT})` : ''} from bench/matmul-webgpu.ts; \`npx tsx bench/matmul-webgpu.ts\` compares all variants.`);
+        if (typeof mod.benchDispatchOverhead === 'function') {
+          const o = await (mod.benchDispatchOverhead as () => Promise<{ recordUs: number; totalUs: number }>)();
+          matmulNotes.push(`A tiny dispatch through the runtime, 512 per submit: ${o.recordUs.toFixed(1)} us to record, ${o.totalUs.toFixed(1)} us in all.`);
+          log(`  tiny dispatch: record ${o.recordUs.toFixed(1)} us, total ${o.totalUs.toFixed(1)} us`);
+        }
+      }
+    } catch (e) {
+      matmulNotes.push(`WebGPU matmul: failed: ${errorText(e)}`);
+    }
+  }
+
+  let memory: MemoryResult | { error: string } | null = null;
+  if (gpuOk) {
+    log(`\nSteady-state memory: ${MEMORY_STEPS} eager webgpu steps`);
+    try {
+      await collectGarbage();
+      torch.webgpu.context().trim(); // free what the earlier rows left pooled, so the numbers are this workload's
+      memory = await steadyStateMemory(SEED, MEMORY_STEPS, log);
+      const m = memory;
+      log(`  live buffers ${m.afterWarmup.liveBuffers} -> ${m.afterSteps.liveBuffers}, bytes ${m.afterWarmup.liveBytes} -> ${m.afterSteps.liveBytes}, created ${m.afterWarmup.created} -> ${m.afterSteps.created}, peak live ${m.peakLiveBuffers}, ${fmt(m.msPerStep, 2)} ms/step`);
+    } catch (e) {
+      memory = { error: errorText(e) };
+      log(`  FAILED: ${memory.error}`);
+    }
+  }
+  counter.uninstall();
+
+  const res: Results = {
+    command: `npm run bench${args.length ? ` -- ${args.join(' ')}` : ''}`,
+    quick,
+    date: new Date().toISOString().replace(/\.\d+Z$/, 'Z'),
+    seconds: (performance.now() - t0) / 1000,
+    machine: {
+      cpu: cpuModel(),
+      cores: availableParallelism(),
+      loadAvg: loadAtStart,
+      node: process.version,
+      adapter,
+      versions: {
+        wgtorch: JSON.parse(readFileSync(resolve(root, 'package.json'), 'utf8')).version,
+        '@tensorflow/tfjs-core': pkgVersion('@tensorflow/tfjs-core'),
+        'Dawn (npm webgpu)': pkgVersion('webgpu'),
+      },
+      wasm,
+    },
+    workloads: [SEED, LARGE],
+    rounds: ROUNDS,
+    rows,
+    matmul,
+    matmulNotes,
+    memory,
+    notes,
+  };
+  console.log(consoleTable(res));
+  if (write) {
+    mkdirSync(resolve(root, 'docs'), { recursive: true });
+    writeFileSync(resolve(root, 'docs/benchmarks.md'), markdown(res));
+    writeFileSync(resolve(root, 'docs/benchmarks.svg'), svgChart(res));
+    log(`\nwrote docs/benchmarks.md and docs/benchmarks.svg (${res.seconds.toFixed(0)} s)`);
+  }
+}
+
+main().then(
+  // Dawn keeps the event loop alive; leave explicitly once the reports are written.
+  () => process.exit(0),
+  (e) => {
+    console.error(e);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,142 @@
+// wgtorch's rows: the workload as a PyTorch user writes it (Sequential of
+// Linear, ReLU, Linear; MSELoss sum; Adam lr 1e-4), eager on 'cpu' and
+// 'webgpu', and compiled (the model, or the whole step) once torch.compile
+// exists.
+
+import * as torch from '../src/index.ts';
+import { collectGarbage, type Runner, type Workload } from './harness.ts';
+
+type Tensor = torch.Tensor;
+type Compile = <F extends (...args: never[]) => unknown>(fn: F, opts?: Record<string, unknown>) => F;
+
+/** torch.compile once the lead lands it; null until then. */
+export function compileFn(): Compile | null {
+  const c = (torch as unknown as { compile?: unknown }).compile;
+  return typeof c === 'function' ? (c as Compile) : null;
+}
+
+export type Mode = 'eager' | 'compiled model' | 'compiled step';
+
+export async function wgtorchRunner(w: Workload, device: torch.Device, mode: Mode = 'eager'): Promise<Runner> {
+  if (device === 'webgpu' && !(await torch.webgpu.isAvailable())) {
+    await torch.webgpu.init(); // throws with what is missing
+  }
+  torch.manualSeed(0);
+  const x = torch.randn(w.N, w.Din, { device });
+  const y = torch.randn(w.N, w.Dout, { device });
+  const model = new torch.nn.Sequential(
+    new torch.nn.Linear(w.Din, w.H),
+    new torch.nn.ReLU(),
+    new torch.nn.Linear(w.H, w.Dout),
+  ).to(device);
+  const lossFn = new torch.nn.MSELoss({ reduction: 'sum' });
+  const optimizer = new torch.optim.Adam(model.parameters(), { lr: 1e-4 });
+
+  let step: () => Tensor;
+  let compiled: unknown = null;
+  if (mode === 'eager') {
+    step = () => {
+      const loss = lossFn(model(x), y);
+      optimizer.zeroGrad();
+      loss.backward();
+      optimizer.step();
+      return loss;
+    };
+  } else {
+    const compile = compileFn();
+    if (!compile) throw new Error('torch.compile is not available yet');
+    if (mode === 'compiled model') {
+      const fast = compile((input: Tensor) => model(input));
+      compiled = fast;
+      step = () => {
+        const loss = lossFn(fast(x), y);
+        optimizer.zeroGrad();
+        loss.backward();
+        optimizer.step();
+        return loss;
+      };
+    } else {
+      step = compile(() => {
+        const loss = lossFn(model(x), y);
+        optimizer.zeroGrad();
+        loss.backward();
+        optimizer.step();
+        return loss;
+      });
+      compiled = step;
+    }
+  }
+
+  const counts = device === 'webgpu' ? () => torch.webgpu.counters() : null;
+  return {
+    step: () => step().item(),
+    ownCounts: counts ? () => counts() : undefined,
+    describe: compiled ? () => describeCompiled(compiled) : undefined,
+  };
+}
+
+interface GraphView {
+  kernels: { name: string }[];
+  stats: { kernels: number; dispatches: number; bytesMoved: number; flops: number; compileMs: number };
+}
+
+/** The cached graphs of a compiled function, from its graphs() inspection API. */
+function describeCompiled(fn: unknown): string[] {
+  const graphs = (fn as { graphs?: () => GraphView[] }).graphs?.() ?? [];
+  return graphs.map((g, i) => {
+    const s = g.stats;
+    return `graph ${i}: ${s.dispatches} dispatches, ${(s.flops / 1e6).toFixed(1)} MFLOP, ${(s.bytesMoved / 2 ** 20).toFixed(1)} MiB moved per call, compiled in ${s.compileMs.toFixed(0)} ms; kernels ${g.kernels.map((k) => `\`${k.name}\``).join(', ')}`;
+  });
+}
+
+export interface MemoryStats {
+  liveBuffers: number;
+  liveBytes: number;
+  pooledBuffers: number;
+  pooledBytes: number;
+  created: number;
+}
+
+export interface MemoryResult {
+  steps: number;
+  gcExposed: boolean;
+  afterWarmup: MemoryStats;
+  afterSteps: MemoryStats;
+  /** the most live buffers seen at a sample point (every 100 steps), without a forced GC */
+  peakLiveBuffers: number;
+  peakLiveBytes: number;
+  msPerStep: number;
+}
+
+/**
+ * Steady-state device memory of eager WebGPU training: live and pooled
+ * buffers after warm-up and after `steps` more steps (each measured after a
+ * full GC, since tensors free their buffers through a FinalizationRegistry),
+ * and the createBuffer calls in between (zero in a steady state).
+ */
+const keepAlive = new Set<Runner>();
+
+export async function steadyStateMemory(w: Workload, steps: number, log: (s: string) => void): Promise<MemoryResult> {
+  const runner = await wgtorchRunner(w, 'webgpu');
+  keepAlive.add(runner); // the model and optimizer must outlive the final GC, or their buffers count as freed
+  for (let i = 0; i < Math.max(w.warmup, 20); i++) await runner.step();
+  const gcExposed = await collectGarbage();
+  const afterWarmup = torch.webgpu.memoryStats();
+  let peakLiveBuffers = afterWarmup.liveBuffers;
+  let peakLiveBytes = afterWarmup.liveBytes;
+  const t0 = performance.now();
+  for (let i = 1; i <= steps; i++) {
+    await runner.step();
+    if (i % 100 === 0) {
+      const s = torch.webgpu.memoryStats();
+      peakLiveBuffers = Math.max(peakLiveBuffers, s.liveBuffers);
+      peakLiveBytes = Math.max(peakLiveBytes, s.liveBytes);
+    }
+    if (i % 1000 === 0) log(`  memory: ${i}/${steps} steps`);
+  }
+  const msPerStep = (performance.now() - t0) / steps;
+  await collectGarbage();
+  const afterSteps = torch.webgpu.memoryStats();
+  keepAlive.delete(runner);
+  return { steps, gcExposed, afterWarmup, afterSteps, peakLiveBuffers, peakLiveBytes, msPerStep };
+}
