@@ -79,12 +79,19 @@ export class GpuPlan {
     const capture = { dispatches: [] as { kernel: number; buffers: GPUBuffer[]; params: Uint32Array; grid: [number, number, number] }[] };
     this.run(inputs, bound, targets, capture);
     await ctx.sync();
+    // time the waits as they are: no sleeping on an estimate in between
+    const sleep = ctx.waiter.sleepFraction;
+    ctx.waiter.sleepFraction = 0;
     const out: { name: string; ms: number; flops: number }[] = [];
-    for (const d of capture.dispatches) {
-      const t0 = performance.now();
-      for (let r = 0; r < reps; r++) ctx.dispatch(this.pipelines[d.kernel], d.buffers, d.params, d.grid, this.kernels[d.kernel].flops);
-      await ctx.sync();
-      out.push({ name: this.kernels[d.kernel].name, ms: (performance.now() - t0) / reps, flops: this.kernels[d.kernel].flops });
+    try {
+      for (const d of capture.dispatches) {
+        const t0 = performance.now();
+        for (let r = 0; r < reps; r++) ctx.dispatch(this.pipelines[d.kernel], d.buffers, d.params, d.grid, this.kernels[d.kernel].flops);
+        await ctx.sync();
+        out.push({ name: this.kernels[d.kernel].name, ms: (performance.now() - t0) / reps, flops: this.kernels[d.kernel].flops });
+      }
+    } finally {
+      ctx.waiter.sleepFraction = sleep;
     }
     return out;
   }
