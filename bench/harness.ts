@@ -36,6 +36,8 @@ export interface Runner {
   ownCounts?(): { dispatches: number; submits: number } | null;
   /** lines describing what ran (e.g. a compiled graph's kernels), for the report */
   describe?(): string[];
+  /** where the time of one step goes, kernel by kernel (run after timing: it may perturb state) */
+  profile?(): Promise<string[]>;
   dispose?(): void | Promise<void>;
 }
 
@@ -201,6 +203,13 @@ export async function measure(
         if (Math.abs(d - row.dispatches) > 0.01 || Math.abs(s - row.submits) > 0.01)
           row.note = `its own counters say ${fmt(d, 1)} dispatches, ${fmt(s, 1)} submits per step`;
       }
+    }
+    // after the counts: profiling replays dispatches of its own
+    try {
+      const prof = await runner.profile?.();
+      if (prof?.length) row.details = [...(row.details ?? []), ...prof];
+    } catch {
+      // profiling is optional
     }
     if (!Number.isFinite(loss)) row.note = `loss is ${loss}`;
     log(`  ${name.padEnd(34)} ${fmt(row.ms, 2).padStart(9)} ms/step (min ${fmt(row.minMs, 2)}, sync part ${fmt(row.syncMs, 2)}, first ${fmt(row.firstMs, 0)}, ${row.steps} steps)` +

@@ -72,7 +72,20 @@ export async function wgtorchRunner(w: Workload, device: torch.Device, mode: Mod
     step: () => step().item(),
     ownCounts: counts ? () => counts() : undefined,
     describe: compiled ? () => describeCompiled(compiled) : undefined,
+    profile: compiled && device === 'webgpu' ? () => profileCompiled(compiled, mode === 'compiled model' ? [x] : []) : undefined,
   };
+}
+
+/** Per-kernel time of one call of a compiled function (its profile() replays each dispatch alone). */
+async function profileCompiled(fn: unknown, args: Tensor[]): Promise<string[]> {
+  const profile = (fn as { profile?: (...a: Tensor[]) => Promise<{ name: string; ms: number; flops: number }[]> }).profile;
+  if (!profile) return [];
+  const ks = await profile(...args);
+  const total = ks.reduce((s, k) => s + k.ms, 0);
+  return [
+    `per kernel (each dispatch replayed alone between waits; ${total.toFixed(2)} ms in all): ` +
+      ks.map((k) => `\`${k.name}\` ${k.ms.toFixed(2)} ms${k.flops > 1e6 ? ` (${(k.flops / k.ms / 1e6).toFixed(1)} GFLOP/s)` : ''}`).join(', '),
+  ];
 }
 
 interface GraphView {

@@ -57,7 +57,6 @@ export function compile<F extends (...args: any[]) => any>(target: F, opts: Comp
   const staticCache = new Map<string, { entry: CompiledGraph; program: TracedProgram }>();
   let hits = 0;
   let misses = 0;
-  let last: CompiledGraph | null = null;
 
   const call = (...args: unknown[]) => {
     const tensorPos = args.map((a, i) => (a instanceof Tensor ? i : -1)).filter((i) => i >= 0);
@@ -88,7 +87,7 @@ export function compile<F extends (...args: any[]) => any>(target: F, opts: Comp
       log('cache', () => `hit: graph ${hash} (trace ${traceMs.toFixed(2)} ms)`);
     } else {
       misses++;
-      const why = explainMiss(program, cache, last);
+      const why = explainMiss(program, cache);
       log('cache', `miss: ${why}`);
       if (cache.size) log('recompiles', `recompiling: ${why}`);
       entry = build(program, hash);
@@ -96,7 +95,6 @@ export function compile<F extends (...args: any[]) => any>(target: F, opts: Comp
       if (dumpDir) dumpGraph(dumpDir, entry);
     }
     entry.calls++;
-    last = entry;
     if (mode === 'static') staticCache.set(shapesKey, { entry, program });
     const t1 = performance.now();
     const result = execute(entry, program);
@@ -168,7 +166,7 @@ function deviceOf(p: TracedProgram): 'cpu' | 'webgpu' {
 }
 
 /** Why a call missed the cache, in the words of the `cache`/`recompiles` logs. */
-function explainMiss(p: TracedProgram, cache: Map<string, CompiledGraph>, last: CompiledGraph | null): string {
+function explainMiss(p: TracedProgram, cache: Map<string, CompiledGraph>): string {
   if (!cache.size) return `first call: graph ${graphHash(p.graph)}`;
   const s = structureHash(p.graph);
   const same = [...cache.values()].find((e) => e.structure === s) ?? null;
@@ -184,7 +182,6 @@ function explainMiss(p: TracedProgram, cache: Map<string, CompiledGraph>, last: 
     }
     return `shapes changed (graph ${graphHash(p.graph)})`;
   }
-  void last;
   return `new control-flow path: graph hash ${graphHash(p.graph)} (${cache.size} graph${cache.size > 1 ? 's' : ''} cached)`;
 }
 
@@ -222,9 +219,12 @@ function execute(entry: CompiledGraph, program: TracedProgram): unknown {
   });
   // gradients a traced backward() left in leaves
   const grads = outputsOf('grad');
-  program.gradTargets.forEach((leaf, i) => {
-    if (!entry.plans.backward && leaf.grad) realize(leaf.grad, out.get(grads[i].id)!);
-  });
+  if (!entry.plans.backward) {
+    program.gradTargets.forEach((leaf, i) => {
+      const n = g.node(grads[i].id);
+      leaf.grad = new Tensor(out.get(grads[i].id)!, [...n.shape], n.dtype);
+    });
+  }
   // in-place writes into real tensors (parameters, optimizer state, grads)
   outputsOf('mutation').forEach((o, i) => {
     const { storage } = program.mutated[i];
@@ -274,17 +274,16 @@ function replayStatic(entry: CompiledGraph, program: TracedProgram, tensors: Ten
     if (program.graph.node(a.id).phase === 'forward') a.tensor = tensors[i];
   });
   for (const c of program.tracer.captures) c.storage = c.tensor._storage;
-  // fresh result tensors
-  const fresh = program.outputs.map((t) => new Tensor(t._storage, [...t.shape], t.dtype));
+  // fresh result tensors (the first call's were handed to the caller), shaped like the trace's
+  const fresh = program.outputs.map((t) => {
+    const f = new Tensor(t._storage, [...t.shape], t.dtype);
+    if (t.requiresGrad) f.requiresGrad = true;
+    return f;
+  });
   const swap = (x: unknown): unknown => {
     if (x instanceof Tensor) return fresh[program.outputs.indexOf(x)] ?? x;
     if (Array.isArray(x)) return x.map(swap);
     return x;
   };
-  const result = swap(program.result);
-  for (let i = 0; i < fresh.length; i++) fresh[i].requiresGrad = false;
-  const p2: TracedProgram = { ...program, outputs: fresh, result };
-  for (const t of fresh) if (program.outputs.some((o) => o.requiresGrad)) (t as unknown as { _requiresGrad: boolean })._requiresGrad = true;
-  for (const leaf of program.gradTargets) if (!entry.plans.backward) leaf.grad = new Tensor(leaf._storage, [...leaf.shape], leaf.dtype);
-  return execute(entry, p2);
+  return execute(entry, { ...program, outputs: fresh, result: swap(program.result) });
 }

@@ -51,13 +51,11 @@ export function broadcastShapes(op: string, ...shapes: Shape[]): number[] {
       const d = s[i];
       if (d === out[o] || d === 1) continue;
       if (out[o] === 1) { out[o] = d; continue; }
-      const j = shapes.findIndex((t) => t.length - rank + o >= 0 && t[t.length - rank + o] === out[o]);
       throw new WgtorchError(
         `${op}: the size of tensor a (${out[o]}) must match the size of tensor b (${d}) at non-singleton dimension ${o}` +
           ` (shapes ${shapes.map(fmtShape).join(' and ')}).` +
           ` Fix: make the sizes equal, or 1 so that the dimension broadcasts (e.g. unsqueeze or reshape one operand).`,
       );
-      void j;
     }
   }
   return out;
