@@ -5,7 +5,7 @@
 //   npm run bench                 # full run (several minutes)
 //   npm run bench -- --quick      # under 2 minutes: fewer steps, slow CPU rows of the large workload skipped
 //   npm run bench -- --no-write   # print only
-//   npm run bench -- --memory-steps 10000   # a longer steady-state memory run
+//   npm run bench -- --memory-steps 2000    # a shorter steady-state memory run (the full run does 10,000)
 
 import { readFileSync, writeFileSync, mkdirSync } from 'node:fs';
 import { availableParallelism, loadavg } from 'node:os';
@@ -38,7 +38,7 @@ const QUICK_SKIP_LARGE = new Set(['wgtorch eager cpu', 'tfjs cpu', 'tfjs wasm'])
 /** Rows of the large workload timed in the first round only: seconds per step, and no target is measured against them. */
 const ONE_ROUND_LARGE = new Set(['wgtorch eager cpu', 'tfjs cpu']);
 const memArg = args.indexOf('--memory-steps');
-const MEMORY_STEPS = memArg >= 0 ? Number(args[memArg + 1]) : quick ? 200 : 2000;
+const MEMORY_STEPS = memArg >= 0 ? Number(args[memArg + 1]) : quick ? 200 : 10000;
 
 function pkgVersion(name: string): string {
   try {
