@@ -453,7 +453,11 @@ export class Tensor {
   }
   item(): Promise<number> {
     assertNotTracing('item', this);
-    checkScalar(this);
+    try {
+      checkScalar(this);
+    } catch (e) {
+      return Promise.reject(e); // an ordinary error of an async read: a rejection, as before
+    }
     return this.toArray().then((a) => a[0]);
   }
   itemSync(): number {
