@@ -7,7 +7,7 @@
  */
 import { WGSL_PRELUDE } from '../ir/scalar-lang.ts';
 import { renderNodes } from './expr.ts';
-import { PARAMS_DECL, paramWords, storeAs, wgslType, type ElementwiseSpec, type Ref } from './kernel-spec.ts';
+import { PARAMS_DECL, paramWords, putScalarBits, storeAs, wgslType, type ElementwiseSpec, type Ref } from './kernel-spec.ts';
 
 export const EW_WORKGROUP = 64;
 
@@ -96,11 +96,6 @@ export function elementwiseParams(spec: ElementwiseSpec, outShape: readonly numb
   spec.inputs.forEach((inp, k) => {
     if (inp.access === 'strided') strides[k]!.forEach((s, d) => (words[L.strideAt[k] + d] = s));
   });
-  const f = new Float32Array(1);
-  const u = new Uint32Array(f.buffer);
-  scalars.forEach((v, s) => {
-    f[0] = v;
-    words[L.scalarAt + s] = u[0];
-  });
+  putScalarBits(words, L.scalarAt, scalars);
   return words;
 }

@@ -75,3 +75,13 @@ export const PARAMS_DECL = `struct Params { v: array<vec4<u32>, PARAM_VEC4S> }`;
 export function paramWords(words: number): number {
   return Math.max(1, Math.ceil(words / 4));
 }
+
+const f32Scratch = new Float32Array(1);
+const u32View = new Uint32Array(f32Scratch.buffer);
+/** Writes numbers as their f32 bit patterns into u32 param words, from `at` on. */
+export function putScalarBits(words: Uint32Array, at: number, values: readonly number[]): void {
+  values.forEach((v, s) => {
+    f32Scratch[0] = v;
+    words[at + s] = u32View[0];
+  });
+}

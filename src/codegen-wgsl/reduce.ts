@@ -8,7 +8,7 @@
  */
 import { WGSL_PRELUDE } from '../ir/scalar-lang.ts';
 import { renderNodes } from './expr.ts';
-import { PARAMS_DECL, paramWords, storeAs, wgslType, type ReduceSpec } from './kernel-spec.ts';
+import { PARAMS_DECL, paramWords, putScalarBits, storeAs, wgslType, type ReduceSpec } from './kernel-spec.ts';
 
 export const REDUCE_WORKGROUP = 64;
 
@@ -121,11 +121,6 @@ export function reduceParams(
   keptShape.forEach((d, i) => (words[L.keptAt + i] = d));
   redShape.forEach((d, i) => (words[L.redAt + i] = d));
   strides.forEach((s, k) => s.forEach((v, d) => (words[L.stridesAt + k * L.per + d] = v)));
-  const f = new Float32Array(1);
-  const u = new Uint32Array(f.buffer);
-  scalars.forEach((v, s) => {
-    f[0] = v;
-    words[L.scalarAt + s] = u[0];
-  });
+  putScalarBits(words, L.scalarAt, scalars);
   return words;
 }

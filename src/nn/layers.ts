@@ -82,27 +82,8 @@ export class Dropout extends Module<[Tensor], Tensor> {
   }
 }
 
-/** Runs its modules in order; children are named 0, 1, 2, ... */
-export class Sequential extends Module<[Tensor], Tensor> {
-  constructor(...modules: Module[]) {
-    super();
-    modules.forEach((m, i) => ((this as unknown as Record<string, Module>)[String(i)] = m));
-  }
-  override get length(): number {
-    return this.children().length;
-  }
-  at(i: number): Module {
-    return this.children().at(i)!;
-  }
-  override forward(x: Tensor): Tensor {
-    let h = x;
-    for (const m of this.children()) h = m(h);
-    return h;
-  }
-}
-
 /** Holds submodules in a list, named 0, 1, ... (no forward of its own). */
-export class ModuleList extends Module {
+export class ModuleList<In extends unknown[] = any[], Out = any> extends Module<In, Out> {
   constructor(modules: Module[] = []) {
     super();
     modules.forEach((m, i) => ((this as unknown as Record<string, Module>)[String(i)] = m));
@@ -115,5 +96,17 @@ export class ModuleList extends Module {
   }
   [Symbol.iterator](): Iterator<Module> {
     return this.children()[Symbol.iterator]();
+  }
+}
+
+/** Runs its modules in order; children are named 0, 1, 2, ... */
+export class Sequential extends ModuleList<[Tensor], Tensor> {
+  constructor(...modules: Module[]) {
+    super(modules);
+  }
+  override forward(x: Tensor): Tensor {
+    let h = x;
+    for (const m of this.children()) h = m(h);
+    return h;
   }
 }
