@@ -41,6 +41,12 @@ export interface Compiled<F extends (...args: any[]) => any> {
   /** cache statistics */
   cacheInfo(): { graphs: number; hits: number; misses: number };
   /**
+   * The call, as an async first call: after tracing and compiling it creates every pipeline
+   * concurrently (createComputePipelineAsync) and only then records the kernels. Where a
+   * driver compiles at pipeline creation this overlaps the compiles; later calls find them ready.
+   */
+  warmup(...args: Parameters<F>): Promise<ReturnType<F>>;
+  /**
    * Runs the call once more kernel by kernel and times each (WebGPU): where the time of a
    * compiled call goes. It repeats in-place updates, so use it after measuring.
    */
@@ -121,7 +127,10 @@ export function compile<F extends (...args: any[]) => any>(target: F, opts: Comp
     if (program.symbolicBackward) {
       const fwd = forwardPart(g);
       const bwd = backwardPart(g);
-      entry = new CompiledGraph(hash, structureHash(g), program, { forward: makePlan(fwd), backward: makePlan(bwd) }, device);
+      const backward = makePlan(bwd);
+      // the backward runs later (at loss.backward()): its pipelines can be created meanwhile
+      if (backward instanceof GpuPlan) backward.prepare().catch(() => {}); // errors resurface at its first run
+      entry = new CompiledGraph(hash, structureHash(g), program, { forward: makePlan(fwd), backward }, device);
     } else {
       entry = new CompiledGraph(hash, structureHash(g), program, { forward: makePlan(wholePart(g)), backward: null }, device);
     }
@@ -135,7 +144,8 @@ export function compile<F extends (...args: any[]) => any>(target: F, opts: Comp
   };
 
   const fn = call as unknown as Compiled<F>;
-  fn.profile = async (...args: unknown[]) => {
+  /** The cached (or newly built) graph for these arguments, traced without running. */
+  const entryFor = (args: unknown[]) => {
     const tensors = args.filter((a): a is Tensor => a instanceof Tensor);
     const tensorPos = args.map((a, i) => (a instanceof Tensor ? i : -1)).filter((i) => i >= 0);
     const run = (...traced: Tensor[]) => {
@@ -144,7 +154,24 @@ export function compile<F extends (...args: any[]) => any>(target: F, opts: Comp
       return target(...full);
     };
     const program = traceProgram(run, tensors, { backward: 'auto', names: parameterNames(root), rootModule: root });
-    const entry = cache.get(graphHash(program.graph)) ?? build(program, graphHash(program.graph));
+    const hash = graphHash(program.graph);
+    let entry = cache.get(hash);
+    if (entry) hits++;
+    else {
+      misses++;
+      log('cache', `miss: ${explainMiss(program, cache)}`);
+      cache.set(hash, (entry = build(program, hash)));
+    }
+    return { entry, program };
+  };
+  fn.warmup = async (...args: unknown[]) => {
+    const { entry, program } = entryFor(args);
+    await Promise.all([entry.plans.forward, entry.plans.backward].map((p) => (p instanceof GpuPlan ? p.prepare() : null)));
+    entry.calls++;
+    return execute(entry, program) as ReturnType<F>;
+  };
+  fn.profile = async (...args: unknown[]) => {
+    const { entry, program } = entryFor(args);
     const plan = entry.plans.forward;
     if (!(plan instanceof GpuPlan)) throw new WgtorchError('profile: only compiled WebGPU graphs can be profiled.');
     const { bind, scalar, targets } = bindings(program);

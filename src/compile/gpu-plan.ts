@@ -28,7 +28,8 @@ export interface PlanStats {
 export class GpuPlan {
   readonly schedule: Schedule;
   readonly kernels: LoweredKernel[];
-  private readonly pipelines: GPUComputePipeline[];
+  private pipelinesCache: GPUComputePipeline[] | null = null;
+  private preparing: Promise<void> | null = null;
   private readonly lastUse = new Map<number, number>();
   private readonly outputIds: Set<number>;
 
@@ -48,11 +49,29 @@ export class GpuPlan {
     for (const [v, c] of this.inPlace) if (c !== null) aliasIn.set(c, v);
     const cx = { g: graph, views: this.schedule.views, writes: this.schedule.writes, inPlace: aliasIn };
     this.kernels = this.schedule.kernels.map((k, i) => lowerKernel(cx, k, i));
-    this.pipelines = this.kernels.map((k) => ctx.pipeline(k.code, k.name));
     this.outputIds = new Set(graph.outputs.map((o) => this.baseOf(o.id)));
     this.kernels.forEach((k, i) => {
       for (const id of k.order ?? [...k.reads, ...k.writes]) this.lastUse.set(id, i);
     });
+  }
+
+  /**
+   * Creates every kernel's pipeline concurrently (createComputePipelineAsync). Where the driver
+   * compiles at pipeline creation, this overlaps the compiles with each other and with other
+   * work; run() later finds them cached. Without it, run() creates them synchronously.
+   */
+  prepare(): Promise<void> {
+    this.preparing ??= this.backend.ctx.pipelines
+      .prepare(this.kernels.map((k) => ({ wgsl: k.code, label: k.name })))
+      .then((p) => {
+        this.pipelinesCache ??= p;
+      });
+    return this.preparing;
+  }
+
+  private get pipelines(): GPUComputePipeline[] {
+    this.pipelinesCache ??= this.kernels.map((k) => this.backend.ctx.pipeline(k.code, k.name));
+    return this.pipelinesCache;
   }
 
   get stats(): PlanStats {
