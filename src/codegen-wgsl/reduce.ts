@@ -38,8 +38,7 @@ export function reduceWGSL(spec: ReduceSpec): { code: string; paramWords: number
   const combine = spec.op === 'sum' ? null : 'better';
   // NaN wins (PyTorch propagates it). Tested through the bits: lavapipe compiles `v != v` to false.
   if (combine) {
-    lines.push('fn is_nan(v: f32) -> bool { return (bitcast<u32>(v) & 0x7fffffffu) > 0x7f800000u; }');
-    lines.push('fn better(v: f32, best: f32) -> bool { return v > best || (is_nan(v) && !is_nan(best)); }');
+    lines.push('fn better(v: f32, best: f32) -> bool { return v > best || (wgt_isnan(v) && !wgt_isnan(best)); }');
   }
   lines.push('');
   lines.push(`@compute @workgroup_size(${WG})`);
@@ -85,7 +84,7 @@ export function reduceWGSL(spec: ReduceSpec): { code: string; paramWords: number
   if (spec.op === 'sum') lines.push('      shv[lid] = shv[lid] + shv[lid + s];');
   else {
     // ties keep the smaller index, as PyTorch's argmax does
-    const tie = isArg ? ' || ((shv[lid + s] == shv[lid] || (is_nan(shv[lid + s]) && is_nan(shv[lid]))) && shi[lid + s] < shi[lid])' : '';
+    const tie = isArg ? ' || ((shv[lid + s] == shv[lid] || (wgt_isnan(shv[lid + s]) && wgt_isnan(shv[lid]))) && shi[lid + s] < shi[lid])' : '';
     lines.push(`      if (better(shv[lid + s], shv[lid])${tie}) { shv[lid] = shv[lid + s];${isArg ? ' shi[lid] = shi[lid + s];' : ''} }`);
   }
   lines.push('    }');

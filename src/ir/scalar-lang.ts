@@ -57,10 +57,12 @@ export const wgslLang: ScalarLang = {
   lit: wgslF32,
   call(fn, ...a) {
     // WGSL's pow is undefined for negative bases; integer powers are unrolled by the op itself.
-    if (fn === 'tanh') return `tanh(clamp(${a[0]}, -15.0, 15.0))`;
+    // WGSL lets implementations assume no NaN (lavapipe does): these keep PyTorch's NaN rules.
+    if (fn === 'tanh' || fn === 'max' || fn === 'min' || fn === 'sign') return `wgt_${fn}(${a.join(', ')})`;
     return `${fn}(${a.join(', ')})`;
   },
   cmp(op, a, b) {
+    if (op === '!=') return `select(0.0, 1.0, !(${a} == ${b}) || wgt_isnan(${a}) || wgt_isnan(${b}))`;
     return `select(0.0, 1.0, ${a} ${op} ${b})`;
   },
   select(c, a, b) {
@@ -69,4 +71,14 @@ export const wgslLang: ScalarLang = {
 };
 
 /** Module-scope WGSL every generated kernel starts with (see wgslF32). */
-export const WGSL_PRELUDE = 'var<private> wgt_zero: u32 = 0u;\nfn f32bits(x: u32) -> f32 { return bitcast<f32>(x + wgt_zero); }';
+export const WGSL_PRELUDE = [
+  'var<private> wgt_zero: u32 = 0u;',
+  'fn f32bits(x: u32) -> f32 { return bitcast<f32>(x + wgt_zero); }',
+  // NaN tests on the bits: a compiler that assumes no NaN may fold x != x to false
+  'fn wgt_isnan(x: f32) -> bool { let b = bitcast<u32>(x); return (b & 0x7f800000u) == 0x7f800000u && (b & 0x007fffffu) != 0u; }',
+  'fn wgt_max(a: f32, b: f32) -> f32 { if (wgt_isnan(a)) { return a; } if (wgt_isnan(b)) { return b; } return max(a, b); }',
+  'fn wgt_min(a: f32, b: f32) -> f32 { if (wgt_isnan(a)) { return a; } if (wgt_isnan(b)) { return b; } return min(a, b); }',
+  'fn wgt_sign(a: f32) -> f32 { if (wgt_isnan(a)) { return a; } return sign(a); }',
+  // tanh of |x| > 15 is +-1 in f32; clamping keeps exp-based implementations from overflowing
+  'fn wgt_tanh(a: f32) -> f32 { if (wgt_isnan(a)) { return a; } return tanh(clamp(a, -15.0, 15.0)); }',
+].join('\n');

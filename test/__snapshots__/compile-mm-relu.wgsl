@@ -11,9 +11,14 @@ struct Params { M: u32, N: u32, K: u32, strideA: u32, strideB: u32, strideC: u32
 @group(0) @binding(4) var<uniform> p: Params;
 var<private> wgt_zero: u32 = 0u;
 fn f32bits(x: u32) -> f32 { return bitcast<f32>(x + wgt_zero); }
+fn wgt_isnan(x: f32) -> bool { let b = bitcast<u32>(x); return (b & 0x7f800000u) == 0x7f800000u && (b & 0x007fffffu) != 0u; }
+fn wgt_max(a: f32, b: f32) -> f32 { if (wgt_isnan(a)) { return a; } if (wgt_isnan(b)) { return b; } return max(a, b); }
+fn wgt_min(a: f32, b: f32) -> f32 { if (wgt_isnan(a)) { return a; } if (wgt_isnan(b)) { return b; } return min(a, b); }
+fn wgt_sign(a: f32) -> f32 { if (wgt_isnan(a)) { return a; } return sign(a); }
+fn wgt_tanh(a: f32) -> f32 { if (wgt_isnan(a)) { return a; } return tanh(clamp(a, -15.0, 15.0)); }
 fn epilogue(acc: f32, row: u32, col: u32) {
   let e0 = (acc + f32(ein0[row * 0u + col * 1u])); // %5 add (0)
-  let e1 = max(e0, 0.0); // %6 relu (1)
+  let e1 = wgt_max(e0, 0.0); // %6 relu (1)
   C[(row * 100u + col) / 4u][(row * 100u + col) % 4u] = e1;
 }
 
