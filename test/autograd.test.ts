@@ -1,6 +1,7 @@
 /** The autograd engine as a PyTorch user sees it: .grad, retainGrad, noGrad, autograd.grad, custom Functions. */
 import { describe, expect, it } from 'vitest';
 import * as torch from '../src/index.ts';
+import { testDevices } from './helpers/devices.ts';
 
 const vals = (t: torch.Tensor | null) => Array.from(t!.toArraySync() as ArrayLike<number>);
 function expectClose(got: ArrayLike<number>, want: ArrayLike<number>, tol = 1e-5) {
@@ -380,5 +381,18 @@ describe('graph structure', () => {
     plain.add_(1);
     expect(pv.requiresGrad).toBe(false);
     expect(vals(pv)).toEqual([2, 2]);
+  });
+});
+
+describe('max(dim) with ties', () => {
+  it.each(testDevices())('sends the gradient of values to the returned index only, as PyTorch does (%s)', async (device) => {
+    const x = torch.tensor([[0, 0.5, 0.5], [3, 1, 3]], { requiresGrad: true, device });
+    const r = x.max(1);
+    expect(Array.from(await r.values.toArray())).toEqual([0.5, 3]);
+    const idx = Array.from(await r.indices.toArray());
+    r.values.sum().backward();
+    const g = Array.from(await x.grad!.toArray());
+    // one 1 per row, at the returned index
+    expect(g).toEqual([0, 1, 2].map((j) => (j === idx[0] ? 1 : 0)).concat([0, 1, 2].map((j) => (j === idx[1] ? 1 : 0))));
   });
 });

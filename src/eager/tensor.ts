@@ -252,11 +252,18 @@ export class Tensor {
   max(dim?: number | Tensor, keepdim = false): Tensor | MaxResult {
     if (dim instanceof Tensor) return this.where(this.ge(dim), dim);
     if (dim === undefined) return apply('max', [this], { dims: normalizeDims('max', null, this.dim()), keepdim: false });
-    const dims = [normalizeDim('max', dim, this.dim())];
-    return {
-      values: apply('max', [this], { dims, keepdim }),
-      indices: apply('argmax', [this], { dims, keepdim }),
-    };
+    const d = normalizeDim('max', dim, this.dim());
+    const dims = [d];
+    const indices = apply('argmax', [this], { dims, keepdim });
+    if (!this.requiresGrad || !isGradEnabled()) return { values: apply('max', [this], { dims, keepdim }), indices };
+    // PyTorch sends the gradient of max(dim).values to the returned index only, also on ties:
+    // take the max over just that element.
+    const at = keepdim ? indices : indices.unsqueeze(d);
+    const positions = apply('arange', [], { start: 0, step: 1, n: this.shape[d], dtype: 'int32' }, this.device).reshape(
+      this.shape.map((s, i) => (i === d ? s : 1)),
+    );
+    const values = this.where(positions.eq(at), -Infinity).amax(dims, keepdim);
+    return { values, indices };
   }
   min(): Tensor;
   min(dim: number, keepdim?: boolean): MaxResult;
