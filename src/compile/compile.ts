@@ -64,50 +64,6 @@ export function compile<F extends (...args: any[]) => any>(target: F, opts: Comp
   let hits = 0;
   let misses = 0;
 
-  const call = (...args: unknown[]) => {
-    const tensorPos = args.map((a, i) => (a instanceof Tensor ? i : -1)).filter((i) => i >= 0);
-    const tensors = tensorPos.map((i) => args[i] as Tensor);
-    const shapesKey = JSON.stringify(args.map((a) => (a instanceof Tensor ? [a.shape, a.dtype, a.device, a.requiresGrad] : typeof a === 'object' ? null : a)));
-    if (mode === 'static') {
-      const hit = staticCache.get(shapesKey);
-      if (hit) {
-        hits++;
-        hit.entry.calls++;
-        log('cache', () => `static hit: graph ${hit.entry.hash} (inputs ${tensors.map((t) => fmtShape(t.shape)).join(', ')})`);
-        return replayStatic(hit.entry, hit.program, tensors);
-      }
-    }
-    const run = (...traced: Tensor[]) => {
-      const full = [...args];
-      tensorPos.forEach((p, k) => (full[p] = traced[k]));
-      return target(...full);
-    };
-    const t0 = performance.now();
-    const names = parameterNames(root);
-    const program = traceProgram(run, tensors, { backward: 'auto', names, rootModule: root });
-    const hash = graphHash(program.graph);
-    const traceMs = performance.now() - t0;
-    let entry = cache.get(hash);
-    if (entry) {
-      hits++;
-      log('cache', () => `hit: graph ${hash} (trace ${traceMs.toFixed(2)} ms)`);
-    } else {
-      misses++;
-      const why = explainMiss(program, cache);
-      log('cache', `miss: ${why}`);
-      if (cache.size) log('recompiles', `recompiling: ${why}`);
-      entry = build(program, hash);
-      cache.set(hash, entry);
-      if (dumpDir) dumpGraph(dumpDir, entry);
-    }
-    entry.calls++;
-    if (mode === 'static') staticCache.set(shapesKey, { entry, program });
-    const t1 = performance.now();
-    const result = execute(entry, program);
-    log('perf', () => `call: trace+hash ${traceMs.toFixed(2)} ms, record ${(performance.now() - t1).toFixed(2)} ms, ${entry!.stats.dispatches} dispatches`);
-    return result;
-  };
-
   const build = (program: TracedProgram, hash: string): CompiledGraph => {
     const t0 = performance.now();
     const g = program.graph;
@@ -143,27 +99,60 @@ export function compile<F extends (...args: any[]) => any>(target: F, opts: Comp
     return entry;
   };
 
-  const fn = call as unknown as Compiled<F>;
-  /** The cached (or newly built) graph for these arguments, traced without running. */
+  /** Traces a call and finds (or builds) its compiled graph: the one path of every call. */
   const entryFor = (args: unknown[]) => {
-    const tensors = args.filter((a): a is Tensor => a instanceof Tensor);
     const tensorPos = args.map((a, i) => (a instanceof Tensor ? i : -1)).filter((i) => i >= 0);
+    const tensors = tensorPos.map((i) => args[i] as Tensor);
     const run = (...traced: Tensor[]) => {
       const full = [...args];
       tensorPos.forEach((p, k) => (full[p] = traced[k]));
       return target(...full);
     };
+    const t0 = performance.now();
     const program = traceProgram(run, tensors, { backward: 'auto', names: parameterNames(root), rootModule: root });
     const hash = graphHash(program.graph);
+    const traceMs = performance.now() - t0;
     let entry = cache.get(hash);
-    if (entry) hits++;
-    else {
+    if (entry) {
+      hits++;
+      log('cache', () => `hit: graph ${hash} (trace ${traceMs.toFixed(2)} ms)`);
+    } else {
       misses++;
-      log('cache', `miss: ${explainMiss(program, cache)}`);
+      const why = explainMiss(program, cache);
+      log('cache', `miss: ${why}`);
+      if (cache.size) log('recompiles', `recompiling: ${why}`);
       cache.set(hash, (entry = build(program, hash)));
+      if (dumpDir) dumpGraph(dumpDir, entry);
     }
-    return { entry, program };
+    return { entry, program, tensors, traceMs };
   };
+
+  const call = (...args: unknown[]) => {
+    // static mode only: the guard a replay is keyed by
+    const shapesKey =
+      mode === 'static'
+        ? JSON.stringify(args.map((a) => (a instanceof Tensor ? [a.shape, a.dtype, a.device, a.requiresGrad] : typeof a === 'object' ? null : a)))
+        : '';
+    if (mode === 'static') {
+      const hit = staticCache.get(shapesKey);
+      if (hit) {
+        hits++;
+        hit.entry.calls++;
+        const tensors = args.filter((a): a is Tensor => a instanceof Tensor);
+        log('cache', () => `static hit: graph ${hit.entry.hash} (inputs ${tensors.map((t) => fmtShape(t.shape)).join(', ')})`);
+        return replayStatic(hit.entry, hit.program, tensors);
+      }
+    }
+    const { entry, program, traceMs } = entryFor(args);
+    entry.calls++;
+    if (mode === 'static') staticCache.set(shapesKey, { entry, program });
+    const t1 = performance.now();
+    const result = execute(entry, program);
+    log('perf', () => `call: trace+hash ${traceMs.toFixed(2)} ms, record ${(performance.now() - t1).toFixed(2)} ms, ${entry.stats.dispatches} dispatches`);
+    return result;
+  };
+
+  const fn = call as unknown as Compiled<F>;
   fn.warmup = async (...args: unknown[]) => {
     const { entry, program } = entryFor(args);
     await Promise.all([entry.plans.forward, entry.plans.backward].map((p) => (p instanceof GpuPlan ? p.prepare() : null)));

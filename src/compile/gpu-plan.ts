@@ -133,7 +133,7 @@ export class GpuPlan {
     const scalars = (id: number) => constantOr(this.graph, id, bound);
     const values = new Map<number, Storage>();
     for (const n of this.graph.nodes) if (n.op === 'input') values.set(n.id, inputs(n.id));
-    const mine: GpuStorage[] = [];
+    const mine = new Set<GpuStorage>();
     this.kernels.forEach((k, i) => {
       for (const w of k.writes) {
         if (this.inPlace.has(w)) {
@@ -144,7 +144,7 @@ export class GpuPlan {
         const n = this.graph.node(w);
         const s = this.backend.alloc(n.dtype, numel(n.shape));
         values.set(w, s);
-        mine.push(s);
+        mine.add(s);
       }
       const order = k.order ?? [...k.reads, ...k.writes];
       const buffers = order.map((id) => {
@@ -163,7 +163,7 @@ export class GpuPlan {
       for (const id of new Set(order)) {
         if (this.lastUse.get(id) !== i || this.outputIds.has(id)) continue;
         const s = values.get(id);
-        if (s instanceof GpuStorage && mine.includes(s)) this.backend.free(s);
+        if (s instanceof GpuStorage && mine.has(s)) this.backend.free(s);
       }
     });
     const out = new Map<number, Storage>();

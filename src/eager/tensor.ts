@@ -572,18 +572,17 @@ function nest(data: HostArray, shape: readonly number[]): unknown {
 /** Copies a tensor to another device; the gradient flows back to the source device. */
 function moveTo(t: Tensor, device: Device): Tensor {
   assertNotTracing(`to('${device}')`, t);
-  const dst = getBackend(device);
   let storage: Storage;
-  if (t.device === 'cpu') storage = dst.fromHost(t.toArraySync().slice() as HostArray, t.dtype);
+  if (t.device === 'cpu') storage = getBackend(device).fromHost(t.toArraySync().slice() as HostArray, t.dtype);
   else {
-    const cpu = getBackend('cpu');
-    const out = cpu.alloc(t.dtype, t.numel()) as Storage & { data: HostArray; pending: Promise<void> | null };
+    // GPU -> cpu: the values arrive asynchronously; cpu kernels refuse the tensor until they have
+    const out = getBackend('cpu').alloc(t.dtype, t.numel()) as Storage & { data: HostArray; pending: Promise<void> | null };
     const src = t._storage;
     out.pending = src.backend.read(src).then((d) => {
       out.data.set(d.subarray(0, t.numel()) as never);
       out.pending = null;
     });
-    storage = device === 'cpu' ? out : dst.fromHost(t.toArraySync(), t.dtype);
+    storage = out;
   }
   const r = new Tensor(storage, [...t.shape], t.dtype);
   if (t.requiresGrad && isGradEnabled()) {

@@ -78,16 +78,12 @@ export class CpuBackend implements Backend {
       }
       case 'movement': {
         const a = args[0] as TensorArg;
-        let strides: number[];
-        if (op.name === 'reshape') strides = stridesOf(out.shape);
-        else if (op.name === 'permute') {
-          const s = stridesOf(a.shape);
-          strides = (attrs.dims as number[]).map((d) => s[d]);
-        } else strides = broadcastStrides(a.shape, out.shape);
         if (op.name === 'reshape') {
-          if (o !== arr(a)) o.set(arr(a));
+          if (o !== arr(a)) o.set(arr(a)); // same row-major order
           return;
         }
+        const s = stridesOf(a.shape);
+        const strides = op.name === 'permute' ? (attrs.dims as number[]).map((d) => s[d]) : broadcastStrides(a.shape, out.shape);
         runElementwise(getOp('copy'), {}, o, out.shape, [{ arr: arr(a), strides }]);
         return;
       }
