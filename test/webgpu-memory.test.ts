@@ -112,13 +112,13 @@ describe.runIf(webgpuAvailable)('webgpu memory', () => {
       expect(last.live, table).toBeLessThanOrEqual(warm.live + 8);
       expect(last.liveBytes, table).toBeLessThanOrEqual(warm.liveBytes * 1.1 + 4096);
     }
-    // Steady state creates (almost) no buffers. When V8 collects (and so when buffers come
-    // back) varies from run to run, so allow a little growth early (1% of the warm-up pool),
-    // and none at all over the second half of the run.
+    // Steady state creates no buffers. When V8 first collects (and so when buffers start to
+    // come back) varies from run to run, so the pool may still grow over the first half; it
+    // must stop by then, and stay within what the backend's collection trigger allows
+    // (a collection every 32 MB of device memory handed out).
     const mid = samples[Math.floor(samples.length / 2)];
-    const slack = Math.max(16, Math.ceil(warm.created * 0.01));
-    expect(last.created - warm.created, `buffers created after warm-up\n${table}`).toBeLessThanOrEqual(slack);
     expect(last.created - mid.created, `buffers created over the second half\n${table}`).toBeLessThanOrEqual(2);
-    expect(last.pooled, `pooled buffers do not grow\n${table}`).toBeLessThanOrEqual(warm.pooled + slack);
+    expect(last.pooled - mid.pooled, `pooled buffers over the second half\n${table}`).toBeLessThanOrEqual(2);
+    expect(last.pooledBytes, `pooled bytes stay bounded\n${table}`).toBeLessThanOrEqual(64 * 1024 * 1024);
   }, 120_000);
 });
