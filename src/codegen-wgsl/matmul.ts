@@ -8,6 +8,9 @@
 // loaded value feeds rows or cols FMAs. No workgroup memory, no barriers.
 // The default (4x8 block, 8x8 workgroup, vec4) measured ~11-13 GFLOP/s at
 // 64x1000x100 and ~17-18 at 512^3 and 1024^3 on 2 cores.
+// GPUs with real workgroup memory want the classic tiled kernel instead: the
+// `shared` variants (1-4.5 GFLOP/s on lavapipe). The runtime's MatmulTuner
+// (src/runtime/webgpu/matmul-tuner.ts) times candidates on the device.
 //
 // M, N, K and batch strides are uniforms, so one pipeline serves every shape
 // of a (transA, transB, variant) combination. The vec4 variants need
@@ -26,9 +29,17 @@ export interface MatmulVariant {
   wg: readonly [number, number];
   /** vec4 loads/stores (needs the alignment above) */
   vec4: boolean;
+  /**
+   * The classic tiled kernel instead: the workgroup stages tileK-deep tiles of
+   * A and B in workgroup memory and each invocation accumulates its block from
+   * there. Scalar loads, any shape. Slow on lavapipe (see the top), the usual
+   * winner on discrete GPUs, hence a tuning candidate.
+   */
+  shared?: { tileK: number };
 }
 
-const v = (name: string, rows: number, cols: number, wg: [number, number], vec4: boolean): MatmulVariant => ({ name, rows, cols, wg, vec4 });
+const v = (name: string, rows: number, cols: number, wg: [number, number], vec4: boolean, shared?: { tileK: number }): MatmulVariant =>
+  shared ? { name, rows, cols, wg, vec4, shared } : { name, rows, cols, wg, vec4 };
 
 export const MATMUL_VARIANTS = {
   'r4x8-8x8-vec4': v('r4x8-8x8-vec4', 4, 8, [8, 8], true),
@@ -41,6 +52,8 @@ export const MATMUL_VARIANTS = {
   'r8x8-8x8-vec4': v('r8x8-8x8-vec4', 8, 8, [8, 8], true),
   'r4x16-8x8-vec4': v('r4x16-8x8-vec4', 4, 16, [8, 8], true),
   'r2x4-8x8-vec4': v('r2x4-8x8-vec4', 2, 4, [8, 8], true),
+  'tiled16-r4x4-8x8': v('tiled16-r4x4-8x8', 4, 4, [8, 8], false, { tileK: 16 }),
+  'tiled8-r8x8-8x8': v('tiled8-r8x8-8x8', 8, 8, [8, 8], false, { tileK: 8 }),
 } satisfies Record<string, MatmulVariant>;
 
 export type MatmulVariantName = keyof typeof MATMUL_VARIANTS;
@@ -97,6 +110,7 @@ export function resolveVariant(variant: MatmulVariant | MatmulVariantName = DEFA
   const r = typeof variant === 'string' ? MATMUL_VARIANTS[variant] : variant;
   if (!r) throw new Error(`unknown matmul variant ${String(variant)}`);
   if (r.cols % 4 !== 0) throw new Error(`matmul variant ${r.name}: cols must be a multiple of 4`);
+  if (r.shared && r.vec4) throw new Error(`matmul variant ${r.name}: the tiled kernel loads scalars (vec4 must be false)`);
   return r;
 }
 
@@ -127,39 +141,75 @@ export function matmulParams(M: number, N: number, K: number, strides?: { a: num
   return new Uint32Array([M, N, K, s.a, s.b, s.c, 0, 0]).buffer;
 }
 
+/** What both kernel bodies share: the resolved options and index/hook helpers. */
+interface Gen {
+  opts: MatmulOptions;
+  V: MatmulVariant;
+  emit: (s: string) => void;
+  proA: (value: string, row: string, k: string) => string;
+  proB: (value: string, k: string, col: string) => string;
+  epi: (acc: string, row: string, col: string) => string;
+  /** element index of A(row, k) / B(k, col) */
+  idxA: (r: string, k: string) => string;
+  idxB: (k: string, c: string) => string;
+  /** the binding (or placeholder) the row sums go to, when wanted */
+  rowSum: string | undefined;
+}
+
+const range = (n: number) => [...Array(n).keys()];
+const comp = (i: number) => 'xyzw'[i]!;
+
 export function matmulWGSL(opts: MatmulOptions): MatmulKernel {
   const { transA, transB } = opts;
   const V = resolveVariant(opts.variant);
-  const { rows: R, cols: C, vec4 } = V;
-  const CG = C / 4; // column groups of 4
-  const [WX, WY] = V.wg;
-  if (vec4 && transA && R % 4 !== 0) throw new Error(`matmul ${V.name}: transposed-A vec4 loads need rows % 4 == 0`);
-  const extras = opts.extraBindings ?? [];
-  const proA = opts.prologueA ?? ((x: string) => x);
-  const proB = opts.prologueB ?? ((x: string) => x);
-  const epi = opts.epilogue ?? ((acc: string) => acc);
-  const range = (n: number) => [...Array(n).keys()];
-  const comp = (i: number) => 'xyzw'[i]!;
   const lines: string[] = [];
-  const emit = (s: string) => lines.push(s);
+  const g: Gen = {
+    opts,
+    V,
+    emit: (s) => lines.push(s),
+    proA: opts.prologueA ?? ((x: string) => x),
+    proB: opts.prologueB ?? ((x: string) => x),
+    epi: opts.epilogue ?? ((acc: string) => acc),
+    idxA: (r, k) => (transA ? `offA + (${k}) * p.M + ${r}` : `offA + (${r}) * p.K + ${k}`),
+    idxB: (k, c) => (transB ? `offB + (${c}) * p.K + ${k}` : `offB + (${k}) * p.N + ${c}`),
+    rowSum: opts.rowSumA ?? (opts.rowSumCall ? 'rowsum' : undefined),
+  };
+  if (V.vec4 && transA && V.rows % 4 !== 0) throw new Error(`matmul ${V.name}: transposed-A vec4 loads need rows % 4 == 0`);
+  const paramsBinding = emitHeader(g);
+  if (V.shared) emitTiledMain(g, V.shared.tileK);
+  else emitRegisterMain(g);
+  const [WX, WY] = V.wg;
+  return { code: lines.join('\n') + '\n', workgroupSize: [WX, WY, 1], tile: { rows: V.rows * WY, cols: V.cols * WX }, variant: V, paramsBinding };
+}
 
-  // Index expressions of A(row, k) and B(k, col) in elements.
-  const idxA = (r: string, k: string) => (transA ? `offA + (${k}) * p.M + ${r}` : `offA + (${r}) * p.K + ${k}`);
-  const idxB = (k: string, c: string) => (transB ? `offB + (${c}) * p.K + ${k}` : `offB + (${k}) * p.N + ${c}`);
-  const elemT = vec4 ? 'vec4<f32>' : 'f32';
-
-  emit(`// matmul ${transA ? 'T' : 'N'}${transB ? 'T' : 'N'} ${V.name}: ${R}x${C} outputs per invocation, workgroup ${WX}x${WY}`);
+/** Comment, params struct, bindings and the hooks' module-scope code; returns the params binding. */
+function emitHeader({ opts, V, emit }: Gen): number {
+  const [WX, WY] = V.wg;
+  const what = V.shared ? `tiles of K ${V.shared.tileK} in workgroup memory, ` : '';
+  emit(`// matmul ${opts.transA ? 'T' : 'N'}${opts.transB ? 'T' : 'N'} ${V.name}: ${what}${V.rows}x${V.cols} outputs per invocation, workgroup ${WX}x${WY}`);
   const xWords = opts.extraParamWords ?? 0;
   const xField = xWords > 0 ? `, x: array<vec4<u32>, ${Math.ceil(xWords / 4)}>` : '';
+  const elemT = V.vec4 ? 'vec4<f32>' : 'f32';
   emit(`struct Params { M: u32, N: u32, K: u32, strideA: u32, strideB: u32, strideC: u32, pad0: u32, pad1: u32${xField} }`);
   emit(`@group(0) @binding(0) var<storage, read> A: array<${elemT}>;`);
   emit(`@group(0) @binding(1) var<storage, read> B: array<${elemT}>;`);
   emit(`@group(0) @binding(2) var<storage, read_write> C: array<${elemT}>;`);
+  const extras = opts.extraBindings ?? [];
   extras.forEach((e, i) => emit(`@group(0) @binding(${3 + i}) var<storage, ${e.access}> ${e.name}: ${e.type};`));
   const paramsBinding = 3 + extras.length;
   emit(`@group(0) @binding(${paramsBinding}) var<uniform> p: Params;`);
   if (opts.extraCode) emit(opts.extraCode);
   emit('');
+  return paramsBinding;
+}
+
+/** Register-blocked, straight from storage (see the top of the file). */
+function emitRegisterMain(g: Gen): void {
+  const { opts, V, emit, proA, proB, epi, idxA, idxB, rowSum } = g;
+  const { transA, transB } = opts;
+  const { rows: R, cols: C, vec4 } = V;
+  const CG = C / 4; // column groups of 4
+  const [WX, WY] = V.wg;
   emit(`@compute @workgroup_size(${WX}, ${WY}, 1)`);
   emit('fn main(@builtin(global_invocation_id) gid: vec3<u32>) {');
   emit(`  let row0 = gid.y * ${R}u;`);
@@ -176,7 +226,6 @@ export function matmulWGSL(opts: MatmulOptions): MatmulKernel {
   if (vec4) for (const j of range(CG)) emit(`  let c${j} = min(col0 + ${4 * j}u, p.N - 4u);`);
   else for (const j of range(C)) emit(`  let c${j} = min(col0 + ${j}u, p.N - 1u);`);
   for (const i of range(R)) for (const j of range(CG)) emit(`  var acc${i}_${j} = vec4<f32>(0.0);`);
-  const rowSum = opts.rowSumA ?? (opts.rowSumCall ? 'rowsum' : undefined);
   if (rowSum) for (const i of range(R)) emit(`  var rs${i}: f32 = 0.0;`);
   const sumRows = () => {
     if (!rowSum) return;
@@ -234,19 +283,19 @@ export function matmulWGSL(opts: MatmulOptions): MatmulKernel {
     emit('  }');
   }
 
+  if (rowSum && opts.rowSumCall) emitRolledRowSums(g);
+  if (opts.epilogueCall) {
+    emitRolledEpilogue(g);
+    emit('}');
+    return;
+  }
   // Stores, guarded against the clamped edge rows/cols.
   for (const i of range(R)) {
     emit(`  if (row0 + ${i}u < p.M) {`);
     emit(`    let row = row0 + ${i}u;`);
-    if (rowSum) emit(`    if (gid.x == 0u) { ${opts.rowSumCall ? opts.rowSumCall(`rs${i}`, 'row') : `${rowSum}[row] = rs${i};`} }`);
+    if (rowSum && !opts.rowSumCall) emit(`    if (gid.x == 0u) { ${rowSum}[row] = rs${i}; }`);
     for (const j of range(CG)) {
       const col = `col0 + ${4 * j}u`;
-      if (opts.epilogueCall) {
-        for (const q of range(4)) {
-          emit(`    if (${col} + ${q}u < p.N) { ${opts.epilogueCall(`acc${i}_${j}.${comp(q)}`, 'row', `${col} + ${q}u`)} }`);
-        }
-        continue;
-      }
       const val = (q: number) => epi(`acc${i}_${j}.${comp(q)}`, 'row', `${col} + ${q}u`);
       if (vec4) {
         const value = opts.epilogue ? `vec4<f32>(${range(4).map(val).join(', ')})` : `acc${i}_${j}`;
@@ -258,5 +307,128 @@ export function matmulWGSL(opts: MatmulOptions): MatmulKernel {
     emit('  }');
   }
   emit('}');
-  return { code: lines.join('\n') + '\n', workgroupSize: [WX, WY, 1], tile: { rows: R * WY, cols: C * WX }, variant: V, paramsBinding };
+}
+
+/**
+ * Fused epilogues that write several values (an optimizer update riding on a weight
+ * gradient, say) run in a loop over the block rather than unrolled once per output: the
+ * unrolled form multiplied LLVM's work on lavapipe (5-6 s to compile one Adam-fused
+ * matmul cold), while the loop costs nothing measurable at run time, as it runs once per
+ * output against the K loop's K/4 iterations.
+ */
+function emitRolledEpilogue({ opts, V, emit }: Gen): void {
+  const { rows: R, cols: C } = V;
+  const CG = C / 4;
+  emit(`  var accv = array<vec4<f32>, ${R * CG}>(${range(R).flatMap((i) => range(CG).map((j) => `acc${i}_${j}`)).join(', ')});`);
+  emit(`  for (var e = 0u; e < ${R * C}u; e = e + 1u) {`);
+  emit(`    let row = row0 + e / ${C}u;`);
+  emit(`    let col = col0 + e % ${C}u;`);
+  emit(`    if (row < p.M && col < p.N) { ${opts.epilogueCall!('accv[e / 4u][e % 4u]', 'row', 'col')} }`);
+  emit('  }');
+}
+
+/** The row sums' consumers (a bias update riding along), in a loop for the same reason. */
+function emitRolledRowSums({ opts, V, emit }: Gen): void {
+  const R = V.rows;
+  emit('  if (gid.x == 0u) {');
+  emit(`    var rsv = array<f32, ${R}>(${range(R).map((i) => `rs${i}`).join(', ')});`);
+  emit(`    for (var i = 0u; i < ${R}u; i = i + 1u) {`);
+  emit('      let row = row0 + i;');
+  emit(`      if (row < p.M) { ${opts.rowSumCall!('rsv[i]', 'row')} }`);
+  emit('    }');
+  emit('  }');
+}
+
+/**
+ * The classic workgroup-memory kernel. The workgroup computes a TM x TN tile
+ * (TM = rows * wg.y, TN = cols * wg.x): per K step it stages op(A)[TM x TK]
+ * and op(B)[TK x TN] in workgroup memory (prologues applied, zeros past the
+ * edges so partial tiles need no special case), then each invocation
+ * accumulates rows x cols outputs from there. Its outputs are strided by the
+ * workgroup size (row = lid.y + i * wg.y, col = lid.x + j * wg.x), so
+ * neighbouring invocations read neighbouring words of the tile and store
+ * neighbouring words of C. There is no early return: every invocation must
+ * reach the barriers, so loads and stores are guarded instead.
+ */
+function emitTiledMain(g: Gen, TK: number): void {
+  const { opts, V, emit } = g;
+  const { rows: R, cols: C } = V;
+  const [WX, WY] = V.wg;
+  const TM = R * WY;
+  const TN = C * WX;
+  // Tiles are stored k-major; a tile whose global reads run along k is
+  // written across rows with a stride of a whole row, so pad that row by one
+  // word to keep the stores off a single memory bank on GPUs.
+  const strideA = opts.transA ? TM : TM + 1;
+  const strideB = opts.transB ? TN + 1 : TN;
+  emit(`var<workgroup> mmTileA: array<f32, ${TK * strideA}>;`);
+  emit(`var<workgroup> mmTileB: array<f32, ${TK * strideB}>;`);
+  emit('');
+  emit(`@compute @workgroup_size(${WX}, ${WY}, 1)`);
+  emit('fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {');
+  emit(`  let tileRow = wid.y * ${TM}u;`);
+  emit(`  let tileCol = wid.x * ${TN}u;`);
+  emit(`  let li = lid.y * ${WX}u + lid.x;`);
+  emit('  let offA = gid.z * p.strideA;');
+  emit('  let offB = gid.z * p.strideB;');
+  emit('  let offC = gid.z * p.strideC;');
+  for (const i of range(R)) for (const j of range(C / 4)) emit(`  var acc${i}_${j} = vec4<f32>(0.0);`);
+  if (g.rowSum) for (const i of range(R)) emit(`  var rs${i}: f32 = 0.0;`);
+  emit(`  for (var k0 = 0u; k0 < p.K; k0 = k0 + ${TK}u) {`);
+  emitTileLoads(g, 'A', TM, TK, strideA);
+  emitTileLoads(g, 'B', TN, TK, strideB);
+  emit('    workgroupBarrier();');
+  emit(`    for (var kk = 0u; kk < ${TK}u; kk = kk + 1u) {`);
+  for (const i of range(R)) emit(`      let a${i} = mmTileA[kk * ${strideA}u + lid.y + ${i * WY}u];`);
+  for (const j of range(C / 4)) {
+    const parts = range(4).map((q) => `mmTileB[kk * ${strideB}u + lid.x + ${(4 * j + q) * WX}u]`);
+    emit(`      let b${j} = vec4<f32>(${parts.join(', ')});`);
+  }
+  for (const i of range(R)) for (const j of range(C / 4)) emit(`      acc${i}_${j} = fma(vec4<f32>(a${i}), b${j}, acc${i}_${j});`);
+  if (g.rowSum) for (const i of range(R)) emit(`      rs${i} = rs${i} + a${i};`);
+  emit('    }');
+  emit('    workgroupBarrier();');
+  emit('  }');
+  emitTiledStores(g);
+  emit('}');
+}
+
+/**
+ * Stages one operand's tile: consecutive invocations load consecutive
+ * elements along the operand's contiguous dimension in memory (k for A and
+ * transposed B, rows for transposed A, cols for B).
+ */
+function emitTileLoads(g: Gen, which: 'A' | 'B', span: number, TK: number, stride: number): void {
+  const { opts, V, emit } = g;
+  const alongK = which === 'A' ? !opts.transA : opts.transB;
+  const base = which === 'A' ? 'tileRow' : 'tileCol';
+  const limit = which === 'A' ? 'p.M' : 'p.N';
+  const load = which === 'A' ? g.proA(`A[${g.idxA('gs', 'gk')}]`, 'gs', 'gk') : g.proB(`B[${g.idxB('gk', 'gs')}]`, 'gk', 'gs');
+  emit(`    for (var t = li; t < ${span * TK}u; t = t + ${V.wg[0] * V.wg[1]}u) {`);
+  emit(alongK ? `      let ts = t / ${TK}u;` : `      let ts = t % ${span}u;`);
+  emit(alongK ? `      let tk = t % ${TK}u;` : `      let tk = t / ${span}u;`);
+  emit(`      let gs = ${base} + ts;`);
+  emit('      let gk = k0 + tk;');
+  emit('      var tv: f32 = 0.0;');
+  emit(`      if (gs < ${limit} && gk < p.K) { tv = ${load}; }`);
+  emit(`      mmTile${which}[tk * ${stride}u + ts] = tv;`);
+  emit('    }');
+}
+
+function emitTiledStores({ opts, V, emit, epi, rowSum }: Gen): void {
+  const { rows: R, cols: C } = V;
+  const [WX, WY] = V.wg;
+  for (const j of range(C)) emit(`  let col${j} = tileCol + lid.x + ${j * WX}u;`);
+  for (const i of range(R)) {
+    emit(`  if (tileRow + lid.y + ${i * WY}u < p.M) {`);
+    emit(`    let row = tileRow + lid.y + ${i * WY}u;`);
+    // the invocations of the first column strip own each row exactly once (per batch)
+    if (rowSum) emit(`    if (gid.x == 0u) { ${opts.rowSumCall ? opts.rowSumCall(`rs${i}`, 'row') : `${rowSum}[row] = rs${i};`} }`);
+    for (const j of range(C)) {
+      const acc = `acc${i}_${j >> 2}.${comp(j & 3)}`;
+      const store = opts.epilogueCall ? opts.epilogueCall(acc, 'row', `col${j}`) : `C[offC + row * p.N + col${j}] = ${epi(acc, 'row', `col${j}`)};`;
+      emit(`    if (col${j} < p.N) { ${store} }`);
+    }
+    emit('  }');
+  }
 }

@@ -74,48 +74,10 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     acc3_0 = fma(vec4<f32>(a3.w), b3_0, fma(vec4<f32>(a3.z), b2_0, fma(vec4<f32>(a3.y), b1_0, fma(vec4<f32>(a3.x), b0_0, acc3_0))));
     acc3_1 = fma(vec4<f32>(a3.w), b3_1, fma(vec4<f32>(a3.z), b2_1, fma(vec4<f32>(a3.y), b1_1, fma(vec4<f32>(a3.x), b0_1, acc3_1))));
   }
-  if (row0 + 0u < p.M) {
-    let row = row0 + 0u;
-    if (col0 + 0u + 0u < p.N) { epilogue(acc0_0.x, row, col0 + 0u + 0u); }
-    if (col0 + 0u + 1u < p.N) { epilogue(acc0_0.y, row, col0 + 0u + 1u); }
-    if (col0 + 0u + 2u < p.N) { epilogue(acc0_0.z, row, col0 + 0u + 2u); }
-    if (col0 + 0u + 3u < p.N) { epilogue(acc0_0.w, row, col0 + 0u + 3u); }
-    if (col0 + 4u + 0u < p.N) { epilogue(acc0_1.x, row, col0 + 4u + 0u); }
-    if (col0 + 4u + 1u < p.N) { epilogue(acc0_1.y, row, col0 + 4u + 1u); }
-    if (col0 + 4u + 2u < p.N) { epilogue(acc0_1.z, row, col0 + 4u + 2u); }
-    if (col0 + 4u + 3u < p.N) { epilogue(acc0_1.w, row, col0 + 4u + 3u); }
-  }
-  if (row0 + 1u < p.M) {
-    let row = row0 + 1u;
-    if (col0 + 0u + 0u < p.N) { epilogue(acc1_0.x, row, col0 + 0u + 0u); }
-    if (col0 + 0u + 1u < p.N) { epilogue(acc1_0.y, row, col0 + 0u + 1u); }
-    if (col0 + 0u + 2u < p.N) { epilogue(acc1_0.z, row, col0 + 0u + 2u); }
-    if (col0 + 0u + 3u < p.N) { epilogue(acc1_0.w, row, col0 + 0u + 3u); }
-    if (col0 + 4u + 0u < p.N) { epilogue(acc1_1.x, row, col0 + 4u + 0u); }
-    if (col0 + 4u + 1u < p.N) { epilogue(acc1_1.y, row, col0 + 4u + 1u); }
-    if (col0 + 4u + 2u < p.N) { epilogue(acc1_1.z, row, col0 + 4u + 2u); }
-    if (col0 + 4u + 3u < p.N) { epilogue(acc1_1.w, row, col0 + 4u + 3u); }
-  }
-  if (row0 + 2u < p.M) {
-    let row = row0 + 2u;
-    if (col0 + 0u + 0u < p.N) { epilogue(acc2_0.x, row, col0 + 0u + 0u); }
-    if (col0 + 0u + 1u < p.N) { epilogue(acc2_0.y, row, col0 + 0u + 1u); }
-    if (col0 + 0u + 2u < p.N) { epilogue(acc2_0.z, row, col0 + 0u + 2u); }
-    if (col0 + 0u + 3u < p.N) { epilogue(acc2_0.w, row, col0 + 0u + 3u); }
-    if (col0 + 4u + 0u < p.N) { epilogue(acc2_1.x, row, col0 + 4u + 0u); }
-    if (col0 + 4u + 1u < p.N) { epilogue(acc2_1.y, row, col0 + 4u + 1u); }
-    if (col0 + 4u + 2u < p.N) { epilogue(acc2_1.z, row, col0 + 4u + 2u); }
-    if (col0 + 4u + 3u < p.N) { epilogue(acc2_1.w, row, col0 + 4u + 3u); }
-  }
-  if (row0 + 3u < p.M) {
-    let row = row0 + 3u;
-    if (col0 + 0u + 0u < p.N) { epilogue(acc3_0.x, row, col0 + 0u + 0u); }
-    if (col0 + 0u + 1u < p.N) { epilogue(acc3_0.y, row, col0 + 0u + 1u); }
-    if (col0 + 0u + 2u < p.N) { epilogue(acc3_0.z, row, col0 + 0u + 2u); }
-    if (col0 + 0u + 3u < p.N) { epilogue(acc3_0.w, row, col0 + 0u + 3u); }
-    if (col0 + 4u + 0u < p.N) { epilogue(acc3_1.x, row, col0 + 4u + 0u); }
-    if (col0 + 4u + 1u < p.N) { epilogue(acc3_1.y, row, col0 + 4u + 1u); }
-    if (col0 + 4u + 2u < p.N) { epilogue(acc3_1.z, row, col0 + 4u + 2u); }
-    if (col0 + 4u + 3u < p.N) { epilogue(acc3_1.w, row, col0 + 4u + 3u); }
+  var accv = array<vec4<f32>, 8>(acc0_0, acc0_1, acc1_0, acc1_1, acc2_0, acc2_1, acc3_0, acc3_1);
+  for (var e = 0u; e < 32u; e = e + 1u) {
+    let row = row0 + e / 8u;
+    let col = col0 + e % 8u;
+    if (row < p.M && col < p.N) { epilogue(accv[e / 4u][e % 4u], row, col); }
   }
 }
