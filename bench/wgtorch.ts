@@ -34,6 +34,7 @@ export async function wgtorchRunner(w: Workload, device: torch.Device, mode: Mod
 
   let step: () => Tensor;
   let compiled: unknown = null;
+  let first: (() => Promise<number>) | undefined;
   if (mode === 'eager') {
     step = () => {
       const loss = lossFn(model(x), y);
@@ -48,13 +49,15 @@ export async function wgtorchRunner(w: Workload, device: torch.Device, mode: Mod
     if (mode === 'compiled model') {
       const fast = compile((input: Tensor) => model(input));
       compiled = fast;
-      step = () => {
-        const loss = lossFn(fast(x), y);
+      const rest = (out: Tensor) => {
+        const loss = lossFn(out, y);
         optimizer.zeroGrad();
         loss.backward();
         optimizer.step();
         return loss;
       };
+      step = () => rest(fast(x));
+      first = async () => rest(await warmupOf(fast)(x)).item();
     } else {
       step = compile(() => {
         const loss = lossFn(model(x), y);
@@ -64,16 +67,25 @@ export async function wgtorchRunner(w: Workload, device: torch.Device, mode: Mod
         return loss;
       });
       compiled = step;
+      const fastStep = step;
+      first = async () => (await warmupOf(fastStep)()).item();
     }
   }
 
   const counts = device === 'webgpu' ? () => torch.webgpu.counters() : null;
   return {
     step: () => step().item(),
+    firstStep: first,
     ownCounts: counts ? () => counts() : undefined,
     describe: compiled ? () => describeCompiled(compiled) : undefined,
     profile: compiled && device === 'webgpu' ? () => profileCompiled(compiled, mode === 'compiled model' ? [x] : []) : undefined,
   };
+}
+
+/** A compiled function's warmup(): trace, compile, wait for the autotuner, create pipelines concurrently, run. */
+function warmupOf<A extends unknown[]>(fn: (...a: A) => Tensor): (...a: A) => Promise<Tensor> {
+  const w = (fn as unknown as { warmup?: (...a: A) => Promise<Tensor> }).warmup;
+  return w ? (...a: A) => w(...a) : async (...a: A) => fn(...a);
 }
 
 /** Per-kernel time of one call of a compiled function (its profile() replays each dispatch alone). */
@@ -89,8 +101,16 @@ async function profileCompiled(fn: unknown, args: Tensor[]): Promise<string[]> {
 }
 
 interface GraphView {
-  kernels: { name: string }[];
-  stats: { kernels: number; dispatches: number; bytesMoved: number; flops: number; compileMs: number };
+  kernels: { name: string; parts?: string[] }[];
+  stats: {
+    kernels: number;
+    fusedKernels: number;
+    dispatches: number;
+    bytesMoved: number;
+    flops: number;
+    compileMs: number;
+    matmuls: { kernel: string; problem: string; variant: string; source: string }[];
+  };
 }
 
 /** The cached graphs of a compiled function, from its graphs() inspection API. */
@@ -98,7 +118,12 @@ function describeCompiled(fn: unknown): string[] {
   const graphs = (fn as { graphs?: () => GraphView[] }).graphs?.() ?? [];
   return graphs.map((g, i) => {
     const s = g.stats;
-    return `graph ${i}: ${s.dispatches} dispatches, ${(s.flops / 1e6).toFixed(1)} MFLOP, ${(s.bytesMoved / 2 ** 20).toFixed(1)} MiB moved per call, compiled in ${s.compileMs.toFixed(0)} ms; kernels ${g.kernels.map((k) => `\`${k.name}\``).join(', ')}`;
+    const kernels = g.kernels.map((k) => (k.parts ? `one dispatch of [${k.parts.map((p) => `\`${p}\``).join(' + ')}]` : `\`${k.name}\``));
+    const mm = s.matmuls.map((m) => `${m.problem} ${m.variant} (${m.source})`).join(', ');
+    return (
+      `graph ${i}: ${s.fusedKernels} fused kernels in ${s.dispatches} dispatches, ${(s.flops / 1e6).toFixed(1)} MFLOP, ${(s.bytesMoved / 2 ** 20).toFixed(1)} MiB moved per call, compiled in ${s.compileMs.toFixed(0)} ms; ` +
+      `kernels ${kernels.join(', ')}; matmul variants: ${mm || 'none'}`
+    );
   });
 }
 

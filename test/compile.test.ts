@@ -357,7 +357,8 @@ describe.skipIf(!webgpuAvailable)('torch.compile on webgpu', () => {
       const wgsl = of('wgsl');
       expect(wgsl.length).toBe(result.graph.kernels.length);
       for (const m of wgsl) expect(m).toMatch(/\/\/ fuses %\d+/);
-      expect(of('perf').some((m) => /compiled graph [0-9a-f]+ in [\d.]+ ms: \d+ kernels/.test(m))).toBe(true);
+      expect(of('perf').some((m) => /compiled graph [0-9a-f]+ in [\d.]+ ms: \d+ fused kernels in \d+ dispatches/.test(m))).toBe(true);
+      expect(of('perf').some((m) => /k\d+_mm\w+ \([NT]{2} \d+x\d+x\d+\) uses matmul r4x8-8x8(-vec4)? \(default/.test(m)), 'each matmul names its variant').toBe(true);
     });
   });
 

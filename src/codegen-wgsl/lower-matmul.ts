@@ -93,7 +93,8 @@ export function lowerMatmul(cx: LowerContext, k: Extract<Kernel, { kind: 'matmul
     epiInside.set(id, epiInside.size);
     return { op: n.op, args, attrs: n.attrs, origin: { ids: [id], scope: n.scope } };
   });
-  const variant = matmulVariantFor(M, N, K, A.trans);
+  const problem = { transA: A.trans, transB: B.trans, M, N, K };
+  const variant = matmulVariantFor(M, N, K, A.trans, cx.matmulVariant?.(problem));
   const loadAt = (id: number) => {
     const v = cx.views.get(id) ?? { base: id, shape: g.node(id).shape, strides: stridesOf(g.node(id).shape) };
     const [sr, scol] = broadcastView(v, [M, N]);
@@ -188,6 +189,7 @@ export function lowerMatmul(cx: LowerContext, k: Extract<Kernel, { kind: 'matmul
       return words;
     },
     workgroups: matmulDispatch(M, N, variant),
+    matmul: { problem, variant: variant.name },
     bytes: 4 * (M * K + K * N + M * N * written.length),
     flops: 2 * M * N * K,
   };

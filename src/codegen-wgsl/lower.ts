@@ -11,11 +11,12 @@ import { broadcastView, type View } from '../passes/views.ts';
 import { elementwiseParams, elementwiseWGSL, EW_WORKGROUP } from './elementwise.ts';
 import type { ElementwiseSpec, ExprNode, KernelInput, Ref } from './kernel-spec.ts';
 import { lowerMatmul } from './lower-matmul.ts';
+import type { MatmulVariantName } from './matmul.ts';
 import { reduceParams, reduceWGSL } from './reduce.ts';
 
 export interface LoweredKernel {
   name: string;
-  kind: Kernel['kind'];
+  kind: Kernel['kind'] | 'pack';
   code: string;
   /** IR nodes computed here, and the module paths they came from */
   nodes: number[];
@@ -26,12 +27,16 @@ export interface LoweredKernel {
   order?: number[];
   /** scalar IR nodes whose current values go into the params */
   scalars: number[];
-  params(scalarValues: number[]): Uint32Array;
+  params(scalarValues: number[]): Uint32Array | Uint32Array[];
   /** total workgroups (the executor folds them into a 2-D grid) or an explicit grid */
   workgroups: number | [number, number, number];
   /** bytes read and written per call */
   bytes: number;
   flops: number;
+  /** a matmul kernel: its problem and the template variant it was generated with */
+  matmul?: { problem: MatmulProblem; variant: string };
+  /** a pack: the independent kernels this one dispatch runs (codegen-wgsl/pack.ts) */
+  parts?: LoweredKernel[];
 }
 
 export interface LowerContext {
@@ -43,6 +48,16 @@ export interface LowerContext {
    * value writes straight into the input's buffer, and reads the input's old value there.
    */
   inPlace: Map<number, number>;
+  /** the matmul variant for a problem (the autotuner's choice); the default when absent */
+  matmulVariant?: (p: MatmulProblem) => MatmulVariantName;
+}
+
+export interface MatmulProblem {
+  transA: boolean;
+  transB: boolean;
+  M: number;
+  N: number;
+  K: number;
 }
 
 /** Collects a kernel's tensor inputs (deduplicated by base and strides) and scalar refs. */

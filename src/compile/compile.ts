@@ -15,7 +15,7 @@ import { getOp } from '../ir/registry.ts';
 import { fmtShape } from '../ir/shape.ts';
 import { Module } from '../nn/module.ts';
 import { getBackend, type Storage } from '../runtime/backend.ts';
-import type { WebGPUBackend } from '../runtime/webgpu/backend.ts';
+import { GpuStorage, type WebGPUBackend } from '../runtime/webgpu/backend.ts';
 import { parameterNames } from '../trace/api.ts';
 import { traceProgram, type TracedProgram } from '../trace/program.ts';
 import { CompiledBackward } from './compiled-backward.ts';
@@ -26,12 +26,19 @@ import { log, logEnabled } from './logs.ts';
 import { optimize } from './optimize.ts';
 import { backwardPart, forwardPart, wholePart } from './split.ts';
 import { GpuPlan } from './gpu-plan.ts';
+import { MatmulTuner } from '../runtime/webgpu/matmul-tuner.ts';
 
 export interface CompileOptions {
   /** 'static': trace once per input shapes and replay (the function must have no data-dependent JS control flow). */
   mode?: 'default' | 'static';
   /** write the IR and WGSL of every compiled graph under this folder (also WGTORCH_DUMP) */
   dump?: string;
+  /**
+   * time the matmul variants of each new (device, shape class) and use the fastest, remembered
+   * on disk (default true; WGTORCH_AUTOTUNE=0 turns it off). Tuning runs in the background from
+   * the first call, which uses the default variant; warmup() waits for it.
+   */
+  autotune?: boolean;
 }
 
 export interface Compiled<F extends (...args: any[]) => any> {
@@ -54,10 +61,12 @@ export interface Compiled<F extends (...args: any[]) => any> {
 }
 
 export function compile<F extends (...args: any[]) => any>(target: F, opts: CompileOptions = {}): Compiled<F> {
-  checkOptions('compile', opts, ['mode', 'dump']);
+  checkOptions('compile', opts, ['mode', 'dump', 'autotune']);
   if (typeof target !== 'function') throw new WgtorchError('compile: expected a Module or a function of tensors.');
   const mode = opts.mode ?? 'default';
-  const dumpDir = opts.dump ?? (typeof process !== 'undefined' ? process.env?.WGTORCH_DUMP : undefined);
+  const env = typeof process !== 'undefined' ? process.env : undefined;
+  const dumpDir = opts.dump ?? env?.WGTORCH_DUMP;
+  const autotune = opts.autotune ?? env?.WGTORCH_AUTOTUNE !== '0';
   const root = target instanceof Module ? target : null;
   const cache = new Map<string, CompiledGraph>();
   const staticCache = new Map<string, { entry: CompiledGraph; program: TracedProgram }>();
@@ -76,7 +85,9 @@ export function compile<F extends (...args: any[]) => any>(target: F, opts: Comp
     const makePlan = (part: Graph): Plan => {
       const opt = optimize(part);
       const muts = new Map([...mutations].filter(([v]) => opt.outputs.some((o) => o.id === v && o.role === 'mutation')));
-      return device === 'webgpu' ? new GpuPlan(opt, getBackend('webgpu') as WebGPUBackend, muts) : new CpuPlan(opt);
+      if (device === 'cpu') return new CpuPlan(opt);
+      const backend = getBackend('webgpu') as WebGPUBackend;
+      return new GpuPlan(opt, backend, muts, { tuner: autotune ? tunerFor(backend) : null });
     };
     log('graph', () => `traced graph ${hash}:\n${String(program.graph.nodes.length)} nodes`);
     let entry: CompiledGraph;
@@ -95,7 +106,16 @@ export function compile<F extends (...args: any[]) => any>(target: F, opts: Comp
     if (entry.backwardIR) log('backward', () => entry.backwardIR!);
     if (logEnabled('fusion')) for (const line of entry.fusionLog) log('fusion', line);
     if (logEnabled('wgsl')) for (const k of entry.kernels) log('wgsl', `${k.name}:\n${k.wgsl}`);
-    log('perf', () => `compiled graph ${hash} in ${entry.compileMs.toFixed(1)} ms: ${entry.stats.kernels} kernels`);
+    log('perf', () => `compiled graph ${hash} in ${entry.compileMs.toFixed(1)} ms: ${entry.stats.fusedKernels} fused kernels in ${entry.stats.dispatches} dispatches`);
+    logMatmuls(entry);
+    // tune in the background: this call and the next ones run the default variants meanwhile
+    const untuned = gpuPlans(entry).filter((p) => p.untuned.length);
+    if (untuned.length) {
+      void Promise.all(untuned.map((p) => p.autotune())).then(
+        () => logMatmuls(entry),
+        (e: unknown) => log('perf', `autotune of graph ${hash} failed, keeping the default variants: ${e instanceof Error ? e.message : String(e)}`),
+      );
+    }
     return entry;
   };
 
@@ -155,7 +175,8 @@ export function compile<F extends (...args: any[]) => any>(target: F, opts: Comp
   const fn = call as unknown as Compiled<F>;
   fn.warmup = async (...args: unknown[]) => {
     const { entry, program } = entryFor(args);
-    await Promise.all([entry.plans.forward, entry.plans.backward].map((p) => (p instanceof GpuPlan ? p.prepare() : null)));
+    await Promise.all(gpuPlans(entry).map((p) => p.autotune()));
+    await Promise.all(gpuPlans(entry).map((p) => p.prepare()));
     entry.calls++;
     return execute(entry, program) as ReturnType<F>;
   };
@@ -169,6 +190,20 @@ export function compile<F extends (...args: any[]) => any>(target: F, opts: Comp
   fn.graphs = () => [...cache.values()];
   fn.cacheInfo = () => ({ graphs: cache.size, hits, misses });
   return fn;
+}
+
+const gpuPlans = (e: CompiledGraph): GpuPlan[] => [e.plans.forward, e.plans.backward].filter((p): p is GpuPlan => p instanceof GpuPlan);
+
+/** One tuner per device: it holds what was measured on it. */
+const tuners = new WeakMap<WebGPUBackend, MatmulTuner>();
+function tunerFor(backend: WebGPUBackend): MatmulTuner {
+  let t = tuners.get(backend);
+  if (!t) tuners.set(backend, (t = new MatmulTuner(backend.ctx)));
+  return t;
+}
+
+function logMatmuls(entry: CompiledGraph): void {
+  for (const m of entry.stats.matmuls) log('perf', () => `graph ${entry.hash}: ${m.kernel} (${m.problem}) uses matmul ${m.variant} (${m.source}${m.shapeClass ? `, class ${m.shapeClass}` : ''})`);
 }
 
 function deviceOf(p: TracedProgram): 'cpu' | 'webgpu' {
@@ -245,7 +280,10 @@ function execute(entry: CompiledGraph, program: TracedProgram): unknown {
   outputsOf('mutation').forEach((o, i) => {
     const { storage } = program.mutated[i];
     const src = out.get(o.id)!;
-    if (src !== storage) {
+    const plan = entry.plans.forward;
+    if (src !== storage && plan instanceof GpuPlan && plan.renamed.has(o.id) && storage instanceof GpuStorage && src instanceof GpuStorage) {
+      storage.backend.adopt(storage, src);
+    } else if (src !== storage) {
       const n = g.node(o.id);
       storage.backend.exec(getOp('copy'), [{ storage: src, shape: n.shape, dtype: n.dtype }], {}, { storage, shape: n.shape, dtype: n.dtype });
     }

@@ -25,6 +25,8 @@ export interface KernelInfo {
   /** a source map of the header + kernel assembly (magic-string) */
   sourceMap: string;
   part: 'forward' | 'backward';
+  /** a pack: the names of the independent kernels this one dispatch runs */
+  parts?: string[];
 }
 
 export class CompiledGraph {
@@ -96,6 +98,8 @@ export class CompiledGraph {
     const b = this.plans.backward?.stats;
     return {
       kernels: f.kernels + (b?.kernels ?? 0),
+      fusedKernels: f.fusedKernels + (b?.fusedKernels ?? 0),
+      matmuls: [...f.matmuls, ...(b?.matmuls ?? [])],
       dispatches: f.dispatches + (b?.dispatches ?? 0),
       bytesMoved: f.bytesMoved + (b?.bytesMoved ?? 0),
       flops: f.flops + (b?.flops ?? 0),
@@ -125,5 +129,5 @@ function kernelInfo(k: LoweredKernel, part: 'forward' | 'backward', g: Graph): K
     if (ids.length && !line.startsWith('//')) lineMap.set(i + 1, ids);
   });
   const sourceMap = ms.generateMap({ source: `${k.name}.body.wgsl`, hires: true, includeContent: false }).toString();
-  return { name: k.name, wgsl, nodes: k.nodes, scopes: k.scopes, lineMap, sourceMap, part };
+  return { name: k.name, wgsl, nodes: k.nodes, scopes: k.scopes, lineMap, sourceMap, part, ...(k.parts ? { parts: k.parts.map((p) => p.name) } : {}) };
 }

@@ -8,7 +8,7 @@ export class CpuPlan {
   constructor(readonly graph: Graph) {}
   get stats(): PlanStats {
     const n = this.graph.nodes.filter((x) => x.op !== 'input' && x.op !== 'scalar').length;
-    return { kernels: n, dispatches: 0, bytesMoved: 0, flops: 0 };
+    return { kernels: n, fusedKernels: n, matmuls: [], dispatches: 0, bytesMoved: 0, flops: 0 };
   }
   run(inputs: (id: number) => Storage, scalars: (id: number) => number, _targets?: Map<number, Storage>): Map<number, Storage> {
     const values = interpret(this.graph, (n) => (n.op === 'scalar' ? constantOr(this.graph, n.id, scalars) : inputs(n.id)), getBackend('cpu'));

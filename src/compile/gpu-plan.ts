@@ -5,12 +5,16 @@
  * pool right after their last reader, so later kernels of the same call reuse them.
  */
 import { lowerKernel, type LoweredKernel } from '../codegen-wgsl/lower.ts';
+import { packKernels } from '../codegen-wgsl/pack.ts';
 import type { Graph } from '../ir/graph.ts';
 import { numel, sameShape } from '../ir/shape.ts';
 import { fuse, kernelNodes, ownedNodes, type Kernel, type Schedule } from '../passes/fusion.ts';
 import type { Storage } from '../runtime/backend.ts';
 import { GpuStorage, type WebGPUBackend } from '../runtime/webgpu/backend.ts';
 import { workgroupGrid } from '../runtime/webgpu/context.ts';
+import { packFits, planPacks } from './pack-schedule.ts';
+import type { MatmulProblem } from '../codegen-wgsl/lower.ts';
+import type { MatmulChoice, MatmulTuner } from '../runtime/webgpu/matmul-tuner.ts';
 
 /** A scalar's value: folded constants carry theirs, traced scalars are bound per call. */
 export function constantOr(g: Graph, id: number, bound: (id: number) => number): number {
@@ -19,19 +23,51 @@ export function constantOr(g: Graph, id: number, bound: (id: number) => number):
 }
 
 export interface PlanStats {
+  /** generated kernels (WGSL shaders) per call */
   kernels: number;
+  /** fusion groups: more than kernels where independent ones are packed into one dispatch */
+  fusedKernels: number;
   dispatches: number;
   bytesMoved: number;
   flops: number;
+  /** the matmul variant of every matmul kernel: problem, shape class, variant, and whether tuned, from disk, or the default */
+  matmuls: MatmulPick[];
+}
+
+export interface GpuPlanOptions {
+  /** pack independent kernels into shared dispatches (default true; env WGTORCH_PACK=0 turns it off) */
+  pack?: boolean;
+  /** picks matmul variants by timing them on the device (see autotune()); without it, the default variant */
+  tuner?: MatmulTuner | null;
+}
+
+/** The variant a matmul kernel was generated with, and why (stats and the perf log show it). */
+export interface MatmulPick {
+  kernel: string;
+  /** e.g. 'TN 100x1000x64' (layout, M x N x K) */
+  problem: string;
+  shapeClass: string;
+  variant: string;
+  source: MatmulChoice['source'];
 }
 
 export class GpuPlan {
   readonly schedule: Schedule;
-  readonly kernels: LoweredKernel[];
+  /** what runs: one entry per dispatch (a fused kernel, or a pack of independent ones) */
+  kernels: LoweredKernel[] = [];
+  /** the fused kernels, one per schedule group, before packing */
+  fused: LoweredKernel[] = [];
+  /** in-place updates computed into a fresh buffer instead, which the updated tensor adopts */
+  readonly renamed = new Set<number>();
+  /** the matmul variant of every matmul kernel */
+  matmuls: MatmulPick[] = [];
   private pipelinesCache: GPUComputePipeline[] | null = null;
   private preparing: Promise<void> | null = null;
-  private readonly lastUse = new Map<number, number>();
+  private lastUse = new Map<number, number>();
   private readonly outputIds: Set<number>;
+  private readonly pack: boolean;
+  private readonly tuner: MatmulTuner | null;
+  private tuning: Promise<void> | null = null;
 
   /** values written straight into the storage they update (graph input id, or null: a tensor the graph never read) */
   readonly inPlace = new Map<number, number | null>();
@@ -40,19 +76,108 @@ export class GpuPlan {
     readonly graph: Graph,
     private readonly backend: WebGPUBackend,
     /** mutation outputs: new value -> the graph input holding the tensor's old value (null if never read) */
-    mutations: Map<number, number | null> = new Map(),
+    private readonly mutations: Map<number, number | null> = new Map(),
+    opts: GpuPlanOptions = {},
   ) {
     const ctx = backend.ctx;
     this.schedule = fuse(graph, { maxBindings: ctx.limits.maxStorageBuffersPerShaderStage });
-    for (const [v, c] of mutations) if (canWriteInPlace(this.schedule, v, c)) this.inPlace.set(v, c);
-    const aliasIn = new Map<number, number>();
-    for (const [v, c] of this.inPlace) if (c !== null) aliasIn.set(c, v);
-    const cx = { g: graph, views: this.schedule.views, writes: this.schedule.writes, inPlace: aliasIn };
-    this.kernels = this.schedule.kernels.map((k, i) => lowerKernel(cx, k, i));
     this.outputIds = new Set(graph.outputs.map((o) => this.baseOf(o.id)));
+    const packEnv = typeof process !== 'undefined' ? process.env?.WGTORCH_PACK : undefined;
+    this.pack = opts.pack ?? packEnv !== '0';
+    this.tuner = opts.tuner ?? null;
+    this.build();
+  }
+
+  /** Lowers the schedule (with the tuner's current matmul choices), packs it, and plans buffer lifetimes. */
+  private build(): void {
+    const { graph } = this;
+    const ctx = this.backend.ctx;
+    const log = this.schedule.log;
+    this.inPlace.clear();
+    this.renamed.clear();
+    for (const [v, c] of this.mutations) if (canWriteInPlace(this.schedule, v, c)) this.inPlace.set(v, c);
+    const tuner = this.tuner;
+    const lowerAll = () => {
+      const aliasIn = new Map<number, number>();
+      for (const [v, c] of this.inPlace) if (c !== null) aliasIn.set(c, v);
+      const cx = {
+        g: graph,
+        views: this.schedule.views,
+        writes: this.schedule.writes,
+        inPlace: aliasIn,
+        matmulVariant: tuner ? (p: MatmulProblem) => tuner.lookup(p).variant : undefined,
+      };
+      return this.schedule.kernels.map((k, i) => lowerKernel(cx, k, i));
+    };
+    let fused = lowerAll();
+    let dispatches = fused.map((_, i) => [i]);
+    if (this.pack) {
+      // a tensor can adopt a fresh buffer only if no other output shares the value
+      const renamable = new Set(
+        [...this.inPlace].filter(([v, c]) => c !== null && graph.outputs.filter((o) => this.baseOf(o.id) === v).length === 1).map(([v]) => v),
+      );
+      const packing = planPacks(fused, this.inPlace, renamable, ctx.limits);
+      if (packing.renamed.size) {
+        for (const v of packing.renamed) {
+          this.inPlace.delete(v);
+          this.renamed.add(v);
+        }
+        fused = lowerAll();
+      }
+      dispatches = packing.dispatches;
+      for (const line of packing.log) if (!log.includes(line)) log.push(line);
+    }
+    this.fused = fused;
+    this.kernels = dispatches.flatMap((d) => {
+      const parts = d.map((i) => fused[i]!);
+      if (parts.length === 1) return parts;
+      if (packFits(parts, ctx.limits)) return [packKernels(parts)];
+      log.push(`no pack: ${parts.map((k) => k.name).join(' + ')} exceed the binding limits after renaming`);
+      return parts;
+    });
+    this.matmuls = fused
+      .filter((k) => k.matmul)
+      .map((k) => {
+        const p = k.matmul!.problem;
+        const choice = tuner?.lookup(p);
+        return {
+          kernel: k.name,
+          problem: `${p.transA ? 'T' : 'N'}${p.transB ? 'T' : 'N'} ${p.M}x${p.N}x${p.K}`,
+          shapeClass: choice?.shapeClass ?? '',
+          variant: k.matmul!.variant,
+          source: choice?.source ?? 'default',
+        };
+      });
+    this.lastUse = new Map();
     this.kernels.forEach((k, i) => {
       for (const id of k.order ?? [...k.reads, ...k.writes]) this.lastUse.set(id, i);
     });
+    this.pipelinesCache = null;
+    this.preparing = null;
+  }
+
+  /** Matmul problems the tuner has not measured yet. */
+  get untuned(): MatmulProblem[] {
+    const t = this.tuner;
+    return t ? this.fused.flatMap((k) => (k.matmul && t.needsTuning(k.matmul.problem) ? [k.matmul.problem] : [])) : [];
+  }
+
+  /**
+   * Times the candidate variants of every matmul whose shape class the tuner does not know
+   * yet (on this device; remembered on disk), then regenerates the kernels that should use
+   * another variant. Calls before it settles run the default variant; calls after, the winner.
+   */
+  autotune(): Promise<void> {
+    const problems = this.untuned;
+    if (!this.tuner || !problems.length) return this.tuning ?? Promise.resolve();
+    this.tuning ??= this.tuner.tune(problems).then(() => {
+      const before = this.fused.map((k) => k.code).join('\0');
+      const prepared = this.preparing !== null;
+      this.build();
+      if (this.fused.map((k) => k.code).join('\0') !== before && prepared) void this.prepare().catch(() => {});
+      this.tuning = null;
+    });
+    return this.tuning;
   }
 
   /**
@@ -77,6 +202,8 @@ export class GpuPlan {
   get stats(): PlanStats {
     return {
       kernels: this.kernels.length,
+      fusedKernels: this.fused.length,
+      matmuls: this.matmuls,
       dispatches: this.kernels.length,
       bytesMoved: this.kernels.reduce((s, k) => s + k.bytes, 0),
       flops: this.kernels.reduce((s, k) => s + k.flops, 0),
@@ -95,7 +222,7 @@ export class GpuPlan {
     reps = 5,
   ): Promise<{ name: string; ms: number; flops: number }[]> {
     const ctx = this.backend.ctx;
-    const capture = { dispatches: [] as { kernel: number; buffers: GPUBuffer[]; params: Uint32Array; grid: [number, number, number] }[] };
+    const capture = { dispatches: [] as { kernel: number; buffers: GPUBuffer[]; params: Uint32Array | Uint32Array[]; grid: [number, number, number] }[] };
     this.run(inputs, bound, targets, capture);
     await ctx.sync();
     // time the waits as they are: no sleeping on an estimate in between
@@ -127,7 +254,7 @@ export class GpuPlan {
     inputs: (id: number) => Storage,
     bound: (id: number) => number,
     targets: Map<number, Storage> = new Map(),
-    capture?: { dispatches: { kernel: number; buffers: GPUBuffer[]; params: Uint32Array; grid: [number, number, number] }[] },
+    capture?: { dispatches: { kernel: number; buffers: GPUBuffer[]; params: Uint32Array | Uint32Array[]; grid: [number, number, number] }[] },
   ): Map<number, Storage> {
     const ctx = this.backend.ctx;
     const scalars = (id: number) => constantOr(this.graph, id, bound);

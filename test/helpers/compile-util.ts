@@ -213,10 +213,10 @@ export interface PlanRun {
  * Builds a GpuPlan for `g` (optionally with a smaller binding limit) and runs it with the
  * trace's bindings (cpu storages are uploaded); returns each output by output index.
  */
-export async function runGpuPlan(g: Graph, bind: (n: IRNode) => Storage | number, opts: { maxBindings?: number } = {}): Promise<PlanRun> {
+export async function runGpuPlan(g: Graph, bind: (n: IRNode) => Storage | number, opts: { maxBindings?: number; pack?: boolean } = {}): Promise<PlanRun> {
   const webgpu = getBackend('webgpu') as WebGPUBackend;
   const backend = opts.maxBindings ? limitedBackend(webgpu, opts.maxBindings) : webgpu;
-  const plan = new GpuPlan(g, backend);
+  const plan = new GpuPlan(g, backend, new Map(), { pack: opts.pack });
   const uploaded = new Map<number, Storage>();
   for (const n of g.nodes) {
     if (n.op !== 'input') continue;

@@ -23,7 +23,8 @@ export class GpuStorage implements Storage {
     readonly backend: WebGPUBackend,
     readonly dtype: DType,
     readonly size: number,
-    readonly buffer: GPUBuffer,
+    /** replaced only by WebGPUBackend.adopt */
+    public buffer: GPUBuffer,
   ) {}
 }
 
@@ -51,6 +52,21 @@ export class WebGPUBackend implements Backend {
   /** Returns a storage's buffer to the pool now (compiled plans free their intermediates this way). */
   free(s: GpuStorage): void {
     if (this.finalizer.unregister(s)) this.ctx.pool.release(s.buffer);
+  }
+
+  /**
+   * `target` takes over `src`'s buffer, and its old buffer returns to the pool: a compiled
+   * in-place update that was computed into a fresh buffer (so that the old value's readers
+   * could share its dispatch) lands without a copy. `src` must not be used afterwards.
+   */
+  adopt(target: GpuStorage, src: GpuStorage): void {
+    if (target.size !== src.size || target.dtype !== src.dtype) throw new Error('internal error: adopt needs storages of one size and dtype');
+    const owned = this.finalizer.unregister(target);
+    this.finalizer.unregister(src);
+    const old = target.buffer;
+    target.buffer = src.buffer;
+    this.finalizer.register(target, target.buffer, target);
+    if (owned) this.ctx.pool.release(old);
   }
 
   fromHost(data: HostArray, dtype: DType): Storage {

@@ -196,14 +196,15 @@ export class GPUContext {
 
   /**
    * Records a dispatch into the open batch. buffers bind as bindings 0..n-1 of
-   * group 0 and params (if the shader declares a uniform) as binding n.
+   * group 0 and params (if the shader declares a uniform) as binding n; a list
+   * of params binds as n, n+1, ... (a packed dispatch of independent kernels).
    * cost: rough FLOP-equivalents for the wait estimate; defaults to 4 per
    * invocation. Throws remembered async errors first.
    */
   dispatch(
     pipeline: GPUComputePipeline,
     buffers: readonly GPUBuffer[],
-    params: ArrayBuffer | ArrayBufferView | null,
+    params: ArrayBuffer | ArrayBufferView | readonly ArrayBufferView[] | null,
     workgroups: Workgroups,
     cost?: number,
   ): void {
@@ -212,36 +213,38 @@ export class GPUContext {
     if (buffers.length !== info.storage.length) {
       throw new Error(`${info.label}: expects ${info.storage.length} storage buffers, got ${buffers.length}`);
     }
-    if (info.hasParams !== (params !== null)) {
-      throw new Error(`${info.label}: ${info.hasParams ? 'expects params' : 'declares no uniform, but params were given'}`);
+    const list: readonly (ArrayBuffer | ArrayBufferView)[] = params === null ? [] : Array.isArray(params) ? params : [params as ArrayBuffer | ArrayBufferView];
+    if (list.length !== info.uniforms) {
+      throw new Error(`${info.label}: ${info.uniforms ? `expects ${info.uniforms} params` : 'declares no uniform'}, but ${list.length} were given`);
     }
     const [x, y, z] = workgroups;
     const max = this.limits.maxComputeWorkgroupsPerDimension;
     if (x > max || y > max || z > max) throw new Error(`${info.label}: workgroups ${workgroups} exceed ${max} per dimension; use workgroupGrid`);
 
-    let slot = '';
-    let offset = 0;
-    let size = 0;
-    if (params) {
-      size = Math.ceil(params.byteLength / 16) * 16;
+    const slots: { offset: number; size: number }[] = [];
+    let slotKey = '';
+    const align = this.limits.minUniformBufferOffsetAlignment;
+    const total = list.reduce((s, p) => s + Math.ceil(Math.ceil(p.byteLength / 16) * 16 / align) * align, 0);
+    if (this.ringUsed + total > this.ring.size) this.flush();
+    for (const p of list) {
+      const size = Math.ceil(p.byteLength / 16) * 16;
       if (size > this.limits.maxUniformBufferBindingSize) throw new Error(`${info.label}: params of ${size} bytes exceed maxUniformBufferBindingSize`);
-      const align = this.limits.minUniformBufferOffsetAlignment;
-      if (this.ringUsed + size > this.ring.size) this.flush();
-      offset = this.ringUsed;
-      const bytes = params instanceof ArrayBuffer ? new Uint8Array(params) : new Uint8Array(params.buffer, params.byteOffset, params.byteLength);
+      const offset = this.ringUsed;
+      const bytes = p instanceof ArrayBuffer ? new Uint8Array(p) : new Uint8Array(p.buffer, p.byteOffset, p.byteLength);
       this.ringData.set(bytes, offset);
       this.ringUsed = Math.ceil((offset + size) / align) * align;
-      slot = `${offset}+${size}`;
+      slots.push({ offset, size });
+      slotKey += `${offset}+${size};`;
     }
     if (!this.pass) this.open();
 
-    let key = `${info.id}|${slot}`;
+    let key = `${info.id}|${slotKey}`;
     for (const b of buffers) key += `|${this.idOf(b)}`;
     let bg = this.bindGroups.get(key);
     if (!bg) {
       if (this.bindGroups.size >= BIND_GROUP_CACHE_MAX) this.bindGroups.clear();
       const entries: GPUBindGroupEntry[] = buffers.map((buffer, binding) => ({ binding, resource: { buffer } }));
-      if (params) entries.push({ binding: buffers.length, resource: { buffer: this.ring, offset, size } });
+      slots.forEach(({ offset, size }, u) => entries.push({ binding: buffers.length + u, resource: { buffer: this.ring, offset, size } }));
       bg = this.device.createBindGroup({ label: info.label, layout: info.layout, entries });
       this.bindGroups.set(key, bg);
       this.bindGroupsCreated++;

@@ -20,13 +20,8 @@ import {
 } from '../../codegen-wgsl/matmul.ts';
 import type { GPUContext } from './context.ts';
 
-export interface MatmulProblem {
-  transA: boolean;
-  transB: boolean;
-  M: number;
-  N: number;
-  K: number;
-}
+import type { MatmulProblem } from '../../codegen-wgsl/lower.ts';
+export type { MatmulProblem };
 
 export interface MatmulChoice {
   variant: MatmulVariantName;
@@ -60,6 +55,8 @@ const ROUNDS = 3;
 const MAX_REPS = 512;
 /** a candidate below this part of the best so far gets no more rounds */
 const PRUNE = 0.5;
+/** another variant replaces the default only when this much faster */
+export const SWITCH_MARGIN = 0.05;
 /** bigger problems are timed on a smaller stand-in (see timedProblem) */
 const MAX_TIMED_FLOPS = 2 ** 31;
 
@@ -295,7 +292,7 @@ export class MatmulTuner {
         await this.ctx.sync(); // start from an idle queue
         for (const [cls, p] of todo) {
           const gflops = await this.timeProblem(p, kernels.get(cls)!);
-          const variant = this.winner(gflops);
+          const variant = pickWinner(gflops, this.candidates);
           this.known.set(cls, { variant, source: 'tuned', gflops });
           // nothing ran (every candidate failed): keep the default for this process, but let a later one retry
           if (Object.keys(gflops).length) written[cls] = { variant, gflops, at: new Date().toISOString() };
@@ -386,16 +383,6 @@ export class MatmulTuner {
     return gflops;
   }
 
-  /** The fastest; the earlier candidate on a tie (the default comes first); the default when nothing ran. */
-  private winner(gflops: Record<string, number>): MatmulVariantName {
-    let best: MatmulVariantName = DEFAULT_MATMUL_VARIANT;
-    let bestG = 0;
-    for (const name of this.candidates) {
-      const g = gflops[name];
-      if (g !== undefined && g > bestG) [best, bestG] = [name, g];
-    }
-    return best;
-  }
 }
 
 /**
@@ -437,3 +424,20 @@ const describeProxy = (p: MatmulProblem) => {
   const t = timedProblem(p);
   return t.M === p.M && t.N === p.N && t.K === p.K ? '' : `, timed as M=${t.M} N=${t.N} K=${t.K}`;
 };
+
+/**
+ * The fastest, except that the default stays unless another candidate beats it by
+ * SWITCH_MARGIN: runs on a busy machine vary by a few percent, and a near tie picked
+ * by noise would stay on disk. The default when nothing ran.
+ */
+export function pickWinner(gflops: Record<string, number>, candidates: readonly MatmulVariantName[]): MatmulVariantName {
+  let best: MatmulVariantName = DEFAULT_MATMUL_VARIANT;
+  let bestG = 0;
+  for (const name of candidates) {
+    const g = gflops[name];
+    if (g !== undefined && g > bestG) [best, bestG] = [name, g];
+  }
+  const def = gflops[DEFAULT_MATMUL_VARIANT];
+  if (def !== undefined && bestG < def * (1 + SWITCH_MARGIN)) return DEFAULT_MATMUL_VARIANT;
+  return best;
+}

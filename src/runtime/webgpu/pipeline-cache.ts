@@ -15,6 +15,8 @@ export interface PipelineInfo {
   readonly storage: readonly StorageAccess[];
   /** whether binding n is a uniform buffer for the params */
   readonly hasParams: boolean;
+  /** uniform params bindings n..n+uniforms-1 (several when independent kernels share one dispatch) */
+  readonly uniforms: number;
   /** invocations per workgroup (product of @workgroup_size; 64 if not literal) */
   readonly workgroupInvocations: number;
   readonly layout: GPUBindGroupLayout;
@@ -30,8 +32,8 @@ export interface PipelineRequest {
 
 const DECL = /((?:@\s*\w+\s*\(\s*\d+\s*\)\s*)+)var\s*<\s*(storage|uniform)\s*(?:,\s*(read_write|read))?\s*>/g;
 
-/** Reads the group-0 binding shape our kernels use: storage 0..n-1, optional uniform n. */
-export function parseBindings(wgsl: string, label: string): { storage: StorageAccess[]; hasParams: boolean } {
+/** Reads the group-0 binding shape our kernels use: storage 0..n-1, then uniforms n.. (usually one, or none). */
+export function parseBindings(wgsl: string, label: string): { storage: StorageAccess[]; hasParams: boolean; uniforms: number } {
   const found: { binding: number; kind: string; access: StorageAccess }[] = [];
   for (const m of wgsl.matchAll(DECL)) {
     const group = /@\s*group\s*\(\s*(\d+)/.exec(m[1]!);
@@ -43,10 +45,10 @@ export function parseBindings(wgsl: string, label: string): { storage: StorageAc
   found.sort((a, b) => a.binding - b.binding);
   found.forEach((b, i) => {
     if (b.binding !== i) throw new Error(`${label}: bindings must be numbered 0..n-1 without gaps`);
-    if (b.kind === 'uniform' && i !== found.length - 1) throw new Error(`${label}: the uniform params must be the last binding`);
+    if (b.kind === 'storage' && found.slice(0, i).some((x) => x.kind === 'uniform')) throw new Error(`${label}: the uniform params must be the last bindings`);
   });
-  const hasParams = found.at(-1)?.kind === 'uniform';
-  return { storage: found.filter((b) => b.kind === 'storage').map((b) => b.access), hasParams };
+  const uniforms = found.filter((b) => b.kind === 'uniform').length;
+  return { storage: found.filter((b) => b.kind === 'storage').map((b) => b.access), hasParams: uniforms > 0, uniforms };
 }
 
 function workgroupInvocations(wgsl: string): number {
@@ -130,8 +132,8 @@ export class PipelineCache {
   }
 
   private describe(wgsl: string, label: string, entryPoint: string) {
-    const { storage, hasParams } = parseBindings(wgsl, label);
-    const shape = storage.map((a) => (a === 'read' ? 'r' : 'w')).join('') + (hasParams ? 'u' : '');
+    const { storage, hasParams, uniforms } = parseBindings(wgsl, label);
+    const shape = storage.map((a) => (a === 'read' ? 'r' : 'w')).join('') + 'u'.repeat(uniforms);
     let layout = this.layouts.get(shape);
     if (!layout) {
       const entries: GPUBindGroupLayoutEntry[] = storage.map((a, binding) => ({
@@ -141,7 +143,7 @@ export class PipelineCache {
       }));
       // A plain uniform binding, not hasDynamicOffset: measured on lavapipe,
       // dynamic offsets made each dispatch ~3x slower on the GPU side.
-      if (hasParams) entries.push({ binding: storage.length, visibility: GPUShaderStage.COMPUTE, buffer: { type: 'uniform' } });
+      for (let u = 0; u < uniforms; u++) entries.push({ binding: storage.length + u, visibility: GPUShaderStage.COMPUTE, buffer: { type: 'uniform' } });
       const bgl = this.device.createBindGroupLayout({ label: `layout:${shape}`, entries });
       layout = { bgl, pl: this.device.createPipelineLayout({ bindGroupLayouts: [bgl] }) };
       this.layouts.set(shape, layout);
@@ -152,6 +154,7 @@ export class PipelineCache {
       label,
       storage,
       hasParams,
+      uniforms,
       workgroupInvocations: workgroupInvocations(wgsl),
       layout: layout.bgl,
       dispatched: false,

@@ -1,0 +1,95 @@
+/**
+ * The autotuner inside torch.compile: matmul kernels use the variant the tuner picked for
+ * their (device, shape class), from disk or measured in the background from the first
+ * call; warmup() waits for it; the choice shows in graphs() stats and the perf log; the
+ * regenerated kernels compute what eager mode computes.
+ */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import * as torch from '../src/index.ts';
+import { DEFAULT_MATMUL_VARIANT } from '../src/codegen-wgsl/matmul.ts';
+import { deviceKey } from '../src/runtime/webgpu/matmul-tuner.ts';
+import { captureLogs, expectLossesClose } from './helpers/compile-util.ts';
+import { webgpuAvailable } from './helpers/devices.ts';
+
+const dev: torch.Device = 'webgpu';
+// This file's process tunes into its own cache folder, set before the first compile creates the tuner.
+const dir = mkdtempSync(join(tmpdir(), 'wgtorch-autotune-'));
+process.env.WGTORCH_CACHE_DIR = dir;
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+function seed(sizes: [number, number, number, number]) {
+  const [N, D, H, O] = sizes;
+  torch.manualSeed(5);
+  const x = torch.randn(N, D, { device: dev });
+  const y = torch.randn(N, O, { device: dev });
+  const model = new torch.nn.Sequential(new torch.nn.Linear(D, H), new torch.nn.ReLU(), new torch.nn.Linear(H, O)).to(dev);
+  const lossFn = new torch.nn.MSELoss({ reduction: 'sum' });
+  const opt = new torch.optim.Adam(model.parameters(), { lr: 1e-3 });
+  return () => {
+    const loss = lossFn(model(x), y);
+    opt.zeroGrad();
+    loss.backward();
+    opt.step();
+    return loss;
+  };
+}
+
+async function losses(step: () => torch.Tensor, n: number): Promise<number[]> {
+  const out: number[] = [];
+  for (let i = 0; i < n; i++) out.push(await step().item());
+  return out;
+}
+
+describe.skipIf(!webgpuAvailable)('autotuned matmuls in torch.compile', () => {
+  it('a winner on disk is used from the first call: its WGSL, its stats and the perf log say so, and the step equals eager', async () => {
+    await torch.webgpu.init();
+    const key = deviceKey(torch.webgpu.context().adapterInfo);
+    // the forward matmul x @ W1^T of a 64x1000 -> 100 layer is class 'NT m64 n128 k1024'
+    const file = { version: 1, entries: { [key]: { 'NT m64 n128 k1024': { variant: 'r4x4-8x8-vec4', gflops: {}, at: new Date().toISOString() } } } };
+    writeFileSync(join(dir, 'matmul-tuning.json'), JSON.stringify(file));
+    const step = torch.compile(seed([64, 1000, 100, 10]), { autotune: true });
+    const { result, lines } = await captureLogs(['perf'], () => losses(step, 1));
+    const g = step.graphs()[0]!;
+    const fwd = g.stats.matmuls.find((m) => m.problem === 'NT 64x100x1000');
+    expect(fwd, JSON.stringify(g.stats.matmuls)).toBeDefined();
+    expect(fwd!.variant).toBe('r4x4-8x8-vec4');
+    expect(fwd!.source).toBe('disk');
+    expect(g.kernels.find((k) => k.name === fwd!.kernel || k.parts?.includes(fwd!.kernel))!.wgsl).toContain('r4x4-8x8-vec4');
+    expect(lines.some((l) => l.message.includes(`${fwd!.kernel} (NT 64x100x1000) uses matmul r4x4-8x8-vec4 (disk`))).toBe(true);
+    // tiny matmuls are never tuned: dispatch overhead dominates them
+    expect(g.stats.matmuls.filter((m) => m.problem === 'NN 64x100x10').map((m) => m.source)).toEqual(['default']);
+    const eager = seed([64, 1000, 100, 10]);
+    const want = await losses(eager, 6);
+    expectLossesClose([...result, ...(await losses(step, 5))], want, 1e-5, 'compiled with a tuned variant');
+  });
+
+  it('an unknown class is timed in the background from the first call; warmup() waits for it, and later calls run the winner', async () => {
+    const make = () => seed([64, 512, 128, 8]); // NT 64x128x512 and TN 128x512x64: 8 MFLOP each, worth tuning
+    const step = torch.compile(make(), { autotune: true });
+    await step.warmup();
+    const g = step.graphs()[0]!;
+    const tuned = g.stats.matmuls.filter((m) => m.source === 'tuned');
+    expect(tuned.length, JSON.stringify(g.stats.matmuls)).toBeGreaterThan(0);
+    for (const m of tuned) {
+      const kernel = g.kernels.find((k) => k.name === m.kernel || k.parts?.includes(m.kernel))!;
+      expect(kernel.wgsl).toContain(m.variant);
+    }
+    const want = await losses(make(), 6);
+    const got = await losses(step, 5);
+    expectLossesClose(got, want.slice(1), 1e-5, 'compiled after tuning');
+  });
+
+  it('autotune: false keeps the default variant everywhere', async () => {
+    const step = torch.compile(seed([64, 1000, 100, 10]), { autotune: false });
+    await step.warmup();
+    const ms = step.graphs()[0]!.stats.matmuls;
+    expect(ms.length).toBeGreaterThan(0);
+    for (const m of ms) {
+      expect(m.source).toBe('default');
+      expect(m.variant.startsWith(DEFAULT_MATMUL_VARIANT.replace(/-vec4$/, ''))).toBe(true);
+    }
+  });
+});
