@@ -141,6 +141,7 @@ export function markdown(res: Results): string {
   if (Object.values(res.rounds).some((n) => n > 1)) L.push(`- Rows run several rounds (${Object.entries(res.rounds).map(([k, n]) => `${k}: ${n}`).join(', ')}), round-robin over all rows of a workload, and each row reports its best round (the lowest median; all rounds' medians are listed under the table): load from other processes only ever slows a round down. "First step" is the first round's.`);
   L.push('- "sync part": the median time from calling the step until its first `await` — the framework\'s JS work (autograd, kernel selection) plus recording and submitting GPU commands. On CPU backends it is the whole step.');
   L.push('- Dispatches and submits per step are counted the same way for every WebGPU row, by wrapping `GPUQueue.prototype.submit` and `GPUComputePassEncoder.prototype.dispatchWorkgroups` of Dawn\'s Node bindings during the timed steps (wgtorch\'s own `torch.webgpu.counters()` are cross-checked against them). The TF.js webgpu backend is constructed on wgtorch\'s own `GPUDevice`, so both use the same Dawn device.');
+  L.push('- Compiled rows take their first step with `warmup()`, which waits for the matmul autotuner, so the timed steps run the tuned kernels. Their graph lines below list the fused kernels, which of them share a dispatch (independent kernels packed into one), and the matmul variant of each matmul.');
   L.push('- GFLOP/s counts only the matmuls of a step: forward and weight gradients of both layers and the input gradient of the second (x needs none), 4·N·(Din·H + H·Dout) + 2·N·H·Dout.');
   if (res.quick) L.push('- `--quick`: fewer steps, shorter budgets, and the slowest CPU rows of the large workload skipped; use the full run for numbers to quote.');
   L.push('');
@@ -187,7 +188,7 @@ export function markdown(res: Results): string {
   L.push('', '## Compile latency', '');
   L.push(
     compiled
-      ? `First call of the compiled seed step (trace, compile, pipelines, first run, loss read): ${fmt(compiled.firstMs, 0)} ms. Mesa's on-disk shader cache makes later processes faster than the first ever run.`
+      ? `First call of the compiled seed step, as \`fast.warmup()\` (trace, compile, time the matmul variants of shape classes new to this device, create the pipelines concurrently, first run, loss read): ${fmt(compiled.firstMs, 0)} ms. The autotuner keeps its winners on disk (\`~/.cache/wgtorch/matmul-tuning.json\`, or \`$WGTORCH_CACHE_DIR\`) and Mesa caches compiled shaders, so later processes start faster than the first ever run; the graph lines above say where each matmul variant came from (tuned in this run, disk, or the default for matmuls too small to tune).`
       : 'Not measured yet: `torch.compile` is not available in this build (the compiled rows are skipped).',
   );
   if (res.notes.length) L.push('', '## Notes', '', ...res.notes.map((n) => `- ${n}`));

@@ -58,7 +58,7 @@ const PRUNE = 0.5;
 /** another variant replaces the default only when this much faster */
 export const SWITCH_MARGIN = 0.05;
 /** bigger problems are timed on a smaller stand-in (see timedProblem) */
-const MAX_TIMED_FLOPS = 2 ** 31;
+const MAX_TIMED_FLOPS = 2 ** 28;
 
 interface DiskEntry {
   variant: string;
@@ -404,8 +404,8 @@ async function calibrate(sample: (reps: number) => Promise<number>): Promise<num
 
 /**
  * The shape actually timed: the problem itself, or for a huge one the same
- * layout and K with M and N halved until it is at most MAX_TIMED_FLOPS (still
- * thousands of workgroups), so that tuning a class takes seconds, not minutes,
+ * layout with M and N halved (then K) until it is at most MAX_TIMED_FLOPS (~25 ms at 10 GFLOP/s,
+ * still hundreds of workgroups), so that tuning a class takes seconds, not minutes,
  * on a slow device.
  */
 function timedProblem(p: MatmulProblem): MatmulProblem {
