@@ -11,7 +11,9 @@ import { afterAll, describe, expect, it } from 'vitest';
 import * as torch from '../src/index.ts';
 import { DEFAULT_MATMUL_VARIANT } from '../src/codegen-wgsl/matmul.ts';
 import { deviceKey } from '../src/runtime/webgpu/matmul-tuner.ts';
-import { captureLogs, expectLossesClose } from './helpers/compile-util.ts';
+import { getBackend } from '../src/runtime/backend.ts';
+import type { WebGPUBackend } from '../src/runtime/webgpu/backend.ts';
+import { captureLogs, expectLossesClose, relDiff } from './helpers/compile-util.ts';
 import { webgpuAvailable } from './helpers/devices.ts';
 
 const dev: torch.Device = 'webgpu';
@@ -48,7 +50,11 @@ describe.skipIf(!webgpuAvailable)('autotuned matmuls in torch.compile', () => {
     await torch.webgpu.init();
     const key = deviceKey(torch.webgpu.context().adapterInfo);
     // the forward matmul x @ W1^T of a 64x1000 -> 100 layer is class 'NT m64 n128 k1024'
-    const file = { version: 1, entries: { [key]: { 'NT m64 n128 k1024': { variant: 'r4x4-8x8-vec4', gflops: {}, at: new Date().toISOString() } } } };
+    const at = new Date().toISOString();
+    const file = {
+      version: 1,
+      entries: { [key]: { 'NT m64 n128 k1024': { variant: 'r4x4-8x8-vec4', gflops: {}, at }, 'NN m64 n128 k1024': { variant: 'r8x4-8x8-vec4', gflops: {}, at } } },
+    };
     writeFileSync(join(dir, 'matmul-tuning.json'), JSON.stringify(file));
     const step = torch.compile(seed([64, 1000, 100, 10]), { autotune: true });
     const { result, lines } = await captureLogs(['perf'], () => losses(step, 1));
@@ -80,6 +86,31 @@ describe.skipIf(!webgpuAvailable)('autotuned matmuls in torch.compile', () => {
     const want = await losses(make(), 6);
     const got = await losses(step, 5);
     expectLossesClose(got, want.slice(1), 1e-5, 'compiled after tuning');
+  });
+
+  it("eager matmuls use the tuner's known winner (never tuning themselves), and the default without it", async () => {
+    const backend = getBackend('webgpu') as WebGPUBackend;
+    const ctx = torch.webgpu.context();
+    const labels: string[] = [];
+    const pipeline = ctx.pipeline.bind(ctx);
+    ctx.pipeline = (code: string, label: string, entry?: string) => (labels.push(label), pipeline(code, label, entry));
+    const was = backend.autotune;
+    try {
+      torch.manualSeed(6);
+      const a = torch.randn(64, 1000, { device: dev });
+      const b = torch.randn(1000, 100, { device: dev });
+      backend.autotune = true; // the class NN m64 n128 k1024 is on disk (first test): r8x4-8x8-vec4
+      const tuned = a.matmul(b);
+      backend.autotune = false;
+      const plain = a.matmul(b);
+      expect(labels).toContain('mm_r8x4-8x8-vec4');
+      expect(labels).toContain(`mm_${DEFAULT_MATMUL_VARIANT}`);
+      const [t, p] = [await tuned.toArray(), await plain.toArray()] as unknown as number[][];
+      expect(relDiff(t!, p!).rel).toBeLessThan(1e-5);
+    } finally {
+      backend.autotune = was;
+      ctx.pipeline = pipeline;
+    }
   });
 
   it('autotune: false keeps the default variant everywhere', async () => {

@@ -26,7 +26,7 @@ import { log, logEnabled } from './logs.ts';
 import { optimize } from './optimize.ts';
 import { backwardPart, forwardPart, wholePart } from './split.ts';
 import { GpuPlan } from './gpu-plan.ts';
-import { MatmulTuner } from '../runtime/webgpu/matmul-tuner.ts';
+import type { MatmulTuner } from '../runtime/webgpu/matmul-tuner.ts';
 
 export interface CompileOptions {
   /** 'static': trace once per input shapes and replay (the function must have no data-dependent JS control flow). */
@@ -194,13 +194,8 @@ export function compile<F extends (...args: any[]) => any>(target: F, opts: Comp
 
 const gpuPlans = (e: CompiledGraph): GpuPlan[] => [e.plans.forward, e.plans.backward].filter((p): p is GpuPlan => p instanceof GpuPlan);
 
-/** One tuner per device: it holds what was measured on it. */
-const tuners = new WeakMap<WebGPUBackend, MatmulTuner>();
-function tunerFor(backend: WebGPUBackend): MatmulTuner {
-  let t = tuners.get(backend);
-  if (!t) tuners.set(backend, (t = new MatmulTuner(backend.ctx)));
-  return t;
-}
+/** One tuner per device (the backend holds it): what was measured on it. */
+const tunerFor = (backend: WebGPUBackend): MatmulTuner => backend.matmulTuner;
 
 function logMatmuls(entry: CompiledGraph): void {
   for (const m of entry.stats.matmuls) log('perf', () => `graph ${entry.hash}: ${m.kernel} (${m.problem}) uses matmul ${m.variant} (${m.source}${m.shapeClass ? `, class ${m.shapeClass}` : ''})`);

@@ -16,6 +16,7 @@ import type { Backend, KernelArg, Storage, TensorArg } from '../backend.ts';
 import { broadcastStrides } from '../cpu/elementwise.ts';
 import { workgroupGrid, type GPUContext } from './context.ts';
 import { GcPressure } from './gc-pressure.ts';
+import { MatmulTuner } from './matmul-tuner.ts';
 
 export class GpuStorage implements Storage {
   version = 0;
@@ -40,6 +41,14 @@ export class WebGPUBackend implements Backend {
   }
 
   private readonly pressure = new GcPressure();
+  private tuner: MatmulTuner | null = null;
+  /** eager matmuls use the autotuner's known winners unless WGTORCH_AUTOTUNE=0 */
+  autotune = typeof process === 'undefined' || process.env?.WGTORCH_AUTOTUNE !== '0';
+
+  /** The device's matmul autotuner: what was measured on it, in memory and on disk. */
+  get matmulTuner(): MatmulTuner {
+    return (this.tuner ??= new MatmulTuner(this.ctx));
+  }
 
   alloc(dtype: DType, size: number): GpuStorage {
     const buf = this.ctx.pool.acquire(bytesOf(size));
@@ -120,7 +129,9 @@ export class WebGPUBackend implements Backend {
         const N = b.shape[1];
         if (M * N === 0) return;
         if (K === 0) return this.runElementwise('copy', {}, [], [0], out);
-        const variant = matmulVariantFor(M, N, K, false);
+        // a variant the autotuner already measured for this class (compiled graphs tune; eager only looks up)
+        const tuned = this.autotune ? this.matmulTuner.lookup({ transA: false, transB: false, M, N, K }).variant : undefined;
+        const variant = matmulVariantFor(M, N, K, false, tuned);
         const { code, label } = this.cached(`mm|${variant.name}`, () => ({
           code: matmulWGSL({ transA: false, transB: false, variant }).code,
           label: `mm_${variant.name}`,
