@@ -46,6 +46,35 @@ async function withPacking<R>(on: boolean, fn: () => Promise<R>): Promise<R> {
 
 const params = (m: torch.nn.Module) => Promise.all(m.parameters().map(async (p) => Float32Array.from(await p.toArray())));
 
+describe('packKernels: the WGSL of a pack', () => {
+  const stub = (name: string, code: string, workgroups: number) => ({
+    name, kind: 'elementwise' as const, code, nodes: [], scopes: [], reads: [], writes: [], scalars: [],
+    params: () => new Uint32Array(4), workgroups, bytes: 0, flops: 0,
+  });
+  const kernel = (k: string) => `struct Params { e: vec4<u32> }
+@group(0) @binding(0) var<storage, read_write> out: array<f32>;
+@group(0) @binding(1) var<uniform> p: Params;
+fn e(x: f32) -> f32 { return x * 1e-5 + f32(0x7fu) + 2.5e3; } // ${k}
+@compute @workgroup_size(64)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+  out[gid.x] = e(f32(p.e.x + nwg.x));
+}`;
+  it('prefixes module-scope names but not numbers, members or struct fields; renumbers bindings; rebuilds builtins per part', () => {
+    const code = packKernels([stub('a', kernel('a'), 3), stub('b', kernel('b'), 5)]).code;
+    expect(code).toContain('fn p0_e(x: f32) -> f32 { return x * 1e-5 + f32(0x7fu) + 2.5e3; }');
+    expect(code).toContain('fn p1_e(x: f32)');
+    expect(code).toContain('struct p0_Params { e: vec4<u32> }'); // the field keeps its name
+    expect(code).toContain('p0_out[gid.x] = p0_e(f32(p0_p.e.x + nwg.x));'); // a member access keeps its name
+    expect(code).toMatch(/@binding\(0\) var<storage, read_write> p0_out/);
+    expect(code).toMatch(/@binding\(1\) var<storage, read_write> p1_out/);
+    expect(code).toMatch(/@binding\(2\) var<uniform> p0_p/);
+    expect(code).toMatch(/@binding\(3\) var<uniform> p1_p/);
+    expect(code).toContain('p1_main(wid * vec3<u32>(64u, 1u, 1u) + lid, vec3<u32>(5u, 1u, 1u));'); // its own grid
+    expect(code).toContain('if (pk_f < 3u) { p0_run(pk_f - 0u, pk_li); return; }');
+    expect(code).toContain('if (pk_f < 8u) { p1_run(pk_f - 3u, pk_li); return; }');
+  });
+});
+
 describe.skipIf(!webgpuAvailable)('packing independent kernels into one dispatch', () => {
   it('the seed Adam step runs its 6 fused kernels in 4 dispatches and 1 submit, packs listed with their parts', async () => {
     const { stepFn } = seedStep();

@@ -29,7 +29,8 @@ export interface KernelShape {
   workgroupBytes: number;
 }
 
-const TOKEN = /\/\/[^\n]*|\/\*[\s\S]*?\*\/|[A-Za-z_][A-Za-z0-9_]*|\S/g;
+// comments, numbers (so that `1e5` or `0x7fu` never yield an identifier), identifiers, single characters
+const TOKEN = /\/\/[^\n]*|\/\*[\s\S]*?\*\/|\d[\w.]*|[A-Za-z_][A-Za-z0-9_]*|\S/g;
 
 export function kernelShape(code: string): KernelShape {
   const ws = /@workgroup_size\s*\(([^)]*)\)/.exec(code);
