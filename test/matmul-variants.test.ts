@@ -217,4 +217,32 @@ describe.skipIf(!webgpuAvailable)('matmul variants on the device', () => {
         }
       }
     });
+
+  it(`${DEFAULT_MATMUL_VARIANT}: epilogueCall4 runs once per group of 4 outputs, with vec4 loads and stores, every layout`, async () => {
+    const ctx = await getGPU();
+    const [M, N, K] = [37, 44, 20]; // N and K multiples of 4 (vec4), M not: the edge rows are guarded
+    for (const [tA, tB] of LAYOUTS) {
+      const V = matmulVariantFor(M, N, K, tA, DEFAULT_MATMUL_VARIANT);
+      if (!V.vec4) continue; // a transposed A needs M % 4 == 0 for vec4
+      const kernel = matmulWGSL({
+        transA: tA,
+        transB: tB,
+        variant: V,
+        extraBindings: [{ name: 'out2', type: 'array<vec4<f32>>', access: 'read_write' }],
+        epilogueCall4: (acc, row, col) => `out2[(${row} * p.N + ${col}) / 4u] = out2[(${row} * p.N + ${col}) / 4u] + ${acc} * 3.0;`,
+      });
+      expect(kernel.code).toContain('e < 8u'); // 4x8 outputs per invocation: one call per group of 4
+      const a = random(M * K, 21);
+      const bm = random(K * N, 22);
+      const bufs = [ctx.upload(a), ctx.upload(bm), ctx.pool.acquire(M * N * 4), ctx.upload(new Float32Array(M * N))];
+      try {
+        ctx.dispatch(ctx.pipeline(kernel.code, `test_matmul_call4_${layoutName(tA, tB)}`), bufs, matmulParams(M, N, K), matmulDispatch(M, N, V));
+        const out = new Float32Array(await ctx.read(bufs[3]!, M * N * 4));
+        const ref = reference({ transA: tA, transB: tB, M, N, K, batch: 1, strideA: 0, strideB: 0, hooks: false }, a, bm, new Float32Array(N));
+        for (let i = 0; i < M * N; i++) expect(Math.abs(out[i]! - 3 * ref.c[i]!) / (3 * ref.mag[i]! + 1e-6), `${layoutName(tA, tB)} element ${i}`).toBeLessThan(TOL);
+      } finally {
+        for (const x of bufs) ctx.pool.release(x);
+      }
+    }
+  });
 });

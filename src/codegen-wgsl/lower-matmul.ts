@@ -95,30 +95,87 @@ export function lowerMatmul(cx: LowerContext, k: Extract<Kernel, { kind: 'matmul
   });
   const problem = { transA: A.trans, transB: B.trans, M, N, K };
   const variant = matmulVariantFor(M, N, K, A.trans, cx.matmulVariant?.(problem));
+  const fusedEpilogue = k.epilogue.length > 0 || written[0] !== k.node;
+  // vec4 variants run the epilogue over 4 columns at once, loading and storing vec4s
+  const wide = variant.vec4 && fusedEpilogue;
+  const viewOf = (id: number) => cx.views.get(id) ?? { base: id, shape: g.node(id).shape, strides: stridesOf(g.node(id).shape) };
+  const isOwnOutput = (base: number) => {
+    const over = cx.inPlace.get(base);
+    return over !== undefined && outName.has(over);
+  };
+  // operands read as vec4: every epilogue read of the base is contiguous along the row, in groups of 4
+  const prologueReads = new Set(extraReads.map((e) => e.id));
+  const rowReads = new Set(k.rowEpilogue.flatMap((id) => g.node(id).inputs.map((i) => viewOf(i).base)));
+  const epiReads = new Map<number, boolean>();
+  for (const n of epiNodes)
+    for (const a of n.args) {
+      if (a.kind !== 'input') continue;
+      const v = viewOf(a.index);
+      if (isOwnOutput(v.base)) continue;
+      const [sr, scol] = broadcastView(v, [M, N]);
+      epiReads.set(v.base, (epiReads.get(v.base) ?? true) && scol === 1 && sr % 4 === 0);
+    }
+  const vecBase = new Set(wide ? [...epiReads].filter(([b, ok]) => ok && !prologueReads.has(b) && !rowReads.has(b)).map(([b]) => b) : []);
+  const elem = (base: number, idx: string) => {
+    const name = readBinding(base);
+    return vecBase.has(base) ? `${name}[(${idx}) / 4u][(${idx}) % 4u]` : `${name}[${idx}]`;
+  };
+
+  // scalar epilogue: one output element (the tiled and scalar variants)
   const loadAt = (id: number) => {
-    const v = cx.views.get(id) ?? { base: id, shape: g.node(id).shape, strides: stridesOf(g.node(id).shape) };
+    const v = viewOf(id);
     const [sr, scol] = broadcastView(v, [M, N]);
-    const over = cx.inPlace.get(v.base);
-    if (over !== undefined && outName.has(over)) {
+    if (isOwnOutput(v.base)) {
       // in place: the old value is read where the new one is about to be written
       if (sr !== N || scol !== 1) throw new Error(`internal compiler error: in-place input %${v.base} read through a view`);
-      const out = outName.get(over)!;
+      const out = outName.get(cx.inPlace.get(v.base)!)!;
       return out === 'C' && variant.vec4 ? `C[(row * ${N}u + col) / 4u][(row * ${N}u + col) % 4u]` : `f32(${out}[row * ${N}u + col])`;
     }
-    const name = readBinding(v.base);
-    return `f32(${name}[row * ${sr}u + col * ${scol}u])`;
+    return `f32(${elem(v.base, `row * ${sr}u + col * ${scol}u`)})`;
   };
-  const epiBody = renderNodes(epiNodes, { input: loadAt, scalar: (s) => sc(s), acc: 'acc', prefix: 'e' }, '  ');
-  const valueOf = (id: number) => (id === k.node ? 'acc' : `e${epiInside.get(id)}`);
-  const stores: string[] = [];
-  for (const id of written) {
-    const name = outName.get(id)!;
-    const v = storeAs(g.node(id).dtype, valueOf(id));
-    if (name === 'C' && variant.vec4) stores.push(`  C[(row * ${N}u + col) / 4u][(row * ${N}u + col) % 4u] = ${v};`);
-    else stores.push(`  ${name}[row * ${N}u + col] = ${v};`);
+  let epiFn: string;
+  if (!wide) {
+    const epiBody = renderNodes(epiNodes, { input: loadAt, scalar: (s) => sc(s), acc: 'acc', prefix: 'e' }, '  ');
+    const valueOf = (id: number) => (id === k.node ? 'acc' : `e${epiInside.get(id)}`);
+    const stores: string[] = [];
+    for (const id of written) {
+      const name = outName.get(id)!;
+      const v = storeAs(g.node(id).dtype, valueOf(id));
+      if (name === 'C' && variant.vec4) stores.push(`  C[(row * ${N}u + col) / 4u][(row * ${N}u + col) % 4u] = ${v};`);
+      else stores.push(`  ${name}[row * ${N}u + col] = ${v};`);
+    }
+    epiFn = `fn epilogue(acc: f32, row: u32, col: u32) {\n${epiBody.join('\n')}\n${stores.join('\n')}\n}`;
+  } else {
+    // vec4 epilogue: each operand loaded once as a vec4, the formulas per component, vec4 stores
+    const loads = new Map<string, string>();
+    const load = (key: string, expr: string) => {
+      if (!loads.has(key)) loads.set(key, `  let v${loads.size} = ${expr};`);
+      return `v${[...loads.keys()].indexOf(key)}`;
+    };
+    const at = `(row * ${N}u + col) / 4u`;
+    const input4 = (q: number) => (id: number) => {
+      const v = viewOf(id);
+      const [sr, scol] = broadcastView(v, [M, N]);
+      if (isOwnOutput(v.base)) {
+        if (sr !== N || scol !== 1) throw new Error(`internal compiler error: in-place input %${v.base} read through a view`);
+        const out = outName.get(cx.inPlace.get(v.base)!)!;
+        return `f32(${load(`out:${out}`, `${out}[${at}]`)}[${q}])`;
+      }
+      if (vecBase.has(v.base)) return `f32(${load(`in:${v.base}:${sr}`, `${readBinding(v.base)}[(row * ${sr}u + col) / 4u]`)}[${q}])`;
+      return `f32(${elem(v.base, `row * ${sr}u + (col + ${q}u) * ${scol}u`)})`;
+    };
+    const comp = 'xyzw';
+    const bodies = [0, 1, 2, 3].map((q) =>
+      renderNodes(epiNodes, { input: input4(q), scalar: (s) => sc(s), acc: `acc.${comp[q]}`, prefix: `e${comp[q]}` }, '  '),
+    );
+    const valueOf = (id: number, q: number) => (id === k.node ? `acc.${comp[q]}` : `e${comp[q]}${epiInside.get(id)}`);
+    const stores = written.map((id) => {
+      const t = wgslType(g.node(id).dtype);
+      const parts = [0, 1, 2, 3].map((q) => storeAs(g.node(id).dtype, valueOf(id, q)));
+      return `  ${outName.get(id)}[${at}] = vec4<${t}>(${parts.join(', ')});`;
+    });
+    epiFn = `fn epilogue4(acc: vec4<f32>, row: u32, col: u32) {\n${[...loads.values(), ...bodies.flat(), ...stores].join('\n')}\n}`;
   }
-  const fusedEpilogue = k.epilogue.length > 0 || written[0] !== k.node;
-  const epiFn = `fn epilogue(acc: f32, row: u32, col: u32) {\n${epiBody.join('\n')}\n${stores.join('\n')}\n}`;
 
   // ---- once per row: the column sum of op(A) and what consumes it
   const rowSum = k.rowSumA;
@@ -143,7 +200,7 @@ export function lowerMatmul(cx: LowerContext, k: Extract<Kernel, { kind: 'matmul
     const over = cx.inPlace.get(v.base);
     if (over !== undefined && rowOut.has(over)) return `f32(${rowOut.get(over)}[row])`;
     const [sr] = broadcastView(v, [M]);
-    return `f32(${readBinding(v.base)}[row * ${sr}u])`;
+    return `f32(${elem(v.base, `row * ${sr}u`)})`;
   };
   const rowBody = renderNodes(rowNodes, { input: loadRow, scalar: (x) => sc(x), acc: 'rs', prefix: 'r' }, '  ');
   const rowStores = rowWritten.map((id) => `  ${rowOut.get(id)}[row] = ${storeAs(g.node(id).dtype, id === rowSum ? 'rs' : `r${rowInside.get(id)}`)};`);
@@ -151,8 +208,8 @@ export function lowerMatmul(cx: LowerContext, k: Extract<Kernel, { kind: 'matmul
 
   const extraWrites = written.slice(1).map((id) => ({ id, name: outName.get(id)! }));
   const extraBindings = [
-    ...extraReads.map((e) => ({ name: e.name, type: `array<${wgslType(g.node(e.id).dtype)}>`, access: 'read' as const })),
-    ...extraWrites.map((e) => ({ name: e.name, type: `array<${wgslType(g.node(e.id).dtype)}>`, access: 'read_write' as const })),
+    ...extraReads.map((e) => ({ name: e.name, type: vecType(vecBase.has(e.id), g.node(e.id).dtype), access: 'read' as const })),
+    ...extraWrites.map((e) => ({ name: e.name, type: vecType(wide, g.node(e.id).dtype), access: 'read_write' as const })),
     ...rowWritten.map((id) => ({ name: rowOut.get(id)!, type: `array<${wgslType(g.node(id).dtype)}>`, access: 'read_write' as const })),
   ];
   const extraCode = [WGSL_PRELUDE, A.fn, B.fn, fusedEpilogue ? epiFn : null, rowFn].filter(Boolean).join('\n');
@@ -162,7 +219,8 @@ export function lowerMatmul(cx: LowerContext, k: Extract<Kernel, { kind: 'matmul
     variant,
     prologueA: A.fn ? (x) => `prologueA(${x})` : undefined,
     prologueB: B.fn ? (x) => `prologueB(${x})` : undefined,
-    epilogueCall: fusedEpilogue ? (acc: string, row: string, col: string) => `epilogue(${acc}, ${row}, ${col});` : undefined,
+    epilogueCall: fusedEpilogue && !wide ? (acc: string, row: string, col: string) => `epilogue(${acc}, ${row}, ${col});` : undefined,
+    epilogueCall4: wide ? (acc: string, row: string, col: string) => `epilogue4(${acc}, ${row}, ${col});` : undefined,
     rowSumCall: rowFn ? (sum: string, row: string) => `rowEpilogue(${sum}, ${row});` : undefined,
     extraBindings,
     extraCode,
@@ -194,3 +252,5 @@ export function lowerMatmul(cx: LowerContext, k: Extract<Kernel, { kind: 'matmul
     flops: 2 * M * N * K,
   };
 }
+
+const vecType = (vec4: boolean, dtype: Parameters<typeof wgslType>[0]) => (vec4 ? `array<vec4<${wgslType(dtype)}>>` : `array<${wgslType(dtype)}>`);

@@ -88,6 +88,11 @@ export interface MatmulOptions {
   extraCode?: string;
   /** replaces the store of C: a statement run for every valid output element (fused epilogues that write several values) */
   epilogueCall?: (acc: string, row: string, col: string) => string;
+  /**
+   * the same over 4 consecutive outputs at once (acc a vec4, col a multiple of 4, all four valid),
+   * used instead of epilogueCall by the vec4 variants: its operands load and store as vec4
+   */
+  epilogueCall4?: (acc: string, row: string, col: string) => string;
   /** name of an extra read_write binding that receives the row sums of op(A) (a bias gradient riding along) */
   rowSumA?: string;
   /** instead of (or besides) storing them: a statement run once per row with its sum (fused consumers of the sum) */
@@ -284,6 +289,11 @@ function emitRegisterMain(g: Gen): void {
   }
 
   if (rowSum && opts.rowSumCall) emitRolledRowSums(g);
+  if (opts.epilogueCall4 && vec4) {
+    emitRolledEpilogue4(g);
+    emit('}');
+    return;
+  }
   if (opts.epilogueCall) {
     emitRolledEpilogue(g);
     emit('}');
@@ -324,6 +334,23 @@ function emitRolledEpilogue({ opts, V, emit }: Gen): void {
   emit(`    let row = row0 + e / ${C}u;`);
   emit(`    let col = col0 + e % ${C}u;`);
   emit(`    if (row < p.M && col < p.N) { ${opts.epilogueCall!('accv[e / 4u][e % 4u]', 'row', 'col')} }`);
+  emit('  }');
+}
+
+/**
+ * The vec4 form: one call per 4 consecutive outputs. On lavapipe every load or store at a
+ * computed address costs scalar memory operations per lane, so an epilogue that reads and
+ * writes several tensors (Adam: 3 loads and 4 stores per weight) is bound by their count;
+ * vec4 accesses cut it by four.
+ */
+function emitRolledEpilogue4({ opts, V, emit }: Gen): void {
+  const { rows: R, cols: C } = V;
+  const CG = C / 4;
+  emit(`  var accv = array<vec4<f32>, ${R * CG}>(${range(R).flatMap((i) => range(CG).map((j) => `acc${i}_${j}`)).join(', ')});`);
+  emit(`  for (var e = 0u; e < ${R * CG}u; e = e + 1u) {`);
+  emit(`    let row = row0 + e / ${CG}u;`);
+  emit(`    let col = col0 + (e % ${CG}u) * 4u;`);
+  emit(`    if (row < p.M && col < p.N) { ${opts.epilogueCall4!('accv[e]', 'row', 'col')} }`);
   emit('  }');
 }
 

@@ -7,7 +7,7 @@ struct Params { M: u32, N: u32, K: u32, strideA: u32, strideB: u32, strideC: u32
 @group(0) @binding(0) var<storage, read> A: array<vec4<f32>>;
 @group(0) @binding(1) var<storage, read> B: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read_write> C: array<vec4<f32>>;
-@group(0) @binding(3) var<storage, read> ein0: array<f32>;
+@group(0) @binding(3) var<storage, read> ein0: array<vec4<f32>>;
 @group(0) @binding(4) var<uniform> p: Params;
 var<private> wgt_zero: u32 = 0u;
 fn f32bits(x: u32) -> f32 { return bitcast<f32>(x + wgt_zero); }
@@ -16,10 +16,17 @@ fn wgt_max(a: f32, b: f32) -> f32 { if (wgt_isnan(a)) { return a; } if (wgt_isna
 fn wgt_min(a: f32, b: f32) -> f32 { if (wgt_isnan(a)) { return a; } if (wgt_isnan(b)) { return b; } return min(a, b); }
 fn wgt_sign(a: f32) -> f32 { if (wgt_isnan(a)) { return a; } return sign(a); }
 fn wgt_tanh(a: f32) -> f32 { if (wgt_isnan(a)) { return a; } return tanh(clamp(a, -15.0, 15.0)); }
-fn epilogue(acc: f32, row: u32, col: u32) {
-  let e0 = (acc + f32(ein0[row * 0u + col * 1u])); // %5 add (0)
-  let e1 = wgt_max(e0, 0.0); // %6 relu (1)
-  C[(row * 100u + col) / 4u][(row * 100u + col) % 4u] = e1;
+fn epilogue4(acc: vec4<f32>, row: u32, col: u32) {
+  let v0 = ein0[(row * 0u + col) / 4u];
+  let ex0 = (acc.x + f32(v0[0])); // %5 add (0)
+  let ex1 = wgt_max(ex0, 0.0); // %6 relu (1)
+  let ey0 = (acc.y + f32(v0[1])); // %5 add (0)
+  let ey1 = wgt_max(ey0, 0.0); // %6 relu (1)
+  let ez0 = (acc.z + f32(v0[2])); // %5 add (0)
+  let ez1 = wgt_max(ez0, 0.0); // %6 relu (1)
+  let ew0 = (acc.w + f32(v0[3])); // %5 add (0)
+  let ew1 = wgt_max(ew0, 0.0); // %6 relu (1)
+  C[(row * 100u + col) / 4u] = vec4<f32>(ex1, ey1, ez1, ew1);
 }
 
 @compute @workgroup_size(8, 8, 1)
@@ -75,9 +82,9 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     acc3_1 = fma(vec4<f32>(a3.w), b3_1, fma(vec4<f32>(a3.z), b2_1, fma(vec4<f32>(a3.y), b1_1, fma(vec4<f32>(a3.x), b0_1, acc3_1))));
   }
   var accv = array<vec4<f32>, 8>(acc0_0, acc0_1, acc1_0, acc1_1, acc2_0, acc2_1, acc3_0, acc3_1);
-  for (var e = 0u; e < 32u; e = e + 1u) {
-    let row = row0 + e / 8u;
-    let col = col0 + e % 8u;
-    if (row < p.M && col < p.N) { epilogue(accv[e / 4u][e % 4u], row, col); }
+  for (var e = 0u; e < 8u; e = e + 1u) {
+    let row = row0 + e / 2u;
+    let col = col0 + (e % 2u) * 4u;
+    if (row < p.M && col < p.N) { epilogue4(accv[e], row, col); }
   }
 }
