@@ -31,7 +31,7 @@ const SEED: Workload = quick
 /** Each workload's rows run this many times, round-robin, and each row keeps its best round. */
 const ROUNDS: Record<string, number> = quick ? { seed: 1, large: 1 } : { seed: 3, large: 2 };
 const LARGE: Workload = quick
-  ? { id: 'large', title: 'Large workload', N: 512, Din: 2048, H: 2048, Dout: 512, warmup: 1, minSteps: 1, maxSteps: 10, budgetMs: 2500 }
+  ? { id: 'large', title: 'Large workload', N: 512, Din: 2048, H: 2048, Dout: 512, warmup: 1, minSteps: 1, maxSteps: 10, budgetMs: 1500 }
   : { id: 'large', title: 'Large workload', N: 512, Din: 2048, H: 2048, Dout: 512, warmup: 1, minSteps: 2, maxSteps: 40, budgetMs: 5000 };
 /** In --quick, rows too slow for the large workload (seconds per step). */
 const QUICK_SKIP_LARGE = new Set(['wgtorch eager cpu', 'tfjs cpu', 'tfjs wasm']);
