@@ -70,7 +70,7 @@ export async function runDemo(
   }
   if (compiled) {
     const g = compiled.graphs()[0];
-    log(`compiled: ${g.stats.kernels} kernels per step (${g.kernels.map((k) => k.name).join(', ')}); graph compiled in ${g.stats.compileMs.toFixed(0)} ms`);
+    log(`compiled: ${g.stats.fusedKernels} fused kernels in ${g.stats.dispatches} dispatches per step (${g.kernels.map((k) => k.name).join(', ')}); graph compiled in ${g.stats.compileMs.toFixed(0)} ms`);
   }
   log(`first ${warmup} steps (building GPU pipelines${compiled ? ' and the graph' : ''}): ${firstMs.toFixed(0)} ms`);
   // Wait for the last update too (on a GPU, reading a value waits for the queued work).
@@ -93,8 +93,16 @@ async function cli(): Promise<void> {
   console.log('');
   const { losses } = compiled;
   console.log(`loss: ${losses[0].toExponential(4)} -> ${losses[losses.length - 1].toExponential(4)} in ${losses.length} steps`);
-  const same = eager.losses.every((l, i) => Math.abs(l - losses[i]) <= 1e-4 * Math.abs(l) + 1e-6);
-  console.log(`eager and compiled losses ${same ? 'agree' : 'DIFFER'} (float32 tolerance)`);
+  // Eager and compiled sum in different orders, so float32 rounding differs from the first
+  // step; Adam compounds it, as it does between PyTorch on CPU and on CUDA. Compare the early
+  // steps tightly, and show how far apart the runs drift by the end.
+  const rel = (i: number) => Math.abs(eager.losses[i] - losses[i]) / Math.max(Math.abs(eager.losses[i]), 1e-30);
+  const early = Math.min(100, losses.length);
+  const worstEarly = Math.max(...Array.from({ length: early }, (_, i) => rel(i)));
+  const worst = Math.max(...losses.map((_, i) => rel(i)));
+  console.log(
+    `eager and compiled losses ${worstEarly <= 1e-4 ? 'agree' : 'DIFFER'} over the first ${early} steps (largest relative difference ${worstEarly.toExponential(1)}, float32 tolerance 1e-4); over all ${losses.length} steps the rounding compounds to ${worst.toExponential(1)}`,
+  );
   console.log(`time per step (forward, backward, Adam): eager ${eager.msPerStep.toFixed(2)} ms, compiled ${compiled.msPerStep.toFixed(2)} ms (${(eager.msPerStep / compiled.msPerStep).toFixed(1)}x)`);
   console.log(`device: ${device}${device === 'webgpu' ? ` (${torch.webgpu.context().adapterInfo.description || torch.webgpu.context().adapterInfo.device})` : ''}`);
 }
