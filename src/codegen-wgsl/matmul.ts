@@ -289,13 +289,10 @@ function emitRegisterMain(g: Gen): void {
   }
 
   if (rowSum && opts.rowSumCall) emitRolledRowSums(g);
-  if (opts.epilogueCall4 && vec4) {
-    emitRolledEpilogue4(g);
-    emit('}');
-    return;
-  }
-  if (opts.epilogueCall) {
-    emitRolledEpilogue(g);
+  const wideCall = vec4 ? opts.epilogueCall4 : undefined;
+  if (wideCall || opts.epilogueCall) {
+    if (wideCall) emitRolledEpilogue(g, 4, wideCall);
+    else emitRolledEpilogue(g, 1, opts.epilogueCall!);
     emit('}');
     return;
   }
@@ -325,32 +322,21 @@ function emitRegisterMain(g: Gen): void {
  * unrolled form multiplied LLVM's work on lavapipe (5-6 s to compile one Adam-fused
  * matmul cold), while the loop costs nothing measurable at run time, as it runs once per
  * output against the K loop's K/4 iterations.
+ *
+ * `width` 4 is the vec4 form: one call per 4 consecutive outputs. On lavapipe every load
+ * or store at a computed address costs scalar memory operations per lane, so an epilogue
+ * that reads and writes several tensors (Adam: 3 loads and 4 stores per weight) is bound
+ * by their count; vec4 accesses cut it by four.
  */
-function emitRolledEpilogue({ opts, V, emit }: Gen): void {
+function emitRolledEpilogue({ V, emit }: Gen, width: 1 | 4, call: (acc: string, row: string, col: string) => string): void {
   const { rows: R, cols: C } = V;
   const CG = C / 4;
+  const perRow = C / width;
   emit(`  var accv = array<vec4<f32>, ${R * CG}>(${range(R).flatMap((i) => range(CG).map((j) => `acc${i}_${j}`)).join(', ')});`);
-  emit(`  for (var e = 0u; e < ${R * C}u; e = e + 1u) {`);
-  emit(`    let row = row0 + e / ${C}u;`);
-  emit(`    let col = col0 + e % ${C}u;`);
-  emit(`    if (row < p.M && col < p.N) { ${opts.epilogueCall!('accv[e / 4u][e % 4u]', 'row', 'col')} }`);
-  emit('  }');
-}
-
-/**
- * The vec4 form: one call per 4 consecutive outputs. On lavapipe every load or store at a
- * computed address costs scalar memory operations per lane, so an epilogue that reads and
- * writes several tensors (Adam: 3 loads and 4 stores per weight) is bound by their count;
- * vec4 accesses cut it by four.
- */
-function emitRolledEpilogue4({ opts, V, emit }: Gen): void {
-  const { rows: R, cols: C } = V;
-  const CG = C / 4;
-  emit(`  var accv = array<vec4<f32>, ${R * CG}>(${range(R).flatMap((i) => range(CG).map((j) => `acc${i}_${j}`)).join(', ')});`);
-  emit(`  for (var e = 0u; e < ${R * CG}u; e = e + 1u) {`);
-  emit(`    let row = row0 + e / ${CG}u;`);
-  emit(`    let col = col0 + (e % ${CG}u) * 4u;`);
-  emit(`    if (row < p.M && col < p.N) { ${opts.epilogueCall4!('accv[e]', 'row', 'col')} }`);
+  emit(`  for (var e = 0u; e < ${R * perRow}u; e = e + 1u) {`);
+  emit(`    let row = row0 + e / ${perRow}u;`);
+  emit(`    let col = col0 + (e % ${perRow}u)${width === 4 ? ' * 4u' : ''};`);
+  emit(`    if (row < p.M && col < p.N) { ${call(width === 4 ? 'accv[e]' : 'accv[e / 4u][e % 4u]', 'row', 'col')} }`);
   emit('  }');
 }
 
