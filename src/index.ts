@@ -20,7 +20,7 @@ export { trace } from './trace/api.ts';
 export { compile } from './compile/compile.ts';
 export type { Compiled, CompileOptions } from './compile/compile.ts';
 export type { CompiledGraph, KernelInfo } from './compile/compiled-graph.ts';
-export { setLogs } from './compile/logs.ts';
+export { setLogs } from './runtime/logs.ts';
 export { TracedGraph } from './trace/traced-graph.ts';
 export * as nn from './nn/index.ts';
 export * as optim from './optim/index.ts';

@@ -323,6 +323,13 @@ describe('other user mistakes', () => {
     expect(() => torch.tensor([[1, 2], [3]] as never)).toThrow(/tensor: expected a sequence of length 2 at dim 1 \(got 1\)/);
     expect(() => torch.tensor(new Float32Array(5), { shape: [2, 3] })).toThrow(/5 values cannot take the shape \[2, 3\]/);
   });
+  it('bad torch.compile options name the option, the value and the fix', () => {
+    const f = (x: torch.Tensor) => x.mul(2);
+    expect(() => torch.compile(f, { mode: 'max-autotune' } as never)).toThrow(/compile: unknown mode "max-autotune"\. Fix: use mode 'default'.*'static'/);
+    expect(() => torch.compile(f, { autotune: 'yes' } as never)).toThrow(/compile: option autotune must be true or false, got "yes"\. Fix: pass autotune: false/);
+    expect(() => torch.compile(f, { dump: 1 } as never)).toThrow(/compile: option dump must be a folder path \(a string\), got number/);
+    expect(() => torch.compile(f, { autotun: true } as never)).toThrow(/compile: unknown option 'autotun'.*'autotune'/);
+  });
   it('an unknown device name', () => {
     expect(() => torch.setDefaultDevice('gpu' as never)).toThrow(/unknown device 'gpu'.*'cpu' or 'webgpu'/);
     expect(torch.getDefaultDevice()).toBe('cpu');

@@ -9,7 +9,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { logEnabled, setLogs } from '../src/compile/logs.ts';
+import { logEnabled, setLogs } from '../src/runtime/logs.ts';
 import { DEFAULT_MATMUL_VARIANT, MATMUL_VARIANTS, type MatmulVariantName } from '../src/codegen-wgsl/matmul.ts';
 import { getGPU } from '../src/runtime/webgpu/context.ts';
 import { MatmulTuner, SWITCH_MARGIN, pickWinner, TUNE_CANDIDATES, defaultTuneCacheFile, deviceKey, shapeClass, type MatmulProblem } from '../src/runtime/webgpu/matmul-tuner.ts';

@@ -12,6 +12,7 @@
  * workgroup memory within the device's limits.
  */
 import { WGSL_PRELUDE } from '../ir/scalar-lang.ts';
+import { parseBindings, workgroupSize } from './bindings.ts';
 import type { LoweredKernel } from './lower.ts';
 
 interface Builtin {
@@ -33,22 +34,14 @@ export interface KernelShape {
 const TOKEN = /\/\/[^\n]*|\/\*[\s\S]*?\*\/|\d[\w.]*|[A-Za-z_][A-Za-z0-9_]*|\S/g;
 
 export function kernelShape(code: string): KernelShape {
-  const ws = /@workgroup_size\s*\(([^)]*)\)/.exec(code);
-  if (!ws) throw new Error('pack: kernel has no @workgroup_size');
-  const dims = ws[1]!.split(',').map((s) => Number.parseInt(s.trim(), 10));
-  const size: [number, number, number] = [dims[0] ?? 1, dims[1] ?? 1, dims[2] ?? 1];
+  const size = workgroupSize(code);
+  const { storage, uniforms } = parseBindings(code, 'pack');
   let workgroupBytes = 0;
   for (const m of code.matchAll(/var\s*<\s*workgroup\s*>\s*\w+\s*:\s*array\s*<\s*(vec4\s*<\s*f32\s*>|f32|u32|i32)\s*,\s*(\d+)\s*>/g)) {
     workgroupBytes += (m[1]!.startsWith('vec4') ? 16 : 4) * Number(m[2]);
   }
   if (/var\s*<\s*workgroup\s*>/.test(code) && workgroupBytes === 0) workgroupBytes = Infinity; // unknown layout: never pack
-  return {
-    invocations: size[0] * size[1] * size[2],
-    workgroupSize: size,
-    storage: [...code.matchAll(/var\s*<\s*storage/g)].length,
-    uniforms: [...code.matchAll(/var\s*<\s*uniform\s*>/g)].length,
-    workgroupBytes,
-  };
+  return { invocations: size[0] * size[1] * size[2], workgroupSize: size, storage: storage.length, uniforms, workgroupBytes };
 }
 
 /** The virtual grid of a kernel inside a pack: its own dispatch, unfolded (no 65535 limit applies). */

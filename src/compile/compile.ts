@@ -22,11 +22,10 @@ import { CompiledBackward } from './compiled-backward.ts';
 import { CpuPlan } from './cpu-plan.ts';
 import { CompiledGraph, type Plan } from './compiled-graph.ts';
 import { dumpGraph } from './dump.ts';
-import { log, logEnabled } from './logs.ts';
+import { log, logEnabled } from '../runtime/logs.ts';
 import { optimize } from './optimize.ts';
 import { backwardPart, forwardPart, wholePart } from './split.ts';
 import { GpuPlan } from './gpu-plan.ts';
-import type { MatmulTuner } from '../runtime/webgpu/matmul-tuner.ts';
 
 export interface CompileOptions {
   /** 'static': trace once per input shapes and replay (the function must have no data-dependent JS control flow). */
@@ -64,9 +63,16 @@ export function compile<F extends (...args: any[]) => any>(target: F, opts: Comp
   checkOptions('compile', opts, ['mode', 'dump', 'autotune']);
   if (typeof target !== 'function') throw new WgtorchError('compile: expected a Module or a function of tensors.');
   const mode = opts.mode ?? 'default';
-  const env = typeof process !== 'undefined' ? process.env : undefined;
-  const dumpDir = opts.dump ?? env?.WGTORCH_DUMP;
-  const autotune = opts.autotune ?? env?.WGTORCH_AUTOTUNE !== '0';
+  if (mode !== 'default' && mode !== 'static') {
+    throw new WgtorchError(`compile: unknown mode ${JSON.stringify(mode)}. Fix: use mode 'default' (re-trace every call) or 'static' (trace once per input shapes).`);
+  }
+  if (opts.autotune !== undefined && typeof opts.autotune !== 'boolean') {
+    throw new WgtorchError(`compile: option autotune must be true or false, got ${JSON.stringify(opts.autotune)}. Fix: pass autotune: false to keep the default matmul kernels.`);
+  }
+  if (opts.dump !== undefined && typeof opts.dump !== 'string') {
+    throw new WgtorchError(`compile: option dump must be a folder path (a string), got ${typeof opts.dump}. Fix: pass dump: './wgtorch-dump'.`);
+  }
+  const dumpDir = opts.dump ?? (typeof process !== 'undefined' ? process.env?.WGTORCH_DUMP : undefined);
   const root = target instanceof Module ? target : null;
   const cache = new Map<string, CompiledGraph>();
   const staticCache = new Map<string, { entry: CompiledGraph; program: TracedProgram }>();
@@ -87,7 +93,8 @@ export function compile<F extends (...args: any[]) => any>(target: F, opts: Comp
       const muts = new Map([...mutations].filter(([v]) => opt.outputs.some((o) => o.id === v && o.role === 'mutation')));
       if (device === 'cpu') return new CpuPlan(opt);
       const backend = getBackend('webgpu') as WebGPUBackend;
-      return new GpuPlan(opt, backend, muts, { tuner: autotune ? tunerFor(backend) : null });
+      // the backend's default follows WGTORCH_AUTOTUNE; the option overrides it per compiled function
+      return new GpuPlan(opt, backend, muts, { tuner: (opts.autotune ?? backend.autotune) ? backend.matmulTuner : null });
     };
     log('graph', () => `traced graph ${hash}:\n${String(program.graph.nodes.length)} nodes`);
     let entry: CompiledGraph;
@@ -193,9 +200,6 @@ export function compile<F extends (...args: any[]) => any>(target: F, opts: Comp
 }
 
 const gpuPlans = (e: CompiledGraph): GpuPlan[] => [e.plans.forward, e.plans.backward].filter((p): p is GpuPlan => p instanceof GpuPlan);
-
-/** One tuner per device (the backend holds it): what was measured on it. */
-const tunerFor = (backend: WebGPUBackend): MatmulTuner => backend.matmulTuner;
 
 function logMatmuls(entry: CompiledGraph): void {
   for (const m of entry.stats.matmuls) log('perf', () => `graph ${entry.hash}: ${m.kernel} (${m.problem}) uses matmul ${m.variant} (${m.source}${m.shapeClass ? `, class ${m.shapeClass}` : ''})`);

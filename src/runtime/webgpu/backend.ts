@@ -42,7 +42,7 @@ export class WebGPUBackend implements Backend {
 
   private readonly pressure = new GcPressure();
   private tuner: MatmulTuner | null = null;
-  /** eager matmuls use the autotuner's known winners unless WGTORCH_AUTOTUNE=0 */
+  /** matmuls use the autotuner's winners (compiled graphs tune, eager ops only look up) unless WGTORCH_AUTOTUNE=0 */
   autotune = typeof process === 'undefined' || process.env?.WGTORCH_AUTOTUNE !== '0';
 
   /** The device's matmul autotuner: what was measured on it, in memory and on disk. */

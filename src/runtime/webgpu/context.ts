@@ -224,10 +224,11 @@ export class GPUContext {
     const slots: { offset: number; size: number }[] = [];
     let slotKey = '';
     const align = this.limits.minUniformBufferOffsetAlignment;
-    const total = list.reduce((s, p) => s + Math.ceil(Math.ceil(p.byteLength / 16) * 16 / align) * align, 0);
-    if (this.ringUsed + total > this.ring.size) this.flush();
-    for (const p of list) {
-      const size = Math.ceil(p.byteLength / 16) * 16;
+    const sizes = list.map((p) => Math.ceil(p.byteLength / 16) * 16);
+    // all of one dispatch's params go into the same batch's ring
+    if (this.ringUsed + sizes.reduce((s, n) => s + Math.ceil(n / align) * align, 0) > this.ring.size) this.flush();
+    for (const [i, p] of list.entries()) {
+      const size = sizes[i]!;
       if (size > this.limits.maxUniformBufferBindingSize) throw new Error(`${info.label}: params of ${size} bytes exceed maxUniformBufferBindingSize`);
       const offset = this.ringUsed;
       const bytes = p instanceof ArrayBuffer ? new Uint8Array(p) : new Uint8Array(p.buffer, p.byteOffset, p.byteLength);

@@ -7,7 +7,7 @@
 // discrete GPUs the tiled kernel and enough workgroups to fill their cores),
 // and a few 10-20 ms runs per candidate settle it.
 
-import { log } from '../../compile/logs.ts';
+import { log } from '../logs.ts';
 import {
   DEFAULT_MATMUL_VARIANT,
   MATMUL_VARIANTS,

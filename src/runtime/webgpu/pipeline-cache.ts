@@ -6,7 +6,10 @@
 // pipeline costs 0.15-2 s of LLVM compile at its first dispatch (unless Mesa's
 // disk cache has it), which is why the compile count is worth watching.
 
-export type StorageAccess = 'read' | 'read_write';
+import { parseBindings, workgroupSize, type StorageAccess } from '../../codegen-wgsl/bindings.ts';
+
+export type { StorageAccess };
+export { parseBindings };
 
 export interface PipelineInfo {
   readonly id: number;
@@ -28,33 +31,6 @@ export interface PipelineRequest {
   wgsl: string;
   label: string;
   entryPoint?: string;
-}
-
-const DECL = /((?:@\s*\w+\s*\(\s*\d+\s*\)\s*)+)var\s*<\s*(storage|uniform)\s*(?:,\s*(read_write|read))?\s*>/g;
-
-/** Reads the group-0 binding shape our kernels use: storage 0..n-1, then uniforms n.. (usually one, or none). */
-export function parseBindings(wgsl: string, label: string): { storage: StorageAccess[]; hasParams: boolean; uniforms: number } {
-  const found: { binding: number; kind: string; access: StorageAccess }[] = [];
-  for (const m of wgsl.matchAll(DECL)) {
-    const group = /@\s*group\s*\(\s*(\d+)/.exec(m[1]!);
-    const binding = /@\s*binding\s*\(\s*(\d+)/.exec(m[1]!);
-    if (!group || !binding) continue;
-    if (group[1] !== '0') throw new Error(`${label}: only @group(0) is supported`);
-    found.push({ binding: +binding[1]!, kind: m[2]!, access: (m[3] as StorageAccess | undefined) ?? 'read' });
-  }
-  found.sort((a, b) => a.binding - b.binding);
-  found.forEach((b, i) => {
-    if (b.binding !== i) throw new Error(`${label}: bindings must be numbered 0..n-1 without gaps`);
-    if (b.kind === 'storage' && found.slice(0, i).some((x) => x.kind === 'uniform')) throw new Error(`${label}: the uniform params must be the last bindings`);
-  });
-  const uniforms = found.filter((b) => b.kind === 'uniform').length;
-  return { storage: found.filter((b) => b.kind === 'storage').map((b) => b.access), hasParams: uniforms > 0, uniforms };
-}
-
-function workgroupInvocations(wgsl: string): number {
-  const m = /@\s*workgroup_size\s*\(([^)]*)\)/.exec(wgsl);
-  const dims = m?.[1]!.split(',').map((s) => Number.parseInt(s.trim(), 10)) ?? [];
-  return dims.length && dims.every((d) => d > 0) ? dims.reduce((a, b) => a * b, 1) : 64;
 }
 
 export class PipelineCache {
@@ -155,7 +131,7 @@ export class PipelineCache {
       storage,
       hasParams,
       uniforms,
-      workgroupInvocations: workgroupInvocations(wgsl),
+      workgroupInvocations: workgroupSize(wgsl).reduce((a, b) => a * b, 1),
       layout: layout.bgl,
       dispatched: false,
     };
