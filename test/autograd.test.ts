@@ -2,6 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import * as torch from '../src/index.ts';
 import { testDevices } from './helpers/devices.ts';
+import { MyReLU } from './helpers/compile-util.ts'; // the seed's MyReLU, exactly as in API.md
 
 const vals = (t: torch.Tensor | null) => Array.from(t!.toArraySync() as ArrayLike<number>);
 function expectClose(got: ArrayLike<number>, want: ArrayLike<number>, tol = 1e-5) {
@@ -167,18 +168,6 @@ describe('torch.autograd.grad', () => {
 });
 
 describe('custom autograd.Function', () => {
-  // Exactly as in API.md (the seed's MyReLU).
-  class MyReLU extends torch.autograd.Function {
-    static forward(ctx: torch.autograd.Context, input: torch.Tensor) {
-      ctx.saveForBackward(input);
-      return input.clamp({ min: 0 });
-    }
-    static backward(ctx: torch.autograd.Context, gradOutput: torch.Tensor) {
-      const [input] = ctx.savedTensors;
-      return gradOutput.clone().maskedFill_(input.lt(0), 0);
-    }
-  }
-
   it('MyReLU.apply, also unbound, gives the same values and grads as clamp', () => {
     torch.manualSeed(3);
     const x = torch.randn(8, 5);

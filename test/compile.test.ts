@@ -25,7 +25,7 @@ import {
   resetWaitEstimator,
 } from './helpers/compile-util.ts';
 import { webgpuAvailable } from './helpers/devices.ts';
-import { golden, statOf, toOurName, trainRecord, type Stat, type TrainRec } from './helpers/golden.ts';
+import { TRAIN_RECORDS, golden, statOf, toOurName, trainRecord, type Stat } from './helpers/golden.ts';
 
 const dev: torch.Device = 'webgpu';
 const { N, D_in, H, D_out } = SEED;
@@ -134,15 +134,7 @@ describe.skipIf(!webgpuAvailable)('torch.compile on webgpu', () => {
       expect(Math.abs(s.sum - want.sum), `${what} sum ${s.sum} vs ${want.sum}`).toBeLessThanOrEqual(SUM_TOL * want.abs_sum);
       expect(Math.abs(s.abs_sum - want.abs_sum), `${what} abs_sum`).toBeLessThanOrEqual(SUM_TOL * want.abs_sum);
     };
-    const records: [string, TrainRec, boolean][] = [
-      ['b: Sequential + Adam, MSE sum', golden.b, false],
-      ['c: Sequential + SGD momentum, MSE sum', golden.c, false],
-      ['d: Sequential + SGD, MSE mean', golden.d, false],
-      ['e: RMSprop', golden.e.rmsprop, false],
-      ['e: Adagrad', golden.e.adagrad, false],
-      ['e: AdamW', golden.e.adamw, false],
-      ['f.listed: DynamicNet, fixed depth list', golden.f.listed, true],
-    ];
+    const records = TRAIN_RECORDS;
     it.each(records)('%s', async (_name, rec, dynamic) => {
       let fast: torch.Compiled<(...a: any[]) => torch.Tensor> | null = null;
       const r = await trainRecord(rec, dev, { dynamic, wrap: (m) => (fast = torch.compile(m as AnyModel)) });

@@ -2,7 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import * as torch from '../src/index.ts';
 import { testDevices } from './helpers/devices.ts';
-import { golden, input, statOf, toOurName, trainRecord, type OpRec, type Stat, type TrainRec } from './helpers/golden.ts';
+import { TRAIN_RECORDS, golden, input, statOf, toOurName, trainRecord, type OpRec, type Stat } from './helpers/golden.ts';
 
 const LOSS_RTOL = 2e-5;
 const SUM_TOL = 2e-4;
@@ -48,15 +48,7 @@ describe.each(testDevices())('golden parity on %s', (device) => {
     await expectStat(w2, a.final_params.w2, 'w2 final');
   });
 
-  const records: [string, TrainRec, boolean][] = [
-    ['b: Sequential + Adam, MSE sum', golden.b, false],
-    ['c: Sequential + SGD momentum, MSE sum', golden.c, false],
-    ['d: Sequential + SGD, MSE mean', golden.d, false],
-    ['e: RMSprop', golden.e.rmsprop, false],
-    ['e: Adagrad', golden.e.adagrad, false],
-    ['e: AdamW', golden.e.adamw, false],
-    ['f.listed: DynamicNet, fixed depth list', golden.f.listed, true],
-  ];
+  const records = TRAIN_RECORDS;
   it.each(records)('%s', async (_name, rec, dynamic) => {
     const r = await trainRecord(rec, device, { dynamic });
     expectLosses(r.losses, rec.losses);

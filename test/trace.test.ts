@@ -7,41 +7,7 @@ import { getBackend } from '../src/runtime/backend.ts';
 import { interpret } from '../src/runtime/interpreter.ts';
 import { programInputs } from '../src/trace/program.ts';
 import { Tensor } from '../src/eager/tensor.ts';
-
-class TwoLayerNet extends torch.nn.Module<[torch.Tensor], torch.Tensor> {
-  linear1: torch.nn.Linear;
-  linear2: torch.nn.Linear;
-  constructor(dIn: number, h: number, dOut: number) {
-    super();
-    this.linear1 = new torch.nn.Linear(dIn, h);
-    this.linear2 = new torch.nn.Linear(h, dOut);
-  }
-  override forward(x: torch.Tensor): torch.Tensor {
-    return this.linear2(this.linear1(x).clamp({ min: 0 }));
-  }
-}
-
-class MyReLU extends torch.autograd.Function {
-  static forward(ctx: torch.autograd.Context, input: torch.Tensor) {
-    ctx.saveForBackward(input);
-    return input.clamp({ min: 0 });
-  }
-  static backward(ctx: torch.autograd.Context, gradOutput: torch.Tensor) {
-    const [input] = ctx.savedTensors;
-    return gradOutput.clone().maskedFill_(input.lt(0), 0);
-  }
-}
-
-class DynamicNet extends torch.nn.Module<[torch.Tensor, number], torch.Tensor> {
-  inputLinear = new torch.nn.Linear(20, 12);
-  middleLinear = new torch.nn.Linear(12, 12);
-  outputLinear = new torch.nn.Linear(12, 3);
-  override forward(x: torch.Tensor, depth: number): torch.Tensor {
-    let h = this.inputLinear(x).clamp({ min: 0 });
-    for (let i = 0; i < depth; i++) h = this.middleLinear(h).clamp({ min: 0 });
-    return this.outputLinear(h);
-  }
-}
+import { DynamicNet, MyReLU, TwoLayerNet } from './helpers/compile-util.ts';
 
 /** Eager grads of loss(model) vs the traced backward run by the interpreter. */
 function compareWithEager(model: torch.nn.Module, fwd: (x: torch.Tensor) => torch.Tensor, x: torch.Tensor, y: torch.Tensor) {
@@ -96,20 +62,20 @@ describe('traced backward equals eager autograd', () => {
     expect(traced.backward).toMatch(/= where /);
   });
   it.each([0, 1, 2, 3])('DynamicNet depth %i', (depth) => {
-    const m = new DynamicNet();
+    const m = new DynamicNet(20, 12, 3);
     compareWithEager(m, (xx) => m(xx, depth), x, y);
   });
 });
 
 describe('IR hash, verifier and printer', () => {
   it('two traces of one model hash equal; another depth hashes differently', () => {
-    const m = new DynamicNet();
+    const m = new DynamicNet(20, 12, 3);
     const x = torch.randn(4, 20);
     const h = (d: number) => torch.trace((xx: torch.Tensor) => m(xx, d), x).hash;
     expect(h(2)).toBe(h(2));
     expect(h(1)).not.toBe(h(2));
     // another instance of the same architecture: the same computation
-    const m2 = new DynamicNet();
+    const m2 = new DynamicNet(20, 12, 3);
     expect(torch.trace((xx: torch.Tensor) => m2(xx, 2), x).hash).toBe(h(2));
     // another batch size changes the hash (shapes are part of the key)
     expect(torch.trace((xx: torch.Tensor) => m(xx, 2), torch.randn(5, 20)).hash).not.toBe(h(2));

@@ -16,17 +16,7 @@ import { programInputs, type TracedProgram } from '../../src/trace/program.ts';
 /** The seed's sizes: N, D_in, H, D_out. */
 export const SEED = { N: 64, D_in: 1000, H: 100, D_out: 10 } as const;
 
-/** mulberry32: a small deterministic RNG in [0, 1). */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { rng } from './gradcheck.ts';
 
 // ------------------------------------------------------------------ seed models
 export class TwoLayerNet extends torch.nn.Module<[torch.Tensor], torch.Tensor> {

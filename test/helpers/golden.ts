@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as torch from '../../src/index.ts';
+import { DynamicNet } from './compile-util.ts';
 
 const here = dirname(fileURLToPath(import.meta.url));
 export const GOLDEN_PATH = resolve(here, '../../../shared/reference/golden.json');
@@ -76,17 +77,6 @@ export function makeSequential(device: torch.Device) {
   return model.to(device);
 }
 
-/** The seed's DynamicNet, with the depth passed in instead of drawn at random. */
-export class DynamicNet extends torch.nn.Module<[torch.Tensor, number], torch.Tensor> {
-  inputLinear = new torch.nn.Linear(D_in, H);
-  middleLinear = new torch.nn.Linear(H, H);
-  outputLinear = new torch.nn.Linear(H, D_out);
-  override forward(x: torch.Tensor, depth: number): torch.Tensor {
-    let h = this.inputLinear(x).clamp({ min: 0 });
-    for (let i = 0; i < depth; i++) h = this.middleLinear(h).clamp({ min: 0 });
-    return this.outputLinear(h);
-  }
-}
 const dynNames: Record<string, string> = {
   'input_linear.weight': 'inputLinear.weight', 'input_linear.bias': 'inputLinear.bias',
   'middle_linear.weight': 'middleLinear.weight', 'middle_linear.bias': 'middleLinear.bias',
@@ -96,7 +86,7 @@ const dynNames: Record<string, string> = {
 export const toOurName = (n: string) => dynNames[n] ?? n;
 
 export function makeDynamic(device: torch.Device) {
-  const model = new DynamicNet();
+  const model = new DynamicNet(D_in, H, D_out);
   model.loadStateDict({
     'inputLinear.weight': input('w1', 'cpu').t(),
     'inputLinear.bias': input('b1', 'cpu'),
@@ -167,3 +157,14 @@ export async function statOf(t: torch.Tensor): Promise<{ sum: number; abs_sum: n
   }
   return { sum, abs_sum: abs };
 }
+
+/** The golden training runs trained through the model APIs: name, record, and whether it is the DynamicNet. */
+export const TRAIN_RECORDS: [string, TrainRec, boolean][] = [
+  ['b: Sequential + Adam, MSE sum', golden.b, false],
+  ['c: Sequential + SGD momentum, MSE sum', golden.c, false],
+  ['d: Sequential + SGD, MSE mean', golden.d, false],
+  ['e: RMSprop', golden.e.rmsprop, false],
+  ['e: Adagrad', golden.e.adagrad, false],
+  ['e: AdamW', golden.e.adamw, false],
+  ['f.listed: DynamicNet, fixed depth list', golden.f.listed, true],
+];
