@@ -63,8 +63,9 @@ export async function runDemo(
       firstMs = performance.now() - t0;
       t0 = performance.now();
     }
-    // the loss is of the forward pass before this step's update, as in the seed
-    const value = await step().item();
+    // the loss is of the forward pass before this step's update, as in the seed; a compiled
+    // step's first call is warmup(), which waits for the matmul autotuner on a new device
+    const value = await (t === 0 && compiled ? await compiled.warmup() : step()).item();
     losses.push(value);
     if (t % 50 === 0 || t === steps - 1) log(`step ${String(t).padStart(4)}  loss ${value.toExponential(4)}`);
   }
