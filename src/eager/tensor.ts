@@ -417,8 +417,12 @@ export class Tensor {
     return apply('slice', [this], { starts: [...starts], steps: [...steps], shape: [...shape] });
   }
   /** @internal */
-  _sliceScatter(shape: readonly number[], starts: readonly number[], steps: readonly number[]): Tensor {
-    return apply('sliceScatter', [this], { shape: [...shape], starts: [...starts], steps: [...steps] });
+  _sliceScatter(src: Tensor, starts: readonly number[], steps: readonly number[]): Tensor {
+    return apply('sliceScatter', [this, src], { starts: [...starts], steps: [...steps] });
+  }
+  /** @internal */
+  _zeros(shape: readonly number[]): Tensor {
+    return apply('full', [], { shape: [...shape], value: 0, dtype: this.dtype }, this.device);
   }
   /** @internal */
   _gather(dim: number, index: Tensor): Tensor {
