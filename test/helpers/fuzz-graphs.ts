@@ -130,6 +130,7 @@ export function generate(r: () => number): Program {
         if (f === 'var') {
           if (!xs.length) continue;
           const d = int(0, xs.length - 1);
+          if (xs[d] < 2) continue; // one element: NaN, as in PyTorch
           const keepdim = r() < 0.4;
           push({ k: 'var', x, dim: d, keepdim }, keepdim ? xs.map((n, i) => (i === d ? 1 : n)) : xs.filter((_, i) => i !== d), xm * xm * 2);
           break;
