@@ -5,3 +5,4 @@ export { MSELoss, L1Loss, CrossEntropyLoss } from './loss.ts';
 export * as functional from './functional.ts';
 export * as init from './init.ts';
 export { LayerNorm, BatchNorm1d, BatchNorm2d } from './normalization.ts';
+export * as utils from './utils.ts';
