@@ -405,7 +405,11 @@ export async function isAvailable(): Promise<boolean> {
   }
 }
 
+/** WGTORCH_NO_WEBGPU=1 hides every adapter: how a machine without one behaves (tests, the demo). */
+const hidden = () => typeof process !== 'undefined' && process.env?.WGTORCH_NO_WEBGPU === '1';
+
 async function createContext(): Promise<GPUContext> {
+  if (hidden()) throw new Error(`WebGPU: no GPU adapter found (WGTORCH_NO_WEBGPU=1 hides it).`);
   const nav = (globalThis as { navigator?: { gpu?: GPU } }).navigator;
   let gpu: GPU;
   if (nav?.gpu) {
