@@ -2,7 +2,7 @@
  * The safetensors format (Hugging Face), as bytes: an 8-byte little-endian header length N,
  * N bytes of JSON header `{ name: { dtype, shape, data_offsets: [begin, end] }, __metadata__? }`
  * (offsets into the data after the header), then the raw little-endian data. Pure functions
- * over Uint8Array, no files: this module runs in browsers too (src/io/files.ts adds paths in Node).
+ * over Uint8Array, no files: this module runs in browsers too (src/platform/files.ts adds paths in Node).
  */
 import type { DType, HostArray } from '../ir/dtype.ts';
 import { WgtorchError } from '../ir/errors.ts';

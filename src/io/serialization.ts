@@ -6,7 +6,7 @@
 import { tensor } from '../eager/factories.ts';
 import { Tensor } from '../eager/tensor.ts';
 import { WgtorchError } from '../ir/errors.ts';
-import { readBytes, writeBytes } from './files.ts';
+import { readBytes, writeBytes } from '../platform/files.ts';
 import { decodeSafetensors, encodeSafetensors, type RawTensor } from './safetensors.ts';
 
 export interface SaveOptions {
