@@ -1,6 +1,7 @@
 /** torch.nn.functional: losses and activations as functions (composites of registry ops). */
 import { apply } from '../eager/dispatch.ts';
-import { arange } from '../eager/factories.ts';
+import { arange, ones } from '../eager/factories.ts';
+import { tril } from '../eager/ops.ts';
 import { checkOptions } from '../eager/options.ts';
 import { rand } from '../eager/factories.ts';
 import type { Tensor } from '../eager/tensor.ts';
@@ -167,4 +168,76 @@ export function crossEntropy(input: Tensor, target: Tensor, opts: CrossEntropyOp
   if (reduction === 'sum') return loss.sum();
   // the mean over the targets that count (0/0 = nan when every target is ignored, as PyTorch)
   return loss.sum().div(kept.sum().toDType('float32'));
+}
+
+export { conv2d, maxPool2d, avgPool2d } from './functional-conv.ts';
+export type { Conv2dOptions, Pool2dOptions, Pair } from './functional-conv.ts';
+
+export const gelu = (x: Tensor, opts: { approximate?: 'none' | 'tanh' } = {}) => x.gelu(opts);
+export const silu = (x: Tensor) => x.silu();
+
+/** Rows of `weight` [num, dim] picked by an int32 index of any shape: the result is [...index.shape, dim]. */
+export function embedding(index: Tensor, weight: Tensor): Tensor {
+  if (weight.dim() !== 2) throw new WgtorchError(`embedding: expected a 2-D weight [numEmbeddings, embeddingDim], got ${fmtShape(weight.shape)}.`);
+  if (index.dtype !== 'int32') {
+    throw new WgtorchError(`embedding: expected an int32 index tensor, got dtype ${index.dtype} (shape ${fmtShape(index.shape)}). Fix: convert it with .int().`);
+  }
+  return weight.index(index);
+}
+
+/** One-hot rows of an int32 index: [...index.shape, numClasses], int32 (.float() converts). */
+export function oneHot(index: Tensor, numClasses = -1): Tensor {
+  if (index.dtype !== 'int32') {
+    throw new WgtorchError(`oneHot: one_hot is only applicable to index tensors (int32), got dtype ${index.dtype}. Fix: convert with .int().`);
+  }
+  let C = numClasses;
+  if (C === -1) {
+    if (index.device !== 'cpu') throw new WgtorchError(`oneHot: numClasses must be given for an index on ${index.device} (inferring it reads the values). Fix: oneHot(index, numClasses).`);
+    C = index.numel() ? Math.max(...index.toArraySync()) + 1 : 0;
+  }
+  if (!Number.isInteger(C) || C < 0) throw new WgtorchError(`oneHot: numClasses must be a non-negative integer or -1, got ${C}.`);
+  if (index.device === 'cpu') {
+    for (const v of index.toArraySync()) {
+      if (v < 0 || v >= C) throw new WgtorchError(`oneHot: class values must be in [0, ${C}) (numClasses ${C}), got ${v}.`);
+    }
+  }
+  return index.unsqueeze(-1).eq(arange(C, { device: index.device, dtype: 'int32' })).int();
+}
+
+export interface AttentionOptions {
+  /** bool: true where a query may attend to a key; float: added to the scores */
+  attnMask?: Tensor | null;
+  isCausal?: boolean;
+  dropoutP?: number;
+  /** defaults to 1/sqrt(E) */
+  scale?: number;
+}
+
+/** softmax(q k^T * scale + mask) v over the last two dims: q [..., L, E], k [..., S, E], v [..., S, Ev]. */
+export function scaledDotProductAttention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOptions = {}): Tensor {
+  checkOptions('scaledDotProductAttention', opts, ['attnMask', 'isCausal', 'dropoutP', 'scale']);
+  if (q.dim() < 2 || k.dim() < 2 || v.dim() < 2) {
+    throw new WgtorchError(`scaledDotProductAttention: expected q, k, v of at least 2 dims [..., L, E], got ${fmtShape(q.shape)}, ${fmtShape(k.shape)}, ${fmtShape(v.shape)}.`);
+  }
+  const E = q.shape[q.dim() - 1];
+  const L = q.shape[q.dim() - 2];
+  const S = k.shape[k.dim() - 2];
+  if (k.shape[k.dim() - 1] !== E || v.shape[v.dim() - 2] !== S) {
+    throw new WgtorchError(
+      `scaledDotProductAttention: q ${fmtShape(q.shape)}, k ${fmtShape(k.shape)} and v ${fmtShape(v.shape)} do not fit: k needs q's last dim (${E}) and v needs k's length (${S}) in dim -2.`,
+    );
+  }
+  if (opts.isCausal && opts.attnMask) throw new WgtorchError('scaledDotProductAttention: give attnMask or isCausal, not both.');
+  const scale = opts.scale ?? 1 / Math.sqrt(E);
+  let att = q.matmul(k.transpose(-2, -1)).mul(scale);
+  if (opts.isCausal) {
+    const keep = tril(ones(L, S, { device: q.device })).eq(0);
+    att = att.maskedFill(keep, -Infinity);
+  } else if (opts.attnMask) {
+    const m = opts.attnMask;
+    att = m.dtype === 'bool' ? att.maskedFill(m.eq(0), -Infinity) : att.add(m);
+  }
+  let p = att.softmax(-1);
+  if (opts.dropoutP) p = dropout(p, { p: opts.dropoutP, training: true });
+  return p.matmul(v);
 }
