@@ -13,6 +13,7 @@ import type { Storage } from '../runtime/backend.ts';
 import { GpuStorage, type WebGPUBackend } from '../runtime/webgpu/backend.ts';
 import { workgroupGrid } from '../runtime/webgpu/context.ts';
 import { packFits, planPacks } from './pack-schedule.ts';
+import { envVar } from '../platform/env.ts';
 import type { MatmulProblem } from '../codegen-wgsl/lower.ts';
 import type { MatmulChoice, MatmulTuner } from '../runtime/webgpu/matmul-tuner.ts';
 
@@ -82,7 +83,7 @@ export class GpuPlan {
     const ctx = backend.ctx;
     this.schedule = fuse(graph, { maxBindings: ctx.limits.maxStorageBuffersPerShaderStage });
     this.outputIds = new Set(graph.outputs.map((o) => this.baseOf(o.id)));
-    const packEnv = typeof process !== 'undefined' ? process.env?.WGTORCH_PACK : undefined;
+    const packEnv = envVar('WGTORCH_PACK');
     this.pack = opts.pack ?? packEnv !== '0';
     this.tuner = opts.tuner ?? null;
     this.build();

@@ -15,8 +15,20 @@ export interface LossOptions {
 export const relu = (x: Tensor) => x.relu();
 export const tanh = (x: Tensor) => x.tanh();
 export const sigmoid = (x: Tensor) => x.sigmoid();
-export const softmax = (x: Tensor, dim: number) => x.softmax(dim);
-export const logSoftmax = (x: Tensor, dim: number) => x.logSoftmax(dim);
+/** A dim given as PyTorch's positional argument or as its keyword ({ dim }). */
+export function dimArg(op: string, dim: number | { dim?: number } | undefined, fallback?: number): number {
+  if (dim !== null && typeof dim === 'object') {
+    checkOptions(op, dim, ['dim']);
+    dim = dim.dim;
+  }
+  if (dim === undefined && fallback !== undefined) return fallback;
+  if (typeof dim !== 'number' || !Number.isInteger(dim)) {
+    throw new WgtorchError(`${op}: dim must be an integer (or { dim }), got ${String(dim)}. Fix: e.g. ${op}(x, -1) or ${op}(x, { dim: -1 }).`);
+  }
+  return dim;
+}
+export const softmax = (x: Tensor, dim: number | { dim: number }) => x.softmax(dimArg('softmax', dim));
+export const logSoftmax = (x: Tensor, dim: number | { dim: number }) => x.logSoftmax(dimArg('logSoftmax', dim));
 
 /** y = x W^T + b, with W stored [out, in] as in nn.Linear. */
 export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null): Tensor {
@@ -31,8 +43,22 @@ export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null): Tensor 
   return bias ? y.add(bias) : y;
 }
 
-export function dropout(x: Tensor, p = 0.5, training = true): Tensor {
-  if (p < 0 || p > 1) throw new WgtorchError(`dropout: probability has to be between 0 and 1, but got ${p}.`);
+export { layerNorm, batchNorm } from './functional-norm.ts';
+export type { LayerNormOptions, BatchNormOptions } from './functional-norm.ts';
+
+/**
+ * Zeroes elements with probability p and scales the rest by 1/(1-p) while training.
+ * `dropout(x, { p, training })` as PyTorch's keywords; `dropout(x, p, training)` also works.
+ */
+export function dropout(x: Tensor, pOrOpts: number | { p?: number; training?: boolean } = 0.5, trainingArg = true): Tensor {
+  let p = 0.5;
+  let training = trainingArg;
+  if (typeof pOrOpts === 'object' && pOrOpts !== null) {
+    checkOptions('dropout', pOrOpts, ['p', 'training']);
+    p = pOrOpts.p ?? 0.5;
+    training = pOrOpts.training ?? true;
+  } else p = pOrOpts;
+  if (typeof p !== 'number' || !(p >= 0 && p <= 1)) throw new WgtorchError(`dropout: probability has to be between 0 and 1, but got ${p}.`);
   if (!training || p === 0) return x;
   if (p === 1) return x.mul(0);
   const keep = rand(x.shape, { device: x.device }).ge(p);
