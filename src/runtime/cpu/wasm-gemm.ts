@@ -2,11 +2,11 @@
  * The float32 matmul on the CPU through the generated WebAssembly SIMD128 kernel
  * (codegen-cpu/wasm/gemm-module.ts). Operands are copied into the module's memory (a
  * memcpy each), the kernel packs and multiplies, the result is copied out. Large products
- * are split between this thread and the helpers of `./gemm-threads.ts`, the one module
- * that knows about threads (worker_threads in Node; a browser build swaps in its own).
+ * are split between this thread and the helpers of `src/platform/threads.ts` (worker_threads
+ * in Node; none in the browser build, whose twin runs everything on the calling thread).
  */
 import { GEMM_SHAPE, gemmModuleBytes, gemmWorkBytes } from '../../codegen-cpu/wasm/gemm-module.ts';
-import { gemmHelpers, type GemmArgs, type GemmHelpers } from './gemm-threads.ts';
+import { gemmHelpers, type GemmArgs, type GemmHelpers } from '../../platform/threads.ts';
 
 const PAGE = 65536;
 const MAX_PAGES = 32768; // 2 GiB: the memory reserves address space up to this, and grows on demand

@@ -1,14 +1,16 @@
 /**
- * Helper threads for the Wasm matmul: the one module of the CPU runtime that knows about
- * threads. In Node it starts `availableParallelism() - 1` worker_threads (WGTORCH_CPU_THREADS
- * caps the total, 1 = this thread only), each instantiating the same Wasm module over the same
+ * Helper threads for the cpu's Wasm matmul (src/runtime/cpu/wasm-gemm.ts). In Node it
+ * starts `availableParallelism() - 1` worker_threads (WGTORCH_CPU_THREADS caps the total, 1 = this thread only), each instantiating the same Wasm module over the same
  * shared memory; a job is 13 i32 arguments in a SharedArrayBuffer, handed over and waited for
- * with Atomics (no messages, no copies). Where `worker_threads` is missing (a browser) there
- * are no helpers and every product runs on the calling thread; a browser build can put Web
- * Workers behind the same interface.
+ * with Atomics (no messages, no copies). The browser twin (threads.browser.ts) has no helpers,
+ * so every product runs on the calling thread; Web Workers could go behind the same interface.
  *
  * Workers start in the background: until they are up, products run on one thread.
  */
+import { availableParallelism } from 'node:os';
+import { isMainThread, Worker } from 'node:worker_threads';
+import { envVar } from './env.ts';
+
 
 /** gemm's arguments: a, aI, aK, b, bK, bJ, c, M, K, N, j0, j1, work */
 export type GemmArgs = [number, number, number, number, number, number, number, number, number, number, number, number, number];
@@ -38,25 +40,11 @@ for (;;) {
 }
 `;
 
-type WorkerThreads = typeof import('node:worker_threads');
-type Os = typeof import('node:os');
-
-function builtin<T>(name: string): T | null {
-  const p = (globalThis as { process?: { getBuiltinModule?: (n: string) => unknown } }).process;
-  try {
-    return (p?.getBuiltinModule?.(name) as T | undefined) ?? null;
-  } catch {
-    return null;
-  }
-}
-
 export function gemmHelpers(module: WebAssembly.Module, memory: WebAssembly.Memory): GemmHelpers | null {
-  const wt = builtin<WorkerThreads>('node:worker_threads');
-  const os = builtin<Os>('node:os');
-  if (!wt || !os || !wt.isMainThread) return null;
-  const env = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env ?? {};
-  const cores = os.availableParallelism?.() ?? os.cpus().length;
-  const cap = Number(env.WGTORCH_CPU_THREADS) > 0 ? Math.floor(Number(env.WGTORCH_CPU_THREADS)) : cores;
+  if (!isMainThread) return null;
+  const cores = availableParallelism();
+  const asked = Number(envVar('WGTORCH_CPU_THREADS'));
+  const cap = asked > 0 ? Math.floor(asked) : cores;
   const count = Math.max(0, Math.min(cores, cap, 8) - 1);
   if (count === 0) return null;
   const helpers: { ctl: Int32Array; up: boolean }[] = [];
@@ -65,7 +53,7 @@ export function gemmHelpers(module: WebAssembly.Module, memory: WebAssembly.Memo
     const h = { ctl: new Int32Array(control), up: false };
     helpers.push(h);
     try {
-      const w = new wt.Worker(WORKER_SOURCE, { eval: true, workerData: { module, memory, control } });
+      const w = new Worker(WORKER_SOURCE, { eval: true, workerData: { module, memory, control } });
       w.once('message', () => (h.up = true));
       w.once('error', () => (h.up = false));
       w.unref();
