@@ -28,4 +28,7 @@ export { setLogs } from './runtime/logs.ts';
 export { TracedGraph } from './trace/traced-graph.ts';
 export * as nn from './nn/index.ts';
 export * as optim from './optim/index.ts';
+export * as utils from './utils.ts';
+export { save, saveAsync, load } from './io/serialization.ts';
+export type { SaveOptions } from './io/serialization.ts';
 export * as webgpu from './runtime/webgpu/index.ts';

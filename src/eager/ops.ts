@@ -77,8 +77,8 @@ export function min(a: Tensor, dim?: number | Tensor, keepdim = false): Tensor |
 }
 export const argmax = (a: Tensor, dim?: number, keepdim = false) => T('argmax', a).argmax(dim, keepdim);
 export const argmin = (a: Tensor, dim?: number, keepdim = false) => T('argmin', a).argmin(dim, keepdim);
-export const softmax = (a: Tensor, dim: number) => T('softmax', a).softmax(dim);
-export const logSoftmax = (a: Tensor, dim: number) => T('logSoftmax', a).logSoftmax(dim);
+export const softmax = (a: Tensor, dim: number | { dim: number }) => T('softmax', a).softmax(dim);
+export const logSoftmax = (a: Tensor, dim: number | { dim: number }) => T('logSoftmax', a).logSoftmax(dim);
 export const logsumexp = (a: Tensor, dim: number | number[], keepdim = false) => T('logsumexp', a).logsumexp(dim, keepdim);
 export const lt = (a: Tensor, b: TensorLike) => T('lt', a).lt(b);
 export const le = (a: Tensor, b: TensorLike) => T('le', a).le(b);

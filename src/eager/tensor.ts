@@ -347,13 +347,13 @@ export class Tensor {
     const r = this.sub(m).exp().sum(dims, true).log().add(m);
     return keepdim ? r : r.reshape(this.shape.filter((_, i) => !dims.includes(i)));
   }
-  softmax(dim: number): Tensor {
-    const d = normalizeDim('softmax', dim, this.dim());
+  softmax(dim: number | { dim: number }): Tensor {
+    const d = normalizeDim('softmax', dimKeyword('softmax', dim), this.dim());
     const e = this.sub(this.detach().amax(d, true)).exp();
     return e.div(e.sum(d, true));
   }
-  logSoftmax(dim: number): Tensor {
-    const d = normalizeDim('logSoftmax', dim, this.dim());
+  logSoftmax(dim: number | { dim: number }): Tensor {
+    const d = normalizeDim('logSoftmax', dimKeyword('logSoftmax', dim), this.dim());
     // (x - m) - log(sum(exp(x - m))): subtracting a rounded logsumexp from x instead loses
     // the low digits of large logits (PyTorch's log_softmax keeps them).
     let m = this.detach().amax(d, true);
@@ -606,6 +606,15 @@ export class Tensor {
   [inspectSymbol](): string {
     return formatTensor(this);
   }
+}
+
+/** PyTorch's dim keyword: softmax(-1) and softmax({ dim: -1 }) alike. */
+function dimKeyword(op: string, dim: number | { dim: number }): number {
+  if (dim !== null && typeof dim === 'object') {
+    checkOptions(op, dim, ['dim']);
+    return dim.dim;
+  }
+  return dim;
 }
 
 function scaled(other: TensorLike, alpha?: number): TensorLike {

@@ -18,6 +18,7 @@ import { broadcastStrides } from '../cpu/elementwise.ts';
 import { workgroupGrid, type GPUContext } from './context.ts';
 import { GcPressure } from './gc-pressure.ts';
 import { MatmulTuner } from './matmul-tuner.ts';
+import { envVar } from '../../platform/env.ts';
 
 export class GpuStorage implements Storage {
   version = 0;
@@ -44,7 +45,7 @@ export class WebGPUBackend implements Backend {
   private readonly pressure = new GcPressure();
   private tuner: MatmulTuner | null = null;
   /** matmuls use the autotuner's winners (compiled graphs tune, eager ops only look up) unless WGTORCH_AUTOTUNE=0 */
-  autotune = typeof process === 'undefined' || process.env?.WGTORCH_AUTOTUNE !== '0';
+  autotune = envVar('WGTORCH_AUTOTUNE') !== '0';
 
   /** The device's matmul autotuner: what was measured on it, in memory and on disk. */
   get matmulTuner(): MatmulTuner {
