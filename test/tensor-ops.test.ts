@@ -93,6 +93,7 @@ describe('factories', () => {
       expect(new Set(w).size).toBe(3);
       expect(w).not.toContain(1);
       expect(torch.multinomial(torch.tensor([1, 1], { device }), 1).shape).toEqual([1]);
+      expect(torch.tensor([[1, 1, 1]], { device }).multinomial(2).shape).toEqual([1, 2]);
     });
   }
   it.runIf(webgpuAvailable)('multinomial on webgpu marks a row that is not a distribution with -1', async () => {

@@ -12,6 +12,7 @@ import { checkOptions } from './options.ts';
 import * as idx from './indexing.ts';
 import type { IndexItem } from './indexing.ts';
 import { bmm, matmul } from './matmul.ts';
+import { multinomial } from './sampling.ts';
 
 export type TensorLike = Tensor | number;
 export interface ClampOptions {
@@ -405,6 +406,10 @@ export class Tensor {
   }
   chunk(chunks: number, dim = 0): Tensor[] {
     return idx.chunk(this, chunks, dim);
+  }
+  /** Samples category indices from this tensor of weights (1-D or 2-D); see torch.multinomial. */
+  multinomial(numSamples: number, opts: { replacement?: boolean } = {}): Tensor {
+    return multinomial(this, numSamples, opts);
   }
   tril(diagonal = 0): Tensor {
     return idx.tril(this, diagonal);
