@@ -10,6 +10,7 @@
 import { BufferPool } from './buffer-pool.ts';
 import { PipelineCache } from './pipeline-cache.ts';
 import { platformGPU } from '../../platform/gpu.ts';
+import { envVar } from '../../platform/env.ts';
 
 export { BufferPool, sizeClass, type PoolStats } from './buffer-pool.ts';
 export { PipelineCache, type PipelineInfo, type PipelineRequest } from './pipeline-cache.ts';
@@ -406,7 +407,11 @@ export async function isAvailable(): Promise<boolean> {
   }
 }
 
+/** WGTORCH_NO_WEBGPU=1 hides every adapter: how a machine without one behaves (tests, the demo). */
+const hidden = () => envVar('WGTORCH_NO_WEBGPU') === '1';
+
 async function createContext(): Promise<GPUContext> {
+  if (hidden()) throw new Error(`WebGPU: no GPU adapter found (WGTORCH_NO_WEBGPU=1 hides it).`);
   const gpu = await platformGPU();
   if (!gpu) throw new Error(NO_ADAPTER);
   const adapter = await gpu.requestAdapter({ powerPreference: 'high-performance' });
