@@ -101,9 +101,20 @@ function fail(e: unknown): void {
   console.error(e);
 }
 
+/** Every numeric limit of the adapter and of the device wgtorch requested from it. */
+function limits(): { adapter: Record<string, number>; device: Record<string, number> } {
+  const ctx = torch.webgpu.context();
+  const numeric = (l: GPUSupportedLimits) => {
+    const out: Record<string, number> = {};
+    for (const k in l) if (typeof (l as unknown as Record<string, unknown>)[k] === 'number') out[k] = (l as unknown as Record<string, number>)[k]!;
+    return out;
+  };
+  return { adapter: numeric(ctx.adapter.limits), device: numeric(ctx.device.limits) };
+}
+
 declare global {
   interface Window {
-    demo: { device: Promise<torch.Device>; train: typeof train };
+    demo: { device: Promise<torch.Device>; train: typeof train; limits: typeof limits };
   }
 }
-window.demo = { device: devicePromise, train };
+window.demo = { device: devicePromise, train, limits };
