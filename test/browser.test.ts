@@ -125,6 +125,15 @@ describe.skipIf(!haveChromium)('the demo page in Chromium (WebGPU)', () => {
     expect(pageErrors).toEqual([]);
   });
 
+  it('torch.saveAsync / torch.load work on bytes in the page: the trained weights round-trip', async () => {
+    const r = await page.evaluate(() => window.demo.saveWeights({ download: false }));
+    expect(r.names).toEqual(['linear1.weight', 'linear1.bias', 'linear2.weight', 'linear2.bias']);
+    // 8-byte length + JSON header + float32 data of 1000*100 + 100 + 100*10 + 10 values
+    expect(r.bytes).toBeGreaterThan(4 * (100_000 + 100 + 1000 + 10));
+    expect(r.maxDiff).toBe(0);
+    expect(pageErrors).toEqual([]);
+  });
+
   it('without WebGPU the page says so and trains on the CPU', async () => {
     const cpuPage = await browser.newPage();
     const errors: string[] = [];
