@@ -15,7 +15,7 @@ class WithMask extends nn.Module<[torch.Tensor], torch.Tensor> {
   lin = new nn.Linear(3, 3);
   constructor() {
     super();
-    this.registerBuffer('mask', torch.ones(3, 3));
+    this.registerBuffer('mask', torch.tril(torch.ones(3, 3)));
     this.registerBuffer('scratch', torch.zeros(2), { persistent: false });
   }
   override forward(x: torch.Tensor) {

@@ -1,10 +1,10 @@
 /** One cached compiled graph and what `fast.graphs()` shows of it: IR before and after fusion, kernels, stats. */
 import MagicString from 'magic-string';
-import { printGraph } from '../ir/printer.ts';
+import { nodeLine, printGraph } from '../ir/printer.ts';
 import type { LoweredKernel } from '../codegen-wgsl/lower.ts';
 import type { Storage } from '../runtime/backend.ts';
 import type { TracedProgram } from '../trace/program.ts';
-import type { Graph } from '../ir/graph.ts';
+import type { Graph, Phase } from '../ir/graph.ts';
 import type { CpuKernel } from '../codegen-cpu/lower.ts';
 import type { CpuPlan } from './cpu-plan.ts';
 import type { GpuPlan, PlanStats } from './gpu-plan.ts';
@@ -31,6 +31,16 @@ export interface KernelInfo {
   part: 'forward' | 'backward';
   /** a pack: the names of the independent kernels this one dispatch runs */
   parts?: string[];
+}
+
+/** One IR node as data, for inspectors (the web demo): its printed line, phase and module path. */
+export interface IRNodeInfo {
+  id: number;
+  op: string;
+  phase: Phase;
+  scope?: string;
+  /** the node's line as the IR text prints it */
+  text: string;
 }
 
 export class CompiledGraph {
@@ -76,6 +86,17 @@ export class CompiledGraph {
         return k ? `${line.padEnd(72)} [${k}]` : line;
       })
       .join('\n');
+  }
+
+  /**
+   * The nodes of one graph: 'traced' as recorded (all phases of a whole step), or the
+   * optimised 'forward'/'backward' graph whose ids `kernels[i].nodes` name (passes keep
+   * ids, so a traced node that survives has the same id there).
+   */
+  irNodes(which: 'traced' | 'forward' | 'backward'): IRNodeInfo[] {
+    const g = which === 'traced' ? this.program.graph : which === 'forward' ? this.plans.forward.graph : this.plans.backward?.graph;
+    if (!g) return [];
+    return g.nodes.map((n) => ({ id: n.id, op: n.op, phase: n.phase, ...(n.scope ? { scope: n.scope } : {}), text: nodeLine(n) }));
   }
 
   get fusionLog(): string[] {

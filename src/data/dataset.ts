@@ -1,5 +1,6 @@
 /** torch.utils.data datasets: anything with a length and get(i); TensorDataset over tensors' first dim. */
 import { tensor } from '../eager/factories.ts';
+import { stack } from '../eager/ops.ts';
 import { Tensor } from '../eager/tensor.ts';
 import { hostArray } from '../ir/dtype.ts';
 import { WgtorchError } from '../ir/errors.ts';
@@ -47,17 +48,14 @@ export class TensorDataset implements BatchedDataset<Tensor[]> {
   }
 }
 
-/** Rows of a cpu tensor (along dim 0), copied into a new cpu tensor. */
+/** Rows of t (along dim 0) as a new tensor on t's device; cpu rows are copied on the host. */
 export function rows(t: Tensor, indices: readonly number[]): Tensor {
   const n = t.shape[0];
   for (const i of indices) {
     if (!Number.isInteger(i) || i < 0 || i >= n) throw new WgtorchError(`TensorDataset: index ${i} is out of range for ${n} samples.`);
   }
-  if (t.device !== 'cpu') {
-    throw new WgtorchError(
-      `TensorDataset: the dataset's tensors are on ${t.device}; datasets live on the cpu, as in PyTorch. Fix: build it from cpu tensors and move each batch: x.to('${t.device}').`,
-    );
-  }
+  // a dataset already on a GPU is gathered there
+  if (t.device !== 'cpu') return t.indexSelect(0, tensor(Int32Array.from(indices), { dtype: 'int32', device: t.device }));
   const row = t.numel() / Math.max(n, 1);
   const src = t.toArraySync();
   const out = hostArray(t.dtype, indices.length * row);
@@ -68,6 +66,7 @@ export function rows(t: Tensor, indices: readonly number[]): Tensor {
 /** Stacks cpu tensors of one shape along a new dim 0 (the default collate of a batch). */
 export function stackRows(items: Tensor[]): Tensor {
   const first = items[0];
+  if (items.every((t) => t.device !== 'cpu' && t.device === first.device)) return stack(items, 0);
   for (const t of items) {
     if (t.device !== 'cpu' || t.dtype !== first.dtype || fmtShape(t.shape) !== fmtShape(first.shape)) {
       throw new WgtorchError(

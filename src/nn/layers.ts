@@ -5,7 +5,7 @@ import type { Tensor } from '../eager/tensor.ts';
 import { WgtorchError } from '../ir/errors.ts';
 import type { Device } from '../runtime/backend.ts';
 import * as F from './functional.ts';
-import { linearDefault_ } from './init.ts';
+import { linearDefault_, normal_ } from './init.ts';
 import { Module } from './module.ts';
 import { Parameter } from './parameter.ts';
 
@@ -37,6 +37,50 @@ export class ReLU extends Module<[Tensor], Tensor> {
     return x.relu();
   }
 }
+export class GELU extends Module<[Tensor], Tensor> {
+  readonly approximate: 'none' | 'tanh';
+  constructor(opts: { approximate?: 'none' | 'tanh' } = {}) {
+    super();
+    checkOptions('GELU', opts, ['approximate']);
+    this.approximate = opts.approximate ?? 'none';
+  }
+  override forward(x: Tensor): Tensor {
+    return x.gelu({ approximate: this.approximate });
+  }
+  override extraRepr(): string {
+    return `approximate='${this.approximate}'`;
+  }
+}
+export class SiLU extends Module<[Tensor], Tensor> {
+  override forward(x: Tensor): Tensor {
+    return x.silu();
+  }
+}
+
+/** A lookup table of `num` vectors of size `dim` (initialised N(0, 1), as PyTorch); input: int32 indices. */
+export class Embedding extends Module<[Tensor], Tensor> {
+  weight: Parameter;
+  constructor(
+    readonly numEmbeddings: number,
+    readonly embeddingDim: number,
+    opts: { device?: Device } = {},
+  ) {
+    super();
+    checkOptions('Embedding', opts, ['device']);
+    for (const [what, v] of [['numEmbeddings', numEmbeddings], ['embeddingDim', embeddingDim]] as const) {
+      if (!Number.isInteger(v) || v <= 0) throw new WgtorchError(`Embedding: ${what} must be a positive integer, got ${String(v)}.`);
+    }
+    this.weight = new Parameter(empty(numEmbeddings, embeddingDim, { device: opts.device }));
+    normal_(this.weight);
+  }
+  override forward(index: Tensor): Tensor {
+    return F.embedding(index, this.weight);
+  }
+  override extraRepr(): string {
+    return `${this.numEmbeddings}, ${this.embeddingDim}`;
+  }
+}
+
 export class Tanh extends Module<[Tensor], Tensor> {
   override forward(x: Tensor): Tensor {
     return x.tanh();

@@ -7,6 +7,7 @@
 import { matmulDispatch, matmulParams, matmulVariantFor, matmulWGSL } from '../../codegen-wgsl/matmul.ts';
 import { elementwiseParams, elementwiseWGSL, EW_WORKGROUP } from '../../codegen-wgsl/elementwise.ts';
 import type { ElementwiseSpec, KernelInput, Ref } from '../../codegen-wgsl/kernel-spec.ts';
+import { indexParams, indexWGSL, INDEX_WORKGROUP, type IndexOp, type IndexSpec } from '../../codegen-wgsl/indexing.ts';
 import { reduceParams, reduceWGSL } from '../../codegen-wgsl/reduce.ts';
 import type { DType, HostArray } from '../../ir/dtype.ts';
 import { WgtorchError } from '../../ir/errors.ts';
@@ -139,6 +140,22 @@ export class WebGPUBackend implements Backend {
         }));
         const pipe = this.ctx.pipeline(code, label);
         this.ctx.dispatch(pipe, [buf(a), buf(b), o.buffer], matmulParams(M, N, K), matmulDispatch(M, N, variant), 2 * M * N * K);
+        return;
+      }
+      case 'index': {
+        if (n === 0) return;
+        const [x, index] = args as TensorArg[];
+        const spec: IndexSpec = { op: op.name as IndexOp, rank: out.shape.length, dtype: out.dtype };
+        const { code, label } = this.cached(`index|${spec.op}|${spec.rank}|${spec.dtype}`, () => ({ code: indexWGSL(spec).code, label: `${spec.op}_r${spec.rank}` }));
+        const params = indexParams(spec, {
+          out: out.shape,
+          attrs,
+          x: { shape: x.shape, strides: stridesOf(x.shape) },
+          index: index ? { strides: stridesOf(index.shape) } : undefined,
+        });
+        const grid = workgroupGrid(Math.ceil(n / INDEX_WORKGROUP), this.ctx.limits.maxComputeWorkgroupsPerDimension);
+        const bufs = index ? [buf(x), buf(index), o.buffer] : [buf(x), o.buffer];
+        this.ctx.dispatch(this.ctx.pipeline(code, label), bufs, params, grid, n);
         return;
       }
       case 'reduce': {
