@@ -8,7 +8,8 @@
  *   kernel, then its epilogue (bias, ReLU, masks, a weight's whole optimizer update, written in
  *   place) as one loop over the output, and a fused column sum and its per-row update as a
  *   reduction and a loop over the rows;
- * - copy (a view that must be in memory): a strided loop.
+ * - copy (a view that must be in memory): a strided loop;
+ * - an index op (slice, gather, ...): the eager cpu kernel, on strided copies of view operands.
  * Nothing reads generated code back: the steps carry what the executor binds.
  */
 import type { Graph } from '../ir/graph.ts';
@@ -30,7 +31,9 @@ export type CpuStep =
       /** scalar node ids, in the kernel's order */
       scalars: number[];
     }
-  | { kind: 'matmul'; a: number; transA: boolean; b: number; transB: boolean; out: number; M: number; K: number; N: number };
+  | { kind: 'matmul'; a: number; transA: boolean; b: number; transB: boolean; out: number; M: number; K: number; N: number }
+  /** a registry op run by the eager cpu kernel (index ops), on contiguous inputs */
+  | { kind: 'op'; node: number; ins: number[] };
 
 export interface CpuKernel {
   name: string;
@@ -148,6 +151,30 @@ export function lowerCpuKernel(cx: LowerContext, s: Schedule, k: Kernel, index: 
       flops = numel(g.node(g.node(k.node).inputs[0]).shape) * (1 + k.prologue.length);
       break;
     }
+    case 'index': {
+      // the eager kernel, after strided copies of the inputs that are views
+      const n = g.node(k.node);
+      ids = [k.node];
+      writes = [k.node];
+      for (const i of n.inputs) {
+        const v = s.views.get(i);
+        if (!v) continue;
+        const src = g.node(v.base);
+        const spec: ElementwiseSpec = {
+          kind: 'elementwise',
+          rank: v.shape.length,
+          inputs: src.op === 'scalar' ? [] : [{ dtype: src.dtype, access: 'strided' }],
+          scalars: src.op === 'scalar' ? 1 : 0,
+          nodes: [{ op: 'copy', args: [src.op === 'scalar' ? { kind: 'scalar', index: 0 } : { kind: 'input', index: 0 }], attrs: {}, origin: { ids: [i] } }],
+          outputs: [{ ref: { kind: 'node', index: 0 }, dtype: g.node(i).dtype }],
+        };
+        const source = elementwiseJs(spec, v.shape, [v.strides], [`operand of ${n.op}: %${i} from %${v.base} through strides [${v.strides.join(', ')}]`], dtypeOf(g));
+        steps.push(src.op === 'scalar' ? jsStep(source, [], [i], [v.base]) : jsStep(source, [v.base], [i], []));
+        temps.push(i);
+      }
+      steps.push({ kind: 'op', node: k.node, ins: n.inputs });
+      break;
+    }
     case 'matmul': {
       const mm = g.node(k.node);
       const [M, N] = mm.shape;
@@ -186,9 +213,17 @@ export function lowerCpuKernel(cx: LowerContext, s: Schedule, k: Kernel, index: 
     .map((i) => g.node(i).op)
     .join('_')}`.slice(0, 72);
   const source = steps
-    .map((st) => (st.kind === 'js' ? st.source : `// wasm simd matmul: %${st.out} = %${st.a}${st.transA ? '^T' : ''} @ %${st.b}${st.transB ? '^T' : ''} (${st.M} x ${st.K} x ${st.N})`))
+    .map((st) =>
+      st.kind === 'js'
+        ? st.source
+        : st.kind === 'matmul'
+          ? `// wasm simd matmul: %${st.out} = %${st.a}${st.transA ? '^T' : ''} @ %${st.b}${st.transB ? '^T' : ''} (${st.M} x ${st.K} x ${st.N})`
+          : `// eager cpu kernel: %${st.node} = ${g.node(st.node).op}(${st.ins.map((i) => `%${i}`).join(', ')})`,
+    )
     .join('\n\n');
-  const bytes = 4 * [...new Set(steps.flatMap((st) => (st.kind === 'js' ? [...st.ins.filter((i): i is number => i !== null), ...st.outs] : [st.a, st.b, st.out])))].reduce((t, id) => t + numel(g.node(id).shape), 0);
+  const touched = (st: CpuStep): number[] =>
+    st.kind === 'js' ? [...st.ins.filter((i): i is number => i !== null), ...st.outs] : st.kind === 'matmul' ? [st.a, st.b, st.out] : [...st.ins, st.node];
+  const bytes = 4 * [...new Set(steps.flatMap(touched))].reduce((t, id) => t + numel(g.node(id).shape), 0);
   return { name, kind: k.kind, source, nodes: ids, scopes: scopesOf(g, ids), steps, writes, temps, flops, bytes };
 }
 
