@@ -52,7 +52,6 @@ export interface CpuKernel {
 }
 
 const scopesOf = (g: Graph, ids: number[]) => [...new Set(ids.map((i) => g.node(i).scope).filter((s): s is string => !!s))];
-const dtypeOf = (g: Graph) => (n: { origin?: { ids: number[] } }) => g.node(n.origin!.ids[0]).dtype;
 
 function jsStep(source: string, ins: (number | null)[], outs: number[], scalars: number[]): CpuStep {
   return { kind: 'js', fn: compileJs(source), source, ins, outs, scalars };
@@ -72,7 +71,7 @@ function elementwiseStep(cx: LowerContext, ids: number[], shape: number[], writt
     outputs: written.map((id) => ({ ref: { kind: 'node', index: inside.get(id)! } as Ref, dtype: cx.g.node(id).dtype })),
   };
   const header = [`${what}: ${ids.map((i) => `%${i} ${cx.g.node(i).op}`).join(', ')} over [${shape.join(', ')}]`];
-  const source = elementwiseJs(spec, shape, ops.tensors.map((t) => t.strides), header, dtypeOf(cx.g));
+  const source = elementwiseJs(spec, shape, ops.tensors.map((t) => t.strides), header);
   return jsStep(source, ops.tensors.map((t) => (t.access === 'alias' ? null : t.base)), written, ops.scalars);
 }
 
@@ -107,7 +106,7 @@ function reduceStep(cx: LowerContext, node: number, prologue: number[], epilogue
   });
   const ids = [...prologue, node, ...epilogue];
   const header = [`reduce: ${ids.map((i) => `%${i} ${g.node(i).op}`).join(', ')} over [${inShape.join(', ')}] dims [${dims.join(', ')}]`];
-  const source = reduceJs(spec, kept.map((d) => inShape[d]), dims.map((d) => inShape[d]), strides, header, dtypeOf(g));
+  const source = reduceJs(spec, kept.map((d) => inShape[d]), dims.map((d) => inShape[d]), strides, header);
   return jsStep(source, ops.tensors.map((t) => t.base), written, ops.scalars);
 }
 
@@ -140,7 +139,7 @@ export function lowerCpuKernel(cx: LowerContext, s: Schedule, k: Kernel, index: 
         nodes: [{ op: 'copy', args: [base.op === 'scalar' ? { kind: 'scalar', index: 0 } : { kind: 'input', index: 0 }], attrs: {}, origin: { ids: [k.node], scope: n.scope } }],
         outputs: [{ ref: { kind: 'node', index: 0 }, dtype: n.dtype }],
       };
-      const source = elementwiseJs(spec, k.shape, [k.strides], [`copy: %${k.node} from %${k.base} through strides [${k.strides.join(', ')}]`], dtypeOf(g));
+      const source = elementwiseJs(spec, k.shape, [k.strides], [`copy: %${k.node} from %${k.base} through strides [${k.strides.join(', ')}]`]);
       steps.push(base.op === 'scalar' ? jsStep(source, [], writes, [k.base]) : jsStep(source, [k.base], writes, []));
       break;
     }
@@ -168,7 +167,7 @@ export function lowerCpuKernel(cx: LowerContext, s: Schedule, k: Kernel, index: 
           nodes: [{ op: 'copy', args: [src.op === 'scalar' ? { kind: 'scalar', index: 0 } : { kind: 'input', index: 0 }], attrs: {}, origin: { ids: [i] } }],
           outputs: [{ ref: { kind: 'node', index: 0 }, dtype: g.node(i).dtype }],
         };
-        const source = elementwiseJs(spec, v.shape, [v.strides], [`operand of ${n.op}: %${i} from %${v.base} through strides [${v.strides.join(', ')}]`], dtypeOf(g));
+        const source = elementwiseJs(spec, v.shape, [v.strides], [`operand of ${n.op}: %${i} from %${v.base} through strides [${v.strides.join(', ')}]`]);
         steps.push(src.op === 'scalar' ? jsStep(source, [], [i], [v.base]) : jsStep(source, [v.base], [i], []));
         temps.push(i);
       }
