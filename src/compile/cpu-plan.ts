@@ -10,8 +10,8 @@ import { lowerCpuKernel, type CpuKernel } from '../codegen-cpu/lower.ts';
 import type { HostArray } from '../ir/dtype.ts';
 import { WgtorchError } from '../ir/errors.ts';
 import type { Graph } from '../ir/graph.ts';
-import { numel } from '../ir/shape.ts';
 import { getOp } from '../ir/registry.ts';
+import { numel } from '../ir/shape.ts';
 import { fuse, type Schedule } from '../passes/fusion.ts';
 import { getBackend, type Storage } from '../runtime/backend.ts';
 import type { CpuStorage } from '../runtime/cpu/backend.ts';
@@ -98,8 +98,7 @@ export class CpuPlan {
       for (const st of k.steps) {
         if (st.kind === 'op') {
           const n = g.node(st.node);
-          const arg = (id: number) => ({ storage: values.get(id)!, shape: g.node(id).shape, dtype: g.node(id).dtype });
-          for (const id of st.ins) data(id);
+          const arg = (id: number) => (data(id), { storage: values.get(id)!, shape: g.node(id).shape, dtype: g.node(id).dtype });
           cpu.exec(getOp(n.op), st.ins.map(arg), n.attrs, arg(st.node));
         } else if (st.kind === 'matmul') {
           matmulF32(data(st.a) as Float32Array, 0, st.transA, data(st.b) as Float32Array, 0, st.transB, data(st.out) as Float32Array, 0, st.M, st.K, st.N);
