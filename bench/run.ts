@@ -6,6 +6,7 @@
 //   npm run bench -- --quick      # under 2 minutes: fewer steps, slow CPU rows of the large workload skipped
 //   npm run bench -- --no-write   # print only
 //   npm run bench -- --memory-steps 2000    # a shorter steady-state memory run (the full run does 10,000)
+//   npm run bench -- --models [--quick]     # only issue 12's GPT and CNN steps: rewrites that section of docs/benchmarks.md
 
 import { readFileSync, writeFileSync, mkdirSync } from 'node:fs';
 import { availableParallelism, loadavg } from 'node:os';
@@ -19,11 +20,13 @@ import { jaxjsRunner, jaxjsVersion, type JaxBackend } from './jaxjs.ts';
 import { wasmGemmInfo } from '../src/runtime/cpu/matmul.ts';
 import { consoleTable, markdown, svgChart, type Results } from './report.ts';
 import { benchCpuMatmul } from './matmul-cpu.ts';
+import { modelMarkdown, runModelBenches } from './models-bench.ts';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const args = process.argv.slice(2);
 const quick = args.includes('--quick');
 const write = !args.includes('--no-write');
+const modelsOnly = args.includes('--models');
 const started = performance.now();
 const log = (s: string) => console.log(s.startsWith('\n') ? `${s}  [${((performance.now() - started) / 1000).toFixed(0)} s]` : s);
 
@@ -82,6 +85,26 @@ async function main(): Promise<void> {
   if (!(globalThis as { gc?: unknown }).gc) notes.push('GC not exposed: run through `npm run bench` (tsx --expose-gc) for the memory section.');
   const compile = compileFn();
   if (!compile) notes.push('`torch.compile` is not a function in this build yet: the compiled rows are skipped.');
+
+  const modelSection = async () => {
+    const m = await runModelBenches({ quick, gpuOk, gpuError, counter, shared, log });
+    return modelMarkdown({ ...m, command: `npm run bench${args.length ? ` -- ${args.join(' ')}` : ''}`, date: new Date().toISOString().replace(/\.\d+Z$/, 'Z') });
+  };
+  if (modelsOnly) {
+    const md = await modelSection();
+    counter.uninstall();
+    console.log(md);
+    if (write) {
+      const path = resolve(root, 'docs/benchmarks.md');
+      const old = readFileSync(path, 'utf8');
+      const at = old.indexOf('<!-- models:start -->');
+      const end = old.indexOf('<!-- models:end -->');
+      const next = at >= 0 && end > at ? old.slice(0, at) + md + old.slice(end + '<!-- models:end -->\n'.length) : `${old.trimEnd()}\n\n${md}`;
+      writeFileSync(path, next);
+      log(`\nwrote the issue 12 section of docs/benchmarks.md`);
+    }
+    return;
+  }
 
   const rows: Row[] = [];
   const wgtorchRows: [string, torch.Device, Mode][] = [
@@ -193,6 +216,7 @@ async function main(): Promise<void> {
       log(`  FAILED: ${memory.error}`);
     }
   }
+  const models = await modelSection();
   counter.uninstall();
 
   const res: Results = {
@@ -226,7 +250,7 @@ async function main(): Promise<void> {
   console.log(consoleTable(res));
   if (write) {
     mkdirSync(resolve(root, 'docs'), { recursive: true });
-    writeFileSync(resolve(root, 'docs/benchmarks.md'), markdown(res));
+    writeFileSync(resolve(root, 'docs/benchmarks.md'), `${markdown(res).trimEnd()}\n\n${models}`);
     writeFileSync(resolve(root, 'docs/benchmarks.svg'), svgChart(res));
     log(`\nwrote docs/benchmarks.md and docs/benchmarks.svg (${res.seconds.toFixed(0)} s)`);
   }
