@@ -1,5 +1,5 @@
 /** The eager Tensor: a shape and dtype over a device storage, plus autograd state. */
-import type { DType, HostArray } from '../ir/dtype.ts';
+import { checkDType, type DType, type HostArray } from '../ir/dtype.ts';
 import { WgtorchError } from '../ir/errors.ts';
 import { fmtShape, normalizeDim, normalizeDims, numel, sameShape } from '../ir/shape.ts';
 import { getBackend, type Device, type Storage } from '../runtime/backend.ts';
@@ -9,6 +9,7 @@ import { apply, applyInPlace, assertNotTracing } from './dispatch.ts';
 import { enableGrad, isGradEnabled } from './grad-mode.ts';
 import { formatTensor } from './inspect.ts';
 import { checkOptions } from './options.ts';
+import { recordUndo, undoActive } from './undo.ts';
 
 export type TensorLike = Tensor | number;
 export interface ClampOptions {
@@ -28,7 +29,7 @@ function sizesFrom(args: (number | readonly number[])[]): number[] {
 }
 
 export class Tensor {
-  grad: Tensor | null = null;
+  private _grad: Tensor | null = null;
   /** @internal the tensor whose storage this reshape view shares (a root, never itself a view) */
   _base: Tensor | null = null;
   private _gradFn: Node | null = null;
@@ -45,6 +46,16 @@ export class Tensor {
 
   get device(): Device {
     return this._storage.backend.device;
+  }
+  get grad(): Tensor | null {
+    return this._grad;
+  }
+  set grad(g: Tensor | null) {
+    if (undoActive()) {
+      const old = this._grad;
+      recordUndo(() => (this._grad = old));
+    }
+    this._grad = g;
   }
   get gradFn(): Node | null {
     const base = this._base;
@@ -73,6 +84,10 @@ export class Tensor {
     if (v && this.dtype !== 'float32') {
       throw new WgtorchError(`requiresGrad: only tensors of floating point dtype can require gradients (got ${this.dtype}).`);
     }
+    if (undoActive()) {
+      const old = this._requiresGrad;
+      recordUndo(() => (this._requiresGrad = old));
+    }
     this._requiresGrad = v;
   }
   requiresGrad_(v = true): this {
@@ -87,6 +102,10 @@ export class Tensor {
     return new Tensor(this._storage, this.shape, this.dtype);
   }
   set data(t: Tensor) {
+    if (undoActive()) {
+      const [storage, shape] = [this._storage, this.shape];
+      recordUndo(() => ((this._storage = storage), (this.shape = shape)));
+    }
     this._storage = t._storage;
     this.shape = [...t.shape];
   }
@@ -219,6 +238,7 @@ export class Tensor {
     return apply('where', [asMask('maskedFill', mask), value, this]);
   }
   toDType(dtype: DType): Tensor {
+    checkDType('to', dtype);
     return dtype === this.dtype ? this : apply('cast', [this], { dtype });
   }
   float(): Tensor {
@@ -431,7 +451,8 @@ export class Tensor {
 
   // ------------------------------------------------------------ devices and values
   to(target: Device | DType | { device?: Device; dtype?: DType }): Tensor {
-    const opts = typeof target === 'string' ? (isDType(target) ? { dtype: target } : { device: target }) : target;
+    const opts = typeof target === 'string' ? (isDType(target) || /^(u?int|float|bfloat|half|double|bool|complex)/.test(target) ? { dtype: target as DType } : { device: target }) : target;
+    checkDType('to', opts.dtype);
     checkOptions('to', opts, ['device', 'dtype']);
     let t: Tensor = this;
     if (opts.dtype) t = t.toDType(opts.dtype);

@@ -21,7 +21,8 @@ export interface Meta {
 /** A tensor input, or a plain number (a scalar operand of an elementwise op). */
 export type InputMeta = Meta | number;
 
-export type OpKind = 'elementwise' | 'reduce' | 'matmul' | 'movement' | 'source';
+/** 'check': a value check (index ranges) whose result is its input; see src/eager/checks.ts. */
+export type OpKind = 'elementwise' | 'reduce' | 'matmul' | 'movement' | 'source' | 'check';
 
 /** What gradient rules may call: the subset of Tensor they are written against. */
 export interface GT {
@@ -412,4 +413,25 @@ def({
   // value[i] = start + i * step; `i` is the linear index of the kernel computing it
   infer: (_i, { n, dtype }) => ({ shape: [n as number], dtype: dtype as DType }),
   formula: (m, _a, { start, step }) => `(${m.lit(start as number)} + ${m.target === 'wgsl' ? 'f32(i)' : 'i'} * ${m.lit(step as number)})`,
+});
+
+// ---------------------------------------------------------------- value checks
+/**
+ * check_index passes an integer tensor through and fails the call where a value lies outside
+ * [lo, hi) (except `ignore`). Eager backends check it (cpu at once, webgpu from host data it
+ * still knows, else on the device, reported at the next readback); compiled plans take the
+ * checks out of the graph and run them on the bound values (src/compile/checks.ts).
+ * attrs: lo, hi, ignore (number | null), op, what, bounds (message text), fix.
+ */
+def({
+  name: 'check_index',
+  kind: 'check',
+  arity: 1,
+  infer: ([a], { op }) => {
+    const x = a as Meta;
+    if (x.dtype !== 'int32') {
+      throw new WgtorchError(`${String(op)}: expected int32 indices, got dtype ${x.dtype} (shape ${fmtShape(x.shape)}). Fix: convert with .int().`);
+    }
+    return { shape: [...x.shape], dtype: x.dtype };
+  },
 });

@@ -1,6 +1,7 @@
 /** torch.nn.functional: losses and activations as functions (composites of registry ops). */
 import { apply } from '../eager/dispatch.ts';
 import { arange } from '../eager/factories.ts';
+import { checkIndex } from '../eager/checks.ts';
 import { checkOptions } from '../eager/options.ts';
 import { rand } from '../eager/factories.ts';
 import type { Tensor } from '../eager/tensor.ts';
@@ -97,12 +98,11 @@ export function crossEntropy(input: Tensor, target: Tensor, opts: LossOptions = 
   if (tgt.dim() !== 1 || tgt.shape[0] !== N) {
     throw new WgtorchError(`crossEntropy: expected target of shape [${N}] for logits ${fmtShape(logits.shape)}, got ${fmtShape(target.shape)}.`);
   }
-  if (tgt.device === 'cpu') {
-    for (const v of tgt.toArraySync()) {
-      if (v < 0 || v >= C) throw new WgtorchError(`crossEntropy: target ${v} is out of bounds for ${C} classes.`);
-    }
-  }
-  const oneHot = tgt.unsqueeze(1).eq(arange(C, { device: logits.device }));
+  const checked = checkIndex(tgt, {
+    op: 'crossEntropy', what: 'target', lo: 0, hi: C, bounds: `for ${C} classes`,
+    fix: `class indices must lie in [0, ${C}): check the labels, or give the model's last layer as many outputs as there are classes.`,
+  });
+  const oneHot = checked.unsqueeze(1).eq(arange(C, { device: logits.device }));
   const loss = apply('where', [oneHot, logp, 0]).sum(1).neg();
   return reduce('crossEntropy', input.dim() === 1 ? loss.squeeze(0) : loss, opts.reduction);
 }

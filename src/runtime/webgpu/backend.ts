@@ -16,10 +16,17 @@ import type { Backend, KernelArg, Storage, TensorArg } from '../backend.ts';
 import { broadcastStrides } from '../cpu/elementwise.ts';
 import { workgroupGrid, type GPUContext } from './context.ts';
 import { GcPressure } from './gc-pressure.ts';
+import { CHECK_WORKGROUP, INDEX_CHECK_WGSL } from './device-checks.ts';
+import { findBadIndex, indexCheckAttrs } from '../../ir/value-checks.ts';
 import { MatmulTuner } from './matmul-tuner.ts';
 
 export class GpuStorage implements Storage {
   version = 0;
+  /**
+   * The values as uploaded from the host, kept for small int tensors (class targets,
+   * indices) while the storage is unwritten: value checks read them instead of the GPU.
+   */
+  host: { data: HostArray; version: number } | null = null;
   constructor(
     readonly backend: WebGPUBackend,
     readonly dtype: DType,
@@ -30,6 +37,8 @@ export class GpuStorage implements Storage {
 }
 
 const bytesOf = (size: number) => Math.max(4, size * 4);
+/** int tensors up to this many elements keep their host values for value checks */
+const HOST_COPY_MAX = 1 << 20;
 
 export class WebGPUBackend implements Backend {
   readonly device = 'webgpu' as const;
@@ -81,7 +90,24 @@ export class WebGPUBackend implements Backend {
   fromHost(data: HostArray, dtype: DType): Storage {
     const s = this.alloc(dtype, data.length);
     if (data.length) this.ctx.write(s.buffer, data instanceof Uint8Array ? Uint32Array.from(data) : data);
+    if (dtype === 'int32' && data.length <= HOST_COPY_MAX) s.host = { data: data.slice(), version: s.version };
     return s;
+  }
+
+  check(_op: OpDef, a: TensorArg, attrs: Attrs): void {
+    const c = indexCheckAttrs(attrs);
+    const n = numel(a.shape);
+    if (n === 0) return;
+    const s = a.storage as GpuStorage;
+    if (s.host && s.host.version === s.version) {
+      const err = findBadIndex(c, s.host.data, n, a.shape);
+      if (err) throw err;
+      return;
+    }
+    const slot = this.ctx.checks.slot(c, a.shape);
+    const pipe = this.ctx.pipeline(INDEX_CHECK_WGSL, 'check_index');
+    const grid = workgroupGrid(Math.ceil(n / CHECK_WORKGROUP), this.ctx.limits.maxComputeWorkgroupsPerDimension);
+    this.ctx.dispatch(pipe, [s.buffer, this.ctx.checks.buffer], this.ctx.checks.params(slot, n, c), grid, n);
   }
 
   async read(storage: Storage): Promise<HostArray> {

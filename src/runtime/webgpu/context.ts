@@ -9,6 +9,7 @@
 
 import { BufferPool } from './buffer-pool.ts';
 import { PipelineCache } from './pipeline-cache.ts';
+import { DeviceChecks } from './device-checks.ts';
 
 export { BufferPool, sizeClass, type PoolStats } from './buffer-pool.ts';
 export { PipelineCache, type PipelineInfo, type PipelineRequest } from './pipeline-cache.ts';
@@ -118,6 +119,8 @@ export class GPUContext {
   readonly pipelines: PipelineCache;
   readonly limits: GPUSupportedLimits;
   readonly waiter = new WaitEstimator();
+  /** value checks that ran on the device, reported at the next readback */
+  readonly checks: DeviceChecks;
 
   private readonly staging: BufferPool;
   private errors: Error[] = [];
@@ -159,6 +162,7 @@ export class GPUContext {
   ) {
     this.limits = device.limits;
     this.pool = new BufferPool(device);
+    this.checks = new DeviceChecks(device);
     this.staging = new BufferPool(device, GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST, 'staging');
     this.pipelines = new PipelineCache(
       device,
@@ -275,19 +279,36 @@ export class GPUContext {
     this.submit(null);
   }
 
+  /** Drops the recorded, unsubmitted batch (a compiled call that failed while recording its kernels). */
+  discardOpenBatch(): void {
+    this.pass?.end();
+    this.encoder = this.pass = null;
+    this.ringUsed = this.batchDispatches = this.batchCost = 0;
+    this.batchCompiles = false;
+    this.batchBuffers.clear();
+    this.batchLabels.clear();
+  }
+
   /** Copies device data to the CPU (flushes first). byteOffset must be a multiple of 4. */
   async read(buffer: GPUBuffer, byteLength: number, byteOffset = 0): Promise<ArrayBuffer> {
     if (byteOffset % 4 !== 0) throw new Error('read: byteOffset must be a multiple of 4');
     const size = Math.ceil(byteLength / 4) * 4;
     if (byteOffset + size > buffer.size) throw new Error(`read: ${byteOffset}+${size} bytes past the end of a ${buffer.size}-byte buffer`);
-    const staging = this.staging.acquire(size);
+    // the flags of device-side value checks come back with the data, in the same submit
+    const flags = this.checks.armed ? this.checks.bytes : 0;
+    const staging = this.staging.acquire(size + flags);
     try {
-      this.submit((enc) => enc.copyBufferToBuffer(buffer, byteOffset, staging, 0, size));
-      await this.waiter.wait(() => staging.mapAsync(GPUMapMode.READ, 0, size));
-      const out = staging.getMappedRange(0, size).slice(0, byteLength);
+      this.submit((enc) => {
+        enc.copyBufferToBuffer(buffer, byteOffset, staging, 0, size);
+        if (flags) enc.copyBufferToBuffer(this.checks.buffer, 0, staging, size, flags);
+      });
+      await this.waiter.wait(() => staging.mapAsync(GPUMapMode.READ, 0, size + flags));
+      const all = staging.getMappedRange(0, size + flags).slice(0);
       staging.unmap();
       this.throwPending();
-      return out;
+      const failed = flags ? this.checks.report(new Int32Array(all, size, flags / 4)) : null;
+      if (failed) throw failed;
+      return all.slice(0, byteLength);
     } finally {
       if (staging.mapState === 'unmapped') this.staging.release(staging);
     }
@@ -311,6 +332,10 @@ export class GPUContext {
 
   /** Flushes and waits until the GPU has finished everything submitted. */
   async sync(): Promise<void> {
+    if (this.checks.armed) {
+      await this.read(this.checks.buffer, 4); // reports the checks' flags
+      return;
+    }
     this.flush();
     await this.waiter.wait(() => this.device.queue.onSubmittedWorkDone());
     this.throwPending();
