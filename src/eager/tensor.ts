@@ -178,7 +178,11 @@ export class Tensor {
   }
   pow(exponent: number): Tensor {
     if (typeof exponent !== 'number') {
-      throw new WgtorchError('pow: only a number exponent is supported. Fix: for a tensor exponent use a.log().mul(b).exp() (for positive a).');
+      const shown = exponent && typeof exponent === 'object' && 'shape' in exponent ? fmtShape((exponent as Tensor).shape) : typeof exponent;
+      throw new WgtorchError(
+        `pow: only a number exponent is supported, got a tensor exponent (${shown}) for a base of shape ${fmtShape(this.shape)}.` +
+          ' Fix: pass a number (t.pow(2)); where every base is positive, a.log().mul(b).exp() equals a ** b (it is NaN for negative bases, where a ** b with an integer b is not).',
+      );
     }
     return apply('pow', [this], { exponent });
   }
@@ -271,7 +275,9 @@ export class Tensor {
   max(other: Tensor): Tensor;
   max(dim?: number | Tensor, keepdim = false): Tensor | MaxResult {
     if (dim instanceof Tensor) return this.where(this.ge(dim), dim);
-    if (dim === undefined) return apply('max', [this], { dims: normalizeDims('max', null, this.dim()), keepdim: false });
+    // max() and max(dim) send the gradient to NaN elements where the max is NaN (PyTorch's
+    // evenly_distribute_backward and index-based rules); amax keeps the plain equality mask
+    if (dim === undefined) return apply('max', [this], { dims: normalizeDims('max', null, this.dim()), keepdim: false, nanGrad: true });
     const d = normalizeDim('max', dim, this.dim());
     const dims = [d];
     const indices = apply('argmax', [this], { dims, keepdim });
@@ -282,7 +288,7 @@ export class Tensor {
     const positions = apply('arange', [], { start: 0, step: 1, n: this.shape[d], dtype: 'int32' }, this.device).reshape(
       this.shape.map((s, i) => (i === d ? s : 1)),
     );
-    const values = this.where(positions.eq(at), -Infinity).amax(dims, keepdim);
+    const values = apply('max', [this.where(positions.eq(at), -Infinity)], { dims, keepdim, nanGrad: true });
     return { values, indices };
   }
   min(): Tensor;
@@ -320,9 +326,9 @@ export class Tensor {
   logSoftmax(dim: number): Tensor {
     const d = normalizeDim('logSoftmax', dim, this.dim());
     // (x - m) - log(sum(exp(x - m))): subtracting a rounded logsumexp from x instead loses
-    // the low digits of large logits (PyTorch's log_softmax keeps them).
-    let m = this.detach().amax(d, true);
-    m = m.where(m.abs().lt(Infinity), 0);
+    // the low digits of large logits (PyTorch's log_softmax keeps them). An infinite max is
+    // used as it is: a row with +inf is NaN throughout, as in PyTorch.
+    const m = this.detach().amax(d, true);
     const shifted = this.sub(m);
     return shifted.sub(shifted.exp().sum(d, true).log());
   }

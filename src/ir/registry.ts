@@ -39,6 +39,7 @@ export interface GT {
   gt(o: GT | number): GT;
   ge(o: GT | number): GT;
   eq(o: GT | number): GT;
+  ne(o: GT | number): GT;
   where(cond: GT, other: GT | number): GT;
   sum(dim?: number | number[] | null, keepdim?: boolean): GT;
   sumToSize(shape: readonly number[]): GT;
@@ -162,7 +163,8 @@ elementwise({
 elementwise({
   name: 'abs', arity: 1, saves: { inputs: [0] },
   formula: (m, [a]) => m.call('abs', a),
-  grad: (g, { inputs: [a] }) => [g.mul(T(a).sign())],
+  // PyTorch's sgn: (x > 0) - (x < 0), so 0 at 0 and at NaN
+  grad: (g, { inputs: [a] }) => [g.mul(T(a).gt(0).toDType('float32').sub(T(a).lt(0).toDType('float32')))],
 });
 elementwise({ name: 'sign', arity: 1, formula: (m, [a]) => m.call('sign', a) });
 elementwise({
@@ -175,11 +177,12 @@ elementwise({
   formula: (m, [a]) => `(1.0 / (1.0 + ${m.call('exp', `(-${a})`)}))`,
   grad: (g, { out }) => [g.mul(out).mul(out.neg().add(1))],
 });
-// relu passes the gradient only where x > 0 (clamp(min=0) also where x == 0): PyTorch's rules.
+// relu stops the gradient where its result is <= 0 and passes it elsewhere, NaN included
+// (PyTorch's threshold_backward); clamp(min=0) also passes it where x == 0.
 elementwise({
   name: 'relu', arity: 1, saves: { out: true },
   formula: (m, [a]) => m.call('max', a, m.lit(0)),
-  grad: (g, { out }) => [g.where(out.gt(0), 0)],
+  grad: (g, { out }) => [g.where(out.le(0).eq(0), 0)],
 });
 elementwise({
   name: 'pow', arity: 1, saves: { inputs: [0] },
@@ -295,10 +298,14 @@ def({
   arity: 1,
   infer: (inputs, attrs) => reduceMeta('max', inputs, attrs),
   saves: { inputs: [0], out: true },
-  // Ties share the gradient evenly, as PyTorch's amax does.
+  // Ties share the gradient evenly, as PyTorch's amax does; with nanGrad (max(), max(dim)) a
+  // NaN max sends it to the NaN elements, as PyTorch's max does.
   grad: (g, { inputs: [a], out, attrs }) => {
     const x = T(a);
-    const mask = x.eq(unreduce(out, x.shape, attrs)).toDType('float32');
+    const o = unreduce(out, x.shape, attrs);
+    let hit = x.eq(o);
+    if (attrs.nanGrad) hit = x.ne(x).where(o.ne(o), hit);
+    const mask = hit.toDType('float32');
     const count = mask.sum(attrs.dims as number[], true);
     return [unreduce(g, x.shape, attrs).div(count).mul(mask)];
   },

@@ -60,6 +60,14 @@ export class WebGPUBackend implements Backend {
   }
 
   alloc(dtype: DType, size: number): GpuStorage {
+    const limit = this.ctx.limits.maxStorageBufferBindingSize;
+    if (size * 4 > limit) {
+      throw new WgtorchError(
+        `webgpu: a tensor of ${size} ${dtype} elements (${(size * 4 / 2 ** 20).toFixed(0)} MiB) is larger than this device can bind to a kernel` +
+          ` (maxStorageBufferBindingSize: ${(limit / 2 ** 20).toFixed(0)} MiB), so no op could read it.` +
+          ' Fix: split it into smaller tensors (e.g. chunks of the batch), or keep it on the cpu.',
+      );
+    }
     const buf = this.ctx.pool.acquire(bytesOf(size));
     this.pressure.allocated(buf.size);
     const s = new GpuStorage(this, dtype, size, buf);
@@ -163,7 +171,28 @@ export class WebGPUBackend implements Backend {
           label: `mm_${variant.name}`,
         }));
         const pipe = this.ctx.pipeline(code, label);
-        this.ctx.dispatch(pipe, [buf(a), buf(b), o.buffer], matmulParams(M, N, K), matmulDispatch(M, N, variant), 2 * M * N * K);
+        const max = this.ctx.limits.maxComputeWorkgroupsPerDimension;
+        const [gx, gy] = matmulDispatch(M, N, variant);
+        if (gx > max) {
+          throw new WgtorchError(
+            `mm: an output of ${M}x${N} needs ${gx} workgroups along its columns, more than this device's ${max}. Fix: split mat2 into column blocks (mat2.t().reshape(...)) or transpose the problem: (B^T A^T)^T.`,
+          );
+        }
+        if (gy <= max) {
+          this.ctx.dispatch(pipe, [buf(a), buf(b), o.buffer], matmulParams(M, N, K), [gx, gy, 1], 2 * M * N * K);
+          return;
+        }
+        // more row blocks than one dispatch may have: run it in row bands, bound at byte offsets
+        const align = this.ctx.limits.minStorageBufferOffsetAlignment / 4;
+        const rowsPerGroup = Math.ceil(M / gy);
+        let band = Math.floor((max * rowsPerGroup) / 64) * 64;
+        while (band > 64 && ((band * K) % align || (band * N) % align)) band -= 64;
+        for (let r0 = 0; r0 < M; r0 += band) {
+          const rows = Math.min(band, M - r0);
+          const A = { buffer: buf(a), offset: r0 * K * 4, size: buf(a).size - r0 * K * 4 };
+          const C = { buffer: o.buffer, offset: r0 * N * 4, size: o.buffer.size - r0 * N * 4 };
+          this.ctx.dispatch(pipe, [A, buf(b), C], matmulParams(rows, N, K), matmulDispatch(rows, N, variant), 2 * rows * N * K);
+        }
         return;
       }
       case 'reduce': {

@@ -15,6 +15,9 @@ export { BufferPool, sizeClass, type PoolStats } from './buffer-pool.ts';
 export { PipelineCache, type PipelineInfo, type PipelineRequest } from './pipeline-cache.ts';
 
 export type Workgroups = readonly [number, number, number];
+/** A storage binding: a whole buffer, or a byte range of one (offset a multiple of minStorageBufferOffsetAlignment). */
+export type BufferBinding = GPUBuffer | { buffer: GPUBuffer; offset: number; size: number };
+const bufferOf = (b: BufferBinding): GPUBuffer => (b instanceof GPUBuffer ? b : b.buffer);
 
 const NO_ADAPTER = `WebGPU: no GPU adapter found.
   In Node, Dawn (npm 'webgpu') needs a Vulkan driver. Without a GPU, use Mesa's
@@ -207,7 +210,7 @@ export class GPUContext {
    */
   dispatch(
     pipeline: GPUComputePipeline,
-    buffers: readonly GPUBuffer[],
+    buffers: readonly BufferBinding[],
     params: ArrayBuffer | ArrayBufferView | readonly ArrayBufferView[] | null,
     workgroups: Workgroups,
     cost?: number,
@@ -244,11 +247,11 @@ export class GPUContext {
     if (!this.pass) this.open();
 
     let key = `${info.id}|${slotKey}`;
-    for (const b of buffers) key += `|${this.idOf(b)}`;
+    for (const b of buffers) key += b instanceof GPUBuffer ? `|${this.idOf(b)}` : `|${this.idOf(b.buffer)}@${b.offset}+${b.size}`;
     let bg = this.bindGroups.get(key);
     if (!bg) {
       if (this.bindGroups.size >= BIND_GROUP_CACHE_MAX) this.bindGroups.clear();
-      const entries: GPUBindGroupEntry[] = buffers.map((buffer, binding) => ({ binding, resource: { buffer } }));
+      const entries: GPUBindGroupEntry[] = buffers.map((b, binding) => ({ binding, resource: b instanceof GPUBuffer ? { buffer: b } : b }));
       slots.forEach(({ offset, size }, u) => entries.push({ binding: buffers.length + u, resource: { buffer: this.ring, offset, size } }));
       bg = this.device.createBindGroup({ label: info.label, layout: info.layout, entries });
       this.bindGroups.set(key, bg);
@@ -263,7 +266,7 @@ export class GPUContext {
     pass.setBindGroup(0, bg);
     pass.dispatchWorkgroups(x, y, z);
 
-    for (const b of buffers) this.batchBuffers.add(b);
+    for (const b of buffers) this.batchBuffers.add(bufferOf(b));
     this.batchLabels.add(info.label);
     this.batchCost += cost ?? x * y * z * info.workgroupInvocations * 4;
     if (!info.dispatched) {
