@@ -150,7 +150,9 @@ export function compile<F extends (...args: any[]) => any>(target: F, opts: Comp
     };
     const t0 = performance.now();
     const program = traceProgram(run, tensors, { backward: 'auto', names: parameterNames(root), rootModule: root });
-    const hash = graphHash(program.graph);
+    // the same graph on another device (a model moved with to()) is another compiled graph
+    const device = deviceOf(program);
+    const hash = device === 'webgpu' ? graphHash(program.graph) : `${graphHash(program.graph)}-cpu`;
     const traceMs = performance.now() - t0;
     let entry = cache.get(hash);
     if (entry) {

@@ -10,6 +10,7 @@ import { getBackend, type Device, type KernelArg, type Storage, type TensorArg }
 import { OpNode } from './autograd.ts';
 import { isGradEnabled } from './grad-mode.ts';
 import { Tensor } from './tensor.ts';
+import { noteAllocation } from './temporaries.ts';
 
 /** The tracer plugs in here: while set, ops are recorded instead of run. */
 export interface TraceRecorder {
@@ -79,6 +80,7 @@ function produce(op: OpDef, inputs: (Tensor | number)[], attrs: Attrs, meta: Met
     return a._storage;
   }
   const storage = target ?? be.alloc(meta.dtype, numel(meta.shape));
+  if (!target) noteAllocation(storage);
   be.exec(op, inputs.map(argOf), attrs, { storage, shape: meta.shape, dtype: meta.dtype });
   return storage;
 }

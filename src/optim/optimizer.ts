@@ -1,6 +1,7 @@
 /** The optimizer base: parameter groups, per-parameter state, zeroGrad, stateDict. */
 import { noGrad } from '../eager/grad-mode.ts';
 import { observers } from '../eager/persistent.ts';
+import { withTemporaries } from '../eager/temporaries.ts';
 import { checkOptions } from '../eager/options.ts';
 import { Tensor } from '../eager/tensor.ts';
 import { recordUndo, undoActive } from '../eager/undo.ts';
@@ -58,16 +59,22 @@ export abstract class Optimizer<O extends object> {
         groups.forEach((g, i) => Object.assign(this.paramGroups[i]!, g));
       });
     }
-    noGrad(() => {
-      for (const group of this.paramGroups) {
-        for (const p of group.params) {
-          if (!p.grad) continue;
-          let state = this.state.get(p);
-          if (!state) this.state.set(p, (state = {}));
-          this.update(p, p.grad, group, state);
-        }
-      }
-    });
+    // the update's intermediates are freed when it returns; what it keeps is in the state
+    const kept = () => [...this.state.values()].flatMap((st) => Object.values(st).filter((v): v is Tensor => v instanceof Tensor));
+    withTemporaries(
+      () =>
+        noGrad(() => {
+          for (const group of this.paramGroups) {
+            for (const p of group.params) {
+              if (!p.grad) continue;
+              let state = this.state.get(p);
+              if (!state) this.state.set(p, (state = {}));
+              this.update(p, p.grad, group, state);
+            }
+          }
+        }),
+      kept,
+    );
   }
 
   zeroGrad(opts: { setToNone?: boolean } = {}): void {

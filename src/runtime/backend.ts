@@ -35,6 +35,8 @@ export interface Backend {
    * where they are only on the device, arranges for the next readback to throw.
    */
   check(op: OpDef, arg: TensorArg, attrs: Attrs): void;
+  /** Gives the memory of a storage no tensor will use again back now (optional: the cpu leaves it to the GC). */
+  release?(storage: Storage): void;
   read(storage: Storage): Promise<HostArray>;
   /** Synchronous read where the device allows it; throws a helpful error where it does not. */
   readSync(storage: Storage): HostArray;

@@ -27,6 +27,8 @@ export class GpuStorage implements Storage {
    * indices) while the storage is unwritten: value checks read them instead of the GPU.
    */
   host: { data: HostArray; version: number } | null = null;
+  /** freed as a temporary of a library call (see eager/temporaries.ts): any further use is a bug */
+  disposed = false;
   constructor(
     readonly backend: WebGPUBackend,
     readonly dtype: DType,
@@ -75,6 +77,13 @@ export class WebGPUBackend implements Backend {
     return s;
   }
 
+  release(s: Storage): void {
+    const g = s as GpuStorage;
+    if (g.disposed) return;
+    this.free(g);
+    g.disposed = true;
+  }
+
   /** Returns a storage's buffer to the pool now (compiled plans free their intermediates this way). */
   free(s: GpuStorage): void {
     if (this.finalizer.unregister(s)) this.ctx.pool.release(s.buffer);
@@ -120,6 +129,7 @@ export class WebGPUBackend implements Backend {
 
   async read(storage: Storage): Promise<HostArray> {
     const s = storage as GpuStorage;
+    if (s.disposed) throw disposedError([s.size]);
     if (s.size === 0) return new Float32Array(0);
     const bytes = await this.ctx.read(s.buffer, s.size * 4);
     if (s.dtype === 'float32') return new Float32Array(bytes);
@@ -277,4 +287,14 @@ export class WebGPUBackend implements Backend {
   }
 }
 
-const buf = (a: TensorArg) => (a.storage as GpuStorage).buffer;
+const buf = (a: TensorArg) => {
+  const s = a.storage as GpuStorage;
+  if (s.disposed) throw disposedError(a.shape);
+  return s.buffer;
+};
+function disposedError(shape: readonly number[]): WgtorchError {
+  return new WgtorchError(
+    `a webgpu tensor of shape [${shape.join(', ')}] was an intermediate of optimizer.step() or backward() and its memory has been reused.` +
+      ' Fix: keep a clone() of values you need after the call (e.g. in a custom optimizer, store state in this.state).',
+  );
+}
