@@ -10,6 +10,7 @@ import type { Kernel, Schedule } from '../passes/fusion.ts';
 import { broadcastView, type View } from '../passes/views.ts';
 import { elementwiseParams, elementwiseWGSL, EW_WORKGROUP } from './elementwise.ts';
 import type { ElementwiseSpec, ExprNode, KernelInput, Ref } from './kernel-spec.ts';
+import { lowerIndex } from './lower-index.ts';
 import { lowerMatmul } from './lower-matmul.ts';
 import type { MatmulVariantName } from './matmul.ts';
 import { reduceParams, reduceWGSL } from './reduce.ts';
@@ -122,6 +123,7 @@ export function lowerKernel(cx: LowerContext, k: Kernel, index: number): Lowered
     case 'copy': return lowerCopy(cx, k, index);
     case 'reduce': return lowerReduce(cx, k, index);
     case 'matmul': return lowerMatmul(cx, k, index);
+    case 'index': return lowerIndex(cx, k, index);
   }
 }
 

@@ -21,6 +21,7 @@ import { traceProgram, type TracedProgram } from '../trace/program.ts';
 import { CompiledBackward } from './compiled-backward.ts';
 import { CpuPlan } from './cpu-plan.ts';
 import { CompiledGraph, type Plan } from './compiled-graph.ts';
+import { envVar } from '../platform/env.ts';
 import { dumpGraph } from './dump.ts';
 import { log, logEnabled } from '../runtime/logs.ts';
 import { optimize } from './optimize.ts';
@@ -76,7 +77,7 @@ export function compile<F extends (...args: any[]) => any>(target: F, opts: Comp
   if (opts.dump !== undefined && typeof opts.dump !== 'string') {
     throw new WgtorchError(`compile: option dump must be a folder path (a string), got ${typeof opts.dump}. Fix: pass dump: './wgtorch-dump'.`);
   }
-  const dumpDir = opts.dump ?? (typeof process !== 'undefined' ? process.env?.WGTORCH_DUMP : undefined);
+  const dumpDir = opts.dump ?? envVar('WGTORCH_DUMP');
   const root = target instanceof Module ? target : null;
   const cache = new Map<string, CompiledGraph>();
   const staticCache = new Map<
@@ -100,7 +101,7 @@ export function compile<F extends (...args: any[]) => any>(target: F, opts: Comp
       const opt = optimize(part);
       const muts = new Map([...mutations].filter(([v]) => opt.outputs.some((o) => o.id === v && o.role === 'mutation')));
       let plan: Plan;
-      if (device === 'cpu') plan = new CpuPlan(opt);
+      if (device === 'cpu') plan = new CpuPlan(opt, muts);
       else {
         const backend = getBackend('webgpu') as WebGPUBackend;
         // the backend's default follows WGTORCH_AUTOTUNE; the option overrides it per compiled function

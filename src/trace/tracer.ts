@@ -162,7 +162,7 @@ export class Tracer implements TraceRecorder {
     } else path = m.constructor.name;
     this.scopes.push({ module: m, path });
     this.modules.add(m);
-    for (const [n, p] of m.namedParameters('', false)) {
+    for (const [n, p] of [...m.namedParameters('', false), ...m.namedBuffers('', false)]) {
       if (!this.names.has(p._storage)) this.names.set(p._storage, path ? `${path}.${n}` : n);
     }
     try {

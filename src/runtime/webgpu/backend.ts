@@ -7,6 +7,7 @@
 import { matmulDispatch, matmulParams, matmulVariantFor, matmulWGSL } from '../../codegen-wgsl/matmul.ts';
 import { elementwiseParams, elementwiseWGSL, EW_WORKGROUP } from '../../codegen-wgsl/elementwise.ts';
 import type { ElementwiseSpec, KernelInput, Ref } from '../../codegen-wgsl/kernel-spec.ts';
+import { indexParams, indexWGSL, INDEX_WORKGROUP, type IndexOp, type IndexSpec } from '../../codegen-wgsl/indexing.ts';
 import { reduceParams, reduceWGSL } from '../../codegen-wgsl/reduce.ts';
 import type { DType, HostArray } from '../../ir/dtype.ts';
 import { WgtorchError } from '../../ir/errors.ts';
@@ -19,6 +20,7 @@ import { GcPressure } from './gc-pressure.ts';
 import { CHECK_WORKGROUP, INDEX_CHECK_WGSL } from './device-checks.ts';
 import { findBadIndex, indexCheckAttrs } from '../../ir/value-checks.ts';
 import { MatmulTuner } from './matmul-tuner.ts';
+import { envVar } from '../../platform/env.ts';
 
 export class GpuStorage implements Storage {
   version = 0;
@@ -54,7 +56,7 @@ export class WebGPUBackend implements Backend {
   private readonly pressure = new GcPressure();
   private tuner: MatmulTuner | null = null;
   /** matmuls use the autotuner's winners (compiled graphs tune, eager ops only look up) unless WGTORCH_AUTOTUNE=0 */
-  autotune = typeof process === 'undefined' || process.env?.WGTORCH_AUTOTUNE !== '0';
+  autotune = envVar('WGTORCH_AUTOTUNE') !== '0';
 
   /** The device's matmul autotuner: what was measured on it, in memory and on disk. */
   get matmulTuner(): MatmulTuner {
@@ -203,6 +205,18 @@ export class WebGPUBackend implements Backend {
           const C = { buffer: o.buffer, offset: r0 * N * 4, size: o.buffer.size - r0 * N * 4 };
           this.ctx.dispatch(pipe, [A, buf(b), C], matmulParams(rows, N, K), matmulDispatch(rows, N, variant), 2 * rows * N * K);
         }
+        return;
+      }
+      case 'index': {
+        if (n === 0) return;
+        const [x, index] = args as TensorArg[];
+        const spec: IndexSpec = { op: op.name as IndexOp, rank: out.shape.length, dtype: out.dtype };
+        const { code, label } = this.cached(`index|${spec.op}|${spec.rank}|${spec.dtype}`, () => ({ code: indexWGSL(spec).code, label: `${spec.op}_r${spec.rank}` }));
+        const ins = (args as TensorArg[]).map((a) => ({ shape: a.shape, strides: stridesOf(a.shape) }));
+        const params = indexParams(spec, { out: out.shape, attrs, inputs: ins });
+        const grid = workgroupGrid(Math.ceil(n / INDEX_WORKGROUP), this.ctx.limits.maxComputeWorkgroupsPerDimension);
+        const bufs = index ? [buf(x), buf(index), o.buffer] : [buf(x), o.buffer];
+        this.ctx.dispatch(this.ctx.pipeline(code, label), bufs, params, grid, n);
         return;
       }
       case 'reduce': {

@@ -1,0 +1,182 @@
+/**
+ * Kernels of the index primitives: slice (a strided read), sliceScatter (a source written
+ * over a strided slice of a base: cat, and slice's gradient), gather along a dim, and scatterAdd (gather's gradient,
+ * computed from the destination side: each output element loops over the index entries
+ * that could land on it, in a fixed order, so no float atomics are needed and the sums
+ * are the same on every run). Every tensor is read through strides from the params, so
+ * the compiler binds views (a transposed operand, an expanded index) without copying.
+ * One pipeline per (op, rank, dtype); sizes are uniforms.
+ *
+ * An index outside its dim cannot raise on the device: gather then writes a poison value
+ * (NaN for float32, -2^31 for int32), never a plausible number, and scatterAdd drops it.
+ *
+ * Params (u32 words): n (output elements), out shape[R], then per op:
+ *   slice:        base offset, strides[R] (input stride * step per output dim)
+ *   sliceScatter: starts[R], steps[R], source shape[R], source strides[R], base strides[R]
+ *   gather:       dim, size of dim, input strides[R], index strides[R]
+ *   scatterAdd:   dim, index shape[R], source strides[R], index strides[R]
+ */
+import type { DType } from '../ir/dtype.ts';
+import { WGSL_PRELUDE } from '../ir/scalar-lang.ts';
+import { PARAMS_DECL, paramWords, wgslType } from './kernel-spec.ts';
+
+export const INDEX_WORKGROUP = 64;
+export type IndexOp = 'slice' | 'sliceScatter' | 'gather' | 'scatterAdd';
+export const INDEX_OPS: readonly string[] = ['slice', 'sliceScatter', 'gather', 'scatterAdd'];
+
+export interface IndexSpec {
+  op: IndexOp;
+  rank: number;
+  /** dtype of the data read and written (the index is int32) */
+  dtype: DType;
+}
+
+/** How the params of each op are laid out: the word where each group starts. */
+function layout(spec: IndexSpec) {
+  const R = spec.rank;
+  const at = { shape: 1, a: 1 + R, b: 0, c: 0, d: 0, words: 0 };
+  switch (spec.op) {
+    case 'slice':
+      at.b = at.a + 1;
+      at.words = at.b + R;
+      break;
+    case 'sliceScatter':
+      at.b = at.a + R;
+      at.c = at.b + R;
+      at.d = at.c + R;
+      at.words = at.d + 2 * R; // source strides, then base strides
+      break;
+    case 'gather':
+    case 'scatterAdd':
+      at.b = at.a + 2;
+      at.c = at.b + R;
+      at.words = at.c + R;
+      if (spec.op === 'scatterAdd') {
+        at.b = at.a + 1; // idx shape
+        at.c = at.b + R; // source strides
+        at.d = at.c + R; // index strides
+        at.words = at.d + R;
+      }
+      break;
+  }
+  return at;
+}
+
+const poison = (dtype: DType) => (dtype === 'float32' ? 'f32bits(0x7fc00000u)' : dtype === 'int32' ? 'i32(-2147483647 - 1)' : '0u');
+const zero = (dtype: DType) => `${wgslType(dtype)}(0)`;
+
+export function indexWGSL(spec: IndexSpec): { code: string; paramWords: number } {
+  const R = spec.rank;
+  const L = layout(spec);
+  const T = wgslType(spec.dtype);
+  const lines: string[] = [WGSL_PRELUDE];
+  const hasIndex = spec.op === 'gather' || spec.op === 'scatterAdd';
+  lines.push(`@group(0) @binding(0) var<storage, read> in0: array<${T}>;`);
+  if (hasIndex) lines.push('@group(0) @binding(1) var<storage, read> in1: array<i32>;');
+  if (spec.op === 'sliceScatter') lines.push(`@group(0) @binding(1) var<storage, read> in1: array<${T}>;`);
+  const ob = spec.op === 'slice' ? 1 : 2;
+  lines.push(`@group(0) @binding(${ob}) var<storage, read_write> out0: array<${T}>;`);
+  lines.push(PARAMS_DECL.replace('PARAM_VEC4S', String(paramWords(L.words))));
+  lines.push(`@group(0) @binding(${ob + 1}) var<uniform> p: Params;`);
+  lines.push('fn P(i: u32) -> u32 { return p.v[i / 4u][i % 4u]; }');
+  lines.push('');
+  lines.push(`@compute @workgroup_size(${INDEX_WORKGROUP})`);
+  lines.push('fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {');
+  lines.push(`  let i = gid.x + gid.y * nwg.x * ${INDEX_WORKGROUP}u;`);
+  lines.push('  if (i >= P(0u)) { return; }');
+  // output coordinates c0..c{R-1}
+  lines.push('  var r = i;');
+  for (let d = R - 1; d >= 0; d--) lines.push(`  let c${d} = r % P(${L.shape + d}u); r = r / P(${L.shape + d}u);`);
+  const dot = (at: number, coord: (d: number) => string) =>
+    R === 0 ? '0u' : Array.from({ length: R }, (_, d) => `${coord(d)} * P(${at + d}u)`).join(' + ');
+  const c = (d: number) => `c${d}`;
+  switch (spec.op) {
+    case 'slice':
+      lines.push(`  out0[i] = in0[P(${L.a}u) + ${dot(L.b, c)}];`);
+      break;
+    case 'sliceScatter': {
+      lines.push('  var ok = true;');
+      for (let d = 0; d < R; d++) {
+        lines.push(`  let t${d} = i32(c${d}) - i32(P(${L.a + d}u));`);
+        lines.push(`  let q${d} = u32(max(t${d}, 0)) / P(${L.b + d}u);`);
+        lines.push(`  ok = ok && t${d} >= 0 && u32(t${d}) % P(${L.b + d}u) == 0u && q${d} < P(${L.c + d}u);`);
+      }
+      lines.push(`  if (ok) { out0[i] = in1[${dot(L.d, (d) => `q${d}`)}]; } else { out0[i] = in0[${dot(L.d + R, c)}]; }`);
+      break;
+    }
+    case 'gather': {
+      const dim = `P(${L.a}u)`;
+      lines.push(`  let k = in1[${dot(L.c, c)}];`);
+      lines.push(`  if (k < 0 || u32(k) >= P(${L.a + 1}u)) { out0[i] = ${poison(spec.dtype)}; return; }`);
+      const at = (d: number) => `select(c${d}, u32(k), ${dim} == ${d}u)`;
+      lines.push(`  out0[i] = in0[${dot(L.b, at)}];`);
+      break;
+    }
+    case 'scatterAdd': {
+      const dim = `P(${L.a}u)`;
+      // outside the index's extent (off dim) nothing lands
+      for (let d = 0; d < R; d++) lines.push(`  if (${dim} != ${d}u && c${d} >= P(${L.b + d}u)) { out0[i] = ${zero(spec.dtype)}; return; }`);
+      lines.push('  var acc = 0.0;');
+      lines.push('  var want = 0u;');
+      lines.push('  var count = 0u;');
+      for (let d = 0; d < R; d++) lines.push(`  if (${dim} == ${d}u) { want = c${d}; count = P(${L.b + d}u); }`);
+      lines.push('  for (var k = 0u; k < count; k = k + 1u) {');
+      const at = (d: number) => `select(c${d}, k, ${dim} == ${d}u)`;
+      lines.push(`    let j = in1[${dot(L.d, at)}];`);
+      lines.push(`    if (j >= 0 && u32(j) == want) { acc = acc + f32(in0[${dot(L.c, at)}]); }`);
+      lines.push('  }');
+      lines.push(`  out0[i] = ${T}(acc);`);
+      break;
+    }
+  }
+  lines.push('}');
+  return { code: lines.join('\n'), paramWords: L.words };
+}
+
+export interface IndexOperands {
+  /** output shape */
+  out: readonly number[];
+  attrs: Readonly<Record<string, unknown>>;
+  /** each input's shape and the strides it is read with (the data, then the index or the slice's source) */
+  inputs: { shape: readonly number[]; strides: readonly number[] }[];
+}
+
+export function indexParams(spec: IndexSpec, o: IndexOperands): Uint32Array {
+  const L = layout(spec);
+  const w = new Uint32Array(paramWords(L.words) * 4);
+  const R = spec.rank;
+  w[0] = o.out.reduce((p, d) => p * d, 1);
+  o.out.forEach((d, k) => (w[L.shape + k] = d));
+  const put = (at: number, vs: readonly number[]) => vs.forEach((v, k) => (w[at + k] = v));
+  const a = o.attrs;
+  const [x, y] = o.inputs;
+  switch (spec.op) {
+    case 'slice': {
+      const starts = a.starts as number[];
+      const steps = a.steps as number[];
+      w[L.a] = starts.reduce((p, s, d) => p + s * x.strides[d], 0);
+      put(L.b, steps.map((s, d) => s * x.strides[d]));
+      break;
+    }
+    case 'sliceScatter':
+      put(L.a, a.starts as number[]);
+      put(L.b, a.steps as number[]);
+      put(L.c, y.shape);
+      put(L.d, y.strides);
+      put(L.d + R, x.strides);
+      break;
+    case 'gather':
+      w[L.a] = a.dim as number;
+      w[L.a + 1] = x.shape[a.dim as number];
+      put(L.b, x.strides);
+      put(L.c, y.strides);
+      break;
+    case 'scatterAdd':
+      w[L.a] = a.dim as number;
+      put(L.b, x.shape);
+      put(L.c, x.strides);
+      put(L.d, y.strides);
+      break;
+  }
+  return w;
+}
