@@ -92,7 +92,7 @@ export function compile<F extends (...args: any[]) => any>(target: F, opts: Comp
     const makePlan = (part: Graph): Plan => {
       const opt = optimize(part);
       const muts = new Map([...mutations].filter(([v]) => opt.outputs.some((o) => o.id === v && o.role === 'mutation')));
-      if (device === 'cpu') return new CpuPlan(opt);
+      if (device === 'cpu') return new CpuPlan(opt, muts);
       const backend = getBackend('webgpu') as WebGPUBackend;
       // the backend's default follows WGTORCH_AUTOTUNE; the option overrides it per compiled function
       return new GpuPlan(opt, backend, muts, { tuner: (opts.autotune ?? backend.autotune) ? backend.matmulTuner : null });

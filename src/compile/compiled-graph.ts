@@ -5,6 +5,7 @@ import type { LoweredKernel } from '../codegen-wgsl/lower.ts';
 import type { Storage } from '../runtime/backend.ts';
 import type { TracedProgram } from '../trace/program.ts';
 import type { Graph, Phase } from '../ir/graph.ts';
+import type { CpuKernel } from '../codegen-cpu/lower.ts';
 import type { CpuPlan } from './cpu-plan.ts';
 import type { GpuPlan, PlanStats } from './gpu-plan.ts';
 import { kernelNodes, type Schedule } from '../passes/fusion.ts';
@@ -15,7 +16,10 @@ export type Plan = (GpuPlan | CpuPlan) & {
 
 export interface KernelInfo {
   name: string;
-  /** the WGSL as compiled, with a header naming the IR nodes and module paths it came from */
+  /** the generated code with a header naming the IR nodes and module paths it came from: WGSL on webgpu, JavaScript on the cpu */
+  source: string;
+  language: 'wgsl' | 'js';
+  /** the WGSL as compiled, with that header ('' for a cpu kernel: see `source`) */
   wgsl: string;
   /** IR node ids fused into this kernel */
   nodes: number[];
@@ -107,7 +111,7 @@ export class CompiledGraph {
   get kernels(): KernelInfo[] {
     const out: KernelInfo[] = [];
     for (const [part, plan] of [['forward', this.plans.forward], ['backward', this.plans.backward]] as const) {
-      const ks = (plan as GpuPlan | null)?.kernels as LoweredKernel[] | undefined;
+      const ks = (plan as GpuPlan | CpuPlan | null)?.kernels as (LoweredKernel | CpuKernel)[] | undefined;
       if (!ks) continue;
       for (const k of ks) out.push(kernelInfo(k, part, plan!.graph));
     }
@@ -134,8 +138,9 @@ export class CompiledGraph {
   }
 }
 
-function kernelInfo(k: LoweredKernel, part: 'forward' | 'backward', g: Graph): KernelInfo {
-  const ms = new MagicString(k.code);
+function kernelInfo(k: LoweredKernel | CpuKernel, part: 'forward' | 'backward', g: Graph): KernelInfo {
+  const language = 'code' in k ? 'wgsl' : 'js';
+  const ms = new MagicString('code' in k ? k.code : k.source);
   const header = [
     `// ${part} kernel ${k.name}`,
     `// fuses ${k.nodes.map((id) => `%${id} ${g.node(id).op}`).join(', ')}`,
@@ -143,12 +148,14 @@ function kernelInfo(k: LoweredKernel, part: 'forward' | 'backward', g: Graph): K
     '',
   ].join('\n');
   ms.prepend(header + '\n');
-  const wgsl = ms.toString();
+  const text = ms.toString();
+  const wgsl = language === 'wgsl' ? text : '';
   const lineMap = new Map<number, number[]>();
-  wgsl.split('\n').forEach((line, i) => {
+  text.split('\n').forEach((line, i) => {
     const ids = [...line.matchAll(/%(\d+)/g)].map((m) => Number(m[1]));
     if (ids.length && !line.startsWith('//')) lineMap.set(i + 1, ids);
   });
-  const sourceMap = ms.generateMap({ source: `${k.name}.body.wgsl`, hires: true, includeContent: false }).toString();
-  return { name: k.name, wgsl, nodes: k.nodes, scopes: k.scopes, lineMap, sourceMap, part, ...(k.parts ? { parts: k.parts.map((p) => p.name) } : {}) };
+  const sourceMap = ms.generateMap({ source: `${k.name}.body.${language}`, hires: true, includeContent: false }).toString();
+  const parts = 'parts' in k && k.parts ? { parts: k.parts.map((p) => p.name) } : {};
+  return { name: k.name, source: text, language, wgsl, nodes: k.nodes, scopes: k.scopes, lineMap, sourceMap, part, ...parts };
 }

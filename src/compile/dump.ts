@@ -1,4 +1,4 @@
-/** Writes a compiled graph's IR and WGSL to a folder (the `dump` option, or WGTORCH_DUMP=dir). */
+/** Writes a compiled graph's IR and kernels (WGSL, or JavaScript on the cpu) to a folder (the `dump` option, or WGTORCH_DUMP=dir). */
 import type { CompiledGraph } from './compiled-graph.ts';
 import { hasFiles, joinPath, writeFiles } from '../platform/files.ts';
 
@@ -10,8 +10,8 @@ export function dumpGraph(dir: string, entry: CompiledGraph): void {
   };
   if (entry.backwardIR) files['backward.ir'] = entry.backwardIR + '\n';
   for (const k of entry.kernels) {
-    files[`${k.part}.${k.name}.wgsl`] = k.wgsl;
-    files[`${k.part}.${k.name}.wgsl.map`] = k.sourceMap;
+    files[`${k.part}.${k.name}.${k.language}`] = k.source;
+    files[`${k.part}.${k.name}.${k.language}.map`] = k.sourceMap;
   }
   writeFiles(joinPath(dir, entry.hash), files);
 }

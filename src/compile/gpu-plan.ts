@@ -305,7 +305,7 @@ export class GpuPlan {
  * c's buffer: no later kernel reads c's old value, and the kernel computing v reads c (if at
  * all) only at the element it writes, in its elementwise body or matmul epilogue.
  */
-function canWriteInPlace(s: Schedule, v: number, c: number | null): boolean {
+export function canWriteInPlace(s: Schedule, v: number, c: number | null): boolean {
   const g = s.graph;
   if (!s.writes.has(v) || s.views.has(v)) return false;
   const owner = s.kernels.findIndex((k) => ownedNodes(k).includes(v));
