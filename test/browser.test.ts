@@ -122,6 +122,12 @@ describe.skipIf(!haveChromium)('the demo page in Chromium (WebGPU)', () => {
     await page.click(`#inspector .ir .node[data-node="${first.nodes[0]}"]`);
     expect(await page.getAttribute('#inspector .kernel.selected', 'data-kernel')).toBe(first.name);
     expect(await page.textContent('#inspector .wgsl')).toContain(`// fuses %${first.nodes[0]}`);
+
+    // the optimised IR holds every node of every kernel (nodes the passes made included)
+    await page.click('#inspector button[data-ir-view="optimised"]');
+    const optimised = await page.$$eval('#inspector .ir .node', (els) => els.map((e) => Number((e as HTMLElement).dataset.node)));
+    for (const k of kernels!) for (const id of k.nodes) expect(optimised, `${k.name} fuses %${id}`).toContain(id);
+    await page.click('#inspector button[data-ir-view="traced"]');
     expect(pageErrors).toEqual([]);
   });
 

@@ -112,8 +112,8 @@ async function saveWeights(opts: { download?: boolean } = {}): Promise<{ bytes: 
     const a = Object.assign(document.createElement('a'), { href: url, download: 'twolayernet.safetensors' });
     a.click();
     setTimeout(() => URL.revokeObjectURL(url), 1000);
+    $('#progress').textContent = `saved ${Object.keys(loaded).length} tensors (${(bytes.length / 1024).toFixed(0)} KiB of safetensors)`;
   }
-  $('#progress').textContent = `saved ${Object.keys(loaded).length} tensors (${(bytes.length / 1024).toFixed(0)} KiB of safetensors)`;
   return { bytes: bytes.length, names: Object.keys(loaded), maxDiff };
 }
 
