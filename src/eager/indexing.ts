@@ -261,18 +261,16 @@ export function cat(tensors: readonly Tensor[], dim = 0): Tensor {
   if (parts.length === 1) return parts[0];
   const total = parts.reduce((p, x) => p + x.shape[d], 0);
   const shape = ref.shape.map((s, k) => (k === d ? total : s));
-  // each part placed into zeros of the result's shape, then summed: one kernel per part and
-  // an elementwise sum that the compiler fuses; each part's gradient is a slice of the result's
+  // each part written over its range of the result, in turn: exact for every dtype (no sums),
+  // and each part's gradient is a slice of the result's
   let at = 0;
-  let out: Tensor | null = null;
+  let out = apply('full', [], { shape, value: 0, dtype: ref.dtype }, ref.device);
   for (const x of parts) {
     const starts = shape.map((_, k) => (k === d ? at : 0));
     at += x.shape[d];
-    if (x.shape[d] === 0) continue;
-    const placed = apply('sliceScatter', [x], { shape, starts, steps: shape.map(() => 1) });
-    out = out ? (ref.dtype === 'bool' ? out.add(placed).bool() : out.add(placed)) : placed;
+    if (x.shape[d] > 0) out = apply('sliceScatter', [out, x], { starts, steps: shape.map(() => 1) });
   }
-  return out ?? apply('full', [], { shape, value: 0, dtype: ref.dtype }, ref.device);
+  return out;
 }
 
 export function stack(tensors: readonly Tensor[], dim = 0): Tensor {

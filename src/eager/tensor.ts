@@ -12,6 +12,7 @@ import { checkOptions } from './options.ts';
 import * as idx from './indexing.ts';
 import type { IndexItem } from './indexing.ts';
 import { bmm, matmul } from './matmul.ts';
+import { multinomial } from './sampling.ts';
 
 export type TensorLike = Tensor | number;
 export interface ClampOptions {
@@ -406,6 +407,10 @@ export class Tensor {
   chunk(chunks: number, dim = 0): Tensor[] {
     return idx.chunk(this, chunks, dim);
   }
+  /** Samples category indices from this tensor of weights (1-D or 2-D); see torch.multinomial. */
+  multinomial(numSamples: number, opts: { replacement?: boolean } = {}): Tensor {
+    return multinomial(this, numSamples, opts);
+  }
   tril(diagonal = 0): Tensor {
     return idx.tril(this, diagonal);
   }
@@ -417,8 +422,12 @@ export class Tensor {
     return apply('slice', [this], { starts: [...starts], steps: [...steps], shape: [...shape] });
   }
   /** @internal */
-  _sliceScatter(shape: readonly number[], starts: readonly number[], steps: readonly number[]): Tensor {
-    return apply('sliceScatter', [this], { shape: [...shape], starts: [...starts], steps: [...steps] });
+  _sliceScatter(src: Tensor, starts: readonly number[], steps: readonly number[]): Tensor {
+    return apply('sliceScatter', [this, src], { starts: [...starts], steps: [...steps] });
+  }
+  /** @internal */
+  _zeros(shape: readonly number[]): Tensor {
+    return apply('full', [], { shape: [...shape], value: 0, dtype: this.dtype }, this.device);
   }
   /** @internal */
   _gather(dim: number, index: Tensor): Tensor {

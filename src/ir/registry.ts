@@ -59,7 +59,9 @@ export interface GT {
   toDType(dtype: DType): GT;
   /** the index primitives below, as their gradients need them */
   _slice(starts: readonly number[], steps: readonly number[], shape: readonly number[]): GT;
-  _sliceScatter(shape: readonly number[], starts: readonly number[], steps: readonly number[]): GT;
+  /** this tensor with src written over its slice at starts + c * steps */
+  _sliceScatter(src: GT, starts: readonly number[], steps: readonly number[]): GT;
+  _zeros(shape: readonly number[]): GT;
   _gather(dim: number, index: GT): GT;
   _scatterAdd(dim: number, index: GT, shape: readonly number[]): GT;
 }
@@ -282,7 +284,10 @@ elementwise({
     const isInt = m.cmp('==', m.call('floor', b), b);
     const isOdd = m.cmp('!=', `(${m.call('floor', `(${b} * 0.5)`)} * 2.0)`, b);
     const neg = m.select(isInt, m.select(isOdd, `(-${mag})`, mag), m.lit(NaN));
-    return m.select(m.cmp('==', b, m.lit(0)), m.lit(1), m.select(m.cmp('<', a, m.lit(0)), neg, mag));
+    // 0^b is 0 or inf by the sign of b (WGSL's pow leaves it undefined)
+    const zero = m.select(m.cmp('<', b, m.lit(0)), m.lit(Infinity), m.lit(0));
+    const rest = m.select(m.cmp('==', a, m.lit(0)), zero, m.select(m.cmp('<', a, m.lit(0)), neg, mag));
+    return m.select(m.cmp('==', b, m.lit(0)), m.lit(1), rest);
   },
   // PyTorch's pow_backward_self / pow_backward_exponent: no gradient through b == 0 to a, and
   // none to b where a == 0 and b >= 0 (log(0) would make it NaN).
@@ -509,23 +514,32 @@ def({
     });
     return { shape: [...ints(shape)], dtype: x.dtype };
   },
-  grad: (g, { inputs: [a], attrs: { starts, steps } }) => [g._sliceScatter(T(a).shape, ints(starts), ints(steps))],
+  grad: (g, { inputs: [a], attrs: { starts, steps } }) => [g._zeros(T(a).shape)._sliceScatter(g, ints(starts), ints(steps))],
 });
-/** The gradient of slice: g placed at starts + c * steps of zeros of `shape`. */
+/** base with src written over its slice at starts + c * steps (PyTorch's slice_scatter; cat and slice's gradient). */
 def({
   name: 'sliceScatter',
   kind: 'index',
-  arity: 1,
-  infer: ([a], { shape, starts, steps }) => {
-    const x = a as Meta;
-    const s = ints(shape);
-    const ok = s.length === x.shape.length && x.shape.every((n, i) => n === 0 || ints(starts)[i] + (n - 1) * ints(steps)[i] < s[i]);
+  arity: 2,
+  infer: ([a, b], { starts, steps }) => {
+    const base = a as Meta;
+    const src = b as Meta;
+    const ok = src.shape.length === base.shape.length && src.dtype === base.dtype &&
+      src.shape.every((n, i) => n === 0 || ints(starts)[i] + (n - 1) * ints(steps)[i] < base.shape[i]);
     if (!ok) {
-      throw new WgtorchError(`sliceScatter: a slice of shape ${fmtShape(x.shape)} (starts ${fmtShape(ints(starts))}, steps ${fmtShape(ints(steps))}) does not fit in ${fmtShape(s)}.`);
+      throw new WgtorchError(
+        `sliceScatter: a ${src.dtype} source of shape ${fmtShape(src.shape)} (starts ${fmtShape(ints(starts))}, steps ${fmtShape(ints(steps))}) does not fit in the ${base.dtype} tensor ${fmtShape(base.shape)}.`,
+      );
     }
-    return { shape: [...s], dtype: x.dtype };
+    return { shape: [...base.shape], dtype: base.dtype };
   },
-  grad: (g, { inputs: [a], attrs: { starts, steps } }) => [g._slice(ints(starts), ints(steps), T(a).shape)],
+  grad: (g, { inputs: [, b], needsGrad: [na, nb], attrs: { starts, steps } }) => {
+    const srcShape = T(b).shape;
+    return [
+      na ? g._sliceScatter(g._zeros(srcShape), ints(starts), ints(steps)) : null,
+      nb ? g._slice(ints(starts), ints(steps), srcShape) : null,
+    ];
+  },
 });
 function checkGather(op: string, x: Meta, idx: Meta, dim: number, idxIsDest: boolean): void {
   if (idx.dtype !== 'int32') {

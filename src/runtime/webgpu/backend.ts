@@ -147,12 +147,8 @@ export class WebGPUBackend implements Backend {
         const [x, index] = args as TensorArg[];
         const spec: IndexSpec = { op: op.name as IndexOp, rank: out.shape.length, dtype: out.dtype };
         const { code, label } = this.cached(`index|${spec.op}|${spec.rank}|${spec.dtype}`, () => ({ code: indexWGSL(spec).code, label: `${spec.op}_r${spec.rank}` }));
-        const params = indexParams(spec, {
-          out: out.shape,
-          attrs,
-          x: { shape: x.shape, strides: stridesOf(x.shape) },
-          index: index ? { strides: stridesOf(index.shape) } : undefined,
-        });
+        const ins = (args as TensorArg[]).map((a) => ({ shape: a.shape, strides: stridesOf(a.shape) }));
+        const params = indexParams(spec, { out: out.shape, attrs, inputs: ins });
         const grid = workgroupGrid(Math.ceil(n / INDEX_WORKGROUP), this.ctx.limits.maxComputeWorkgroupsPerDimension);
         const bufs = index ? [buf(x), buf(index), o.buffer] : [buf(x), o.buffer];
         this.ctx.dispatch(this.ctx.pipeline(code, label), bufs, params, grid, n);
