@@ -157,6 +157,25 @@ describe('reductions and shapes', () => {
   });
 });
 
+describe('compiled equals eager', () => {
+  for (const device of testDevices()) {
+    it(`cat with one-element parts, gradients through it (${device}): the one-element zeros stay tensors for sliceScatter`, async () => {
+      const f = (a: torch.Tensor, b: torch.Tensor) => torch.cat([a.softmax(0), b, b.mul(2)], 0).mul(torch.arange(7, { device }).float()).sum();
+      const run = async (fn: typeof f) => {
+        const a = torch.tensor([0.5, -1, 2, 0, 1], { device, requiresGrad: true });
+        const b = torch.tensor([3], { device, requiresGrad: true });
+        const loss = fn(a, b);
+        loss.backward();
+        return [await loss.item(), ...(await a.grad!.toArray()), ...(await b.grad!.toArray())];
+      };
+      const want = await run(f);
+      const got = await run(torch.compile(f));
+      got.forEach((v, i) => expect(v).toBeCloseTo(want[i], 5));
+      expect(want[want.length - 1]).toBe(5 + 12);
+    });
+  }
+});
+
 describe('torch.trace records the new primitives', () => {
   it('slice, sliceScatter, gather, scatterAdd and the elementwise ones appear in the IR', () => {
     const f = (a: torch.Tensor, e: torch.Tensor) => {
