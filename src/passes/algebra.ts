@@ -5,9 +5,7 @@
  *   operands transposed, which the matmul kernel does for free;
  * - permute(permute(x)) -> one permute, or nothing when they cancel;
  * - pow(x, 1) -> x;
- * - a one-element full (the seed of backward) -> a constant scalar, which kernels read as a
- *   uniform; not where a matmul, a reduction or an index op reads it (directly or through a
- *   view), as those read their operands as tensors.
+ * - a one-element full (the seed of backward) -> a constant scalar, which kernels read as a uniform.
  */
 import { Graph, type IRNode } from '../ir/graph.ts';
 import { getOp } from '../ir/registry.ts';
@@ -19,13 +17,6 @@ export function simplify(g: Graph): Graph {
   let next = Math.max(0, ...g.nodes.map((n) => n.id)) + 1;
   const fresh = (n: Omit<IRNode, 'id'>) => out.put({ ...n, id: next++ });
   const uses = g.useCounts();
-  // values some matmul, reduction or index op reads, directly or through movement ops
-  const readAsTensor = new Set<number>();
-  for (const n of [...g.nodes].reverse()) {
-    if (n.op === 'input' || n.op === 'scalar') continue;
-    const kind = getOp(n.op).kind;
-    if ((kind !== 'elementwise' && kind !== 'movement') || (kind === 'movement' && readAsTensor.has(n.id))) for (const i of n.inputs) readAsTensor.add(i);
-  }
 
   const permuteOf = (id: number, dims: number[], like: IRNode): number => {
     const src = out.node(id);
@@ -41,7 +32,11 @@ export function simplify(g: Graph): Graph {
 
   for (const n of g.nodes) {
     const inputs = n.inputs.map(r);
-    if (n.op === 'full' && n.dtype === 'float32' && n.shape.every((d) => d === 1) && !readAsTensor.has(n.id)) {
+    // only where every reader is an elementwise op: a scalar is an operand of those alone (a view
+    // of it, or a matmul or reduction reading it, would read a value no kernel writes)
+    const readers = g.nodes.filter((m) => m.inputs.includes(n.id));
+    const elementwiseOnly = readers.every((m) => m.op !== 'input' && m.op !== 'scalar' && getOp(m.op).kind === 'elementwise');
+    if (n.op === 'full' && n.dtype === 'float32' && n.shape.every((d) => d === 1) && elementwiseOnly && !g.outputs.some((o) => o.id === n.id)) {
       out.put({ ...n, op: 'scalar', inputs: [], attrs: { value: n.attrs.value as number, constant: true }, shape: [] });
       continue;
     }
