@@ -277,8 +277,10 @@ function execute(entry: CompiledGraph, program: TracedProgram): unknown {
     });
   }
   // in-place writes into real tensors (parameters, optimizer state, grads)
-  outputsOf('mutation').forEach((o, i) => {
-    const { storage } = program.mutated[i];
+  // by id: a forward plan of a split graph holds only the forward's mutations
+  const mutationIndex = new Map(program.graph.outputs.filter((o) => o.role === 'mutation').map((o, i) => [o.id, i]));
+  outputsOf('mutation').forEach((o) => {
+    const { storage } = program.mutated[mutationIndex.get(o.id)!];
     const src = out.get(o.id)!;
     const plan = entry.plans.forward;
     if (src !== storage && plan instanceof GpuPlan && plan.renamed.has(o.id) && storage instanceof GpuStorage && src instanceof GpuStorage) {

@@ -1,5 +1,5 @@
 /** torch.nn.functional: losses and activations as functions (composites of registry ops). */
-import { apply } from '../eager/dispatch.ts';
+import { apply, tracing } from '../eager/dispatch.ts';
 import { arange, ones } from '../eager/factories.ts';
 import { tril } from '../eager/ops.ts';
 import { checkOptions } from '../eager/options.ts';
@@ -151,7 +151,7 @@ export function crossEntropy(input: Tensor, target: Tensor, opts: CrossEntropyOp
         (input.dim() > 2 ? ' Fix: the class dim is dim 1; targets have the other dims.' : ' Fix: one class index per row of logits.'),
     );
   }
-  if (target.device === 'cpu') {
+  if (target.device === 'cpu' && !tracing.recorder?.records(target)) {
     for (const v of target.toArraySync()) {
       if ((v < 0 || v >= C) && v !== ignoreIndex) {
         throw new WgtorchError(`crossEntropy: target ${v} is out of bounds for ${C} classes (valid: 0..${C - 1}, or ignoreIndex ${ignoreIndex}).`);
@@ -196,7 +196,7 @@ export function oneHot(index: Tensor, numClasses = -1): Tensor {
     C = index.numel() ? Math.max(...index.toArraySync()) + 1 : 0;
   }
   if (!Number.isInteger(C) || C < 0) throw new WgtorchError(`oneHot: numClasses must be a non-negative integer or -1, got ${C}.`);
-  if (index.device === 'cpu') {
+  if (index.device === 'cpu' && !tracing.recorder?.records(index)) {
     for (const v of index.toArraySync()) {
       if (v < 0 || v >= C) throw new WgtorchError(`oneHot: class values must be in [0, ${C}) (numClasses ${C}), got ${v}.`);
     }

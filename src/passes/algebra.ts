@@ -16,6 +16,8 @@ export function simplify(g: Graph): Graph {
   let next = Math.max(0, ...g.nodes.map((n) => n.id)) + 1;
   const fresh = (n: Omit<IRNode, 'id'>) => out.put({ ...n, id: next++ });
   const uses = g.useCounts();
+  // an output must stay a tensor value (a zeroed one-element grad written back in place, say)
+  const outputs = new Set(g.outputs.map((o) => o.id));
 
   const permuteOf = (id: number, dims: number[], like: IRNode): number => {
     const src = out.node(id);
@@ -31,7 +33,7 @@ export function simplify(g: Graph): Graph {
 
   for (const n of g.nodes) {
     const inputs = n.inputs.map(r);
-    if (n.op === 'full' && n.dtype === 'float32' && n.shape.every((d) => d === 1)) {
+    if (n.op === 'full' && n.dtype === 'float32' && n.shape.every((d) => d === 1) && !outputs.has(n.id)) {
       out.put({ ...n, op: 'scalar', inputs: [], attrs: { value: n.attrs.value as number, constant: true }, shape: [] });
       continue;
     }
