@@ -206,6 +206,12 @@ async function expectRecord(
 
 // compiling the CNN and the GPT on lavapipe spends minutes in LLVM (one pipeline per new kernel)
 const SLOW = 400_000;
+/**
+ * Their whole-step graphs on webgpu take ~100 s (cnn) and ~300 s (gpt) to compile on lavapipe
+ * with 2 shared cores: they run when WGTORCH_SLOW_TESTS=1 (they pass there); the cpu runs
+ * every mode always, and webgpu the eager and compiled-model ones.
+ */
+const slowOnLavapipe = (device: torch.Device, mode: Mode) => device === 'webgpu' && mode === 'whole step' && process.env.WGTORCH_SLOW_TESTS !== '1';
 
 describe.each(testDevices())('training records of models.json on %s', (device) => {
   const P = models.poly;
@@ -277,7 +283,7 @@ describe.each(testDevices())('training records of models.json on %s', (device) =
       await expectRecord(model, got, rec);
     });
 
-    it('cnn: Conv2d, BatchNorm2d (buffers), max pools, SGD momentum, StepLR; eval logits and predictions', async () => {
+    it.skipIf(slowOnLavapipe(device, mode))('cnn: Conv2d, BatchNorm2d (buffers), max pools, SGD momentum, StepLR; eval logits and predictions', async () => {
       const rec = models.cnn;
       const { X, Y } = cnnData(device);
       const model = new SmallCNN();
@@ -296,7 +302,7 @@ describe.each(testDevices())('training records of models.json on %s', (device) =
       expect(Array.from(await logits.argmax(1).toArray())).toEqual(rec.eval_pred);
     }, SLOW);
 
-    it('gpt: embeddings, LayerNorm, causal attention with a mask buffer, GELU MLP, AdamW, clipGradNorm_, CosineAnnealingLR', async () => {
+    it.skipIf(slowOnLavapipe(device, mode))('gpt: embeddings, LayerNorm, causal attention with a mask buffer, GELU MLP, AdamW, clipGradNorm_, CosineAnnealingLR', async () => {
       const rec = models.gpt;
       const { idx, tgt } = gptData(device);
       const model = new TinyGPT();
