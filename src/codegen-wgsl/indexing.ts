@@ -1,6 +1,6 @@
 /**
- * Kernels of the index primitives: slice (a strided read), sliceScatter (its gradient:
- * the values placed into zeros), gather along a dim, and scatterAdd (gather's gradient,
+ * Kernels of the index primitives: slice (a strided read), sliceScatter (a source written
+ * over a strided slice of a base: cat, and slice's gradient), gather along a dim, and scatterAdd (gather's gradient,
  * computed from the destination side: each output element loops over the index entries
  * that could land on it, in a fixed order, so no float atomics are needed and the sums
  * are the same on every run). Every tensor is read through strides from the params, so
@@ -12,7 +12,7 @@
  *
  * Params (u32 words): n (output elements), out shape[R], then per op:
  *   slice:        base offset, strides[R] (input stride * step per output dim)
- *   sliceScatter: starts[R], steps[R], source shape[R], source strides[R]
+ *   sliceScatter: starts[R], steps[R], source shape[R], source strides[R], base strides[R]
  *   gather:       dim, size of dim, input strides[R], index strides[R]
  *   scatterAdd:   dim, index shape[R], source strides[R], index strides[R]
  */
@@ -44,7 +44,7 @@ function layout(spec: IndexSpec) {
       at.b = at.a + R;
       at.c = at.b + R;
       at.d = at.c + R;
-      at.words = at.d + R;
+      at.words = at.d + 2 * R; // source strides, then base strides
       break;
     case 'gather':
     case 'scatterAdd':
@@ -73,7 +73,8 @@ export function indexWGSL(spec: IndexSpec): { code: string; paramWords: number }
   const hasIndex = spec.op === 'gather' || spec.op === 'scatterAdd';
   lines.push(`@group(0) @binding(0) var<storage, read> in0: array<${T}>;`);
   if (hasIndex) lines.push('@group(0) @binding(1) var<storage, read> in1: array<i32>;');
-  const ob = hasIndex ? 2 : 1;
+  if (spec.op === 'sliceScatter') lines.push(`@group(0) @binding(1) var<storage, read> in1: array<${T}>;`);
+  const ob = spec.op === 'slice' ? 1 : 2;
   lines.push(`@group(0) @binding(${ob}) var<storage, read_write> out0: array<${T}>;`);
   lines.push(PARAMS_DECL.replace('PARAM_VEC4S', String(paramWords(L.words))));
   lines.push(`@group(0) @binding(${ob + 1}) var<uniform> p: Params;`);
@@ -100,7 +101,7 @@ export function indexWGSL(spec: IndexSpec): { code: string; paramWords: number }
         lines.push(`  let q${d} = u32(max(t${d}, 0)) / P(${L.b + d}u);`);
         lines.push(`  ok = ok && t${d} >= 0 && u32(t${d}) % P(${L.b + d}u) == 0u && q${d} < P(${L.c + d}u);`);
       }
-      lines.push(`  if (ok) { out0[i] = in0[${dot(L.d, (d) => `q${d}`)}]; } else { out0[i] = ${zero(spec.dtype)}; }`);
+      lines.push(`  if (ok) { out0[i] = in1[${dot(L.d, (d) => `q${d}`)}]; } else { out0[i] = in0[${dot(L.d + R, c)}]; }`);
       break;
     }
     case 'gather': {
@@ -136,10 +137,8 @@ export interface IndexOperands {
   /** output shape */
   out: readonly number[];
   attrs: Readonly<Record<string, unknown>>;
-  /** the data input's shape and the strides it is read with */
-  x: { shape: readonly number[]; strides: readonly number[] };
-  /** the index input's strides (gather, scatterAdd) */
-  index?: { strides: readonly number[] };
+  /** each input's shape and the strides it is read with (the data, then the index or the slice's source) */
+  inputs: { shape: readonly number[]; strides: readonly number[] }[];
 }
 
 export function indexParams(spec: IndexSpec, o: IndexOperands): Uint32Array {
@@ -150,33 +149,34 @@ export function indexParams(spec: IndexSpec, o: IndexOperands): Uint32Array {
   o.out.forEach((d, k) => (w[L.shape + k] = d));
   const put = (at: number, vs: readonly number[]) => vs.forEach((v, k) => (w[at + k] = v));
   const a = o.attrs;
+  const [x, y] = o.inputs;
   switch (spec.op) {
     case 'slice': {
       const starts = a.starts as number[];
       const steps = a.steps as number[];
-      w[L.a] = starts.reduce((p, s, d) => p + s * o.x.strides[d], 0);
-      put(L.b, steps.map((s, d) => s * o.x.strides[d]));
+      w[L.a] = starts.reduce((p, s, d) => p + s * x.strides[d], 0);
+      put(L.b, steps.map((s, d) => s * x.strides[d]));
       break;
     }
     case 'sliceScatter':
       put(L.a, a.starts as number[]);
       put(L.b, a.steps as number[]);
-      put(L.c, o.x.shape);
-      put(L.d, o.x.strides);
+      put(L.c, y.shape);
+      put(L.d, y.strides);
+      put(L.d + R, x.strides);
       break;
     case 'gather':
       w[L.a] = a.dim as number;
-      w[L.a + 1] = o.x.shape[a.dim as number];
-      put(L.b, o.x.strides);
-      put(L.c, o.index!.strides);
+      w[L.a + 1] = x.shape[a.dim as number];
+      put(L.b, x.strides);
+      put(L.c, y.strides);
       break;
     case 'scatterAdd':
       w[L.a] = a.dim as number;
-      put(L.b, o.x.shape);
-      put(L.c, o.x.strides);
-      put(L.d, o.index!.strides);
+      put(L.b, x.shape);
+      put(L.c, x.strides);
+      put(L.d, y.strides);
       break;
   }
-  void R;
   return w;
 }

@@ -7,11 +7,11 @@ import type { LowerContext, LoweredKernel } from './lower.ts';
 export function lowerIndex(cx: LowerContext, k: Extract<Kernel, { kind: 'index' }>, index: number): LoweredKernel {
   const n = cx.g.node(k.node);
   const view = (id: number) => cx.views.get(id) ?? { base: id, shape: cx.g.node(id).shape, strides: stridesOf(cx.g.node(id).shape) };
-  const [x, idx] = n.inputs.map(view);
+  const views = n.inputs.map(view);
   const spec: IndexSpec = { op: n.op as IndexOp, rank: n.shape.length, dtype: n.dtype };
   const { code } = indexWGSL(spec);
-  const reads = idx ? [x.base, idx.base] : [x.base];
-  const inShape = cx.g.node(n.inputs[0]).shape;
+  const reads = views.map((v) => v.base);
+  const inputs = n.inputs.map((id, k) => ({ shape: cx.g.node(id).shape, strides: views[k].strides }));
   return {
     name: `k${index}_${n.op}`,
     kind: 'index',
@@ -21,7 +21,7 @@ export function lowerIndex(cx: LowerContext, k: Extract<Kernel, { kind: 'index' 
     reads,
     writes: [k.node],
     scalars: [],
-    params: () => indexParams(spec, { out: n.shape, attrs: n.attrs, x: { shape: inShape, strides: x.strides }, index: idx ? { strides: idx.strides } : undefined }),
+    params: () => indexParams(spec, { out: n.shape, attrs: n.attrs, inputs }),
     workgroups: Math.ceil(numel(n.shape) / INDEX_WORKGROUP),
     bytes: 4 * (numel(n.shape) + reads.reduce((s, id) => s + numel(cx.g.node(id).shape), 0)),
     flops: 0,

@@ -82,13 +82,12 @@ export class Operands {
     const v = this.cx.views.get(id) ?? { base: id, shape: n.shape, strides: stridesOf(n.shape) };
     if (this.cx.g.node(v.base).op === 'scalar') return this.ref(v.base, inside);
     const strides = broadcastView(v, this.shape);
-    const direct = sameShape(v.shape, this.shape) && sameShape(strides, stridesOf(this.shape));
+    // the stride of a size-1 dim is never used: [1, n] read with any stride there is read in order
+    const rowMajor = stridesOf(this.shape);
+    const direct = sameShape(v.shape, this.shape) && strides.every((st, d) => this.shape[d] === 1 || st === rowMajor[d]);
     const over = this.cx.inPlace.get(v.base);
     if (over !== undefined && this.written.includes(over)) {
-      // a stride on a dim of size 1 is never used: [1, 3] read with strides [0, 1] is the plain layout
-      const plain = stridesOf(this.shape);
-      const sameAccess = sameShape(v.shape, this.shape) && strides.every((s, i) => this.shape[i] === 1 || s === plain[i]);
-      if (!sameAccess) throw new Error(`internal compiler error: in-place input %${v.base} read through a view`);
+      if (!direct) throw new Error(`internal compiler error: in-place input %${v.base} read through a view`);
       let k = this.tensors.findIndex((t) => t.base === v.base);
       if (k < 0) k = this.tensors.push({ base: v.base, strides: null, access: 'alias', dtype: this.cx.g.node(v.base).dtype, aliasOf: this.written.indexOf(over) }) - 1;
       return { kind: 'input', index: k };
