@@ -144,7 +144,10 @@ function limits(): { adapter: Record<string, number>; device: Record<string, num
 
 declare global {
   interface Window {
+    /** the package itself, for the devtools console: torch.randn(2, 3, { device: 'webgpu' }) */
+    torch: typeof torch;
     demo: { device: Promise<torch.Device>; train: typeof train; limits: typeof limits; saveWeights: typeof saveWeights };
   }
 }
 window.demo = { device: devicePromise, train, limits, saveWeights };
+window.torch = torch;
