@@ -100,12 +100,19 @@ describe('factories', () => {
     const s = await torch.multinomial(torch.tensor([[1, 2], [0, 0], [1, -1]], { device: 'webgpu' }), 2, { replacement: true }).tolist();
     expect((s as number[][]).slice(1)).toEqual([[-1, -1], [-1, -1]]);
   });
-  it('multinomial works inside torch.compile (on device, no readback)', async () => {
-    const f = torch.compile((q: torch.Tensor) => torch.multinomial(q.softmax(-1), 3, { replacement: true }).float().sum());
-    torch.manualSeed(5);
-    const v = await f(torch.tensor([[0, 0, 9]])).item();
-    expect(v).toBe(6);
-  });
+  for (const device of testDevices()) {
+    it(`multinomial inside torch.compile on ${device}: the eager draws, fresh on every call, no recompile`, async () => {
+      const f = torch.compile((q: torch.Tensor) => torch.multinomial(q.softmax(-1), 8, { replacement: true }));
+      const q = torch.zeros(1, 5, { device });
+      torch.manualSeed(1);
+      const first = await f(q).tolist();
+      const second = await f(q).tolist();
+      torch.manualSeed(1);
+      expect(await torch.multinomial(q.softmax(-1), 8, { replacement: true }).tolist()).toEqual(first);
+      expect(second).not.toEqual(first);
+      expect(f.graphs().length).toBe(1);
+    });
+  }
 });
 
 describe('reductions and shapes', () => {

@@ -19,6 +19,7 @@
  */
 import { afterAll, describe, expect, it } from 'vitest';
 import * as torch from '../src/index.ts';
+import { checkIndex } from '../src/eager/checks.ts';
 import { apply } from '../src/eager/dispatch.ts';
 import type { DType, HostArray } from '../src/ir/dtype.ts';
 import { allOps, type Attrs } from '../src/ir/registry.ts';
@@ -458,6 +459,14 @@ function buildTable(): Record<string, Case[]> {
     'arange',
     src('arange(10), arange(5, -3, -2), arange(1000)', (dev) => [torch.arange(10, { device: dev }), torch.arange(5, -3, -2, { device: dev }), torch.arange(1000, { device: dev })]),
     src('float arange(0, 1, 0.1) and arange(0)', (dev) => [torch.arange(0, 1, 0.1, { device: dev }), torch.arange(0, { device: dev })]),
+  );
+
+  push(
+    'check_index',
+    // computed on the device (mul), so the check runs there and not on the host copy
+    c('check_index passes indices in range through (out of range: test/bad-input*.test.ts)', [], (_xs, dev) => [
+      checkIndex(torch.tensor([0, 3, 9, 4], { dtype: 'int32', device: dev }).mul(1), { op: 'test', what: 'index', lo: 0, hi: 10, bounds: 'for 10 classes', fix: '-' }),
+    ], { runs: ['mul'] }),
   );
 
   // --- in place

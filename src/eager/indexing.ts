@@ -37,7 +37,7 @@ function checkInt(op: string, what: string, v: number): void {
 function sliceRange(s: Slice, size: number): [number, number] {
   const step = s.step ?? 1;
   checkInt('index', 'a slice step', step);
-  if (step <= 0) throw new WgtorchError(`index: step must be greater than zero (got slice ${s}). Fix: reverse with t.flip is not available; use a positive step.`);
+  if (step <= 0) throw new WgtorchError(`index: step must be greater than zero (got slice ${s}). Fix: use a positive step; negative steps are refused, as in PyTorch.`);
   const clampEnd = (v: number | null, dflt: number) => {
     if (v === null) return dflt;
     checkInt('index', 'a slice bound', v);
