@@ -117,13 +117,13 @@ describe.skipIf(!haveChromium)('the demo page in Chromium (WebGPU)', () => {
     const lit = await page.$$eval('#inspector .ir .node.in-kernel', (els) => els.map((e) => Number((e as HTMLElement).dataset.node)));
     expect(lit.length).toBeGreaterThan(0);
     for (const id of lit) expect(last.nodes).toContain(id);
-    expect(await page.textContent('#inspector .wgsl')).toContain(`kernel ${last.name}`);
+    expect(await page.textContent('#inspector .source.wgsl')).toContain(`kernel ${last.name}`);
 
     // click a traced node: the kernel that computes it is selected
     const first = kernels![0]!;
     await page.click(`#inspector .ir .node[data-node="${first.nodes[0]}"]`);
     expect(await page.getAttribute('#inspector .kernel.selected', 'data-kernel')).toBe(first.name);
-    expect(await page.textContent('#inspector .wgsl')).toContain(`// fuses %${first.nodes[0]}`);
+    expect(await page.textContent('#inspector .source.wgsl')).toContain(`// fuses %${first.nodes[0]}`);
 
     // the optimised IR holds every node of every kernel (nodes the passes made included)
     await page.click('#inspector button[data-ir-view="optimised"]');
@@ -179,6 +179,13 @@ describe.skipIf(!haveChromium)('the demo page in Chromium (WebGPU)', () => {
     const r = await cpuPage.evaluate(() => window.demo.train({ mode: 'eager', steps: 5 }));
     expect(r.device).toBe('cpu');
     expect(worstRel(node.slice(0, 5), r.losses)).toBeLessThan(1e-6);
+    // compiled for the cpu target: the inspector shows its JavaScript kernels
+    const c = await cpuPage.evaluate(() => window.demo.train({ mode: 'compiled', steps: 5 }));
+    expect(c.device).toBe('cpu');
+    expect(worstRel(node.slice(0, 5), c.losses)).toBeLessThan(1e-5);
+    expect(c.kernels.length).toBeGreaterThan(0);
+    expect(await cpuPage.$$eval('#inspector .kernel', (els) => els.length)).toBe(c.kernels.length);
+    expect(await cpuPage.textContent('#inspector .source.js')).toContain(`// fuses %${c.kernels[0]!.nodes[0]}`);
     await cpuPage.close();
     expect(errors).toEqual([]);
   });
