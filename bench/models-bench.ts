@@ -87,7 +87,7 @@ async function wgtorchModelRunner(w: ModelWorkload, device: torch.Device, mode: 
     firstStep: async () => (await warmupOf(step)()).item(),
     ownCounts: counts,
     describe: () => describeCompiled(step),
-    profile: device === 'webgpu' && w.kind === 'gpt' ? () => profileCompiled(step, []) : undefined,
+    profile: w.kind === 'gpt' ? () => profileCompiled(step, [], device) : undefined,
   };
 }
 

@@ -6,6 +6,7 @@
 //   npm run bench -- --quick      # under 2 minutes: fewer steps, slow CPU rows of the large workload skipped
 //   npm run bench -- --no-write   # print only
 //   npm run bench -- --memory-steps 2000    # a shorter steady-state memory run (the full run does 10,000)
+//   npm run bench -- --soak                 # 10,000 compiled whole steps read every step, then every 100th: RSS and GPU pool (bench/soak.ts)
 //   npm run bench -- --models [--quick]     # only issue 12's GPT and CNN steps: rewrites that section of docs/benchmarks.md
 
 import { readFileSync, writeFileSync, mkdirSync } from 'node:fs';
@@ -19,7 +20,7 @@ import { tfjsRunner, wasmFeatures, type SharedDevice, type TfBackend } from './t
 import { jaxjsRunner, jaxjsVersion, type JaxBackend } from './jaxjs.ts';
 import { wasmGemmInfo } from '../src/runtime/cpu/matmul.ts';
 import { consoleTable, markdown, svgChart, type Results } from './report.ts';
-import { benchCpuMatmul } from './matmul-cpu.ts';
+import { benchCpuMatmul, benchNumpyMatmul } from './matmul-cpu.ts';
 import { modelMarkdown, runModelBenches } from './models-bench.ts';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
@@ -62,6 +63,12 @@ function cpuModel(): string {
 }
 
 async function main(): Promise<void> {
+  if (args.includes('--soak')) {
+    const at = args.indexOf('--soak-steps');
+    const { soak, soakTable } = await import('./soak.ts');
+    console.log(soakTable(await soak(at >= 0 ? Number(args[at + 1]) : 10_000)));
+    return;
+  }
   const t0 = performance.now();
   const loadAtStart = loadavg();
   const notes: string[] = [];
@@ -178,6 +185,19 @@ async function main(): Promise<void> {
     matmul.push(r);
     log(`  ${r.name.padEnd(56)} ${r.gflops.toFixed(2).padStart(7)}`);
   }
+  // the same shapes in numpy (OpenBLAS, float32) on one and two threads, where python3 has numpy
+  for (const threads of [1, 2]) {
+    const np = benchNumpyMatmul(threads, quick ? 0.15 : 0.5);
+    if (!np) {
+      matmulNotes.push(`numpy ${threads} thread${threads > 1 ? 's' : ''}: not measured (no python3 with numpy).`);
+      continue;
+    }
+    for (const r of np) {
+      matmul.push(r);
+      log(`  ${r.name.padEnd(56)} ${r.gflops.toFixed(2).padStart(7)}`);
+    }
+  }
+  matmulNotes.push('cpu matmul wasm: the generated WebAssembly SIMD128 kernel wgtorch runs for every cpu matmul (operands copied into its memory and back, included); numpy: `A @ B` on float32 arrays through OpenBLAS with OPENBLAS_NUM_THREADS set, OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE unset for that command. OpenBLAS uses AVX-512 FMA here; Wasm SIMD128 in Node 20 has 4-lane vectors and no fused multiply-add (relaxed SIMD is off), so ~8x per core is the expected gap.');
   if (!gpuOk) matmulNotes.push(`WebGPU matmul: skipped, no WebGPU device (${gpuError}).`);
   else {
     try {
@@ -219,6 +239,7 @@ async function main(): Promise<void> {
   const models = await modelSection();
   counter.uninstall();
 
+  notes.push(`Load average at the end: ${loadavg().map((x) => x.toFixed(2)).join(' / ')}. Other engineers' builds and test runs shared these 2 cores during the run, so absolute times are inflated and noisy${quick ? ' (in --quick each row runs once, one after another, so a ratio also carries the load change between its two rows)' : '; rows of one workload run interleaved (round-robin), so their ratios are the numbers to read'}.`);
   const res: Results = {
     command: `npm run bench${args.length ? ` -- ${args.join(' ')}` : ''}`,
     quick,
