@@ -1,7 +1,8 @@
 // jax-js 0.1.25's row for the character GPT (bench/models.ts's GPT): the same
 // architecture (token + position embeddings, pre-LayerNorm blocks with causal
 // multi-head attention and an exact-GELU MLP, final LayerNorm, a bias-free head),
-// cross entropy over B*T, and PyTorch's AdamW written in jax-js ops, the whole step
+// cross entropy over B*T, clipGradNorm_(1.0) and PyTorch's AdamW (betas 0.9, 0.95, as the
+// example) written in jax-js ops, the whole step
 // as ONE jit. Weights come from a small LCG (N(0, 0.02)-like; LayerNorm 1 and 0),
 // so the losses differ from wgtorch's rows, not the work. See bench/jaxjs.ts for
 // the Node specifics (navigator shim, one Wasm thread). Reference counting: a jitted
@@ -81,7 +82,7 @@ export async function jaxjsGptRunner(cfg: GptConfig, b: JaxBackend, shared: () =
   const idxOneHot = nn.oneHot(np.array(idxData, { dtype: np.int32 }).reshape([B, T]), V).astype(np.float32);
   const targets = np.array(tgtData).reshape([B * T, V]);
   const mask = np.tril(np.ones([T, T])).equal(0);
-  const [lr, beta1, beta2, eps, wd] = [3e-3, 0.9, 0.999, 1e-8, 0.1];
+  const [lr, beta1, beta2, eps, wd] = [3e-3, 0.9, 0.95, 1e-8, 0.1];
 
   const layerNorm = (x: Arr, g: Arr, bias: Arr) => nn.standardize(x, -1, { epsilon: 1e-5 }).mul(g).add(bias);
   const linear = (x: Arr, W: Arr, bias?: Arr) => (bias ? np.matmul(x, W).add(bias) : np.matmul(x, W));
@@ -105,6 +106,15 @@ export async function jaxjsGptRunner(cfg: GptConfig, b: JaxBackend, shared: () =
   };
   const step = jit((q: Params, mq: Params, vq: Params, stepSize: Arr, sqrtBc2: Arr, oh: Arr, tg: Arr, mk: Arr) => {
     const [loss, g] = valueAndGrad(lossOf)(tree.ref(q), oh, tg, mk) as [Arr, Params];
+    // clipGradNorm_(1.0): every gradient times min(1, 1 / (total norm + 1e-6))
+    let sq: Arr | null = null;
+    for (const k of keys) {
+      const s2 = np.square(g[k]!.ref).sum();
+      sq = sq ? sq.add(s2) : s2;
+    }
+    const coef = np.minimum(np.reciprocal(np.sqrt(sq!).add(1e-6)), 1);
+    for (const k of keys) g[k] = g[k]!.mul(coef.ref);
+    coef.dispose();
     const np2: Params = {};
     const nm: Params = {};
     const nv: Params = {};

@@ -26,7 +26,7 @@ export interface ModelWorkload {
 }
 
 export function modelWorkloads(quick: boolean): ModelWorkload[] {
-  const t = (budgetMs: number, maxSteps: number) => (quick ? { warmup: 2, minSteps: 3, maxSteps: Math.min(maxSteps, 20), budgetMs: budgetMs / 3 } : { warmup: 3, minSteps: 5, maxSteps, budgetMs });
+  const t = (budgetMs: number, maxSteps: number) => (quick ? { warmup: 1, minSteps: 2, maxSteps: Math.min(maxSteps, 20), budgetMs: budgetMs / 3 } : { warmup: 3, minSteps: 5, maxSteps, budgetMs });
   const title = (c: GptConfig) => `${c.layers} layers, ${c.heads} heads, width ${c.width}, context ${c.context}, batch ${c.batch}, vocab ${c.vocab}`;
   return [
     { id: 'gpt', title: `GPT step, the example's model (${title(GPT_SMALL)})`, kind: 'gpt', gpt: GPT_SMALL, ...t(4000, 200) },
@@ -100,7 +100,11 @@ export interface ModelBenchOptions {
   log: (s: string) => void;
 }
 
-export async function runModelBenches(o: ModelBenchOptions): Promise<{ workloads: ModelWorkload[]; rows: Row[]; notes: string[] }> {
+export async function runModelBenches(
+  o: ModelBenchOptions,
+  /** called after every row with what is measured so far (the bench writes its report as it goes) */
+  progress?: (m: { workloads: ModelWorkload[]; rows: Row[]; notes: string[] }) => void,
+): Promise<{ workloads: ModelWorkload[]; rows: Row[]; notes: string[] }> {
   const workloads = modelWorkloads(o.quick);
   const rows: Row[] = [];
   const notes: string[] = [];
@@ -113,24 +117,30 @@ export async function runModelBenches(o: ModelBenchOptions): Promise<{ workloads
     ['wgtorch compiled step', 'webgpu', 'compiled step'],
     ['wgtorch compiled step cpu', 'cpu', 'compiled step'],
   ];
+  const done = (r: Row) => {
+    rows.push(r);
+    progress?.({ workloads, rows, notes });
+  };
+  const jax = async (w: ModelWorkload, b: 'wasm' | 'webgpu') => {
+    const name = `jax-js ${b}`;
+    if (b === 'webgpu' && !o.gpuOk) return done(skipped(w, name, 'jaxjs', `no WebGPU device (${o.gpuError})`, o.log));
+    done(await measure(w, name, 'jaxjs', () => jaxjsGptRunner(w.gpt!, b, o.shared), { counter: b === 'webgpu' ? o.counter : undefined, log: o.log }));
+  };
   for (const w of workloads) {
     o.log(`\n${w.title}`);
     for (const [name, device, mode] of specs) {
       if (device === 'webgpu' && !o.gpuOk) {
-        rows.push(skipped(w, name, 'wgtorch', `no WebGPU device (${o.gpuError})`, o.log));
+        done(skipped(w, name, 'wgtorch', `no WebGPU device (${o.gpuError})`, o.log));
         continue;
       }
-      rows.push(await measure(w, name, 'wgtorch', () => wgtorchModelRunner(w, device, mode, autotune), { counter: device === 'webgpu' ? o.counter : undefined, log: o.log }));
+      done(await measure(w, name, 'wgtorch', () => wgtorchModelRunner(w, device, mode, autotune), { counter: device === 'webgpu' ? o.counter : undefined, log: o.log }));
     }
-    if (w.kind !== 'gpt') continue;
-    for (const b of ['wasm', 'webgpu'] as const) {
-      const name = `jax-js ${b}`;
-      if (b === 'webgpu' && !o.gpuOk) {
-        rows.push(skipped(w, name, 'jaxjs', `no WebGPU device (${o.gpuError})`, o.log));
-        continue;
-      }
-      rows.push(await measure(w, name, 'jaxjs', () => jaxjsGptRunner(w.gpt!, b, o.shared), { counter: b === 'webgpu' ? o.counter : undefined, log: o.log }));
-    }
+    if (w.kind === 'gpt') await jax(w, 'wasm');
+  }
+  // last: jax-js compiles a shader per shape, which takes minutes on lavapipe
+  for (const w of workloads.filter((x) => x.kind === 'gpt')) {
+    o.log(`\n${w.title}: jax-js webgpu`);
+    await jax(w, 'webgpu');
   }
   return { workloads, rows, notes };
 }
@@ -160,8 +170,9 @@ export function modelTargets(rows: Row[]): string[] {
   return out;
 }
 
-export function modelMarkdown(res: { workloads: ModelWorkload[]; rows: Row[]; notes: string[]; command: string; date: string }): string {
+export function modelMarkdown(res: { workloads: ModelWorkload[]; rows: Row[]; notes: string[]; command: string; date: string; partial?: boolean }): string {
   const L: string[] = ['<!-- models:start -->', '## Issue 12: GPT and CNN training steps', ''];
+  if (res.partial) L.push('**This run is still going (or was stopped): the rows below are those measured so far.**', '');
   L.push(`\`${res.command}\`, ${res.date}. Each step reads its loss. Dispatches: Dawn's dispatchWorkgroups calls per step, counted the same way for every framework.`, '');
   for (const n of res.notes) L.push(`- ${n}`);
   if (res.notes.length) L.push('');

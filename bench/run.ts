@@ -93,23 +93,27 @@ async function main(): Promise<void> {
   const compile = compileFn();
   if (!compile) notes.push('`torch.compile` is not a function in this build yet: the compiled rows are skipped.');
 
-  const modelSection = async () => {
-    const m = await runModelBenches({ quick, gpuOk, gpuError, counter, shared, log });
-    return modelMarkdown({ ...m, command: `npm run bench${args.length ? ` -- ${args.join(' ')}` : ''}`, date: new Date().toISOString().replace(/\.\d+Z$/, 'Z') });
+  const command = `npm run bench${args.length ? ` -- ${args.join(' ')}` : ''}`;
+  const stamp = () => new Date().toISOString().replace(/\.\d+Z$/, 'Z');
+  const modelSection = async (progress?: (md: string) => void) => {
+    const m = await runModelBenches({ quick, gpuOk, gpuError, counter, shared, log }, progress && ((p) => progress(modelMarkdown({ ...p, command, date: stamp(), partial: true }))));
+    return modelMarkdown({ ...m, command, date: stamp() });
   };
   if (modelsOnly) {
-    const md = await modelSection();
-    counter.uninstall();
-    console.log(md);
-    if (write) {
-      const path = resolve(root, 'docs/benchmarks.md');
+    // the issue 12 section of docs/benchmarks.md, rewritten after every row
+    const path = resolve(root, 'docs/benchmarks.md');
+    const put = (md: string) => {
+      if (!write) return;
       const old = readFileSync(path, 'utf8');
       const at = old.indexOf('<!-- models:start -->');
       const end = old.indexOf('<!-- models:end -->');
-      const next = at >= 0 && end > at ? old.slice(0, at) + md + old.slice(end + '<!-- models:end -->\n'.length) : `${old.trimEnd()}\n\n${md}`;
-      writeFileSync(path, next);
-      log(`\nwrote the issue 12 section of docs/benchmarks.md`);
-    }
+      writeFileSync(path, at >= 0 && end > at ? old.slice(0, at) + md + old.slice(end + '<!-- models:end -->\n'.length) : `${old.trimEnd()}\n\n${md}`);
+    };
+    const md = await modelSection(put);
+    counter.uninstall();
+    console.log(md);
+    put(md);
+    if (write) log('\nwrote the issue 12 section of docs/benchmarks.md');
     return;
   }
 

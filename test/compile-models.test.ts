@@ -1,6 +1,6 @@
 /**
- * Issue 12's baseline: the character GPT and the digits CNN (bench/models.ts, written as a
- * PyTorch user writes them) compiled as a model and as a whole training step, equal to eager
+ * Issue 12's baseline: the character GPT and the digits CNN of examples 13 and 12 (through bench/models.ts,
+ * at test sizes) compiled as a model and as a whole training step, equal to eager
  * within float32 tolerance on every device, and what they cost in kernels and dispatches
  * (graphs() stats). The bounds are today's counts: a fusion rule that lands lowers them here.
  */
@@ -16,14 +16,14 @@ const CFG: GptConfig = { vocab: 65, context: 16, width: 32, heads: 4, layers: 2,
 const STEPS = 3;
 /** fused kernels (and dispatches on webgpu) of the whole steps before issue 12's fusion rules */
 const BASELINE = {
-  cpu: { gptStep: { fused: 196, dispatches: 0 }, cnnStep: { fused: 209, dispatches: 0 } },
-  webgpu: { gptStep: { fused: 202, dispatches: 137 }, cnnStep: { fused: 209, dispatches: 113 } },
+  cpu: { gptStep: { fused: 230, dispatches: 0 }, cnnStep: { fused: 225, dispatches: 0 } },
+  webgpu: { gptStep: { fused: 246, dispatches: 155 }, cnnStep: { fused: 225, dispatches: 122 } },
 };
 
 async function paramsClose(got: torch.nn.Module, want: torch.nn.Module, tol: number, what: string) {
   const w = new Map(want.namedParameters());
   for (const [name, p] of got.namedParameters()) {
-    if (name.endsWith('attn.qkv.bias')) {
+    if (name.endsWith('attn.c_attn.bias')) {
       // the key third of this bias has a zero gradient (softmax ignores a score shift shared by a
       // row), so Adam turns rounding noise there into +-lr steps: compare the query and value thirds
       const C = p.shape[0] / 3;
@@ -37,7 +37,7 @@ async function paramsClose(got: torch.nn.Module, want: torch.nn.Module, tol: num
 }
 
 describe.each(testDevices())('compiled GPT and CNN on %s', (device) => {
-  it('GPT whole training step (AdamW): losses and parameters equal eager; kernel counts', async () => {
+  it('GPT whole training step (clipGradNorm_, AdamW): losses and parameters equal eager; kernel counts', async () => {
     const eager = makeGpt(CFG, device, 3);
     const comp = makeGpt(CFG, device, 3);
     const { idx, targets } = gptBatch(CFG, device);
