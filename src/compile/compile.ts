@@ -112,6 +112,7 @@ export function compile<F extends (...args: any[]) => any>(target: F, opts: Comp
     log('graph', () => entry.forwardIR);
     if (entry.backwardIR) log('backward', () => entry.backwardIR!);
     if (logEnabled('fusion')) for (const line of entry.fusionLog) log('fusion', line);
+    if (logEnabled('fusion')) for (const k of entry.kernels) log('fusion', `${k.part}: ${k.ir}`);
     if (logEnabled('wgsl')) for (const k of entry.kernels) log('wgsl', `${k.name}:\n${k.wgsl}`);
     log('perf', () => `compiled graph ${hash} in ${entry.compileMs.toFixed(1)} ms: ${entry.stats.fusedKernels} fused kernels in ${entry.stats.dispatches} dispatches`);
     logMatmuls(entry);

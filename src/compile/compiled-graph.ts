@@ -1,7 +1,8 @@
 /** One cached compiled graph and what `fast.graphs()` shows of it: IR before and after fusion, kernels, stats. */
 import MagicString from 'magic-string';
 import { printGraph } from '../ir/printer.ts';
-import type { LoweredKernel } from '../codegen-wgsl/lower.ts';
+import type { WgslKernel } from '../codegen-wgsl/render.ts';
+import { printKernel, type Kernel } from '../passes/kernel-ir.ts';
 import type { Storage } from '../runtime/backend.ts';
 import type { TracedProgram } from '../trace/program.ts';
 import type { Graph } from '../ir/graph.ts';
@@ -15,6 +16,10 @@ export type Plan = (GpuPlan | CpuPlan) & {
 
 export interface KernelInfo {
   name: string;
+  /** what the kernel computes, as a value (the kernel IR: body, bindings, scalars, the IR nodes it covers) */
+  kernel: Kernel;
+  /** the kernel IR printed: it reads like the IR */
+  ir: string;
   /** the WGSL as compiled, with a header naming the IR nodes and module paths it came from */
   wgsl: string;
   /** IR node ids fused into this kernel */
@@ -86,7 +91,7 @@ export class CompiledGraph {
   get kernels(): KernelInfo[] {
     const out: KernelInfo[] = [];
     for (const [part, plan] of [['forward', this.plans.forward], ['backward', this.plans.backward]] as const) {
-      const ks = (plan as GpuPlan | null)?.kernels as LoweredKernel[] | undefined;
+      const ks = (plan as GpuPlan | null)?.kernels as WgslKernel[] | undefined;
       if (!ks) continue;
       for (const k of ks) out.push(kernelInfo(k, part, plan!.graph));
     }
@@ -113,12 +118,13 @@ export class CompiledGraph {
   }
 }
 
-function kernelInfo(k: LoweredKernel, part: 'forward' | 'backward', g: Graph): KernelInfo {
+function kernelInfo(k: WgslKernel, part: 'forward' | 'backward', g: Graph): KernelInfo {
   const ms = new MagicString(k.code);
+  const { nodes, scopes } = k.kernel.covers;
   const header = [
     `// ${part} kernel ${k.name}`,
-    `// fuses ${k.nodes.map((id) => `%${id} ${g.node(id).op}`).join(', ')}`,
-    ...(k.scopes.length ? [`// from ${k.scopes.join(', ')}`] : []),
+    `// fuses ${nodes.map((id) => `%${id} ${g.node(id).op}`).join(', ')}`,
+    ...(scopes.length ? [`// from ${scopes.join(', ')}`] : []),
     '',
   ].join('\n');
   ms.prepend(header + '\n');
@@ -129,5 +135,16 @@ function kernelInfo(k: LoweredKernel, part: 'forward' | 'backward', g: Graph): K
     if (ids.length && !line.startsWith('//')) lineMap.set(i + 1, ids);
   });
   const sourceMap = ms.generateMap({ source: `${k.name}.body.wgsl`, hires: true, includeContent: false }).toString();
-  return { name: k.name, wgsl, nodes: k.nodes, scopes: k.scopes, lineMap, sourceMap, part, ...(k.parts ? { parts: k.parts.map((p) => p.name) } : {}) };
+  return {
+    name: k.name,
+    kernel: k.kernel,
+    ir: printKernel(k.kernel, (id) => g.node(id).op),
+    wgsl,
+    nodes,
+    scopes,
+    lineMap,
+    sourceMap,
+    part,
+    ...(k.parts ? { parts: k.parts.map((p) => p.name) } : {}),
+  };
 }

@@ -1,4 +1,4 @@
-/** Writes a compiled graph's IR and WGSL to a folder (the `dump` option, or WGTORCH_DUMP=dir). */
+/** Writes a compiled graph's IR, kernel IR and WGSL to a folder (the `dump` option, or WGTORCH_DUMP=dir). */
 import type { CompiledGraph } from './compiled-graph.ts';
 
 export function dumpGraph(dir: string, entry: CompiledGraph): void {
@@ -13,6 +13,7 @@ export function dumpGraph(dir: string, entry: CompiledGraph): void {
   if (entry.backwardIR) fs.writeFileSync(`${base}/backward.ir`, entry.backwardIR + '\n');
   fs.writeFileSync(`${base}/fused.ir`, entry.fusedIR + '\n');
   for (const k of entry.kernels) {
+    fs.writeFileSync(`${base}/${k.part}.${k.name}.kir`, k.ir + '\n');
     fs.writeFileSync(`${base}/${k.part}.${k.name}.wgsl`, k.wgsl);
     fs.writeFileSync(`${base}/${k.part}.${k.name}.wgsl.map`, k.sourceMap);
   }

@@ -4,16 +4,17 @@
  * into the context's open batch (no submit, no readback). Intermediates go back to the
  * pool right after their last reader, so later kernels of the same call reuse them.
  */
-import { lowerKernel, type LoweredKernel } from '../codegen-wgsl/lower.ts';
 import { packKernels } from '../codegen-wgsl/pack.ts';
+import { renderKernel, type MatmulProblem, type WgslKernel } from '../codegen-wgsl/render.ts';
 import type { Graph } from '../ir/graph.ts';
 import { numel, sameShape } from '../ir/shape.ts';
-import { fuse, kernelNodes, ownedNodes, type Kernel, type Schedule } from '../passes/fusion.ts';
+import { fuse, kernelNodes, ownedNodes, type Kernel as Group, type Schedule } from '../passes/fusion.ts';
+import { buildKernels } from '../passes/kernel-build.ts';
+import { writes, type Kernel } from '../passes/kernel-ir.ts';
 import type { Storage } from '../runtime/backend.ts';
 import { GpuStorage, type WebGPUBackend } from '../runtime/webgpu/backend.ts';
 import { workgroupGrid } from '../runtime/webgpu/context.ts';
 import { packFits, planPacks } from './pack-schedule.ts';
-import type { MatmulProblem } from '../codegen-wgsl/lower.ts';
 import type { MatmulChoice, MatmulTuner } from '../runtime/webgpu/matmul-tuner.ts';
 
 /** A scalar's value: folded constants carry theirs, traced scalars are bound per call. */
@@ -53,10 +54,14 @@ export interface MatmulPick {
 
 export class GpuPlan {
   readonly schedule: Schedule;
-  /** what runs: one entry per dispatch (a fused kernel, or a pack of independent ones) */
-  kernels: LoweredKernel[] = [];
+  /** what runs: one entry per dispatch (a fused kernel, or a pack of independent ones), rendered */
+  kernels: WgslKernel[] = [];
   /** the fused kernels, one per schedule group, before packing */
-  fused: LoweredKernel[] = [];
+  fused: WgslKernel[] = [];
+  /** the kernel IR of what runs (packs included) */
+  get kernelIR(): Kernel[] {
+    return this.kernels.map((k) => k.kernel);
+  }
   /** in-place updates computed into a fresh buffer instead, which the updated tensor adopts */
   readonly renamed = new Set<number>();
   /** the matmul variant of every matmul kernel */
@@ -100,14 +105,8 @@ export class GpuPlan {
     const lowerAll = () => {
       const aliasIn = new Map<number, number>();
       for (const [v, c] of this.inPlace) if (c !== null) aliasIn.set(c, v);
-      const cx = {
-        g: graph,
-        views: this.schedule.views,
-        writes: this.schedule.writes,
-        inPlace: aliasIn,
-        matmulVariant: tuner ? (p: MatmulProblem) => tuner.lookup(p).variant : undefined,
-      };
-      return this.schedule.kernels.map((k, i) => lowerKernel(cx, k, i));
+      const matmulVariant = tuner ? (p: MatmulProblem) => tuner.lookup(p).variant : undefined;
+      return buildKernels(this.schedule, aliasIn).map((k) => renderKernel(k, { matmulVariant }));
     };
     let fused = lowerAll();
     let dispatches = fused.map((_, i) => [i]);
@@ -150,7 +149,7 @@ export class GpuPlan {
       });
     this.lastUse = new Map();
     this.kernels.forEach((k, i) => {
-      for (const id of k.order ?? [...k.reads, ...k.writes]) this.lastUse.set(id, i);
+      for (const b of k.kernel.bindings) this.lastUse.set(b.value, i);
     });
     this.pipelinesCache = null;
     this.preparing = null;
@@ -187,7 +186,7 @@ export class GpuPlan {
    */
   prepare(): Promise<void> {
     this.preparing ??= this.backend.ctx.pipelines
-      .prepare(this.kernels.map((k) => ({ wgsl: k.code, label: k.name })))
+      .prepare(this.kernels.map((k) => ({ wgsl: k.code, label: k.name, layout: k.layout })))
       .then((p) => {
         this.pipelinesCache ??= p;
       });
@@ -195,7 +194,7 @@ export class GpuPlan {
   }
 
   private get pipelines(): GPUComputePipeline[] {
-    this.pipelinesCache ??= this.kernels.map((k) => this.backend.ctx.pipeline(k.code, k.name));
+    this.pipelinesCache ??= this.kernels.map((k) => this.backend.ctx.pipeline(k.code, k.name, k.layout));
     return this.pipelinesCache;
   }
 
@@ -205,8 +204,8 @@ export class GpuPlan {
       fusedKernels: this.fused.length,
       matmuls: this.matmuls,
       dispatches: this.kernels.length,
-      bytesMoved: this.kernels.reduce((s, k) => s + k.bytes, 0),
-      flops: this.kernels.reduce((s, k) => s + k.flops, 0),
+      bytesMoved: this.kernels.reduce((s, k) => s + k.kernel.bytes, 0),
+      flops: this.kernels.reduce((s, k) => s + k.kernel.flops, 0),
     };
   }
 
@@ -232,9 +231,10 @@ export class GpuPlan {
     try {
       for (const d of capture.dispatches) {
         const t0 = performance.now();
-        for (let r = 0; r < reps; r++) ctx.dispatch(this.pipelines[d.kernel], d.buffers, d.params, d.grid, this.kernels[d.kernel].flops);
+        const k = this.kernels[d.kernel]!;
+        for (let r = 0; r < reps; r++) ctx.dispatch(this.pipelines[d.kernel], d.buffers, d.params, d.grid, k.kernel.flops);
         await ctx.sync();
-        out.push({ name: this.kernels[d.kernel].name, ms: (performance.now() - t0) / reps, flops: this.kernels[d.kernel].flops });
+        out.push({ name: k.name, ms: (performance.now() - t0) / reps, flops: k.kernel.flops });
       }
     } finally {
       ctx.waiter.sleepFraction = sleep;
@@ -262,7 +262,7 @@ export class GpuPlan {
     for (const n of this.graph.nodes) if (n.op === 'input') values.set(n.id, inputs(n.id));
     const mine = new Set<GpuStorage>();
     this.kernels.forEach((k, i) => {
-      for (const w of k.writes) {
+      for (const w of writes(k.kernel)) {
         if (this.inPlace.has(w)) {
           const c = this.inPlace.get(w)!;
           values.set(w, c !== null ? values.get(c)! : targets.get(w)!);
@@ -273,15 +273,15 @@ export class GpuPlan {
         values.set(w, s);
         mine.add(s);
       }
-      const order = k.order ?? [...k.reads, ...k.writes];
+      const order = k.kernel.bindings.map((b) => b.value);
       const buffers = order.map((id) => {
         const v = values.get(id) as GpuStorage | undefined;
         if (!v) throw new Error(`internal compiler error: kernel ${k.name} reads %${id}, which no earlier kernel wrote`);
         return v.buffer;
       });
       const grid = Array.isArray(k.workgroups) ? k.workgroups : workgroupGrid(k.workgroups, ctx.limits.maxComputeWorkgroupsPerDimension);
-      const params = k.params(k.scalars.map(scalars));
-      ctx.dispatch(this.pipelines[i], buffers, params, grid as [number, number, number], k.flops);
+      const params = k.params(k.kernel.scalars.map(scalars));
+      ctx.dispatch(this.pipelines[i], buffers, params, grid as [number, number, number], k.kernel.flops);
       if (capture) {
         capture.dispatches.push({ kernel: i, buffers, params, grid: grid as [number, number, number] });
         return; // keep every buffer alive for replays
@@ -311,7 +311,7 @@ function canWriteInPlace(s: Schedule, v: number, c: number | null): boolean {
   if (owner < 0) return false;
   if (c === null) return true;
   const baseOf = (id: number) => s.views.get(id)?.base ?? id;
-  const readers = (k: Kernel) => kernelNodes(k).filter((id) => g.node(id).inputs.some((i) => baseOf(i) === c));
+  const readers = (k: Group) => kernelNodes(k).filter((id) => g.node(id).inputs.some((i) => baseOf(i) === c));
   for (let i = owner + 1; i < s.kernels.length; i++) if (readers(s.kernels[i]).length) return false;
   const k = s.kernels[owner];
   // where the kernel may read c at the element it writes: its elementwise body, a matmul's

@@ -8,7 +8,7 @@
 // once Mesa's on-disk shader cache has it).
 
 import { BufferPool } from './buffer-pool.ts';
-import { PipelineCache } from './pipeline-cache.ts';
+import { PipelineCache, type ShaderLayout } from './pipeline-cache.ts';
 
 export { BufferPool, sizeClass, type PoolStats } from './buffer-pool.ts';
 export { PipelineCache, type PipelineInfo, type PipelineRequest } from './pipeline-cache.ts';
@@ -189,9 +189,9 @@ export class GPUContext {
     this.dispatches = this.submits = this.pipelinesCompiled = this.bindGroupsCreated = 0;
   }
 
-  /** Cached pipeline for this WGSL (see PipelineCache). */
-  pipeline(wgsl: string, label: string, entryPoint = 'main'): GPUComputePipeline {
-    return this.pipelines.getPipeline(wgsl, label, entryPoint);
+  /** Cached pipeline for this WGSL, whose bindings and workgroup size its generator declares (see PipelineCache). */
+  pipeline(wgsl: string, label: string, layout: ShaderLayout, entryPoint = 'main'): GPUComputePipeline {
+    return this.pipelines.getPipeline(wgsl, label, layout, entryPoint);
   }
 
   /**
