@@ -6,9 +6,11 @@
  * and the device.
  *
  * Trains the model twice, side by side: eagerly, and with the whole training step
- * compiled by torch.compile into a few fused WGSL kernels, and prints both times.
+ * compiled by torch.compile into a few fused kernels (WGSL on webgpu; generated
+ * JavaScript and WebAssembly SIMD matmuls on the cpu), and prints both times.
  *
  *   npm start                        # 500 steps on webgpu when an adapter exists, else cpu
+ *   WGTORCH_NO_WEBGPU=1 npm start    # as on a machine without an adapter
  *   npm start -- --steps 100
  *   npm start -- --device cpu        # or WGTORCH_DEVICE=cpu npm start
  */
@@ -71,9 +73,11 @@ export async function runDemo(
   }
   if (compiled) {
     const g = compiled.graphs()[0];
-    log(`compiled: ${g.stats.fusedKernels} fused kernels in ${g.stats.dispatches} dispatches per step (${g.kernels.map((k) => k.name).join(', ')}); graph compiled in ${g.stats.compileMs.toFixed(0)} ms`);
+    const where = device === 'webgpu' ? `in ${g.stats.dispatches} dispatches per step` : 'per step on the cpu (generated JavaScript, WebAssembly SIMD matmuls)';
+    log(`compiled: ${g.stats.fusedKernels} fused kernels ${where} (${g.kernels.map((k) => k.name).join(', ')}); graph compiled in ${g.stats.compileMs.toFixed(0)} ms`);
   }
-  log(`first ${warmup} steps (building GPU pipelines${compiled ? ' and the graph' : ''}): ${firstMs.toFixed(0)} ms`);
+  const building = device === 'webgpu' ? `building GPU pipelines${compiled ? ' and the graph' : ''}` : compiled ? 'tracing and compiling the graph' : 'first calls';
+  log(`first ${warmup} steps (${building}): ${firstMs.toFixed(0)} ms`);
   // Wait for the last update too (on a GPU, reading a value waits for the queued work).
   await model.linear2.weight.toArray();
   const msPerStep = (performance.now() - t0) / (steps - warmup);
@@ -84,7 +88,9 @@ async function cli(): Promise<void> {
   const explicit = process.argv.some((a) => a.startsWith('--device')) || !!process.env.WGTORCH_DEVICE;
   const { device: asked, steps } = parseCli();
   const device: torch.Device = explicit ? asked : (await torch.webgpu.isAvailable()) ? 'webgpu' : 'cpu';
-  if (!explicit && device === 'cpu') console.log('(no WebGPU adapter found: running on the cpu; see scripts/setup-webgpu.sh)');
+  if (!explicit && device === 'cpu') {
+    console.log('(no WebGPU adapter found: training on the cpu, eagerly and compiled; for the GPU see scripts/setup-webgpu.sh)');
+  }
   const eager = await runDemo({ device, steps });
   console.log('');
   const compiled = await runDemo({ device, steps, compiled: true });

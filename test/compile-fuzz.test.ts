@@ -1,15 +1,16 @@
 /**
  * Differential fuzz test of torch.compile (issue 5): random programs of registry ops
- * (test/helpers/fuzz-graphs.ts) on random shapes, compiled vs eager on webgpu: the
- * values of every output and the gradient of every input under a weighted-sum loss.
+ * (test/helpers/fuzz-graphs.ts) on random shapes, compiled vs eager on each target (the cpu's
+ * generated JavaScript and Wasm kernels, and WebGPU's WGSL): the values of every output and
+ * the gradient of every input under a weighted-sum loss.
  *
  * The seed is fixed per run: WGTORCH_FUZZ_SEED (default below), and every test name
  * carries it with the graph's index, so a failure reproduces with
- *   WGTORCH_FUZZ_SEED=<seed> npx vitest run test/compile-fuzz.test.ts -t 'graph <i> '
+ *   WGTORCH_FUZZ_SEED=<seed> npx vitest run test/compile-fuzz.test.ts -t '<device> graph <i> '
  * WGTORCH_FUZZ_N sets the number of graphs (default 40).
  */
 import { describe, expect, it } from 'vitest';
-import { webgpuAvailable } from './helpers/devices.ts';
+import { testDevices } from './helpers/devices.ts';
 import { makeCase, runCase } from './helpers/fuzz-graphs.ts';
 
 const DEFAULT_SEED = 20250611;
@@ -24,7 +25,7 @@ const COUNT = Number(process.env.WGTORCH_FUZZ_N ?? 40);
 const BUG1 = 'BUG 1: a reduction epilogue reads a loop-local load (unresolved value x1)';
 const KNOWN_BUGS: Record<number, string> = {};
 
-describe.skipIf(!webgpuAvailable)(`compiled vs eager on random graphs (seed ${SEED}, ${COUNT} graphs)`, () => {
+describe.each(testDevices())(`compiled vs eager on random graphs on %s (seed ${SEED}, ${COUNT} graphs)`, (dev) => {
   const cases = Array.from({ length: COUNT }, (_, i) => makeCase(SEED, i));
 
   it('the generator covers the op families', () => {
@@ -38,8 +39,8 @@ describe.skipIf(!webgpuAvailable)(`compiled vs eager on random graphs (seed ${SE
 
   for (const c of cases) {
     const bug = SEED === DEFAULT_SEED ? KNOWN_BUGS[c.index] : undefined;
-    const name = `graph ${c.index} (seed ${SEED}): ${c.program.steps.filter((s) => s.k !== 'input').length} ops, values and gradients`;
-    if (bug) it.fails(`${name} [known bug: ${bug}]`, () => runCase(c));
-    else it(name, () => runCase(c));
+    const name = `${dev} graph ${c.index} (seed ${SEED}): ${c.program.steps.filter((s) => s.k !== 'input').length} ops, values and gradients`;
+    if (bug) it.fails(`${name} [known bug: ${bug}]`, () => runCase(c, dev));
+    else it(name, () => runCase(c, dev));
   }
 });

@@ -1,5 +1,8 @@
-import { describe, it, expect } from 'vitest';
-import { matmulF32 } from '../src/runtime/cpu/matmul.ts';
+import { beforeAll, describe, it, expect } from 'vitest';
+import { matmulF32 as matmulDefault, matmulF32Js, wasmGemmInfo } from '../src/runtime/cpu/matmul.ts';
+
+type MatmulFn = typeof matmulDefault;
+let matmulF32: MatmulFn = matmulDefault;
 
 /** Deterministic PRNG (mulberry32) so failures reproduce. */
 function prng(seed: number): () => number {
@@ -65,7 +68,15 @@ const SHAPES: [number, number, number][] = [
   [2, 64, 13], [65, 129, 31], [64, 100, 10], [13, 300, 4], [1, 50, 37], [37, 50, 1],
 ];
 
-describe('matmulF32', () => {
+// the Wasm SIMD kernel (what every cpu matmul runs) and the JavaScript fallback
+const IMPLS: [string, MatmulFn][] = [['wasm simd', matmulDefault], ['javascript', matmulF32Js]];
+
+describe.each(IMPLS)('matmulF32 (%s)', (name, impl) => {
+  beforeAll(() => {
+    matmulF32 = impl;
+    if (name === 'wasm simd') expect(wasmGemmInfo().available, 'WebAssembly SIMD is on in Node 20').toBe(true);
+  });
+
   for (const [tA, tB] of TRANS) {
     it(`matches a float64 reference on fixed shapes (transA=${tA}, transB=${tB})`, () => {
       let seed = 1;
@@ -118,5 +129,19 @@ describe('matmulF32', () => {
     expect(Array.from(out)).toEqual([19, 22, 43, 50]);
     matmulF32(a, 0, true, b, 0, true, out, 0, 2, 2, 2); // A^T @ B^T = [[23,31],[34,46]]
     expect(Array.from(out)).toEqual([23, 31, 34, 46]);
+  });
+});
+
+describe('matmulF32 on several threads', () => {
+  it('splits large products between the helper threads (rows and columns) and matches the reference', async () => {
+    matmulF32 = matmulDefault;
+    const cores = (await import('node:os')).availableParallelism();
+    const deadline = Date.now() + 10_000;
+    // helpers start in the background; until they are up a product runs on one thread
+    while (cores > 1 && wasmGemmInfo().threads < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    if (cores > 1) expect(wasmGemmInfo().threads).toBeGreaterThan(1);
+    check(300, 200, 40, false, false, 31); // M >= N: rows split
+    check(40, 200, 300, true, true, 32); // N > M: columns split in multiples of the tile width
+    check(129, 700, 131, true, false, 33);
   });
 });

@@ -11,7 +11,7 @@ import { fuse } from '../src/passes/fusion.ts';
 import { buildKernels } from '../src/passes/kernel-build.ts';
 import { printKernel, reads, writes } from '../src/passes/kernel-ir.ts';
 import { webgpuAvailable } from './helpers/devices.ts';
-import { interpreterBinding, runGpuPlan } from './helpers/compile-util.ts';
+import { captureLogs, interpreterBinding, runGpuPlan } from './helpers/compile-util.ts';
 
 function linearRelu() {
   torch.manualSeed(1);
@@ -74,12 +74,14 @@ describe.skipIf(!webgpuAvailable)('kernel IR on webgpu', () => {
     torch.manualSeed(2);
     const model = new torch.nn.Sequential(new torch.nn.Linear(12, 16), new torch.nn.ReLU()).to('webgpu');
     const f = torch.compile((x: torch.Tensor) => model(x).sum(), { autotune: false });
-    await f(torch.randn(8, 12, { device: 'webgpu' })).item();
+    const { lines } = await captureLogs(['kernels'], () => f(torch.randn(8, 12, { device: 'webgpu' })).item());
     const ks = f.graphs().at(-1)!.kernels;
     expect(ks.length).toBeGreaterThan(0);
     for (const k of ks) {
       expect(k.ir.startsWith(`kernel ${k.name}:`)).toBe(true);
       expect(k.kernel.covers.nodes).toEqual(k.nodes);
     }
+    // the kernels log prints each kernel's IR
+    expect(lines.map((l) => l.message)).toEqual(ks.map((k) => `${k.part}: ${k.ir}`));
   });
 });

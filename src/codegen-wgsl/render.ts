@@ -8,6 +8,7 @@ import type { Kernel, KernelBody } from '../passes/kernel-ir.ts';
 import { elementwiseParams, elementwiseWGSL, elementwiseWorkgroups } from './elementwise.ts';
 import { matmulDispatch, type MatmulVariant, type MatmulVariantName } from './matmul.ts';
 import type { Namespace, WgslLayout } from './namespace.ts';
+import { indexBodyParams, indexSpecOf, indexWGSL, INDEX_WORKGROUP } from './indexing.ts';
 import { reduceParams, reduceWGSL, reduceWorkgroups } from './reduce.ts';
 import { matmulKernelParams, matmulKernelWGSL } from './render-matmul.ts';
 
@@ -52,6 +53,7 @@ export function renderCode(k: Kernel, variant: MatmulVariant | MatmulVariantName
   switch (b.kind) {
     case 'elementwise': return elementwiseWGSL(b, ns);
     case 'reduce': return reduceWGSL(b, ns);
+    case 'index': return indexWGSL(indexSpecOf(b), ns);
     case 'matmul': {
       return matmulKernelWGSL(b, variant, ns);
     }
@@ -70,6 +72,8 @@ export function renderKernel(k: Kernel, opts: RenderOptions = {}): WgslKernel {
       return { ...base, workgroups: elementwiseWorkgroups(b), params: (v) => elementwiseParams(b, v) };
     case 'reduce':
       return { ...base, workgroups: reduceWorkgroups(b), params: (v) => reduceParams(b, v) };
+    case 'index':
+      return { ...base, workgroups: Math.ceil(b.shape.reduce((p, d) => p * d, 1) / INDEX_WORKGROUP), params: () => indexBodyParams(b) };
     case 'matmul':
       return {
         ...base,

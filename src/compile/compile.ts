@@ -21,6 +21,7 @@ import { traceProgram, type TracedProgram } from '../trace/program.ts';
 import { CompiledBackward } from './compiled-backward.ts';
 import { CpuPlan } from './cpu-plan.ts';
 import { CompiledGraph, type Plan } from './compiled-graph.ts';
+import { envVar } from '../platform/env.ts';
 import { dumpGraph } from './dump.ts';
 import { log, logEnabled } from '../runtime/logs.ts';
 import { optimize } from './optimize.ts';
@@ -72,7 +73,7 @@ export function compile<F extends (...args: any[]) => any>(target: F, opts: Comp
   if (opts.dump !== undefined && typeof opts.dump !== 'string') {
     throw new WgtorchError(`compile: option dump must be a folder path (a string), got ${typeof opts.dump}. Fix: pass dump: './wgtorch-dump'.`);
   }
-  const dumpDir = opts.dump ?? (typeof process !== 'undefined' ? process.env?.WGTORCH_DUMP : undefined);
+  const dumpDir = opts.dump ?? envVar('WGTORCH_DUMP');
   const root = target instanceof Module ? target : null;
   const cache = new Map<string, CompiledGraph>();
   const staticCache = new Map<string, { entry: CompiledGraph; program: TracedProgram }>();
@@ -91,7 +92,7 @@ export function compile<F extends (...args: any[]) => any>(target: F, opts: Comp
     const makePlan = (part: Graph): Plan => {
       const opt = optimize(part);
       const muts = new Map([...mutations].filter(([v]) => opt.outputs.some((o) => o.id === v && o.role === 'mutation')));
-      if (device === 'cpu') return new CpuPlan(opt);
+      if (device === 'cpu') return new CpuPlan(opt, muts);
       const backend = getBackend('webgpu') as WebGPUBackend;
       // the backend's default follows WGTORCH_AUTOTUNE; the option overrides it per compiled function
       return new GpuPlan(opt, backend, muts, { tuner: (opts.autotune ?? backend.autotune) ? backend.matmulTuner : null });
@@ -112,7 +113,7 @@ export function compile<F extends (...args: any[]) => any>(target: F, opts: Comp
     log('graph', () => entry.forwardIR);
     if (entry.backwardIR) log('backward', () => entry.backwardIR!);
     if (logEnabled('fusion')) for (const line of entry.fusionLog) log('fusion', line);
-    if (logEnabled('fusion')) for (const k of entry.kernels) log('fusion', `${k.part}: ${k.ir}`);
+    if (logEnabled('kernels')) for (const k of entry.kernels) log('kernels', `${k.part}: ${k.ir}`);
     if (logEnabled('wgsl')) for (const k of entry.kernels) log('wgsl', `${k.name}:\n${k.wgsl}`);
     log('perf', () => `compiled graph ${hash} in ${entry.compileMs.toFixed(1)} ms: ${entry.stats.fusedKernels} fused kernels in ${entry.stats.dispatches} dispatches`);
     logMatmuls(entry);

@@ -1,11 +1,12 @@
 /** One cached compiled graph and what `fast.graphs()` shows of it: IR before and after fusion, kernels, stats. */
 import MagicString from 'magic-string';
-import { printGraph } from '../ir/printer.ts';
+import { nodeLine, printGraph } from '../ir/printer.ts';
 import type { WgslKernel } from '../codegen-wgsl/render.ts';
 import { printKernel, type Kernel } from '../passes/kernel-ir.ts';
 import type { Storage } from '../runtime/backend.ts';
 import type { TracedProgram } from '../trace/program.ts';
-import type { Graph } from '../ir/graph.ts';
+import type { Graph, Phase } from '../ir/graph.ts';
+import type { CpuKernel } from '../codegen-cpu/lower.ts';
 import type { CpuPlan } from './cpu-plan.ts';
 import type { GpuPlan, PlanStats } from './gpu-plan.ts';
 import { kernelNodes, type Schedule } from '../passes/fusion.ts';
@@ -20,7 +21,10 @@ export interface KernelInfo {
   kernel: Kernel;
   /** the kernel IR printed: it reads like the IR */
   ir: string;
-  /** the WGSL as compiled, with a header naming the IR nodes and module paths it came from */
+  /** the generated code with a header naming the IR nodes and module paths it came from: WGSL on webgpu, JavaScript on the cpu */
+  source: string;
+  language: 'wgsl' | 'js';
+  /** the WGSL as compiled, with that header ('' for a cpu kernel: see `source`) */
   wgsl: string;
   /** IR node ids fused into this kernel */
   nodes: number[];
@@ -32,6 +36,16 @@ export interface KernelInfo {
   part: 'forward' | 'backward';
   /** a pack: the names of the independent kernels this one dispatch runs */
   parts?: string[];
+}
+
+/** One IR node as data, for inspectors (the web demo): its printed line, phase and module path. */
+export interface IRNodeInfo {
+  id: number;
+  op: string;
+  phase: Phase;
+  scope?: string;
+  /** the node's line as the IR text prints it */
+  text: string;
 }
 
 export class CompiledGraph {
@@ -79,6 +93,17 @@ export class CompiledGraph {
       .join('\n');
   }
 
+  /**
+   * The nodes of one graph: 'traced' as recorded (all phases of a whole step), or the
+   * optimised 'forward'/'backward' graph whose ids `kernels[i].nodes` name (passes keep
+   * ids, so a traced node that survives has the same id there).
+   */
+  irNodes(which: 'traced' | 'forward' | 'backward'): IRNodeInfo[] {
+    const g = which === 'traced' ? this.program.graph : which === 'forward' ? this.plans.forward.graph : this.plans.backward?.graph;
+    if (!g) return [];
+    return g.nodes.map((n) => ({ id: n.id, op: n.op, phase: n.phase, ...(n.scope ? { scope: n.scope } : {}), text: nodeLine(n) }));
+  }
+
   get fusionLog(): string[] {
     const logs: string[] = [];
     for (const [part, plan] of [['forward', this.plans.forward], ['backward', this.plans.backward]] as const) {
@@ -91,7 +116,7 @@ export class CompiledGraph {
   get kernels(): KernelInfo[] {
     const out: KernelInfo[] = [];
     for (const [part, plan] of [['forward', this.plans.forward], ['backward', this.plans.backward]] as const) {
-      const ks = (plan as GpuPlan | null)?.kernels as WgslKernel[] | undefined;
+      const ks = (plan as GpuPlan | CpuPlan | null)?.kernels as (WgslKernel | CpuKernel)[] | undefined;
       if (!ks) continue;
       for (const k of ks) out.push(kernelInfo(k, part, plan!.graph));
     }
@@ -118,8 +143,9 @@ export class CompiledGraph {
   }
 }
 
-function kernelInfo(k: WgslKernel, part: 'forward' | 'backward', g: Graph): KernelInfo {
-  const ms = new MagicString(k.code);
+function kernelInfo(k: WgslKernel | CpuKernel, part: 'forward' | 'backward', g: Graph): KernelInfo {
+  const language = 'code' in k ? 'wgsl' : 'js';
+  const ms = new MagicString('code' in k ? k.code : k.source);
   const { nodes, scopes } = k.kernel.covers;
   const header = [
     `// ${part} kernel ${k.name}`,
@@ -128,23 +154,27 @@ function kernelInfo(k: WgslKernel, part: 'forward' | 'backward', g: Graph): Kern
     '',
   ].join('\n');
   ms.prepend(header + '\n');
-  const wgsl = ms.toString();
+  const text = ms.toString();
+  const wgsl = language === 'wgsl' ? text : '';
   const lineMap = new Map<number, number[]>();
-  wgsl.split('\n').forEach((line, i) => {
+  text.split('\n').forEach((line, i) => {
     const ids = [...line.matchAll(/%(\d+)/g)].map((m) => Number(m[1]));
     if (ids.length && !line.startsWith('//')) lineMap.set(i + 1, ids);
   });
-  const sourceMap = ms.generateMap({ source: `${k.name}.body.wgsl`, hires: true, includeContent: false }).toString();
+  const sourceMap = ms.generateMap({ source: `${k.name}.body.${language}`, hires: true, includeContent: false }).toString();
+  const parts = 'parts' in k && k.parts ? { parts: k.parts.map((p) => p.name) } : {};
   return {
     name: k.name,
     kernel: k.kernel,
     ir: printKernel(k.kernel, (id) => g.node(id).op),
+    source: text,
+    language,
     wgsl,
     nodes,
     scopes,
     lineMap,
     sourceMap,
     part,
-    ...(k.parts ? { parts: k.parts.map((p) => p.name) } : {}),
+    ...parts,
   };
 }

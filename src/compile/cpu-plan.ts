@@ -1,19 +1,119 @@
-/** A compiled graph on the CPU: the optimised graph run by the reference interpreter (no fusion yet). */
+/**
+ * A compiled graph on the CPU: the optimised graph, its fusion schedule (the same rules as on
+ * WebGPU, without a binding limit), one CPU kernel per group (generated JavaScript loops and
+ * Wasm SIMD matmuls, codegen-cpu/lower.ts) and the executor. Updated parameters and optimizer
+ * state are written straight into their tensors' arrays where no later kernel reads the old
+ * value (the rule the GPU plan follows); scratch and intermediates that nobody returns keep
+ * their arrays from call to call.
+ */
+import { lowerCpuKernel, type CpuKernel } from '../codegen-cpu/lower.ts';
+import type { HostArray } from '../ir/dtype.ts';
+import { WgtorchError } from '../ir/errors.ts';
 import type { Graph } from '../ir/graph.ts';
+import { numel } from '../ir/shape.ts';
+import { getOp } from '../ir/registry.ts';
+import { fuse, type Schedule } from '../passes/fusion.ts';
 import { getBackend, type Storage } from '../runtime/backend.ts';
-import { interpret } from '../runtime/interpreter.ts';
-import { constantOr, type PlanStats } from './gpu-plan.ts';
+import type { CpuStorage } from '../runtime/cpu/backend.ts';
+import { matmulF32 } from '../runtime/cpu/matmul.ts';
+import { canWriteInPlace, constantOr, type MatmulPick, type PlanStats } from './gpu-plan.ts';
 
 export class CpuPlan {
-  constructor(readonly graph: Graph) {}
-  get stats(): PlanStats {
-    const n = this.graph.nodes.filter((x) => x.op !== 'input' && x.op !== 'scalar').length;
-    return { kernels: n, fusedKernels: n, matmuls: [], dispatches: 0, bytesMoved: 0, flops: 0 };
+  readonly schedule: Schedule;
+  readonly kernels: CpuKernel[];
+  /** values written straight into the storage they update (graph input id, or null: a tensor the graph never read) */
+  readonly inPlace = new Map<number, number | null>();
+  private readonly outputIds: Set<number>;
+  /** arrays of values no caller sees, reused by every call */
+  private readonly arena = new Map<number, Storage>();
+
+  constructor(
+    readonly graph: Graph,
+    /** mutation outputs: new value -> the graph input holding the tensor's old value (null if never read) */
+    mutations: Map<number, number | null> = new Map(),
+  ) {
+    this.schedule = fuse(graph, { maxBindings: Number.MAX_SAFE_INTEGER });
+    for (const [v, c] of mutations) if (canWriteInPlace(this.schedule, v, c)) this.inPlace.set(v, c);
+    const aliasIn = new Map<number, number>();
+    for (const [v, c] of this.inPlace) if (c !== null) aliasIn.set(c, v);
+    const cx = { g: graph, views: this.schedule.views, writes: this.schedule.writes, inPlace: aliasIn };
+    this.kernels = this.schedule.kernels.map((k, i) => lowerCpuKernel(cx, this.schedule, k, i));
+    this.outputIds = new Set(graph.outputs.map((o) => this.baseOf(o.id)));
   }
-  run(inputs: (id: number) => Storage, scalars: (id: number) => number, _targets?: Map<number, Storage>): Map<number, Storage> {
-    const values = interpret(this.graph, (n) => (n.op === 'scalar' ? constantOr(this.graph, n.id, scalars) : inputs(n.id)), getBackend('cpu'));
+
+  get matmuls(): MatmulPick[] {
+    return this.kernels.flatMap((k) =>
+      k.steps.flatMap((s) =>
+        s.kind === 'matmul' ? [{ kernel: k.name, problem: `${s.transA ? 'T' : 'N'}${s.transB ? 'T' : 'N'} ${s.M}x${s.N}x${s.K}`, shapeClass: '', variant: 'wasm-simd', source: 'default' as const }] : [],
+      ),
+    );
+  }
+
+  get stats(): PlanStats {
+    return {
+      kernels: this.kernels.length,
+      fusedKernels: this.kernels.length,
+      matmuls: this.matmuls,
+      dispatches: 0,
+      bytesMoved: this.kernels.reduce((s, k) => s + k.bytes, 0),
+      flops: this.kernels.reduce((s, k) => s + k.flops, 0),
+    };
+  }
+
+  private baseOf(id: number): number {
+    return this.schedule.views.get(id)?.base ?? id;
+  }
+
+  private scratch(id: number): Storage {
+    let s = this.arena.get(id);
+    if (!s) {
+      const n = this.graph.node(id);
+      this.arena.set(id, (s = getBackend('cpu').alloc(n.dtype, numel(n.shape))));
+    }
+    return s;
+  }
+
+  run(inputs: (id: number) => Storage, bound: (id: number) => number, targets: Map<number, Storage> = new Map()): Map<number, Storage> {
+    const g = this.graph;
+    const cpu = getBackend('cpu');
+    const values = new Map<number, Storage>();
+    for (const n of g.nodes) if (n.op === 'input') values.set(n.id, inputs(n.id));
+    const data = (id: number): HostArray => {
+      const s = values.get(id) as CpuStorage | undefined;
+      if (!s) throw new Error(`internal compiler error: a cpu kernel reads %${id}, which no earlier kernel wrote`);
+      if (s.pending) throw new WgtorchError('this cpu tensor is still being copied from the GPU. Fix: await t.toArray() (or await t.cpuAsync()) before passing it to a compiled function.');
+      return s.data;
+    };
+    for (const k of this.kernels) {
+      for (const w of k.writes) {
+        if (this.inPlace.has(w)) {
+          const c = this.inPlace.get(w)!;
+          values.set(w, c !== null ? values.get(c)! : targets.get(w)!);
+        } else if (this.outputIds.has(w)) {
+          const n = g.node(w);
+          values.set(w, cpu.alloc(n.dtype, numel(n.shape)));
+        } else values.set(w, this.scratch(w));
+      }
+      for (const t of k.temps) values.set(t, this.scratch(t));
+      for (const st of k.steps) {
+        if (st.kind === 'op') {
+          const n = g.node(st.node);
+          const arg = (id: number) => ({ storage: values.get(id)!, shape: g.node(id).shape, dtype: g.node(id).dtype });
+          for (const id of st.ins) data(id);
+          cpu.exec(getOp(n.op), st.ins.map(arg), n.attrs, arg(st.node));
+        } else if (st.kind === 'matmul') {
+          matmulF32(data(st.a) as Float32Array, 0, st.transA, data(st.b) as Float32Array, 0, st.transB, data(st.out) as Float32Array, 0, st.M, st.K, st.N);
+        } else {
+          st.fn(
+            st.ins.map((id) => (id === null ? (null as unknown as HostArray) : data(id))),
+            st.outs.map(data),
+            st.scalars.map((id) => constantOr(g, id, bound)),
+          );
+        }
+      }
+    }
     const out = new Map<number, Storage>();
-    for (const o of this.graph.outputs) out.set(o.id, values.get(o.id) as Storage);
+    for (const o of g.outputs) out.set(o.id, values.get(this.baseOf(o.id))!);
     return out;
   }
 }

@@ -1,20 +1,18 @@
-/** Writes a compiled graph's IR, kernel IR and WGSL to a folder (the `dump` option, or WGTORCH_DUMP=dir). */
+/** Writes a compiled graph's IR, kernel IR and kernels (WGSL, or JavaScript on the cpu) to a folder (the `dump` option, or WGTORCH_DUMP=dir). */
 import type { CompiledGraph } from './compiled-graph.ts';
+import { hasFiles, joinPath, writeFiles } from '../platform/files.ts';
 
 export function dumpGraph(dir: string, entry: CompiledGraph): void {
-  // node:fs only where it exists (Node); browsers have no dump folder
-  const fs = (globalThis as { process?: { getBuiltinModule?: (m: string) => unknown } }).process?.getBuiltinModule?.('node:fs') as
-    | typeof import('node:fs')
-    | undefined;
-  if (!fs) return;
-  const base = `${dir}/${entry.hash}`;
-  fs.mkdirSync(base, { recursive: true });
-  fs.writeFileSync(`${base}/forward.ir`, entry.forwardIR + '\n');
-  if (entry.backwardIR) fs.writeFileSync(`${base}/backward.ir`, entry.backwardIR + '\n');
-  fs.writeFileSync(`${base}/fused.ir`, entry.fusedIR + '\n');
+  if (!hasFiles) return; // browsers have no dump folder: graphs() shows the same text
+  const files: Record<string, string> = {
+    'forward.ir': entry.forwardIR + '\n',
+    'fused.ir': entry.fusedIR + '\n',
+  };
+  if (entry.backwardIR) files['backward.ir'] = entry.backwardIR + '\n';
   for (const k of entry.kernels) {
-    fs.writeFileSync(`${base}/${k.part}.${k.name}.kir`, k.ir + '\n');
-    fs.writeFileSync(`${base}/${k.part}.${k.name}.wgsl`, k.wgsl);
-    fs.writeFileSync(`${base}/${k.part}.${k.name}.wgsl.map`, k.sourceMap);
+    if (k.ir) files[`${k.part}.${k.name}.kir`] = k.ir + '\n';
+    files[`${k.part}.${k.name}.${k.language}`] = k.source;
+    files[`${k.part}.${k.name}.${k.language}.map`] = k.sourceMap;
   }
+  writeFiles(joinPath(dir, entry.hash), files);
 }

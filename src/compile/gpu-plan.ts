@@ -15,6 +15,7 @@ import type { Storage } from '../runtime/backend.ts';
 import { GpuStorage, type WebGPUBackend } from '../runtime/webgpu/backend.ts';
 import { workgroupGrid } from '../runtime/webgpu/context.ts';
 import { packFits, planPacks } from './pack-schedule.ts';
+import { envVar } from '../platform/env.ts';
 import type { MatmulChoice, MatmulTuner } from '../runtime/webgpu/matmul-tuner.ts';
 
 /** A scalar's value: folded constants carry theirs, traced scalars are bound per call. */
@@ -87,7 +88,7 @@ export class GpuPlan {
     const ctx = backend.ctx;
     this.schedule = fuse(graph, { maxBindings: ctx.limits.maxStorageBuffersPerShaderStage });
     this.outputIds = new Set(graph.outputs.map((o) => this.baseOf(o.id)));
-    const packEnv = typeof process !== 'undefined' ? process.env?.WGTORCH_PACK : undefined;
+    const packEnv = envVar('WGTORCH_PACK');
     this.pack = opts.pack ?? packEnv !== '0';
     this.tuner = opts.tuner ?? null;
     this.build();
@@ -304,7 +305,7 @@ export class GpuPlan {
  * c's buffer: no later kernel reads c's old value, and the kernel computing v reads c (if at
  * all) only at the element it writes, in its elementwise body or matmul epilogue.
  */
-function canWriteInPlace(s: Schedule, v: number, c: number | null): boolean {
+export function canWriteInPlace(s: Schedule, v: number, c: number | null): boolean {
   const g = s.graph;
   if (!s.writes.has(v) || s.views.has(v)) return false;
   const owner = s.kernels.findIndex((k) => ownedNodes(k).includes(v));

@@ -155,3 +155,55 @@ export function randnLike(t: Tensor, opts: TensorOptions = {}): Tensor {
 export function randLike(t: Tensor, opts: TensorOptions = {}): Tensor {
   return rand(t.shape, { device: t.device, ...opts });
 }
+
+/**
+ * linspace(start, end, steps): PyTorch's float32 arithmetic (the first half counts up from
+ * start, the second half down from end, so both ends are exact).
+ */
+export function linspace(start: number, end: number, steps: number, opts: TensorOptions = {}): Tensor {
+  checkOptions('linspace', opts, OPTION_NAMES);
+  if (!Number.isInteger(steps) || steps < 0) throw new WgtorchError(`linspace: number of steps must be a non-negative integer, got ${steps}.`);
+  const f = Math.fround;
+  const data = new Float32Array(steps);
+  if (steps === 1) data[0] = start;
+  else if (steps > 1) {
+    const step = f(f(f(end) - f(start)) / (steps - 1));
+    const half = Math.floor(steps / 2);
+    for (let i = 0; i < steps; i++) data[i] = i < half ? f(f(start) + f(step * i)) : f(f(end) - f(step * (steps - i - 1)));
+  }
+  const out = fromHost(data, [steps], { ...opts, dtype: 'float32' });
+  return opts.dtype && opts.dtype !== 'float32' ? finish(out.toDType(opts.dtype), { requiresGrad: false }) : out;
+}
+
+/** eye(n, m = n): ones on the diagonal. */
+export function eye(n: number, m?: number | TensorOptions, opts: TensorOptions = {}): Tensor {
+  if (typeof m === 'object') {
+    opts = m;
+    m = undefined;
+  }
+  checkOptions('eye', opts, OPTION_NAMES);
+  const cols = m ?? n;
+  for (const [name, v] of [['n', n], ['m', cols]] as const) {
+    if (!Number.isInteger(v) || v < 0) throw new WgtorchError(`eye: ${name} must be greater or equal to 0, got ${v}.`);
+  }
+  const dtype = opts.dtype ?? 'float32';
+  const data = hostArray(dtype, n * cols);
+  for (let i = 0; i < Math.min(n, cols); i++) data[i * cols + i] = 1;
+  return fromHost(data, [n, cols], { ...opts, dtype });
+}
+
+/** randperm(n): a random permutation of 0..n-1 (int32), drawn from the manualSeed generator. */
+export function randperm(n: number, opts: TensorOptions = {}): Tensor {
+  checkOptions('randperm', opts, OPTION_NAMES);
+  if (!Number.isInteger(n) || n < 0) throw new WgtorchError(`randperm: n must be non-negative, got ${n}.`);
+  const data = new Int32Array(n);
+  for (let i = 0; i < n; i++) data[i] = i;
+  for (let i = n - 1; i > 0; i--) {
+    const j = randomInt(0, i + 1);
+    const t = data[i];
+    data[i] = data[j];
+    data[j] = t;
+  }
+  const dtype = opts.dtype ?? 'int32';
+  return fromHost(dtype === 'int32' ? data : Float32Array.from(data), [n], { ...opts, dtype });
+}

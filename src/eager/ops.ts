@@ -2,7 +2,9 @@
 import type { DType } from '../ir/dtype.ts';
 import { WgtorchError } from '../ir/errors.ts';
 import { apply } from './dispatch.ts';
-import { matmul as matmulImpl, Tensor, type ClampOptions, type MaxResult, type TensorLike } from './tensor.ts';
+import * as idx from './indexing.ts';
+import { bmm as bmmImpl, matmul as matmulImpl } from './matmul.ts';
+import { Tensor, type ClampOptions, type MaxResult, type TensorLike, type VarOptions } from './tensor.ts';
 
 const T = (op: string, x: unknown): Tensor => {
   if (x instanceof Tensor) return x;
@@ -14,7 +16,32 @@ export const sub = (a: Tensor, b: TensorLike, opts?: { alpha?: number }) => T('s
 export const mul = (a: Tensor, b: TensorLike) => T('mul', a).mul(b);
 export const div = (a: Tensor, b: TensorLike) => T('div', a).div(b);
 export const neg = (a: Tensor) => T('neg', a).neg();
-export const pow = (a: Tensor, p: number) => T('pow', a).pow(p);
+export const pow = (a: Tensor | number, p: number | Tensor) => {
+  if (typeof a === 'number') {
+    if (!(p instanceof Tensor)) throw new WgtorchError('pow: expected a Tensor as the base or the exponent. Fix: Math.pow for two numbers.');
+    return apply('powt', [a, p]);
+  }
+  return T('pow', a).pow(p);
+};
+export const sin = (a: Tensor) => T('sin', a).sin();
+export const cos = (a: Tensor) => T('cos', a).cos();
+export const erf = (a: Tensor) => T('erf', a).erf();
+export const gelu = (a: Tensor, opts?: { approximate?: 'none' | 'tanh' }) => T('gelu', a).gelu(opts);
+export const silu = (a: Tensor) => T('silu', a).silu();
+export const variance = (a: Tensor, dim?: number | number[] | null | VarOptions, opts?: VarOptions | boolean) => T('var', a).var(dim, opts);
+export const std = (a: Tensor, dim?: number | number[] | null | VarOptions, opts?: VarOptions | boolean) => T('std', a).std(dim, opts);
+export const bmm = (a: Tensor, b: Tensor) => bmmImpl(T('bmm', a), b);
+export const narrow = (a: Tensor, dim: number, start: number, length: number) => T('narrow', a).narrow(dim, start, length);
+export const select = (a: Tensor, dim: number, index: number) => T('select', a).select(dim, index);
+export const indexSelect = (a: Tensor, dim: number, index: Tensor) => T('indexSelect', a).indexSelect(dim, index);
+export const gather = (a: Tensor, dim: number, index: Tensor) => T('gather', a).gather(dim, index);
+export const split = (a: Tensor, sizeOrSizes: number | readonly number[], dim = 0) => T('split', a).split(sizeOrSizes, dim);
+export const chunk = (a: Tensor, chunks: number, dim = 0) => T('chunk', a).chunk(chunks, dim);
+export const tril = (a: Tensor, diagonal = 0) => idx.tril(T('tril', a), diagonal);
+export const triu = (a: Tensor, diagonal = 0) => idx.triu(T('triu', a), diagonal);
+export const cat = idx.cat;
+export const stack = idx.stack;
+export const slice = idx.slice;
 export const exp = (a: Tensor) => T('exp', a).exp();
 export const log = (a: Tensor) => T('log', a).log();
 export const sqrt = (a: Tensor) => T('sqrt', a).sqrt();
@@ -50,8 +77,8 @@ export function min(a: Tensor, dim?: number | Tensor, keepdim = false): Tensor |
 }
 export const argmax = (a: Tensor, dim?: number, keepdim = false) => T('argmax', a).argmax(dim, keepdim);
 export const argmin = (a: Tensor, dim?: number, keepdim = false) => T('argmin', a).argmin(dim, keepdim);
-export const softmax = (a: Tensor, dim: number) => T('softmax', a).softmax(dim);
-export const logSoftmax = (a: Tensor, dim: number) => T('logSoftmax', a).logSoftmax(dim);
+export const softmax = (a: Tensor, dim: number | { dim: number }) => T('softmax', a).softmax(dim);
+export const logSoftmax = (a: Tensor, dim: number | { dim: number }) => T('logSoftmax', a).logSoftmax(dim);
 export const logsumexp = (a: Tensor, dim: number | number[], keepdim = false) => T('logsumexp', a).logsumexp(dim, keepdim);
 export const lt = (a: Tensor, b: TensorLike) => T('lt', a).lt(b);
 export const le = (a: Tensor, b: TensorLike) => T('le', a).le(b);

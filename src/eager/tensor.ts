@@ -9,11 +9,20 @@ import { apply, applyInPlace, assertNotTracing } from './dispatch.ts';
 import { enableGrad, isGradEnabled } from './grad-mode.ts';
 import { formatTensor } from './inspect.ts';
 import { checkOptions } from './options.ts';
+import * as idx from './indexing.ts';
+import type { IndexItem } from './indexing.ts';
+import { bmm, matmul } from './matmul.ts';
 
 export type TensorLike = Tensor | number;
 export interface ClampOptions {
   min?: number | null;
   max?: number | null;
+}
+export interface VarOptions {
+  correction?: number;
+  keepdim?: boolean;
+  /** the older form of correction: unbiased false is correction 0 */
+  unbiased?: boolean;
 }
 export interface MaxResult {
   values: Tensor;
@@ -157,11 +166,35 @@ export class Tensor {
   neg(): Tensor {
     return apply('neg', [this]);
   }
-  pow(exponent: number): Tensor {
+  pow(exponent: number | Tensor): Tensor {
+    if (exponent instanceof Tensor) return apply('powt', [this, exponent]);
     if (typeof exponent !== 'number') {
-      throw new WgtorchError('pow: only a number exponent is supported. Fix: for a tensor exponent use a.log().mul(b).exp() (for positive a).');
+      throw new WgtorchError(`pow: the exponent must be a number or a Tensor, got ${typeof exponent}. Fix: x.pow(2) or x.pow(torch.tensor([...])).`);
     }
     return apply('pow', [this], { exponent });
+  }
+  sin(): Tensor {
+    return apply('sin', [this]);
+  }
+  cos(): Tensor {
+    return apply('cos', [this]);
+  }
+  erf(): Tensor {
+    return apply('erf', [this]);
+  }
+  /** gelu(x) = x * Phi(x) with the exact erf, or PyTorch's tanh approximation. */
+  gelu(opts: { approximate?: 'none' | 'tanh' } = {}): Tensor {
+    checkOptions('gelu', opts, ['approximate']);
+    const how = opts.approximate ?? 'none';
+    if (how === 'tanh') {
+      const inner = this.add(this.pow(3).mul(0.044715)).mul(Math.sqrt(2 / Math.PI));
+      return this.mul(0.5).mul(inner.tanh().add(1));
+    }
+    if (how !== 'none') throw new WgtorchError(`gelu: approximate argument must be either 'none' or 'tanh', got '${String(how)}'.`);
+    return this.mul(0.5).mul(this.mul(Math.SQRT1_2).erf().add(1));
+  }
+  silu(): Tensor {
+    return this.mul(this.sigmoid());
   }
   exp(): Tensor {
     return apply('exp', [this]);
@@ -246,6 +279,28 @@ export class Tensor {
     const count = dims.reduce((p, d) => p * this.shape[d], 1);
     return this.sum(dims, keepdim).div(count);
   }
+  /**
+   * var(dim?, { correction = 1, keepdim = false }); with no dim the options may come first:
+   * t.var({ correction: 0 }). keepdim may also be given as the second argument.
+   */
+  var(dim?: number | number[] | null | VarOptions, opts: VarOptions | boolean = {}): Tensor {
+    if (dim !== null && typeof dim === 'object' && !Array.isArray(dim)) {
+      opts = dim;
+      dim = null;
+    }
+    const o: VarOptions = typeof opts === 'boolean' ? { keepdim: opts } : opts;
+    checkOptions('var', o, ['correction', 'keepdim', 'unbiased']);
+    if (this.dtype !== 'float32') throw new WgtorchError(`var: expected a float32 input, got ${this.dtype}. Fix: call .float() first.`);
+    const correction = o.correction ?? (o.unbiased === false ? 0 : 1);
+    const dims = normalizeDims('var', dim as number | number[] | null | undefined, this.dim());
+    const count = dims.reduce((p, d) => p * this.shape[d], 1);
+    const centered = this.sub(this.mean(dims, true));
+    // PyTorch divides by max(0, N - correction): 0/0 is NaN, a positive sum over 0 is inf
+    return centered.mul(centered).sum(dims, o.keepdim ?? false).div(Math.max(0, count - correction));
+  }
+  std(dim?: number | number[] | null | VarOptions, opts: VarOptions | boolean = {}): Tensor {
+    return this.var(dim, opts).sqrt();
+  }
   max(): Tensor;
   max(dim: number, keepdim?: boolean): MaxResult;
   max(other: Tensor): Tensor;
@@ -292,13 +347,13 @@ export class Tensor {
     const r = this.sub(m).exp().sum(dims, true).log().add(m);
     return keepdim ? r : r.reshape(this.shape.filter((_, i) => !dims.includes(i)));
   }
-  softmax(dim: number): Tensor {
-    const d = normalizeDim('softmax', dim, this.dim());
+  softmax(dim: number | { dim: number }): Tensor {
+    const d = normalizeDim('softmax', dimKeyword('softmax', dim), this.dim());
     const e = this.sub(this.detach().amax(d, true)).exp();
     return e.div(e.sum(d, true));
   }
-  logSoftmax(dim: number): Tensor {
-    const d = normalizeDim('logSoftmax', dim, this.dim());
+  logSoftmax(dim: number | { dim: number }): Tensor {
+    const d = normalizeDim('logSoftmax', dimKeyword('logSoftmax', dim), this.dim());
     // (x - m) - log(sum(exp(x - m))): subtracting a rounded logsumexp from x instead loses
     // the low digits of large logits (PyTorch's log_softmax keeps them).
     let m = this.detach().amax(d, true);
@@ -323,6 +378,55 @@ export class Tensor {
   }
   matmul(other: Tensor): Tensor {
     return matmul(this, other);
+  }
+  bmm(other: Tensor): Tensor {
+    return bmm(this, other);
+  }
+
+  // ------------------------------------------------------------ indexing (src/eager/indexing.ts)
+  /** PyTorch's t[...]: numbers select, null is ':', torch.slice(start, stop, step), int32 tensors index. */
+  index(...items: IndexItem[]): Tensor {
+    return idx.index(this, items);
+  }
+  narrow(dim: number, start: number, length: number): Tensor {
+    return idx.narrow(this, dim, start, length);
+  }
+  select(dim: number, index: number): Tensor {
+    return idx.select(this, dim, index);
+  }
+  indexSelect(dim: number, index: Tensor): Tensor {
+    return idx.indexSelect(this, dim, index);
+  }
+  gather(dim: number, index: Tensor): Tensor {
+    return idx.gather(this, dim, index);
+  }
+  split(sizeOrSizes: number | readonly number[], dim = 0): Tensor[] {
+    return idx.split(this, sizeOrSizes, dim);
+  }
+  chunk(chunks: number, dim = 0): Tensor[] {
+    return idx.chunk(this, chunks, dim);
+  }
+  tril(diagonal = 0): Tensor {
+    return idx.tril(this, diagonal);
+  }
+  triu(diagonal = 0): Tensor {
+    return idx.triu(this, diagonal);
+  }
+  /** @internal the index primitives, for gradient rules */
+  _slice(starts: readonly number[], steps: readonly number[], shape: readonly number[]): Tensor {
+    return apply('slice', [this], { starts: [...starts], steps: [...steps], shape: [...shape] });
+  }
+  /** @internal */
+  _sliceScatter(shape: readonly number[], starts: readonly number[], steps: readonly number[]): Tensor {
+    return apply('sliceScatter', [this], { shape: [...shape], starts: [...starts], steps: [...steps] });
+  }
+  /** @internal */
+  _gather(dim: number, index: Tensor): Tensor {
+    return apply('gather', [this, index], { dim });
+  }
+  /** @internal */
+  _scatterAdd(dim: number, index: Tensor, shape: readonly number[]): Tensor {
+    return apply('scatterAdd', [this, index], { dim, shape: [...shape] });
   }
   t(): Tensor {
     if (this.dim() > 2) {
@@ -500,6 +604,15 @@ export class Tensor {
   }
 }
 
+/** PyTorch's dim keyword: softmax(-1) and softmax({ dim: -1 }) alike. */
+function dimKeyword(op: string, dim: number | { dim: number }): number {
+  if (dim !== null && typeof dim === 'object') {
+    checkOptions(op, dim, ['dim']);
+    return dim.dim;
+  }
+  return dim;
+}
+
 function scaled(other: TensorLike, alpha?: number): TensorLike {
   if (alpha === undefined || alpha === 1) return other;
   return typeof other === 'number' ? other * alpha : other.mul(alpha);
@@ -592,35 +705,3 @@ function moveTo(t: Tensor, device: Device): Tensor {
   return r;
 }
 
-/** matmul with PyTorch's rank rules: 1-D operands are promoted, leading dims are batch dims. */
-export function matmul(a: Tensor, b: Tensor): Tensor {
-  const ra = a.dim();
-  const rb = b.dim();
-  if (ra === 0 || rb === 0) {
-    throw new WgtorchError(`matmul: both arguments need at least 1 dimension, got shapes ${fmtShape(a.shape)} and ${fmtShape(b.shape)}.`);
-  }
-  if (ra === 1 && rb === 1) {
-    if (a.shape[0] !== b.shape[0]) {
-      throw new WgtorchError(`matmul: inconsistent tensor size, expected tensor [${a.shape[0]}] and src [${b.shape[0]}] to have the same number of elements.`);
-    }
-    return a.mul(b).sum();
-  }
-  if (ra === 1) return matmul(a.unsqueeze(0), b).squeeze(-2);
-  if (rb === 1) return matmul(a, b.unsqueeze(1)).squeeze(-1);
-  if (ra === 2 && rb === 2) return a.mm(b);
-  const [M, K] = a.shape.slice(-2);
-  const [K2, N] = b.shape.slice(-2);
-  if (K !== K2) {
-    throw new WgtorchError(
-      `matmul: mat1 and mat2 shapes cannot be multiplied (${M}x${K} and ${K2}x${N}) for operands ${fmtShape(a.shape)} and ${fmtShape(b.shape)}.`,
-    );
-  }
-  if (rb === 2) {
-    // (..., M, K) @ (K, N): fold the batch into M
-    return a.reshape([-1, K]).mm(b).reshape([...a.shape.slice(0, -1), N]);
-  }
-  // Both batched: broadcast the batch dims and contract K with a broadcast multiply.
-  const ae = a.unsqueeze(-1); // [..., M, K, 1]
-  const be = b.unsqueeze(-3); // [..., 1, K, N]
-  return ae.mul(be).sum(-2);
-}

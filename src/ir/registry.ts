@@ -21,7 +21,12 @@ export interface Meta {
 /** A tensor input, or a plain number (a scalar operand of an elementwise op). */
 export type InputMeta = Meta | number;
 
-export type OpKind = 'elementwise' | 'reduce' | 'matmul' | 'movement' | 'source';
+/**
+ * 'index': an output element reads its input at a computed position (a strided slice, a
+ * gather along a dim) or sums the elements that land on it (their gradients, computed from
+ * the destination side, so no atomics are needed and the order is fixed).
+ */
+export type OpKind = 'elementwise' | 'reduce' | 'matmul' | 'movement' | 'source' | 'index';
 
 /** What gradient rules may call: the subset of Tensor they are written against. */
 export interface GT {
@@ -31,13 +36,18 @@ export interface GT {
   mul(o: GT | number): GT;
   div(o: GT | number): GT;
   neg(): GT;
-  pow(p: number): GT;
+  pow(p: number | GT): GT;
+  exp(): GT;
+  log(): GT;
+  sin(): GT;
+  cos(): GT;
   sign(): GT;
   lt(o: GT | number): GT;
   le(o: GT | number): GT;
   gt(o: GT | number): GT;
   ge(o: GT | number): GT;
   eq(o: GT | number): GT;
+  ne(o: GT | number): GT;
   where(cond: GT, other: GT | number): GT;
   sum(dim?: number | number[] | null, keepdim?: boolean): GT;
   sumToSize(shape: readonly number[]): GT;
@@ -47,6 +57,11 @@ export interface GT {
   mm(o: GT): GT;
   t(): GT;
   toDType(dtype: DType): GT;
+  /** the index primitives below, as their gradients need them */
+  _slice(starts: readonly number[], steps: readonly number[], shape: readonly number[]): GT;
+  _sliceScatter(shape: readonly number[], starts: readonly number[], steps: readonly number[]): GT;
+  _gather(dim: number, index: GT): GT;
+  _scatterAdd(dim: number, index: GT, shape: readonly number[]): GT;
 }
 
 export interface GradContext {
@@ -240,6 +255,57 @@ def({
   ],
 });
 
+elementwise({
+  name: 'sin', arity: 1, dtype: 'float', saves: { inputs: [0] },
+  formula: (m, [a]) => m.call('sin', a),
+  grad: (g, { inputs: [a] }) => [g.mul(T(a).cos())],
+});
+elementwise({
+  name: 'cos', arity: 1, dtype: 'float', saves: { inputs: [0] },
+  formula: (m, [a]) => m.call('cos', a),
+  grad: (g, { inputs: [a] }) => [g.mul(T(a).sin()).neg()],
+});
+// d erf(x)/dx = 2/sqrt(pi) exp(-x^2)
+elementwise({
+  name: 'erf', arity: 1, dtype: 'float', saves: { inputs: [0] },
+  formula: (m, [a]) => m.call('erf', a),
+  grad: (g, { inputs: [a] }) => [g.mul(T(a).mul(a).neg().exp().mul(2 / Math.sqrt(Math.PI)))],
+});
+/**
+ * a^b with a tensor exponent, with C's pow rules (which PyTorch follows): a negative base
+ * takes integer exponents only (odd ones keep its sign), anything else is NaN; x^0 is 1.
+ */
+elementwise({
+  name: 'powt', arity: 2, dtype: 'float', saves: { inputs: [0, 1], out: true },
+  formula: (m, [a, b]) => {
+    const mag = m.call('pow', m.call('abs', a), b);
+    const isInt = m.cmp('==', m.call('floor', b), b);
+    const isOdd = m.cmp('!=', `(${m.call('floor', `(${b} * 0.5)`)} * 2.0)`, b);
+    const neg = m.select(isInt, m.select(isOdd, `(-${mag})`, mag), m.lit(NaN));
+    return m.select(m.cmp('==', b, m.lit(0)), m.lit(1), m.select(m.cmp('<', a, m.lit(0)), neg, mag));
+  },
+  // PyTorch's pow_backward_self / pow_backward_exponent: no gradient through b == 0 to a, and
+  // none to b where a == 0 and b >= 0 (log(0) would make it NaN).
+  grad: (g, { inputs: [a, b], out, needsGrad: [na, nb] }) => {
+    let ga: GT | null = null;
+    let gb: GT | null = null;
+    if (na) {
+      const base = typeof b === 'number' ? T(a).pow(b - 1) : T(a).pow(T(b).sub(1));
+      ga = g.mul(base.mul(b));
+      if (typeof b !== 'number') ga = ga.where(T(b).ne(0), 0);
+      else if (b === 0) ga = ga.mul(0);
+    }
+    if (nb) {
+      if (typeof a === 'number') gb = a === 0 ? g.mul(0) : g.mul(out).mul(Math.log(a));
+      else {
+        const r = g.mul(out).mul(T(a).log());
+        gb = r.where(T(a).ne(0), r.where(T(b).lt(0), 0));
+      }
+    }
+    return [ga, gb];
+  },
+});
+
 /** x^p with integer powers unrolled (exact, and defined for negative x in WGSL too). */
 function renderPow(m: ScalarLang, a: string, p: number): string {
   if (p === 0) return m.lit(1);
@@ -413,3 +479,103 @@ def({
   infer: (_i, { n, dtype }) => ({ shape: [n as number], dtype: dtype as DType }),
   formula: (m, _a, { start, step }) => `(${m.lit(start as number)} + ${m.target === 'wgsl' ? 'f32(i)' : 'i'} * ${m.lit(step as number)})`,
 });
+
+// ---------------------------------------------------------------- index
+// Internal primitives: the tensor methods (narrow, select, index, split, cat, gather,
+// indexSelect, ...) check their arguments with user-facing messages and lower to these.
+const ints = (v: AttrValue) => v as readonly number[];
+function checkRank(op: string, x: Meta, n: number, what: string): void {
+  if (x.shape.length !== n) {
+    throw new WgtorchError(`${op}: ${what} has ${n} entries, but the input has shape ${fmtShape(x.shape)} (${x.shape.length} dims). Fix: give one per dim.`);
+  }
+}
+/** out[c] = x[starts + c * steps]: a strided slice with positive steps. */
+def({
+  name: 'slice',
+  kind: 'index',
+  arity: 1,
+  infer: ([a], { starts, steps, shape }) => {
+    const x = a as Meta;
+    for (const [n, v] of [['starts', starts], ['steps', steps], ['shape', shape]] as const) checkRank('slice', x, ints(v).length, n);
+    x.shape.forEach((d, i) => {
+      const st = ints(starts)[i];
+      const sp = ints(steps)[i];
+      const n = ints(shape)[i];
+      if (!(Number.isInteger(st) && Number.isInteger(sp) && Number.isInteger(n)) || sp < 1 || st < 0 || n < 0 || (n > 0 && st + (n - 1) * sp >= d)) {
+        throw new WgtorchError(
+          `slice: start ${st}, step ${sp}, size ${n} do not fit dim ${i} of size ${d} (input shape ${fmtShape(x.shape)}). Fix: keep 0 <= start, step >= 1 and start + (size - 1) * step < ${d}.`,
+        );
+      }
+    });
+    return { shape: [...ints(shape)], dtype: x.dtype };
+  },
+  grad: (g, { inputs: [a], attrs: { starts, steps } }) => [g._sliceScatter(T(a).shape, ints(starts), ints(steps))],
+});
+/** The gradient of slice: g placed at starts + c * steps of zeros of `shape`. */
+def({
+  name: 'sliceScatter',
+  kind: 'index',
+  arity: 1,
+  infer: ([a], { shape, starts, steps }) => {
+    const x = a as Meta;
+    const s = ints(shape);
+    const ok = s.length === x.shape.length && x.shape.every((n, i) => n === 0 || ints(starts)[i] + (n - 1) * ints(steps)[i] < s[i]);
+    if (!ok) {
+      throw new WgtorchError(`sliceScatter: a slice of shape ${fmtShape(x.shape)} (starts ${fmtShape(ints(starts))}, steps ${fmtShape(ints(steps))}) does not fit in ${fmtShape(s)}.`);
+    }
+    return { shape: [...s], dtype: x.dtype };
+  },
+  grad: (g, { inputs: [a], attrs: { starts, steps } }) => [g._slice(ints(starts), ints(steps), T(a).shape)],
+});
+function checkGather(op: string, x: Meta, idx: Meta, dim: number, idxIsDest: boolean): void {
+  if (idx.dtype !== 'int32') {
+    throw new WgtorchError(`${op}: expected an int32 index tensor, got dtype ${idx.dtype} (shape ${fmtShape(idx.shape)}). Fix: convert it with .int().`);
+  }
+  if (idx.shape.length !== x.shape.length || !Number.isInteger(dim) || dim < 0 || dim >= Math.max(1, x.shape.length)) {
+    throw new WgtorchError(
+      `${op}: index ${fmtShape(idx.shape)} and ${idxIsDest ? 'source' : 'input'} ${fmtShape(x.shape)} must have the same number of dims, with dim ${dim} among them. Fix: unsqueeze or reshape the index.`,
+    );
+  }
+  idx.shape.forEach((n, d) => {
+    if (d !== dim && n > x.shape[d]) {
+      throw new WgtorchError(
+        `${op}: size of index ${fmtShape(idx.shape)} at dim ${d} (${n}) is larger than that of the input ${fmtShape(x.shape)} (${x.shape[d]}). Fix: the index may be smaller than the input only in dims other than ${dim}.`,
+      );
+    }
+  });
+}
+/** out[c] = x[c with c[dim] replaced by index[c]]: PyTorch's gather. */
+def({
+  name: 'gather',
+  kind: 'index',
+  arity: 2,
+  saves: { inputs: [1] },
+  infer: ([a, i], { dim }) => {
+    const x = a as Meta;
+    const idx = i as Meta;
+    checkGather('gather', x, idx, dim as number, false);
+    return { shape: [...idx.shape], dtype: x.dtype };
+  },
+  grad: (g, { inputs: [a, i], attrs: { dim } }) => [g._scatterAdd(dim as number, T(i), T(a).shape), null],
+});
+/**
+ * The gradient of gather: out[j] = sum of src[c] over the c with c = j off `dim` and
+ * index[c] = j[dim], zeros of `shape` elsewhere. Repeated indices add up.
+ */
+def({
+  name: 'scatterAdd',
+  kind: 'index',
+  arity: 2,
+  saves: { inputs: [1] },
+  infer: ([a, i], { dim, shape }) => {
+    const src = a as Meta;
+    const idx = i as Meta;
+    if (!sameShapeMeta(src.shape, idx.shape)) {
+      throw new WgtorchError(`scatterAdd: the source ${fmtShape(src.shape)} and the index ${fmtShape(idx.shape)} must have the same shape.`);
+    }
+    checkGather('scatterAdd', { shape: [...ints(shape)], dtype: src.dtype }, idx, dim as number, true);
+    return { shape: [...ints(shape)], dtype: src.dtype };
+  },
+  grad: (g, { inputs: [, i], attrs: { dim } }) => [g._gather(dim as number, T(i)), null],
+});
+const sameShapeMeta = (a: readonly number[], b: readonly number[]) => a.length === b.length && a.every((d, k) => d === b[k]);

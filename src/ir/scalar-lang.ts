@@ -3,7 +3,7 @@
  * rendered to JavaScript (the CPU kernels) or to WGSL (the GPU kernels, fused or not).
  * Values are float32 numbers in both; masks are 1/0.
  */
-export type MathFn = 'exp' | 'log' | 'sqrt' | 'abs' | 'tanh' | 'sign' | 'max' | 'min' | 'pow' | 'floor';
+export type MathFn = 'exp' | 'log' | 'sqrt' | 'abs' | 'tanh' | 'sign' | 'max' | 'min' | 'pow' | 'floor' | 'sin' | 'cos' | 'erf';
 export type CmpOp = '<' | '<=' | '>' | '>=' | '==' | '!=';
 
 export interface ScalarLang {
@@ -25,6 +25,7 @@ export const jsLang: ScalarLang = {
     return Object.is(v, -0) ? '(-0)' : v < 0 ? `(${v})` : String(v);
   },
   call(fn, ...a) {
+    if (fn === 'erf') return `(${a[0]} !== ${a[0]} ? ${a[0]} : ${erfExpr(this, `Math.min(Math.max(${a[0]}, -4), 4)`)})`;
     return `Math.${fn}(${a.join(', ')})`;
   },
   cmp(op, a, b) {
@@ -58,6 +59,7 @@ export const wgslLang: ScalarLang = {
   call(fn, ...a) {
     // WGSL's pow is undefined for negative bases; integer powers are unrolled by the op itself.
     // WGSL lets implementations assume no NaN (lavapipe does): these keep PyTorch's NaN rules.
+    if (fn === 'erf') return `select(${erfExpr(this, `clamp(${a[0]}, -4.0, 4.0)`)}, ${a[0]}, wgt_isnan(${a[0]}))`;
     if (fn === 'tanh' || fn === 'max' || fn === 'min' || fn === 'sign') return `wgt_${fn}(${a.join(', ')})`;
     return `${fn}(${a.join(', ')})`;
   },
@@ -69,6 +71,18 @@ export const wgslLang: ScalarLang = {
     return `select(${b}, ${a}, ${c} != 0.0)`;
   },
 };
+
+// erf(x) = x P(x^2) / Q(x^2) on x clamped to [-4, 4] (beyond it erf is +-1 in float32): the
+// rational approximation Eigen and XLA use for float32, within 4.2e-7 relative of erf in float32
+// arithmetic. The callers pass NaN through explicitly: a clamp may drop it.
+const ERF_P = [-2.72614225801306e-10, 2.77068142495902e-8, -2.10102402082508e-6, -5.69250639462346e-5, -7.34990630326855e-4, -2.95459980854025e-3, -1.60960333262415e-2];
+const ERF_Q = [-1.45660718464996e-5, -2.13374055278905e-4, -1.68282697438203e-3, -7.37332916720468e-3, -1.42647390514189e-2];
+function erfExpr(m: ScalarLang, clamped: string): string {
+  const x = `(${clamped})`;
+  const x2 = `(${x} * ${x})`;
+  const horner = (cs: number[]) => cs.slice(1).reduce((acc, c) => `(${acc} * ${x2} + ${m.lit(c)})`, m.lit(cs[0]));
+  return `(${x} * ${horner(ERF_P)} / ${horner(ERF_Q)})`;
+}
 
 /** Module-scope WGSL every generated kernel starts with (see wgslF32). */
 export const WGSL_PRELUDE = [

@@ -13,8 +13,8 @@ export interface LossModuleOptions {
   reduce?: boolean;
 }
 
-function reductionOf(name: string, opts: LossModuleOptions): F.Reduction {
-  checkOptions(name, opts, ['reduction', 'sizeAverage', 'reduce']);
+function reductionOf(name: string, opts: LossModuleOptions, extra: string[] = []): F.Reduction {
+  checkOptions(name, opts, ['reduction', 'sizeAverage', 'reduce', ...extra]);
   if (opts.reduce === false) return 'none';
   if (opts.sizeAverage !== undefined) return opts.sizeAverage ? 'mean' : 'sum';
   const r = opts.reduction ?? 'mean';
@@ -26,9 +26,9 @@ function reductionOf(name: string, opts: LossModuleOptions): F.Reduction {
 
 abstract class Loss extends Module<[Tensor, Tensor], Tensor> {
   readonly reduction: F.Reduction;
-  constructor(opts: LossModuleOptions = {}) {
+  constructor(opts: LossModuleOptions = {}, extra: string[] = []) {
     super();
-    this.reduction = reductionOf(new.target.name, opts);
+    this.reduction = reductionOf(new.target.name, opts, extra);
   }
   override extraRepr(): string {
     return `reduction='${this.reduction}'`;
@@ -46,7 +46,14 @@ export class L1Loss extends Loss {
   }
 }
 export class CrossEntropyLoss extends Loss {
+  readonly ignoreIndex: number;
+  readonly labelSmoothing: number;
+  constructor(opts: LossModuleOptions & { ignoreIndex?: number; labelSmoothing?: number } = {}) {
+    super(opts, ['ignoreIndex', 'labelSmoothing']);
+    this.ignoreIndex = opts.ignoreIndex ?? -100;
+    this.labelSmoothing = opts.labelSmoothing ?? 0;
+  }
   override forward(input: Tensor, target: Tensor): Tensor {
-    return F.crossEntropy(input, target, { reduction: this.reduction });
+    return F.crossEntropy(input, target, { reduction: this.reduction, ignoreIndex: this.ignoreIndex, labelSmoothing: this.labelSmoothing });
   }
 }

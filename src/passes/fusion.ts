@@ -29,6 +29,8 @@ export type Kernel =
       /** elementwise consumers of that sum, one per row (the bias's optimizer update) */
       rowEpilogue: number[];
     }
+  /** an index primitive (slice, gather, ... see codegen-wgsl/indexing.ts): its own kernel, reading its inputs through their views */
+  | { kind: 'index'; node: number }
   /** a movement node that must exist in memory: node's elements read from base through strides, in row-major order of shape */
   | { kind: 'copy'; node: number; base: number; shape: number[]; strides: number[] };
 
@@ -52,6 +54,7 @@ export const kernelNodes = (k: Kernel): number[] => {
     case 'reduce': return [...k.prologue, k.node, ...k.epilogue];
     case 'matmul': return [...k.prologueA, ...k.prologueB, k.node, ...k.epilogue, ...(k.rowSumA === null ? [] : [k.rowSumA]), ...k.rowEpilogue];
     case 'copy': return [k.node];
+    case 'index': return [k.node];
   }
 };
 
@@ -133,6 +136,10 @@ export function fuse(g: Graph, opts: FusionOptions): Schedule {
     }
     if (op.kind === 'reduce') {
       add({ kind: 'reduce', node: n.id, prologue: [], epilogue: [] });
+      continue;
+    }
+    if (op.kind === 'index') {
+      add({ kind: 'index', node: n.id });
       continue;
     }
     if (op.kind !== 'elementwise') {
@@ -237,6 +244,7 @@ export function fuse(g: Graph, opts: FusionOptions): Schedule {
   function canJoin(k: Kernel, ki: number, n: IRNode): string | null {
     const shape = k.kind === 'elementwise' ? k.shape : node(k.node).shape;
     if (k.kind === 'copy') return 'a copy kernel takes no epilogue';
+    if (k.kind === 'index') return 'an index kernel takes no epilogue';
     if (k.kind === 'reduce' && node(k.node).op === 'argmax') return 'argmax takes no epilogue';
     if (k.kind !== 'elementwise' && feedsOnlyReduction(n)) {
       return 'its only consumer is a reduction, which will recompute it as a prologue instead of reading it from memory';
@@ -450,5 +458,6 @@ export function ownedNodes(k: Kernel): number[] {
     case 'reduce': return [...k.prologue, k.node, ...k.epilogue];
     case 'matmul': return [k.node, ...k.epilogue, ...(k.rowSumA === null ? [] : [k.rowSumA]), ...k.rowEpilogue];
     case 'copy': return [k.node];
+    case 'index': return [k.node];
   }
 }

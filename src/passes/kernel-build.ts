@@ -6,8 +6,11 @@
 import type { Graph, IRNode } from '../ir/graph.ts';
 import { numel, sameShape, stridesOf } from '../ir/shape.ts';
 import type { Kernel as Group, Schedule } from './fusion.ts';
-import type { Binding, ElementwiseBody, ExprNode, Kernel, KernelOutput, MatmulInput, ReduceBody, Ref, TensorInput } from './kernel-ir.ts';
+import type { Binding, ElementwiseBody, ExprNode, IndexBody, Kernel, KernelOutput, MatmulInput, ReduceBody, Ref, TensorInput } from './kernel-ir.ts';
 import { broadcastView, matmulLayout, type View } from './views.ts';
+
+/** What building a kernel needs besides its group (LowerContext: the name the cpu target knows it by). */
+export type LowerContext = BuildContext;
 
 export interface BuildContext {
   g: Graph;
@@ -31,12 +34,52 @@ export function buildKernel(cx: BuildContext, k: Group, index: number): Kernel {
     case 'copy': return buildCopy(cx, k, index);
     case 'reduce': return buildReduce(cx, k, index);
     case 'matmul': return buildMatmul(cx, k, index);
+    case 'index': return buildIndex(cx, k, index);
   }
 }
 
+/** An index primitive (slice, sliceScatter, gather, scatterAdd): its inputs bound as the views they are. */
+function buildIndex(cx: BuildContext, k: Extract<Group, { kind: 'index' }>, index: number): Kernel {
+  const { g } = cx;
+  const n = g.node(k.node);
+  const view = (id: number) => cx.views.get(id) ?? { base: id, shape: g.node(id).shape, strides: stridesOf(g.node(id).shape) };
+  const [x, idx] = n.inputs.map(view);
+  const readBinding = (id: number): Binding => ({ value: id, dtype: g.node(id).dtype, access: 'read' });
+  const readIds = idx ? [x.base, idx.base] : [x.base];
+  return {
+    name: `k${index}_${n.op}`,
+    body: {
+      kind: 'index',
+      op: n.op as IndexBody['op'],
+      shape: [...n.shape],
+      dtype: n.dtype,
+      attrs: n.attrs,
+      x: { shape: [...g.node(n.inputs[0]).shape], strides: [...x.strides] },
+      ...(idx ? { index: { strides: [...idx.strides] } } : {}),
+    },
+    bindings: [...readIds.map(readBinding), writeOf(g, k.node)],
+    scalars: [],
+    covers: { nodes: [k.node], scopes: scopesOf(g, [k.node]) },
+    bytes: 4 * (numel(n.shape) + readIds.reduce((s, id) => s + numel(g.node(id).shape), 0)),
+    flops: 0,
+  };
+}
+
+/** One tensor a body reads: its buffer (base), and how (strides null: at the body's own index). */
+export interface Operand {
+  base: number;
+  strides: number[] | null;
+  access: TensorInput['access'];
+  dtype: IRNode['dtype'];
+  aliasOf?: number;
+}
+
+export const tensorInput = (t: Operand): TensorInput =>
+  t.access === 'strided' ? { dtype: t.dtype, access: 'strided', strides: t.strides! } : t.access === 'alias' ? { dtype: t.dtype, access: 'alias', aliasOf: t.aliasOf } : { dtype: t.dtype, access: 'direct' };
+
 /** Collects a body's tensor inputs (deduplicated by base and strides) and scalar refs. */
-class Operands {
-  readonly tensors: { base: number; input: TensorInput }[] = [];
+export class Operands {
+  readonly tensors: Operand[] = [];
   readonly scalars: number[] = [];
   constructor(
     private readonly cx: BuildContext,
@@ -62,21 +105,21 @@ class Operands {
     if (over !== undefined && this.written.includes(over)) {
       if (!direct) throw new Error(`internal compiler error: in-place input %${v.base} read through a view`);
       let k = this.tensors.findIndex((t) => t.base === v.base);
-      if (k < 0) k = this.tensors.push({ base: v.base, input: { dtype, access: 'alias', aliasOf: this.written.indexOf(over) } }) - 1;
+      if (k < 0) k = this.tensors.push({ base: v.base, strides: null, access: 'alias', dtype, aliasOf: this.written.indexOf(over) }) - 1;
       return { kind: 'input', index: k };
     }
-    const key = direct ? undefined : JSON.stringify(strides);
-    let k = this.tensors.findIndex((t) => t.base === v.base && (t.input.strides ? JSON.stringify(t.input.strides) : undefined) === key);
-    if (k < 0) k = this.tensors.push({ base: v.base, input: direct ? { dtype, access: 'direct' } : { dtype, access: 'strided', strides } }) - 1;
+    const key = direct ? null : strides;
+    let k = this.tensors.findIndex((t) => t.base === v.base && JSON.stringify(t.strides) === JSON.stringify(key));
+    if (k < 0) k = this.tensors.push({ base: v.base, strides: key, access: direct ? 'direct' : 'strided', dtype }) - 1;
     return { kind: 'input', index: k };
   }
   /** the buffers read: every input but the aliases */
   reads(): Binding[] {
-    return this.tensors.filter((t) => t.input.access !== 'alias').map((t) => ({ value: t.base, dtype: t.input.dtype, access: 'read' as const }));
+    return this.tensors.filter((t) => t.access !== 'alias').map((t) => ({ value: t.base, dtype: t.dtype, access: 'read' as const }));
   }
 }
 
-function exprNodes(cx: BuildContext, ids: number[], ops: Operands, inside: Map<number, number>, extra?: (id: number) => Ref | null): ExprNode[] {
+export function exprNodes(cx: BuildContext, ids: number[], ops: Operands, inside: Map<number, number>, extra?: (id: number) => Ref | null): ExprNode[] {
   const out: ExprNode[] = [];
   for (const id of ids) {
     const n = cx.g.node(id);
@@ -100,7 +143,7 @@ function buildElementwise(cx: BuildContext, ids: number[], shape: number[], inde
   const body: ElementwiseBody = {
     kind: 'elementwise',
     shape: [...shape],
-    inputs: ops.tensors.map((t) => t.input),
+    inputs: ops.tensors.map(tensorInput),
     scalars: ops.scalars.length,
     nodes,
     outputs: written.map((id) => ({ ref: { kind: 'node', index: inside.get(id)! }, dtype: g.node(id).dtype })),
@@ -159,8 +202,8 @@ function buildReduce(cx: BuildContext, k: Extract<Group, { kind: 'reduce' }>, in
     kept: kept.map((d) => inShape[d]),
     reduced: dims.map((d) => inShape[d]),
     inputs: ops.tensors.map((t) => {
-      const s = t.input.strides ?? stridesOf(inShape);
-      return { dtype: t.input.dtype, access: 'strided', strides: [...kept.map((d) => s[d]), ...dims.map((d) => s[d])] };
+      const s = t.strides ?? stridesOf(inShape);
+      return { dtype: t.dtype, access: 'strided', strides: [...kept.map((d) => s[d]), ...dims.map((d) => s[d])] };
     }),
     scalars: ops.scalars.length,
     prologue,

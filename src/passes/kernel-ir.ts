@@ -129,13 +129,30 @@ export interface MatmulBody {
   scalars: number;
 }
 
+/**
+ * An index primitive: slice (a strided read), sliceScatter (its gradient: values placed
+ * into zeros), gather along a dim, scatterAdd (gather's gradient, computed from the
+ * destination side). `x` is the data input as read (shape and strides of its view),
+ * `index` the int32 index input (gather, scatterAdd); attrs are the op's.
+ */
+export interface IndexBody {
+  kind: 'index';
+  op: 'slice' | 'sliceScatter' | 'gather' | 'scatterAdd';
+  /** the output shape */
+  shape: number[];
+  dtype: DType;
+  attrs: Attrs;
+  x: { shape: number[]; strides: number[] };
+  index?: { strides: number[] };
+}
+
 /** Independent kernels run as one (one dispatch on WebGPU): no part reads what another writes. */
 export interface PackBody {
   kind: 'pack';
   parts: Kernel[];
 }
 
-export type KernelBody = ElementwiseBody | ReduceBody | MatmulBody | PackBody;
+export type KernelBody = ElementwiseBody | ReduceBody | MatmulBody | IndexBody | PackBody;
 
 /** A buffer the kernel binds: the IR value it holds, and whether the kernel writes it. */
 export interface Binding {
@@ -253,6 +270,12 @@ export function printKernel(k: Kernel, opOf?: (id: number) => string): string {
       }
       break;
     }
+    case 'index':
+      lines.push(`kernel ${k.name}: ${b.op} into [${b.shape.join(', ')}] ${b.dtype} ${JSON.stringify(b.attrs)}`);
+      lines.push(`  x = ${val(readVals[0])} shape ${shapeText(b.x.shape)} strides ${shapeText(b.x.strides)}`);
+      if (b.index) lines.push(`  index = ${val(readVals[1])} strides ${shapeText(b.index.strides)}`);
+      lines.push(`  out0 ${val(writeVals[0])}`);
+      break;
     case 'pack':
       lines.push(`kernel ${k.name}: pack of ${b.parts.length} independent kernels`);
       for (const p of b.parts) lines.push(...printKernel(p, opOf).split('\n').map((l) => `  ${l}`));

@@ -19,8 +19,10 @@ export function interpret(g: Graph, bind: Binding, backend: Backend): Map<number
     const op = getOp(n.op);
     const args: KernelArg[] = n.inputs.map((i) => {
       const v = values.get(i)!;
-      if (typeof v === 'number') return v;
       const src = g.node(i);
+      // scalar operands are formula arguments of elementwise ops only; everything else (an
+      // expand of a folded constant, say) reads a tensor, so the number becomes one
+      if (typeof v === 'number') return op.kind === 'elementwise' ? v : scalarTensor(backend, v, src);
       return { storage: v, shape: src.shape, dtype: src.dtype };
     });
     const storage = backend.alloc(n.dtype, numel(n.shape));
@@ -28,4 +30,10 @@ export function interpret(g: Graph, bind: Binding, backend: Backend): Map<number
     values.set(n.id, storage);
   }
   return values;
+}
+
+function scalarTensor(backend: Backend, v: number, n: IRNode): KernelArg {
+  const storage = backend.alloc(n.dtype, 1);
+  backend.exec(getOp('full'), [], { value: v }, { storage, shape: [], dtype: n.dtype });
+  return { storage, shape: [], dtype: n.dtype };
 }

@@ -1,15 +1,17 @@
 /**
- * One registry of named log channels: WGTORCH_LOGS=graph,backward,fusion,wgsl,cache,recompiles,perf
+ * One registry of named log channels: WGTORCH_LOGS=graph,backward,fusion,kernels,wgsl,cache,recompiles,perf
  * in Node, or torch.setLogs({ fusion: true }) anywhere.
  */
-export const CHANNELS = ['graph', 'backward', 'fusion', 'wgsl', 'cache', 'recompiles', 'perf'] as const;
+import { envVar } from '../platform/env.ts';
+
+export const CHANNELS = ['graph', 'backward', 'fusion', 'kernels', 'wgsl', 'cache', 'recompiles', 'perf'] as const;
 export type Channel = (typeof CHANNELS)[number];
 
 const enabled = new Set<Channel>();
 let sink: (channel: Channel, message: string) => void = (c, m) => console.error(`[wgtorch:${c}] ${m}`);
 
 function fromEnv(): void {
-  const env = typeof process !== 'undefined' ? process.env?.WGTORCH_LOGS : undefined;
+  const env = envVar('WGTORCH_LOGS');
   if (!env) return;
   for (const c of env.split(',').map((s) => s.trim())) {
     if (c === 'all') CHANNELS.forEach((x) => enabled.add(x));

@@ -158,7 +158,7 @@ export class Tracer implements TraceRecorder {
       path = parent.path ? `${parent.path}.${child}` : child;
     } else path = m.constructor.name;
     this.scopes.push({ module: m, path });
-    for (const [n, p] of m.namedParameters('', false)) {
+    for (const [n, p] of [...m.namedParameters('', false), ...m.namedBuffers('', false)]) {
       if (!this.names.has(p._storage)) this.names.set(p._storage, path ? `${path}.${n}` : n);
     }
     try {

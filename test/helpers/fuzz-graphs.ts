@@ -9,7 +9,6 @@ import { expect } from 'vitest';
 import * as torch from '../../src/index.ts';
 import { deviceError, relDiff, resetWaitEstimator, rng } from './compile-util.ts';
 
-const dev: torch.Device = 'webgpu';
 /** float32, relative to the largest element of each tensor: fused kernels round differently */
 export const VALUE_TOL = 1e-4;
 export const GRAD_TOL = 1e-4;
@@ -365,7 +364,7 @@ export function makeCase(seed: number, index: number): Case {
 }
 
 /** The function under test: weighted outputs (detached) and the weighted-sum loss. */
-function fnOf(c: Case) {
+function fnOf(c: Case, dev: torch.Device) {
   const vw = c.valueW.map((w, i) => torch.tensor(w, { shape: c.program.shapes[c.program.outputs[i]], device: dev }));
   const lw = c.lossW.map((w, i) => torch.tensor(w, { shape: c.program.shapes[c.program.outputs[i]], device: dev }));
   return (...xs: torch.Tensor[]): torch.Tensor[] => {
@@ -377,7 +376,7 @@ function fnOf(c: Case) {
   };
 }
 
-const leavesOf = (c: Case, requiresGrad: boolean) =>
+const leavesOf = (c: Case, requiresGrad: boolean, dev: torch.Device) =>
   c.inputs.map((d, i) => torch.tensor(d.slice(), { shape: c.program.inputs[i], device: dev, requiresGrad }));
 
 async function expectAllClose(got: torch.Tensor[], want: torch.Tensor[], tol: number, what: string, ctx: string) {
@@ -389,19 +388,20 @@ async function expectAllClose(got: torch.Tensor[], want: torch.Tensor[], tol: nu
   }
 }
 
-export async function runCase(c: Case): Promise<void> {
-  resetWaitEstimator(); // BUG 7 workaround
-  const ctx = `fuzz seed ${c.seed}, graph ${c.index} (WGTORCH_FUZZ_SEED=${c.seed} npx vitest run test/compile-fuzz.test.ts -t 'graph ${c.index} '):\n${describe(c.program)}`;
-  const pending = await deviceError(); // an earlier test's error belongs to it, not to this graph
+/** Compiled vs eager on `dev` (every op of eager mode is what the reference interpreter runs for its node). */
+export async function runCase(c: Case, dev: torch.Device = 'webgpu'): Promise<void> {
+  if (dev === 'webgpu') resetWaitEstimator(); // BUG 7 workaround
+  const ctx = `fuzz seed ${c.seed}, graph ${c.index} (WGTORCH_FUZZ_SEED=${c.seed} npx vitest run test/compile-fuzz.test.ts -t '${dev} graph ${c.index} '):\n${describe(c.program)}`;
+  const pending = dev === 'webgpu' ? await deviceError() : null; // an earlier test's error belongs to it, not to this graph
   void pending;
-  const fn = fnOf(c);
+  const fn = fnOf(c, dev);
   try {
     // eager reference
-    const le = leavesOf(c, true);
+    const le = leavesOf(c, true, dev);
     const [lossE, ...valsE] = fn(...le);
     lossE.backward();
     // compiled forward + backward
-    const lc = leavesOf(c, true);
+    const lc = leavesOf(c, true, dev);
     const fast = torch.compile(fn);
     const [lossC, ...valsC] = fast(...lc);
     expect(fast.graphs().length, `compiled, not eager\n${ctx}`).toBe(1);
@@ -421,7 +421,7 @@ export async function runCase(c: Case): Promise<void> {
     }
     if (c.forwardOnly) {
       const fwd = torch.compile(fn);
-      const [, ...valsF] = torch.noGrad(() => fwd(...leavesOf(c, false)));
+      const [, ...valsF] = torch.noGrad(() => fwd(...leavesOf(c, false, dev)));
       expect(fwd.graphs()[0].backwardIR, ctx).toBeNull();
       await expectAllClose(valsF, valsE, VALUE_TOL, 'forward-only output', ctx);
     }
@@ -430,7 +430,7 @@ export async function runCase(c: Case): Promise<void> {
     if (!err.message.includes('fuzz seed')) err.message = `${err.message}\n${ctx}`;
     throw err;
   } finally {
-    const err = await deviceError();
+    const err = dev === 'webgpu' ? await deviceError() : null;
     if (err) throw new Error(`device error: ${err.message.split('\n').slice(0, 6).join('\n')}\n${ctx}`);
   }
 }

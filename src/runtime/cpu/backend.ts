@@ -7,6 +7,7 @@ import { stridesOf } from '../../ir/shape.ts';
 import type { Backend, KernelArg, Storage, TensorArg } from '../backend.ts';
 import { broadcastStrides, runElementwise, type EwArg } from './elementwise.ts';
 import { matmulF32 } from './matmul.ts';
+import { runIndex } from './indexing.ts';
 import { runReduce } from './reduce.ts';
 
 export class CpuStorage implements Storage {
@@ -85,6 +86,10 @@ export class CpuBackend implements Backend {
         const s = stridesOf(a.shape);
         const strides = op.name === 'permute' ? (attrs.dims as number[]).map((d) => s[d]) : broadcastStrides(a.shape, out.shape);
         runElementwise(getOp('copy'), {}, o, out.shape, [{ arr: arr(a), strides }]);
+        return;
+      }
+      case 'index': {
+        runIndex(op.name, (args as TensorArg[]).map((a) => ({ arr: arr(a), shape: a.shape })), attrs, o, out.shape);
         return;
       }
       case 'source': {

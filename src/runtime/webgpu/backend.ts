@@ -7,6 +7,7 @@
 import { matmulDispatch, matmulParams, matmulVariantFor, matmulWGSL } from '../../codegen-wgsl/matmul.ts';
 import { elementwiseParams, elementwiseWGSL, EW_WORKGROUP } from '../../codegen-wgsl/elementwise.ts';
 import type { WgslLayout } from '../../codegen-wgsl/namespace.ts';
+import { indexParams, indexWGSL, INDEX_WORKGROUP, type IndexOp, type IndexSpec } from '../../codegen-wgsl/indexing.ts';
 import { reduceParams, reduceWGSL } from '../../codegen-wgsl/reduce.ts';
 import type { ElementwiseBody, ReduceBody, Ref, TensorInput } from '../../passes/kernel-ir.ts';
 import type { DType, HostArray } from '../../ir/dtype.ts';
@@ -18,6 +19,7 @@ import { broadcastStrides } from '../cpu/elementwise.ts';
 import { workgroupGrid, type GPUContext } from './context.ts';
 import { GcPressure } from './gc-pressure.ts';
 import { MatmulTuner } from './matmul-tuner.ts';
+import { envVar } from '../../platform/env.ts';
 
 export class GpuStorage implements Storage {
   version = 0;
@@ -44,7 +46,7 @@ export class WebGPUBackend implements Backend {
   private readonly pressure = new GcPressure();
   private tuner: MatmulTuner | null = null;
   /** matmuls use the autotuner's winners (compiled graphs tune, eager ops only look up) unless WGTORCH_AUTOTUNE=0 */
-  autotune = typeof process === 'undefined' || process.env?.WGTORCH_AUTOTUNE !== '0';
+  autotune = envVar('WGTORCH_AUTOTUNE') !== '0';
 
   /** The device's matmul autotuner: what was measured on it, in memory and on disk. */
   get matmulTuner(): MatmulTuner {
@@ -139,6 +141,22 @@ export class WebGPUBackend implements Backend {
         });
         const pipe = this.ctx.pipeline(code, label, layout);
         this.ctx.dispatch(pipe, [buf(a), buf(b), o.buffer], matmulParams(M, N, K), matmulDispatch(M, N, variant), 2 * M * N * K);
+        return;
+      }
+      case 'index': {
+        if (n === 0) return;
+        const [x, index] = args as TensorArg[];
+        const spec: IndexSpec = { op: op.name as IndexOp, rank: out.shape.length, dtype: out.dtype };
+        const { code, label, layout } = this.cached(`index|${spec.op}|${spec.rank}|${spec.dtype}`, () => ({ ...indexWGSL(spec), label: `${spec.op}_r${spec.rank}` }));
+        const params = indexParams(spec, {
+          out: out.shape,
+          attrs,
+          x: { shape: x.shape, strides: stridesOf(x.shape) },
+          index: index ? { strides: stridesOf(index.shape) } : undefined,
+        });
+        const grid = workgroupGrid(Math.ceil(n / INDEX_WORKGROUP), this.ctx.limits.maxComputeWorkgroupsPerDimension);
+        const bufs = index ? [buf(x), buf(index), o.buffer] : [buf(x), o.buffer];
+        this.ctx.dispatch(this.ctx.pipeline(code, label, layout), bufs, params, grid, n);
         return;
       }
       case 'reduce': {

@@ -9,6 +9,8 @@
 
 import { BufferPool } from './buffer-pool.ts';
 import { PipelineCache, type ShaderLayout } from './pipeline-cache.ts';
+import { platformGPU } from '../../platform/gpu.ts';
+import { envVar } from '../../platform/env.ts';
 
 export { BufferPool, sizeClass, type PoolStats } from './buffer-pool.ts';
 export { PipelineCache, type PipelineInfo, type PipelineRequest } from './pipeline-cache.ts';
@@ -405,23 +407,13 @@ export async function isAvailable(): Promise<boolean> {
   }
 }
 
+/** WGTORCH_NO_WEBGPU=1 hides every adapter: how a machine without one behaves (tests, the demo). */
+const hidden = () => envVar('WGTORCH_NO_WEBGPU') === '1';
+
 async function createContext(): Promise<GPUContext> {
-  const nav = (globalThis as { navigator?: { gpu?: GPU } }).navigator;
-  let gpu: GPU;
-  if (nav?.gpu) {
-    gpu = nav.gpu;
-  } else if (typeof process !== 'undefined' && process.versions?.node) {
-    let mod: typeof import('webgpu');
-    try {
-      mod = await import('webgpu');
-    } catch (e) {
-      throw new Error(`WebGPU: the npm package 'webgpu' (Dawn for Node) failed to load (${(e as Error).message}); run npm install.`);
-    }
-    for (const [k, v] of Object.entries(mod.globals)) if (!(k in globalThis)) (globalThis as Record<string, unknown>)[k] = v;
-    gpu = mod.create([]);
-  } else {
-    throw new Error(NO_ADAPTER);
-  }
+  if (hidden()) throw new Error(`WebGPU: no GPU adapter found (WGTORCH_NO_WEBGPU=1 hides it).`);
+  const gpu = await platformGPU();
+  if (!gpu) throw new Error(NO_ADAPTER);
   const adapter = await gpu.requestAdapter({ powerPreference: 'high-performance' });
   if (!adapter) throw new Error(NO_ADAPTER);
   // Ask for everything the adapter has: the defaults are far below what CPUs

@@ -5,26 +5,12 @@
  * memory it handed out; past a threshold it asks V8 for a collection, after which the
  * finalizers give the dead tensors' buffers back to the pool.
  */
+import { gcFunction } from '../../platform/gc.ts';
+
 let collect: (() => void) | null | undefined;
 
 function collector(): (() => void) | null {
-  if (collect !== undefined) return collect;
-  collect = null;
-  const g = (globalThis as { gc?: () => void }).gc;
-  if (typeof g === 'function') return (collect = g);
-  try {
-    // Node: enable the gc() function for this isolate and fetch it from a fresh context
-    const proc = (globalThis as { process?: { getBuiltinModule?: (m: string) => unknown } }).process;
-    const v8 = proc?.getBuiltinModule?.('node:v8') as typeof import('node:v8') | undefined;
-    const vm = proc?.getBuiltinModule?.('node:vm') as typeof import('node:vm') | undefined;
-    if (v8 && vm) {
-      v8.setFlagsFromString('--expose-gc');
-      const fn = vm.runInNewContext('gc') as (() => void) | undefined;
-      if (typeof fn === 'function') collect = fn;
-    }
-  } catch {
-    collect = null;
-  }
+  if (collect === undefined) collect = gcFunction();
   return collect;
 }
 

@@ -19,6 +19,7 @@ import {
   type MatmulVariantName,
 } from '../../codegen-wgsl/matmul.ts';
 import type { GPUContext } from './context.ts';
+import { cacheDir, hasFiles, joinPath, readText, writeTextAtomic } from '../../platform/files.ts';
 
 import type { MatmulProblem } from '../../codegen-wgsl/render.ts';
 import type { ShaderLayout } from './pipeline-cache.ts';
@@ -114,29 +115,10 @@ export function deviceKey(info: GPUAdapterInfo): string {
 
 // ------------------------------------------------------------------ disk
 
-type NodeFs = typeof import('node:fs');
-type NodePath = typeof import('node:path');
-type NodeOs = typeof import('node:os');
-
-/** Node built-ins without a static import, so the module still loads in browsers. */
-function builtin<T>(id: string): T | undefined {
-  const proc = (globalThis as { process?: { getBuiltinModule?: (id: string) => unknown } }).process;
-  try {
-    return proc?.getBuiltinModule?.(id) as T | undefined;
-  } catch {
-    return undefined;
-  }
-}
-
 /** $WGTORCH_CACHE_DIR/matmul-tuning.json, else ($XDG_CACHE_HOME or ~/.cache)/wgtorch/matmul-tuning.json; null without a file system. */
 export function defaultTuneCacheFile(): string | null {
-  const env = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env;
-  const path = builtin<NodePath>('node:path');
-  const os = builtin<NodeOs>('node:os');
-  if (!env || !path || !builtin<NodeFs>('node:fs')) return null;
-  if (env.WGTORCH_CACHE_DIR) return path.join(env.WGTORCH_CACHE_DIR, CACHE_FILE_NAME);
-  const base = env.XDG_CACHE_HOME || (os ? path.join(os.homedir(), '.cache') : null);
-  return base ? path.join(base, 'wgtorch', CACHE_FILE_NAME) : null;
+  const dir = hasFiles ? cacheDir() : null;
+  return dir ? joinPath(dir, CACHE_FILE_NAME) : null;
 }
 
 function emptyFile(): DiskFile {
@@ -145,14 +127,8 @@ function emptyFile(): DiskFile {
 
 /** The file's contents; a missing, unreadable or malformed file reads as empty (and is overwritten at the next write). */
 function readTuneFile(file: string): DiskFile {
-  const fs = builtin<NodeFs>('node:fs');
-  if (!fs) return emptyFile();
-  let text: string;
-  try {
-    text = fs.readFileSync(file, 'utf8');
-  } catch {
-    return emptyFile(); // not there yet
-  }
+  const text = readText(file);
+  if (text === null) return emptyFile(); // not there yet
   try {
     const data = JSON.parse(text) as Partial<DiskFile> | null;
     if (data && data.version === FILE_VERSION && data.entries && typeof data.entries === 'object') return data as DiskFile;
@@ -163,25 +139,15 @@ function readTuneFile(file: string): DiskFile {
   return emptyFile();
 }
 
-/** Merges this device's entries into the file: write a temp file, then rename, so readers never see half a file. Never throws. */
+/** Merges this device's entries into the file (atomically: readers never see half a file). Never throws. */
 function writeTuneFile(file: string, device: string, entries: Record<string, DiskEntry>): void {
-  const fs = builtin<NodeFs>('node:fs');
-  const path = builtin<NodePath>('node:path');
-  if (!fs || !path) return;
-  const tmp = `${file}.${(globalThis as { process?: { pid?: number } }).process?.pid ?? 0}.${Math.random().toString(36).slice(2)}.tmp`;
+  if (!hasFiles) return;
   try {
     const data = readTuneFile(file);
     data.entries[device] = { ...data.entries[device], ...entries };
-    fs.mkdirSync(path.dirname(file), { recursive: true });
-    fs.writeFileSync(tmp, JSON.stringify(data, null, 1));
-    fs.renameSync(tmp, file);
+    writeTextAtomic(file, JSON.stringify(data, null, 1));
   } catch (e) {
     log('perf', `matmul tuning: could not write ${file}: ${(e as Error).message}`);
-    try {
-      fs.rmSync(tmp, { force: true });
-    } catch {
-      // nothing more to do
-    }
   }
 }
 

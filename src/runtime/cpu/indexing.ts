@@ -1,0 +1,94 @@
+/**
+ * CPU kernels of the index primitives (slice, sliceScatter, gather, scatterAdd) over
+ * contiguous inputs. Index values out of range raise PyTorch's error before anything is
+ * written.
+ */
+import type { HostArray } from '../../ir/dtype.ts';
+import { WgtorchError } from '../../ir/errors.ts';
+import type { Attrs } from '../../ir/registry.ts';
+import { numel, stridesOf } from '../../ir/shape.ts';
+
+/** Calls fn(flatOut, coords) for every position of shape in row-major order (coords is reused). */
+function forEachIndex(shape: readonly number[], fn: (flat: number, c: number[]) => void): void {
+  const n = numel(shape);
+  const c = shape.map(() => 0);
+  for (let flat = 0; flat < n; flat++) {
+    fn(flat, c);
+    for (let d = shape.length - 1; d >= 0; d--) {
+      if (++c[d] < shape[d]) break;
+      c[d] = 0;
+    }
+  }
+}
+
+export function outOfBounds(v: number, dim: number, size: number): WgtorchError {
+  return new WgtorchError(`index ${v} is out of bounds for dimension ${dim} with size ${size}`);
+}
+
+export function runIndex(
+  name: string,
+  inputs: { arr: HostArray; shape: readonly number[] }[],
+  attrs: Attrs,
+  out: HostArray,
+  outShape: readonly number[],
+): void {
+  const [x, index] = inputs;
+  switch (name) {
+    case 'slice': {
+      const st = stridesOf(x.shape);
+      const starts = attrs.starts as number[];
+      const steps = attrs.steps as number[];
+      const base = starts.reduce((p, s, d) => p + s * st[d], 0);
+      const S = steps.map((s, d) => s * st[d]);
+      forEachIndex(outShape, (flat, c) => {
+        let off = base;
+        for (let d = 0; d < c.length; d++) off += c[d] * S[d];
+        out[flat] = x.arr[off];
+      });
+      return;
+    }
+    case 'sliceScatter': {
+      const starts = attrs.starts as number[];
+      const steps = attrs.steps as number[];
+      const st = stridesOf(outShape);
+      out.fill(0);
+      forEachIndex(x.shape, (flat, c) => {
+        let off = 0;
+        for (let d = 0; d < c.length; d++) off += (starts[d] + c[d] * steps[d]) * st[d];
+        out[off] = x.arr[flat];
+      });
+      return;
+    }
+    case 'gather': {
+      const dim = attrs.dim as number;
+      const size = x.shape[dim];
+      const idx = index.arr;
+      for (let i = 0; i < idx.length; i++) if (idx[i] < 0 || idx[i] >= size) throw outOfBounds(idx[i], dim, size);
+      const st = stridesOf(x.shape);
+      forEachIndex(outShape, (flat, c) => {
+        let off = 0;
+        for (let d = 0; d < c.length; d++) off += (d === dim ? idx[flat] : c[d]) * st[d];
+        out[flat] = x.arr[off];
+      });
+      return;
+    }
+    case 'scatterAdd': {
+      const dim = attrs.dim as number;
+      const size = outShape[dim];
+      const idx = index.arr;
+      for (let i = 0; i < idx.length; i++) if (idx[i] < 0 || idx[i] >= size) throw outOfBounds(idx[i], dim, size);
+      const st = stridesOf(outShape);
+      // accumulate in doubles, in source order: the same sums on every run
+      const acc = new Float64Array(out.length);
+      forEachIndex(x.shape, (flat, c) => {
+        let off = 0;
+        for (let d = 0; d < c.length; d++) off += (d === dim ? idx[flat] : c[d]) * st[d];
+        acc[off] += x.arr[flat];
+      });
+      out.set(acc);
+      return;
+    }
+    default:
+      throw new Error(`internal error: no cpu kernel for index op ${name}`);
+  }
+}

@@ -1,0 +1,130 @@
+/**
+ * The demo page in real Chromium (Debian's /usr/bin/chromium, headless, driven by
+ * playwright-core; never a downloaded browser), loaded from the BUILT package: it trains
+ * the seed's TwoLayerNet 100 steps eager and compiled on WebGPU (SwiftShader here) and
+ * the losses must fall and equal a Node run's; the inspector must list the compiled
+ * kernels with their IR nodes; any console error of the page fails the test. Saves the
+ * screenshot the README shows (docs/demo.png).
+ *
+ * Skips loudly without Chromium, except with CI=true, where it must run
+ * (.ci/run installs chromium).
+ */
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Server } from 'node:http';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { chromium, type Browser, type Page } from 'playwright-core';
+import { build, ROOT } from '../scripts/build.ts';
+import { buildWeb, serve } from '../scripts/web.ts';
+import { runDemo } from '../demo/main.ts';
+import type { TrainResult } from '../web/main.ts';
+
+const CHROMIUM = process.env.WGTORCH_CHROMIUM ?? '/usr/bin/chromium';
+const haveChromium = existsSync(CHROMIUM);
+/** WebGPU in headless Chromium without a GPU: Dawn on SwiftShader (Vulkan on the CPU) */
+export const CHROMIUM_ARGS = ['--enable-unsafe-webgpu', '--enable-features=Vulkan'];
+const STEPS = 100;
+
+if (!haveChromium) {
+  if (process.env.CI === 'true') {
+    throw new Error(`CI=true but ${CHROMIUM} is missing: the browser test must run in CI. Fix: apt-get install -y chromium (.ci/run does).`);
+  }
+  console.warn(`\n*** browser test SKIPPED: no Chromium at ${CHROMIUM}. Install it with \`sudo apt-get install -y chromium\` (or set WGTORCH_CHROMIUM). ***\n`);
+}
+
+/** largest |a-b| / max(|a|, 1e-30) over the steps */
+const worstRel = (a: number[], b: number[]) => Math.max(...a.map((v, i) => Math.abs(v - b[i]!) / Math.max(Math.abs(v), 1e-30)));
+
+describe.skipIf(!haveChromium)('the demo page in Chromium (WebGPU)', () => {
+  let tmp: string;
+  let server: Server;
+  let browser: Browser;
+  let page: Page;
+  const pageErrors: string[] = [];
+  let node: number[];
+  const runs: Partial<Record<'eager' | 'compiled', TrainResult>> = {};
+
+  beforeAll(async () => {
+    tmp = mkdtempSync(join(tmpdir(), 'wgtorch-browser-'));
+    await build({ outDir: join(tmp, 'dist'), quiet: true, types: false });
+    const web = await buildWeb({ distDir: join(tmp, 'dist') });
+    const served = await serve(web, 0);
+    server = served.server;
+    browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS });
+    page = await browser.newPage({ viewport: { width: 1280, height: 1100 } });
+    page.on('console', (m) => {
+      if (m.type() === 'error') pageErrors.push(`console.error: ${m.text()}`);
+    });
+    page.on('pageerror', (e) => pageErrors.push(`uncaught: ${e.message}`));
+    await page.goto(served.url);
+    // the reference: the same model, seed and data in Node (npm start's runDemo), on the cpu
+    node = (await runDemo({ device: 'cpu', steps: STEPS, log: () => {} })).losses;
+  }, 90_000);
+
+  afterAll(async () => {
+    await browser?.close();
+    server?.close();
+    if (tmp) rmSync(tmp, { recursive: true, force: true });
+  });
+
+  it('finds a WebGPU adapter in the page and says so', async () => {
+    const device = await page.evaluate(() => window.demo.device);
+    const status = await page.textContent('#device');
+    expect(device, `Chromium ran without WebGPU (flags ${CHROMIUM_ARGS.join(' ')}); the page said: ${status}`).toBe('webgpu');
+    expect(status).toMatch(/^WebGPU: /);
+    console.log(`browser test: ${status}`);
+    expect(pageErrors).toEqual([]);
+  });
+
+  for (const mode of ['eager', 'compiled'] as const) {
+    it(`trains ${STEPS} steps ${mode} on WebGPU: the loss falls and equals the Node run's`, async () => {
+      const t0 = performance.now();
+      const r = await page.evaluate(([m, steps]) => window.demo.train({ mode: m, steps }), [mode, STEPS] as const);
+      runs[mode] = r;
+      console.log(`browser test: ${mode} ${STEPS} steps in ${((performance.now() - t0) / 1000).toFixed(1)} s (${r.msPerStep.toFixed(1)} ms/step), loss ${r.losses[0]} -> ${r.losses.at(-1)}`);
+      expect(r.device).toBe('webgpu');
+      expect(r.losses).toHaveLength(STEPS);
+      expect(r.losses.every(Number.isFinite)).toBe(true);
+      expect(r.losses.at(-1)!).toBeLessThan(r.losses[0]! * 0.2);
+      // same seed and data; float32 summation orders differ between devices and fusion
+      expect(worstRel(node, r.losses)).toBeLessThan(1e-4);
+      expect(await page.textContent('#ms')).toMatch(/^\d+\.\d\d ms\/step$/);
+      expect(pageErrors).toEqual([]);
+    }, 90_000);
+  }
+
+  it('the inspector lists the compiled kernels with their IR nodes, linked both ways', async () => {
+    const kernels = runs.compiled?.kernels;
+    expect(kernels?.length).toBeGreaterThan(0);
+    const listed = await page.$$eval('#inspector .kernel', (els) =>
+      els.map((e) => ({ name: (e as HTMLElement).dataset.kernel!, nodes: Array.from(e.querySelectorAll(".chip")).map((c) => Number((c as HTMLElement).dataset.node)) })),
+    );
+    expect(listed).toEqual(kernels);
+    // the traced IR has forward, backward and update sections
+    const headings = await page.$$eval('#inspector .ir h4', (els) => els.map((e) => e.textContent));
+    expect(headings.map((h) => h!.split(' ')[0])).toEqual(['forward', 'backward', 'update']);
+
+    // click a kernel: its nodes light up in the IR, and its WGSL shows
+    const last = kernels!.at(-1)!;
+    await page.click(`#inspector .kernel[data-kernel="${last.name}"]`);
+    const lit = await page.$$eval('#inspector .ir .node.in-kernel', (els) => els.map((e) => Number((e as HTMLElement).dataset.node)));
+    expect(lit.length).toBeGreaterThan(0);
+    for (const id of lit) expect(last.nodes).toContain(id);
+    expect(await page.textContent('#inspector .wgsl')).toContain(`kernel ${last.name}`);
+
+    // click a traced node: the kernel that computes it is selected
+    const first = kernels![0]!;
+    await page.click(`#inspector .ir .node[data-node="${first.nodes[0]}"]`);
+    expect(await page.getAttribute('#inspector .kernel.selected', 'data-kernel')).toBe(first.name);
+    expect(await page.textContent('#inspector .wgsl')).toContain(`// fuses %${first.nodes[0]}`);
+    expect(pageErrors).toEqual([]);
+  });
+
+  it('saves the screenshot the README shows (docs/demo.png)', async () => {
+    await page.evaluate(() => window.scrollTo(0, 0));
+    await page.screenshot({ path: join(ROOT, 'docs/demo.png'), fullPage: false });
+    expect(existsSync(join(ROOT, 'docs/demo.png'))).toBe(true);
+    expect(pageErrors).toEqual([]);
+  });
+});

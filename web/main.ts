@@ -1,0 +1,109 @@
+/**
+ * The demo page (`npm run web`): trains the seed's TwoLayerNet live on WebGPU (or on the
+ * CPU where the browser has none), eager or compiled, with a loss plot, the time per step
+ * and an inspector of the compiled step. `window.demo` lets the browser test drive it.
+ */
+import * as torch from 'wgtorch';
+import { makeTrainer, SIZES, type Mode } from './train.ts';
+import { LossPlot } from './plot.ts';
+import { Inspector } from './inspector.ts';
+
+const $ = <T extends HTMLElement>(sel: string) => document.querySelector(sel) as T;
+
+export interface TrainResult {
+  mode: Mode;
+  device: torch.Device;
+  losses: number[];
+  msPerStep: number;
+  kernels: { name: string; nodes: number[] }[];
+}
+
+const COLORS: Record<Mode, string> = { eager: '#d9822b', compiled: '#2b6cd9' };
+/** steps before the timing starts: they build GPU pipelines (and the compiled graph) */
+const WARMUP = 5;
+
+const plot = new LossPlot($<HTMLCanvasElement>('#plot'));
+const inspector = new Inspector($('#inspector'));
+let running = false;
+let stopAsked = false;
+
+async function pickDevice(): Promise<torch.Device> {
+  const status = $('#device');
+  if (await torch.webgpu.isAvailable()) {
+    const info = torch.webgpu.context().adapterInfo;
+    const name = [info.vendor, info.architecture, info.description].filter(Boolean).join(' · ');
+    status.textContent = `WebGPU: ${name || 'adapter found'}`;
+    status.className = 'ok';
+    return 'webgpu';
+  }
+  status.textContent = 'This browser has no WebGPU (navigator.gpu): training on the CPU instead.';
+  status.className = 'warn';
+  return 'cpu';
+}
+
+const devicePromise = pickDevice();
+
+async function train(opts: { mode?: Mode; steps?: number } = {}): Promise<TrainResult> {
+  if (running) throw new Error('demo: a run is in progress');
+  running = true;
+  stopAsked = false;
+  const mode = opts.mode ?? (($<HTMLInputElement>('#mode-compiled').checked ? 'compiled' : 'eager') as Mode);
+  const steps = opts.steps ?? Number($<HTMLInputElement>('#steps').value);
+  $<HTMLInputElement>(`#mode-${mode}`).checked = true;
+  const button = $<HTMLButtonElement>('#train');
+  button.disabled = true;
+  $<HTMLButtonElement>('#stop').disabled = false;
+  try {
+    const device = await devicePromise;
+    const trainer = makeTrainer(device, mode);
+    plot.clear(mode, COLORS[mode], mode === 'eager' ? [6, 4] : []);
+    const losses: number[] = [];
+    let t0 = performance.now();
+    let msPerStep = NaN;
+    let lastPaint = 0;
+    for (let t = 0; t < steps && !stopAsked; t++) {
+      if (t === WARMUP) t0 = performance.now();
+      const loss = await trainer.step();
+      losses.push(loss);
+      plot.push(mode, loss);
+      if (t >= WARMUP) msPerStep = (performance.now() - t0) / (t + 1 - WARMUP);
+      if (t === 0 && trainer.compiled) inspector.show(trainer.compiled.graphs()[0]!);
+      const now = performance.now();
+      if (now - lastPaint > 50 || t === steps - 1) {
+        lastPaint = now;
+        plot.draw();
+        $('#progress').textContent = `${mode} · step ${t + 1}/${steps} · loss ${loss.toExponential(4)}`;
+        $('#ms').textContent = Number.isFinite(msPerStep) ? `${msPerStep.toFixed(2)} ms/step` : 'warming up…';
+        $(`#ms-${mode}`).textContent = Number.isFinite(msPerStep) ? `${mode}: ${msPerStep.toFixed(2)} ms/step` : '';
+        await new Promise((r) => setTimeout(r, 0)); // let the page paint
+      }
+    }
+    const kernels = trainer.compiled?.graphs()[0]?.kernels.map((k) => ({ name: k.name, nodes: k.nodes })) ?? [];
+    return { mode, device, losses, msPerStep, kernels };
+  } finally {
+    running = false;
+    button.disabled = false;
+    $<HTMLButtonElement>('#stop').disabled = true;
+  }
+}
+
+$('#train').addEventListener('click', () => {
+  train().catch(fail);
+});
+$('#stop').addEventListener('click', () => {
+  stopAsked = true;
+});
+$('#sizes').textContent = `TwoLayerNet(${SIZES.D_in} → ${SIZES.H} → ${SIZES.D_out}), batch ${SIZES.N}, Adam lr 1e-4, MSE (sum)`;
+
+function fail(e: unknown): void {
+  const msg = e instanceof Error ? e.message : String(e);
+  $('#progress').textContent = `error: ${msg}`;
+  console.error(e);
+}
+
+declare global {
+  interface Window {
+    demo: { device: Promise<torch.Device>; train: typeof train };
+  }
+}
+window.demo = { device: devicePromise, train };
