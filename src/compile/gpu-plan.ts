@@ -86,7 +86,18 @@ export class GpuPlan {
     opts: GpuPlanOptions = {},
   ) {
     const ctx = backend.ctx;
-    this.schedule = fuse(graph, { maxBindings: ctx.limits.maxStorageBuffersPerShaderStage });
+    const maxBindings = ctx.limits.maxStorageBuffersPerShaderStage;
+    // Fusion counts an in-place update's read of the old value as free (it is read in the
+    // output's buffer); where the plan then cannot write in place, fuse again without it.
+    let hints = new Map([...mutations].filter((e): e is [number, number] => e[1] !== null));
+    let schedule = fuse(graph, { maxBindings, inPlace: hints });
+    for (let round = 0; round < 3; round++) {
+      const granted = new Map([...hints].filter(([v, c]) => canWriteInPlace(schedule, v, c)));
+      if (granted.size === hints.size) break;
+      hints = granted;
+      schedule = fuse(graph, { maxBindings, inPlace: hints });
+    }
+    this.schedule = schedule;
     this.outputIds = new Set(graph.outputs.map((o) => this.baseOf(o.id)));
     const packEnv = envVar('WGTORCH_PACK');
     this.pack = opts.pack ?? packEnv !== '0';

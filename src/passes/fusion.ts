@@ -46,6 +46,12 @@ export interface Schedule {
 export interface FusionOptions {
   /** storage buffers one kernel may bind (the device's maxStorageBuffersPerShaderStage) */
   maxBindings: number;
+  /**
+   * In-place updates the plan means to make: value -> the graph input whose buffer it is
+   * written over. A kernel that computes the value reads the input's old value in the
+   * output's own buffer, so that read costs no binding of its own.
+   */
+  inPlace?: Map<number, number>;
 }
 
 export const kernelNodes = (k: Kernel): number[] => {
@@ -97,10 +103,20 @@ export function fuse(g: Graph, opts: FusionOptions): Schedule {
     return kernelOf.get(b) ?? -1;
   };
   /** Storage buffers a kernel computing `ids` binds: what it reads from outside, and what leaves it. */
+  /** graph inputs overwritten in place -> the value written over them */
+  const overwrittenBy = new Map([...(opts.inPlace ?? [])].map(([v, c]) => [c, v] as const));
   const bindingsOf = (ids: number[]) => {
     const inside = new Set(ids);
     const reads = new Set<number>();
-    for (const id of ids) for (const i of node(id).inputs) if (!inside.has(baseOf(i)) && node(baseOf(i)).op !== 'scalar') reads.add(baseOf(i));
+    for (const id of ids) {
+      for (const i of node(id).inputs) {
+        const b = baseOf(i);
+        if (inside.has(b) || node(b).op === 'scalar') continue;
+        // the old value of an in-place update, read in the buffer its new value is written to
+        if (inside.has(overwrittenBy.get(b) ?? -1)) continue;
+        reads.add(b);
+      }
+    }
     let writes = 0;
     for (const id of ids) {
       if (outputs.has(id) || consumersThroughViews(id).some((c) => !inside.has(c))) writes++;

@@ -58,6 +58,8 @@ export class PipelineCache {
     private readonly onError: (e: Error) => void = (e) => {
       throw e;
     },
+    /** the storage buffers one stage may bind (the context's limit, which may be lower than the device's) */
+    private readonly maxStorage: () => number = () => device.limits.maxStorageBuffersPerShaderStage,
   ) {}
 
   get size(): number {
@@ -116,6 +118,10 @@ export class PipelineCache {
   }
 
   private describe(wgsl: string, label: string, declared: ShaderLayout, entryPoint: string) {
+    const max = this.maxStorage();
+    if (declared.storage.length > max) {
+      throw new Error(`WGSL pipeline "${label}" binds ${declared.storage.length} storage buffers, over the device's maxStorageBuffersPerShaderStage of ${max}`);
+    }
     const storage = [...declared.storage];
     const uniforms = declared.uniforms;
     const hasParams = uniforms > 0;
