@@ -48,7 +48,7 @@ export type RowStatus = 'ok' | 'failed' | 'skipped';
 export interface Row {
   workload: string;
   name: string;
-  group: 'wgtorch' | 'tfjs';
+  group: 'wgtorch' | 'tfjs' | 'jaxjs';
   status: RowStatus;
   note?: string;
   /** median ms/step over the timed steps */

@@ -12,6 +12,8 @@ export interface Machine {
   adapter: string;
   versions: Record<string, string>;
   wasm: string;
+  /** threads wgtorch's cpu matmul splits large products over */
+  cpuThreads?: number;
 }
 
 export interface Results {
@@ -86,6 +88,11 @@ function targets(res: Results): string[] {
   check('seed: compiled step >= 8x faster than tfjs-webgpu (issue 6)', get('seed', 'wgtorch compiled step'), seedGpu, 8);
   check('seed: compiled step faster than tfjs-wasm (issue 6)', get('seed', 'wgtorch compiled step'), seedWasm, 1);
   check('large: compiled step >= 2x faster than tfjs-webgpu (issue 6)', get('large', 'wgtorch compiled step'), get('large', 'tfjs webgpu'), 2);
+  const jaxWasm = (wl: string) => get(wl, 'jax-js wasm');
+  check('seed: compiled cpu step >= 1.5x faster than jax-js wasm (issue 10; moonshot 3x)', get('seed', 'wgtorch compiled step cpu'), jaxWasm('seed'), 1.5);
+  check('seed: eager cpu faster than tfjs-wasm (issue 10)', get('seed', 'wgtorch eager cpu'), seedWasm, 1);
+  check('large: compiled cpu step >= 1.5x faster than jax-js wasm (issue 10)', get('large', 'wgtorch compiled step cpu'), jaxWasm('large'), 1.5);
+  check('seed: compiled webgpu step >= 3x faster than jax-js webgpu (issue 10)', get('seed', 'wgtorch compiled step'), get('seed', 'jax-js webgpu'), 3);
   const cs = get('seed', 'wgtorch compiled step');
   lines.push(
     cs
@@ -141,10 +148,12 @@ export function markdown(res: Results): string {
   L.push(`- Node ${m.node}; ${Object.entries(m.versions).map(([k, v]) => `${k} ${v}`).join(', ')}`);
   L.push(`- WebGPU adapter: ${m.adapter}`);
   L.push(`- TensorFlow.js wasm backend: ${m.wasm}`);
+  if (m.cpuThreads !== undefined) L.push(`- wgtorch cpu matmul: generated WebAssembly SIMD128 kernel, large products split over ${m.cpuThreads} thread${m.cpuThreads === 1 ? '' : 's'} (worker_threads on shared memory); jax-js's Wasm backend runs one thread in Node (its worker pool needs a global \`Worker\`)`);
   L.push('');
   L.push('## How it is measured', '');
   L.push('- One step = forward + loss + zero grads + backward + optimizer step + reading the loss value (`await loss.item()` in wgtorch, `await loss.data()` in TF.js), as a training loop does; each step ends with the loss on the CPU, so no GPU work spills into the next step.');
-  L.push('- Same model for every row: Linear -> ReLU -> Linear with bias and PyTorch\'s default init, MSE with reduction sum, Adam lr 1e-4. TF.js runs it as `tf.variable`s with `tf.train.adam(1e-4).minimize(f, true, vars)`, in production mode (`tf.enableProdMode()`).');
+  L.push('- Same model for every row: Linear -> ReLU -> Linear with bias and PyTorch\'s default init, MSE with reduction sum, Adam lr 1e-4. TF.js runs it as `tf.variable`s with `tf.train.adam(1e-4).minimize(f, true, vars)`, in production mode (`tf.enableProdMode()`). jax-js runs the whole step as one `jit` (`valueAndGrad` of the loss and PyTorch\'s Adam update written in jax-js ops, parameters and moments passed in and returned, as its reference counting wants), reading the loss with `await loss.data()` every step.');
+  L.push('- wgtorch rows: `eager` and `compiled` on `webgpu`; `eager cpu`, and `compiled model cpu` / `compiled step cpu`: torch.compile on the cpu (fused kernels as generated JavaScript loops, matmuls through the generated WebAssembly SIMD kernel, parameters updated in place).');
   L.push('- Each row: the first step is timed alone ("first step": pipeline compiles, JIT, allocation), then warm-up steps, then every timed step is timed separately. The table gives the **median** step (robust to bursts of load from other processes on this 2-core machine) and the fastest step. Runs take at least `minSteps` and then continue until the time budget is spent.');
   if (Object.values(res.rounds).some((n) => n > 1)) L.push(`- Rows run several rounds (${Object.entries(res.rounds).map(([k, n]) => `${k}: ${n}`).join(', ')}), round-robin over all rows of a workload, and each row reports its best round (the lowest median; all rounds' medians are listed under the table): load from other processes only ever slows a round down. "First step" is the first round's.`);
   L.push('- "sync part": the median time from calling the step until its first `await` — the framework\'s JS work (autograd, kernel selection) plus recording and submitting GPU commands. On CPU backends it is the whole step.');
@@ -162,6 +171,13 @@ export function markdown(res: Results): string {
   L.push('## Targets from the issues', '', ...targets(res), '');
   const a = analysis(res);
   if (a.length) L.push('## Where the WebGPU time goes', '', 'Medians of the timed steps. The sync part is the time from calling the step until it first awaits: the JS work of the framework, recording and submitting the GPU commands; the rest is waiting for the GPU and the loss readback. Dawn calls are counted per step by the same prototype wrappers for every row.', '', ...a);
+  const cpuRows = res.rows.filter((r) => r.status === 'ok' && r.group === 'wgtorch' && r.name.endsWith(' cpu') && r.details?.length);
+  if (cpuRows.length) {
+    L.push('## Where the compiled cpu time goes', '');
+    L.push('Per row: the compiled graph (its fused kernels and Wasm matmuls) and a profile of one call, kernel by kernel. The rest of a step is tracing the step again and looking its graph up (every call re-traces, so JavaScript control flow is honoured) and reading the loss.', '');
+    for (const r of cpuRows) L.push(`- ${res.workloads.find((w) => w.id === r.workload)?.title ?? r.workload}, ${r.name} (${fmt(r.ms, 2)} ms/step): ${r.details!.join('; ')}`);
+    L.push('');
+  }
   L.push('## Matmul GFLOP/s', '');
   L.push('Best of several timed runs each (other processes only ever slow a run down).', '');
   if (res.matmul.length) {
@@ -213,7 +229,7 @@ export function svgChart(res: Results, workload = 'seed'): string {
   const max = Math.max(...rows.map((r) => r.ms!), 1e-9);
   const labelW = 200, barW = 400, rowH = 30, top = 76, width = labelW + barW + 230;
   const height = top + rows.length * rowH + 34;
-  const color = { wgtorch: '#ee4c2c', tfjs: '#f9a03f' } as const;
+  const color = { wgtorch: '#ee4c2c', tfjs: '#f9a03f', jaxjs: '#4c7bee' } as const;
   const S: string[] = [];
   S.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="sans-serif" font-size="13">`);
   S.push(`<rect width="${width}" height="${height}" fill="#fff"/>`);
@@ -232,6 +248,7 @@ export function svgChart(res: Results, workload = 'seed'): string {
   const ly = top + rows.length * rowH + 20;
   S.push(`<rect x="${labelW}" y="${ly - 10}" width="12" height="12" fill="${color.wgtorch}"/><text x="${labelW + 18}" y="${ly}">wgtorch</text>`);
   S.push(`<rect x="${labelW + 90}" y="${ly - 10}" width="12" height="12" fill="${color.tfjs}"/><text x="${labelW + 108}" y="${ly}">TensorFlow.js 4.22</text>`);
+  S.push(`<rect x="${labelW + 250}" y="${ly - 10}" width="12" height="12" fill="${color.jaxjs}"/><text x="${labelW + 268}" y="${ly}">jax-js 0.1.25</text>`);
   S.push('</svg>');
   return S.join('\n') + '\n';
 }

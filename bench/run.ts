@@ -1,5 +1,5 @@
-// `npm run bench` (tsx --expose-gc bench/run.ts): wgtorch against TensorFlow.js
-// on the same machine and the same Dawn device, in one run. Writes
+// `npm run bench` (tsx --expose-gc bench/run.ts): wgtorch against TensorFlow.js and
+// jax-js on the same machine and the same Dawn device, in one run. Writes
 // docs/benchmarks.md and docs/benchmarks.svg.
 //
 //   npm run bench                 # full run (several minutes)
@@ -15,6 +15,8 @@ import * as torch from '../src/index.ts';
 import { GpuCallCounter, bestRound, collectGarbage, errorText, fmt, measure, skipped, type Row, type Runner, type Workload } from './harness.ts';
 import { compileFn, steadyStateMemory, wgtorchRunner, type MemoryResult, type Mode } from './wgtorch.ts';
 import { tfjsRunner, wasmFeatures, type SharedDevice, type TfBackend } from './tfjs.ts';
+import { jaxjsRunner, jaxjsVersion, type JaxBackend } from './jaxjs.ts';
+import { wasmGemmInfo } from '../src/runtime/cpu/matmul.ts';
 import { consoleTable, markdown, svgChart, type Results } from './report.ts';
 import { benchCpuMatmul } from './matmul-cpu.ts';
 
@@ -87,6 +89,12 @@ async function main(): Promise<void> {
     ['wgtorch eager webgpu', 'webgpu', 'eager'],
     ['wgtorch compiled model', 'webgpu', 'compiled model'],
     ['wgtorch compiled step', 'webgpu', 'compiled step'],
+    ['wgtorch compiled model cpu', 'cpu', 'compiled model'],
+    ['wgtorch compiled step cpu', 'cpu', 'compiled step'],
+  ];
+  const jaxRows: [string, JaxBackend][] = [
+    ['jax-js wasm', 'wasm'],
+    ['jax-js webgpu', 'webgpu'],
   ];
   const tfRows: [string, TfBackend][] = [
     ['tfjs cpu', 'cpu'],
@@ -112,6 +120,10 @@ async function main(): Promise<void> {
     for (const [name, backend] of tfRows) {
       const skip = quickSkip(name) ? 'skipped in --quick (seconds per step); see the full run' : undefined;
       specs.push({ name, group: 'tfjs', skip, make: () => tfjsRunner(w, backend, shared), gpu: backend === 'webgpu' });
+    }
+    for (const [name, backend] of jaxRows) {
+      const skip = backend === 'webgpu' && !gpuOk ? `no WebGPU device (${gpuError})` : undefined;
+      specs.push({ name, group: 'jaxjs', skip, make: () => jaxjsRunner(w, backend, shared), gpu: backend === 'webgpu' });
     }
     const byName = new Map<string, Row[]>();
     for (let r = 0; r < rounds; r++) {
@@ -197,9 +209,11 @@ async function main(): Promise<void> {
       versions: {
         wgtorch: JSON.parse(readFileSync(resolve(root, 'package.json'), 'utf8')).version,
         '@tensorflow/tfjs-core': pkgVersion('@tensorflow/tfjs-core'),
+        '@jax-js/jax': await jaxjsVersion(),
         'Dawn (npm webgpu)': pkgVersion('webgpu'),
       },
       wasm,
+      cpuThreads: wasmGemmInfo().threads,
     },
     workloads: [SEED, LARGE],
     rounds: ROUNDS,

@@ -1,7 +1,7 @@
 /**
- * torch.compile: the TwoLayerNet and the DynamicNet compiled for WebGPU. Prints the
- * fused IR (each node tagged with the kernel it runs in), one generated shader, and
- * the cache statistics: the DynamicNet compiles once per depth, then only hits.
+ * torch.compile: the TwoLayerNet and the DynamicNet compiled (WGSL on WebGPU; JavaScript and
+ * Wasm on the cpu). Prints the fused IR (each node tagged with the kernel it runs in), one
+ * generated kernel, and the cache statistics: the DynamicNet compiles once per depth, then only hits.
  *
  *   npx tsx examples/10-compile.ts            # webgpu (falls back to cpu without an adapter)
  */
@@ -30,8 +30,8 @@ export async function main(opts: { log?: (line: string) => void; steps?: number 
   log('');
   if (g.kernels.length) {
     const k = g.kernels[0];
-    log(`one generated shader (${k.name}, from ${k.scopes.join(', ') || 'the top level'}):`);
-    log(k.wgsl);
+    log(`one generated kernel (${k.name}, from ${k.scopes.join(', ') || 'the top level'}):`);
+    log(k.source);
   }
   log(`stats: ${JSON.stringify(g.stats)}`);
 

@@ -41,7 +41,7 @@ describe('npm run build', () => {
     const untwinned = inputs.filter((p) => p.endsWith('.ts') && !p.endsWith('.browser.ts') && existsSync(join(ROOT, p.replace(/\.ts$/, '.browser.ts'))));
     expect(untwinned).toEqual([]);
     const twins = inputs.filter((p) => p.endsWith('.browser.ts')).map((p) => p.replace(/^.*src\//, 'src/'));
-    expect(twins).toEqual(expect.arrayContaining(['src/platform/env.browser.ts', 'src/platform/gpu.browser.ts', 'src/platform/files.browser.ts', 'src/platform/gc.browser.ts']));
+    expect(twins).toEqual(expect.arrayContaining(['src/platform/env.browser.ts', 'src/platform/gpu.browser.ts', 'src/platform/files.browser.ts', 'src/platform/gc.browser.ts', 'src/platform/threads.browser.ts']));
     // nothing left for the page to import at run time
     for (const out of Object.values(report.metafile.outputs)) expect(out.imports.filter((i) => i.external)).toEqual([]);
     // third-party code in the bundle: only magic-string and its codec
@@ -69,7 +69,7 @@ describe('npm run build', () => {
     expect(report.minBytes).toBeLessThan(report.rawBytes);
   });
 
-  it('the browser bundle runs without Dawn and without files: cpu tensors train as from source, and WebGPU says it is absent', async () => {
+  it('the browser bundle runs without Dawn and without files: cpu tensors train as from source, WebGPU says it is absent, save/load take bytes', async () => {
     const torch = (await import(pathToFileURL(join(tmp, 'dist/browser/index.js')).href)) as typeof import('../src/index.ts');
     // Node has no navigator.gpu: the browser build must not reach for Dawn instead
     expect(await torch.webgpu.isAvailable()).toBe(false);
@@ -85,6 +85,13 @@ describe('npm run build', () => {
     loss2.backward();
     expect(await loss.item()).toBe(await loss2.item());
     expect(Array.from(await w.grad!.toArray())).toEqual(Array.from(await w2.grad!.toArray()));
+
+    // torch.save/torch.load take bytes; a path says why not and what to do instead
+    const bytes = torch.save({ w: w.detach(), g: w.grad! });
+    expect(bytes).toBeInstanceOf(Uint8Array);
+    expect(Array.from(await torch.load(bytes).w!.toArray())).toEqual(Array.from(await w.toArray()));
+    expect(() => torch.save({ w: w.detach() }, 'w.safetensors')).toThrow(/browser has no file system.*Fix: pass bytes/s);
+    expect(() => torch.load('w.safetensors')).toThrow(/browser has no file system.*Fix: pass bytes/s);
   });
 
   it('the Node bundle imports Dawn lazily and its dependencies stay imports; the declarations name the WebGPU types', () => {

@@ -74,6 +74,10 @@ describe.skipIf(!haveChromium)('the demo page in Chromium (WebGPU)', () => {
     expect(device, `Chromium ran without WebGPU (flags ${CHROMIUM_ARGS.join(' ')}); the page said: ${status}`).toBe('webgpu');
     expect(status).toMatch(/^WebGPU: /);
     console.log(`browser test: ${status}`);
+    // the device gets every limit the adapter offers (as in Node), not WebGPU's defaults
+    const { adapter, device: dev } = await page.evaluate(() => window.demo.limits());
+    expect(Object.keys(adapter).length).toBeGreaterThan(20);
+    expect(dev).toEqual(adapter);
     expect(pageErrors).toEqual([]);
   });
 
@@ -118,7 +122,39 @@ describe.skipIf(!haveChromium)('the demo page in Chromium (WebGPU)', () => {
     await page.click(`#inspector .ir .node[data-node="${first.nodes[0]}"]`);
     expect(await page.getAttribute('#inspector .kernel.selected', 'data-kernel')).toBe(first.name);
     expect(await page.textContent('#inspector .wgsl')).toContain(`// fuses %${first.nodes[0]}`);
+
+    // the optimised IR holds every node of every kernel (nodes the passes made included)
+    await page.click('#inspector button[data-ir-view="optimised"]');
+    const optimised = await page.$$eval('#inspector .ir .node', (els) => els.map((e) => Number((e as HTMLElement).dataset.node)));
+    for (const k of kernels!) for (const id of k.nodes) expect(optimised, `${k.name} fuses %${id}`).toContain(id);
+    await page.click('#inspector button[data-ir-view="traced"]');
     expect(pageErrors).toEqual([]);
+  });
+
+  it('torch.saveAsync / torch.load work on bytes in the page: the trained weights round-trip', async () => {
+    const r = await page.evaluate(() => window.demo.saveWeights({ download: false }));
+    expect(r.names).toEqual(['linear1.weight', 'linear1.bias', 'linear2.weight', 'linear2.bias']);
+    // 8-byte length + JSON header + float32 data of 1000*100 + 100 + 100*10 + 10 values
+    expect(r.bytes).toBeGreaterThan(4 * (100_000 + 100 + 1000 + 10));
+    expect(r.maxDiff).toBe(0);
+    expect(pageErrors).toEqual([]);
+  });
+
+  it('without WebGPU the page says so and trains on the CPU', async () => {
+    const cpuPage = await browser.newPage();
+    const errors: string[] = [];
+    cpuPage.on('console', (m) => m.type() === 'error' && errors.push(m.text()));
+    cpuPage.on('pageerror', (e) => errors.push(e.message));
+    // a browser without WebGPU: navigator.gpu is undefined
+    await cpuPage.addInitScript(() => Object.defineProperty(Navigator.prototype, 'gpu', { get: () => undefined }));
+    await cpuPage.goto(page.url());
+    expect(await cpuPage.evaluate(() => window.demo.device)).toBe('cpu');
+    expect(await cpuPage.textContent('#device')).toContain('no WebGPU');
+    const r = await cpuPage.evaluate(() => window.demo.train({ mode: 'eager', steps: 5 }));
+    expect(r.device).toBe('cpu');
+    expect(worstRel(node.slice(0, 5), r.losses)).toBeLessThan(1e-6);
+    await cpuPage.close();
+    expect(errors).toEqual([]);
   });
 
   it('saves the screenshot the README shows (docs/demo.png)', async () => {

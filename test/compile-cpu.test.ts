@@ -7,7 +7,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import * as torch from '../src/index.ts';
-import { expectLossesClose, relDiff } from './helpers/compile-util.ts';
+import { expectLossesClose, relDiff, SEED, TwoLayerNet } from './helpers/compile-util.ts';
 import { golden, input, makeOptimizer, makeSequential, type TrainRec } from './helpers/golden.ts';
 
 const dev: torch.Device = 'cpu';
@@ -98,5 +98,55 @@ describe('whole training step compiled on the cpu', () => {
     for (let i = 0; i < 5; i++) last = await step().item();
     expect(Number.isFinite(first)).toBe(true);
     expect(last).toBeLessThan(first);
+  });
+});
+
+describe('a compiled cpu graph, inspected', () => {
+  it("graphs() lists the seed Adam step's fused kernels with their JavaScript; parameters are updated in their own arrays", async () => {
+    torch.manualSeed(0);
+    const { N, D_in, H, D_out } = SEED;
+    const x = torch.randn(N, D_in);
+    const y = torch.randn(N, D_out);
+    const model = new TwoLayerNet(D_in, H, D_out);
+    const lossFn = new torch.nn.MSELoss({ reduction: 'sum' });
+    const opt = new torch.optim.Adam(model.parameters(), { lr: 1e-4 });
+    const step = torch.compile(() => {
+      const l = lossFn(model(x), y);
+      opt.zeroGrad();
+      l.backward();
+      opt.step();
+      return l;
+    });
+    const arrays = model.parameters().map((p) => p._storage);
+    const before = model.parameters().map((p) => Float32Array.from(p.toArraySync()));
+    await step().item();
+    await step().item();
+    const g = step.graphs()[step.graphs().length - 1];
+    // forward + backward + Adam for 4 parameters: the same 6 groups as on WebGPU
+    expect(g.stats.fusedKernels).toBeLessThanOrEqual(6);
+    expect(g.kernels.length).toBe(g.stats.fusedKernels);
+    const matmuls = g.kernels.filter((k) => k.name.includes('_mm'));
+    expect(matmuls.length).toBe(5);
+    expect(g.stats.matmuls.map((m) => m.variant)).toEqual(new Array(5).fill('wasm-simd'));
+    for (const k of g.kernels) {
+      expect(k.language).toBe('js');
+      expect(k.wgsl).toBe('');
+      expect(k.source).toMatch(/^\/\/ forward kernel k\d+_/);
+      expect(k.source).toMatch(/fuses %\d+ /);
+      expect(k.nodes.length).toBeGreaterThan(0);
+    }
+    for (const k of matmuls) expect(k.source).toMatch(/wasm simd matmul: %\d+ = %\d+(\^T)? @ %\d+(\^T)? \(\d+ x \d+ x \d+\)/);
+    // the weights' Adam updates ride on their gradient matmuls, as a loop with the update's formulas
+    const update = g.kernels.find((k) => /mmTN_.*sqrt/.test(k.name))!;
+    expect(update, g.kernels.map((k) => k.name).join(', ')).toBeDefined();
+    expect(update.source).toContain('Math.sqrt');
+    // every fused kernel's source is plain JavaScript that compiles
+    for (const k of g.kernels) for (const part of k.source.split('\n\n').filter((p) => !p.trimStart().startsWith('// wasm'))) expect(() => new Function('ins', 'outs', 'sc', part)).not.toThrow();
+    // in place: the parameters keep their arrays, and the values changed
+    model.parameters().forEach((p, i) => {
+      expect(p._storage).toBe(arrays[i]);
+      expect(relDiff(p.toArraySync(), before[i]).rel).toBeGreaterThan(0);
+    });
+    expect(g.fusedIR).toMatch(/\[k\d+\]/);
   });
 });

@@ -30,7 +30,7 @@ describe.each(testDevices())(`compiled vs eager on random graphs on %s (seed ${S
 
   it('the generator covers the op families', () => {
     const kinds = new Set(cases.flatMap((c) => c.program.steps.map((s) => s.k)));
-    for (const k of ['unary', 'scalar', 'binary', 'reduce', 'matmul', 'reshape', 'permute', 'expand']) expect(kinds, k).toContain(k);
+    for (const k of ['unary', 'scalar', 'binary', 'reduce', 'matmul', 'reshape', 'permute', 'expand', 'powt', 'var', 'slice', 'select', 'cat', 'gather', 'lookup']) expect(kinds, k).toContain(k);
     const broadcasting = cases.some((c) =>
       c.program.steps.some((s, i) => s.k === 'binary' && c.program.shapes[s.a].join() !== c.program.shapes[i].join()),
     );

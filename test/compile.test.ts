@@ -52,21 +52,19 @@ const seedCases: SeedCase[] = [
   ...[0, 1, 2, 3].map((d) => ({ name: `DynamicNet depth ${d}, SGD momentum`, make: () => new DynamicNet(D_in, H, D_out), depth: d, optimizer: sgd })),
 ];
 
-function data(seed: number, batch: number = N) {
+function data(seed: number, batch: number = N, device: torch.Device = dev) {
   torch.manualSeed(seed);
-  return { x: torch.randn([batch, D_in], { device: dev }), y: torch.randn([batch, D_out], { device: dev }) };
+  return { x: torch.randn([batch, D_in], { device }), y: torch.randn([batch, D_out], { device }) };
 }
 const call = (m: (...a: any[]) => torch.Tensor, x: torch.Tensor, depth: number | null) => (depth === null ? m(x) : m(x, depth));
 
-describe.skipIf(!webgpuAvailable)('torch.compile on webgpu', () => {
-  // BUG 7 workaround (see resetWaitEstimator)
-  beforeEach(() => resetWaitEstimator());
-
-  describe('compiled equals eager for the seed models', () => {
+/** The seed models compiled vs eager on `device`: forward, gradients and 50 training steps. */
+function seedModelParity(device: torch.Device): void {
+  describe(`compiled equals eager for the seed models on ${device}`, () => {
     it.each(seedCases.map((c) => [c.name, c] as const))('%s: forward values and every parameter gradient', async (_n, c) => {
-      const [eager, model] = twins(c.make, dev, 11);
+      const [eager, model] = twins(c.make, device, 11);
       const fast = torch.compile(model);
-      const { x, y } = data(3);
+      const { x, y } = data(3, N, device);
       const lossFn = new torch.nn.MSELoss({ reduction: 'sum' });
 
       const outE = call(eager, x, c.depth);
@@ -97,9 +95,9 @@ describe.skipIf(!webgpuAvailable)('torch.compile on webgpu', () => {
       { ...seedCases.find((c) => c.depth === 0)!, name: 'DynamicNet, depth t % 4, SGD momentum', depths: (t: number) => t % 4, graphs: 4 },
     ];
     it.each(trainCases.map((c) => [c.name, c] as const))(`%s: the losses of ${TRAIN_STEPS} training steps`, async (_n, c) => {
-      const [eager, model] = twins(c.make, dev, 12);
+      const [eager, model] = twins(c.make, device, 12);
       const fast = torch.compile(model);
-      const { x, y } = data(4);
+      const { x, y } = data(4, N, device);
       const lossFn = new torch.nn.MSELoss({ reduction: 'sum' });
       const train = async (m: (...a: any[]) => torch.Tensor, params: torch.Tensor[]) => {
         const opt = c.optimizer(params);
@@ -123,6 +121,18 @@ describe.skipIf(!webgpuAvailable)('torch.compile on webgpu', () => {
       expect(fast.cacheInfo()).toEqual({ graphs: c.graphs, hits: TRAIN_STEPS - c.graphs, misses: c.graphs });
     });
   });
+}
+
+// the cpu target (generated JavaScript and Wasm kernels): test/compile-cpu.test.ts has its whole steps
+describe('torch.compile on cpu', () => {
+  seedModelParity('cpu');
+});
+
+describe.skipIf(!webgpuAvailable)('torch.compile on webgpu', () => {
+  // BUG 7 workaround (see resetWaitEstimator)
+  beforeEach(() => resetWaitEstimator());
+
+  seedModelParity(dev);
 
   describe('golden parity with the model compiled', () => {
     // the tolerances of test/golden-parity.test.ts
@@ -445,7 +455,7 @@ describe.skipIf(!webgpuAvailable)('torch.compile on webgpu', () => {
   });
 
   describe("mode: 'static'", () => {
-    it('traces once per input shapes, then replays with the new input values', async () => {
+    it('traces twice per input shapes (the second trace confirms nothing changes), then replays with the new input values', async () => {
       let traces = 0;
       const fast = torch.compile(
         (a: torch.Tensor, b: torch.Tensor) => {
@@ -457,7 +467,7 @@ describe.skipIf(!webgpuAvailable)('torch.compile on webgpu', () => {
       torch.manualSeed(41);
       const inputs = Array.from({ length: 3 }, () => [torch.randn([8, 5], { device: dev }), torch.randn([8, 5], { device: dev })]);
       const results = inputs.map(([a, b]) => fast(a, b));
-      expect(traces).toBe(1);
+      expect(traces).toBe(2);
       expect(fast.cacheInfo()).toMatchObject({ hits: 2, misses: 1 });
       for (let i = 0; i < inputs.length; i++) {
         const [a, b] = inputs[i];
@@ -467,10 +477,11 @@ describe.skipIf(!webgpuAvailable)('torch.compile on webgpu', () => {
       const a2 = torch.randn([3, 5], { device: dev });
       const b2 = torch.randn([3, 5], { device: dev });
       const r2 = fast(a2, b2);
-      expect(traces).toBe(2);
+      expect(traces).toBe(3);
       await expectTensorClose(r2, a2.mul(b2).add(a2.exp()).sum(1), VALUE_TOL, 'new shapes');
       fast(a2, b2);
-      expect(traces).toBe(2);
+      fast(a2, b2);
+      expect(traces).toBe(4);
     });
 
     it('a static compiled model trains like the eager one', async () => {
@@ -502,7 +513,7 @@ describe.skipIf(!webgpuAvailable)('torch.compile on webgpu', () => {
           out.push(await loss.item());
         }
       }
-      expect(traces).toBe(1);
+      expect(traces).toBe(2);
       expectLossesClose(lc, le, LOSS_RTOL);
       const d = relDiff(await model.parameters()[0].toArray(), await eager.parameters()[0].toArray());
       expect(d.rel, d.detail).toBeLessThanOrEqual(GRAD_TOL);

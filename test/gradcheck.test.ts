@@ -134,6 +134,38 @@ const PRIMITIVES: Record<string, Case[]> = {
     c('expand [1,3,1] -> [2,3,4] with -1', (p) => [p([1, 3, 1])], (a) => a.expand(2, -1, 4)),
     c('expandAs then mul', (p) => [p([1, 4]), p([3, 4])], (a, b) => a.expandAs(b).mul(b)),
   ],
+  sin: [c('sin', (p) => [p([3, 4])], (a) => a.sin()), c('torch.sin of a rank 3 tensor', (p) => [p([2, 3, 2])], (a) => torch.sin(a.mul(3)))],
+  cos: [c('cos', (p) => [p([3, 4])], (a) => a.cos()), c('torch.cos of a permuted input', (p) => [p([2, 5])], (a) => torch.cos(a.t().mul(2)))],
+  erf: [c('erf', (p) => [p([3, 4])], (a) => a.erf()), c('erf of larger values', (p) => [p([6])], (a) => a.mul(2).erf())],
+  powt: [
+    c('positive base ^ tensor exponent', (p) => [p([3, 4], 'positive'), p([3, 4])], (a, b) => a.pow(b)),
+    c('broadcast exponent [4] over [3,4]', (p) => [p([3, 4], 'positive'), p([4])], (a, b) => a.add(0.5).pow(b.add(2))),
+    c('negative base, integer exponents (gradient to the base)', (p) => [p([6], 'signed')], (a) => a.pow(torch.tensor([1, 2, 3, -1, 2, 3]))),
+    c('number base: torch.pow(2, x)', (p) => [p([5])], (b) => torch.pow(2, b)),
+  ],
+  slice: [
+    c('narrow(1, 1, 2)', (p) => [p([3, 4])], (a) => a.narrow(1, 1, 2)),
+    c('index with a step: a[::2, 1:]', (p) => [p([5, 4])], (a) => a.index(torch.slice(null, null, 2), torch.slice(1))),
+    c('select(0, -1) of rank 3', (p) => [p([2, 3, 4])], (a) => a.select(0, -1)),
+    c('split into uneven parts, re-joined', (p) => [p([3, 5])], (a) => torch.cat(a.split(2, 1).reverse(), 1)),
+  ],
+  sliceScatter: [
+    c('cat along dim 0', (p) => [p([2, 3]), p([3, 3])], (a, b) => torch.cat([a, b], 0)),
+    c('cat along dim -1, three parts', (p) => [p([2, 1]), p([2, 3]), p([2, 2])], (a, b, d) => torch.cat([a, b, d], -1)),
+    c('stack dim 1', (p) => [p([3, 4]), p([3, 4])], (a, b) => torch.stack([a, b], 1)),
+    c('sliceScatter as an op of its own: gradients to the base and the source', (p) => [p([4, 5]), p([2, 2])], (b, s) => b._sliceScatter(s, [1, 0], [2, 3])),
+  ],
+  gather: [
+    c('gather dim 1', (p) => [p([3, 4]), torch.tensor([[0, 3], [1, 1], [2, 0]], { dtype: 'int32' })], (a, i) => a.gather(1, i)),
+    c('gather dim 0 with repeats', (p) => [p([3, 4]), torch.tensor([[2, 0, 2, 2]], { dtype: 'int32' })], (a, i) => torch.gather(a, 0, i)),
+    c('indexSelect(0) with repeats', (p) => [p([4, 3]), torch.tensor([3, 0, 3], { dtype: 'int32' })], (a, i) => a.indexSelect(0, i)),
+    c('index with an int32 tensor (embedding lookup, rows repeat)', (p) => [p([6, 4]), torch.tensor([[1, 2], [5, 0], [1, 1]], { dtype: 'int32' })], (e, x) => e.index(x)),
+    c('index with two tensors and a slice', (p) => [p([3, 4, 5]), torch.tensor([0, 2, -1], { dtype: 'int32' }), torch.tensor([1, 1, 3], { dtype: 'int32' })], (a, i, j) => a.index(i, torch.slice(1, 3), j)),
+  ],
+  scatterAdd: [
+    c('scatterAdd dim 1 with repeats (the gradient of gather, as an op of its own)', (p) => [p([3, 2]), torch.tensor([[0, 3], [1, 1], [2, 0]], { dtype: 'int32' })], (g, i) => g._scatterAdd(1, i, [3, 4])),
+    c('scatterAdd dim 0 into a larger source', (p) => [p([2, 3]), torch.tensor([[2, 0, 2], [2, 1, 0]], { dtype: 'int32' })], (g, i) => g._scatterAdd(0, i, [4, 5])),
+  ],
 };
 
 /** Registry ops without a gradient rule: comparisons, argmax, sign and sources. */
@@ -178,6 +210,21 @@ const COMPOSITES: Case[] = [
   c('min() over all (no ties)', (p) => [p([3, 4], 'distinct')], (a) => a.min()),
   c('min(dim 1).values', (p) => [p([3, 4], 'distinct')], (a) => a.min(1).values),
   c('torch.min(a, b) elementwise', (p) => [p([3, 4], 'distinct'), p([3, 4], 'distinct')], (a, b) => torch.min(a, b)),
+  c('gelu (exact, erf)', (p) => [p([3, 4])], (a) => a.gelu()),
+  c('gelu tanh approximation', (p) => [p([3, 4])], (a) => a.gelu({ approximate: 'tanh' })),
+  c('silu', (p) => [p([3, 4])], (a) => torch.silu(a)),
+  c('var dim 1', (p) => [p([3, 4])], (a) => a.var(1)),
+  c('var all, correction 0', (p) => [p([3, 4])], (a) => a.var({ correction: 0 })),
+  c('std dim 0 keepdim', (p) => [p([3, 4])], (a) => a.std(0, { keepdim: true })),
+  c('chunk then multiply the halves', (p) => [p([4, 5])], (a) => { const [x, y] = a.chunk(2, 0); return x.mul(y); }),
+  c('tril and triu(1)', (p) => [p([4, 5])], (a) => torch.tril(a).add(torch.triu(a, 1).mul(2))),
+  c('bmm', (p) => [p([2, 3, 4]), p([2, 4, 2])], (a, b) => torch.bmm(a, b)),
+  c('matmul 3-D with transpose(-2, -1)', (p) => [p([2, 3, 4]), p([2, 3, 4])], (q, k) => q.matmul(k.transpose(-2, -1))),
+  c('softmax(-1) of rank 3', (p) => [p([2, 3, 4])], (a) => a.softmax(-1)),
+  c('causal attention', (p) => [p([1, 2, 4, 3]), p([1, 2, 4, 3]), p([1, 2, 4, 3])], (q, k, v) => {
+    const mask = torch.tril(torch.ones(4, 4)).eq(0);
+    return q.matmul(k.transpose(-2, -1)).div(Math.sqrt(3)).maskedFill(mask, -Infinity).softmax(-1).matmul(v);
+  }),
   c('relu via clamp chain (two-layer net)', (p) => [p([3, 4]), p([4, 5], 'signed'), p([5, 2])], (x, w1, w2) => x.mm(w1).clamp({ min: 0 }).mm(w2)),
 ];
 

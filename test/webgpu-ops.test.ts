@@ -19,6 +19,7 @@
  */
 import { afterAll, describe, expect, it } from 'vitest';
 import * as torch from '../src/index.ts';
+import { checkIndex } from '../src/eager/checks.ts';
 import { apply } from '../src/eager/dispatch.ts';
 import type { DType, HostArray } from '../src/ir/dtype.ts';
 import { allOps, type Attrs } from '../src/ir/registry.ts';
@@ -172,6 +173,10 @@ const EW_CONF: Record<string, EwConf> = {
     ],
   },
   copy: { int: ['int'], bool: true },
+  sin: { gens: ['normal'], int: ['int'] },
+  cos: { gens: ['normal'], int: ['int'] },
+  erf: { gens: ['normal'], int: ['int'] },
+  powt: { gens: ['positive', 'signed'], int: ['int', 'int'], scalars: [2, 0.5], scalarPos: [0, 1] },
   lt: CMP, le: CMP, gt: CMP, ge: CMP, eq: CMP, ne: CMP,
   where: { gens: ['bool', 'signed', 'signed'], dtypes: ['bool', 'float32', 'float32'], int: ['bool', 'int', 'int'], scalars: [-1.5, 2], scalarPos: [1, 2] },
 };
@@ -389,6 +394,57 @@ function buildTable(): Record<string, Case[]> {
     c('expandAs, int32 and bool', [i32([4, 1]), b8([1, 5]), f([4, 5])], ([a, m, x]) => [a.expandAs(x), m.expandAs(x)]),
   );
 
+  // --- beyond the seed: elementwise extras and the index primitives
+  const iv = (dev: Device, v: number[], shape?: number[]) => torch.tensor(v, { dtype: 'int32', device: dev, shape: shape ?? [v.length] });
+  const randIdx = (n: number, size: number) => Array.from({ length: n }, () => Math.floor(R() * size));
+  push('powt', c('negative bases with integer and fractional exponents, and x^0', [], (_xs, dev) =>
+    torch.tensor([-2, -2, -2, 0, 0, 0, 3, -1.5, 2], { device: dev }).pow(torch.tensor([3, 2, 0.5, 0, -1, 2, 0, -3, 0.5], { device: dev }))));
+  push('sin', c('sin / cos of larger arguments (|x| up to 100)', [f(s, 'normal', false)], ([a]) => [a.mul(30).sin(), a.mul(30).cos()], { runs: ['sin', 'cos'], tol: { rtol: 1e-5, atol: 2e-6 } }));
+  push('erf', c('erf tails and gelu / silu (composites)', [f(s, 'normal')], ([a]) => [a.mul(3).erf(), a.gelu(), a.gelu({ approximate: 'tanh' }), a.silu()], { runs: ['erf', 'tanh', 'sigmoid'] }));
+  const sl = randShape(2, 4, 2000);
+  const sd0 = Math.floor(R() * sl.length);
+  push(
+    'slice',
+    c(`narrow / select / a stepped index of ${fmt(sl)}`, [f(sl)], ([a]) => [
+      a.narrow(sd0, Math.floor(sl[sd0] / 2), sl[sd0] - Math.floor(sl[sd0] / 2)),
+      a.select(-1, -1),
+      a.index(torch.slice(null, null, 2), torch.slice(1, null, 3)),
+    ]),
+    c('split / chunk of an odd shape, int32 and bool', [f(oddShape(2, 3)), i32([5, 70]), b8([7, 3])], ([a, k, m]) => [...a.split(2, -1), ...k.chunk(3, 1), ...m.split([3, 4], 0)]),
+    c('a slice of a permuted tensor', [f([5, 70])], ([a]) => a.t().index(torch.slice(3, 60, 7), torch.slice(1, 4)), { runs: ['slice', 'permute'] }),
+    c('int32 beyond 2^24 is sliced exactly', [i32([5, 70], 'bigint')], ([a]) => a.narrow(1, 3, 50)),
+  );
+  push(
+    'sliceScatter',
+    c(`cat along each dim, stack, of ${fmt(sl)}`, [f(sl), f(sl)], ([a, b]) => [...sl.map((_, d) => torch.cat([a, b, a], d)), torch.stack([a, b], -1)]),
+    c('cat of int32 (beyond 2^24) and bool', [i32([4, 70], 'bigint'), i32([2, 70], 'bigint'), b8([3, 5]), b8([3, 2])], ([a, b, m, n]) => [torch.cat([a, b]), torch.cat([m, n], 1)]),
+  );
+  const gs = randShape(2, 3, 2000);
+  const gd = Math.floor(R() * gs.length);
+  const gi = gs.map((d, k) => (k === gd ? 1 + Math.floor(R() * 9) : d));
+  const gidx = randIdx(numel(gi), gs[gd]);
+  const [sel40, emb70, emb300] = [randIdx(40, 33), randIdx(70, 17), randIdx(300, 12)];
+  push(
+    'gather',
+    c(`gather dim ${gd} of ${fmt(gs)} with index ${fmt(gi)}`, [f(gs)], ([a], dev) => a.gather(gd, iv(dev, gidx, gi))),
+    c('indexSelect and an embedding lookup (rows repeat)', [f([17, 33])], ([e], dev) => [e.indexSelect(1, iv(dev, sel40)), e.index(iv(dev, emb70, [7, 10]))]),
+    c('index with two tensors (negative entries) around a slice', [f([6, 5, 7])], ([a], dev) => a.index(iv(dev, [0, -1, 3, 5]), torch.slice(1, 4), iv(dev, [6, 0, -7, 2]))),
+    c('int32 beyond 2^24 is gathered exactly', [i32([9, 13], 'bigint')], ([a], dev) => a.indexSelect(0, iv(dev, [8, 0, 8, 3]))),
+    c('an index out of range gives NaN on webgpu, never a number (cpu raises)', [], (_xs, dev) => {
+      const bad = () => torch.arange(5, { device: dev }).float().gather(0, iv(dev, [1, 7, -1]));
+      if (dev === 'cpu') {
+        expect(bad).toThrow('index 7 is out of bounds for dimension 0 with size 5');
+        return torch.tensor([1, NaN, NaN]);
+      }
+      return bad();
+    } ),
+  );
+  push(
+    'scatterAdd',
+    c(`the gradient of gather dim ${gd} (repeats add up)`, [f(gi)], ([g], dev) => g._scatterAdd(gd, iv(dev, gidx, gi), gs), { gradTol: RED }),
+    c('a long index dim (an embedding gradient over 300 lookups)', [f([300, 16])], ([g], dev) => g._scatterAdd(0, iv(dev, emb300, [300, 1]).expand(300, 16), [12, 16]), { tol: RED }),
+  );
+
   // --- sources
   const src = (label: string, fn: (dev: Device) => T | T[]) => c(label, [], (_xs, dev) => fn(dev));
   push(
@@ -403,6 +459,14 @@ function buildTable(): Record<string, Case[]> {
     'arange',
     src('arange(10), arange(5, -3, -2), arange(1000)', (dev) => [torch.arange(10, { device: dev }), torch.arange(5, -3, -2, { device: dev }), torch.arange(1000, { device: dev })]),
     src('float arange(0, 1, 0.1) and arange(0)', (dev) => [torch.arange(0, 1, 0.1, { device: dev }), torch.arange(0, { device: dev })]),
+  );
+
+  push(
+    'check_index',
+    // computed on the device (mul), so the check runs there and not on the host copy
+    c('check_index passes indices in range through (out of range: test/bad-input*.test.ts)', [], (_xs, dev) => [
+      checkIndex(torch.tensor([0, 3, 9, 4], { dtype: 'int32', device: dev }).mul(1), { op: 'test', what: 'index', lo: 0, hi: 10, bounds: 'for 10 classes', fix: '-' }),
+    ], { runs: ['mul'] }),
   );
 
   // --- in place

@@ -103,7 +103,7 @@ export class Inspector {
         if (!ks.length) line.classList.add('unfused');
         if (sel && sel.part === l.part && sel.nodes.includes(n.id)) line.classList.add('in-kernel');
         if (this.selectedNode === key) line.classList.add('selected');
-        line.append(el('span', 'text', n.text));
+        line.append(el('span', 'text', n.text), el('span', 'scope', n.scope ?? ''));
         line.append(el('span', 'badge', ks.length ? ks.map((i) => g.kernels[i]!.name).join(', ') : 'view / folded'));
         line.title = ks.length ? `computed by ${ks.map((i) => g.kernels[i]!.name).join(', ')}` : 'no kernel of its own: read as a view by its consumer, or rewritten by the passes';
         line.onclick = () => {

@@ -4,7 +4,7 @@
  * and an inspector of the compiled step. `window.demo` lets the browser test drive it.
  */
 import * as torch from 'wgtorch';
-import { makeTrainer, SIZES, type Mode } from './train.ts';
+import { makeTrainer, SIZES, type Mode, type Trainer } from './train.ts';
 import { LossPlot } from './plot.ts';
 import { Inspector } from './inspector.ts';
 
@@ -25,6 +25,7 @@ const WARMUP = 5;
 const plot = new LossPlot($<HTMLCanvasElement>('#plot'));
 const inspector = new Inspector($('#inspector'));
 let running = false;
+let trained: Trainer | null = null;
 let stopAsked = false;
 
 async function pickDevice(): Promise<torch.Device> {
@@ -56,6 +57,7 @@ async function train(opts: { mode?: Mode; steps?: number } = {}): Promise<TrainR
   try {
     const device = await devicePromise;
     const trainer = makeTrainer(device, mode);
+    trained = trainer;
     plot.clear(mode, COLORS[mode], mode === 'eager' ? [6, 4] : []);
     const losses: number[] = [];
     let t0 = performance.now();
@@ -78,6 +80,7 @@ async function train(opts: { mode?: Mode; steps?: number } = {}): Promise<TrainR
         await new Promise((r) => setTimeout(r, 0)); // let the page paint
       }
     }
+    $<HTMLButtonElement>('#save').disabled = false;
     const kernels = trainer.compiled?.graphs()[0]?.kernels.map((k) => ({ name: k.name, nodes: k.nodes })) ?? [];
     return { mode, device, losses, msPerStep, kernels };
   } finally {
@@ -90,6 +93,33 @@ async function train(opts: { mode?: Mode; steps?: number } = {}): Promise<TrainR
 $('#train').addEventListener('click', () => {
   train().catch(fail);
 });
+/**
+ * The trained weights as a .safetensors file: torch.saveAsync reads the GPU tensors back
+ * and returns the bytes (a page has no file system), and torch.load reads them again.
+ */
+async function saveWeights(opts: { download?: boolean } = {}): Promise<{ bytes: number; names: string[]; maxDiff: number }> {
+  if (!trained) throw new Error('demo: train first');
+  const state = trained.model.stateDict();
+  const bytes = await torch.saveAsync(state);
+  const loaded = torch.load(bytes);
+  let maxDiff = 0;
+  for (const [name, t] of Object.entries(state)) {
+    const [a, b] = [await t.toArray(), await loaded[name]!.toArray()];
+    for (let i = 0; i < a.length; i++) maxDiff = Math.max(maxDiff, Math.abs(a[i]! - b[i]!));
+  }
+  if (opts.download !== false) {
+    const url = URL.createObjectURL(new Blob([bytes as BlobPart], { type: 'application/octet-stream' }));
+    const a = Object.assign(document.createElement('a'), { href: url, download: 'twolayernet.safetensors' });
+    a.click();
+    setTimeout(() => URL.revokeObjectURL(url), 1000);
+    $('#progress').textContent = `saved ${Object.keys(loaded).length} tensors (${(bytes.length / 1024).toFixed(0)} KiB of safetensors)`;
+  }
+  return { bytes: bytes.length, names: Object.keys(loaded), maxDiff };
+}
+
+$('#save').addEventListener('click', () => {
+  saveWeights().catch(fail);
+});
 $('#stop').addEventListener('click', () => {
   stopAsked = true;
 });
@@ -101,9 +131,20 @@ function fail(e: unknown): void {
   console.error(e);
 }
 
+/** Every numeric limit of the adapter and of the device wgtorch requested from it. */
+function limits(): { adapter: Record<string, number>; device: Record<string, number> } {
+  const ctx = torch.webgpu.context();
+  const numeric = (l: GPUSupportedLimits) => {
+    const out: Record<string, number> = {};
+    for (const k in l) if (typeof (l as unknown as Record<string, unknown>)[k] === 'number') out[k] = (l as unknown as Record<string, number>)[k]!;
+    return out;
+  };
+  return { adapter: numeric(ctx.adapter.limits), device: numeric(ctx.device.limits) };
+}
+
 declare global {
   interface Window {
-    demo: { device: Promise<torch.Device>; train: typeof train };
+    demo: { device: Promise<torch.Device>; train: typeof train; limits: typeof limits; saveWeights: typeof saveWeights };
   }
 }
-window.demo = { device: devicePromise, train };
+window.demo = { device: devicePromise, train, limits, saveWeights };

@@ -61,7 +61,9 @@ export class LossPlot {
       g.fillText(`— ${name}`, legendX, pad.t + 16);
       legendX -= g.measureText(`— ${name}`).width + 14;
     }
-    for (const s of this.series.values()) {
+    // dashed curves last, so that one lying on another still shows
+    const order = [...this.series.values()].sort((a, b) => Number(a.dash.length > 0) - Number(b.dash.length > 0));
+    for (const s of order) {
       g.strokeStyle = s.color;
       g.lineWidth = 2;
       g.setLineDash(s.dash);

@@ -28,6 +28,7 @@ export interface Trainer {
   step(): Promise<number>;
   /** The compiled step (null in eager mode): its graphs() feed the inspector. */
   compiled: torch.Compiled<() => torch.Tensor> | null;
+  model: TwoLayerNet;
 }
 
 export const SIZES = { N: 64, D_in: 1000, H: 100, D_out: 10 };
@@ -53,6 +54,7 @@ export function makeTrainer(device: torch.Device, mode: Mode): Trainer {
     device,
     mode,
     compiled,
+    model,
     // a compiled step's first call is warmup(): the pipelines are created concurrently
     // and the matmul autotuner finishes before the timed steps
     step: async () => (compiled && calls++ === 0 ? await compiled.warmup() : (compiled ?? trainStep)()).item(),

@@ -5,9 +5,10 @@
  * graph, which become constants of the loop. One function per kernel, built once with
  * `new Function`: `(ins, outs, sc) => void` over typed arrays.
  *
- * Every float32 node is rounded with Math.fround, as an eager op rounds when it stores, and
- * sums accumulate in doubles in the order of the eager reduction, so a fused kernel computes
- * what the eager ops compute, element for element.
+ * Values inside a kernel stay doubles and are rounded to float32 where they are stored (a
+ * Math.fround per node, as eager ops round at every store, made the Adam epilogue 2.5x
+ * slower); sums accumulate in doubles in the order of the eager reduction. So a fused kernel
+ * agrees with the eager ops within float32 rounding, not bit for bit.
  */
 import type { DType } from '../ir/dtype.ts';
 import { getOp } from '../ir/registry.ts';
@@ -43,17 +44,13 @@ function refName(r: Ref, names: Names): string {
   }
 }
 
-/** The dtype an expression node computes (its IR node's); float32 values are rounded like a store. */
-export type DTypeOf = (n: ExprNode) => DType;
-
-function renderNodes(nodes: ExprNode[], names: Names, indent: string, dtypeOf?: DTypeOf): string[] {
+function renderNodes(nodes: ExprNode[], names: Names, indent: string): string[] {
   return nodes.map((n, i) => {
     const op = getOp(n.op);
     if (!op.formula) throw new Error(`op ${n.op} has no elementwise formula`);
     const expr = op.formula(jsLang, n.args.map((a) => refName(a, names)), n.attrs);
     const note = n.origin ? ` // ${n.origin.ids.map((id) => `%${id}`).join(' ')} ${n.op}${n.origin.scope ? ` (${n.origin.scope})` : ''}` : '';
-    const rounded = (dtypeOf?.(n) ?? 'float32') === 'float32' ? `Math.fround(${expr})` : expr;
-    return `${indent}const ${names.prefix}${i} = ${rounded};${note}`;
+    return `${indent}const ${names.prefix}${i} = ${expr};${note}`;
   });
 }
 
@@ -114,7 +111,7 @@ function loops(dims: number[], strides: number[][], body: string[], indent: stri
  * An elementwise kernel over `shape`. strides[k]: input k's strides per output dim (null: read
  * directly at the output's index).
  */
-export function elementwiseJs(spec: ElementwiseBody, shape: readonly number[], strides: (number[] | null)[], header: string[] = [], dtypeOf?: DTypeOf): string {
+export function elementwiseJs(spec: ElementwiseBody, shape: readonly number[], strides: (number[] | null)[], header: string[] = []): string {
   const total = shape.reduce((a, b) => a * b, 1);
   const strided = spec.inputs.map((inp, k) => (inp.access === 'strided' ? k : -1)).filter((k) => k >= 0);
   const names: Names = {
@@ -137,7 +134,7 @@ export function elementwiseJs(spec: ElementwiseBody, shape: readonly number[], s
     else if (inp.access === 'alias') body.push(`const x${k} = out${inp.aliasOf ?? 0}[i];`);
     else body.push(`const x${k} = in${k}[L${strided.indexOf(k)}];`);
   }
-  body.push(...renderNodes(spec.nodes, names, '', dtypeOf));
+  body.push(...renderNodes(spec.nodes, names, ''));
   spec.outputs.forEach((o, j) => body.push(`out${j}[i] = ${storeAs(o.dtype, refName(o.ref, names))};`));
   if (!strided.length) {
     lines.push(`for (let i = 0; i < ${total}; i++) {`, ...body.map((l) => '  ' + l), '}');
@@ -154,7 +151,7 @@ export function elementwiseJs(spec: ElementwiseBody, shape: readonly number[], s
  * A reduction: for every kept index, the prologue per reduced element, combined into `acc`,
  * then the epilogue; strides[k] are input k's strides over (kept dims, then reduced dims).
  */
-export function reduceJs(spec: ReduceBody, kept: readonly number[], reduced: readonly number[], strides: number[][], header: string[] = [], dtypeOf?: DTypeOf): string {
+export function reduceJs(spec: ReduceBody, kept: readonly number[], reduced: readonly number[], strides: number[][], header: string[] = []): string {
   const lines = [...header.map((h) => `// ${h}`)];
   spec.inputs.forEach((_, k) => lines.push(`const in${k} = ins[${k}];`));
   spec.outputs.forEach((_, j) => lines.push(`const out${j} = outs[${j}];`));
@@ -167,7 +164,7 @@ export function reduceJs(spec: ReduceBody, kept: readonly number[], reduced: rea
   const usedPro = new Set(spec.prologue.flatMap((n) => n.args.filter((a) => a.kind === 'input').map((a) => a.index)));
   if (spec.value.kind === 'input') usedPro.add(spec.value.index);
   for (const k of usedPro) inner.push(`const x${k} = in${k}[K${k} + R${k}];`);
-  inner.push(...renderNodes(spec.prologue, pro, '', dtypeOf));
+  inner.push(...renderNodes(spec.prologue, pro, ''));
   const v = refName(spec.value, pro);
   if (spec.combine === 'sum') inner.push(`acc += ${v};`);
   else {
@@ -188,7 +185,7 @@ export function reduceJs(spec: ReduceBody, kept: readonly number[], reduced: rea
     ...(spec.combine === 'max' ? [`if (${R} === 0) acc = NaN;`] : []),
     ...(spec.combine === 'argmax' ? ['acc = at;'] : []),
     ...(spec.combine === 'sum' ? ['acc = Math.fround(acc);'] : []),
-    ...renderNodes(spec.epilogue, epi, '', dtypeOf),
+    ...renderNodes(spec.epilogue, epi, ''),
     ...spec.outputs.map((o, j) => `out${j}[o] = ${storeAs(o.dtype, refName(o.ref, epi))};`),
     'o++;',
   ];

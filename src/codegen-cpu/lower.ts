@@ -1,14 +1,15 @@
 /**
  * Lowering a fusion schedule to CPU kernels. Each kernel group becomes a few steps over typed
  * arrays, described by the same backend-neutral kernel descriptions the WGSL target reads
- * (ElementwiseSpec, ReduceSpec, a matmul problem):
+ * (the kernel IR's ElementwiseBody and ReduceBody, a matmul problem):
  * - elementwise group: one generated JavaScript loop (js-kernels.ts);
  * - reduction with its prologue and epilogue: one generated loop nest;
  * - matmul: its operand prologues as loops into scratch, the product through the Wasm SIMD
  *   kernel, then its epilogue (bias, ReLU, masks, a weight's whole optimizer update, written in
  *   place) as one loop over the output, and a fused column sum and its per-row update as a
  *   reduction and a loop over the rows;
- * - copy (a view that must be in memory): a strided loop.
+ * - copy (a view that must be in memory): a strided loop;
+ * - an index op (slice, gather, ...): the eager cpu kernel, on strided copies of view operands.
  * Nothing reads generated code back: the steps carry what the executor binds.
  */
 import type { Graph } from '../ir/graph.ts';
@@ -31,7 +32,7 @@ export type CpuStep =
       scalars: number[];
     }
   | { kind: 'matmul'; a: number; transA: boolean; b: number; transB: boolean; out: number; M: number; K: number; N: number }
-  /** an index primitive (slice, gather, ...) run by the eager cpu kernel on contiguous inputs */
+  /** a registry op run by the eager cpu kernel (index ops), on contiguous inputs */
   | { kind: 'op'; node: number; ins: number[] };
 
 export interface CpuKernel {
@@ -53,7 +54,6 @@ export interface CpuKernel {
 }
 
 const scopesOf = (g: Graph, ids: number[]) => [...new Set(ids.map((i) => g.node(i).scope).filter((s): s is string => !!s))];
-const dtypeOf = (g: Graph) => (n: { origin?: { ids: number[] } }) => g.node(n.origin!.ids[0]).dtype;
 
 function jsStep(source: string, ins: (number | null)[], outs: number[], scalars: number[]): CpuStep {
   return { kind: 'js', fn: compileJs(source), source, ins, outs, scalars };
@@ -73,7 +73,7 @@ function elementwiseStep(cx: LowerContext, ids: number[], shape: number[], writt
     outputs: written.map((id) => ({ ref: { kind: 'node', index: inside.get(id)! } as Ref, dtype: cx.g.node(id).dtype })),
   };
   const header = [`${what}: ${ids.map((i) => `%${i} ${cx.g.node(i).op}`).join(', ')} over [${shape.join(', ')}]`];
-  const source = elementwiseJs(spec, shape, ops.tensors.map((t) => t.strides), header, dtypeOf(cx.g));
+  const source = elementwiseJs(spec, shape, ops.tensors.map((t) => t.strides), header);
   return jsStep(source, ops.tensors.map((t) => (t.access === 'alias' ? null : t.base)), written, ops.scalars);
 }
 
@@ -108,7 +108,7 @@ function reduceStep(cx: LowerContext, node: number, prologue: number[], epilogue
   };
   const ids = [...prologue, node, ...epilogue];
   const header = [`reduce: ${ids.map((i) => `%${i} ${g.node(i).op}`).join(', ')} over [${inShape.join(', ')}] dims [${dims.join(', ')}]`];
-  const source = reduceJs(spec, kept.map((d) => inShape[d]), dims.map((d) => inShape[d]), strides, header, dtypeOf(g));
+  const source = reduceJs(spec, kept.map((d) => inShape[d]), dims.map((d) => inShape[d]), strides, header);
   return jsStep(source, ops.tensors.map((t) => t.base), written, ops.scalars);
 }
 
@@ -141,32 +141,8 @@ export function lowerCpuKernel(cx: LowerContext, s: Schedule, k: Kernel, index: 
         nodes: [{ op: 'copy', args: [base.op === 'scalar' ? { kind: 'scalar', index: 0 } : { kind: 'input', index: 0 }], attrs: {}, origin: { ids: [k.node], scope: n.scope } }],
         outputs: [{ ref: { kind: 'node', index: 0 }, dtype: n.dtype }],
       };
-      const source = elementwiseJs(spec, k.shape, [k.strides], [`copy: %${k.node} from %${k.base} through strides [${k.strides.join(', ')}]`], dtypeOf(g));
+      const source = elementwiseJs(spec, k.shape, [k.strides], [`copy: %${k.node} from %${k.base} through strides [${k.strides.join(', ')}]`]);
       steps.push(base.op === 'scalar' ? jsStep(source, [], writes, [k.base]) : jsStep(source, [k.base], writes, []));
-      break;
-    }
-    case 'index': {
-      ids = [k.node];
-      writes = [k.node];
-      const n = g.node(k.node);
-      for (const id of n.inputs) {
-        const v = s.views.get(id);
-        if (!v || v.base === id) continue;
-        // a view the index kernel reads: copied once into scratch shaped like it
-        const base = g.node(v.base);
-        const spec: ElementwiseBody = {
-          kind: 'elementwise',
-          shape: [...v.shape],
-          inputs: [{ dtype: base.dtype, access: 'strided', strides: [...v.strides] }],
-          scalars: 0,
-          nodes: [{ op: 'copy', args: [{ kind: 'input', index: 0 }], attrs: {}, origin: { ids: [id], scope: g.node(id).scope } }],
-          outputs: [{ ref: { kind: 'node', index: 0 }, dtype: g.node(id).dtype }],
-        };
-        const source = elementwiseJs(spec, v.shape, [v.strides], [`copy: %${id} from %${v.base} for index %${k.node}`], dtypeOf(g));
-        steps.push(jsStep(source, [v.base], [id], []));
-        temps.push(id);
-      }
-      steps.push({ kind: 'op', node: k.node, ins: [...n.inputs] });
       break;
     }
     case 'reduce': {
@@ -174,6 +150,30 @@ export function lowerCpuKernel(cx: LowerContext, s: Schedule, k: Kernel, index: 
       writes = writesOf([k.node, ...k.epilogue]);
       steps.push(reduceStep(cx, k.node, k.prologue, k.epilogue, writes));
       flops = numel(g.node(g.node(k.node).inputs[0]).shape) * (1 + k.prologue.length);
+      break;
+    }
+    case 'index': {
+      // the eager kernel, after strided copies of the inputs that are views
+      const n = g.node(k.node);
+      ids = [k.node];
+      writes = [k.node];
+      for (const i of n.inputs) {
+        const v = s.views.get(i);
+        if (!v) continue;
+        const src = g.node(v.base);
+        const spec: ElementwiseBody = {
+          kind: 'elementwise',
+          shape: [...v.shape],
+          inputs: src.op === 'scalar' ? [] : [{ dtype: src.dtype, access: 'strided', strides: [...v.strides] }],
+          scalars: src.op === 'scalar' ? 1 : 0,
+          nodes: [{ op: 'copy', args: [src.op === 'scalar' ? { kind: 'scalar', index: 0 } : { kind: 'input', index: 0 }], attrs: {}, origin: { ids: [i] } }],
+          outputs: [{ ref: { kind: 'node', index: 0 }, dtype: g.node(i).dtype }],
+        };
+        const source = elementwiseJs(spec, v.shape, [v.strides], [`operand of ${n.op}: %${i} from %${v.base} through strides [${v.strides.join(', ')}]`]);
+        steps.push(src.op === 'scalar' ? jsStep(source, [], [i], [v.base]) : jsStep(source, [v.base], [i], []));
+        temps.push(i);
+      }
+      steps.push({ kind: 'op', node: k.node, ins: n.inputs });
       break;
     }
     case 'matmul': {
@@ -214,9 +214,17 @@ export function lowerCpuKernel(cx: LowerContext, s: Schedule, k: Kernel, index: 
     .map((i) => g.node(i).op)
     .join('_')}`.slice(0, 72);
   const source = steps
-    .map((st) => (st.kind === 'js' ? st.source : st.kind === 'op' ? `// cpu kernel: %${st.node} ${g.node(st.node).op}(${st.ins.map((i) => `%${i}`).join(', ')})` : `// wasm simd matmul: %${st.out} = %${st.a}${st.transA ? '^T' : ''} @ %${st.b}${st.transB ? '^T' : ''} (${st.M} x ${st.K} x ${st.N})`))
+    .map((st) =>
+      st.kind === 'js'
+        ? st.source
+        : st.kind === 'matmul'
+          ? `// wasm simd matmul: %${st.out} = %${st.a}${st.transA ? '^T' : ''} @ %${st.b}${st.transB ? '^T' : ''} (${st.M} x ${st.K} x ${st.N})`
+          : `// eager cpu kernel: %${st.node} = ${g.node(st.node).op}(${st.ins.map((i) => `%${i}`).join(', ')})`,
+    )
     .join('\n\n');
-  const bytes = 4 * [...new Set(steps.flatMap((st) => (st.kind === 'js' ? [...st.ins.filter((i): i is number => i !== null), ...st.outs] : st.kind === 'op' ? [...st.ins, st.node] : [st.a, st.b, st.out])))].reduce((t, id) => t + numel(g.node(id).shape), 0);
+  const touched = (st: CpuStep): number[] =>
+    st.kind === 'js' ? [...st.ins.filter((i): i is number => i !== null), ...st.outs] : st.kind === 'matmul' ? [st.a, st.b, st.out] : [...st.ins, st.node];
+  const bytes = 4 * [...new Set(steps.flatMap(touched))].reduce((t, id) => t + numel(g.node(id).shape), 0);
   return { name, kernel: buildKernel(cx, k, index), kind: k.kind, source, nodes: ids, scopes: scopesOf(g, ids), steps, writes, temps, flops, bytes };
 }
 

@@ -1,6 +1,6 @@
 /**
- * Kernels of the index primitives: slice (a strided read), sliceScatter (its gradient:
- * the values placed into zeros), gather along a dim, and scatterAdd (gather's gradient,
+ * Kernels of the index primitives: slice (a strided read), sliceScatter (a source written
+ * over a strided slice of a base: cat, and slice's gradient), gather along a dim, and scatterAdd (gather's gradient,
  * computed from the destination side: each output element loops over the index entries
  * that could land on it, in a fixed order, so no float atomics are needed and the sums
  * are the same on every run). Every tensor is read through strides from the params, so
@@ -12,7 +12,7 @@
  *
  * Params (u32 words): n (output elements), out shape[R], then per op:
  *   slice:        base offset, strides[R] (input stride * step per output dim)
- *   sliceScatter: starts[R], steps[R], source shape[R], source strides[R]
+ *   sliceScatter: starts[R], steps[R], source shape[R], source strides[R], base strides[R]
  *   gather:       dim, size of dim, input strides[R], index strides[R]
  *   scatterAdd:   dim, index shape[R], source strides[R], index strides[R]
  */
@@ -47,7 +47,7 @@ function layout(spec: IndexSpec) {
       at.b = at.a + R;
       at.c = at.b + R;
       at.d = at.c + R;
-      at.words = at.d + R;
+      at.words = at.d + 2 * R; // source strides, then base strides
       break;
     case 'gather':
     case 'scatterAdd':
@@ -73,18 +73,19 @@ const BUILTINS: Builtin[] = [
   { kind: 'num_workgroups', name: 'nwg', type: 'vec3<u32>' },
 ];
 
-/** Storage bindings: the data input, the index (gather, scatterAdd), the output; then the params. */
+/** Storage bindings: the data input, the index or the slice's source (all but slice), the output; then the params. */
 export function indexWGSL(spec: IndexSpec, nsIn?: Namespace): GeneratedKernel {
   const R = spec.rank;
   const L = layout(spec);
   const T = wgslType(spec.dtype);
   const hasIndex = spec.op === 'gather' || spec.op === 'scatterAdd';
-  const ns = nsIn ?? standalone(hasIndex ? 3 : 2);
+  const ob = spec.op === 'slice' ? 1 : 2;
+  const ns = nsIn ?? standalone(ob + 1);
   const n = (s: string) => ns.prefix + s;
   const lines: string[] = ns.entry === 'compute' ? [WGSL_PRELUDE] : [];
   lines.push(`@group(0) @binding(${ns.storage(0)}) var<storage, read> ${n('in0')}: array<${T}>;`);
   if (hasIndex) lines.push(`@group(0) @binding(${ns.storage(1)}) var<storage, read> ${n('in1')}: array<i32>;`);
-  const ob = hasIndex ? 2 : 1;
+  if (spec.op === 'sliceScatter') lines.push(`@group(0) @binding(${ns.storage(1)}) var<storage, read> ${n('in1')}: array<${T}>;`);
   lines.push(`@group(0) @binding(${ns.storage(ob)}) var<storage, read_write> ${n('out0')}: array<${T}>;`);
   lines.push(paramsDecl(ns.prefix, paramWords(L.words)));
   lines.push(`@group(0) @binding(${ns.uniform(0)}) var<uniform> ${n('p')}: ${n('Params')};`);
@@ -110,7 +111,7 @@ export function indexWGSL(spec: IndexSpec, nsIn?: Namespace): GeneratedKernel {
         lines.push(`  let q${d} = u32(max(t${d}, 0)) / ${n('P')}(${L.b + d}u);`);
         lines.push(`  ok = ok && t${d} >= 0 && u32(t${d}) % ${n('P')}(${L.b + d}u) == 0u && q${d} < ${n('P')}(${L.c + d}u);`);
       }
-      lines.push(`  if (ok) { ${n('out0')}[i] = ${n('in0')}[${dot(L.d, (d) => `q${d}`)}]; } else { ${n('out0')}[i] = ${zero(spec.dtype)}; }`);
+      lines.push(`  if (ok) { ${n('out0')}[i] = ${n('in1')}[${dot(L.d, (d) => `q${d}`)}]; } else { ${n('out0')}[i] = ${n('in0')}[${dot(L.d + R, c)}]; }`);
       break;
     }
     case 'gather': {
@@ -139,10 +140,10 @@ export function indexWGSL(spec: IndexSpec, nsIn?: Namespace): GeneratedKernel {
     }
   }
   lines.push('}');
-  const storage = hasIndex ? (['read', 'read', 'read_write'] as const) : (['read', 'read_write'] as const);
+  const storage: ('read' | 'read_write')[] = [...Array.from({ length: ob }, () => 'read' as const), 'read_write'];
   return {
     code: lines.join('\n'),
-    layout: { storage: [...storage], uniforms: 1, workgroupSize: [INDEX_WORKGROUP, 1, 1], workgroupBytes: 0, builtins: BUILTINS },
+    layout: { storage, uniforms: 1, workgroupSize: [INDEX_WORKGROUP, 1, 1], workgroupBytes: 0, builtins: BUILTINS },
     paramWords: L.words,
   };
 }
@@ -151,10 +152,8 @@ export interface IndexOperands {
   /** output shape */
   out: readonly number[];
   attrs: Readonly<Record<string, unknown>>;
-  /** the data input's shape and the strides it is read with */
-  x: { shape: readonly number[]; strides: readonly number[] };
-  /** the index input's strides (gather, scatterAdd) */
-  index?: { strides: readonly number[] };
+  /** each input's shape and the strides it is read with (the data, then the index or the slice's source) */
+  inputs: { shape: readonly number[]; strides: readonly number[] }[];
 }
 
 export function indexParams(spec: IndexSpec, o: IndexOperands): Uint32Array {
@@ -165,37 +164,38 @@ export function indexParams(spec: IndexSpec, o: IndexOperands): Uint32Array {
   o.out.forEach((d, k) => (w[L.shape + k] = d));
   const put = (at: number, vs: readonly number[]) => vs.forEach((v, k) => (w[at + k] = v));
   const a = o.attrs;
+  const [x, y] = o.inputs;
   switch (spec.op) {
     case 'slice': {
       const starts = a.starts as number[];
       const steps = a.steps as number[];
-      w[L.a] = starts.reduce((p, s, d) => p + s * o.x.strides[d], 0);
-      put(L.b, steps.map((s, d) => s * o.x.strides[d]));
+      w[L.a] = starts.reduce((p, s, d) => p + s * x.strides[d], 0);
+      put(L.b, steps.map((s, d) => s * x.strides[d]));
       break;
     }
     case 'sliceScatter':
       put(L.a, a.starts as number[]);
       put(L.b, a.steps as number[]);
-      put(L.c, o.x.shape);
-      put(L.d, o.x.strides);
+      put(L.c, y.shape);
+      put(L.d, y.strides);
+      put(L.d + R, x.strides);
       break;
     case 'gather':
       w[L.a] = a.dim as number;
-      w[L.a + 1] = o.x.shape[a.dim as number];
-      put(L.b, o.x.strides);
-      put(L.c, o.index!.strides);
+      w[L.a + 1] = x.shape[a.dim as number];
+      put(L.b, x.strides);
+      put(L.c, y.strides);
       break;
     case 'scatterAdd':
       w[L.a] = a.dim as number;
-      put(L.b, o.x.shape);
-      put(L.c, o.x.strides);
-      put(L.d, o.index!.strides);
+      put(L.b, x.shape);
+      put(L.c, x.strides);
+      put(L.d, y.strides);
       break;
   }
-  void R;
   return w;
 }
 
-/** The spec and params operands of an index kernel of the kernel IR. */
+/** The spec and params of an index kernel of the kernel IR. */
 export const indexSpecOf = (b: IndexBody): IndexSpec => ({ op: b.op, rank: b.shape.length, dtype: b.dtype });
-export const indexBodyParams = (b: IndexBody) => indexParams(indexSpecOf(b), { out: b.shape, attrs: b.attrs, x: b.x, index: b.index });
+export const indexBodyParams = (b: IndexBody) => indexParams(indexSpecOf(b), { out: b.shape, attrs: b.attrs, inputs: b.inputs });

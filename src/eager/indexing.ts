@@ -37,7 +37,7 @@ function checkInt(op: string, what: string, v: number): void {
 function sliceRange(s: Slice, size: number): [number, number] {
   const step = s.step ?? 1;
   checkInt('index', 'a slice step', step);
-  if (step <= 0) throw new WgtorchError(`index: step must be greater than zero (got slice ${s}). Fix: reverse with t.flip is not available; use a positive step.`);
+  if (step <= 0) throw new WgtorchError(`index: step must be greater than zero (got slice ${s}). Fix: use a positive step; negative steps are refused, as in PyTorch.`);
   const clampEnd = (v: number | null, dflt: number) => {
     if (v === null) return dflt;
     checkInt('index', 'a slice bound', v);
@@ -261,18 +261,16 @@ export function cat(tensors: readonly Tensor[], dim = 0): Tensor {
   if (parts.length === 1) return parts[0];
   const total = parts.reduce((p, x) => p + x.shape[d], 0);
   const shape = ref.shape.map((s, k) => (k === d ? total : s));
-  // each part placed into zeros of the result's shape, then summed: one kernel per part and
-  // an elementwise sum that the compiler fuses; each part's gradient is a slice of the result's
+  // each part written over its range of the result, in turn: exact for every dtype (no sums),
+  // and each part's gradient is a slice of the result's
   let at = 0;
-  let out: Tensor | null = null;
+  let out = apply('full', [], { shape, value: 0, dtype: ref.dtype }, ref.device);
   for (const x of parts) {
     const starts = shape.map((_, k) => (k === d ? at : 0));
     at += x.shape[d];
-    if (x.shape[d] === 0) continue;
-    const placed = apply('sliceScatter', [x], { shape, starts, steps: shape.map(() => 1) });
-    out = out ? (ref.dtype === 'bool' ? out.add(placed).bool() : out.add(placed)) : placed;
+    if (x.shape[d] > 0) out = apply('sliceScatter', [out, x], { starts, steps: shape.map(() => 1) });
   }
-  return out ?? apply('full', [], { shape, value: 0, dtype: ref.dtype }, ref.device);
+  return out;
 }
 
 export function stack(tensors: readonly Tensor[], dim = 0): Tensor {

@@ -25,8 +25,10 @@ export type InputMeta = Meta | number;
  * 'index': an output element reads its input at a computed position (a strided slice, a
  * gather along a dim) or sums the elements that land on it (their gradients, computed from
  * the destination side, so no atomics are needed and the order is fixed).
+ *
+ * 'check': a value check (index ranges) whose result is its input; see src/eager/checks.ts.
  */
-export type OpKind = 'elementwise' | 'reduce' | 'matmul' | 'movement' | 'source' | 'index';
+export type OpKind = 'elementwise' | 'reduce' | 'matmul' | 'movement' | 'source' | 'index' | 'check';
 
 /** What gradient rules may call: the subset of Tensor they are written against. */
 export interface GT {
@@ -59,7 +61,9 @@ export interface GT {
   toDType(dtype: DType): GT;
   /** the index primitives below, as their gradients need them */
   _slice(starts: readonly number[], steps: readonly number[], shape: readonly number[]): GT;
-  _sliceScatter(shape: readonly number[], starts: readonly number[], steps: readonly number[]): GT;
+  /** this tensor with src written over its slice at starts + c * steps */
+  _sliceScatter(src: GT, starts: readonly number[], steps: readonly number[]): GT;
+  _zeros(shape: readonly number[]): GT;
   _gather(dim: number, index: GT): GT;
   _scatterAdd(dim: number, index: GT, shape: readonly number[]): GT;
 }
@@ -176,7 +180,8 @@ elementwise({
 elementwise({
   name: 'abs', arity: 1, saves: { inputs: [0] },
   formula: (m, [a]) => m.call('abs', a),
-  grad: (g, { inputs: [a] }) => [g.mul(T(a).sign())],
+  // PyTorch's sgn: (x > 0) - (x < 0), so 0 at 0 and at NaN
+  grad: (g, { inputs: [a] }) => [g.mul(T(a).gt(0).toDType('float32').sub(T(a).lt(0).toDType('float32')))],
 });
 elementwise({ name: 'sign', arity: 1, formula: (m, [a]) => m.call('sign', a) });
 elementwise({
@@ -189,11 +194,12 @@ elementwise({
   formula: (m, [a]) => `(1.0 / (1.0 + ${m.call('exp', `(-${a})`)}))`,
   grad: (g, { out }) => [g.mul(out).mul(out.neg().add(1))],
 });
-// relu passes the gradient only where x > 0 (clamp(min=0) also where x == 0): PyTorch's rules.
+// relu stops the gradient where its result is <= 0 and passes it elsewhere, NaN included
+// (PyTorch's threshold_backward); clamp(min=0) also passes it where x == 0.
 elementwise({
   name: 'relu', arity: 1, saves: { out: true },
   formula: (m, [a]) => m.call('max', a, m.lit(0)),
-  grad: (g, { out }) => [g.where(out.gt(0), 0)],
+  grad: (g, { out }) => [g.where(out.le(0).eq(0), 0)],
 });
 elementwise({
   name: 'pow', arity: 1, saves: { inputs: [0] },
@@ -282,7 +288,10 @@ elementwise({
     const isInt = m.cmp('==', m.call('floor', b), b);
     const isOdd = m.cmp('!=', `(${m.call('floor', `(${b} * 0.5)`)} * 2.0)`, b);
     const neg = m.select(isInt, m.select(isOdd, `(-${mag})`, mag), m.lit(NaN));
-    return m.select(m.cmp('==', b, m.lit(0)), m.lit(1), m.select(m.cmp('<', a, m.lit(0)), neg, mag));
+    // 0^b is 0 or inf by the sign of b (WGSL's pow leaves it undefined)
+    const zero = m.select(m.cmp('<', b, m.lit(0)), m.lit(Infinity), m.lit(0));
+    const rest = m.select(m.cmp('==', a, m.lit(0)), zero, m.select(m.cmp('<', a, m.lit(0)), neg, mag));
+    return m.select(m.cmp('==', b, m.lit(0)), m.lit(1), rest);
   },
   // PyTorch's pow_backward_self / pow_backward_exponent: no gradient through b == 0 to a, and
   // none to b where a == 0 and b >= 0 (log(0) would make it NaN).
@@ -360,10 +369,14 @@ def({
   arity: 1,
   infer: (inputs, attrs) => reduceMeta('max', inputs, attrs),
   saves: { inputs: [0], out: true },
-  // Ties share the gradient evenly, as PyTorch's amax does.
+  // Ties share the gradient evenly, as PyTorch's amax does; with nanGrad (max(), max(dim)) a
+  // NaN max sends it to the NaN elements, as PyTorch's max does.
   grad: (g, { inputs: [a], out, attrs }) => {
     const x = T(a);
-    const mask = x.eq(unreduce(out, x.shape, attrs)).toDType('float32');
+    const o = unreduce(out, x.shape, attrs);
+    let hit = x.eq(o);
+    if (attrs.nanGrad) hit = x.ne(x).where(o.ne(o), hit);
+    const mask = hit.toDType('float32');
     const count = mask.sum(attrs.dims as number[], true);
     return [unreduce(g, x.shape, attrs).div(count).mul(mask)];
   },
@@ -509,23 +522,32 @@ def({
     });
     return { shape: [...ints(shape)], dtype: x.dtype };
   },
-  grad: (g, { inputs: [a], attrs: { starts, steps } }) => [g._sliceScatter(T(a).shape, ints(starts), ints(steps))],
+  grad: (g, { inputs: [a], attrs: { starts, steps } }) => [g._zeros(T(a).shape)._sliceScatter(g, ints(starts), ints(steps))],
 });
-/** The gradient of slice: g placed at starts + c * steps of zeros of `shape`. */
+/** base with src written over its slice at starts + c * steps (PyTorch's slice_scatter; cat and slice's gradient). */
 def({
   name: 'sliceScatter',
   kind: 'index',
-  arity: 1,
-  infer: ([a], { shape, starts, steps }) => {
-    const x = a as Meta;
-    const s = ints(shape);
-    const ok = s.length === x.shape.length && x.shape.every((n, i) => n === 0 || ints(starts)[i] + (n - 1) * ints(steps)[i] < s[i]);
+  arity: 2,
+  infer: ([a, b], { starts, steps }) => {
+    const base = a as Meta;
+    const src = b as Meta;
+    const ok = src.shape.length === base.shape.length && src.dtype === base.dtype &&
+      src.shape.every((n, i) => n === 0 || ints(starts)[i] + (n - 1) * ints(steps)[i] < base.shape[i]);
     if (!ok) {
-      throw new WgtorchError(`sliceScatter: a slice of shape ${fmtShape(x.shape)} (starts ${fmtShape(ints(starts))}, steps ${fmtShape(ints(steps))}) does not fit in ${fmtShape(s)}.`);
+      throw new WgtorchError(
+        `sliceScatter: a ${src.dtype} source of shape ${fmtShape(src.shape)} (starts ${fmtShape(ints(starts))}, steps ${fmtShape(ints(steps))}) does not fit in the ${base.dtype} tensor ${fmtShape(base.shape)}.`,
+      );
     }
-    return { shape: [...s], dtype: x.dtype };
+    return { shape: [...base.shape], dtype: base.dtype };
   },
-  grad: (g, { inputs: [a], attrs: { starts, steps } }) => [g._slice(ints(starts), ints(steps), T(a).shape)],
+  grad: (g, { inputs: [, b], needsGrad: [na, nb], attrs: { starts, steps } }) => {
+    const srcShape = T(b).shape;
+    return [
+      na ? g._sliceScatter(g._zeros(srcShape), ints(starts), ints(steps)) : null,
+      nb ? g._slice(ints(starts), ints(steps), srcShape) : null,
+    ];
+  },
 });
 function checkGather(op: string, x: Meta, idx: Meta, dim: number, idxIsDest: boolean): void {
   if (idx.dtype !== 'int32') {
@@ -579,3 +601,24 @@ def({
   grad: (g, { inputs: [, i], attrs: { dim } }) => [g._gather(dim as number, T(i)), null],
 });
 const sameShapeMeta = (a: readonly number[], b: readonly number[]) => a.length === b.length && a.every((d, k) => d === b[k]);
+
+// ---------------------------------------------------------------- value checks
+/**
+ * check_index passes an integer tensor through and fails the call where a value lies outside
+ * [lo, hi) (except `ignore`). Eager backends check it (cpu at once, webgpu from host data it
+ * still knows, else on the device, reported at the next readback); compiled plans take the
+ * checks out of the graph and run them on the bound values (src/compile/checks.ts).
+ * attrs: lo, hi, ignore (number | null), op, what, bounds (message text), fix.
+ */
+def({
+  name: 'check_index',
+  kind: 'check',
+  arity: 1,
+  infer: ([a], { op }) => {
+    const x = a as Meta;
+    if (x.dtype !== 'int32') {
+      throw new WgtorchError(`${String(op)}: expected int32 indices, got dtype ${x.dtype} (shape ${fmtShape(x.shape)}). Fix: convert with .int().`);
+    }
+    return { shape: [...x.shape], dtype: x.dtype };
+  },
+});

@@ -2,6 +2,7 @@
 import { apply } from '../eager/dispatch.ts';
 import { arange, ones } from '../eager/factories.ts';
 import { tril } from '../eager/ops.ts';
+import { checkIndex } from '../eager/checks.ts';
 import { checkOptions } from '../eager/options.ts';
 import { rand } from '../eager/factories.ts';
 import type { Tensor } from '../eager/tensor.ts';
@@ -151,14 +152,12 @@ export function crossEntropy(input: Tensor, target: Tensor, opts: CrossEntropyOp
         (input.dim() > 2 ? ' Fix: the class dim is dim 1; targets have the other dims.' : ' Fix: one class index per row of logits.'),
     );
   }
-  if (target.device === 'cpu') {
-    for (const v of target.toArraySync()) {
-      if ((v < 0 || v >= C) && v !== ignoreIndex) {
-        throw new WgtorchError(`crossEntropy: target ${v} is out of bounds for ${C} classes (valid: 0..${C - 1}, or ignoreIndex ${ignoreIndex}).`);
-      }
-    }
-  }
-  const tgt = target.reshape([-1]);
+  // on every device and mode (an op: see eager/checks.ts), not only where the cpu can read the values
+  const checked = checkIndex(target, {
+    op: 'crossEntropy', what: 'target', lo: 0, hi: C, ignore: ignoreIndex, bounds: `for ${C} classes`,
+    fix: `class indices must lie in [0, ${C}) (or be ignoreIndex ${ignoreIndex}): check the labels, or give the model's last layer as many outputs as there are classes.`,
+  });
+  const tgt = checked.reshape([-1]);
   const oneHot = tgt.unsqueeze(1).eq(arange(C, { device: logp.device }));
   let loss = apply('where', [oneHot, logp, 0]).sum(1).neg();
   if (smoothing > 0) loss = loss.mul(1 - smoothing).add(logp.sum(1).neg().mul(smoothing / C));

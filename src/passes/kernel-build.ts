@@ -43,9 +43,9 @@ function buildIndex(cx: BuildContext, k: Extract<Group, { kind: 'index' }>, inde
   const { g } = cx;
   const n = g.node(k.node);
   const view = (id: number) => cx.views.get(id) ?? { base: id, shape: g.node(id).shape, strides: stridesOf(g.node(id).shape) };
-  const [x, idx] = n.inputs.map(view);
+  const views = n.inputs.map(view);
   const readBinding = (id: number): Binding => ({ value: id, dtype: g.node(id).dtype, access: 'read' });
-  const readIds = idx ? [x.base, idx.base] : [x.base];
+  const readIds = views.map((v) => v.base);
   return {
     name: `k${index}_${n.op}`,
     body: {
@@ -54,8 +54,7 @@ function buildIndex(cx: BuildContext, k: Extract<Group, { kind: 'index' }>, inde
       shape: [...n.shape],
       dtype: n.dtype,
       attrs: n.attrs,
-      x: { shape: [...g.node(n.inputs[0]).shape], strides: [...x.strides] },
-      ...(idx ? { index: { strides: [...idx.strides] } } : {}),
+      inputs: n.inputs.map((id, k) => ({ shape: [...g.node(id).shape], strides: [...views[k].strides] })),
     },
     bindings: [...readIds.map(readBinding), writeOf(g, k.node)],
     scalars: [],
@@ -99,7 +98,9 @@ export class Operands {
     const v = this.cx.views.get(id) ?? { base: id, shape: n.shape, strides: stridesOf(n.shape) };
     if (this.cx.g.node(v.base).op === 'scalar') return this.ref(v.base, inside);
     const strides = broadcastView(v, this.shape);
-    const direct = sameShape(v.shape, this.shape) && sameShape(strides, stridesOf(this.shape));
+    // the stride of a size-1 dim is never used: [1, n] read with any stride there is read in order
+    const rowMajor = stridesOf(this.shape);
+    const direct = sameShape(v.shape, this.shape) && strides.every((st, d) => this.shape[d] === 1 || st === rowMajor[d]);
     const dtype = this.cx.g.node(v.base).dtype;
     const over = this.cx.inPlace.get(v.base);
     if (over !== undefined && this.written.includes(over)) {
@@ -302,7 +303,8 @@ function buildMatmul(cx: BuildContext, k: Extract<Group, { kind: 'matmul' }>, in
       const over = overOf(v.base);
       if (over !== undefined && written.includes(over)) {
         const [sr, scol] = broadcastView(v, [M, N]);
-        if (sr !== N || scol !== 1) throw new Error(`internal compiler error: in-place input %${v.base} read through a view`);
+        // (the stride of a size-1 dim is never used: a [1, n] or [m, 1] tensor is read in order whatever it says)
+        if ((sr !== N && M !== 1) || (scol !== 1 && N !== 1)) throw new Error(`internal compiler error: in-place input %${v.base} read through a view`);
         return inputRef({ at: 'alias', region: 'epilogue', output: written.indexOf(over) });
       }
       const [sr, scol] = broadcastView(v, [M, N]);

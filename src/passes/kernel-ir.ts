@@ -130,10 +130,9 @@ export interface MatmulBody {
 }
 
 /**
- * An index primitive: slice (a strided read), sliceScatter (its gradient: values placed
- * into zeros), gather along a dim, scatterAdd (gather's gradient, computed from the
- * destination side). `x` is the data input as read (shape and strides of its view),
- * `index` the int32 index input (gather, scatterAdd); attrs are the op's.
+ * An index primitive: slice (a strided read), sliceScatter (a source written over a
+ * strided slice of a base), gather along a dim, scatterAdd (gather's gradient, computed
+ * from the destination side); attrs are the op's.
  */
 export interface IndexBody {
   kind: 'index';
@@ -142,8 +141,8 @@ export interface IndexBody {
   shape: number[];
   dtype: DType;
   attrs: Attrs;
-  x: { shape: number[]; strides: number[] };
-  index?: { strides: number[] };
+  /** each input as read: the data, then the index (gather, scatterAdd) or the slice's source (sliceScatter) */
+  inputs: { shape: number[]; strides: number[] }[];
 }
 
 /** Independent kernels run as one (one dispatch on WebGPU): no part reads what another writes. */
@@ -272,8 +271,7 @@ export function printKernel(k: Kernel, opOf?: (id: number) => string): string {
     }
     case 'index':
       lines.push(`kernel ${k.name}: ${b.op} into [${b.shape.join(', ')}] ${b.dtype} ${JSON.stringify(b.attrs)}`);
-      lines.push(`  x = ${val(readVals[0])} shape ${shapeText(b.x.shape)} strides ${shapeText(b.x.strides)}`);
-      if (b.index) lines.push(`  index = ${val(readVals[1])} strides ${shapeText(b.index.strides)}`);
+      b.inputs.forEach((x, i) => lines.push(`  in${i} = ${val(readVals[i])} shape ${shapeText(x.shape)} strides ${shapeText(x.strides)}`));
       lines.push(`  out0 ${val(writeVals[0])}`);
       break;
     case 'pack':

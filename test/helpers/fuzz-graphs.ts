@@ -2,7 +2,9 @@
  * Random programs of registry ops for the differential fuzz test of torch.compile:
  * elementwise unary and binary ops (NumPy broadcasting, tensor and scalar operands),
  * reductions over random dims, softmax-like composites, matmuls (plain, transposed,
- * batched), reshapes, permutes and expands, on random shapes. A program is data: it
+ * batched), reshapes, permutes and expands, and the ops beyond the seed (sin, cos, erf,
+ * gelu, silu, pow with a tensor exponent, var, slices, select, cat, gather, indexing with
+ * an int32 tensor), on random shapes. A program is data: it
  * prints itself, and runs the same way eagerly and inside torch.compile.
  */
 import { expect } from 'vitest';
@@ -13,7 +15,7 @@ import { deviceError, relDiff, resetWaitEstimator, rng } from './compile-util.ts
 export const VALUE_TOL = 1e-4;
 export const GRAD_TOL = 1e-4;
 
-type Unary = 'neg' | 'tanh' | 'sigmoid' | 'relu' | 'abs' | 'exp∘tanh' | 'log(|x|+1)' | 'sqrt(|x|+0.5)' | 'pow2' | 'pow3∘tanh' | 'clamp';
+type Unary = 'neg' | 'tanh' | 'sigmoid' | 'relu' | 'abs' | 'exp∘tanh' | 'log(|x|+1)' | 'sqrt(|x|+0.5)' | 'pow2' | 'pow3∘tanh' | 'clamp' | 'sin' | 'cos' | 'erf' | 'gelu' | 'geluTanh' | 'silu';
 type Binary = 'add' | 'sub' | 'mul' | 'div' | 'maximum';
 
 export type Step =
@@ -27,7 +29,16 @@ export type Step =
   | { k: 'reshape'; x: number; shape: number[] }
   | { k: 'permute'; x: number; dims: number[] }
   | { k: 'expand'; x: number; unsqueeze: number | null; shape: number[] }
-  | { k: 'where'; x: number; a: number; s: number };
+  | { k: 'where'; x: number; a: number; s: number }
+  /** (|a| + 0.5) ^ tanh(b) */
+  | { k: 'powt'; a: number; b: number }
+  | { k: 'var'; x: number; dim: number; keepdim: boolean }
+  | { k: 'slice'; x: number; dim: number; start: number; len: number; step: number }
+  | { k: 'select'; x: number; dim: number; i: number }
+  | { k: 'cat'; a: number; b: number; dim: number }
+  | { k: 'gather'; x: number; dim: number; index: number[]; ishape: number[] }
+  /** x.index(X): an embedding lookup of rows of x */
+  | { k: 'lookup'; x: number; index: number[]; ishape: number[] };
 
 export interface Program {
   inputs: number[][];
@@ -98,11 +109,32 @@ export function generate(r: () => number): Program {
     const x = operand();
     const xs = p.shapes[x];
     const xm = mags[x];
-    const kind = pick(['unary', 'unary', 'scalar', 'binary', 'binary', 'reduce', 'softmax', 'matmul', 'matmul', 'reshape', 'permute', 'expand', 'where'] as const);
+    const kind = pick(['unary', 'unary', 'scalar', 'binary', 'binary', 'reduce', 'softmax', 'matmul', 'matmul', 'reshape', 'permute', 'expand', 'where', 'new', 'new', 'index', 'index'] as const);
     switch (kind) {
       case 'unary': {
         const f = pick(['neg', 'tanh', 'sigmoid', 'relu', 'abs', 'exp∘tanh', 'log(|x|+1)', 'sqrt(|x|+0.5)', 'pow2', 'pow3∘tanh', 'clamp'] as const);
         const mag = { neg: xm, tanh: 1, sigmoid: 1, relu: xm, abs: xm, 'exp∘tanh': 3, 'log(|x|+1)': Math.log(xm + 1) + 1, 'sqrt(|x|+0.5)': Math.sqrt(xm + 0.5), pow2: xm * xm, 'pow3∘tanh': 1, clamp: 0.7 }[f];
+        if (mag > MAX_MAG) continue;
+        push({ k: 'unary', f, x }, xs, mag);
+        break;
+      }
+      case 'new': {
+        const f = pick(['sin', 'cos', 'erf', 'gelu', 'geluTanh', 'silu', 'powt', 'var'] as const);
+        if (f === 'powt') {
+          const others = p.shapes.map((_, i) => i).filter((i) => broadcast(xs, p.shapes[i]) && numel(broadcast(xs, p.shapes[i])!) <= MAX_NUMEL);
+          const b = pick(others);
+          push({ k: 'powt', a: x, b }, broadcast(xs, p.shapes[b])!, xm + 0.5);
+          break;
+        }
+        if (f === 'var') {
+          if (!xs.length) continue;
+          const d = int(0, xs.length - 1);
+          if (xs[d] < 2) continue; // one element: NaN, as in PyTorch
+          const keepdim = r() < 0.4;
+          push({ k: 'var', x, dim: d, keepdim }, keepdim ? xs.map((n, i) => (i === d ? 1 : n)) : xs.filter((_, i) => i !== d), xm * xm * 2);
+          break;
+        }
+        const mag = f === 'gelu' || f === 'geluTanh' || f === 'silu' ? xm : 1;
         if (mag > MAX_MAG) continue;
         push({ k: 'unary', f, x }, xs, mag);
         break;
@@ -209,6 +241,35 @@ export function generate(r: () => number): Program {
         push({ k: 'expand', x, unsqueeze, shape }, shape, xm);
         break;
       }
+      case 'index': {
+        if (!xs.length) continue;
+        const f = pick(['slice', 'slice', 'select', 'cat', 'gather', 'lookup'] as const);
+        const d = int(0, xs.length - 1);
+        if (f === 'slice') {
+          const step = r() < 0.3 ? int(2, 3) : 1;
+          const start = int(0, xs[d] - 1);
+          const len = int(1, Math.ceil((xs[d] - start) / step));
+          push({ k: 'slice', x, dim: d, start, len, step }, xs.map((n, i) => (i === d ? len : n)), xm);
+        } else if (f === 'select') {
+          push({ k: 'select', x, dim: d, i: int(-xs[d], xs[d] - 1) }, xs.filter((_, i) => i !== d), xm);
+        } else if (f === 'cat') {
+          const others = p.shapes.map((_, i) => i).filter((i) => p.shapes[i].length === xs.length && p.shapes[i].every((n, k) => k === d || n === xs[k]));
+          let b = pick(others);
+          if (r() < 0.5) b = input(xs.map((n, k) => (k === d ? int(1, 4) : n)));
+          const shape = xs.map((n, k) => (k === d ? n + p.shapes[b][k] : n));
+          if (numel(shape) > MAX_NUMEL) continue;
+          push({ k: 'cat', a: x, b, dim: d }, shape, Math.max(xm, mags[b]));
+        } else if (f === 'gather') {
+          const ishape = xs.map((n, k) => (k === d ? int(1, 6) : int(1, n)));
+          push({ k: 'gather', x, dim: d, index: Array.from({ length: numel(ishape) }, () => int(0, xs[d] - 1)), ishape }, ishape, xm);
+        } else {
+          const ishape = r() < 0.5 ? [int(1, 5)] : [int(1, 3), int(1, 3)];
+          const shape = [...ishape, ...xs.slice(1)];
+          if (numel(shape) > MAX_NUMEL) continue;
+          push({ k: 'lookup', x, index: Array.from({ length: numel(ishape) }, () => int(-xs[0], xs[0] - 1)), ishape }, shape, xm);
+        }
+        break;
+      }
       case 'where': {
         // where(x > 0, x, s * x): a leaky relu through a mask
         let s = Math.round((r() * 2 - 1) * 100) / 100;
@@ -251,6 +312,12 @@ function stepValue(s: Step, v: torch.Tensor[], inputs: torch.Tensor[]): torch.Te
         case 'pow2': return x.pow(2);
         case 'pow3∘tanh': return x.tanh().pow(3);
         case 'clamp': return x.clamp(-0.5, 0.7);
+        case 'sin': return x.sin();
+        case 'cos': return x.cos();
+        case 'erf': return x.erf();
+        case 'gelu': return x.gelu();
+        case 'geluTanh': return x.gelu({ approximate: 'tanh' });
+        case 'silu': return x.silu();
       }
       break;
     }
@@ -306,6 +373,24 @@ function stepValue(s: Step, v: torch.Tensor[], inputs: torch.Tensor[]): torch.Te
       const x = v[s.x];
       return torch.where(x.gt(0), v[s.a], x.mul(s.s));
     }
+    case 'powt':
+      return v[s.a].abs().add(0.5).pow(v[s.b].tanh());
+    case 'var':
+      return v[s.x].var(s.dim, { keepdim: s.keepdim });
+    case 'slice': {
+      const x = v[s.x];
+      if (s.step === 1) return x.narrow(s.dim, s.start, s.len);
+      const items = x.shape.map((_, d) => (d === s.dim ? torch.slice(s.start, s.start + (s.len - 1) * s.step + 1, s.step) : null));
+      return x.index(...items);
+    }
+    case 'select':
+      return v[s.x].select(s.dim, s.i);
+    case 'cat':
+      return torch.cat([v[s.a], v[s.b]], s.dim);
+    case 'gather':
+      return v[s.x].gather(s.dim, torch.tensor(Int32Array.from(s.index), { shape: s.ishape, device: v[s.x].device }));
+    case 'lookup':
+      return v[s.x].index(torch.tensor(Int32Array.from(s.index), { shape: s.ishape, device: v[s.x].device }));
   }
   throw new Error(`fuzz: unknown step ${JSON.stringify(s)}`);
 }
@@ -327,6 +412,13 @@ export function describe(p: Program): string {
         case 'permute': return `permute %${s.x} [${s.dims}]`;
         case 'expand': return `expand ${s.unsqueeze === null ? '' : `unsqueeze(${s.unsqueeze}) `}%${s.x} [${s.shape}]`;
         case 'where': return `where(%${s.x} > 0, %${s.a}, %${s.x} * ${s.s})`;
+        case 'powt': return `(|%${s.a}| + 0.5).pow(tanh(%${s.b}))`;
+        case 'var': return `var %${s.x} dim=${s.dim} keepdim=${s.keepdim}`;
+        case 'slice': return `slice %${s.x} dim=${s.dim} start=${s.start} len=${s.len} step=${s.step}`;
+        case 'select': return `select %${s.x} dim=${s.dim} i=${s.i}`;
+        case 'cat': return `cat [%${s.a}, %${s.b}] dim=${s.dim}`;
+        case 'gather': return `gather %${s.x} dim=${s.dim} index=[${s.index}] shape [${s.ishape}]`;
+        case 'lookup': return `%${s.x}.index(int32 [${s.index}] shape [${s.ishape}])`;
       }
     })();
     return `  %${i}${sh(i)} = ${body}`;

@@ -48,14 +48,15 @@ export function runIndex(
       return;
     }
     case 'sliceScatter': {
+      const src = inputs[1];
       const starts = attrs.starts as number[];
       const steps = attrs.steps as number[];
       const st = stridesOf(outShape);
-      out.fill(0);
-      forEachIndex(x.shape, (flat, c) => {
+      if (out !== x.arr) out.set(x.arr);
+      forEachIndex(src.shape, (flat, c) => {
         let off = 0;
         for (let d = 0; d < c.length; d++) off += (starts[d] + c[d] * steps[d]) * st[d];
-        out[off] = x.arr[flat];
+        out[off] = src.arr[flat];
       });
       return;
     }
