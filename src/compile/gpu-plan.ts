@@ -144,7 +144,7 @@ export class GpuPlan {
       const parts = d.map((i) => fused[i]!);
       if (parts.length === 1) return parts;
       if (packFits(parts, ctx.limits)) return [packKernels(parts)];
-      log.push(`no pack: ${parts.map((k) => k.name).join(' + ')} exceed the binding limits after renaming`);
+      log.push(`[pack] no pack: ${parts.map((k) => k.name).join(' + ')} exceed the binding limits after renaming`);
       return parts;
     });
     this.matmuls = fused

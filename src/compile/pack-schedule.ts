@@ -121,10 +121,10 @@ export function planPacks(kernels: WgslKernel[], inPlace: Map<number, number | n
   for (const [i, j, v] of soft) {
     if (placedAt[j]! <= placedAt[i]!) {
       renamed.add(v);
-      log.push(`rename %${v}: ${kernels[j]!.name} writes it to a fresh buffer, as ${kernels[i]!.name} reads the old value in ${placedAt[j] === placedAt[i] ? 'the same dispatch' : 'a later dispatch'}`);
+      log.push(`[pack] rename %${v}: ${kernels[j]!.name} writes it to a fresh buffer, as ${kernels[i]!.name} reads the old value in ${placedAt[j] === placedAt[i] ? 'the same dispatch' : 'a later dispatch'}`);
     }
   }
-  for (const d of dispatches) if (d.length > 1) log.push(`pack: ${d.map((i) => kernels[i]!.name).join(' + ')} in one dispatch (independent)`);
+  for (const d of dispatches) if (d.length > 1) log.push(`[pack] pack: ${d.map((i) => kernels[i]!.name).join(' + ')} in one dispatch (independent)`);
   return { dispatches, renamed, log };
 }
 
