@@ -5,6 +5,7 @@
  * split, chunk, cat, stack, gather, indexSelect, tril, triu. Arguments are checked here,
  * with PyTorch's messages, before anything runs.
  */
+import { checkIndex } from './checks.ts';
 import { WgtorchError } from '../ir/errors.ts';
 import { broadcastShapes, fmtShape, normalizeDim, numel, stridesOf } from '../ir/shape.ts';
 import { apply, tracing } from './dispatch.ts';
@@ -99,12 +100,15 @@ function checkIndexTensor(op: string, idx: unknown): Tensor {
   return idx;
 }
 
-/** Where the values can be read now (a cpu tensor outside a trace), check them here, with the dim the user named. */
-function checkBoundsNow(idx: Tensor, dim: number, size: number, allowNegative: boolean): void {
-  if (idx.device !== 'cpu' || tracing.recorder?.records(idx)) return;
-  for (const v of idx.toArraySync()) {
-    if (v >= size || v < (allowNegative ? -size : 0)) throw new WgtorchError(`index ${v} is out of bounds for dimension ${dim} with size ${size}`);
-  }
+/**
+ * The index values checked on every device and mode (eager/checks.ts): PyTorch's error, with
+ * the dim the user named. Use the returned tensor, so that a compiled graph keeps the check.
+ */
+function checkBounds(op: string, idx: Tensor, dim: number, size: number, allowNegative: boolean): Tensor {
+  return checkIndex(idx, {
+    op, what: 'index', lo: allowNegative ? -size : 0, hi: size, bounds: `for dimension ${dim} with size ${size}`,
+    fix: `indices along dimension ${dim} must lie in [${allowNegative ? -size : 0}, ${size}).`,
+  });
 }
 
 export function gather(t: Tensor, dim: number, index: Tensor): Tensor {
@@ -113,8 +117,8 @@ export function gather(t: Tensor, dim: number, index: Tensor): Tensor {
   if (idx.dim() !== t.dim()) {
     throw new WgtorchError(`gather: index tensor must have the same number of dimensions as input tensor (index ${fmtShape(idx.shape)}, input ${fmtShape(t.shape)}). Fix: unsqueeze or reshape the index.`);
   }
-  if (t.dim() === 0) return apply('gather', [t.reshape([1]), idx.reshape([1])], { dim: 0 }).reshape([]);
-  return apply('gather', [t, idx], { dim: d });
+  if (t.dim() === 0) return apply('gather', [t.reshape([1]), checkBounds('gather', idx, 0, 1, false).reshape([1])], { dim: 0 }).reshape([]);
+  return apply('gather', [t, checkBounds('gather', idx, d, t.shape[d], false)], { dim: d });
 }
 
 export function indexSelect(t: Tensor, dim: number, index: Tensor): Tensor {
@@ -125,7 +129,7 @@ export function indexSelect(t: Tensor, dim: number, index: Tensor): Tensor {
   const n = idx.numel();
   const at = t.shape.map((s, k) => (k === d ? n : 1));
   const full = t.shape.map((s, k) => (k === d ? n : s));
-  return apply('gather', [t, idx.reshape(at).expand(full)], { dim: d });
+  return apply('gather', [t, checkBounds('indexSelect', idx, d, t.shape[d], false).reshape(at).expand(full)], { dim: d });
 }
 
 /** t.index(...items): PyTorch's t[items] (numbers select, null is ':', slices, int32 tensors). */
@@ -166,7 +170,7 @@ export function index(t: Tensor, items: IndexItem[]): Tensor {
   const pos = tensors.map(({ pos: p }) => kept.indexOf(p));
   const sizes = pos.map((p) => r.shape[p]);
   const bshape = broadcastShapes('index', ...tensors.map((x) => x.idx.shape));
-  tensors.forEach(({ idx }, k) => checkBoundsNow(idx, tensors[k].pos, sizes[k], true));
+  tensors.forEach((x, k) => (x.idx = checkBounds('index', x.idx, x.pos, sizes[k], true)));
   // negative indices count from the end; the linear index over the indexed dims
   const inner = stridesOf(sizes);
   let lin: Tensor | null = null;
