@@ -171,6 +171,13 @@ export function markdown(res: Results): string {
   L.push('## Targets from the issues', '', ...targets(res), '');
   const a = analysis(res);
   if (a.length) L.push('## Where the WebGPU time goes', '', 'Medians of the timed steps. The sync part is the time from calling the step until it first awaits: the JS work of the framework, recording and submitting the GPU commands; the rest is waiting for the GPU and the loss readback. Dawn calls are counted per step by the same prototype wrappers for every row.', '', ...a);
+  const cpuRows = res.rows.filter((r) => r.status === 'ok' && r.group === 'wgtorch' && r.name.endsWith(' cpu') && r.details?.length);
+  if (cpuRows.length) {
+    L.push('## Where the compiled cpu time goes', '');
+    L.push('Per row: the compiled graph (its fused kernels and Wasm matmuls) and a profile of one call, kernel by kernel. The rest of a step is tracing the step again and looking its graph up (every call re-traces, so JavaScript control flow is honoured) and reading the loss.', '');
+    for (const r of cpuRows) L.push(`- ${res.workloads.find((w) => w.id === r.workload)?.title ?? r.workload}, ${r.name} (${fmt(r.ms, 2)} ms/step): ${r.details!.join('; ')}`);
+    L.push('');
+  }
   L.push('## Matmul GFLOP/s', '');
   L.push('Best of several timed runs each (other processes only ever slow a run down).', '');
   if (res.matmul.length) {

@@ -19,7 +19,7 @@ import { tfjsRunner, wasmFeatures, type SharedDevice, type TfBackend } from './t
 import { jaxjsRunner, jaxjsVersion, type JaxBackend } from './jaxjs.ts';
 import { wasmGemmInfo } from '../src/runtime/cpu/matmul.ts';
 import { consoleTable, markdown, svgChart, type Results } from './report.ts';
-import { benchCpuMatmul } from './matmul-cpu.ts';
+import { benchCpuMatmul, benchNumpyMatmul } from './matmul-cpu.ts';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const args = process.argv.slice(2);
@@ -162,6 +162,19 @@ async function main(): Promise<void> {
     matmul.push(r);
     log(`  ${r.name.padEnd(56)} ${r.gflops.toFixed(2).padStart(7)}`);
   }
+  // the same shapes in numpy (OpenBLAS, float32) on one and two threads, where python3 has numpy
+  for (const threads of [1, 2]) {
+    const np = benchNumpyMatmul(threads, quick ? 0.15 : 0.5);
+    if (!np) {
+      matmulNotes.push(`numpy ${threads} thread${threads > 1 ? 's' : ''}: not measured (no python3 with numpy).`);
+      continue;
+    }
+    for (const r of np) {
+      matmul.push(r);
+      log(`  ${r.name.padEnd(56)} ${r.gflops.toFixed(2).padStart(7)}`);
+    }
+  }
+  matmulNotes.push('cpu matmul wasm: the generated WebAssembly SIMD128 kernel wgtorch runs for every cpu matmul (operands copied into its memory and back, included); numpy: `A @ B` on float32 arrays through OpenBLAS with OPENBLAS_NUM_THREADS set, OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE unset for that command. OpenBLAS uses AVX-512 FMA here; Wasm SIMD128 in Node 20 has 4-lane vectors and no fused multiply-add (relaxed SIMD is off), so ~8x per core is the expected gap.');
   if (!gpuOk) matmulNotes.push(`WebGPU matmul: skipped, no WebGPU device (${gpuError}).`);
   else {
     try {
@@ -202,6 +215,7 @@ async function main(): Promise<void> {
   }
   counter.uninstall();
 
+  notes.push(`Load average at the end: ${loadavg().map((x) => x.toFixed(2)).join(' / ')}. Other engineers' builds and test runs shared these 2 cores during the run, so absolute times are inflated and noisy${quick ? ' (in --quick each row runs once, one after another, so a ratio also carries the load change between its two rows)' : '; rows of one workload run interleaved (round-robin), so their ratios are the numbers to read'}.`);
   const res: Results = {
     command: `npm run bench${args.length ? ` -- ${args.join(' ')}` : ''}`,
     quick,

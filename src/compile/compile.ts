@@ -58,10 +58,11 @@ export interface Compiled<F extends (...args: any[]) => any> {
    */
   warmup(...args: Parameters<F>): Promise<ReturnType<F>>;
   /**
-   * Runs the call once more kernel by kernel and times each (WebGPU): where the time of a
-   * compiled call goes. It repeats in-place updates, so use it after measuring.
+   * Runs the call once more kernel by kernel and times each (WebGPU: each dispatch replayed
+   * alone; cpu: each kernel of one real call, its Wasm matmul apart as matmulMs): where the
+   * time of a compiled call goes. It repeats in-place updates, so use it after measuring.
    */
-  profile(...args: Parameters<F>): Promise<{ name: string; ms: number; flops: number }[]>;
+  profile(...args: Parameters<F>): Promise<{ name: string; ms: number; flops: number; matmulMs?: number }[]>;
 }
 
 export function compile<F extends (...args: any[]) => any>(target: F, opts: CompileOptions = {}): Compiled<F> {
@@ -126,7 +127,8 @@ export function compile<F extends (...args: any[]) => any>(target: F, opts: Comp
     log('graph', () => entry.forwardIR);
     if (entry.backwardIR) log('backward', () => entry.backwardIR!);
     if (logEnabled('fusion')) for (const line of entry.fusionLog) log('fusion', line);
-    if (logEnabled('wgsl')) for (const k of entry.kernels) log('wgsl', `${k.name}:\n${k.wgsl}`);
+    // the generated code of every kernel: WGSL, or JavaScript on the cpu
+    if (logEnabled('wgsl')) for (const k of entry.kernels) log('wgsl', `${k.name}:\n${k.source}`);
     log('perf', () => `compiled graph ${hash} in ${entry.compileMs.toFixed(1)} ms: ${entry.stats.fusedKernels} fused kernels in ${entry.stats.dispatches} dispatches`);
     logMatmuls(entry);
     // tune in the background: this call and the next ones run the default variants meanwhile
@@ -226,8 +228,9 @@ export function compile<F extends (...args: any[]) => any>(target: F, opts: Comp
   fn.profile = async (...args: unknown[]) => {
     const { entry, program } = entryFor(args);
     const plan = entry.plans.forward;
-    if (!(plan instanceof GpuPlan)) throw new WgtorchError('profile: only compiled WebGPU graphs can be profiled.');
     const { bind, scalar, targets } = bindings(program);
+    if (plan instanceof CpuPlan) return plan.profile(bind, scalar, targets);
+    if (!(plan instanceof GpuPlan)) throw new WgtorchError('profile: this compiled graph cannot be profiled.');
     return plan.profile(bind, scalar, targets);
   };
   fn.graphs = () => [...cache.values()];

@@ -73,7 +73,26 @@ export class CpuPlan {
     return s;
   }
 
-  run(inputs: (id: number) => Storage, bound: (id: number) => number, targets: Map<number, Storage> = new Map()): Map<number, Storage> {
+  /**
+   * Runs one call timing every kernel (and, inside a matmul kernel, the Wasm product apart
+   * from the JavaScript loops): where the time of a compiled cpu call goes. It is a real
+   * call: in-place updates happen, so profile after measuring.
+   */
+  profile(inputs: (id: number) => Storage, bound: (id: number) => number, targets: Map<number, Storage> = new Map()): { name: string; ms: number; flops: number; matmulMs: number }[] {
+    const times = this.kernels.map(() => ({ ms: 0, matmulMs: 0 }));
+    this.run(inputs, bound, targets, (k, matmul, ms) => {
+      times[k].ms += ms;
+      if (matmul) times[k].matmulMs += ms;
+    });
+    return this.kernels.map((k, i) => ({ name: k.name, ms: times[i].ms, flops: k.flops, matmulMs: times[i].matmulMs }));
+  }
+
+  run(
+    inputs: (id: number) => Storage,
+    bound: (id: number) => number,
+    targets: Map<number, Storage> = new Map(),
+    timed?: (kernel: number, matmul: boolean, ms: number) => void,
+  ): Map<number, Storage> {
     const g = this.graph;
     const cpu = getBackend('cpu');
     const values = new Map<number, Storage>();
@@ -84,7 +103,7 @@ export class CpuPlan {
       if (s.pending) throw new WgtorchError('this cpu tensor is still being copied from the GPU. Fix: await t.toArray() (or await t.cpuAsync()) before passing it to a compiled function.');
       return s.data;
     };
-    for (const k of this.kernels) {
+    this.kernels.forEach((k, ki) => {
       for (const w of k.writes) {
         if (this.inPlace.has(w)) {
           const c = this.inPlace.get(w)!;
@@ -96,6 +115,7 @@ export class CpuPlan {
       }
       for (const t of k.temps) values.set(t, this.scratch(t));
       for (const st of k.steps) {
+        const t0 = timed ? performance.now() : 0;
         if (st.kind === 'op') {
           const n = g.node(st.node);
           const arg = (id: number) => (data(id), { storage: values.get(id)!, shape: g.node(id).shape, dtype: g.node(id).dtype });
@@ -109,8 +129,9 @@ export class CpuPlan {
             st.scalars.map((id) => constantOr(g, id, bound)),
           );
         }
+        timed?.(ki, st.kind === 'matmul', performance.now() - t0);
       }
-    }
+    });
     const out = new Map<number, Storage>();
     for (const o of g.outputs) out.set(o.id, values.get(this.baseOf(o.id))!);
     return out;
