@@ -6,6 +6,7 @@
 //   npm run bench -- --quick      # under 2 minutes: fewer steps, slow CPU rows of the large workload skipped
 //   npm run bench -- --no-write   # print only
 //   npm run bench -- --memory-steps 2000    # a shorter steady-state memory run (the full run does 10,000)
+//   npm run bench -- --soak                 # 10,000 compiled whole steps read every step, then every 100th: RSS and GPU pool (bench/soak.ts)
 
 import { readFileSync, writeFileSync, mkdirSync } from 'node:fs';
 import { availableParallelism, loadavg } from 'node:os';
@@ -59,6 +60,12 @@ function cpuModel(): string {
 }
 
 async function main(): Promise<void> {
+  if (args.includes('--soak')) {
+    const at = args.indexOf('--soak-steps');
+    const { soak, soakTable } = await import('./soak.ts');
+    console.log(soakTable(await soak(at >= 0 ? Number(args[at + 1]) : 10_000)));
+    return;
+  }
   const t0 = performance.now();
   const loadAtStart = loadavg();
   const notes: string[] = [];

@@ -19,6 +19,7 @@
  */
 import { afterAll, describe, expect, it } from 'vitest';
 import * as torch from '../src/index.ts';
+import { checkIndex } from '../src/eager/checks.ts';
 import { apply } from '../src/eager/dispatch.ts';
 import type { DType, HostArray } from '../src/ir/dtype.ts';
 import { allOps, type Attrs } from '../src/ir/registry.ts';
@@ -429,14 +430,15 @@ function buildTable(): Record<string, Case[]> {
     c('indexSelect and an embedding lookup (rows repeat)', [f([17, 33])], ([e], dev) => [e.indexSelect(1, iv(dev, sel40)), e.index(iv(dev, emb70, [7, 10]))]),
     c('index with two tensors (negative entries) around a slice', [f([6, 5, 7])], ([a], dev) => a.index(iv(dev, [0, -1, 3, 5]), torch.slice(1, 4), iv(dev, [6, 0, -7, 2]))),
     c('int32 beyond 2^24 is gathered exactly', [i32([9, 13], 'bigint')], ([a], dev) => a.indexSelect(0, iv(dev, [8, 0, 8, 3]))),
-    c('an index out of range gives NaN on webgpu, never a number (cpu raises)', [], (_xs, dev) => {
-      const bad = () => torch.arange(5, { device: dev }).float().gather(0, iv(dev, [1, 7, -1]));
+    c('the gather kernel itself: an index out of range reads NaN on webgpu, never a number (cpu raises)', [], (_xs, dev) => {
+      // the tensor methods check index values first (torch.gather etc.): this is the kernel's own guard
+      const bad = () => torch.arange(5, { device: dev }).float()._gather(0, iv(dev, [1, 7, -1]));
       if (dev === 'cpu') {
         expect(bad).toThrow('index 7 is out of bounds for dimension 0 with size 5');
         return torch.tensor([1, NaN, NaN]);
       }
       return bad();
-    } ),
+    }),
   );
   push(
     'scatterAdd',
@@ -458,6 +460,14 @@ function buildTable(): Record<string, Case[]> {
     'arange',
     src('arange(10), arange(5, -3, -2), arange(1000)', (dev) => [torch.arange(10, { device: dev }), torch.arange(5, -3, -2, { device: dev }), torch.arange(1000, { device: dev })]),
     src('float arange(0, 1, 0.1) and arange(0)', (dev) => [torch.arange(0, 1, 0.1, { device: dev }), torch.arange(0, { device: dev })]),
+  );
+
+  push(
+    'check_index',
+    // computed on the device (mul), so the check runs there and not on the host copy
+    c('check_index passes indices in range through (out of range: test/bad-input*.test.ts)', [], (_xs, dev) => [
+      checkIndex(torch.tensor([0, 3, 9, 4], { dtype: 'int32', device: dev }).mul(1), { op: 'test', what: 'index', lo: 0, hi: 10, bounds: 'for 10 classes', fix: '-' }),
+    ], { runs: ['mul'] }),
   );
 
   // --- in place

@@ -2,7 +2,8 @@
  * The inspector: the traced IR (forward, backward and update nodes of the compiled
  * step), the optimised IR, and the fused kernels with their WGSL. Click a node to see
  * the kernel that computes it; click a kernel to see its nodes and module paths. It
- * reads only what `compiled.graphs()` returns: each kernel's `nodes` are the IR ids it fuses.
+ * reads only what `compiled.graphs()` returns: each kernel's `nodes` are the IR ids it fuses,
+ * its `source` the generated WGSL (webgpu) or JavaScript (cpu).
  */
 import type * as torch from 'wgtorch';
 
@@ -103,7 +104,7 @@ export class Inspector {
         if (!ks.length) line.classList.add('unfused');
         if (sel && sel.part === l.part && sel.nodes.includes(n.id)) line.classList.add('in-kernel');
         if (this.selectedNode === key) line.classList.add('selected');
-        line.append(el('span', 'text', n.text));
+        line.append(el('span', 'text', n.text), el('span', 'scope', n.scope ?? ''));
         line.append(el('span', 'badge', ks.length ? ks.map((i) => g.kernels[i]!.name).join(', ') : 'view / folded'));
         line.title = ks.length ? `computed by ${ks.map((i) => g.kernels[i]!.name).join(', ')}` : 'no kernel of its own: read as a view by its consumer, or rewritten by the passes';
         line.onclick = () => {
@@ -159,8 +160,9 @@ export class Inspector {
     box.append(list);
     const sel = this.selectedKernel !== null ? g.kernels[this.selectedKernel] : null;
     if (sel) {
-      box.append(el('h4', '', `${sel.name}.wgsl`));
-      box.append(el('pre', 'wgsl', sel.wgsl));
+      // WGSL on webgpu; on the cpu target the kernel is JavaScript (calling Wasm for matmuls)
+      box.append(el('h4', '', `${sel.name}.${sel.language === 'wgsl' ? 'wgsl' : 'js'}`));
+      box.append(el('pre', `source ${sel.language}`, sel.source));
     }
     return box;
   }

@@ -5,7 +5,7 @@
  *
  * Params (u32 words): n, out shape[rank], strides[rank] per strided input, scalar bits.
  */
-import { WGSL_PRELUDE } from '../ir/scalar-lang.ts';
+import { INT_FORMULA_OPS, WGSL_PRELUDE, wgslIntLang, wgslLang } from '../ir/scalar-lang.ts';
 import { renderNodes } from './expr.ts';
 import { PARAMS_DECL, paramWords, putScalarBits, storeAs, wgslType, type ElementwiseSpec, type Ref } from './kernel-spec.ts';
 
@@ -29,8 +29,25 @@ function layout(spec: ElementwiseSpec) {
   return { strideAt, scalarAt, words: w };
 }
 
+/**
+ * Whether every value of the kernel is an integer: int32/bool inputs and outputs, integer
+ * ops with integer attributes. Such a kernel computes in i32 (exact, wrapping like PyTorch's
+ * int32) instead of f32, and takes its scalars as i32 words.
+ */
+export function isIntKernel(spec: ElementwiseSpec): boolean {
+  if (!spec.inputs.length && !spec.nodes.length) return false;
+  if (spec.inputs.some((x) => x.dtype === 'float32') || spec.outputs.some((o) => o.dtype === 'float32')) return false;
+  return spec.nodes.every(
+    (n) =>
+      INT_FORMULA_OPS.has(n.op) &&
+      n.attrs.dtype !== 'float32' &&
+      Object.entries(n.attrs).every(([k, v]) => k === 'shape' || typeof v !== 'number' || Number.isInteger(v)),
+  );
+}
+
 export function elementwiseWGSL(spec: ElementwiseSpec): GeneratedKernel {
   const { rank } = spec;
+  const int = isIntKernel(spec);
   const L = layout(spec);
   const lines: string[] = [WGSL_PRELUDE];
   let binding = 0;
@@ -61,16 +78,17 @@ export function elementwiseWGSL(spec: ElementwiseSpec): GeneratedKernel {
     }
     const src = inp.access === 'alias' ? `out${inp.aliasOf ?? 0}[i]` : `in${k}[${idx}]`;
     sourceOf[k] = src;
-    lines.push(`  let ${inputName(k)} = f32(${src});`);
+    lines.push(`  let ${inputName(k)} = ${int ? 'i32' : 'f32'}(${src});`);
   });
-  for (let s = 0; s < spec.scalars; s++) lines.push(`  let s${s} = bitcast<f32>(P(${L.scalarAt + s}u));`);
+  for (let s = 0; s < spec.scalars; s++) lines.push(`  let s${s} = bitcast<${int ? 'i32' : 'f32'}>(P(${L.scalarAt + s}u));`);
   const names = { input: inputName, scalar: (s: number) => `s${s}`, prefix: 'v' };
-  lines.push(...renderNodes(spec.nodes, names, '  '));
+  lines.push(...renderNodes(spec.nodes, names, '  ', int ? wgslIntLang : wgslLang));
   spec.outputs.forEach((o, j) => {
     const v = o.ref.kind === 'node' ? `v${o.ref.index}` : o.ref.kind === 'input' ? inputName(o.ref.index) : `s${(o.ref as { index: number }).index}`;
     const k = copiedInput(spec, o.ref);
     const exact = k !== null && o.dtype !== 'float32' && spec.inputs[k].dtype === o.dtype;
-    lines.push(`  out${j}[i] = ${exact ? sourceOf[k] : storeAs(o.dtype, v)};`);
+    const store = int ? (o.dtype === 'int32' ? v : `u32(${v} != 0i)`) : storeAs(o.dtype, v);
+    lines.push(`  out${j}[i] = ${exact ? sourceOf[k] : store};`);
   });
   lines.push('}');
   return { code: lines.join('\n'), paramWords: L.words };
@@ -96,6 +114,7 @@ export function elementwiseParams(spec: ElementwiseSpec, outShape: readonly numb
   spec.inputs.forEach((inp, k) => {
     if (inp.access === 'strided') strides[k]!.forEach((s, d) => (words[L.strideAt[k] + d] = s));
   });
-  putScalarBits(words, L.scalarAt, scalars);
+  if (isIntKernel(spec)) scalars.forEach((v, s) => (words[L.scalarAt + s] = v)); // i32 words (two's complement)
+  else putScalarBits(words, L.scalarAt, scalars);
   return words;
 }

@@ -127,7 +127,8 @@ export function lowerMatmul(cx: LowerContext, k: Extract<Kernel, { kind: 'matmul
     const [sr, scol] = broadcastView(v, [M, N]);
     if (isOwnOutput(v.base)) {
       // in place: the old value is read where the new one is about to be written
-      if (sr !== N || scol !== 1) throw new Error(`internal compiler error: in-place input %${v.base} read through a view`);
+      // (the stride of a size-1 dim is never used: a [1, n] or [m, 1] tensor is read in order whatever it says)
+      if ((sr !== N && M !== 1) || (scol !== 1 && N !== 1)) throw new Error(`internal compiler error: in-place input %${v.base} read through a view`);
       const out = outName.get(cx.inPlace.get(v.base)!)!;
       return out === 'C' && variant.vec4 ? `C[(row * ${N}u + col) / 4u][(row * ${N}u + col) % 4u]` : `f32(${out}[row * ${N}u + col])`;
     }
@@ -157,7 +158,8 @@ export function lowerMatmul(cx: LowerContext, k: Extract<Kernel, { kind: 'matmul
       const v = viewOf(id);
       const [sr, scol] = broadcastView(v, [M, N]);
       if (isOwnOutput(v.base)) {
-        if (sr !== N || scol !== 1) throw new Error(`internal compiler error: in-place input %${v.base} read through a view`);
+        // (the stride of a size-1 dim is never used: a [1, n] or [m, 1] tensor is read in order whatever it says)
+      if ((sr !== N && M !== 1) || (scol !== 1 && N !== 1)) throw new Error(`internal compiler error: in-place input %${v.base} read through a view`);
         const out = outName.get(cx.inPlace.get(v.base)!)!;
         return `f32(${load(`out:${out}`, `${out}[${at}]`)}[${q}])`;
       }

@@ -82,7 +82,9 @@ export class Operands {
     const v = this.cx.views.get(id) ?? { base: id, shape: n.shape, strides: stridesOf(n.shape) };
     if (this.cx.g.node(v.base).op === 'scalar') return this.ref(v.base, inside);
     const strides = broadcastView(v, this.shape);
-    const direct = sameShape(v.shape, this.shape) && sameShape(strides, stridesOf(this.shape));
+    // the stride of a size-1 dim is never used: [1, n] read with any stride there is read in order
+    const rowMajor = stridesOf(this.shape);
+    const direct = sameShape(v.shape, this.shape) && strides.every((st, d) => this.shape[d] === 1 || st === rowMajor[d]);
     const over = this.cx.inPlace.get(v.base);
     if (over !== undefined && this.written.includes(over)) {
       if (!direct) throw new Error(`internal compiler error: in-place input %${v.base} read through a view`);

@@ -27,6 +27,10 @@ import { log, logEnabled } from '../runtime/logs.ts';
 import { optimize } from './optimize.ts';
 import { backwardPart, forwardPart, wholePart } from './split.ts';
 import { GpuPlan } from './gpu-plan.ts';
+import { checkInputs, checkResults, takeChecks, type GraphCheck } from './checks.ts';
+import { StaticGuard } from './static-guard.ts';
+import { withUndo } from '../eager/undo.ts';
+import { isGradEnabled } from '../eager/grad-mode.ts';
 
 export interface CompileOptions {
   /** 'static': trace once per input shapes and replay (the function must have no data-dependent JS control flow). */
@@ -77,7 +81,10 @@ export function compile<F extends (...args: any[]) => any>(target: F, opts: Comp
   const dumpDir = opts.dump ?? envVar('WGTORCH_DUMP');
   const root = target instanceof Module ? target : null;
   const cache = new Map<string, CompiledGraph>();
-  const staticCache = new Map<string, { entry: CompiledGraph; program: TracedProgram }>();
+  const staticCache = new Map<
+    string,
+    { state: 'traced'; program: TracedProgram } | { state: 'replay'; entry: CompiledGraph; guard: StaticGuard } | { state: 'dynamic' }
+  >();
   let hits = 0;
   let misses = 0;
 
@@ -90,13 +97,19 @@ export function compile<F extends (...args: any[]) => any>(target: F, opts: Comp
     g.outputs
       .filter((o) => o.role === 'mutation')
       .forEach((o, i) => mutations.set(o.id, program.tracer.captures.find((c) => c.storage === program.mutated[i].storage)?.id ?? null));
-    const makePlan = (part: Graph): Plan => {
+    const makePlan = (traced: Graph): Plan => {
+      const { graph: part, checks } = takeChecks(traced);
       const opt = optimize(part);
       const muts = new Map([...mutations].filter(([v]) => opt.outputs.some((o) => o.id === v && o.role === 'mutation')));
-      if (device === 'cpu') return new CpuPlan(opt, muts);
-      const backend = getBackend('webgpu') as WebGPUBackend;
-      // the backend's default follows WGTORCH_AUTOTUNE; the option overrides it per compiled function
-      return new GpuPlan(opt, backend, muts, { tuner: (opts.autotune ?? backend.autotune) ? backend.matmulTuner : null });
+      let plan: Plan;
+      if (device === 'cpu') plan = new CpuPlan(opt, muts);
+      else {
+        const backend = getBackend('webgpu') as WebGPUBackend;
+        // the backend's default follows WGTORCH_AUTOTUNE; the option overrides it per compiled function
+        plan = new GpuPlan(opt, backend, muts, { tuner: (opts.autotune ?? backend.autotune) ? backend.matmulTuner : null });
+      }
+      planChecks.set(plan, checks);
+      return plan;
     };
     log('graph', () => `traced graph ${hash}:\n${String(program.graph.nodes.length)} nodes`);
     let entry: CompiledGraph;
@@ -140,7 +153,9 @@ export function compile<F extends (...args: any[]) => any>(target: F, opts: Comp
     };
     const t0 = performance.now();
     const program = traceProgram(run, tensors, { backward: 'auto', names: parameterNames(root), rootModule: root });
-    const hash = graphHash(program.graph);
+    // the same graph on another device (a model moved with to()) is another compiled graph
+    const device = deviceOf(program);
+    const hash = device === 'webgpu' ? graphHash(program.graph) : `${graphHash(program.graph)}-cpu`;
     const traceMs = performance.now() - t0;
     let entry = cache.get(hash);
     if (entry) {
@@ -157,38 +172,58 @@ export function compile<F extends (...args: any[]) => any>(target: F, opts: Comp
     return { entry, program, tensors, traceMs };
   };
 
-  const call = (...args: unknown[]) => {
-    // static mode only: the guard a replay is keyed by
-    const shapesKey =
-      mode === 'static'
-        ? JSON.stringify(args.map((a) => (a instanceof Tensor ? [a.shape, a.dtype, a.device, a.requiresGrad] : typeof a === 'object' ? null : a)))
-        : '';
-    if (mode === 'static') {
-      const hit = staticCache.get(shapesKey);
-      if (hit) {
-        hits++;
-        hit.entry.calls++;
-        const tensors = args.filter((a): a is Tensor => a instanceof Tensor);
-        log('cache', () => `static hit: graph ${hit.entry.hash} (inputs ${tensors.map((t) => fmtShape(t.shape)).join(', ')})`);
-        return replayStatic(hit.entry, hit.program, tensors);
+  let warnedDynamic = false;
+  const call = (...args: unknown[]) =>
+    withUndo(() => {
+      if (mode !== 'static') {
+        const { entry, program, traceMs } = entryFor(args);
+        entry.calls++;
+        const t1 = performance.now();
+        const result = execute(entry, program);
+        log('perf', () => `call: trace+hash ${traceMs.toFixed(2)} ms, record ${(performance.now() - t1).toFixed(2)} ms, ${entry.stats.dispatches} dispatches`);
+        return result;
       }
-    }
-    const { entry, program, traceMs } = entryFor(args);
-    entry.calls++;
-    if (mode === 'static') staticCache.set(shapesKey, { entry, program });
-    const t1 = performance.now();
-    const result = execute(entry, program);
-    log('perf', () => `call: trace+hash ${traceMs.toFixed(2)} ms, record ${(performance.now() - t1).toFixed(2)} ms, ${entry.stats.dispatches} dispatches`);
-    return result;
-  };
+      // static mode: replay a trace, guarded on what it froze (see static-guard.ts)
+      const key = JSON.stringify([
+        isGradEnabled(),
+        args.map((a) => (a instanceof Tensor ? [a.shape, a.dtype, a.device, a.requiresGrad] : typeof a === 'object' ? null : a)),
+      ]);
+      const hit = staticCache.get(key);
+      const tensors = args.filter((a): a is Tensor => a instanceof Tensor);
+      if (hit?.state === 'replay') {
+        const why = hit.guard.stale();
+        if (!why) {
+          hits++;
+          hit.entry.calls++;
+          log('cache', () => `static hit: graph ${hit.entry.hash} (inputs ${tensors.map((t) => fmtShape(t.shape)).join(', ')})`);
+          return replayStatic(hit.entry, hit.guard.program, tensors);
+        }
+        log('recompiles', `static: re-tracing, ${why}`);
+      }
+      const { entry, program } = entryFor(args);
+      entry.calls++;
+      if (!hit || hit.state === 'replay') staticCache.set(key, { state: 'traced', program });
+      else if (hit.state === 'traced') {
+        const why = StaticGuard.differs(hit.program, program);
+        if (why) {
+          staticCache.set(key, { state: 'dynamic' });
+          log('recompiles', `static: tracing every call, ${why}`);
+          if (!warnedDynamic) {
+            warnedDynamic = true;
+            console.warn(`wgtorch compile(mode: 'static'): ${why}, so a replay would freeze it; this function is traced on every call instead (as in mode 'default').`);
+          }
+        } else staticCache.set(key, { state: 'replay', entry, guard: new StaticGuard(program) });
+      }
+      return execute(entry, program);
+    });
 
   const fn = call as unknown as Compiled<F>;
   fn.warmup = async (...args: unknown[]) => {
-    const { entry, program } = entryFor(args);
+    // trace and compile without keeping the trace's effects (an optimizer's step count), prepare, then make the call
+    const { entry } = withUndo(() => entryFor(args), { always: true });
     await Promise.all(gpuPlans(entry).map((p) => p.autotune()));
     await Promise.all(gpuPlans(entry).map((p) => p.prepare()));
-    entry.calls++;
-    return execute(entry, program) as ReturnType<F>;
+    return call(...args) as ReturnType<F>;
   };
   fn.profile = async (...args: unknown[]) => {
     const { entry, program } = entryFor(args);
@@ -202,6 +237,9 @@ export function compile<F extends (...args: any[]) => any>(target: F, opts: Comp
   fn.cacheInfo = () => ({ graphs: cache.size, hits, misses });
   return fn;
 }
+
+/** The value checks each plan runs around its kernels (see checks.ts). */
+const planChecks = new WeakMap<object, GraphCheck[]>();
 
 const gpuPlans = (e: CompiledGraph): GpuPlan[] => [e.plans.forward, e.plans.backward].filter((p): p is GpuPlan => p instanceof GpuPlan);
 
@@ -259,9 +297,26 @@ function bindings(program: TracedProgram) {
 /** Runs a compiled graph for the bindings of `program`, and turns its traced results into real tensors. */
 function execute(entry: CompiledGraph, program: TracedProgram): unknown {
   const { bind, scalar, targets } = bindings(program);
-  const out = entry.plans.forward.run(bind, scalar, targets);
-  const g = entry.plans.forward.graph;
+  const plan = entry.plans.forward;
+  const g = plan.graph;
   const outputsOf = (role: string) => g.outputs.filter((o) => o.role === role);
+  const diffCount = entry.plans.backward ? program.outputs.filter((t) => t.requiresGrad).length : 0;
+  if (diffCount > 1) {
+    throw new WgtorchError('compile: a compiled function with several outputs that require grad is not supported yet. Fix: return one differentiable tensor (e.g. the loss), or call backward() inside the compiled function.');
+  }
+  const checks = planChecks.get(plan) ?? [];
+  checkInputs(g, checks, bind);
+  // the call's kernels get a batch of their own: if anything fails while recording them, none runs
+  const ctx = plan instanceof GpuPlan ? (getBackend('webgpu') as WebGPUBackend).ctx : null;
+  ctx?.flush();
+  let out: Map<number, Storage>;
+  try {
+    out = plan.run(bind, scalar, targets);
+    checkResults(g, checks, out);
+  } catch (e) {
+    ctx?.discardOpenBatch();
+    throw e;
+  }
 
   // returned tensors
   const diffOut: Tensor[] = [];
@@ -279,11 +334,21 @@ function execute(entry: CompiledGraph, program: TracedProgram): unknown {
       leaf.grad = new Tensor(out.get(grads[i].id)!, [...n.shape], n.dtype);
     });
   }
-  // in-place writes into real tensors (parameters, optimizer state, grads)
-  outputsOf('mutation').forEach((o, i) => {
-    const { storage } = program.mutated[i];
+  // what the backward reads of the call's inputs, at the version it reads (a later in-place write is an error, as in eager)
+  const bwd = entry.plans.backward;
+  const savedInputs: { storage: Storage; version: number; name: string; shape: number[] }[] = [];
+  if (bwd && diffOut.length) {
+    for (const n of bwd.graph.nodes) {
+      if (n.op !== 'input' || n.phase === 'backward' || (n.name ?? '').startsWith('saved %')) continue;
+      const st = bind(n.id);
+      savedInputs.push({ storage: st, version: st.version, name: n.name ?? 'an input', shape: n.shape });
+    }
+  }
+  // in-place writes into real tensors (parameters, optimizer state, running statistics)
+  const mutationIndex = new Map(program.graph.outputs.filter((o) => o.role === 'mutation').map((o, i) => [o.key, i]));
+  outputsOf('mutation').forEach((o) => {
+    const { storage } = program.mutated[mutationIndex.get(o.key)!];
     const src = out.get(o.id)!;
-    const plan = entry.plans.forward;
     if (src !== storage && plan instanceof GpuPlan && plan.renamed.has(o.id) && storage instanceof GpuStorage && src instanceof GpuStorage) {
       storage.backend.adopt(storage, src);
     } else if (src !== storage) {
@@ -293,10 +358,7 @@ function execute(entry: CompiledGraph, program: TracedProgram): unknown {
     storage.version++;
   });
 
-  if (entry.plans.backward && diffOut.length) {
-    if (diffOut.length > 1) {
-      throw new WgtorchError('compile: a compiled function with several outputs that require grad is not supported yet. Fix: return one differentiable tensor (e.g. the loss), or call backward() inside the compiled function.');
-    }
+  if (bwd && diffOut.length) {
     const saved = new Map<number, Storage>();
     // keyed by the traced id: the backward graph names saved values that way
     for (const o of outputsOf('saved')) saved.set(o.key, out.get(o.id)!);
@@ -305,9 +367,18 @@ function execute(entry: CompiledGraph, program: TracedProgram): unknown {
       return i >= 0 ? program.tracer.args[i].tensor : t;
     };
     const targets = program.gradTargets.map(real);
-    const bwd = entry.plans.backward;
     const seedId = bwd.graph.nodes.find((n) => n.op === 'input' && n.phase === 'backward')!.id;
     diffOut[0].gradFn = new CompiledBackward(targets, (gOut) => {
+      for (const s of savedInputs) {
+        if (s.storage.version !== s.version) {
+          throw new WgtorchError(
+            'one of the variables needed for gradient computation has been modified by an inplace operation: ' +
+              `[${s.storage.dtype} ${fmtShape(s.shape)}], which is ${s.name === 'captured' ? 'a tensor read by' : `${s.name}, an input of`} the compiled function, is at version ${s.storage.version}; ` +
+              `expected version ${s.version} instead (needed by CompiledFunctionBackward).` +
+              ' Fix: use the out-of-place op (e.g. x.add(1) instead of x.add_(1)), or clone() the tensor before modifying it.',
+          );
+        }
+      }
       const res = bwd.run((id) => (id === seedId ? gOut._storage : saved.get(id) ?? bind(id)), scalar);
       return bwd.graph.outputs.map((o) => {
         const n = bwd.graph.node(o.id);

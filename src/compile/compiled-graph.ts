@@ -39,7 +39,7 @@ export interface IRNodeInfo {
   op: string;
   phase: Phase;
   scope?: string;
-  /** the node's line as the IR text prints it */
+  /** the node's line as the IR text prints it, without the module path */
   text: string;
 }
 
@@ -96,7 +96,7 @@ export class CompiledGraph {
   irNodes(which: 'traced' | 'forward' | 'backward'): IRNodeInfo[] {
     const g = which === 'traced' ? this.program.graph : which === 'forward' ? this.plans.forward.graph : this.plans.backward?.graph;
     if (!g) return [];
-    return g.nodes.map((n) => ({ id: n.id, op: n.op, phase: n.phase, ...(n.scope ? { scope: n.scope } : {}), text: nodeLine(n) }));
+    return g.nodes.map((n) => ({ id: n.id, op: n.op, phase: n.phase, ...(n.scope ? { scope: n.scope } : {}), text: nodeLine({ ...n, scope: undefined }) }));
   }
 
   get fusionLog(): string[] {

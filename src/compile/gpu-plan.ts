@@ -7,7 +7,8 @@
 import { lowerKernel, type LoweredKernel } from '../codegen-wgsl/lower.ts';
 import { packKernels } from '../codegen-wgsl/pack.ts';
 import type { Graph } from '../ir/graph.ts';
-import { numel, sameShape } from '../ir/shape.ts';
+import { fmtShape, numel, sameShape } from '../ir/shape.ts';
+import { WgtorchError } from '../ir/errors.ts';
 import { fuse, kernelNodes, ownedNodes, type Kernel, type Schedule } from '../passes/fusion.ts';
 import type { Storage } from '../runtime/backend.ts';
 import { GpuStorage, type WebGPUBackend } from '../runtime/webgpu/backend.ts';
@@ -281,6 +282,14 @@ export class GpuPlan {
         return v.buffer;
       });
       const grid = Array.isArray(k.workgroups) ? k.workgroups : workgroupGrid(k.workgroups, ctx.limits.maxComputeWorkgroupsPerDimension);
+      const maxWg = ctx.limits.maxComputeWorkgroupsPerDimension;
+      if ((grid as number[]).some((d) => d > maxWg)) {
+        const what = k.nodes.map((id) => `%${id} ${this.graph.node(id).op} ${fmtShape(this.graph.node(id).shape)}`).join(', ');
+        throw new WgtorchError(
+          `compile: kernel ${k.name} (${what}) needs ${(grid as number[]).join(' x ')} workgroups, more than this device's ${maxWg} per dimension;` +
+            ' compiled graphs do not split such a matmul yet. Fix: run this op eagerly (eager webgpu splits it into row bands), or split the batch.',
+        );
+      }
       const params = k.params(k.scalars.map(scalars));
       ctx.dispatch(this.pipelines[i], buffers, params, grid as [number, number, number], k.flops);
       if (capture) {

@@ -28,6 +28,8 @@ export function forwardPart(g: Graph): Graph {
   const out = new Graph();
   for (const n of g.nodes) if (n.phase === 'forward') out.put({ ...n });
   for (const o of g.outputs) if (o.role === 'output') out.addOutput(o.id, o.role, o.label, o.key);
+  // in-place writes the forward made (a running mean): the forward call applies them
+  for (const o of g.outputs) if (o.role === 'mutation' && g.node(o.id).phase === 'forward') out.addOutput(o.id, o.role, o.label, o.key);
   for (const id of savedSources(g).saved) {
     const n = g.node(id);
     if (n.op !== 'input' && n.op !== 'scalar') out.addOutput(id, 'saved', '');

@@ -9,6 +9,7 @@ import type { Attrs, GT, OpDef } from '../ir/registry.ts';
 import { fmtShape, sameShape } from '../ir/shape.ts';
 import type { Storage } from '../runtime/backend.ts';
 import { noGrad } from './grad-mode.ts';
+import { withTemporaries } from './temporaries.ts';
 import type { Tensor } from './tensor.ts';
 
 /** Where a gradient flows to: the node that produced an input, or the leaf tensor itself. */
@@ -151,7 +152,11 @@ export function runBackward(
   grads: Tensor[],
   opts: BackwardOptions & { capture?: Tensor[]; allowUnused?: boolean } = {},
 ): Map<Tensor, Tensor> {
-  const run = () => noGrad(() => backwardPass(roots, grads, opts));
+  // the gradients flowing between nodes die with the pass: their memory is freed at its end
+  const touched: Tensor[] = [];
+  let captured = new Map<Tensor, Tensor>();
+  const kept = () => [...touched.map((t) => t.grad), ...captured.values()];
+  const run = () => noGrad(() => withTemporaries(() => (captured = backwardPass(roots, grads, opts, touched)), kept));
   return gradHooks.aroundBackward ? gradHooks.aroundBackward(run) : run();
 }
 
@@ -159,6 +164,7 @@ function backwardPass(
   roots: Tensor[],
   grads: Tensor[],
   opts: BackwardOptions & { capture?: Tensor[]; allowUnused?: boolean },
+  touched: Tensor[],
 ): Map<Tensor, Tensor> {
   {
     const captured = new Map<Tensor, Tensor>();
@@ -198,6 +204,7 @@ function backwardPass(
       }
       if (opts.capture) return;
       accumulateGrad(leaf, g, handedOut);
+      touched.push(leaf);
     };
     const ready: Node[] = [];
     roots.forEach((r, i) => {
@@ -219,6 +226,7 @@ function backwardPass(
         const t = node.retainTarget;
         t.grad = t.grad ? t.grad.add(g) : g.detach();
         handedOut.add(g._storage);
+        touched.push(t);
       }
       const inGrads = g ? node.apply(g) : [];
       node.next.forEach((e, i) => {

@@ -6,10 +6,11 @@ import type { DType } from '../ir/dtype.ts';
 import { WgtorchError } from '../ir/errors.ts';
 import { getOp, type Attrs, type InputMeta, type Meta, type OpDef } from '../ir/registry.ts';
 import { fmtShape, numel, sameShape } from '../ir/shape.ts';
-import { getBackend, type Device, type KernelArg, type Storage } from '../runtime/backend.ts';
+import { getBackend, type Device, type KernelArg, type Storage, type TensorArg } from '../runtime/backend.ts';
 import { OpNode } from './autograd.ts';
 import { isGradEnabled } from './grad-mode.ts';
 import { Tensor } from './tensor.ts';
+import { noteAllocation } from './temporaries.ts';
 
 /** The tracer plugs in here: while set, ops are recorded instead of run. */
 export interface TraceRecorder {
@@ -72,7 +73,14 @@ function produce(op: OpDef, inputs: (Tensor | number)[], attrs: Attrs, meta: Met
       );
     }
   }
+  if (op.kind === 'check') {
+    // a value check passes its input through: the result shares its storage
+    const a = inputs[0] as Tensor;
+    be.check(op, argOf(a) as TensorArg, attrs);
+    return a._storage;
+  }
   const storage = target ?? be.alloc(meta.dtype, numel(meta.shape));
+  if (!target) noteAllocation(storage);
   be.exec(op, inputs.map(argOf), attrs, { storage, shape: meta.shape, dtype: meta.dtype });
   return storage;
 }

@@ -1,5 +1,5 @@
 /** Tensor factories: sizes as varargs or one array, an options object last. */
-import { hostArray, type DType, type HostArray } from '../ir/dtype.ts';
+import { checkDType, hostArray, type DType, type HostArray } from '../ir/dtype.ts';
 import { WgtorchError } from '../ir/errors.ts';
 import { fmtShape, numel } from '../ir/shape.ts';
 import { getBackend, type Device } from '../runtime/backend.ts';
@@ -24,6 +24,7 @@ function parse(op: string, args: SizeArgs): { shape: number[]; opts: TensorOptio
     args = args.slice(0, -1);
   }
   checkOptions(op, opts, OPTION_NAMES);
+  checkDType(op, opts.dtype);
   const shape = args.length === 1 && Array.isArray(args[0]) ? [...(args[0] as number[])] : (args as number[]);
   for (const d of shape) {
     if (!Number.isInteger(d) || d < 0) {
@@ -39,6 +40,7 @@ function finish(t: Tensor, opts: TensorOptions): Tensor {
 }
 
 function fromHost(data: HostArray, shape: number[], opts: TensorOptions): Tensor {
+  checkDType('tensor', opts.dtype);
   const dtype = opts.dtype ?? 'float32';
   const device = opts.device ?? getDefaultDevice();
   const storage = getBackend(device).fromHost(data, dtype);
@@ -48,6 +50,7 @@ function fromHost(data: HostArray, shape: number[], opts: TensorOptions): Tensor
 export function full(shape: readonly number[], value: number, opts: TensorOptions = {}): Tensor {
   const { shape: s } = parse('full', [shape]);
   checkOptions('full', opts, OPTION_NAMES);
+  checkDType('full', opts.dtype);
   const dtype = opts.dtype ?? 'float32';
   return finish(apply('full', [], { shape: s, value, dtype }, opts.device ?? getDefaultDevice()), opts);
 }
@@ -87,6 +90,7 @@ export function arange(...args: (number | TensorOptions)[]): Tensor {
   let opts: TensorOptions = {};
   if (typeof args[args.length - 1] === 'object') opts = args.pop() as TensorOptions;
   checkOptions('arange', opts, OPTION_NAMES);
+  checkDType('arange', opts.dtype);
   const nums = args as number[];
   const [start, end, step] = nums.length === 1 ? [0, nums[0], 1] : [nums[0], nums[1], nums[2] ?? 1];
   if (step === 0) throw new WgtorchError('arange: step must be nonzero.');
@@ -101,6 +105,7 @@ type Nested = number | boolean | Nested[];
 /** tensor(nested array | number | typed array, { shape? , dtype?, device?, requiresGrad? }) */
 export function tensor(data: Nested | HostArray | readonly number[], opts: TensorOptions & { shape?: readonly number[] } = {}): Tensor {
   checkOptions('tensor', opts, [...OPTION_NAMES, 'shape']);
+  checkDType('tensor', opts.dtype);
   let shape: number[];
   let flat: number[] | HostArray;
   if (ArrayBuffer.isView(data)) {

@@ -12,3 +12,6 @@ export function persistent(make: () => Tensor): Tensor {
   const run = persistentHooks.suspend ?? (<R>(f: () => R) => f());
   return run(() => noGrad(make));
 }
+
+/** The tracer learns which optimizers a traced call stepped (a static replay guards on their options). */
+export const observers: { optimizerStep: ((optimizer: object) => void) | null } = { optimizerStep: null };

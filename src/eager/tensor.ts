@@ -1,5 +1,5 @@
 /** The eager Tensor: a shape and dtype over a device storage, plus autograd state. */
-import type { DType, HostArray } from '../ir/dtype.ts';
+import { checkDType, type DType, type HostArray } from '../ir/dtype.ts';
 import { WgtorchError } from '../ir/errors.ts';
 import { fmtShape, normalizeDim, normalizeDims, numel, sameShape } from '../ir/shape.ts';
 import { getBackend, type Device, type Storage } from '../runtime/backend.ts';
@@ -9,6 +9,7 @@ import { apply, applyInPlace, assertNotTracing } from './dispatch.ts';
 import { enableGrad, isGradEnabled } from './grad-mode.ts';
 import { formatTensor } from './inspect.ts';
 import { checkOptions } from './options.ts';
+import { recordUndo, undoActive } from './undo.ts';
 import * as idx from './indexing.ts';
 import type { IndexItem } from './indexing.ts';
 import { bmm, matmul } from './matmul.ts';
@@ -38,7 +39,7 @@ function sizesFrom(args: (number | readonly number[])[]): number[] {
 }
 
 export class Tensor {
-  grad: Tensor | null = null;
+  private _grad: Tensor | null = null;
   /** @internal the tensor whose storage this reshape view shares (a root, never itself a view) */
   _base: Tensor | null = null;
   private _gradFn: Node | null = null;
@@ -55,6 +56,16 @@ export class Tensor {
 
   get device(): Device {
     return this._storage.backend.device;
+  }
+  get grad(): Tensor | null {
+    return this._grad;
+  }
+  set grad(g: Tensor | null) {
+    if (undoActive()) {
+      const old = this._grad;
+      recordUndo(() => (this._grad = old));
+    }
+    this._grad = g;
   }
   get gradFn(): Node | null {
     const base = this._base;
@@ -83,6 +94,10 @@ export class Tensor {
     if (v && this.dtype !== 'float32') {
       throw new WgtorchError(`requiresGrad: only tensors of floating point dtype can require gradients (got ${this.dtype}).`);
     }
+    if (undoActive()) {
+      const old = this._requiresGrad;
+      recordUndo(() => (this._requiresGrad = old));
+    }
     this._requiresGrad = v;
   }
   requiresGrad_(v = true): this {
@@ -97,6 +112,10 @@ export class Tensor {
     return new Tensor(this._storage, this.shape, this.dtype);
   }
   set data(t: Tensor) {
+    if (undoActive()) {
+      const [storage, shape] = [this._storage, this.shape];
+      recordUndo(() => ((this._storage = storage), (this.shape = shape)));
+    }
     this._storage = t._storage;
     this.shape = [...t.shape];
   }
@@ -253,6 +272,7 @@ export class Tensor {
     return apply('where', [asMask('maskedFill', mask), value, this]);
   }
   toDType(dtype: DType): Tensor {
+    checkDType('to', dtype);
     return dtype === this.dtype ? this : apply('cast', [this], { dtype });
   }
   float(): Tensor {
@@ -307,7 +327,9 @@ export class Tensor {
   max(other: Tensor): Tensor;
   max(dim?: number | Tensor, keepdim = false): Tensor | MaxResult {
     if (dim instanceof Tensor) return this.where(this.ge(dim), dim);
-    if (dim === undefined) return apply('max', [this], { dims: normalizeDims('max', null, this.dim()), keepdim: false });
+    // max() and max(dim) send the gradient to NaN elements where the max is NaN (PyTorch's
+    // evenly_distribute_backward and index-based rules); amax keeps the plain equality mask
+    if (dim === undefined) return apply('max', [this], { dims: normalizeDims('max', null, this.dim()), keepdim: false, nanGrad: true });
     const d = normalizeDim('max', dim, this.dim());
     const dims = [d];
     const indices = apply('argmax', [this], { dims, keepdim });
@@ -318,7 +340,7 @@ export class Tensor {
     const positions = apply('arange', [], { start: 0, step: 1, n: this.shape[d], dtype: 'int32' }, this.device).reshape(
       this.shape.map((s, i) => (i === d ? s : 1)),
     );
-    const values = this.where(positions.eq(at), -Infinity).amax(dims, keepdim);
+    const values = apply('max', [this.where(positions.eq(at), -Infinity)], { dims, keepdim, nanGrad: true });
     return { values, indices };
   }
   min(): Tensor;
@@ -356,9 +378,9 @@ export class Tensor {
   logSoftmax(dim: number | { dim: number }): Tensor {
     const d = normalizeDim('logSoftmax', dimKeyword('logSoftmax', dim), this.dim());
     // (x - m) - log(sum(exp(x - m))): subtracting a rounded logsumexp from x instead loses
-    // the low digits of large logits (PyTorch's log_softmax keeps them).
-    let m = this.detach().amax(d, true);
-    m = m.where(m.abs().lt(Infinity), 0);
+    // the low digits of large logits (PyTorch's log_softmax keeps them). An infinite max is
+    // used as it is: a row with +inf is NaN throughout, as in PyTorch.
+    const m = this.detach().amax(d, true);
     const shifted = this.sub(m);
     return shifted.sub(shifted.exp().sum(d, true).log());
   }
@@ -544,7 +566,8 @@ export class Tensor {
 
   // ------------------------------------------------------------ devices and values
   to(target: Device | DType | { device?: Device; dtype?: DType }): Tensor {
-    const opts = typeof target === 'string' ? (isDType(target) ? { dtype: target } : { device: target }) : target;
+    const opts = typeof target === 'string' ? (isDType(target) || /^(u?int|float|bfloat|half|double|bool|complex)/.test(target) ? { dtype: target as DType } : { device: target }) : target;
+    checkDType('to', opts.dtype);
     checkOptions('to', opts, ['device', 'dtype']);
     let t: Tensor = this;
     if (opts.dtype) t = t.toDType(opts.dtype);

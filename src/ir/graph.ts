@@ -26,7 +26,8 @@ export interface IRNode {
   name?: string;
 }
 
-export type OutputRole = 'output' | 'grad' | 'mutation' | 'saved';
+/** 'check': a value a check_index reads (src/compile/checks.ts). */
+export type OutputRole = 'output' | 'grad' | 'mutation' | 'saved' | 'check';
 export interface GraphOutput {
   id: number;
   role: OutputRole;

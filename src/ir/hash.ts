@@ -40,7 +40,7 @@ class Hasher {
 }
 
 const DTYPE_CODE = { float32: 1, int32: 2, bool: 3 } as const;
-const ROLE_CODE = { output: 1, grad: 2, mutation: 3, saved: 4 } as const;
+const ROLE_CODE = { output: 1, grad: 2, mutation: 3, saved: 4, check: 5 } as const;
 const PHASE_CODE = { forward: 1, backward: 2, update: 3 } as const;
 
 function hashGraph(g: Graph, shapes: boolean): string {

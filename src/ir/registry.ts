@@ -25,8 +25,10 @@ export type InputMeta = Meta | number;
  * 'index': an output element reads its input at a computed position (a strided slice, a
  * gather along a dim) or sums the elements that land on it (their gradients, computed from
  * the destination side, so no atomics are needed and the order is fixed).
+ *
+ * 'check': a value check (index ranges) whose result is its input; see src/eager/checks.ts.
  */
-export type OpKind = 'elementwise' | 'reduce' | 'matmul' | 'movement' | 'source' | 'index';
+export type OpKind = 'elementwise' | 'reduce' | 'matmul' | 'movement' | 'source' | 'index' | 'check';
 
 /** What gradient rules may call: the subset of Tensor they are written against. */
 export interface GT {
@@ -178,9 +180,11 @@ elementwise({
 elementwise({
   name: 'abs', arity: 1, saves: { inputs: [0] },
   formula: (m, [a]) => m.call('abs', a),
-  grad: (g, { inputs: [a] }) => [g.mul(T(a).sign())],
+  // PyTorch's sgn: (x > 0) - (x < 0), so 0 at 0 and at NaN
+  grad: (g, { inputs: [a] }) => [g.mul(T(a).gt(0).toDType('float32').sub(T(a).lt(0).toDType('float32')))],
 });
-elementwise({ name: 'sign', arity: 1, formula: (m, [a]) => m.call('sign', a) });
+// (x > 0) - (x < 0), as PyTorch computes it: 0 at NaN
+elementwise({ name: 'sign', arity: 1, formula: (m, [a]) => `(${m.cmp('<', m.lit(0), a)} - ${m.cmp('<', a, m.lit(0))})` });
 elementwise({
   name: 'tanh', arity: 1, dtype: 'float', saves: { out: true },
   formula: (m, [a]) => m.call('tanh', a),
@@ -191,11 +195,12 @@ elementwise({
   formula: (m, [a]) => `(1.0 / (1.0 + ${m.call('exp', `(-${a})`)}))`,
   grad: (g, { out }) => [g.mul(out).mul(out.neg().add(1))],
 });
-// relu passes the gradient only where x > 0 (clamp(min=0) also where x == 0): PyTorch's rules.
+// relu stops the gradient where its result is <= 0 and passes it elsewhere, NaN included
+// (PyTorch's threshold_backward); clamp(min=0) also passes it where x == 0.
 elementwise({
   name: 'relu', arity: 1, saves: { out: true },
   formula: (m, [a]) => m.call('max', a, m.lit(0)),
-  grad: (g, { out }) => [g.where(out.gt(0), 0)],
+  grad: (g, { out }) => [g.where(out.le(0).eq(0), 0)],
 });
 elementwise({
   name: 'pow', arity: 1, saves: { inputs: [0] },
@@ -365,10 +370,14 @@ def({
   arity: 1,
   infer: (inputs, attrs) => reduceMeta('max', inputs, attrs),
   saves: { inputs: [0], out: true },
-  // Ties share the gradient evenly, as PyTorch's amax does.
+  // Ties share the gradient evenly, as PyTorch's amax does; with nanGrad (max(), max(dim)) a
+  // NaN max sends it to the NaN elements, as PyTorch's max does.
   grad: (g, { inputs: [a], out, attrs }) => {
     const x = T(a);
-    const mask = x.eq(unreduce(out, x.shape, attrs)).toDType('float32');
+    const o = unreduce(out, x.shape, attrs);
+    let hit = x.eq(o);
+    if (attrs.nanGrad) hit = x.ne(x).where(o.ne(o), hit);
+    const mask = hit.toDType('float32');
     const count = mask.sum(attrs.dims as number[], true);
     return [unreduce(g, x.shape, attrs).div(count).mul(mask)];
   },
@@ -593,3 +602,24 @@ def({
   grad: (g, { inputs: [, i], attrs: { dim } }) => [g._gather(dim as number, T(i)), null],
 });
 const sameShapeMeta = (a: readonly number[], b: readonly number[]) => a.length === b.length && a.every((d, k) => d === b[k]);
+
+// ---------------------------------------------------------------- value checks
+/**
+ * check_index passes an integer tensor through and fails the call where a value lies outside
+ * [lo, hi) (except `ignore`). Eager backends check it (cpu at once, webgpu from host data it
+ * still knows, else on the device, reported at the next readback); compiled plans take the
+ * checks out of the graph and run them on the bound values (src/compile/checks.ts).
+ * attrs: lo, hi, ignore (number | null), op, what, bounds (message text), fix.
+ */
+def({
+  name: 'check_index',
+  kind: 'check',
+  arity: 1,
+  infer: ([a], { op }) => {
+    const x = a as Meta;
+    if (x.dtype !== 'int32') {
+      throw new WgtorchError(`${String(op)}: expected int32 indices, got dtype ${x.dtype} (shape ${fmtShape(x.shape)}). Fix: convert with .int().`);
+    }
+    return { shape: [...x.shape], dtype: x.dtype };
+  },
+});

@@ -66,7 +66,8 @@ export function normalizeDim(op: string, dim: number, rank: number): number {
   const r = Math.max(rank, 1);
   if (!Number.isInteger(dim) || dim < -r || dim >= r) {
     throw new WgtorchError(
-      `${op}: dimension out of range (expected to be in range of [${-r}, ${r - 1}], but got ${dim}).`,
+      `${op}: dimension out of range (expected to be in range of [${-r}, ${r - 1}], but got ${dim}) for a tensor with ${rank} dims.` +
+        ` Fix: pass a dim in [${-r}, ${r - 1}]; negative dims count from the end (-1 is the last).`,
     );
   }
   return dim < 0 ? dim + r : dim;

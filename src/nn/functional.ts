@@ -1,7 +1,8 @@
 /** torch.nn.functional: losses and activations as functions (composites of registry ops). */
-import { apply } from '../eager/dispatch.ts';
+import { apply, tracing } from '../eager/dispatch.ts';
 import { arange, ones } from '../eager/factories.ts';
 import { tril } from '../eager/ops.ts';
+import { checkIndex } from '../eager/checks.ts';
 import { checkOptions } from '../eager/options.ts';
 import { rand } from '../eager/factories.ts';
 import type { Tensor } from '../eager/tensor.ts';
@@ -151,14 +152,12 @@ export function crossEntropy(input: Tensor, target: Tensor, opts: CrossEntropyOp
         (input.dim() > 2 ? ' Fix: the class dim is dim 1; targets have the other dims.' : ' Fix: one class index per row of logits.'),
     );
   }
-  if (target.device === 'cpu') {
-    for (const v of target.toArraySync()) {
-      if ((v < 0 || v >= C) && v !== ignoreIndex) {
-        throw new WgtorchError(`crossEntropy: target ${v} is out of bounds for ${C} classes (valid: 0..${C - 1}, or ignoreIndex ${ignoreIndex}).`);
-      }
-    }
-  }
-  const tgt = target.reshape([-1]);
+  // on every device and mode (an op: see eager/checks.ts), not only where the cpu can read the values
+  const checked = checkIndex(target, {
+    op: 'crossEntropy', what: 'target', lo: 0, hi: C, ignore: ignoreIndex, bounds: `for ${C} classes`,
+    fix: `class indices must lie in [0, ${C}) (or be ignoreIndex ${ignoreIndex}): check the labels, or give the model's last layer as many outputs as there are classes.`,
+  });
+  const tgt = checked.reshape([-1]);
   const oneHot = tgt.unsqueeze(1).eq(arange(C, { device: logp.device }));
   let loss = apply('where', [oneHot, logp, 0]).sum(1).neg();
   if (smoothing > 0) loss = loss.mul(1 - smoothing).add(logp.sum(1).neg().mul(smoothing / C));
@@ -196,7 +195,7 @@ export function oneHot(index: Tensor, numClasses = -1): Tensor {
     C = index.numel() ? Math.max(...index.toArraySync()) + 1 : 0;
   }
   if (!Number.isInteger(C) || C < 0) throw new WgtorchError(`oneHot: numClasses must be a non-negative integer or -1, got ${C}.`);
-  if (index.device === 'cpu') {
+  if (index.device === 'cpu' && !tracing.recorder?.records(index)) {
     for (const v of index.toArraySync()) {
       if (v < 0 || v >= C) throw new WgtorchError(`oneHot: class values must be in [0, ${C}) (numClasses ${C}), got ${v}.`);
     }

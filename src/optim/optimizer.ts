@@ -1,7 +1,10 @@
 /** The optimizer base: parameter groups, per-parameter state, zeroGrad, stateDict. */
 import { noGrad } from '../eager/grad-mode.ts';
+import { observers } from '../eager/persistent.ts';
+import { withTemporaries } from '../eager/temporaries.ts';
 import { checkOptions } from '../eager/options.ts';
 import { Tensor } from '../eager/tensor.ts';
+import { recordUndo, undoActive } from '../eager/undo.ts';
 import { WgtorchError } from '../ir/errors.ts';
 
 export type ParamGroup<O> = O & { params: Tensor[] };
@@ -45,16 +48,33 @@ export abstract class Optimizer<O extends object> {
   protected abstract update(p: Tensor, grad: Tensor, group: ParamGroup<O>, state: State): void;
 
   step(): void {
-    noGrad(() => {
-      for (const group of this.paramGroups) {
-        for (const p of group.params) {
-          if (!p.grad) continue;
-          let state = this.state.get(p);
-          if (!state) this.state.set(p, (state = {}));
-          this.update(p, p.grad, group, state);
-        }
-      }
-    });
+    observers.optimizerStep?.(this);
+    if (undoActive()) {
+      // a compiled call that fails after this step must leave the state as it was
+      const state = [...this.state].map(([p, st]) => [p, { ...st }] as const);
+      const groups = this.paramGroups.map((g) => ({ ...g }));
+      recordUndo(() => {
+        this.state.clear();
+        for (const [p, st] of state) this.state.set(p, st);
+        groups.forEach((g, i) => Object.assign(this.paramGroups[i]!, g));
+      });
+    }
+    // the update's intermediates are freed when it returns; what it keeps is in the state
+    const kept = () => [...this.state.values()].flatMap((st) => Object.values(st).filter((v): v is Tensor => v instanceof Tensor));
+    withTemporaries(
+      () =>
+        noGrad(() => {
+          for (const group of this.paramGroups) {
+            for (const p of group.params) {
+              if (!p.grad) continue;
+              let state = this.state.get(p);
+              if (!state) this.state.set(p, (state = {}));
+              this.update(p, p.grad, group, state);
+            }
+          }
+        }),
+      kept,
+    );
   }
 
   zeroGrad(opts: { setToNone?: boolean } = {}): void {

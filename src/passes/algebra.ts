@@ -8,6 +8,7 @@
  * - a one-element full (the seed of backward) -> a constant scalar, which kernels read as a uniform.
  */
 import { Graph, type IRNode } from '../ir/graph.ts';
+import { getOp } from '../ir/registry.ts';
 
 export function simplify(g: Graph): Graph {
   const out = new Graph();
@@ -31,7 +32,11 @@ export function simplify(g: Graph): Graph {
 
   for (const n of g.nodes) {
     const inputs = n.inputs.map(r);
-    if (n.op === 'full' && n.dtype === 'float32' && n.shape.every((d) => d === 1)) {
+    // only where every reader is an elementwise op: a scalar is an operand of those alone (a view
+    // of it, or a matmul or reduction reading it, would read a value no kernel writes)
+    const readers = g.nodes.filter((m) => m.inputs.includes(n.id));
+    const elementwiseOnly = readers.every((m) => m.op !== 'input' && m.op !== 'scalar' && getOp(m.op).kind === 'elementwise');
+    if (n.op === 'full' && n.dtype === 'float32' && n.shape.every((d) => d === 1) && elementwiseOnly && !g.outputs.some((o) => o.id === n.id)) {
       out.put({ ...n, op: 'scalar', inputs: [], attrs: { value: n.attrs.value as number, constant: true }, shape: [] });
       continue;
     }

@@ -321,6 +321,11 @@ export function fuse(g: Graph, opts: FusionOptions): Schedule {
       }
     }
     if (loads.size !== 1) return;
+    if (k.nodes.some((id) => node(id).op === 'arange')) {
+      // arange's value is its element's index, which a reduction or matmul operand does not name
+      log.push(`did not recompute kernel ${ki} as a prologue: arange needs the index of its own elements`);
+      return;
+    }
     const uses: { kernel: number; slot: 'A' | 'B' | 'reduce' }[] = [];
     for (const { c } of external) {
       const ck = kernelOf.get(c);
@@ -336,6 +341,12 @@ export function fuse(g: Graph, opts: FusionOptions): Schedule {
       } else return;
     }
     if (!uses.length) return;
+    const [loaded] = loads;
+    if (node(loaded!).dtype !== 'float32' && uses.some((u) => u.slot !== 'reduce')) {
+      // the matmul template binds its operands as f32: an int32 source would be read as raw bits
+      log.push(`did not recompute kernel ${ki} as a matmul prologue: it reads %${loaded} of dtype ${node(loaded!).dtype}`);
+      return;
+    }
     for (const u of uses) {
       if (bindingsOf([...kernelNodes(kernels[u.kernel]!), ...k.nodes]) > opts.maxBindings) {
         log.push(`did not recompute kernel ${ki} in kernel ${u.kernel}: it would bind more than the device's ${opts.maxBindings} storage buffers`);
@@ -420,6 +431,10 @@ export function fuse(g: Graph, opts: FusionOptions): Schedule {
     const r = kernels[rk];
     if (!r || r.kind !== 'reduce' || r.node !== ext[0].c || r.prologue.length || node(r.node).inputs[0] !== tail) return;
     if (bindingsOf([...kernelNodes(r), ...k.nodes]) > opts.maxBindings) return;
+    if (k.nodes.some((id) => node(id).op === 'arange')) {
+      log.push(`did not fuse kernel ${ki} into reduction %${r.node}: arange needs the index of its own elements`);
+      return;
+    }
     r.prologue.push(...k.nodes);
     for (const id of k.nodes) kernelOf.set(id, rk);
     kernels[ki] = null;

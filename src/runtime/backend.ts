@@ -30,6 +30,15 @@ export interface Backend {
   fromHost(data: HostArray, dtype: DType): Storage;
   /** Computes op(args) into out. out.storage may alias a tensor arg of the same shape (in-place ops). */
   exec(op: OpDef, args: KernelArg[], attrs: Attrs, out: TensorArg): void;
+  /**
+   * A value check (op kind 'check', e.g. check_index): throws where the values fail it, or,
+   * where they are only on the device, arranges for the next readback to throw.
+   */
+  check(op: OpDef, arg: TensorArg, attrs: Attrs): void;
+  /** Gives the memory of a storage no tensor will use again back now (optional: the cpu leaves it to the GC). */
+  release?(storage: Storage): void;
+  /** Submits recorded work (optional): called where a library call ends (optimizer.step, backward). */
+  flush?(): void;
   read(storage: Storage): Promise<HostArray>;
   /** Synchronous read where the device allows it; throws a helpful error where it does not. */
   readSync(storage: Storage): HostArray;

@@ -17,6 +17,9 @@ export class TraceBackend implements Backend {
   exec(_op: OpDef, _a: KernelArg[], _at: Attrs, _o: TensorArg): void {
     throw this.fail('running a kernel');
   }
+  check(): void {
+    throw this.fail('checking values');
+  }
   read(): Promise<HostArray> {
     throw this.fail('reading values');
   }

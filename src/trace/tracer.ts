@@ -6,7 +6,7 @@
  */
 import { gradHooks } from '../eager/autograd.ts';
 import { tracing, type TraceRecorder } from '../eager/dispatch.ts';
-import { persistentHooks } from '../eager/persistent.ts';
+import { observers, persistentHooks } from '../eager/persistent.ts';
 import { Tensor } from '../eager/tensor.ts';
 import { WgtorchError } from '../ir/errors.ts';
 import { Graph, type Phase } from '../ir/graph.ts';
@@ -45,6 +45,9 @@ export class Tracer implements TraceRecorder {
   readonly mutations = new Map<Storage, { id: number; tensor: Tensor }>();
   /** Real leaves whose .grad the traced code assigned. */
   readonly gradLeaves = new Set<Tensor>();
+  /** Modules called and optimizers stepped while tracing: what a static replay guards on. */
+  readonly modules = new Set<Module>();
+  readonly optimizers = new Set<object>();
   private readonly backends = new Map<Device, TraceBackend>();
   private readonly scopes: { module: Module; path: string }[] = [];
 
@@ -158,6 +161,7 @@ export class Tracer implements TraceRecorder {
       path = parent.path ? `${parent.path}.${child}` : child;
     } else path = m.constructor.name;
     this.scopes.push({ module: m, path });
+    this.modules.add(m);
     for (const [n, p] of [...m.namedParameters('', false), ...m.namedBuffers('', false)]) {
       if (!this.names.has(p._storage)) this.names.set(p._storage, path ? `${path}.${n}` : n);
     }
@@ -178,7 +182,9 @@ export class Tracer implements TraceRecorder {
       around: gradHooks.aroundBackward,
       call: moduleHooks.call,
       suspend: persistentHooks.suspend,
+      step: observers.optimizerStep,
     };
+    observers.optimizerStep = (o) => this.optimizers.add(o);
     tracing.recorder = this;
     gradHooks.onLeafGrad = (leaf) => {
       if (!(leaf._storage instanceof TraceStorage)) this.gradLeaves.add(leaf);
@@ -210,6 +216,7 @@ export class Tracer implements TraceRecorder {
       gradHooks.aroundBackward = saved.around;
       moduleHooks.call = saved.call;
       persistentHooks.suspend = saved.suspend;
+      observers.optimizerStep = saved.step;
     }
   }
 }

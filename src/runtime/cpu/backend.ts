@@ -3,7 +3,8 @@ import type { DType, HostArray } from '../../ir/dtype.ts';
 import { hostArray } from '../../ir/dtype.ts';
 import { WgtorchError } from '../../ir/errors.ts';
 import { getOp, type Attrs, type OpDef } from '../../ir/registry.ts';
-import { stridesOf } from '../../ir/shape.ts';
+import { numel, stridesOf } from '../../ir/shape.ts';
+import { findBadIndex, indexCheckAttrs } from '../../ir/value-checks.ts';
 import type { Backend, KernelArg, Storage, TensorArg } from '../backend.ts';
 import { broadcastStrides, runElementwise, type EwArg } from './elementwise.ts';
 import { matmulF32 } from './matmul.ts';
@@ -43,6 +44,11 @@ export class CpuBackend implements Backend {
 
   fromHost(data: HostArray, dtype: DType): Storage {
     return new CpuStorage(this, dtype, data);
+  }
+
+  check(_op: OpDef, a: TensorArg, attrs: Attrs): void {
+    const err = findBadIndex(indexCheckAttrs(attrs), arr(a), numel(a.shape), a.shape);
+    if (err) throw err;
   }
 
   async read(storage: Storage): Promise<HostArray> {

@@ -17,11 +17,20 @@ import type { Backend, KernelArg, Storage, TensorArg } from '../backend.ts';
 import { broadcastStrides } from '../cpu/elementwise.ts';
 import { workgroupGrid, type GPUContext } from './context.ts';
 import { GcPressure } from './gc-pressure.ts';
+import { CHECK_WORKGROUP, INDEX_CHECK_WGSL } from './device-checks.ts';
+import { findBadIndex, indexCheckAttrs } from '../../ir/value-checks.ts';
 import { MatmulTuner } from './matmul-tuner.ts';
 import { envVar } from '../../platform/env.ts';
 
 export class GpuStorage implements Storage {
   version = 0;
+  /**
+   * The values as uploaded from the host, kept for small int tensors (class targets,
+   * indices) while the storage is unwritten: value checks read them instead of the GPU.
+   */
+  host: { data: HostArray; version: number } | null = null;
+  /** freed as a temporary of a library call (see eager/temporaries.ts): any further use is a bug */
+  disposed = false;
   constructor(
     readonly backend: WebGPUBackend,
     readonly dtype: DType,
@@ -32,6 +41,8 @@ export class GpuStorage implements Storage {
 }
 
 const bytesOf = (size: number) => Math.max(4, size * 4);
+/** int tensors up to this many elements keep their host values for value checks */
+const HOST_COPY_MAX = 1 << 20;
 
 export class WebGPUBackend implements Backend {
   readonly device = 'webgpu' as const;
@@ -53,11 +64,30 @@ export class WebGPUBackend implements Backend {
   }
 
   alloc(dtype: DType, size: number): GpuStorage {
+    const limit = this.ctx.limits.maxStorageBufferBindingSize;
+    if (size * 4 > limit) {
+      throw new WgtorchError(
+        `webgpu: a tensor of ${size} ${dtype} elements (${(size * 4 / 2 ** 20).toFixed(0)} MiB) is larger than this device can bind to a kernel` +
+          ` (maxStorageBufferBindingSize: ${(limit / 2 ** 20).toFixed(0)} MiB), so no op could read it.` +
+          ' Fix: split it into smaller tensors (e.g. chunks of the batch), or keep it on the cpu.',
+      );
+    }
     const buf = this.ctx.pool.acquire(bytesOf(size));
     this.pressure.allocated(buf.size);
     const s = new GpuStorage(this, dtype, size, buf);
     this.finalizer.register(s, buf, s);
     return s;
+  }
+
+  flush(): void {
+    this.ctx.flush();
+  }
+
+  release(s: Storage): void {
+    const g = s as GpuStorage;
+    if (g.disposed) return;
+    this.free(g);
+    g.disposed = true;
   }
 
   /** Returns a storage's buffer to the pool now (compiled plans free their intermediates this way). */
@@ -83,11 +113,29 @@ export class WebGPUBackend implements Backend {
   fromHost(data: HostArray, dtype: DType): Storage {
     const s = this.alloc(dtype, data.length);
     if (data.length) this.ctx.write(s.buffer, data instanceof Uint8Array ? Uint32Array.from(data) : data);
+    if (dtype === 'int32' && data.length <= HOST_COPY_MAX) s.host = { data: data.slice(), version: s.version };
     return s;
+  }
+
+  check(_op: OpDef, a: TensorArg, attrs: Attrs): void {
+    const c = indexCheckAttrs(attrs);
+    const n = numel(a.shape);
+    if (n === 0) return;
+    const s = a.storage as GpuStorage;
+    if (s.host && s.host.version === s.version) {
+      const err = findBadIndex(c, s.host.data, n, a.shape);
+      if (err) throw err;
+      return;
+    }
+    const slot = this.ctx.checks.slot(c, a.shape);
+    const pipe = this.ctx.pipeline(INDEX_CHECK_WGSL, 'check_index');
+    const grid = workgroupGrid(Math.ceil(n / CHECK_WORKGROUP), this.ctx.limits.maxComputeWorkgroupsPerDimension);
+    this.ctx.dispatch(pipe, [s.buffer, this.ctx.checks.buffer], this.ctx.checks.params(slot, n, c), grid, n);
   }
 
   async read(storage: Storage): Promise<HostArray> {
     const s = storage as GpuStorage;
+    if (s.disposed) throw disposedError([s.size]);
     if (s.size === 0) return new Float32Array(0);
     const bytes = await this.ctx.read(s.buffer, s.size * 4);
     if (s.dtype === 'float32') return new Float32Array(bytes);
@@ -139,7 +187,28 @@ export class WebGPUBackend implements Backend {
           label: `mm_${variant.name}`,
         }));
         const pipe = this.ctx.pipeline(code, label);
-        this.ctx.dispatch(pipe, [buf(a), buf(b), o.buffer], matmulParams(M, N, K), matmulDispatch(M, N, variant), 2 * M * N * K);
+        const max = this.ctx.limits.maxComputeWorkgroupsPerDimension;
+        const [gx, gy] = matmulDispatch(M, N, variant);
+        if (gx > max) {
+          throw new WgtorchError(
+            `mm: an output of ${M}x${N} needs ${gx} workgroups along its columns, more than this device's ${max}. Fix: split mat2 into column blocks (mat2.t().reshape(...)) or transpose the problem: (B^T A^T)^T.`,
+          );
+        }
+        if (gy <= max) {
+          this.ctx.dispatch(pipe, [buf(a), buf(b), o.buffer], matmulParams(M, N, K), [gx, gy, 1], 2 * M * N * K);
+          return;
+        }
+        // more row blocks than one dispatch may have: run it in row bands, bound at byte offsets
+        const align = this.ctx.limits.minStorageBufferOffsetAlignment / 4;
+        const rowsPerGroup = Math.ceil(M / gy);
+        let band = Math.floor((max * rowsPerGroup) / 64) * 64;
+        while (band > 64 && ((band * K) % align || (band * N) % align)) band -= 64;
+        for (let r0 = 0; r0 < M; r0 += band) {
+          const rows = Math.min(band, M - r0);
+          const A = { buffer: buf(a), offset: r0 * K * 4, size: buf(a).size - r0 * K * 4 };
+          const C = { buffer: o.buffer, offset: r0 * N * 4, size: o.buffer.size - r0 * N * 4 };
+          this.ctx.dispatch(pipe, [A, buf(b), C], matmulParams(rows, N, K), matmulDispatch(rows, N, variant), 2 * rows * N * K);
+        }
         return;
       }
       case 'index': {
@@ -236,4 +305,14 @@ export class WebGPUBackend implements Backend {
   }
 }
 
-const buf = (a: TensorArg) => (a.storage as GpuStorage).buffer;
+const buf = (a: TensorArg) => {
+  const s = a.storage as GpuStorage;
+  if (s.disposed) throw disposedError(a.shape);
+  return s.buffer;
+};
+function disposedError(shape: readonly number[]): WgtorchError {
+  return new WgtorchError(
+    `a webgpu tensor of shape [${shape.join(', ')}] was an intermediate of optimizer.step() or backward() and its memory has been reused.` +
+      ' Fix: keep a clone() of values you need after the call (e.g. in a custom optimizer, store state in this.state).',
+  );
+}

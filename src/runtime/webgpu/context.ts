@@ -8,7 +8,9 @@
 // once Mesa's on-disk shader cache has it).
 
 import { BufferPool } from './buffer-pool.ts';
+import { WgtorchError } from '../../ir/errors.ts';
 import { PipelineCache } from './pipeline-cache.ts';
+import { DeviceChecks } from './device-checks.ts';
 import { platformGPU } from '../../platform/gpu.ts';
 import { envVar } from '../../platform/env.ts';
 
@@ -16,6 +18,9 @@ export { BufferPool, sizeClass, type PoolStats } from './buffer-pool.ts';
 export { PipelineCache, type PipelineInfo, type PipelineRequest } from './pipeline-cache.ts';
 
 export type Workgroups = readonly [number, number, number];
+/** A storage binding: a whole buffer, or a byte range of one (offset a multiple of minStorageBufferOffsetAlignment). */
+export type BufferBinding = GPUBuffer | { buffer: GPUBuffer; offset: number; size: number };
+const bufferOf = (b: BufferBinding): GPUBuffer => (b instanceof GPUBuffer ? b : b.buffer);
 
 const NO_ADAPTER = `WebGPU: no GPU adapter found.
   In Node, Dawn (npm 'webgpu') needs a Vulkan driver. Without a GPU, use Mesa's
@@ -103,6 +108,14 @@ class WaitEstimator {
 }
 
 const BIND_GROUP_CACHE_MAX = 4096;
+/**
+ * Bind groups alive at once (created, their JS objects not yet collected) past which a dispatch
+ * fails with advice instead of crashing: lavapipe ended the process with SIGSEGV near 65,536 live
+ * bind groups. Each eager op on a new tensor needs a new bind group, and V8 collects the old ones
+ * only between tasks, so a loop that never awaits piles them up (~50 per step of the README
+ * model: a loop reading its loss every 1000 steps crashed near step 1000).
+ */
+const LIVE_BIND_GROUPS_MAX = 56_000;
 
 export class GPUContext {
   /** dispatches recorded since the last resetCounters() */
@@ -120,6 +133,8 @@ export class GPUContext {
   readonly pipelines: PipelineCache;
   readonly limits: GPUSupportedLimits;
   readonly waiter = new WaitEstimator();
+  /** value checks that ran on the device, reported at the next readback */
+  readonly checks: DeviceChecks;
 
   private readonly staging: BufferPool;
   private errors: Error[] = [];
@@ -150,6 +165,9 @@ export class GPUContext {
   private readonly ringData: Uint8Array<ArrayBuffer>;
   private ringUsed = 0;
   private bindGroups = new Map<string, GPUBindGroup>();
+  /** bind groups whose JS objects are still alive (FinalizationRegistry counts them down) */
+  liveBindGroups = 0;
+  private readonly bindGroupGone = new FinalizationRegistry<null>(() => this.liveBindGroups--);
   private bufferIds = new WeakMap<GPUBuffer, number>();
   private nextBufferId = 1;
 
@@ -161,6 +179,7 @@ export class GPUContext {
   ) {
     this.limits = device.limits;
     this.pool = new BufferPool(device);
+    this.checks = new DeviceChecks(device);
     this.staging = new BufferPool(device, GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST, 'staging');
     this.pipelines = new PipelineCache(
       device,
@@ -205,7 +224,7 @@ export class GPUContext {
    */
   dispatch(
     pipeline: GPUComputePipeline,
-    buffers: readonly GPUBuffer[],
+    buffers: readonly BufferBinding[],
     params: ArrayBuffer | ArrayBufferView | readonly ArrayBufferView[] | null,
     workgroups: Workgroups,
     cost?: number,
@@ -242,13 +261,23 @@ export class GPUContext {
     if (!this.pass) this.open();
 
     let key = `${info.id}|${slotKey}`;
-    for (const b of buffers) key += `|${this.idOf(b)}`;
+    for (const b of buffers) key += b instanceof GPUBuffer ? `|${this.idOf(b)}` : `|${this.idOf(b.buffer)}@${b.offset}+${b.size}`;
     let bg = this.bindGroups.get(key);
     if (!bg) {
       if (this.bindGroups.size >= BIND_GROUP_CACHE_MAX) this.bindGroups.clear();
-      const entries: GPUBindGroupEntry[] = buffers.map((buffer, binding) => ({ binding, resource: { buffer } }));
+      const entries: GPUBindGroupEntry[] = buffers.map((b, binding) => ({ binding, resource: b instanceof GPUBuffer ? { buffer: b } : b }));
       slots.forEach(({ offset, size }, u) => entries.push({ binding: buffers.length + u, resource: { buffer: this.ring, offset, size } }));
+      if (this.liveBindGroups >= LIVE_BIND_GROUPS_MAX) {
+        throw new WgtorchError(
+          `webgpu: ${this.liveBindGroups} bind groups are alive: this loop has run many ops without ever awaiting, and WebGPU objects` +
+            ' (bind groups, dead tensors\' buffers) are only reclaimed between JavaScript tasks; a few thousand more crash the driver.' +
+            ' Fix: await something every few hundred steps (e.g. `if (t % 100 === 0) console.log(t, await loss.item())`, or `await torch.webgpu.synchronize()`),' +
+            ' or compile the step (torch.compile reuses its buffers and bind groups).',
+        );
+      }
       bg = this.device.createBindGroup({ label: info.label, layout: info.layout, entries });
+      this.liveBindGroups++;
+      this.bindGroupGone.register(bg, null);
       this.bindGroups.set(key, bg);
       this.bindGroupsCreated++;
     }
@@ -261,7 +290,7 @@ export class GPUContext {
     pass.setBindGroup(0, bg);
     pass.dispatchWorkgroups(x, y, z);
 
-    for (const b of buffers) this.batchBuffers.add(b);
+    for (const b of buffers) this.batchBuffers.add(bufferOf(b));
     this.batchLabels.add(info.label);
     this.batchCost += cost ?? x * y * z * info.workgroupInvocations * 4;
     if (!info.dispatched) {
@@ -277,19 +306,36 @@ export class GPUContext {
     this.submit(null);
   }
 
+  /** Drops the recorded, unsubmitted batch (a compiled call that failed while recording its kernels). */
+  discardOpenBatch(): void {
+    this.pass?.end();
+    this.encoder = this.pass = null;
+    this.ringUsed = this.batchDispatches = this.batchCost = 0;
+    this.batchCompiles = false;
+    this.batchBuffers.clear();
+    this.batchLabels.clear();
+  }
+
   /** Copies device data to the CPU (flushes first). byteOffset must be a multiple of 4. */
   async read(buffer: GPUBuffer, byteLength: number, byteOffset = 0): Promise<ArrayBuffer> {
     if (byteOffset % 4 !== 0) throw new Error('read: byteOffset must be a multiple of 4');
     const size = Math.ceil(byteLength / 4) * 4;
     if (byteOffset + size > buffer.size) throw new Error(`read: ${byteOffset}+${size} bytes past the end of a ${buffer.size}-byte buffer`);
-    const staging = this.staging.acquire(size);
+    // the flags of device-side value checks come back with the data, in the same submit
+    const flags = this.checks.armed ? this.checks.bytes : 0;
+    const staging = this.staging.acquire(size + flags);
     try {
-      this.submit((enc) => enc.copyBufferToBuffer(buffer, byteOffset, staging, 0, size));
-      await this.waiter.wait(() => staging.mapAsync(GPUMapMode.READ, 0, size));
-      const out = staging.getMappedRange(0, size).slice(0, byteLength);
+      this.submit((enc) => {
+        enc.copyBufferToBuffer(buffer, byteOffset, staging, 0, size);
+        if (flags) enc.copyBufferToBuffer(this.checks.buffer, 0, staging, size, flags);
+      });
+      await this.waiter.wait(() => staging.mapAsync(GPUMapMode.READ, 0, size + flags));
+      const all = staging.getMappedRange(0, size + flags).slice(0);
       staging.unmap();
       this.throwPending();
-      return out;
+      const failed = flags ? this.checks.report(new Int32Array(all, size, flags / 4)) : null;
+      if (failed) throw failed;
+      return all.slice(0, byteLength);
     } finally {
       if (staging.mapState === 'unmapped') this.staging.release(staging);
     }
@@ -313,6 +359,10 @@ export class GPUContext {
 
   /** Flushes and waits until the GPU has finished everything submitted. */
   async sync(): Promise<void> {
+    if (this.checks.armed) {
+      await this.read(this.checks.buffer, 4); // reports the checks' flags
+      return;
+    }
     this.flush();
     await this.waiter.wait(() => this.device.queue.onSubmittedWorkDone());
     this.throwPending();
