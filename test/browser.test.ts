@@ -42,6 +42,7 @@ describe.skipIf(!haveChromium)('the demo page in Chromium (WebGPU)', () => {
   let browser: Browser;
   let page: Page;
   const pageErrors: string[] = [];
+  const consoleLines: string[] = [];
   let node: number[];
   const runs: Partial<Record<'eager' | 'compiled', TrainResult>> = {};
 
@@ -54,6 +55,7 @@ describe.skipIf(!haveChromium)('the demo page in Chromium (WebGPU)', () => {
     browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS });
     page = await browser.newPage({ viewport: { width: 1280, height: 1100 } });
     page.on('console', (m) => {
+      consoleLines.push(`${m.type()}: ${m.text()}`);
       if (m.type() === 'error') pageErrors.push(`console.error: ${m.text()}`);
     });
     page.on('pageerror', (e) => pageErrors.push(`uncaught: ${e.message}`));
@@ -115,13 +117,13 @@ describe.skipIf(!haveChromium)('the demo page in Chromium (WebGPU)', () => {
     const lit = await page.$$eval('#inspector .ir .node.in-kernel', (els) => els.map((e) => Number((e as HTMLElement).dataset.node)));
     expect(lit.length).toBeGreaterThan(0);
     for (const id of lit) expect(last.nodes).toContain(id);
-    expect(await page.textContent('#inspector .wgsl')).toContain(`kernel ${last.name}`);
+    expect(await page.textContent('#inspector .source.wgsl')).toContain(`kernel ${last.name}`);
 
     // click a traced node: the kernel that computes it is selected
     const first = kernels![0]!;
     await page.click(`#inspector .ir .node[data-node="${first.nodes[0]}"]`);
     expect(await page.getAttribute('#inspector .kernel.selected', 'data-kernel')).toBe(first.name);
-    expect(await page.textContent('#inspector .wgsl')).toContain(`// fuses %${first.nodes[0]}`);
+    expect(await page.textContent('#inspector .source.wgsl')).toContain(`// fuses %${first.nodes[0]}`);
 
     // the optimised IR holds every node of every kernel (nodes the passes made included)
     await page.click('#inspector button[data-ir-view="optimised"]');
@@ -140,6 +142,30 @@ describe.skipIf(!haveChromium)('the demo page in Chromium (WebGPU)', () => {
     expect(pageErrors).toEqual([]);
   });
 
+  it('torch.setLogs chooses the log channels in the page (no environment variables there)', async () => {
+    const lines = await page.evaluate(async () => {
+      const torch = window.torch;
+      const a = torch.ones(4, 4, { device: 'webgpu' });
+      // the default sink: the devtools console, as info (not as errors)
+      torch.setLogs({ cache: true });
+      await torch.compile((t: typeof a) => t.sub(3).sum())(a).item();
+      const got: string[] = [];
+      torch.setLogs({ cache: true, wgsl: true }, { sink: (c, m) => got.push(`${c}: ${m.split('\n')[0]}`) });
+      const f = torch.compile((t: typeof a) => t.mul(2).add(1).sum());
+      await f(a).item();
+      await f(a).item();
+      torch.setLogs({ cache: false, wgsl: false });
+      await f(a).item(); // logs off again: nothing more
+      return got;
+    });
+    expect(consoleLines.filter((l) => l.includes('[wgtorch:cache] miss'))).toEqual([expect.stringMatching(/^info: \[wgtorch:cache\] miss/)]);
+    expect(lines.some((l) => l.startsWith('cache: miss'))).toBe(true);
+    expect(lines.some((l) => l.startsWith('cache: hit'))).toBe(true);
+    expect(lines.some((l) => l.startsWith('wgsl: '))).toBe(true);
+    expect(lines.filter((l) => l.startsWith('cache: hit'))).toHaveLength(1);
+    expect(pageErrors).toEqual([]);
+  });
+
   it('without WebGPU the page says so and trains on the CPU', async () => {
     const cpuPage = await browser.newPage();
     const errors: string[] = [];
@@ -153,6 +179,13 @@ describe.skipIf(!haveChromium)('the demo page in Chromium (WebGPU)', () => {
     const r = await cpuPage.evaluate(() => window.demo.train({ mode: 'eager', steps: 5 }));
     expect(r.device).toBe('cpu');
     expect(worstRel(node.slice(0, 5), r.losses)).toBeLessThan(1e-6);
+    // compiled for the cpu target: the inspector shows its JavaScript kernels
+    const c = await cpuPage.evaluate(() => window.demo.train({ mode: 'compiled', steps: 5 }));
+    expect(c.device).toBe('cpu');
+    expect(worstRel(node.slice(0, 5), c.losses)).toBeLessThan(1e-5);
+    expect(c.kernels.length).toBeGreaterThan(0);
+    expect(await cpuPage.$$eval('#inspector .kernel', (els) => els.length)).toBe(c.kernels.length);
+    expect(await cpuPage.textContent('#inspector .source.js')).toContain(`// fuses %${c.kernels[0]!.nodes[0]}`);
     await cpuPage.close();
     expect(errors).toEqual([]);
   });

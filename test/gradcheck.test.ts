@@ -169,7 +169,7 @@ const PRIMITIVES: Record<string, Case[]> = {
 };
 
 /** Registry ops without a gradient rule: comparisons, argmax, sign and sources. */
-const NOT_DIFFERENTIABLE = ['sign', 'lt', 'le', 'gt', 'ge', 'eq', 'ne', 'argmax', 'full', 'arange'];
+const NOT_DIFFERENTIABLE = ['sign', 'lt', 'le', 'gt', 'ge', 'eq', 'ne', 'argmax', 'full', 'arange', 'check_index'];
 
 /** Composites built from registry ops. */
 const COMPOSITES: Case[] = [

@@ -35,16 +35,19 @@ async function pickDevice(): Promise<torch.Device> {
     const name = [info.vendor, info.architecture, info.description].filter(Boolean).join(' · ');
     status.textContent = `WebGPU: ${name || 'adapter found'}`;
     status.className = 'ok';
+    $<HTMLInputElement>('#device-webgpu').disabled = false;
     return 'webgpu';
   }
   status.textContent = 'This browser has no WebGPU (navigator.gpu): training on the CPU instead.';
   status.className = 'warn';
+  $<HTMLInputElement>('#device-cpu').checked = true;
   return 'cpu';
 }
 
 const devicePromise = pickDevice();
 
-async function train(opts: { mode?: Mode; steps?: number } = {}): Promise<TrainResult> {
+/** Trains on `device` (default: the one the radio buttons pick; webgpu only where the browser has it). */
+async function train(opts: { mode?: Mode; steps?: number; device?: torch.Device } = {}): Promise<TrainResult> {
   if (running) throw new Error('demo: a run is in progress');
   running = true;
   stopAsked = false;
@@ -55,7 +58,10 @@ async function train(opts: { mode?: Mode; steps?: number } = {}): Promise<TrainR
   button.disabled = true;
   $<HTMLButtonElement>('#stop').disabled = false;
   try {
-    const device = await devicePromise;
+    const best = await devicePromise;
+    const device = opts.device ?? (($<HTMLInputElement>('#device-cpu').checked ? 'cpu' : best) as torch.Device);
+    if (device === 'webgpu' && best !== 'webgpu') throw new Error('demo: this browser has no WebGPU');
+    $<HTMLInputElement>(`#device-${device}`).checked = true;
     const trainer = makeTrainer(device, mode);
     trained = trainer;
     plot.clear(mode, COLORS[mode], mode === 'eager' ? [6, 4] : []);
@@ -144,7 +150,10 @@ function limits(): { adapter: Record<string, number>; device: Record<string, num
 
 declare global {
   interface Window {
+    /** the package itself, for the devtools console: torch.randn(2, 3, { device: 'webgpu' }) */
+    torch: typeof torch;
     demo: { device: Promise<torch.Device>; train: typeof train; limits: typeof limits; saveWeights: typeof saveWeights };
   }
 }
 window.demo = { device: devicePromise, train, limits, saveWeights };
+window.torch = torch;

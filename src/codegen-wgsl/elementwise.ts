@@ -5,7 +5,7 @@
  *
  * Params (u32 words): n, out shape[rank], strides[rank] per strided input, scalar bits.
  */
-import { WGSL_PRELUDE } from '../ir/scalar-lang.ts';
+import { INT_FORMULA_OPS, WGSL_PRELUDE, wgslIntLang, wgslLang } from '../ir/scalar-lang.ts';
 import type { ElementwiseBody, Ref } from '../passes/kernel-ir.ts';
 import { renderNodes } from './expr.ts';
 import { paramsDecl, paramWords, putScalarBits, storeAs, wgslType } from './kernel-spec.ts';
@@ -37,9 +37,26 @@ const BUILTINS: Builtin[] = [
   { kind: 'num_workgroups', name: 'nwg', type: 'vec3<u32>' },
 ];
 
+/**
+ * Whether every value of the kernel is an integer: int32/bool inputs and outputs, integer
+ * ops with integer attributes. Such a kernel computes in i32 (exact, wrapping like PyTorch's
+ * int32) instead of f32, and takes its scalars as i32 words.
+ */
+export function isIntKernel(spec: ElementwiseBody): boolean {
+  if (!spec.inputs.length && !spec.nodes.length) return false;
+  if (spec.inputs.some((x) => x.dtype === 'float32') || spec.outputs.some((o) => o.dtype === 'float32')) return false;
+  return spec.nodes.every(
+    (n) =>
+      INT_FORMULA_OPS.has(n.op) &&
+      n.attrs.dtype !== 'float32' &&
+      Object.entries(n.attrs).every(([k, v]) => k === 'shape' || typeof v !== 'number' || Number.isInteger(v)),
+  );
+}
+
 /** Storage bindings: inputs that are not aliases, then outputs; then the params uniform. */
 export function elementwiseWGSL(body: ElementwiseBody, nsIn?: Namespace): GeneratedKernel {
   const rank = body.shape.length;
+  const int = isIntKernel(body);
   const L = layout(body);
   const storage = body.inputs.filter((x) => x.access !== 'alias').length + body.outputs.length;
   const ns = nsIn ?? standalone(storage);
@@ -79,16 +96,17 @@ export function elementwiseWGSL(body: ElementwiseBody, nsIn?: Namespace): Genera
     }
     const src = inp.access === 'alias' ? `${n(`out${inp.aliasOf ?? 0}`)}[i]` : `${n(`in${k}`)}[${idx}]`;
     sourceOf[k] = src;
-    lines.push(`  let ${inputName(k)} = f32(${src});`);
+    lines.push(`  let ${inputName(k)} = ${int ? 'i32' : 'f32'}(${src});`);
   });
-  for (let s = 0; s < body.scalars; s++) lines.push(`  let s${s} = bitcast<f32>(${P(`${L.scalarAt + s}u`)});`);
+  for (let s = 0; s < body.scalars; s++) lines.push(`  let s${s} = bitcast<${int ? 'i32' : 'f32'}>(${P(`${L.scalarAt + s}u`)});`);
   const names = { input: inputName, scalar: (s: number) => `s${s}`, prefix: 'v' };
-  lines.push(...renderNodes(body.nodes, names, '  '));
+  lines.push(...renderNodes(body.nodes, names, '  ', int ? wgslIntLang : wgslLang));
   body.outputs.forEach((o, j) => {
     const v = o.ref.kind === 'node' ? `v${o.ref.index}` : o.ref.kind === 'input' ? inputName(o.ref.index) : `s${(o.ref as { index: number }).index}`;
     const k = copiedInput(body, o.ref);
     const exact = k !== null && o.dtype !== 'float32' && body.inputs[k].dtype === o.dtype;
-    lines.push(`  ${n(`out${j}`)}[i] = ${exact ? sourceOf[k] : storeAs(o.dtype, v)};`);
+    const store = int ? (o.dtype === 'int32' ? v : `u32(${v} != 0i)`) : storeAs(o.dtype, v);
+    lines.push(`  ${n(`out${j}`)}[i] = ${exact ? sourceOf[k] : store};`);
   });
   lines.push('}');
   return {
@@ -121,6 +139,7 @@ export function elementwiseParams(body: ElementwiseBody, scalars: readonly numbe
   body.inputs.forEach((inp, k) => {
     if (inp.access === 'strided') inp.strides!.forEach((s, d) => (words[L.strideAt[k] + d] = s));
   });
-  putScalarBits(words, L.scalarAt, scalars);
+  if (isIntKernel(body)) scalars.forEach((v, s) => (words[L.scalarAt + s] = v)); // i32 words (two's complement)
+  else putScalarBits(words, L.scalarAt, scalars);
   return words;
 }

@@ -7,7 +7,8 @@
  */
 import { WgtorchError } from '../ir/errors.ts';
 import { broadcastShapes, fmtShape, normalizeDim, numel, stridesOf } from '../ir/shape.ts';
-import { apply, tracing } from './dispatch.ts';
+import { checkIndex } from './checks.ts';
+import { apply } from './dispatch.ts';
 import { Tensor } from './tensor.ts';
 
 /** torch.slice(start?, stop?, step?): Python's start:stop:step as an index item. */
@@ -99,12 +100,16 @@ function checkIndexTensor(op: string, idx: unknown): Tensor {
   return idx;
 }
 
-/** Where the values can be read now (a cpu tensor outside a trace), check them here, with the dim the user named. */
-function checkBoundsNow(idx: Tensor, dim: number, size: number, allowNegative: boolean): void {
-  if (idx.device !== 'cpu' || tracing.recorder?.records(idx)) return;
-  for (const v of idx.toArraySync()) {
-    if (v >= size || v < (allowNegative ? -size : 0)) throw new WgtorchError(`index ${v} is out of bounds for dimension ${dim} with size ${size}`);
-  }
+/**
+ * The index values, checked against the dim they index on every device and mode (an op: at
+ * once on the cpu, from the device's flags at the next readback on webgpu, inside compiled
+ * graphs), with PyTorch's words. Use the returned tensor, so a compiled graph keeps the check.
+ */
+function checked(op: string, idx: Tensor, dim: number, size: number, negatives: boolean): Tensor {
+  return checkIndex(idx, {
+    op, what: 'index', lo: negatives ? -size : 0, hi: size, bounds: `for dimension ${dim} with size ${size}`,
+    fix: `indices into dim ${dim} must lie in [${negatives ? -size : 0}, ${size})${negatives ? ' (negative ones count from the end)' : ''}.`,
+  });
 }
 
 export function gather(t: Tensor, dim: number, index: Tensor): Tensor {
@@ -113,8 +118,9 @@ export function gather(t: Tensor, dim: number, index: Tensor): Tensor {
   if (idx.dim() !== t.dim()) {
     throw new WgtorchError(`gather: index tensor must have the same number of dimensions as input tensor (index ${fmtShape(idx.shape)}, input ${fmtShape(t.shape)}). Fix: unsqueeze or reshape the index.`);
   }
-  if (t.dim() === 0) return apply('gather', [t.reshape([1]), idx.reshape([1])], { dim: 0 }).reshape([]);
-  return apply('gather', [t, idx], { dim: d });
+  if (t.dim() === 0) return apply('gather', [t.reshape([1]), checked('gather', idx, 0, 1, false).reshape([1])], { dim: 0 }).reshape([]);
+  if (idx.numel() === 0) return apply('gather', [t, idx], { dim: d });
+  return apply('gather', [t, checked('gather', idx, d, t.shape[d], false)], { dim: d });
 }
 
 export function indexSelect(t: Tensor, dim: number, index: Tensor): Tensor {
@@ -122,6 +128,11 @@ export function indexSelect(t: Tensor, dim: number, index: Tensor): Tensor {
   if (idx.dim() > 1) throw new WgtorchError(`indexSelect: index should have at most 1 dimension, got shape ${fmtShape(idx.shape)}. Fix: flatten it, or use t.index(X) for an index of any shape.`);
   if (t.dim() === 0) return gather(t, 0, idx.reshape([]));
   const d = normalizeDim('indexSelect', dim, t.dim());
+  return selectRows(t, d, idx.numel() ? checked('indexSelect', idx, d, t.shape[d], false) : idx);
+}
+
+/** indexSelect without the value check (the caller checked the index). */
+function selectRows(t: Tensor, d: number, idx: Tensor): Tensor {
   const n = idx.numel();
   const at = t.shape.map((s, k) => (k === d ? n : 1));
   const full = t.shape.map((s, k) => (k === d ? n : s));
@@ -166,27 +177,20 @@ export function index(t: Tensor, items: IndexItem[]): Tensor {
   const pos = tensors.map(({ pos: p }) => kept.indexOf(p));
   const sizes = pos.map((p) => r.shape[p]);
   const bshape = broadcastShapes('index', ...tensors.map((x) => x.idx.shape));
-  tensors.forEach(({ idx }, k) => checkBoundsNow(idx, tensors[k].pos, sizes[k], true));
   // negative indices count from the end; the linear index over the indexed dims
   const inner = stridesOf(sizes);
-  let lin: Tensor | null = null;
-  let valid: Tensor | null = null;
-  tensors.forEach(({ idx }, k) => {
-    const wrapped = idx.add(idx.lt(0).int().mul(sizes[k]));
-    if (tensors.length > 1) {
-      // a linear index in range does not mean each index is: poison it where one is not
-      const ok = wrapped.ge(0).int().mul(wrapped.lt(sizes[k]).int());
-      valid = valid ? valid.mul(ok) : ok;
-    }
+  let L: Tensor | null = null;
+  tensors.forEach(({ idx, pos: p }, k) => {
+    const ok = idx.numel() ? checked('index', idx, p, sizes[k], true) : idx;
+    const wrapped = ok.add(ok.lt(0).int().mul(sizes[k]));
     const term = inner[k] === 1 ? wrapped : wrapped.mul(inner[k]);
-    lin = lin ? lin.add(term) : term;
+    L = L ? (L as Tensor).add(term) : term;
   });
-  let L = lin! as Tensor;
-  if (valid) L = L.where((valid as Tensor).gt(0), -1);
+  L = L! as Tensor;
   if (L.shape.length !== bshape.length || L.shape.some((s, i) => s !== bshape[i])) L = L.expand(bshape);
   const rest = r.shape.map((_, d) => d).filter((d) => !pos.includes(d));
   const moved = r.permute([...pos, ...rest]).reshape([numel(sizes), ...rest.map((d) => r.shape[d])]);
-  const picked = indexSelect(moved, 0, L.reshape([-1])).reshape([...bshape, ...rest.map((d) => r.shape[d])]);
+  const picked = selectRows(moved, 0, L.reshape([-1])).reshape([...bshape, ...rest.map((d) => r.shape[d])]);
   // adjacent tensor items put the index dims where they stood; otherwise they lead (NumPy's rule)
   const adjacent = pos.every((p, k) => k === 0 || p === pos[k - 1] + 1);
   const first = Math.min(...pos);

@@ -4,11 +4,13 @@
  * counts the categories whose cumulative weight is at most u * total (the inverse CDF); a
  * draw without replacement zeroes the chosen category before the next one.
  * Rows that are not a distribution (a negative, inf or NaN weight, or all zeros) raise
- * PyTorch's error where the values can be read now (a cpu tensor outside a trace); on
- * webgpu their samples are -1, an index that every lookup refuses, never a plausible one.
+ * PyTorch's error where the values can be read now (a cpu tensor outside a trace); elsewhere
+ * their samples are -1, which a value check on the result reports (on webgpu at the next
+ * readback), so no plausible sample is ever returned.
  */
 import { WgtorchError } from '../ir/errors.ts';
 import { fmtShape } from '../ir/shape.ts';
+import { checkIndex } from './checks.ts';
 import { apply, tracing } from './dispatch.ts';
 import { checkOptions } from './options.ts';
 import { rand } from './factories.ts';
@@ -54,6 +56,10 @@ export function multinomial(probs: Tensor, numSamples: number, opts: { replaceme
     }
     out = cat(picks, 1);
   }
+  out = checkIndex(out, {
+    op: 'multinomial', what: 'sample', lo: 0, hi: K, ignore: null, bounds: `for ${K} categories`,
+    fix: 'every row of probabilities must be non-negative, finite and not all zero (a -1 marks such a row).',
+  });
   return probs.dim() === 1 ? out.reshape([numSamples]) : out;
 }
 

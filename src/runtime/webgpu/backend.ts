@@ -80,6 +80,10 @@ export class WebGPUBackend implements Backend {
     return s;
   }
 
+  flush(): void {
+    this.ctx.flush();
+  }
+
   release(s: Storage): void {
     const g = s as GpuStorage;
     if (g.disposed) return;

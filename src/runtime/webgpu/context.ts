@@ -8,6 +8,7 @@
 // once Mesa's on-disk shader cache has it).
 
 import { BufferPool } from './buffer-pool.ts';
+import { WgtorchError } from '../../ir/errors.ts';
 import { PipelineCache, type ShaderLayout } from './pipeline-cache.ts';
 import { DeviceChecks } from './device-checks.ts';
 import { platformGPU } from '../../platform/gpu.ts';
@@ -107,6 +108,14 @@ class WaitEstimator {
 }
 
 const BIND_GROUP_CACHE_MAX = 4096;
+/**
+ * Bind groups alive at once (created, their JS objects not yet collected) past which a dispatch
+ * fails with advice instead of crashing: lavapipe ended the process with SIGSEGV near 65,536 live
+ * bind groups. Each eager op on a new tensor needs a new bind group, and V8 collects the old ones
+ * only between tasks, so a loop that never awaits piles them up (~50 per step of the README
+ * model: a loop reading its loss every 1000 steps crashed near step 1000).
+ */
+const LIVE_BIND_GROUPS_MAX = 56_000;
 
 export class GPUContext {
   /** dispatches recorded since the last resetCounters() */
@@ -156,6 +165,9 @@ export class GPUContext {
   private readonly ringData: Uint8Array<ArrayBuffer>;
   private ringUsed = 0;
   private bindGroups = new Map<string, GPUBindGroup>();
+  /** bind groups whose JS objects are still alive (FinalizationRegistry counts them down) */
+  liveBindGroups = 0;
+  private readonly bindGroupGone = new FinalizationRegistry<null>(() => this.liveBindGroups--);
   private bufferIds = new WeakMap<GPUBuffer, number>();
   private nextBufferId = 1;
 
@@ -258,7 +270,17 @@ export class GPUContext {
       if (this.bindGroups.size >= BIND_GROUP_CACHE_MAX) this.bindGroups.clear();
       const entries: GPUBindGroupEntry[] = buffers.map((b, binding) => ({ binding, resource: b instanceof GPUBuffer ? { buffer: b } : b }));
       slots.forEach(({ offset, size }, u) => entries.push({ binding: buffers.length + u, resource: { buffer: this.ring, offset, size } }));
+      if (this.liveBindGroups >= LIVE_BIND_GROUPS_MAX) {
+        throw new WgtorchError(
+          `webgpu: ${this.liveBindGroups} bind groups are alive: this loop has run many ops without ever awaiting, and WebGPU objects` +
+            ' (bind groups, dead tensors\' buffers) are only reclaimed between JavaScript tasks; a few thousand more crash the driver.' +
+            ' Fix: await something every few hundred steps (e.g. `if (t % 100 === 0) console.log(t, await loss.item())`, or `await torch.webgpu.synchronize()`),' +
+            ' or compile the step (torch.compile reuses its buffers and bind groups).',
+        );
+      }
       bg = this.device.createBindGroup({ label: info.label, layout: info.layout, entries });
+      this.liveBindGroups++;
+      this.bindGroupGone.register(bg, null);
       this.bindGroups.set(key, bg);
       this.bindGroupsCreated++;
     }
