@@ -1,0 +1,23 @@
+import * as torch from '../src/index.ts';
+import { jaxjsRunner } from './jaxjs.ts';
+const [N, D_in, H, D_out] = [64, 1000, 100, 10];
+torch.manualSeed(0);
+const x = torch.randn(N, D_in), y = torch.randn(N, D_out);
+const model = new torch.nn.Sequential(new torch.nn.Linear(D_in, H), new torch.nn.ReLU(), new torch.nn.Linear(H, D_out));
+const lossFn = new torch.nn.MSELoss({ reduction: 'sum' });
+const opt = new torch.optim.Adam(model.parameters(), { lr: 1e-4 });
+const fn = () => { const l = lossFn(model(x), y); opt.zeroGrad(); l.backward(); opt.step(); return l; };
+const step = torch.compile(fn);
+for (let i = 0; i < 40; i++) await step().item();
+const min = (f: () => unknown, n = 200) => { let b = Infinity; for (let i = 0; i < n; i++) { const t = performance.now(); f(); b = Math.min(b, performance.now() - t); } return b; };
+console.log('whole step min', min(() => step().itemSync()).toFixed(3));
+console.log('trace only min', min(() => torch.trace(fn)).toFixed(3));
+const runs = [];
+for (let i = 0; i < 100; i++) runs.push(await step.profile());
+for (let k = 0; k < runs[0].length; k++) console.log(runs[0][k].name.slice(0, 28).padEnd(30), Math.min(...runs.map((r) => r[k].ms)).toFixed(3), 'mm', Math.min(...runs.map((r) => r[k].matmulMs ?? 0)).toFixed(3));
+const w = { id: 'seed', title: 's', N: 64, Din: 1000, H: 100, Dout: 10, warmup: 1, minSteps: 1, maxSteps: 1, budgetMs: 1 };
+const j = await jaxjsRunner(w, 'wasm', async () => { throw new Error('no'); });
+for (let i = 0; i < 30; i++) await j.step();
+let b = Infinity; for (let i = 0; i < 200; i++) { const t = performance.now(); await j.step(); b = Math.min(b, performance.now() - t); }
+console.log('jax wasm min', b.toFixed(3));
+process.exit(0);
