@@ -87,7 +87,7 @@ describe.skipIf(!haveChromium)('the demo page in Chromium (WebGPU)', () => {
     await page.goto(served.url);
     // the reference: the same model, seed and data in Node (npm start's runDemo), on the cpu
     node = (await runDemo({ device: 'cpu', steps: STEPS, log: () => {} })).losses;
-  }, 90_000);
+  }, 120_000);
 
   afterAll(async () => {
     await browser?.close();
@@ -122,7 +122,7 @@ describe.skipIf(!haveChromium)('the demo page in Chromium (WebGPU)', () => {
       expect(worstRel(node, r.losses)).toBeLessThan(1e-4);
       expect(await page.textContent('#ms')).toMatch(/^\d+\.\d\d ms\/step$/);
       expect(pageErrors).toEqual([]);
-    }, 90_000);
+    }, 150_000);
   }
 
   it('the inspector lists the compiled kernels with their IR nodes, linked both ways', async () => {
