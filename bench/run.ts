@@ -62,11 +62,25 @@ function cpuModel(): string {
   }
 }
 
+const SOAK_BLOCK = /<!-- soak -->[\s\S]*<!-- \/soak -->\n?/;
+/** docs/benchmarks.md with its soak section (between the markers) replaced or appended. */
+function withSoak(md: string, section: string): string {
+  const block = section.startsWith('<!-- soak -->') ? section : `<!-- soak -->\n${section}\n<!-- /soak -->\n`;
+  return SOAK_BLOCK.test(md) ? md.replace(SOAK_BLOCK, block) : `${md.trimEnd()}\n\n${block}`;
+}
+
 async function main(): Promise<void> {
   if (args.includes('--soak')) {
     const at = args.indexOf('--soak-steps');
-    const { soak, soakTable } = await import('./soak.ts');
-    console.log(soakTable(await soak(at >= 0 ? Number(args[at + 1]) : 10_000)));
+    const { soak, soakSection } = await import('./soak.ts');
+    const t0 = performance.now();
+    const section = soakSection(await soak(at >= 0 ? Number(args[at + 1]) : 10_000), `npm run bench -- ${args.join(' ')}`, (performance.now() - t0) / 1000);
+    console.log(section);
+    if (write) {
+      const file = resolve(root, 'docs/benchmarks.md');
+      writeFileSync(file, withSoak(readFileSync(file, 'utf8'), section));
+      log('wrote the soak section of docs/benchmarks.md');
+    }
     return;
   }
   const t0 = performance.now();
@@ -245,7 +259,7 @@ async function main(): Promise<void> {
 
   notes.push(`Load average at the end: ${loadavg().map((x) => x.toFixed(2)).join(' / ')}. Other engineers' builds and test runs shared these 2 cores during the run, so absolute times are inflated and noisy${quick ? ' (in --quick each row runs once, one after another, so a ratio also carries the load change between its two rows)' : '; rows of one workload run interleaved (round-robin), so their ratios are the numbers to read'}.`);
   const res: Results = {
-    command: `npm run bench${args.length ? ` -- ${args.join(' ')}` : ''}`,
+    command: `${process.env.WGTORCH_NO_WEBGPU === '1' ? 'WGTORCH_NO_WEBGPU=1 ' : ''}npm run bench${args.length ? ` -- ${args.join(' ')}` : ''}`,
     quick,
     date: new Date().toISOString().replace(/\.\d+Z$/, 'Z'),
     seconds: (performance.now() - t0) / 1000,
@@ -275,7 +289,14 @@ async function main(): Promise<void> {
   console.log(consoleTable(res));
   if (write) {
     mkdirSync(resolve(root, 'docs'), { recursive: true });
-    writeFileSync(resolve(root, 'docs/benchmarks.md'), `${markdown(res).trimEnd()}\n\n${models}`);
+    // the soak section comes from its own run (--soak): carried over
+    let old = '';
+    try {
+      old = readFileSync(resolve(root, 'docs/benchmarks.md'), 'utf8');
+    } catch {}
+    const soak = SOAK_BLOCK.exec(old)?.[0];
+    const md = `${markdown(res).trimEnd()}\n\n${models}`;
+    writeFileSync(resolve(root, 'docs/benchmarks.md'), soak ? withSoak(md, soak) : md);
     writeFileSync(resolve(root, 'docs/benchmarks.svg'), svgChart(res));
     log(`\nwrote docs/benchmarks.md and docs/benchmarks.svg (${res.seconds.toFixed(0)} s)`);
   }

@@ -47,3 +47,15 @@ export function soakTable(rows: SoakRow[]): string {
   const head = '| run | step | RSS (MiB) | GPU pool live (MiB) | live buffers | buffers created | ms/step since the last row |\n| --- | ---: | ---: | ---: | ---: | ---: | ---: |';
   return [head, ...rows.map((r) => `| ${r.run} | ${r.step} | ${r.rssMiB.toFixed(0)} | ${r.liveMiB.toFixed(2)} | ${r.liveBuffers} | ${r.created} | ${r.msPerStep ? r.msPerStep.toFixed(2) : '-'} |`)].join('\n');
 }
+
+export function soakSection(rows: SoakRow[], command: string, seconds: number): string {
+  return [
+    '## Soak: 10,000 compiled whole steps (webgpu, README model)',
+    '',
+    `\`${command}\` on ${new Date().toISOString()} (${seconds.toFixed(0)} s; the machine is shared, so ms/step is only indicative).` +
+      ' The README model (TwoLayerNet 1000-100-10 + Adam, batch 64) as one compiled whole step, first reading the loss every step, then every 100th.' +
+      ' Each row is taken after a readback and a forced GC. Flat RSS and GPU pool between the middle and the end of a run mean nothing grows per step.',
+    '',
+    soakTable(rows),
+  ].join('\n');
+}
