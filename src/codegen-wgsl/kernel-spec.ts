@@ -18,6 +18,8 @@ export interface ExprNode {
   op: string;
   args: Ref[];
   attrs: Attrs;
+  /** the value's dtype, where known: a kernel whose values are all integers computes in i32 */
+  dtype?: DType;
   /** IR node ids this expression stands for, and their module path: kept as comments and in the line map. */
   origin?: { ids: number[]; scope?: string };
 }
@@ -39,6 +41,8 @@ export interface ElementwiseSpec {
   rank: number;
   inputs: KernelInput[];
   scalars: number;
+  /** the scalars are known to be integers (eager kernels keyed by it): comparisons with them may compute in i32 */
+  integerScalars?: boolean;
   nodes: ExprNode[];
   outputs: { ref: Ref; dtype: DType }[];
 }

@@ -107,6 +107,7 @@ export function exprNodes(cx: LowerContext, ids: number[], ops: Operands, inside
       op: n.op,
       args: n.inputs.map((i) => extra?.(i) ?? ops.ref(i, inside)),
       attrs: n.attrs,
+      dtype: n.dtype,
       origin: { ids: [id], scope: n.scope },
     });
     inside.set(id, inside.size);

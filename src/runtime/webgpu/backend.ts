@@ -287,10 +287,11 @@ export class WebGPUBackend implements Backend {
       rank: out.shape.length,
       inputs: tensors.map((t) => ({ dtype: t.tensor.dtype, access: t.access })),
       scalars: scalars.length,
-      nodes: [{ op: name, args, attrs }],
+      integerScalars: scalars.every((v) => Number.isInteger(v) && Math.abs(v) < 2 ** 31),
+      nodes: [{ op: name, args, attrs, dtype: out.dtype }],
       outputs: [{ ref: { kind: 'node', index: 0 }, dtype: out.dtype }],
     };
-    const key = `ew|${name}|${JSON.stringify(attrs)}|${spec.rank}|${spec.inputs.map((i) => i.dtype + i.access).join(',')}|${args.map((r) => r.kind[0] + (r as { index: number }).index).join(',')}|${out.dtype}`;
+    const key = `ew|${name}|${spec.integerScalars ? 'iscal' : ''}|${JSON.stringify(attrs)}|${spec.rank}|${spec.inputs.map((i) => i.dtype + i.access).join(',')}|${args.map((r) => r.kind[0] + (r as { index: number }).index).join(',')}|${out.dtype}`;
     const { code, label } = this.cached(key, () => ({ code: elementwiseWGSL(spec).code, label: `${name}_r${spec.rank}` }));
     const params = elementwiseParams(spec, out.shape, tensors.map((t) => t.strides), scalars);
     const buffers = [...tensors.filter((t) => t.access !== 'alias').map((t) => buf(t.tensor)), (out.storage as GpuStorage).buffer];
