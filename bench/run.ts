@@ -231,7 +231,7 @@ async function main(): Promise<void> {
 
   notes.push(`Load average at the end: ${loadavg().map((x) => x.toFixed(2)).join(' / ')}. Other engineers' builds and test runs shared these 2 cores during the run, so absolute times are inflated and noisy${quick ? ' (in --quick each row runs once, one after another, so a ratio also carries the load change between its two rows)' : '; rows of one workload run interleaved (round-robin), so their ratios are the numbers to read'}.`);
   const res: Results = {
-    command: `npm run bench${args.length ? ` -- ${args.join(' ')}` : ''}`,
+    command: `${process.env.WGTORCH_NO_WEBGPU === '1' ? 'WGTORCH_NO_WEBGPU=1 ' : ''}npm run bench${args.length ? ` -- ${args.join(' ')}` : ''}`,
     quick,
     date: new Date().toISOString().replace(/\.\d+Z$/, 'Z'),
     seconds: (performance.now() - t0) / 1000,
