@@ -5,7 +5,10 @@
  *   operands transposed, which the matmul kernel does for free;
  * - permute(permute(x)) -> one permute, or nothing when they cancel;
  * - pow(x, 1) -> x;
- * - a one-element full (the seed of backward) -> a constant scalar, which kernels read as a uniform.
+ * - a one-element full (the seed of backward) -> a constant scalar, which kernels read as a
+ *   uniform; not where a matmul, a reduction or an index op reads it, or the graph returns it,
+ *   directly or through a view (those need a value in memory). Elementwise readers, also through
+ *   views (the backward seed's expand), take the scalar.
  */
 import { Graph, type IRNode } from '../ir/graph.ts';
 import { getOp } from '../ir/registry.ts';
@@ -17,6 +20,16 @@ export function simplify(g: Graph): Graph {
   let next = Math.max(0, ...g.nodes.map((n) => n.id)) + 1;
   const fresh = (n: Omit<IRNode, 'id'>) => out.put({ ...n, id: next++ });
   const uses = g.useCounts();
+  // values some matmul, reduction or index op reads, or the graph returns, directly or through movement ops
+  const returned = new Set(g.outputs.map((o) => o.id));
+  const readAsTensor = new Set<number>(returned);
+  for (const n of [...g.nodes].reverse()) {
+    if (n.op === 'input' || n.op === 'scalar') continue;
+    const kind = getOp(n.op).kind;
+    if ((kind !== 'elementwise' && kind !== 'movement') || (kind === 'movement' && readAsTensor.has(n.id))) for (const i of n.inputs) readAsTensor.add(i);
+    // a reshape of an expand or permute may be no view: a copy kernel then reads its source from memory
+    else if (n.op === 'reshape' && ['expand', 'permute'].includes(g.node(n.inputs[0]).op)) readAsTensor.add(n.inputs[0]);
+  }
 
   const permuteOf = (id: number, dims: number[], like: IRNode): number => {
     const src = out.node(id);
@@ -32,11 +45,7 @@ export function simplify(g: Graph): Graph {
 
   for (const n of g.nodes) {
     const inputs = n.inputs.map(r);
-    // only where every reader is an elementwise op: a scalar is an operand of those alone (a view
-    // of it, or a matmul or reduction reading it, would read a value no kernel writes)
-    const readers = g.nodes.filter((m) => m.inputs.includes(n.id));
-    const elementwiseOnly = readers.every((m) => m.op !== 'input' && m.op !== 'scalar' && getOp(m.op).kind === 'elementwise');
-    if (n.op === 'full' && n.dtype === 'float32' && n.shape.every((d) => d === 1) && elementwiseOnly && !g.outputs.some((o) => o.id === n.id)) {
+    if (n.op === 'full' && n.dtype === 'float32' && n.shape.every((d) => d === 1) && !readAsTensor.has(n.id)) {
       out.put({ ...n, op: 'scalar', inputs: [], attrs: { value: n.attrs.value as number, constant: true }, shape: [] });
       continue;
     }
