@@ -64,6 +64,8 @@ export interface Row {
   perStep?: Partial<Record<CountName, number>>;
   /** median ms of the synchronous part of a step: JS, autograd, recording and submitting GPU work, before the first await */
   syncMs?: number;
+  /** CPU time of this process per timed step (all its threads: helpers, lavapipe's), in ms: what a step costs on a shared machine, where wall time also counts waiting for a core */
+  cpuMs?: number;
   lossFirst?: number;
   lossLast?: number;
   /** how many steps the runner had taken at lossLast */
@@ -175,6 +177,7 @@ export async function measure(
     const times: number[] = [];
     const sync: number[] = [];
     const start = performance.now();
+    const cpu0 = process.cpuUsage();
     let loss = NaN;
     while (times.length < w.minSteps || (times.length < w.maxSteps && performance.now() - start < w.budgetMs)) {
       t0 = performance.now();
@@ -183,7 +186,9 @@ export async function measure(
       loss = await p;
       times.push(performance.now() - t0);
     }
+    const cpu = process.cpuUsage(cpu0);
     row.steps = times.length;
+    row.cpuMs = (cpu.user + cpu.system) / 1000 / times.length;
     row.ms = median(times);
     row.syncMs = median(sync);
     row.minMs = Math.min(...times);
@@ -214,7 +219,7 @@ export async function measure(
       // profiling is optional
     }
     if (!Number.isFinite(loss)) row.note = `loss is ${loss}`;
-    log(`  ${name.padEnd(34)} ${fmt(row.ms, 2).padStart(9)} ms/step (min ${fmt(row.minMs, 2)}, sync part ${fmt(row.syncMs, 2)}, first ${fmt(row.firstMs, 0)}, ${row.steps} steps)` +
+    log(`  ${name.padEnd(34)} ${fmt(row.ms, 2).padStart(9)} ms/step (min ${fmt(row.minMs, 2)}, sync part ${fmt(row.syncMs, 2)}, cpu ${fmt(row.cpuMs, 2)}, first ${fmt(row.firstMs, 0)}, ${row.steps} steps)` +
       (c ? `  ${fmt(row.dispatches, 1)} dispatches, ${fmt(row.submits, 1)} submits per step` : ''));
   } catch (e) {
     row.status = 'failed';

@@ -50,20 +50,20 @@ const MiB = (b: number) => `${(b / 2 ** 20).toFixed(2)} MiB`;
 function rowTable(rows: Row[], w: Workload): string[] {
   const ref = fastestTfjs(rows, w.id);
   const out = [
-    `| row | ms/step (median) | sync part | fastest step | first step | dispatches/step | submits/step | vs fastest TF.js${ref ? ` (${ref.name})` : ''} | GFLOP/s | steps | loss: step 1 -> step n |`,
-    '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |',
+    `| row | ms/step (median) | sync part | fastest step | CPU ms/step | first step | dispatches/step | submits/step | vs fastest TF.js${ref ? ` (${ref.name})` : ''} | GFLOP/s | steps | loss: step 1 -> step n |`,
+    '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |',
   ];
   const notes: string[] = [];
   for (const r of rows.filter((x) => x.workload === w.id)) {
     if (r.status !== 'ok') {
-      out.push(`| ${r.name} | ${r.status} | | | | | | | | | |`);
+      out.push(`| ${r.name} | ${r.status} | | | | | | | | | | |`);
       notes.push(`- ${r.name}: ${r.status}: ${r.note ?? ''}`);
       continue;
     }
     const gflops = r.ms ? stepFlops(w) / (r.ms * 1e6) : NaN;
     const loss = r.lossFirst !== undefined ? `${r.lossFirst.toExponential(3)} -> ${r.lossLast!.toExponential(3)} (n=${r.lossLastStep})` : '';
     out.push(
-      `| ${r.name} | **${fmt(r.ms, 2)}** | ${fmt(r.syncMs, 2)} | ${fmt(r.minMs, 2)} | ${fmt(r.firstMs, 0)} | ${fmt(r.dispatches, 1)} | ${fmt(r.submits, 1)} | ${r.group === 'tfjs' && r === ref ? '1.00x (reference)' : speedup(r, ref)} | ${fmt(gflops, 2)} | ${r.steps} | ${loss} |`,
+      `| ${r.name} | **${fmt(r.ms, 2)}** | ${fmt(r.syncMs, 2)} | ${fmt(r.minMs, 2)} | ${fmt(r.cpuMs, 2)} | ${fmt(r.firstMs, 0)} | ${fmt(r.dispatches, 1)} | ${fmt(r.submits, 1)} | ${r.group === 'tfjs' && r === ref ? '1.00x (reference)' : speedup(r, ref)} | ${fmt(gflops, 2)} | ${r.steps} | ${loss} |`,
     );
     if (r.note) notes.push(`- ${r.name}: ${r.note}`);
   }
@@ -79,7 +79,10 @@ function targets(res: Results): string[] {
       return;
     }
     const x = ref.ms! / row.ms!;
-    lines.push(`| ${what} | ${x.toFixed(2)}x (${fmt(row.ms, 2)} vs ${fmt(ref.ms, 2)} ms) | ${x >= factor ? 'met' : `missed: needs ${(factor / x).toFixed(2)}x more`} |`);
+    const fast = ref.minMs! / row.minMs!;
+    const cpu = row.cpuMs && ref.cpuMs ? ref.cpuMs / row.cpuMs : NaN;
+    const also = `; fastest steps ${fast.toFixed(2)}x (${fmt(row.minMs, 2)} vs ${fmt(ref.minMs, 2)} ms)${Number.isFinite(cpu) ? `, CPU time ${cpu.toFixed(2)}x (${fmt(row.cpuMs, 2)} vs ${fmt(ref.cpuMs, 2)} ms)` : ''}`;
+    lines.push(`| ${what} | ${x.toFixed(2)}x (${fmt(row.ms, 2)} vs ${fmt(ref.ms, 2)} ms median)${also} | ${x >= factor ? 'met' : `missed: needs ${(factor / x).toFixed(2)}x more`} (on medians) |`);
   };
   const seedGpu = get('seed', 'tfjs webgpu');
   const seedWasm = get('seed', 'tfjs wasm');
@@ -156,6 +159,7 @@ export function markdown(res: Results): string {
   L.push('- wgtorch rows: `eager` and `compiled` on `webgpu`; `eager cpu`, and `compiled model cpu` / `compiled step cpu`: torch.compile on the cpu (fused kernels as generated JavaScript loops, matmuls through the generated WebAssembly SIMD kernel, parameters updated in place).');
   L.push('- Each row: the first step is timed alone ("first step": pipeline compiles, JIT, allocation), then warm-up steps, then every timed step is timed separately. The table gives the **median** step (robust to bursts of load from other processes on this 2-core machine) and the fastest step. Runs take at least `minSteps` and then continue until the time budget is spent.');
   if (Object.values(res.rounds).some((n) => n > 1)) L.push(`- Rows run several rounds (${Object.entries(res.rounds).map(([k, n]) => `${k}: ${n}`).join(', ')}), round-robin over all rows of a workload, and each row reports its best round (the lowest median; all rounds' medians are listed under the table): load from other processes only ever slows a round down. "First step" is the first round's.`);
+  L.push('- "CPU ms/step": CPU time of the bench process (all its threads: wgtorch\'s matmul helpers, lavapipe\'s) per timed step, from `process.cpuUsage()`. On a machine shared with other jobs the median wall time also counts waiting for a core, and a step that runs synchronously for milliseconds is preempted more often than one cut into short pieces by awaits; CPU time is what the step costs. The targets table gives the ratios of medians (what the targets are written in), of fastest steps and of CPU time.');
   L.push('- "sync part": the median time from calling the step until its first `await` — the framework\'s JS work (autograd, kernel selection) plus recording and submitting GPU commands. On CPU backends it is the whole step.');
   L.push('- Dispatches and submits per step are counted the same way for every WebGPU row, by wrapping `GPUQueue.prototype.submit` and `GPUComputePassEncoder.prototype.dispatchWorkgroups` of Dawn\'s Node bindings during the timed steps (wgtorch\'s own `torch.webgpu.counters()` are cross-checked against them). The TF.js webgpu backend is constructed on wgtorch\'s own `GPUDevice`, so both use the same Dawn device.');
   L.push('- Compiled rows take their first step with `warmup()`, which waits for the matmul autotuner, so the timed steps run the tuned kernels. Their graph lines below list the fused kernels, which of them share a dispatch (independent kernels packed into one), and the matmul variant of each matmul.');

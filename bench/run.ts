@@ -6,6 +6,7 @@
 //   npm run bench -- --quick      # under 2 minutes: fewer steps, slow CPU rows of the large workload skipped
 //   npm run bench -- --no-write   # print only
 //   npm run bench -- --memory-steps 2000    # a shorter steady-state memory run (the full run does 10,000)
+//   npm run bench -- --soak                 # 10,000 compiled whole steps read every step, then every 100th: RSS and GPU pool (bench/soak.ts)
 
 import { readFileSync, writeFileSync, mkdirSync } from 'node:fs';
 import { availableParallelism, loadavg } from 'node:os';
@@ -18,7 +19,7 @@ import { tfjsRunner, wasmFeatures, type SharedDevice, type TfBackend } from './t
 import { jaxjsRunner, jaxjsVersion, type JaxBackend } from './jaxjs.ts';
 import { wasmGemmInfo } from '../src/runtime/cpu/matmul.ts';
 import { consoleTable, markdown, svgChart, type Results } from './report.ts';
-import { benchCpuMatmul } from './matmul-cpu.ts';
+import { benchCpuMatmul, benchNumpyMatmul } from './matmul-cpu.ts';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const args = process.argv.slice(2);
@@ -58,7 +59,27 @@ function cpuModel(): string {
   }
 }
 
+const SOAK_BLOCK = /<!-- soak -->[\s\S]*<!-- \/soak -->\n?/;
+/** docs/benchmarks.md with its soak section (between the markers) replaced or appended. */
+function withSoak(md: string, section: string): string {
+  const block = section.startsWith('<!-- soak -->') ? section : `<!-- soak -->\n${section}\n<!-- /soak -->\n`;
+  return SOAK_BLOCK.test(md) ? md.replace(SOAK_BLOCK, block) : `${md.trimEnd()}\n\n${block}`;
+}
+
 async function main(): Promise<void> {
+  if (args.includes('--soak')) {
+    const at = args.indexOf('--soak-steps');
+    const { soak, soakSection } = await import('./soak.ts');
+    const t0 = performance.now();
+    const section = soakSection(await soak(at >= 0 ? Number(args[at + 1]) : 10_000), `npm run bench -- ${args.join(' ')}`, (performance.now() - t0) / 1000);
+    console.log(section);
+    if (write) {
+      const file = resolve(root, 'docs/benchmarks.md');
+      writeFileSync(file, withSoak(readFileSync(file, 'utf8'), section));
+      log('wrote the soak section of docs/benchmarks.md');
+    }
+    return;
+  }
   const t0 = performance.now();
   const loadAtStart = loadavg();
   const notes: string[] = [];
@@ -155,6 +176,19 @@ async function main(): Promise<void> {
     matmul.push(r);
     log(`  ${r.name.padEnd(56)} ${r.gflops.toFixed(2).padStart(7)}`);
   }
+  // the same shapes in numpy (OpenBLAS, float32) on one and two threads, where python3 has numpy
+  for (const threads of [1, 2]) {
+    const np = benchNumpyMatmul(threads, quick ? 0.15 : 0.5);
+    if (!np) {
+      matmulNotes.push(`numpy ${threads} thread${threads > 1 ? 's' : ''}: not measured (no python3 with numpy).`);
+      continue;
+    }
+    for (const r of np) {
+      matmul.push(r);
+      log(`  ${r.name.padEnd(56)} ${r.gflops.toFixed(2).padStart(7)}`);
+    }
+  }
+  matmulNotes.push('cpu matmul wasm: the generated WebAssembly SIMD128 kernel wgtorch runs for every cpu matmul (operands copied into its memory and back, included); numpy: `A @ B` on float32 arrays through OpenBLAS with OPENBLAS_NUM_THREADS set, OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE unset for that command. OpenBLAS uses AVX-512 FMA here; Wasm SIMD128 in Node 20 has 4-lane vectors and no fused multiply-add (relaxed SIMD is off), so ~8x per core is the expected gap.');
   if (!gpuOk) matmulNotes.push(`WebGPU matmul: skipped, no WebGPU device (${gpuError}).`);
   else {
     try {
@@ -195,8 +229,9 @@ async function main(): Promise<void> {
   }
   counter.uninstall();
 
+  notes.push(`Load average at the end: ${loadavg().map((x) => x.toFixed(2)).join(' / ')}. Other engineers' builds and test runs shared these 2 cores during the run, so absolute times are inflated and noisy${quick ? ' (in --quick each row runs once, one after another, so a ratio also carries the load change between its two rows)' : '; rows of one workload run interleaved (round-robin), so their ratios are the numbers to read'}.`);
   const res: Results = {
-    command: `npm run bench${args.length ? ` -- ${args.join(' ')}` : ''}`,
+    command: `${process.env.WGTORCH_NO_WEBGPU === '1' ? 'WGTORCH_NO_WEBGPU=1 ' : ''}npm run bench${args.length ? ` -- ${args.join(' ')}` : ''}`,
     quick,
     date: new Date().toISOString().replace(/\.\d+Z$/, 'Z'),
     seconds: (performance.now() - t0) / 1000,
@@ -226,7 +261,13 @@ async function main(): Promise<void> {
   console.log(consoleTable(res));
   if (write) {
     mkdirSync(resolve(root, 'docs'), { recursive: true });
-    writeFileSync(resolve(root, 'docs/benchmarks.md'), markdown(res));
+    // the soak section comes from its own run (--soak): carried over
+    let old = '';
+    try {
+      old = readFileSync(resolve(root, 'docs/benchmarks.md'), 'utf8');
+    } catch {}
+    const soak = SOAK_BLOCK.exec(old)?.[0];
+    writeFileSync(resolve(root, 'docs/benchmarks.md'), soak ? withSoak(markdown(res), soak) : markdown(res));
     writeFileSync(resolve(root, 'docs/benchmarks.svg'), svgChart(res));
     log(`\nwrote docs/benchmarks.md and docs/benchmarks.svg (${res.seconds.toFixed(0)} s)`);
   }

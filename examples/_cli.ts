@@ -86,3 +86,8 @@ export function runMain(main: (opts: ExampleOptions) => Promise<number[]>): void
 export async function ready(device: Device): Promise<void> {
   if (device === 'webgpu') await torch.webgpu.init();
 }
+
+/** Lets timers and I/O run during a long cpu-bound loop (on the cpu device every await resolves at once). */
+export function breathe(): Promise<void> {
+  return new Promise((r) => setImmediate(r));
+}

@@ -1,5 +1,6 @@
 /**
- * One regression test per item of issue 14 (silently wrong numbers, crashes and corrupted
+ * One regression test per item of issue 14 (PyTorch's values for item 9 come from
+ * scripts/edge-cases-reference.py, run with PyTorch 1.13) (silently wrong numbers, crashes and corrupted
  * state on bad input and at device limits), each on every device it concerns.
  */
 import { describe, expect, it } from 'vitest';
@@ -148,6 +149,21 @@ describe.each(testDevices())('issue 14 regressions on %s', (dev) => {
     const m = throws(() => y.backward());
     expect(m).toContain('modified by an inplace operation');
     expect(m).toContain('is at version 1; expected version 0');
+  });
+
+  it('4: int32 is exact beyond 2^24 and wraps as PyTorch int32 does, eager and compiled', async () => {
+    const a = torch.tensor([16777217, 2147483647, -7, 5], { dtype: 'int32', device: dev });
+    expect(await arr(a.add(1))).toEqual([16777218, -2147483648, -6, 6]);
+    expect(await arr(a.add(0))).toEqual([16777217, 2147483647, -7, 5]);
+    expect(await arr(a.mul(2))).toEqual([33554434, -2, -14, 10]);
+    expect(await arr(a.neg().abs())).toEqual([16777217, 2147483647, 7, 5]);
+    expect(await arr(a.clamp(-5, 16777218))).toEqual([16777217, 16777218, -5, 5]);
+    expect(await arr(a.gt(16777216))).toEqual([1, 1, 0, 0]);
+    expect(await arr(torch.compile((x: T) => x.add(1).mul(3).sub(x))(a))).toEqual([33554437, 1, -11, 13]);
+  });
+
+  it('9: sign(NaN) is 0, as in PyTorch', async () => {
+    expect(await arr(torch.tensor([NaN, -2, 0, 3], { device: dev }).sign())).toEqual([0, -1, 0, 1]);
   });
 
   it('5: compiled x - x is NaN where x is NaN or inf', async () => {

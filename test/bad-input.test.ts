@@ -83,6 +83,16 @@ const CASES: Case[] = [
     says: ['reshape', '[3, 7]', 'size 20', 'Fix'],
   },
   {
+    name: 'index past the rows (an embedding lookup)',
+    loss: (w) => w.model(w.x).index(torch.tensor([0, 7], { dtype: 'int32', device: w.dev })).sum(),
+    says: ['index 7 is out of bounds for dimension 0 with size 5', 'Fix'],
+  },
+  {
+    name: 'gather past the classes',
+    loss: (w) => w.model(w.x).gather(1, torch.tensor([[0], [1], [9], [2], [3]], { dtype: 'int32', device: w.dev })).sum(),
+    says: ['gather', 'index 9 is out of bounds for dimension 1 with size 4', 'Fix'],
+  },
+  {
     name: 'a mistake after backward()',
     loss: good,
     afterBackward: (w) => void w.x.mm(torch.randn(5, 3, { device: w.dev })),

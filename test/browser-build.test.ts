@@ -42,6 +42,9 @@ describe('npm run build', () => {
     expect(untwinned).toEqual([]);
     const twins = inputs.filter((p) => p.endsWith('.browser.ts')).map((p) => p.replace(/^.*src\//, 'src/'));
     expect(twins).toEqual(expect.arrayContaining(['src/platform/env.browser.ts', 'src/platform/gpu.browser.ts', 'src/platform/files.browser.ts', 'src/platform/gc.browser.ts', 'src/platform/threads.browser.ts']));
+    // nor a stray global of Node's that a page lacks
+    const code = readFileSync(join(tmp, 'dist/browser/index.js'), 'utf8');
+    expect(code.match(/\bprocess\.\w+|\brequire\(|__dirname|__filename/g) ?? []).toEqual([]);
     // nothing left for the page to import at run time
     for (const out of Object.values(report.metafile.outputs)) expect(out.imports.filter((i) => i.external)).toEqual([]);
     // third-party code in the bundle: only magic-string and its codec

@@ -18,6 +18,8 @@ import { chromium, type Browser, type Page } from 'playwright-core';
 import { build, ROOT } from '../scripts/build.ts';
 import { buildWeb, serve } from '../scripts/web.ts';
 import { runDemo } from '../demo/main.ts';
+import * as torch from '../src/index.ts';
+import { DigitsCNN, loadDigits } from '../examples/12-digits-cnn.ts';
 import type { TrainResult } from '../web/main.ts';
 
 const CHROMIUM = process.env.WGTORCH_CHROMIUM ?? '/usr/bin/chromium';
@@ -36,12 +38,36 @@ if (!haveChromium) {
 /** largest |a-b| / max(|a|, 1e-30) over the steps */
 const worstRel = (a: number[], b: number[]) => Math.max(...a.map((v, i) => Math.abs(v - b[i]!) / Math.max(Math.abs(v), 1e-30)));
 
+/** examples/12-digits-cnn.ts's setup and loop, cut after `batches` batches: the losses */
+async function digitsInNode(batches: number): Promise<number[]> {
+  torch.manualSeed(0);
+  const { images, labels } = loadDigits();
+  const order = torch.randperm(images.shape[0]);
+  const nTrain = Math.round(0.8 * images.shape[0]);
+  const trainIdx = order.narrow(0, 0, nTrain);
+  const trainSet = new torch.utils.data.TensorDataset(images.indexSelect(0, trainIdx), labels.indexSelect(0, trainIdx));
+  const loader = new torch.utils.data.DataLoader(trainSet, { batchSize: 64, shuffle: true });
+  const model = new DigitsCNN();
+  const optimizer = new torch.optim.SGD(model.parameters(), { lr: 0.05, momentum: 0.9 });
+  const losses: number[] = [];
+  for (const [x, y] of loader) {
+    if (losses.length === batches) break;
+    const loss = torch.nn.functional.crossEntropy(model(x!), y!);
+    optimizer.zeroGrad();
+    loss.backward();
+    optimizer.step();
+    losses.push(await loss.item());
+  }
+  return losses;
+}
+
 describe.skipIf(!haveChromium)('the demo page in Chromium (WebGPU)', () => {
   let tmp: string;
   let server: Server;
   let browser: Browser;
   let page: Page;
   const pageErrors: string[] = [];
+  const consoleLines: string[] = [];
   let node: number[];
   const runs: Partial<Record<'eager' | 'compiled', TrainResult>> = {};
 
@@ -54,6 +80,7 @@ describe.skipIf(!haveChromium)('the demo page in Chromium (WebGPU)', () => {
     browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS });
     page = await browser.newPage({ viewport: { width: 1280, height: 1100 } });
     page.on('console', (m) => {
+      consoleLines.push(`${m.type()}: ${m.text()}`);
       if (m.type() === 'error') pageErrors.push(`console.error: ${m.text()}`);
     });
     page.on('pageerror', (e) => pageErrors.push(`uncaught: ${e.message}`));
@@ -115,13 +142,13 @@ describe.skipIf(!haveChromium)('the demo page in Chromium (WebGPU)', () => {
     const lit = await page.$$eval('#inspector .ir .node.in-kernel', (els) => els.map((e) => Number((e as HTMLElement).dataset.node)));
     expect(lit.length).toBeGreaterThan(0);
     for (const id of lit) expect(last.nodes).toContain(id);
-    expect(await page.textContent('#inspector .wgsl')).toContain(`kernel ${last.name}`);
+    expect(await page.textContent('#inspector .source.wgsl')).toContain(`kernel ${last.name}`);
 
     // click a traced node: the kernel that computes it is selected
     const first = kernels![0]!;
     await page.click(`#inspector .ir .node[data-node="${first.nodes[0]}"]`);
     expect(await page.getAttribute('#inspector .kernel.selected', 'data-kernel')).toBe(first.name);
-    expect(await page.textContent('#inspector .wgsl')).toContain(`// fuses %${first.nodes[0]}`);
+    expect(await page.textContent('#inspector .source.wgsl')).toContain(`// fuses %${first.nodes[0]}`);
 
     // the optimised IR holds every node of every kernel (nodes the passes made included)
     await page.click('#inspector button[data-ir-view="optimised"]');
@@ -140,6 +167,30 @@ describe.skipIf(!haveChromium)('the demo page in Chromium (WebGPU)', () => {
     expect(pageErrors).toEqual([]);
   });
 
+  it('torch.setLogs chooses the log channels in the page (no environment variables there)', async () => {
+    const lines = await page.evaluate(async () => {
+      const torch = window.torch;
+      const a = torch.ones(4, 4, { device: 'webgpu' });
+      // the default sink: the devtools console, as info (not as errors)
+      torch.setLogs({ cache: true });
+      await torch.compile((t: typeof a) => t.sub(3).sum())(a).item();
+      const got: string[] = [];
+      torch.setLogs({ cache: true, wgsl: true }, { sink: (c, m) => got.push(`${c}: ${m.split('\n')[0]}`) });
+      const f = torch.compile((t: typeof a) => t.mul(2).add(1).sum());
+      await f(a).item();
+      await f(a).item();
+      torch.setLogs({ cache: false, wgsl: false });
+      await f(a).item(); // logs off again: nothing more
+      return got;
+    });
+    expect(consoleLines.filter((l) => l.includes('[wgtorch:cache] miss'))).toEqual([expect.stringMatching(/^info: \[wgtorch:cache\] miss/)]);
+    expect(lines.some((l) => l.startsWith('cache: miss'))).toBe(true);
+    expect(lines.some((l) => l.startsWith('cache: hit'))).toBe(true);
+    expect(lines.some((l) => l.startsWith('wgsl: '))).toBe(true);
+    expect(lines.filter((l) => l.startsWith('cache: hit'))).toHaveLength(1);
+    expect(pageErrors).toEqual([]);
+  });
+
   it('without WebGPU the page says so and trains on the CPU', async () => {
     const cpuPage = await browser.newPage();
     const errors: string[] = [];
@@ -153,6 +204,23 @@ describe.skipIf(!haveChromium)('the demo page in Chromium (WebGPU)', () => {
     const r = await cpuPage.evaluate(() => window.demo.train({ mode: 'eager', steps: 5 }));
     expect(r.device).toBe('cpu');
     expect(worstRel(node.slice(0, 5), r.losses)).toBeLessThan(1e-6);
+    // compiled for the cpu target: the inspector shows its JavaScript kernels
+    const c = await cpuPage.evaluate(() => window.demo.train({ mode: 'compiled', steps: 5 }));
+    expect(c.device).toBe('cpu');
+    expect(worstRel(node.slice(0, 5), c.losses)).toBeLessThan(1e-5);
+    expect(c.kernels.length).toBeGreaterThan(0);
+    expect(await cpuPage.$$eval('#inspector .kernel', (els) => els.length)).toBe(c.kernels.length);
+    expect(await cpuPage.textContent('#inspector .source.js')).toContain(`// fuses %${c.kernels[0]!.nodes[0]}`);
+
+    // the second tab: the digits CNN, a few batches on the cpu, equal to the example's loop in Node
+    const d = await cpuPage.evaluate(() => window.demo.trainDigits({ device: 'cpu', epochs: 1, maxBatches: 6 }));
+    expect(d.images).toBe(1797);
+    expect(d.losses).toHaveLength(6);
+    expect(d.losses.at(-1)!).toBeLessThan(d.losses[0]!);
+    expect(d.accuracies).toHaveLength(1);
+    expect(d.accuracies[0]).toBeGreaterThan(0.2); // chance is 0.1
+    expect(worstRel(await digitsInNode(6), d.losses)).toBeLessThan(1e-5);
+    expect(await cpuPage.$$eval('#digits-samples .sample', (els) => els.length)).toBe(16);
     await cpuPage.close();
     expect(errors).toEqual([]);
   });

@@ -144,4 +144,13 @@ describe('matmulF32 on several threads', () => {
     check(40, 200, 300, true, true, 32); // N > M: columns split in multiples of the tile width
     check(129, 700, 131, true, false, 33);
   });
+
+  it('stays right over many back-to-back split products (each chunk claimed by whichever thread runs)', () => {
+    matmulF32 = matmulDefault;
+    const rnd = prng(41);
+    for (let t = 0; t < 40; t++) {
+      const M = 40 + Math.floor(rnd() * 90), K = 100 + Math.floor(rnd() * 200), N = 40 + Math.floor(rnd() * 90);
+      check(M, K, N, rnd() < 0.5, rnd() < 0.5, 200 + t);
+    }
+  });
 });

@@ -17,6 +17,9 @@ import { main as ex6 } from '../examples/06-optim.ts';
 import { main as ex7 } from '../examples/07-custom-module.ts';
 import { DynamicNet, main as ex8 } from '../examples/08-dynamic-net.ts';
 import { runDemo } from '../demo/main.ts';
+import { main as ex11 } from '../examples/11-poly-sin.ts';
+import { train as ex12 } from '../examples/12-digits-cnn.ts';
+import { train as ex13 } from '../examples/13-char-gpt.ts';
 
 const quiet = () => {};
 const rel = (a: number, b: number) => Math.abs(a - b) / Math.abs(b);
@@ -85,6 +88,43 @@ describe('seed examples on cpu', () => {
     out.sum().backward();
     expect(net.middleLinear.weight.grad).not.toBeNull();
   });
+});
+
+describe('beyond the seed: examples 11-13 on cpu', () => {
+  it('11-poly-sin: every section of the current tutorial fits its polynomial and prints it', async () => {
+    const lines: string[] = [];
+    const losses = await ex11({ steps: 200, log: (l) => lines.push(l) });
+    expect(losses).toHaveLength(8);
+    expect(losses.every(Number.isFinite)).toBe(true);
+    const results = lines.filter((l) => l.startsWith('Result: y = '));
+    expect(results).toHaveLength(8);
+    expect(results[3]).toMatch(/^Result: y = \S+ \+ \S+ \* P3\(\S+ \+ \S+ x\)$/);
+    expect(results[7]).toMatch(/x\^4 \? \+ \S+ x\^5 \?$/);
+    // sections 1-7 print `99 loss` and `199 loss`: each one's loss falls
+    const at = (t: number) => lines.filter((l) => l.startsWith(`${t} `)).map((l) => Number(l.split(' ')[1]));
+    const [l99, l199] = [at(99), at(199)];
+    expect(l99).toHaveLength(7);
+    l199.forEach((v, i) => expect(v, `section ${i + 1}`).toBeLessThan(l99[i]));
+  }, 120_000);
+
+  it('12-digits-cnn: >= 95% held-out accuracy, and the reloaded model predicts the same', async () => {
+    const r = await ex12({ steps: 3, log: quiet });
+    expect(r.accuracies).toHaveLength(3);
+    expect(r.accuracies.at(-1)!).toBeGreaterThanOrEqual(0.95);
+    expect(r.losses[2]).toBeLessThan(r.losses[0]);
+    expect(r.reloadedSame).toBe(true);
+    expect(Object.keys(torch.load(r.file))).toContain('bn1.running_mean');
+  }, 300_000);
+
+  it('13-char-gpt: the compiled step trains (one graph after the first call) and samples text', async () => {
+    const r = await ex13({ steps: 40, log: quiet, sampleLength: 40 });
+    expect(r.losses[0]).toBeGreaterThan(3.5); // ~ln(55) at the start
+    const tail = r.losses.slice(-5).reduce((s, v) => s + v, 0) / 5;
+    expect(tail).toBeLessThan(3.0);
+    expect(r.sample).toHaveLength(40);
+    // the first call creates AdamW's state (a graph of its own), every later step reuses one graph
+    expect(r.graphs).toBeLessThanOrEqual(2);
+  }, 300_000);
 });
 
 describe('demo', () => {

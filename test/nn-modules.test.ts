@@ -59,6 +59,15 @@ describe('buffers', () => {
     expect(net.parameters()).toHaveLength(6);
   });
 
+  it('a module shared under two names is in stateDict under both (as PyTorch), in parameters once', () => {
+    const shared = new nn.Linear(2, 2);
+    const tied = new nn.Sequential(shared, new nn.ReLU(), shared);
+    expect(Object.keys(tied.stateDict())).toEqual(['0.weight', '0.bias', '2.weight', '2.bias']);
+    expect(tied.parameters()).toHaveLength(2);
+    const copy = new nn.Sequential(new nn.Linear(2, 2), new nn.ReLU(), new nn.Linear(2, 2));
+    expect(copy.loadStateDict(tied.stateDict())).toEqual({ missingKeys: [], unexpectedKeys: [] });
+  });
+
   it('a registered name that is taken, a Parameter or a non-tensor is refused', () => {
     const m = new WithMask();
     expect(() => m.registerBuffer('lin', torch.zeros(1))).toThrow(/attribute 'lin' already exists/);

@@ -2,7 +2,8 @@
  * The inspector: the traced IR (forward, backward and update nodes of the compiled
  * step), the optimised IR, and the fused kernels with their WGSL. Click a node to see
  * the kernel that computes it; click a kernel to see its nodes and module paths. It
- * reads only what `compiled.graphs()` returns: each kernel's `nodes` are the IR ids it fuses.
+ * reads only what `compiled.graphs()` returns: each kernel's `nodes` are the IR ids it fuses,
+ * its `source` the generated WGSL (webgpu) or JavaScript (cpu).
  */
 import type * as torch from 'wgtorch';
 
@@ -159,8 +160,9 @@ export class Inspector {
     box.append(list);
     const sel = this.selectedKernel !== null ? g.kernels[this.selectedKernel] : null;
     if (sel) {
-      box.append(el('h4', '', `${sel.name}.wgsl`));
-      box.append(el('pre', 'wgsl', sel.wgsl));
+      // WGSL on webgpu; on the cpu target the kernel is JavaScript (calling Wasm for matmuls)
+      box.append(el('h4', '', `${sel.name}.${sel.language === 'wgsl' ? 'wgsl' : 'js'}`));
+      box.append(el('pre', `source ${sel.language}`, sel.source));
     }
     return box;
   }

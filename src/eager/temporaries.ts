@@ -31,5 +31,8 @@ export function withTemporaries<R>(fn: () => R, keep: () => Iterable<Tensor | nu
   const kept = new Set<Storage>();
   for (const t of keep()) if (t) kept.add(t._storage);
   for (const s of mine) if (!kept.has(s)) s.backend.release?.(s);
+  // end the batch here: the next step's kernels then sit at the same places in their batch,
+  // so their cached bind groups (keyed by the params' slot) are found again
+  for (const b of new Set(mine.map((s) => s.backend))) b.flush?.();
   return r;
 }

@@ -183,7 +183,8 @@ elementwise({
   // PyTorch's sgn: (x > 0) - (x < 0), so 0 at 0 and at NaN
   grad: (g, { inputs: [a] }) => [g.mul(T(a).gt(0).toDType('float32').sub(T(a).lt(0).toDType('float32')))],
 });
-elementwise({ name: 'sign', arity: 1, formula: (m, [a]) => m.call('sign', a) });
+// (x > 0) - (x < 0), as PyTorch computes it: 0 at NaN
+elementwise({ name: 'sign', arity: 1, formula: (m, [a]) => `(${m.cmp('<', m.lit(0), a)} - ${m.cmp('<', a, m.lit(0))})` });
 elementwise({
   name: 'tanh', arity: 1, dtype: 'float', saves: { out: true },
   formula: (m, [a]) => m.call('tanh', a),

@@ -7,7 +7,8 @@ export type MathFn = 'exp' | 'log' | 'sqrt' | 'abs' | 'tanh' | 'sign' | 'max' | 
 export type CmpOp = '<' | '<=' | '>' | '>=' | '==' | '!=';
 
 export interface ScalarLang {
-  readonly target: 'js' | 'wgsl';
+  /** 'wgsl-i32': WGSL over i32 values (kernels whose every value is an integer: see wgslIntLang) */
+  readonly target: 'js' | 'wgsl' | 'wgsl-i32';
   lit(v: number): string;
   call(fn: MathFn, ...args: string[]): string;
   /** 1 where the comparison holds, else 0. */
@@ -103,3 +104,30 @@ export const WGSL_PRELUDE = [
   // tanh of |x| > 15 is +-1 in f32; clamping keeps exp-based implementations from overflowing
   'fn wgt_tanh(a: f32) -> f32 { if (wgt_isnan(a)) { return a; } return tanh(clamp(a, -15.0, 15.0)); }',
 ].join('\n');
+
+/**
+ * WGSL over i32 values: kernels whose inputs, outputs and every op are integer (int32 and bool
+ * arithmetic, comparisons, where, clamp with integer bounds) compute in i32, so that int32 is
+ * exact beyond 2^24 (in f32, 16777217 + 1 was 16777216) and wraps as PyTorch's int32 does.
+ */
+export const wgslIntLang: ScalarLang = {
+  target: 'wgsl-i32',
+  lit(v) {
+    if (!Number.isInteger(v) || v < -0x80000000 || v > 0x7fffffff) throw new Error(`internal error: ${v} is not an i32 literal`);
+    return v === -0x80000000 ? 'i32(-2147483647 - 1)' : v < 0 ? `(${v}i)` : `${v}i`;
+  },
+  call(fn, ...a) {
+    if (fn === 'floor') return a[0]!;
+    if (fn === 'abs' || fn === 'max' || fn === 'min' || fn === 'sign') return `${fn}(${a.join(', ')})`;
+    throw new Error(`internal error: ${fn} has no i32 form`);
+  },
+  cmp(op, a, b) {
+    return `select(0i, 1i, ${a} ${op} ${b})`;
+  },
+  select(c, a, b) {
+    return `select(${b}, ${a}, ${c} != 0i)`;
+  },
+};
+
+/** Ops whose formulas have an i32 form when every number they see is an integer. */
+export const INT_FORMULA_OPS = new Set(['add', 'sub', 'mul', 'neg', 'abs', 'sign', 'copy', 'where', 'relu', 'clamp', 'lt', 'le', 'gt', 'ge', 'eq', 'ne', 'cast', 'full']);

@@ -1,5 +1,5 @@
 /** torch.nn.functional: losses and activations as functions (composites of registry ops). */
-import { apply } from '../eager/dispatch.ts';
+import { apply, tracing } from '../eager/dispatch.ts';
 import { arange, ones } from '../eager/factories.ts';
 import { tril } from '../eager/ops.ts';
 import { checkIndex } from '../eager/checks.ts';
@@ -195,7 +195,7 @@ export function oneHot(index: Tensor, numClasses = -1): Tensor {
     C = index.numel() ? Math.max(...index.toArraySync()) + 1 : 0;
   }
   if (!Number.isInteger(C) || C < 0) throw new WgtorchError(`oneHot: numClasses must be a non-negative integer or -1, got ${C}.`);
-  if (index.device === 'cpu') {
+  if (index.device === 'cpu' && !tracing.recorder?.records(index)) {
     for (const v of index.toArraySync()) {
       if (v < 0 || v >= C) throw new WgtorchError(`oneHot: class values must be in [0, ${C}) (numClasses ${C}), got ${v}.`);
     }

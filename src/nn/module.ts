@@ -190,11 +190,9 @@ export class Module<In extends unknown[] = any[], Out = any> {
 
   /** What stateDict holds, as the live tensors (parameters and persistent buffers), in PyTorch's order. */
   private stateEntries(): [string, Tensor][] {
+    // no de-duplication, as PyTorch's state_dict: a module or weight shared under two names is saved under both
     const out: [string, Tensor][] = [];
-    const seen = new Set<Module>();
     const walk = (m: Module, pre: string) => {
-      if (seen.has(m)) return;
-      seen.add(m);
       for (const [k, p] of m.namedParameters('', false)) out.push([pre + k, p]);
       for (const [k, b] of m._buffers) if (b && !m._nonPersistent.has(k)) out.push([pre + k, b]);
       for (const [k, c] of m.namedChildren()) walk(c, `${pre}${k}.`);

@@ -5,10 +5,7 @@
  *   operands transposed, which the matmul kernel does for free;
  * - permute(permute(x)) -> one permute, or nothing when they cancel;
  * - pow(x, 1) -> x;
- * - a one-element full (the seed of backward) -> a constant scalar, which kernels read as a
- *   uniform; not where a matmul, a reduction or an index op reads it, or the graph returns it,
- *   directly or through a view (those need a value in memory). Elementwise readers, also through
- *   views (the backward seed's expand), take the scalar.
+ * - a one-element full (the seed of backward) -> a constant scalar, which kernels read as a uniform.
  */
 import { Graph, type IRNode } from '../ir/graph.ts';
 import { getOp } from '../ir/registry.ts';
@@ -20,16 +17,6 @@ export function simplify(g: Graph): Graph {
   let next = Math.max(0, ...g.nodes.map((n) => n.id)) + 1;
   const fresh = (n: Omit<IRNode, 'id'>) => out.put({ ...n, id: next++ });
   const uses = g.useCounts();
-  // values some matmul, reduction or index op reads, or the graph returns, directly or through movement ops
-  const returned = new Set(g.outputs.map((o) => o.id));
-  const readAsTensor = new Set<number>(returned);
-  for (const n of [...g.nodes].reverse()) {
-    if (n.op === 'input' || n.op === 'scalar') continue;
-    const kind = getOp(n.op).kind;
-    if ((kind !== 'elementwise' && kind !== 'movement') || (kind === 'movement' && readAsTensor.has(n.id))) for (const i of n.inputs) readAsTensor.add(i);
-    // a reshape of an expand or permute may be no view: a copy kernel then reads its source from memory
-    else if (n.op === 'reshape' && ['expand', 'permute'].includes(g.node(n.inputs[0]).op)) readAsTensor.add(n.inputs[0]);
-  }
 
   const permuteOf = (id: number, dims: number[], like: IRNode): number => {
     const src = out.node(id);
@@ -45,7 +32,7 @@ export function simplify(g: Graph): Graph {
 
   for (const n of g.nodes) {
     const inputs = n.inputs.map(r);
-    if (n.op === 'full' && n.dtype === 'float32' && n.shape.every((d) => d === 1) && !readAsTensor.has(n.id)) {
+    if (n.op === 'full' && n.dtype === 'float32' && n.shape.every((d) => d === 1) && readByElementwiseOnly(g, n.id)) {
       out.put({ ...n, op: 'scalar', inputs: [], attrs: { value: n.attrs.value as number, constant: true }, shape: [] });
       continue;
     }
@@ -74,4 +61,25 @@ export function simplify(g: Graph): Graph {
   }
   for (const o of g.outputs) out.addOutput(r(o.id), o.role, o.label, o.key);
   return out;
+}
+
+/**
+ * Whether every reader of a value, looking through views of it, is an elementwise op: only
+ * those take a scalar operand. A matmul or a reduction reading it (a plain-sum loss's seed
+ * gradient, expanded into a matmul operand), or returning it, needs it in memory.
+ */
+function readByElementwiseOnly(g: Graph, id: number): boolean {
+  const outputs = new Set(g.outputs.map((o) => o.id));
+  const todo = [id];
+  while (todo.length) {
+    const v = todo.pop()!;
+    if (outputs.has(v)) return false;
+    for (const m of g.nodes) {
+      if (!m.inputs.includes(v)) continue;
+      const kind = getOp(m.op).kind;
+      if (kind === 'movement') todo.push(m.id);
+      else if (kind !== 'elementwise') return false;
+    }
+  }
+  return true;
 }

@@ -6,3 +6,8 @@ export function envVar(_name: string): string | undefined {
 export function processId(): number {
   return 0;
 }
+
+/** Where log lines go by default: the devtools console, as information rather than errors. */
+export function writeLogLine(line: string): void {
+  console.info(line);
+}

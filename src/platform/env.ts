@@ -7,3 +7,8 @@ export function envVar(name: string): string | undefined {
 export function processId(): number {
   return typeof process !== 'undefined' ? process.pid : 0;
 }
+
+/** Where log lines go by default: stderr. */
+export function writeLogLine(line: string): void {
+  console.error(line);
+}

@@ -1,8 +1,9 @@
 /** Browsers: no helper threads (yet); every cpu matmul runs on the calling thread. */
 import type { GemmHelpers } from './threads.ts';
 
-export type { GemmArgs, GemmHelpers } from './threads.ts';
+export type { GemmHelpers, GemmJob } from './threads.ts';
+export const MAX_JOBS = 64;
 
-export function gemmHelpers(_module: WebAssembly.Module, _memory: WebAssembly.Memory): GemmHelpers | null {
+export function gemmHelpers(_module: WebAssembly.Module, _memory: WebAssembly.Memory, _workBytes: number): GemmHelpers | null {
   return null;
 }

@@ -1,9 +1,15 @@
 /**
  * Helper threads for the cpu's Wasm matmul (src/runtime/cpu/wasm-gemm.ts). In Node it
- * starts `availableParallelism() - 1` worker_threads (WGTORCH_CPU_THREADS caps the total, 1 = this thread only), each instantiating the same Wasm module over the same
- * shared memory; a job is 13 i32 arguments in a SharedArrayBuffer, handed over and waited for
- * with Atomics (no messages, no copies). The browser twin (threads.browser.ts) has no helpers,
- * so every product runs on the calling thread; Web Workers could go behind the same interface.
+ * starts `availableParallelism() - 1` worker_threads (WGTORCH_CPU_THREADS caps the total,
+ * 1 = this thread only), each instantiating the same Wasm module over the same shared memory.
+ * The browser twin (threads.browser.ts) has no helpers, so every product runs on the calling
+ * thread; Web Workers could go behind the same interface.
+ *
+ * A product is cut into chunks (12 i32 gemm arguments each) in a SharedArrayBuffer; the caller
+ * and the helpers claim chunks from one counter with Atomics, so the caller never waits for a
+ * helper that the OS has not scheduled (on a busy machine it simply does all the chunks
+ * itself); it waits only for chunks a helper has already claimed. The counter carries a
+ * generation tag, so a late helper cannot claim a chunk of a newer product by mistake.
  *
  * Workers start in the background: until they are up, products run on one thread.
  */
@@ -11,75 +17,98 @@ import { availableParallelism } from 'node:os';
 import { isMainThread, Worker } from 'node:worker_threads';
 import { envVar } from './env.ts';
 
-
-/** gemm's arguments: a, aI, aK, b, bK, bJ, c, M, K, N, j0, j1, work */
-export type GemmArgs = [number, number, number, number, number, number, number, number, number, number, number, number, number];
+/** gemm's arguments but the last: a, aI, aK, b, bK, bJ, c, M, K, N, j0, j1 (the executing thread adds its scratch) */
+export type GemmJob = [number, number, number, number, number, number, number, number, number, number, number, number];
 
 export interface GemmHelpers {
   /** helpers started and waiting for work */
   ready(): number;
-  /** runs jobs[i] on helper i while `own` runs here; returns when all are done */
-  run(jobs: GemmArgs[], own: () => void): void;
+  /** helpers asked for (started or starting): scratch is reserved for each */
+  readonly slots: number;
+  /** runs every job, on this thread (`own`) and on whichever helpers claim them; returns when all are done */
+  run(jobs: GemmJob[], own: (job: GemmJob) => void): void;
 }
 
-const IDLE = 0, JOB = 1, DONE = 2;
+export const MAX_JOBS = 64;
+const ARGS = 12;
+// control words
+const GEN = 0, COUNT = 1, NEXT = 2, DONE = 3, HEADER = 4;
 
-// Runs in each worker (CommonJS eval): instantiate, then wait for jobs forever.
+// Runs in each worker (CommonJS eval): instantiate, then claim chunks whenever a generation starts.
 const WORKER_SOURCE = `
 const { parentPort, workerData } = require('node:worker_threads');
-const { module, memory, control } = workerData;
+const { module, memory, control, work } = workerData;
 const gemm = new WebAssembly.Instance(module, { env: { mem: memory } }).exports.gemm;
 const ctl = new Int32Array(control);
 parentPort.postMessage('ready');
+let seen = 0;
 for (;;) {
-  Atomics.wait(ctl, 0, ${IDLE});
-  if (Atomics.load(ctl, 0) !== ${JOB}) continue;
-  gemm(ctl[1], ctl[2], ctl[3], ctl[4], ctl[5], ctl[6], ctl[7], ctl[8], ctl[9], ctl[10], ctl[11], ctl[12], ctl[13]);
-  Atomics.store(ctl, 0, ${DONE});
-  Atomics.notify(ctl, 0);
+  Atomics.wait(ctl, ${GEN}, seen);
+  const gen = Atomics.load(ctl, ${GEN});
+  seen = gen;
+  for (;;) {
+    const v = Atomics.load(ctl, ${NEXT});
+    if ((v >>> 16) !== gen) break;
+    const i = v & 0xffff;
+    if (i >= Atomics.load(ctl, ${COUNT})) break;
+    if (Atomics.compareExchange(ctl, ${NEXT}, v, v + 1) !== v) continue;
+    const o = ${HEADER} + i * ${ARGS};
+    gemm(ctl[o], ctl[o + 1], ctl[o + 2], ctl[o + 3], ctl[o + 4], ctl[o + 5], ctl[o + 6], ctl[o + 7], ctl[o + 8], ctl[o + 9], ctl[o + 10], ctl[o + 11], work);
+    Atomics.add(ctl, ${DONE}, 1);
+    Atomics.notify(ctl, ${DONE});
+  }
 }
 `;
 
-export function gemmHelpers(module: WebAssembly.Module, memory: WebAssembly.Memory): GemmHelpers | null {
+/** Starts the helpers; helper h uses the scratch at byte (h + 1) * workBytes (this thread's is at 0). */
+export function gemmHelpers(module: WebAssembly.Module, memory: WebAssembly.Memory, workBytes: number): GemmHelpers | null {
   if (!isMainThread) return null;
   const cores = availableParallelism();
   const asked = Number(envVar('WGTORCH_CPU_THREADS'));
   const cap = asked > 0 ? Math.floor(asked) : cores;
   const count = Math.max(0, Math.min(cores, cap, 8) - 1);
   if (count === 0) return null;
-  const helpers: { ctl: Int32Array; up: boolean }[] = [];
-  for (let i = 0; i < count; i++) {
-    const control = new SharedArrayBuffer(4 * 16);
-    const h = { ctl: new Int32Array(control), up: false };
-    helpers.push(h);
+  const control = new SharedArrayBuffer(4 * (HEADER + MAX_JOBS * ARGS));
+  const ctl = new Int32Array(control);
+  let up = 0;
+  for (let h = 0; h < count; h++) {
     try {
-      const w = new Worker(WORKER_SOURCE, { eval: true, workerData: { module, memory, control } });
-      w.once('message', () => (h.up = true));
-      w.once('error', () => (h.up = false));
+      const w = new Worker(WORKER_SOURCE, { eval: true, workerData: { module, memory, control, work: (h + 1) * workBytes } });
+      w.once('message', () => up++);
       w.unref();
     } catch {
       // no worker: that helper never comes up
     }
   }
+  let gen = 0;
+  /** claims the next chunk of generation g, or -1 when none is left */
+  const claim = (g: number) => {
+    for (;;) {
+      const v = Atomics.load(ctl, NEXT);
+      const i = v & 0xffff;
+      if (v >>> 16 !== g || i >= Atomics.load(ctl, COUNT)) return -1;
+      if (Atomics.compareExchange(ctl, NEXT, v, v + 1) === v) return i;
+    }
+  };
   return {
-    ready: () => {
-      let n = 0;
-      while (n < helpers.length && helpers[n].up) n++;
-      return n;
-    },
+    ready: () => up,
+    slots: count,
     run(jobs, own) {
-      jobs.forEach((args, i) => {
-        const { ctl } = helpers[i];
-        ctl.set(args, 1);
-        Atomics.store(ctl, 0, JOB);
-        Atomics.notify(ctl, 0);
-      });
-      own();
-      for (let i = 0; i < jobs.length; i++) {
-        const { ctl } = helpers[i];
-        while (Atomics.load(ctl, 0) !== DONE) Atomics.wait(ctl, 0, JOB);
-        Atomics.store(ctl, 0, IDLE);
+      if (jobs.length > MAX_JOBS) throw new Error(`internal error: ${jobs.length} matmul chunks exceed ${MAX_JOBS}`);
+      gen = (gen % 0x7fff) + 1;
+      jobs.forEach((args, i) => ctl.set(args, HEADER + i * ARGS));
+      Atomics.store(ctl, COUNT, jobs.length);
+      Atomics.store(ctl, DONE, 0);
+      Atomics.store(ctl, NEXT, gen << 16); // opens the claims of this generation
+      Atomics.store(ctl, GEN, gen);
+      Atomics.notify(ctl, GEN);
+      let mine = 0;
+      for (let i = claim(gen); i >= 0; i = claim(gen)) {
+        own(jobs[i]);
+        mine++;
       }
+      // only chunks a helper already claimed are left: wait for those
+      for (let d = Atomics.load(ctl, DONE); d + mine < jobs.length; d = Atomics.load(ctl, DONE)) Atomics.wait(ctl, DONE, d);
     },
   };
 }

@@ -37,6 +37,8 @@ export interface Backend {
   check(op: OpDef, arg: TensorArg, attrs: Attrs): void;
   /** Gives the memory of a storage no tensor will use again back now (optional: the cpu leaves it to the GC). */
   release?(storage: Storage): void;
+  /** Submits recorded work (optional): called where a library call ends (optimizer.step, backward). */
+  flush?(): void;
   read(storage: Storage): Promise<HostArray>;
   /** Synchronous read where the device allows it; throws a helpful error where it does not. */
   readSync(storage: Storage): HostArray;

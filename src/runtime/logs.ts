@@ -1,14 +1,14 @@
 /**
- * One registry of named log channels: WGTORCH_LOGS=graph,backward,fusion,wgsl,cache,recompiles,perf
+ * One registry of named log channels: WGTORCH_LOGS=graph,backward,fusion,kernels,wgsl,cache,recompiles,perf
  * in Node, or torch.setLogs({ fusion: true }) anywhere.
  */
-import { envVar } from '../platform/env.ts';
+import { envVar, writeLogLine } from '../platform/env.ts';
 
-export const CHANNELS = ['graph', 'backward', 'fusion', 'wgsl', 'cache', 'recompiles', 'perf'] as const;
+export const CHANNELS = ['graph', 'backward', 'fusion', 'kernels', 'wgsl', 'cache', 'recompiles', 'perf'] as const;
 export type Channel = (typeof CHANNELS)[number];
 
 const enabled = new Set<Channel>();
-let sink: (channel: Channel, message: string) => void = (c, m) => console.error(`[wgtorch:${c}] ${m}`);
+let sink: (channel: Channel, message: string) => void = (c, m) => writeLogLine(`[wgtorch:${c}] ${m}`);
 
 function fromEnv(): void {
   const env = envVar('WGTORCH_LOGS');
@@ -20,7 +20,7 @@ function fromEnv(): void {
 }
 fromEnv();
 
-/** Turns channels on or off; `sink` replaces where lines go (stderr by default). */
+/** Turns channels on or off; `sink` replaces where lines go (stderr in Node, console.info in a page, by default). */
 export function setLogs(channels: Partial<Record<Channel, boolean>>, opts: { sink?: (channel: Channel, message: string) => void } = {}): void {
   for (const [c, on] of Object.entries(channels)) {
     if (!(CHANNELS as readonly string[]).includes(c)) {

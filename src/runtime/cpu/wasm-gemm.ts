@@ -6,18 +6,20 @@
  * in Node; none in the browser build, whose twin runs everything on the calling thread).
  */
 import { GEMM_SHAPE, gemmModuleBytes, gemmWorkBytes } from '../../codegen-cpu/wasm/gemm-module.ts';
-import { gemmHelpers, type GemmArgs, type GemmHelpers } from '../../platform/threads.ts';
+import { gemmHelpers, MAX_JOBS, type GemmHelpers, type GemmJob } from '../../platform/threads.ts';
 
 const PAGE = 65536;
 const MAX_PAGES = 32768; // 2 GiB: the memory reserves address space up to this, and grows on demand
 const NR = 4 * GEMM_SHAPE.NRV;
 /** below this many flops a second thread costs more (wake-up, cache traffic) than it saves */
 const PARALLEL_FLOPS = 2e6;
+/** the least work of one chunk of a split product */
+const CHUNK_FLOPS = 1e6;
 
 interface Engine {
   memory: WebAssembly.Memory;
   module: WebAssembly.Module;
-  gemm: (...args: GemmArgs) => void;
+  gemm: (...args: [...GemmJob, number]) => void;
   shared: boolean;
   helpers: GemmHelpers | null;
   f32: Float32Array;
@@ -64,7 +66,7 @@ function getEngine(): Engine | null {
     helpers: null,
     f32: new Float32Array(memory.buffer),
   };
-  if (shared) e.helpers = gemmHelpers(module, memory);
+  if (shared) e.helpers = gemmHelpers(module, memory, workBytes);
   return (engine = e);
 }
 
@@ -93,9 +95,10 @@ export function wasmMatmulF32(
 ): boolean {
   const e = getEngine();
   if (!e) return false;
-  const threads = Math.min(threadCap, 1 + (e.shared && 2 * M * N * K >= PARALLEL_FLOPS ? (e.helpers?.ready() ?? 0) : 0));
+  const helpers = e.shared && 2 * M * N * K >= PARALLEL_FLOPS ? Math.min(threadCap - 1, e.helpers?.ready() ?? 0) : 0;
   const work = gemmWorkBytes();
-  const aAt = threads * work;
+  // every thread's scratch first (this thread's at 0, helper h's at (h + 1) * work), then A, B, C
+  const aAt = (1 + (e.helpers?.slots ?? 0)) * work;
   const bAt = aAt + align(4 * M * K);
   const cAt = bAt + align(4 * K * N);
   const end = cAt + align(4 * M * N);
@@ -106,22 +109,22 @@ export function wasmMatmulF32(
   f.set(b.subarray(bOff, bOff + K * N), bAt / 4);
   const aI = transA ? 4 : 4 * K, aK = transA ? 4 * M : 4;
   const bK = transB ? 4 : 4 * N, bJ = transB ? 4 * K : 4;
-  if (threads === 1) {
+  if (helpers === 0) {
     e.gemm(aAt, aI, aK, bAt, bK, bJ, cAt, M, K, N, 0, N, 0);
   } else {
-    // split the longer side of C: rows by offsetting A and C, columns in multiples of NR
-    const jobs: GemmArgs[] = [];
+    // chunks of the longer side of C (rows by offsetting A and C, columns in multiples of NR),
+    // several per thread so that whoever is running takes the next one
+    const threads = helpers + 1;
+    const chunks = Math.max(threads, Math.min(MAX_JOBS, 4 * threads, Math.floor((2 * M * N * K) / CHUNK_FLOPS)));
+    const jobs: GemmJob[] = [];
     if (M >= N) {
-      const rows = Math.ceil(M / threads);
-      for (let t = 0, i0 = 0; i0 < M; t++, i0 += rows) {
-        const m = Math.min(rows, M - i0);
-        jobs.push([aAt + i0 * aI, aI, aK, bAt, bK, bJ, cAt + 4 * i0 * N, m, K, N, 0, N, t * work]);
-      }
+      const rows = Math.ceil(M / chunks / 4) * 4;
+      for (let i0 = 0; i0 < M; i0 += rows) jobs.push([aAt + i0 * aI, aI, aK, bAt, bK, bJ, cAt + 4 * i0 * N, Math.min(rows, M - i0), K, N, 0, N]);
     } else {
-      const cols = Math.ceil(N / threads / NR) * NR;
-      for (let t = 0, j0 = 0; j0 < N; t++, j0 += cols) jobs.push([aAt, aI, aK, bAt, bK, bJ, cAt, M, K, N, j0, Math.min(N, j0 + cols), t * work]);
+      const cols = Math.ceil(N / chunks / NR) * NR;
+      for (let j0 = 0; j0 < N; j0 += cols) jobs.push([aAt, aI, aK, bAt, bK, bJ, cAt, M, K, N, j0, Math.min(N, j0 + cols)]);
     }
-    e.helpers!.run(jobs.slice(1), () => e.gemm(...jobs[0]));
+    e.helpers!.run(jobs, (job) => e.gemm(...job, 0));
   }
   out.set(e.f32.subarray(cAt / 4, cAt / 4 + M * N), outOff);
   return true;

@@ -8,7 +8,8 @@
 // once Mesa's on-disk shader cache has it).
 
 import { BufferPool } from './buffer-pool.ts';
-import { PipelineCache } from './pipeline-cache.ts';
+import { WgtorchError } from '../../ir/errors.ts';
+import { PipelineCache, type ShaderLayout } from './pipeline-cache.ts';
 import { DeviceChecks } from './device-checks.ts';
 import { platformGPU } from '../../platform/gpu.ts';
 import { envVar } from '../../platform/env.ts';
@@ -107,6 +108,14 @@ class WaitEstimator {
 }
 
 const BIND_GROUP_CACHE_MAX = 4096;
+/**
+ * Bind groups alive at once (created, their JS objects not yet collected) past which a dispatch
+ * fails with advice instead of crashing: lavapipe ended the process with SIGSEGV near 65,536 live
+ * bind groups. Each eager op on a new tensor needs a new bind group, and V8 collects the old ones
+ * only between tasks, so a loop that never awaits piles them up (~50 per step of the README
+ * model: a loop reading its loss every 1000 steps crashed near step 1000).
+ */
+const LIVE_BIND_GROUPS_MAX = 56_000;
 
 export class GPUContext {
   /** dispatches recorded since the last resetCounters() */
@@ -156,6 +165,9 @@ export class GPUContext {
   private readonly ringData: Uint8Array<ArrayBuffer>;
   private ringUsed = 0;
   private bindGroups = new Map<string, GPUBindGroup>();
+  /** bind groups whose JS objects are still alive (FinalizationRegistry counts them down) */
+  liveBindGroups = 0;
+  private readonly bindGroupGone = new FinalizationRegistry<null>(() => this.liveBindGroups--);
   private bufferIds = new WeakMap<GPUBuffer, number>();
   private nextBufferId = 1;
 
@@ -164,8 +176,10 @@ export class GPUContext {
     readonly gpu: GPU,
     readonly adapter: GPUAdapter,
     readonly device: GPUDevice,
+    /** limits asked for below the adapter's: honoured here even where the driver grants more (Dawn rounds up to its tiers) */
+    overrides: LimitOverrides = {},
   ) {
-    this.limits = device.limits;
+    this.limits = effectiveLimits(device.limits, overrides);
     this.pool = new BufferPool(device);
     this.checks = new DeviceChecks(device);
     this.staging = new BufferPool(device, GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST, 'staging');
@@ -173,6 +187,7 @@ export class GPUContext {
       device,
       () => this.pipelinesCompiled++,
       (e) => this.errors.push(e),
+      () => this.limits.maxStorageBuffersPerShaderStage,
     );
     const align = this.limits.minUniformBufferOffsetAlignment;
     const ringBytes = Math.max(64 * 1024, this.maxBatchDispatches * Math.max(align, 32));
@@ -198,9 +213,9 @@ export class GPUContext {
     this.dispatches = this.submits = this.pipelinesCompiled = this.bindGroupsCreated = 0;
   }
 
-  /** Cached pipeline for this WGSL (see PipelineCache). */
-  pipeline(wgsl: string, label: string, entryPoint = 'main'): GPUComputePipeline {
-    return this.pipelines.getPipeline(wgsl, label, entryPoint);
+  /** Cached pipeline for this WGSL, whose bindings and workgroup size its generator declares (see PipelineCache). */
+  pipeline(wgsl: string, label: string, layout: ShaderLayout, entryPoint = 'main'): GPUComputePipeline {
+    return this.pipelines.getPipeline(wgsl, label, layout, entryPoint);
   }
 
   /**
@@ -255,7 +270,17 @@ export class GPUContext {
       if (this.bindGroups.size >= BIND_GROUP_CACHE_MAX) this.bindGroups.clear();
       const entries: GPUBindGroupEntry[] = buffers.map((b, binding) => ({ binding, resource: b instanceof GPUBuffer ? { buffer: b } : b }));
       slots.forEach(({ offset, size }, u) => entries.push({ binding: buffers.length + u, resource: { buffer: this.ring, offset, size } }));
+      if (this.liveBindGroups >= LIVE_BIND_GROUPS_MAX) {
+        throw new WgtorchError(
+          `webgpu: ${this.liveBindGroups} bind groups are alive: this loop has run many ops without ever awaiting, and WebGPU objects` +
+            ' (bind groups, dead tensors\' buffers) are only reclaimed between JavaScript tasks; a few thousand more crash the driver.' +
+            ' Fix: await something every few hundred steps (e.g. `if (t % 100 === 0) console.log(t, await loss.item())`, or `await torch.webgpu.synchronize()`),' +
+            ' or compile the step (torch.compile reuses its buffers and bind groups).',
+        );
+      }
       bg = this.device.createBindGroup({ label: info.label, layout: info.layout, entries });
+      this.liveBindGroups++;
+      this.bindGroupGone.register(bg, null);
       this.bindGroups.set(key, bg);
       this.bindGroupsCreated++;
     }
@@ -407,13 +432,23 @@ export class GPUContext {
   }
 }
 
-let current: { ctx: GPUContext | null; promise: Promise<GPUContext> } | null = null;
+let current: { ctx: GPUContext | null; promise: Promise<GPUContext>; limits: string } | null = null;
 
-/** The process-wide GPU context, created on first call. Throws with setup advice when there is no adapter. */
-export function getGPU(): Promise<GPUContext> {
+/** Device limits to request below what the adapter offers (a test of a smaller device: 8 storage buffers per stage, say). */
+export type LimitOverrides = Partial<Record<string, number>>;
+
+/**
+ * The process-wide GPU context, created on first call (with `limits` lowered where given).
+ * Throws with setup advice when there is no adapter, and when a context with other limits exists.
+ */
+export function getGPU(opts: { limits?: LimitOverrides } = {}): Promise<GPUContext> {
+  const limits = JSON.stringify(opts.limits ?? {});
+  if (current && opts.limits && current.limits !== limits) {
+    return Promise.reject(new Error(`WebGPU: the device was already created with limits ${current.limits}; it cannot be re-created with ${limits}. Fix: pass the limits to the first torch.webgpu.init().`));
+  }
   if (!current) {
-    const entry: { ctx: GPUContext | null; promise: Promise<GPUContext> } = { ctx: null, promise: null! };
-    entry.promise = createContext().then(
+    const entry: { ctx: GPUContext | null; promise: Promise<GPUContext>; limits: string } = { ctx: null, promise: null!, limits };
+    entry.promise = createContext(opts.limits ?? {}).then(
       (ctx) => ((entry.ctx = ctx), ctx),
       (e: unknown) => {
         if (current === entry) current = null; // let a later call retry
@@ -438,7 +473,7 @@ export async function isAvailable(): Promise<boolean> {
 /** WGTORCH_NO_WEBGPU=1 hides every adapter: how a machine without one behaves (tests, the demo). */
 const hidden = () => envVar('WGTORCH_NO_WEBGPU') === '1';
 
-async function createContext(): Promise<GPUContext> {
+async function createContext(overrides: LimitOverrides): Promise<GPUContext> {
   if (hidden()) throw new Error(`WebGPU: no GPU adapter found (WGTORCH_NO_WEBGPU=1 hides it).`);
   const gpu = await platformGPU();
   if (!gpu) throw new Error(NO_ADAPTER);
@@ -452,7 +487,22 @@ async function createContext(): Promise<GPUContext> {
     const v = (adapter.limits as unknown as Record<string, unknown>)[k];
     if (typeof v === 'number') requiredLimits[k] = v;
   }
+  for (const [k, v] of Object.entries(overrides)) {
+    if (!(k in requiredLimits)) throw new Error(`WebGPU: unknown device limit '${k}'. Fix: use one of ${Object.keys(requiredLimits).join(', ')}.`);
+    if (v !== undefined) requiredLimits[k] = Math.min(v, requiredLimits[k]!);
+  }
   const requiredFeatures = (['shader-f16'] as GPUFeatureName[]).filter((f) => adapter.features.has(f));
   const device = await adapter.requestDevice({ requiredLimits, requiredFeatures, label: 'wgtorch' });
-  return new GPUContext(gpu, adapter, device);
+  return new GPUContext(gpu, adapter, device, overrides);
+}
+
+/** The device's limits, each lowered to what was asked for: what every plan and check reads. */
+function effectiveLimits(device: GPUSupportedLimits, overrides: LimitOverrides): GPUSupportedLimits {
+  if (!Object.keys(overrides).length) return device;
+  const out: Record<string, number> = {};
+  for (const k in device) {
+    const v = (device as unknown as Record<string, unknown>)[k];
+    if (typeof v === 'number') out[k] = Math.min(v, overrides[k] ?? v);
+  }
+  return out as unknown as GPUSupportedLimits;
 }
