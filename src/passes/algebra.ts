@@ -66,7 +66,8 @@ export function simplify(g: Graph): Graph {
 /**
  * Whether every reader of a value, looking through views of it, is an elementwise op: only
  * those take a scalar operand. A matmul or a reduction reading it (a plain-sum loss's seed
- * gradient, expanded into a matmul operand), or returning it, needs it in memory.
+ * gradient, expanded into a matmul operand), or returning it, needs it in memory; so does a
+ * reshape of its expand (a max-loss seed), which may be a copy.
  */
 function readByElementwiseOnly(g: Graph, id: number): boolean {
   const outputs = new Set(g.outputs.map((o) => o.id));
@@ -77,8 +78,11 @@ function readByElementwiseOnly(g: Graph, id: number): boolean {
     for (const m of g.nodes) {
       if (!m.inputs.includes(v)) continue;
       const kind = getOp(m.op).kind;
-      if (kind === 'movement') todo.push(m.id);
-      else if (kind !== 'elementwise') return false;
+      if (kind === 'movement') {
+        // a reshape of an expand or permute may be no view: a copy kernel then reads the value from memory
+        if (m.op === 'reshape' && ['expand', 'permute'].includes(g.node(v).op)) return false;
+        todo.push(m.id);
+      } else if (kind !== 'elementwise') return false;
     }
   }
   return true;
