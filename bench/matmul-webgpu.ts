@@ -28,7 +28,8 @@ const SHAPES: [number, number, number][] = [
 
 async function timeMatmul(ctx: GPUContext, variant: MatmulVariantName, M: number, K: number, N: number, transA = false, transB = false, tries = 2): Promise<number> {
   const V = matmulVariantFor(M, N, K, transA, variant);
-  const pipe = ctx.pipeline(matmulWGSL({ transA, transB, variant: V }).code, `matmul_${transA ? 'T' : 'N'}${transB ? 'T' : 'N'}_${V.name}`);
+  const mk = matmulWGSL({ transA, transB, variant: V });
+  const pipe = ctx.pipeline(mk.code, `matmul_${transA ? 'T' : 'N'}${transB ? 'T' : 'N'}_${V.name}`, mk.layout);
   const a = ctx.upload(Float32Array.from({ length: M * K }, (_, i) => ((i % 7) - 3) / 7));
   const b = ctx.upload(Float32Array.from({ length: K * N }, (_, i) => ((i % 5) - 2) / 5));
   const c = ctx.pool.acquire(M * N * 4);
@@ -95,7 +96,7 @@ export async function benchDispatchOverhead(batch = 512, rounds = 5): Promise<{ 
 @compute @workgroup_size(64) fn main(@builtin(global_invocation_id) g: vec3<u32>) {
   if (g.x < p.n) { y[g.x] = x[g.x] * p.a + 1.0; }
 }`;
-  const pipe = ctx.pipeline(wgsl, 'axpb');
+  const pipe = ctx.pipeline(wgsl, 'axpb', { storage: ['read', 'read_write'], uniforms: 1, workgroupSize: [64, 1, 1] });
   const n = 256;
   const x = ctx.upload(new Float32Array(n).fill(1));
   const y = ctx.pool.acquire(n * 4);

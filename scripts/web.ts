@@ -39,6 +39,7 @@ export async function buildWeb(opts: { distDir?: string; outDir?: string } = {})
     ],
   });
   for (const f of ['index.html', 'style.css']) copyFileSync(join(WEB, f), join(outDir, f));
+  copyFileSync(join(ROOT, 'data/digits.csv.gz'), join(outDir, 'digits.csv.gz')); // the digits tab fetches it
   return outDir;
 }
 

@@ -18,6 +18,8 @@ import { chromium, type Browser, type Page } from 'playwright-core';
 import { build, ROOT } from '../scripts/build.ts';
 import { buildWeb, serve } from '../scripts/web.ts';
 import { runDemo } from '../demo/main.ts';
+import * as torch from '../src/index.ts';
+import { DigitsCNN, loadDigits } from '../examples/12-digits-cnn.ts';
 import type { TrainResult } from '../web/main.ts';
 
 const CHROMIUM = process.env.WGTORCH_CHROMIUM ?? '/usr/bin/chromium';
@@ -35,6 +37,29 @@ if (!haveChromium) {
 
 /** largest |a-b| / max(|a|, 1e-30) over the steps */
 const worstRel = (a: number[], b: number[]) => Math.max(...a.map((v, i) => Math.abs(v - b[i]!) / Math.max(Math.abs(v), 1e-30)));
+
+/** examples/12-digits-cnn.ts's setup and loop, cut after `batches` batches: the losses */
+async function digitsInNode(batches: number): Promise<number[]> {
+  torch.manualSeed(0);
+  const { images, labels } = loadDigits();
+  const order = torch.randperm(images.shape[0]);
+  const nTrain = Math.round(0.8 * images.shape[0]);
+  const trainIdx = order.narrow(0, 0, nTrain);
+  const trainSet = new torch.utils.data.TensorDataset(images.indexSelect(0, trainIdx), labels.indexSelect(0, trainIdx));
+  const loader = new torch.utils.data.DataLoader(trainSet, { batchSize: 64, shuffle: true });
+  const model = new DigitsCNN();
+  const optimizer = new torch.optim.SGD(model.parameters(), { lr: 0.05, momentum: 0.9 });
+  const losses: number[] = [];
+  for (const [x, y] of loader) {
+    if (losses.length === batches) break;
+    const loss = torch.nn.functional.crossEntropy(model(x!), y!);
+    optimizer.zeroGrad();
+    loss.backward();
+    optimizer.step();
+    losses.push(await loss.item());
+  }
+  return losses;
+}
 
 describe.skipIf(!haveChromium)('the demo page in Chromium (WebGPU)', () => {
   let tmp: string;
@@ -62,7 +87,7 @@ describe.skipIf(!haveChromium)('the demo page in Chromium (WebGPU)', () => {
     await page.goto(served.url);
     // the reference: the same model, seed and data in Node (npm start's runDemo), on the cpu
     node = (await runDemo({ device: 'cpu', steps: STEPS, log: () => {} })).losses;
-  }, 90_000);
+  }, 120_000);
 
   afterAll(async () => {
     await browser?.close();
@@ -97,7 +122,7 @@ describe.skipIf(!haveChromium)('the demo page in Chromium (WebGPU)', () => {
       expect(worstRel(node, r.losses)).toBeLessThan(1e-4);
       expect(await page.textContent('#ms')).toMatch(/^\d+\.\d\d ms\/step$/);
       expect(pageErrors).toEqual([]);
-    }, 90_000);
+    }, 150_000);
   }
 
   it('the inspector lists the compiled kernels with their IR nodes, linked both ways', async () => {
@@ -186,6 +211,16 @@ describe.skipIf(!haveChromium)('the demo page in Chromium (WebGPU)', () => {
     expect(c.kernels.length).toBeGreaterThan(0);
     expect(await cpuPage.$$eval('#inspector .kernel', (els) => els.length)).toBe(c.kernels.length);
     expect(await cpuPage.textContent('#inspector .source.js')).toContain(`// fuses %${c.kernels[0]!.nodes[0]}`);
+
+    // the second tab: the digits CNN, a few batches on the cpu, equal to the example's loop in Node
+    const d = await cpuPage.evaluate(() => window.demo.trainDigits({ device: 'cpu', epochs: 1, maxBatches: 6 }));
+    expect(d.images).toBe(1797);
+    expect(d.losses).toHaveLength(6);
+    expect(d.losses.at(-1)!).toBeLessThan(d.losses[0]!);
+    expect(d.accuracies).toHaveLength(1);
+    expect(d.accuracies[0]).toBeGreaterThan(0.2); // chance is 0.1
+    expect(worstRel(await digitsInNode(6), d.losses)).toBeLessThan(1e-5);
+    expect(await cpuPage.$$eval('#digits-samples .sample', (els) => els.length)).toBe(16);
     await cpuPage.close();
     expect(errors).toEqual([]);
   });

@@ -93,7 +93,7 @@ describe.skipIf(!webgpuAvailable)('autotuned matmuls in torch.compile', () => {
     const ctx = torch.webgpu.context();
     const labels: string[] = [];
     const pipeline = ctx.pipeline.bind(ctx);
-    ctx.pipeline = (code: string, label: string, entry?: string) => (labels.push(label), pipeline(code, label, entry));
+    ctx.pipeline = (code, label, layout, entry) => (labels.push(label), pipeline(code, label, layout, entry));
     const was = backend.autotune;
     try {
       torch.manualSeed(6);

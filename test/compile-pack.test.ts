@@ -8,6 +8,8 @@
 import { describe, expect, it } from 'vitest';
 import * as torch from '../src/index.ts';
 import { kernelShape, packKernels } from '../src/codegen-wgsl/pack.ts';
+import { renderKernel } from '../src/codegen-wgsl/render.ts';
+import { printKernel, type Kernel } from '../src/passes/kernel-ir.ts';
 import { optimize } from '../src/compile/optimize.ts';
 import { GpuStorage } from '../src/runtime/webgpu/backend.ts';
 import { deviceError, interpretOutputs, interpreterBinding, relDiff, runGpuPlan } from './helpers/compile-util.ts';
@@ -46,32 +48,54 @@ async function withPacking<R>(on: boolean, fn: () => Promise<R>): Promise<R> {
 
 const params = (m: torch.nn.Module) => Promise.all(m.parameters().map(async (p) => Float32Array.from(await p.toArray())));
 
-describe('packKernels: the WGSL of a pack', () => {
-  const stub = (name: string, code: string, workgroups: number) => ({
-    name, kind: 'elementwise' as const, code, nodes: [], scopes: [], reads: [], writes: [], scalars: [],
-    params: () => new Uint32Array(4), workgroups, bytes: 0, flops: 0,
+describe('packKernels: the WGSL of a pack, rendered from the kernel IR', () => {
+  // out0 = in0 * 1e-5 + $0 over n elements: kernel IR values, as the fusion pass builds them
+  const kernel = (name: string, n: number): Kernel => ({
+    name,
+    body: {
+      kind: 'elementwise',
+      shape: [n],
+      inputs: [{ dtype: 'float32', access: 'direct' }],
+      scalars: 1,
+      nodes: [
+        { op: 'mul', args: [{ kind: 'input', index: 0 }, { kind: 'scalar', index: 0 }], attrs: {} },
+        { op: 'add', args: [{ kind: 'node', index: 0 }, { kind: 'scalar', index: 0 }], attrs: {} },
+      ],
+      outputs: [{ ref: { kind: 'node', index: 1 }, dtype: 'float32' }],
+    },
+    bindings: [
+      { value: 1, dtype: 'float32', access: 'read' },
+      { value: 2, dtype: 'float32', access: 'write' },
+    ],
+    scalars: [3],
+    covers: { nodes: [2], scopes: [] },
+    bytes: 0,
+    flops: 0,
   });
-  const kernel = (k: string) => `struct Params { e: vec4<u32> }
-@group(0) @binding(0) var<storage, read_write> out: array<f32>;
-@group(0) @binding(1) var<uniform> p: Params;
-fn e(x: f32) -> f32 { return x * 1e-5 + f32(0x7fu) + 2.5e3; } // ${k}
-@compute @workgroup_size(64)
-fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-  out[gid.x] = e(f32(p.e.x + nwg.x));
-}`;
-  it('prefixes module-scope names but not numbers, members or struct fields; renumbers bindings; rebuilds builtins per part', () => {
-    const code = packKernels([stub('a', kernel('a'), 3), stub('b', kernel('b'), 5)]).code;
-    expect(code).toContain('fn p0_e(x: f32) -> f32 { return x * 1e-5 + f32(0x7fu) + 2.5e3; }');
-    expect(code).toContain('fn p1_e(x: f32)');
-    expect(code).toContain('struct p0_Params { e: vec4<u32> }'); // the field keeps its name
-    expect(code).toContain('p0_out[gid.x] = p0_e(f32(p0_p.e.x + nwg.x));'); // a member access keeps its name
-    expect(code).toMatch(/@binding\(0\) var<storage, read_write> p0_out/);
-    expect(code).toMatch(/@binding\(1\) var<storage, read_write> p1_out/);
-    expect(code).toMatch(/@binding\(2\) var<uniform> p0_p/);
-    expect(code).toMatch(/@binding\(3\) var<uniform> p1_p/);
+  it('prefixes module-scope names but not locals or struct fields; renumbers bindings; rebuilds builtins per part', () => {
+    const pack = packKernels([renderKernel(kernel('a', 3 * 64)), renderKernel(kernel('b', 5 * 64))]);
+    const code = pack.code;
+    expect(code).toContain('struct p0_Params { v: array<vec4<u32>, 1> }'); // the field keeps its name
+    expect(code).toContain('fn p0_P(i: u32) -> u32 { return p0_p.v[i / 4u][i % 4u]; }');
+    expect(code).toContain('let x0 = f32(p1_in0[i]);'); // locals keep their names
+    expect(code).toMatch(/@binding\(0\) var<storage, read> p0_in0/);
+    expect(code).toMatch(/@binding\(1\) var<storage, read_write> p0_out0/);
+    expect(code).toMatch(/@binding\(2\) var<storage, read> p1_in0/);
+    expect(code).toMatch(/@binding\(3\) var<storage, read_write> p1_out0/);
+    expect(code).toMatch(/@binding\(4\) var<uniform> p0_p/);
+    expect(code).toMatch(/@binding\(5\) var<uniform> p1_p/);
+    expect(code).toContain('fn p1_main(gid: vec3<u32>, nwg: vec3<u32>) {');
     expect(code).toContain('p1_main(wid * vec3<u32>(64u, 1u, 1u) + lid, vec3<u32>(5u, 1u, 1u));'); // its own grid
     expect(code).toContain('if (pk_f < 3u) { p0_run(pk_f - 0u, pk_li); return; }');
     expect(code).toContain('if (pk_f < 8u) { p1_run(pk_f - 3u, pk_li); return; }');
+    expect(code.match(/fn wgt_isnan/g)?.length, 'the shared prelude once').toBe(1);
+    // the layout and the kernel IR of the pack come from its parts, not from its code
+    expect(pack.layout.storage).toEqual(['read', 'read_write', 'read', 'read_write']);
+    expect(pack.layout.uniforms).toBe(2);
+    expect(pack.kernel.body.kind).toBe('pack');
+    expect(pack.kernel.bindings.map((b) => b.value)).toEqual([1, 2, 1, 2]);
+    expect(pack.kernel.scalars).toEqual([3, 3]);
+    expect(printKernel(pack.kernel)).toMatch(/kernel pack\(a \+ b\): pack of 2 independent kernels\n {2}kernel a: elementwise over \[192\]/);
   });
 });
 
@@ -175,8 +199,8 @@ describe.skipIf(!webgpuAvailable)('packing independent kernels into one dispatch
     expect(plan.kernels.every((k) => !k.parts)).toBe(true);
     // the packer refuses mismatched workgroup sizes outright
     const k = plan.fused[0]!;
-    const other = { ...k, code: k.code.replace(/@workgroup_size\([^)]*\)/, '@workgroup_size(32)') };
-    expect(kernelShape(other.code).invocations).toBe(32);
+    const other = { ...k, layout: { ...k.layout, workgroupSize: [32, 1, 1] as [number, number, number] } };
+    expect(kernelShape(other).invocations).toBe(32);
     expect(() => packKernels([k, other])).toThrow(/workgroup size/);
   });
 

@@ -118,7 +118,7 @@ async function runCase(variant: MatmulVariantName, pr: Problem): Promise<{ c: nu
   const { M, N, K, batch } = pr;
   const V = matmulVariantFor(M, N, K, pr.transA, variant);
   const kernel = matmulWGSL({ transA: pr.transA, transB: pr.transB, variant: V, ...(pr.hooks ? HOOKS : {}) });
-  const pipe = ctx.pipeline(kernel.code, `test_matmul_${layoutName(pr.transA, pr.transB)}_${V.name}${pr.hooks ? '_hooks' : ''}`);
+  const pipe = ctx.pipeline(kernel.code, `test_matmul_${layoutName(pr.transA, pr.transB)}_${V.name}${pr.hooks ? '_hooks' : ''}`, kernel.layout);
   const a = random(pr.strideA * (batch - 1) + M * K, M + 3 * K);
   const bm = random(pr.strideB * (batch - 1) + K * N, N + 5 * K);
   const bias = random(N, 7);
@@ -205,7 +205,7 @@ describe.skipIf(!webgpuAvailable)('matmul variants on the device', () => {
         const bm = random(K * N, 12);
         const bufs = [ctx.upload(a), ctx.upload(bm), ctx.pool.acquire(M * N * 4), ctx.upload(new Float32Array(M * N)), ctx.upload(new Float32Array(M))];
         try {
-          ctx.dispatch(ctx.pipeline(kernel.code, `test_matmul_calls_${layoutName(tA, tB)}_${V.name}`), bufs, matmulParams(M, N, K), matmulDispatch(M, N, V));
+          ctx.dispatch(ctx.pipeline(kernel.code, `test_matmul_calls_${layoutName(tA, tB)}_${V.name}`, kernel.layout), bufs, matmulParams(M, N, K), matmulDispatch(M, N, V));
           const out = new Float32Array(await ctx.read(bufs[3]!, M * N * 4));
           const rows = new Float32Array(await ctx.read(bufs[4]!, M * 4));
           const pr: Problem = { transA: tA, transB: tB, M, N, K, batch: 1, strideA: 0, strideB: 0, hooks: false };
@@ -236,7 +236,7 @@ describe.skipIf(!webgpuAvailable)('matmul variants on the device', () => {
       const bm = random(K * N, 22);
       const bufs = [ctx.upload(a), ctx.upload(bm), ctx.pool.acquire(M * N * 4), ctx.upload(new Float32Array(M * N))];
       try {
-        ctx.dispatch(ctx.pipeline(kernel.code, `test_matmul_call4_${layoutName(tA, tB)}`), bufs, matmulParams(M, N, K), matmulDispatch(M, N, V));
+        ctx.dispatch(ctx.pipeline(kernel.code, `test_matmul_call4_${layoutName(tA, tB)}`, kernel.layout), bufs, matmulParams(M, N, K), matmulDispatch(M, N, V));
         const out = new Float32Array(await ctx.read(bufs[3]!, M * N * 4));
         const ref = reference({ transA: tA, transB: tB, M, N, K, batch: 1, strideA: 0, strideB: 0, hooks: false }, a, bm, new Float32Array(N));
         for (let i = 0; i < M * N; i++) expect(Math.abs(out[i]! - 3 * ref.c[i]!) / (3 * ref.mag[i]! + 1e-6), `${layoutName(tA, tB)} element ${i}`).toBeLessThan(TOL);

@@ -7,6 +7,9 @@ const available = await isAvailable();
 // On CI a missing adapter is a failure, not a skip.
 const requireGPU = process.env.CI === 'true';
 
+
+/** the layout of a hand-written shader with one read_write buffer and no uniform (its author declares it; nothing parses WGSL) */
+const W1 = { storage: ['read_write' as const], uniforms: 0, workgroupSize: [1, 1, 1] as [number, number, number] };
 describe('webgpu availability', () => {
   it.runIf(requireGPU)('has an adapter on CI', async () => {
     await expect(getGPU()).resolves.toBeDefined();
@@ -79,11 +82,11 @@ describe.skipIf(!available && !requireGPU)('webgpu context', () => {
     const wgsl = `@group(0) @binding(0) var<storage, read_write> y: array<f32>;
 @compute @workgroup_size(1) fn main() { y[0] = 42.0; }`;
     const compiled = ctx.pipelinesCompiled;
-    const p1 = ctx.pipeline(wgsl, 'fortytwo');
-    const p2 = ctx.pipeline(wgsl, 'fortytwo-again');
+    const p1 = ctx.pipeline(wgsl, 'fortytwo', W1);
+    const p2 = ctx.pipeline(wgsl, 'fortytwo-again', W1);
     expect(p2).toBe(p1);
     expect(ctx.pipelinesCompiled).toBe(compiled + 1);
-    const [p3] = await ctx.pipelines.prepare([{ wgsl, label: 'fortytwo' }]);
+    const [p3] = await ctx.pipelines.prepare([{ wgsl, label: 'fortytwo', layout: W1 }]);
     expect(p3).toBe(p1);
     expect(ctx.pipelinesCompiled).toBe(compiled + 1);
     const buf = ctx.pool.acquire(4);
@@ -94,7 +97,7 @@ describe.skipIf(!available && !requireGPU)('webgpu context', () => {
 
   it('invalid WGSL throws at the next flush, with its label', async () => {
     const ctx = await getGPU();
-    ctx.pipeline('@compute @workgroup_size(1) fn main() { let x: f32 = ; }', 'broken-kernel');
+    ctx.pipeline('@compute @workgroup_size(1) fn main() { let x: f32 = ; }', 'broken-kernel', { storage: [], uniforms: 0, workgroupSize: [1, 1, 1] });
     // The error arrives asynchronously; every flush checks for it.
     let error: unknown;
     for (let i = 0; i < 500 && !error; i++) {
@@ -125,7 +128,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     expect(grid[1]).toBeGreaterThan(1);
     const buf = ctx.pool.acquire(n * 4 + 64); // a larger class: the tail must stay untouched
     ctx.write(buf, new Uint32Array(buf.size / 4).fill(7));
-    ctx.dispatch(ctx.pipeline(wgsl, 'fill-2d'), [buf], new Uint32Array([n]), grid);
+    ctx.dispatch(ctx.pipeline(wgsl, 'fill-2d', { storage: ['read_write'], uniforms: 1, workgroupSize: [64, 1, 1] }), [buf], new Uint32Array([n]), grid);
     const out = new Uint32Array(await ctx.read(buf, buf.size));
     let bad = 0;
     for (let i = 0; i < n; i++) if (out[i] !== ((i * 3 + 1) >>> 0)) bad++;
@@ -140,7 +143,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
 @group(0) @binding(0) var<storage, read_write> y: array<f32>;
 @group(0) @binding(1) var<uniform> p: P;
 @compute @workgroup_size(1) fn main() { y[0] = y[0] + p.v; }`;
-    const pipe = ctx.pipeline(wgsl, 'accumulate');
+    const pipe = ctx.pipeline(wgsl, 'accumulate', { storage: ['read_write'], uniforms: 1, workgroupSize: [1, 1, 1] });
     const buf = ctx.upload(new Float32Array([0, 0, 0, 0]));
     await ctx.sync();
     ctx.resetCounters();
@@ -166,7 +169,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     const ctx = await getGPU();
     const wgsl = `@group(0) @binding(0) var<storage, read_write> y: array<f32>;
 @compute @workgroup_size(1) fn main() { y[0] = y[0] * 2.0; }`;
-    const pipe = ctx.pipeline(wgsl, 'double');
+    const pipe = ctx.pipeline(wgsl, 'double', W1);
     const buf = ctx.upload(new Float32Array([3]));
     ctx.dispatch(pipe, [buf], null, [1, 1, 1]); // 6
     ctx.write(buf, new Float32Array([5])); // must land after the dispatch above
@@ -197,7 +200,8 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
   async function checkMatmul(M: number, K: number, N: number, tA: boolean, tB: boolean, variant: keyof typeof MATMUL_VARIANTS, batch = 1) {
     const ctx = await getGPU();
     const V = matmulVariantFor(M, N, K, tA, variant);
-    const pipe = ctx.pipeline(matmulWGSL({ transA: tA, transB: tB, variant: V }).code, `matmul_${tA ? 'T' : 'N'}${tB ? 'T' : 'N'}_${V.name}`);
+    const mk = matmulWGSL({ transA: tA, transB: tB, variant: V });
+    const pipe = ctx.pipeline(mk.code, `matmul_${tA ? 'T' : 'N'}${tB ? 'T' : 'N'}_${V.name}`, mk.layout);
     const a = randn(batch * M * K, M * 7 + K);
     const b = randn(batch * K * N, N * 13 + K);
     const [ba, bb, bc] = [ctx.upload(a), ctx.upload(b), ctx.pool.acquire(batch * M * N * 4)];
@@ -245,7 +249,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
     const b = randn(K * N, 4);
     const bias = randn(N, 5);
     const bufs = [ctx.upload(a), ctx.upload(b), ctx.pool.acquire(M * N * 4), ctx.upload(bias)];
-    ctx.dispatch(ctx.pipeline(k.code, 'matmul_bias_relu'), bufs, matmulParams(M, N, K), matmulDispatch(M, N, k.variant));
+    ctx.dispatch(ctx.pipeline(k.code, 'matmul_bias_relu', k.layout), bufs, matmulParams(M, N, K), matmulDispatch(M, N, k.variant));
     const out = new Float32Array(await ctx.read(bufs[2]!, M * N * 4));
     const { c } = refMatmul(a, b, M, N, K, false, false);
     for (let i = 0; i < M * N; i++) expect(out[i]).toBeCloseTo(Math.max(c[i]! + bias[i % N]!, 0), 5);

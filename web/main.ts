@@ -7,6 +7,7 @@ import * as torch from 'wgtorch';
 import { makeTrainer, SIZES, type Mode, type Trainer } from './train.ts';
 import { LossPlot } from './plot.ts';
 import { Inspector } from './inspector.ts';
+import { fetchDigits, trainDigits, type Digits, type DigitsRun } from './digits.ts';
 
 const $ = <T extends HTMLElement>(sel: string) => document.querySelector(sel) as T;
 
@@ -137,6 +138,103 @@ function fail(e: unknown): void {
   console.error(e);
 }
 
+// ---------------------------------------------------------------- the digits tab
+
+for (const b of Array.from(document.querySelectorAll<HTMLButtonElement>('.tabs button'))) {
+  b.addEventListener('click', () => {
+    for (const o of Array.from(document.querySelectorAll<HTMLButtonElement>('.tabs button'))) o.classList.toggle('on', o === b);
+    $('#tab-mlp').hidden = b.dataset.tab !== 'mlp';
+    $('#tab-digits').hidden = b.dataset.tab !== 'digits';
+  });
+}
+void devicePromise.then((d) => {
+  if (d === 'webgpu') $<HTMLInputElement>('#digits-device-webgpu').disabled = false;
+});
+
+const digitsPlot = new LossPlot($<HTMLCanvasElement>('#digits-plot'));
+let digitsData: Promise<Digits> | null = null;
+let digitsStop = false;
+
+/** Trains the digits CNN (eager); `maxBatches` cuts it short (the browser test). */
+async function trainDigitsTab(opts: { device?: torch.Device; epochs?: number; maxBatches?: number } = {}): Promise<DigitsRun & { images: number }> {
+  if (running) throw new Error('demo: a run is in progress');
+  running = true;
+  digitsStop = false;
+  const button = $<HTMLButtonElement>('#digits-train');
+  button.disabled = true;
+  $<HTMLButtonElement>('#digits-stop').disabled = false;
+  try {
+    const best = await devicePromise;
+    const device = opts.device ?? (($<HTMLInputElement>('#digits-device-webgpu').checked && best === 'webgpu' ? 'webgpu' : 'cpu') as torch.Device);
+    $<HTMLInputElement>(`#digits-device-${device}`).checked = true;
+    const epochs = opts.epochs ?? Number($<HTMLInputElement>('#digits-epochs').value);
+    $('#digits-progress').textContent = 'loading the digits…';
+    const data = await (digitsData ??= fetchDigits());
+    digitsPlot.clear('train loss', '#7a3bd9');
+    let batch = 0;
+    let lastPaint = 0;
+    const run = await trainDigits(data, {
+      device,
+      epochs,
+      maxBatches: opts.maxBatches,
+      stop: () => digitsStop,
+      onBatch: async (loss) => {
+        batch++;
+        digitsPlot.push('train loss', loss);
+        if (performance.now() - lastPaint > 100) {
+          lastPaint = performance.now();
+          digitsPlot.draw();
+          $('#digits-progress').textContent = `${device} · batch ${batch} · loss ${loss.toFixed(4)}`;
+          await new Promise((r) => setTimeout(r, 0));
+        }
+      },
+      onEpoch: (acc) => {
+        $('#digits-acc').textContent = `${(100 * acc).toFixed(1)}% held-out accuracy`;
+      },
+    });
+    digitsPlot.draw();
+    $('#digits-progress').textContent = `${device} · ${run.losses.length} batches · loss ${run.losses.at(-1)?.toFixed(4)}`;
+    $('#digits-ms').textContent = `${run.msPerBatch.toFixed(1)} ms per batch (forward, backward, SGD)`;
+    showSamples(run);
+    return { ...run, images: data.labels.length };
+  } finally {
+    running = false;
+    button.disabled = false;
+    $<HTMLButtonElement>('#digits-stop').disabled = true;
+  }
+}
+
+function showSamples(run: DigitsRun): void {
+  const box = $('#digits-samples');
+  box.replaceChildren(
+    ...run.samples.map((s) => {
+      const item = document.createElement('div');
+      item.className = s.label === s.predicted ? 'sample' : 'sample wrong';
+      const c = document.createElement('canvas');
+      c.width = c.height = 8;
+      const g = c.getContext('2d')!;
+      const img = g.createImageData(8, 8);
+      s.pixels.forEach((v, i) => {
+        const shade = 255 - Math.round(v * 255);
+        img.data.set([shade, shade, shade, 255], i * 4);
+      });
+      g.putImageData(img, 0, 0);
+      item.append(c, `${s.label} → ${s.predicted}`);
+      return item;
+    }),
+  );
+}
+
+$('#digits-train').addEventListener('click', () => {
+  trainDigitsTab().catch((e) => {
+    $('#digits-progress').textContent = `error: ${e instanceof Error ? e.message : String(e)}`;
+    console.error(e);
+  });
+});
+$('#digits-stop').addEventListener('click', () => {
+  digitsStop = true;
+});
+
 /** Every numeric limit of the adapter and of the device wgtorch requested from it. */
 function limits(): { adapter: Record<string, number>; device: Record<string, number> } {
   const ctx = torch.webgpu.context();
@@ -152,8 +250,8 @@ declare global {
   interface Window {
     /** the package itself, for the devtools console: torch.randn(2, 3, { device: 'webgpu' }) */
     torch: typeof torch;
-    demo: { device: Promise<torch.Device>; train: typeof train; limits: typeof limits; saveWeights: typeof saveWeights };
+    demo: { device: Promise<torch.Device>; train: typeof train; limits: typeof limits; saveWeights: typeof saveWeights; trainDigits: typeof trainDigitsTab };
   }
 }
-window.demo = { device: devicePromise, train, limits, saveWeights };
+window.demo = { device: devicePromise, train, limits, saveWeights, trainDigits: trainDigitsTab };
 window.torch = torch;

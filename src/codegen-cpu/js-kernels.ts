@@ -1,6 +1,6 @@
 /**
  * Elementwise and reduction kernels as JavaScript, rendered from the same kernel
- * descriptions the WGSL generators read (ElementwiseSpec, ReduceSpec: expression trees over
+ * IR bodies the WGSL generators read (ElementwiseBody, ReduceBody: expression trees over
  * a kernel's inputs, scalars and earlier nodes) plus the sizes and strides of one compiled
  * graph, which become constants of the loop. One function per kernel, built once with
  * `new Function`: `(ins, outs, sc) => void` over typed arrays.
@@ -13,7 +13,7 @@
 import type { DType } from '../ir/dtype.ts';
 import { getOp } from '../ir/registry.ts';
 import { jsLang } from '../ir/scalar-lang.ts';
-import type { ElementwiseSpec, ExprNode, Ref, ReduceSpec } from '../codegen-wgsl/kernel-spec.ts';
+import type { ElementwiseBody, ExprNode, Ref, ReduceBody } from '../passes/kernel-ir.ts';
 
 export type JsKernel = (ins: ArrayLike<number>[], outs: { [i: number]: number }[], sc: number[]) => void;
 
@@ -40,6 +40,7 @@ function refName(r: Ref, names: Names): string {
     case 'scalar': return names.scalar(r.index);
     case 'node': return `${names.prefix}${r.index}`;
     case 'acc': return 'acc';
+    case 'element': throw new Error('internal compiler error: a cpu loop has no matmul operand element');
   }
 }
 
@@ -110,7 +111,7 @@ function loops(dims: number[], strides: number[][], body: string[], indent: stri
  * An elementwise kernel over `shape`. strides[k]: input k's strides per output dim (null: read
  * directly at the output's index).
  */
-export function elementwiseJs(spec: ElementwiseSpec, shape: readonly number[], strides: (number[] | null)[], header: string[] = []): string {
+export function elementwiseJs(spec: ElementwiseBody, shape: readonly number[], strides: (number[] | null)[], header: string[] = []): string {
   const total = shape.reduce((a, b) => a * b, 1);
   const strided = spec.inputs.map((inp, k) => (inp.access === 'strided' ? k : -1)).filter((k) => k >= 0);
   const names: Names = {
@@ -150,10 +151,10 @@ export function elementwiseJs(spec: ElementwiseSpec, shape: readonly number[], s
  * A reduction: for every kept index, the prologue per reduced element, combined into `acc`,
  * then the epilogue; strides[k] are input k's strides over (kept dims, then reduced dims).
  */
-export function reduceJs(spec: ReduceSpec, kept: readonly number[], reduced: readonly number[], strides: number[][], header: string[] = []): string {
+export function reduceJs(spec: ReduceBody, kept: readonly number[], reduced: readonly number[], strides: number[][], header: string[] = []): string {
   const lines = [...header.map((h) => `// ${h}`)];
   spec.inputs.forEach((_, k) => lines.push(`const in${k} = ins[${k}];`));
-  spec.results.forEach((_, j) => lines.push(`const out${j} = outs[${j}];`));
+  spec.outputs.forEach((_, j) => lines.push(`const out${j} = outs[${j}];`));
   for (let s = 0; s < spec.scalars; s++) lines.push(`const s${s} = sc[${s}];`);
   const keptStrides = strides.map((s) => s.slice(0, kept.length));
   const redStrides = strides.map((s) => s.slice(kept.length));
@@ -165,7 +166,7 @@ export function reduceJs(spec: ReduceSpec, kept: readonly number[], reduced: rea
   for (const k of usedPro) inner.push(`const x${k} = in${k}[K${k} + R${k}];`);
   inner.push(...renderNodes(spec.prologue, pro, ''));
   const v = refName(spec.value, pro);
-  if (spec.op === 'sum') inner.push(`acc += ${v};`);
+  if (spec.combine === 'sum') inner.push(`acc += ${v};`);
   else {
     // NaN propagates, as in PyTorch (and the eager kernel)
     inner.push(`if (${v} > acc || (${v} !== ${v} && acc === acc)) { acc = ${v}; at = r; }`, 'r++;');
@@ -179,13 +180,13 @@ export function reduceJs(spec: ReduceSpec, kept: readonly number[], reduced: rea
   })();
   const epi: Names = { input: (k) => `x${k}`, scalar: (k) => `s${k}`, prefix: 'e' };
   const keptBody = [
-    spec.op === 'sum' ? 'let acc = 0;' : 'let acc = -Infinity; let at = 0; let r = 0;',
+    spec.combine === 'sum' ? 'let acc = 0;' : 'let acc = -Infinity; let at = 0; let r = 0;',
     ...redBody,
-    ...(spec.op === 'max' ? [`if (${R} === 0) acc = NaN;`] : []),
-    ...(spec.op === 'argmax' ? ['acc = at;'] : []),
-    ...(spec.op === 'sum' ? ['acc = Math.fround(acc);'] : []),
+    ...(spec.combine === 'max' ? [`if (${R} === 0) acc = NaN;`] : []),
+    ...(spec.combine === 'argmax' ? ['acc = at;'] : []),
+    ...(spec.combine === 'sum' ? ['acc = Math.fround(acc);'] : []),
     ...renderNodes(spec.epilogue, epi, ''),
-    ...spec.results.map((o, j) => `out${j}[o] = ${storeAs(o.dtype, refName(o.ref, epi))};`),
+    ...spec.outputs.map((o, j) => `out${j}[o] = ${storeAs(o.dtype, refName(o.ref, epi))};`),
     'o++;',
   ];
   lines.push('let o = 0;');

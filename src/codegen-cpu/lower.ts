@@ -1,7 +1,7 @@
 /**
  * Lowering a fusion schedule to CPU kernels. Each kernel group becomes a few steps over typed
  * arrays, described by the same backend-neutral kernel descriptions the WGSL target reads
- * (ElementwiseSpec, ReduceSpec, a matmul problem):
+ * (the kernel IR's ElementwiseBody and ReduceBody, a matmul problem):
  * - elementwise group: one generated JavaScript loop (js-kernels.ts);
  * - reduction with its prologue and epilogue: one generated loop nest;
  * - matmul: its operand prologues as loops into scratch, the product through the Wasm SIMD
@@ -16,8 +16,8 @@ import type { Graph } from '../ir/graph.ts';
 import { numel, stridesOf } from '../ir/shape.ts';
 import type { Kernel, Schedule } from '../passes/fusion.ts';
 import { matmulLayout } from '../passes/views.ts';
-import type { ElementwiseSpec, Ref, ReduceSpec } from '../codegen-wgsl/kernel-spec.ts';
-import { exprNodes, Operands, type LowerContext } from '../codegen-wgsl/lower.ts';
+import { buildKernel, exprNodes, Operands, tensorInput, type LowerContext } from '../passes/kernel-build.ts';
+import type { ElementwiseBody, Kernel as KernelIR, Ref, ReduceBody } from '../passes/kernel-ir.ts';
 import { compileJs, elementwiseJs, reduceJs, type JsKernel } from './js-kernels.ts';
 
 export type CpuStep =
@@ -37,6 +37,8 @@ export type CpuStep =
 
 export interface CpuKernel {
   name: string;
+  /** the kernel IR of this group (what graphs() shows; the steps below compute it) */
+  kernel: KernelIR;
   kind: Kernel['kind'];
   /** the generated JavaScript of every step, with a comment for the Wasm matmul */
   source: string;
@@ -62,10 +64,10 @@ function elementwiseStep(cx: LowerContext, ids: number[], shape: number[], writt
   const ops = new Operands(cx, shape, written);
   const inside = new Map<number, number>();
   const nodes = exprNodes(cx, ids, ops, inside);
-  const spec: ElementwiseSpec = {
+  const spec: ElementwiseBody = {
     kind: 'elementwise',
-    rank: shape.length,
-    inputs: ops.tensors.map((t) => ({ dtype: t.dtype, access: t.access, aliasOf: t.aliasOf })),
+    shape: [...shape],
+    inputs: ops.tensors.map(tensorInput),
     scalars: ops.scalars.length,
     nodes,
     outputs: written.map((id) => ({ ref: { kind: 'node', index: inside.get(id)! } as Ref, dtype: cx.g.node(id).dtype })),
@@ -88,22 +90,22 @@ function reduceStep(cx: LowerContext, node: number, prologue: number[], epilogue
   const value = ops.ref(src, inside);
   const epiInside = new Map<number, number>();
   const epi = exprNodes(cx, epilogue, ops, epiInside, (i) => (i === node ? { kind: 'acc' } : null));
-  const spec: ReduceSpec = {
-    kind: 'reduce',
-    op: r.op as ReduceSpec['op'],
-    keptRank: kept.length,
-    redRank: dims.length,
-    inputs: ops.tensors.map((t) => ({ dtype: t.dtype, access: 'strided' as const })),
-    scalars: ops.scalars.length,
-    prologue: pro,
-    value,
-    epilogue: epi,
-    results: written.map((id) => ({ ref: (id === node ? { kind: 'acc' } : { kind: 'node', index: epiInside.get(id)! }) as Ref, dtype: g.node(id).dtype })),
-  };
   const strides = ops.tensors.map((t) => {
     const s = t.strides ?? stridesOf(inShape);
     return [...kept.map((d) => s[d]), ...dims.map((d) => s[d])];
   });
+  const spec: ReduceBody = {
+    kind: 'reduce',
+    combine: r.op as ReduceBody['combine'],
+    kept: kept.map((d) => inShape[d]),
+    reduced: dims.map((d) => inShape[d]),
+    inputs: ops.tensors.map((t, k) => ({ dtype: t.dtype, access: 'strided' as const, strides: strides[k] })),
+    scalars: ops.scalars.length,
+    prologue: pro,
+    value,
+    epilogue: epi,
+    outputs: written.map((id) => ({ ref: (id === node ? { kind: 'acc' } : { kind: 'node', index: epiInside.get(id)! }) as Ref, dtype: g.node(id).dtype })),
+  };
   const ids = [...prologue, node, ...epilogue];
   const header = [`reduce: ${ids.map((i) => `%${i} ${g.node(i).op}`).join(', ')} over [${inShape.join(', ')}] dims [${dims.join(', ')}]`];
   const source = reduceJs(spec, kept.map((d) => inShape[d]), dims.map((d) => inShape[d]), strides, header);
@@ -131,10 +133,10 @@ export function lowerCpuKernel(cx: LowerContext, s: Schedule, k: Kernel, index: 
       writes = [k.node];
       const n = g.node(k.node);
       const base = g.node(k.base);
-      const spec: ElementwiseSpec = {
+      const spec: ElementwiseBody = {
         kind: 'elementwise',
-        rank: k.shape.length,
-        inputs: base.op === 'scalar' ? [] : [{ dtype: base.dtype, access: 'strided' }],
+        shape: [...k.shape],
+        inputs: base.op === 'scalar' ? [] : [{ dtype: base.dtype, access: 'strided', strides: [...k.strides] }],
         scalars: base.op === 'scalar' ? 1 : 0,
         nodes: [{ op: 'copy', args: [base.op === 'scalar' ? { kind: 'scalar', index: 0 } : { kind: 'input', index: 0 }], attrs: {}, origin: { ids: [k.node], scope: n.scope } }],
         outputs: [{ ref: { kind: 'node', index: 0 }, dtype: n.dtype }],
@@ -159,10 +161,10 @@ export function lowerCpuKernel(cx: LowerContext, s: Schedule, k: Kernel, index: 
         const v = s.views.get(i);
         if (!v) continue;
         const src = g.node(v.base);
-        const spec: ElementwiseSpec = {
+        const spec: ElementwiseBody = {
           kind: 'elementwise',
-          rank: v.shape.length,
-          inputs: src.op === 'scalar' ? [] : [{ dtype: src.dtype, access: 'strided' }],
+          shape: [...v.shape],
+          inputs: src.op === 'scalar' ? [] : [{ dtype: src.dtype, access: 'strided', strides: [...v.strides] }],
           scalars: src.op === 'scalar' ? 1 : 0,
           nodes: [{ op: 'copy', args: [src.op === 'scalar' ? { kind: 'scalar', index: 0 } : { kind: 'input', index: 0 }], attrs: {}, origin: { ids: [i] } }],
           outputs: [{ ref: { kind: 'node', index: 0 }, dtype: g.node(i).dtype }],
@@ -223,7 +225,7 @@ export function lowerCpuKernel(cx: LowerContext, s: Schedule, k: Kernel, index: 
   const touched = (st: CpuStep): number[] =>
     st.kind === 'js' ? [...st.ins.filter((i): i is number => i !== null), ...st.outs] : st.kind === 'matmul' ? [st.a, st.b, st.out] : [...st.ins, st.node];
   const bytes = 4 * [...new Set(steps.flatMap(touched))].reduce((t, id) => t + numel(g.node(id).shape), 0);
-  return { name, kind: k.kind, source, nodes: ids, scopes: scopesOf(g, ids), steps, writes, temps, flops, bytes };
+  return { name, kernel: buildKernel(cx, k, index), kind: k.kind, source, nodes: ids, scopes: scopesOf(g, ids), steps, writes, temps, flops, bytes };
 }
 
 function stepLayout(steps: CpuStep[]): string {

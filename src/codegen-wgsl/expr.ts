@@ -1,12 +1,14 @@
 /** Renders kernel expression nodes with the registry's formulas, one `let` per node. */
 import { getOp } from '../ir/registry.ts';
 import { wgslLang, type ScalarLang } from '../ir/scalar-lang.ts';
-import type { ExprNode, Ref } from './kernel-spec.ts';
+import type { ExprNode, Ref } from '../passes/kernel-ir.ts';
 
 export interface ExprNames {
   input(index: number): string;
   scalar(index: number): string;
   acc?: string;
+  /** the loaded operand element (matmul prologues) */
+  element?: string;
   /** prefix of node values, so a prologue and an epilogue do not collide */
   prefix: string;
 }
@@ -17,6 +19,7 @@ export function refName(r: Ref, names: ExprNames): string {
     case 'scalar': return names.scalar(r.index);
     case 'node': return `${names.prefix}${r.index}`;
     case 'acc': return names.acc ?? 'acc';
+    case 'element': return names.element ?? 'x';
   }
 }
 

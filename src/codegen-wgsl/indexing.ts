@@ -18,7 +18,10 @@
  */
 import type { DType } from '../ir/dtype.ts';
 import { WGSL_PRELUDE } from '../ir/scalar-lang.ts';
-import { PARAMS_DECL, paramWords, wgslType } from './kernel-spec.ts';
+import type { IndexBody } from '../passes/kernel-ir.ts';
+import type { GeneratedKernel } from './elementwise.ts';
+import { paramsDecl, paramWords, wgslType } from './kernel-spec.ts';
+import { entryPoint, standalone, type Builtin, type Namespace } from './namespace.ts';
 
 export const INDEX_WORKGROUP = 64;
 export type IndexOp = 'slice' | 'sliceScatter' | 'gather' | 'scatterAdd';
@@ -65,72 +68,84 @@ function layout(spec: IndexSpec) {
 const poison = (dtype: DType) => (dtype === 'float32' ? 'f32bits(0x7fc00000u)' : dtype === 'int32' ? 'i32(-2147483647 - 1)' : '0u');
 const zero = (dtype: DType) => `${wgslType(dtype)}(0)`;
 
-export function indexWGSL(spec: IndexSpec): { code: string; paramWords: number } {
+const BUILTINS: Builtin[] = [
+  { kind: 'global_invocation_id', name: 'gid', type: 'vec3<u32>' },
+  { kind: 'num_workgroups', name: 'nwg', type: 'vec3<u32>' },
+];
+
+/** Storage bindings: the data input, the index or the slice's source (all but slice), the output; then the params. */
+export function indexWGSL(spec: IndexSpec, nsIn?: Namespace): GeneratedKernel {
   const R = spec.rank;
   const L = layout(spec);
   const T = wgslType(spec.dtype);
-  const lines: string[] = [WGSL_PRELUDE];
   const hasIndex = spec.op === 'gather' || spec.op === 'scatterAdd';
-  lines.push(`@group(0) @binding(0) var<storage, read> in0: array<${T}>;`);
-  if (hasIndex) lines.push('@group(0) @binding(1) var<storage, read> in1: array<i32>;');
-  if (spec.op === 'sliceScatter') lines.push(`@group(0) @binding(1) var<storage, read> in1: array<${T}>;`);
   const ob = spec.op === 'slice' ? 1 : 2;
-  lines.push(`@group(0) @binding(${ob}) var<storage, read_write> out0: array<${T}>;`);
-  lines.push(PARAMS_DECL.replace('PARAM_VEC4S', String(paramWords(L.words))));
-  lines.push(`@group(0) @binding(${ob + 1}) var<uniform> p: Params;`);
-  lines.push('fn P(i: u32) -> u32 { return p.v[i / 4u][i % 4u]; }');
+  const ns = nsIn ?? standalone(ob + 1);
+  const n = (s: string) => ns.prefix + s;
+  const lines: string[] = ns.entry === 'compute' ? [WGSL_PRELUDE] : [];
+  lines.push(`@group(0) @binding(${ns.storage(0)}) var<storage, read> ${n('in0')}: array<${T}>;`);
+  if (hasIndex) lines.push(`@group(0) @binding(${ns.storage(1)}) var<storage, read> ${n('in1')}: array<i32>;`);
+  if (spec.op === 'sliceScatter') lines.push(`@group(0) @binding(${ns.storage(1)}) var<storage, read> ${n('in1')}: array<${T}>;`);
+  lines.push(`@group(0) @binding(${ns.storage(ob)}) var<storage, read_write> ${n('out0')}: array<${T}>;`);
+  lines.push(paramsDecl(ns.prefix, paramWords(L.words)));
+  lines.push(`@group(0) @binding(${ns.uniform(0)}) var<uniform> ${n('p')}: ${n('Params')};`);
+  lines.push(`fn ${n('P')}(i: u32) -> u32 { return ${n('p')}.v[i / 4u][i % 4u]; }`);
   lines.push('');
-  lines.push(`@compute @workgroup_size(${INDEX_WORKGROUP})`);
-  lines.push('fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {');
+  lines.push(...entryPoint(ns, String(INDEX_WORKGROUP), BUILTINS));
   lines.push(`  let i = gid.x + gid.y * nwg.x * ${INDEX_WORKGROUP}u;`);
-  lines.push('  if (i >= P(0u)) { return; }');
+  lines.push(`  if (i >= ${n('P')}(0u)) { return; }`);
   // output coordinates c0..c{R-1}
   lines.push('  var r = i;');
-  for (let d = R - 1; d >= 0; d--) lines.push(`  let c${d} = r % P(${L.shape + d}u); r = r / P(${L.shape + d}u);`);
+  for (let d = R - 1; d >= 0; d--) lines.push(`  let c${d} = r % ${n('P')}(${L.shape + d}u); r = r / ${n('P')}(${L.shape + d}u);`);
   const dot = (at: number, coord: (d: number) => string) =>
-    R === 0 ? '0u' : Array.from({ length: R }, (_, d) => `${coord(d)} * P(${at + d}u)`).join(' + ');
+    R === 0 ? '0u' : Array.from({ length: R }, (_, d) => `${coord(d)} * ${n('P')}(${at + d}u)`).join(' + ');
   const c = (d: number) => `c${d}`;
   switch (spec.op) {
     case 'slice':
-      lines.push(`  out0[i] = in0[P(${L.a}u) + ${dot(L.b, c)}];`);
+      lines.push(`  ${n('out0')}[i] = ${n('in0')}[${n('P')}(${L.a}u) + ${dot(L.b, c)}];`);
       break;
     case 'sliceScatter': {
       lines.push('  var ok = true;');
       for (let d = 0; d < R; d++) {
-        lines.push(`  let t${d} = i32(c${d}) - i32(P(${L.a + d}u));`);
-        lines.push(`  let q${d} = u32(max(t${d}, 0)) / P(${L.b + d}u);`);
-        lines.push(`  ok = ok && t${d} >= 0 && u32(t${d}) % P(${L.b + d}u) == 0u && q${d} < P(${L.c + d}u);`);
+        lines.push(`  let t${d} = i32(c${d}) - i32(${n('P')}(${L.a + d}u));`);
+        lines.push(`  let q${d} = u32(max(t${d}, 0)) / ${n('P')}(${L.b + d}u);`);
+        lines.push(`  ok = ok && t${d} >= 0 && u32(t${d}) % ${n('P')}(${L.b + d}u) == 0u && q${d} < ${n('P')}(${L.c + d}u);`);
       }
-      lines.push(`  if (ok) { out0[i] = in1[${dot(L.d, (d) => `q${d}`)}]; } else { out0[i] = in0[${dot(L.d + R, c)}]; }`);
+      lines.push(`  if (ok) { ${n('out0')}[i] = ${n('in1')}[${dot(L.d, (d) => `q${d}`)}]; } else { ${n('out0')}[i] = ${n('in0')}[${dot(L.d + R, c)}]; }`);
       break;
     }
     case 'gather': {
-      const dim = `P(${L.a}u)`;
-      lines.push(`  let k = in1[${dot(L.c, c)}];`);
-      lines.push(`  if (k < 0 || u32(k) >= P(${L.a + 1}u)) { out0[i] = ${poison(spec.dtype)}; return; }`);
+      const dim = `${n('P')}(${L.a}u)`;
+      lines.push(`  let k = ${n('in1')}[${dot(L.c, c)}];`);
+      lines.push(`  if (k < 0 || u32(k) >= ${n('P')}(${L.a + 1}u)) { ${n('out0')}[i] = ${poison(spec.dtype)}; return; }`);
       const at = (d: number) => `select(c${d}, u32(k), ${dim} == ${d}u)`;
-      lines.push(`  out0[i] = in0[${dot(L.b, at)}];`);
+      lines.push(`  ${n('out0')}[i] = ${n('in0')}[${dot(L.b, at)}];`);
       break;
     }
     case 'scatterAdd': {
-      const dim = `P(${L.a}u)`;
+      const dim = `${n('P')}(${L.a}u)`;
       // outside the index's extent (off dim) nothing lands
-      for (let d = 0; d < R; d++) lines.push(`  if (${dim} != ${d}u && c${d} >= P(${L.b + d}u)) { out0[i] = ${zero(spec.dtype)}; return; }`);
+      for (let d = 0; d < R; d++) lines.push(`  if (${dim} != ${d}u && c${d} >= ${n('P')}(${L.b + d}u)) { ${n('out0')}[i] = ${zero(spec.dtype)}; return; }`);
       lines.push('  var acc = 0.0;');
       lines.push('  var want = 0u;');
       lines.push('  var count = 0u;');
-      for (let d = 0; d < R; d++) lines.push(`  if (${dim} == ${d}u) { want = c${d}; count = P(${L.b + d}u); }`);
+      for (let d = 0; d < R; d++) lines.push(`  if (${dim} == ${d}u) { want = c${d}; count = ${n('P')}(${L.b + d}u); }`);
       lines.push('  for (var k = 0u; k < count; k = k + 1u) {');
       const at = (d: number) => `select(c${d}, k, ${dim} == ${d}u)`;
-      lines.push(`    let j = in1[${dot(L.d, at)}];`);
-      lines.push(`    if (j >= 0 && u32(j) == want) { acc = acc + f32(in0[${dot(L.c, at)}]); }`);
+      lines.push(`    let j = ${n('in1')}[${dot(L.d, at)}];`);
+      lines.push(`    if (j >= 0 && u32(j) == want) { acc = acc + f32(${n('in0')}[${dot(L.c, at)}]); }`);
       lines.push('  }');
-      lines.push(`  out0[i] = ${T}(acc);`);
+      lines.push(`  ${n('out0')}[i] = ${T}(acc);`);
       break;
     }
   }
   lines.push('}');
-  return { code: lines.join('\n'), paramWords: L.words };
+  const storage: ('read' | 'read_write')[] = [...Array.from({ length: ob }, () => 'read' as const), 'read_write'];
+  return {
+    code: lines.join('\n'),
+    layout: { storage, uniforms: 1, workgroupSize: [INDEX_WORKGROUP, 1, 1], workgroupBytes: 0, builtins: BUILTINS },
+    paramWords: L.words,
+  };
 }
 
 export interface IndexOperands {
@@ -180,3 +195,7 @@ export function indexParams(spec: IndexSpec, o: IndexOperands): Uint32Array {
   }
   return w;
 }
+
+/** The spec and params of an index kernel of the kernel IR. */
+export const indexSpecOf = (b: IndexBody): IndexSpec => ({ op: b.op, rank: b.shape.length, dtype: b.dtype });
+export const indexBodyParams = (b: IndexBody) => indexParams(indexSpecOf(b), { out: b.shape, attrs: b.attrs, inputs: b.inputs });

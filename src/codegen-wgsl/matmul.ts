@@ -19,6 +19,8 @@
 //
 // Bindings (group 0): 0 = A, 1 = B, 2 = C, 3.. = extraBindings, last = params.
 
+import { entryPoint, standalone, type Builtin, type Namespace, type WgslLayout } from './namespace.ts';
+
 export interface MatmulVariant {
   name: string;
   /** output rows per invocation */
@@ -99,6 +101,8 @@ export interface MatmulOptions {
   rowSumCall?: (sum: string, row: string) => string;
   /** u32 words appended to the params uniform as `p.x` (scalars of fused prologues and epilogues) */
   extraParamWords?: number;
+  /** module-scope names and bindings when the kernel is a part of a pack (the hooks' names are the caller's to prefix) */
+  ns?: Namespace;
 }
 
 export interface MatmulKernel {
@@ -109,6 +113,7 @@ export interface MatmulKernel {
   variant: MatmulVariant;
   /** binding index of the params uniform (= number of storage buffers) */
   paramsBinding: number;
+  layout: WgslLayout;
 }
 
 export function resolveVariant(variant: MatmulVariant | MatmulVariantName = DEFAULT_MATMUL_VARIANT): MatmulVariant {
@@ -159,6 +164,14 @@ interface Gen {
   idxB: (k: string, c: string) => string;
   /** the binding (or placeholder) the row sums go to, when wanted */
   rowSum: string | undefined;
+  ns: Namespace;
+  /** module-scope names: the params uniform, the operand buffers, the workgroup tiles */
+  P: string;
+  nA: string;
+  nB: string;
+  nC: string;
+  tileA: string;
+  tileB: string;
 }
 
 const range = (n: number) => [...Array(n).keys()];
@@ -168,15 +181,25 @@ export function matmulWGSL(opts: MatmulOptions): MatmulKernel {
   const { transA, transB } = opts;
   const V = resolveVariant(opts.variant);
   const lines: string[] = [];
+  const storage = 3 + (opts.extraBindings?.length ?? 0);
+  const ns = opts.ns ?? standalone(storage);
+  const P = `${ns.prefix}p`;
   const g: Gen = {
+    ns,
+    P,
+    nA: `${ns.prefix}A`,
+    nB: `${ns.prefix}B`,
+    nC: `${ns.prefix}C`,
+    tileA: `${ns.prefix}mmTileA`,
+    tileB: `${ns.prefix}mmTileB`,
     opts,
     V,
     emit: (s) => lines.push(s),
     proA: opts.prologueA ?? ((x: string) => x),
     proB: opts.prologueB ?? ((x: string) => x),
     epi: opts.epilogue ?? ((acc: string) => acc),
-    idxA: (r, k) => (transA ? `offA + (${k}) * p.M + ${r}` : `offA + (${r}) * p.K + ${k}`),
-    idxB: (k, c) => (transB ? `offB + (${c}) * p.K + ${k}` : `offB + (${k}) * p.N + ${c}`),
+    idxA: (r, k) => (transA ? `offA + (${k}) * ${P}.M + ${r}` : `offA + (${r}) * ${P}.K + ${k}`),
+    idxB: (k, c) => (transB ? `offB + (${c}) * ${P}.K + ${k}` : `offB + (${k}) * ${P}.N + ${c}`),
     rowSum: opts.rowSumA ?? (opts.rowSumCall ? 'rowsum' : undefined),
   };
   if (V.vec4 && transA && V.rows % 4 !== 0) throw new Error(`matmul ${V.name}: transposed-A vec4 loads need rows % 4 == 0`);
@@ -184,25 +207,45 @@ export function matmulWGSL(opts: MatmulOptions): MatmulKernel {
   if (V.shared) emitTiledMain(g, V.shared.tileK);
   else emitRegisterMain(g);
   const [WX, WY] = V.wg;
-  return { code: lines.join('\n') + '\n', workgroupSize: [WX, WY, 1], tile: { rows: V.rows * WY, cols: V.cols * WX }, variant: V, paramsBinding };
+  const layout: WgslLayout = {
+    storage: ['read', 'read', 'read_write', ...(opts.extraBindings ?? []).map((e) => e.access)],
+    uniforms: 1,
+    workgroupSize: [WX, WY, 1],
+    workgroupBytes: V.shared ? 4 * V.shared.tileK * (tileStrideA(V, transA) + tileStrideB(V, transB)) : 0,
+    builtins: V.shared ? TILED_BUILTINS : REGISTER_BUILTINS,
+  };
+  return { code: lines.join('\n') + '\n', workgroupSize: [WX, WY, 1], tile: { rows: V.rows * WY, cols: V.cols * WX }, variant: V, paramsBinding, layout };
 }
 
+const REGISTER_BUILTINS: Builtin[] = [{ kind: 'global_invocation_id', name: 'gid', type: 'vec3<u32>' }];
+const TILED_BUILTINS: Builtin[] = [
+  { kind: 'global_invocation_id', name: 'gid', type: 'vec3<u32>' },
+  { kind: 'workgroup_id', name: 'wid', type: 'vec3<u32>' },
+  { kind: 'local_invocation_id', name: 'lid', type: 'vec3<u32>' },
+];
+
+// Tiles are stored k-major; a tile whose global reads run along k is
+// written across rows with a stride of a whole row, so pad that row by one
+// word to keep the stores off a single memory bank on GPUs.
+const tileStrideA = (V: MatmulVariant, transA: boolean) => (transA ? V.rows * V.wg[1] : V.rows * V.wg[1] + 1);
+const tileStrideB = (V: MatmulVariant, transB: boolean) => (transB ? V.cols * V.wg[0] + 1 : V.cols * V.wg[0]);
+
 /** Comment, params struct, bindings and the hooks' module-scope code; returns the params binding. */
-function emitHeader({ opts, V, emit }: Gen): number {
+function emitHeader({ opts, V, emit, ns, P, nA, nB, nC }: Gen): number {
   const [WX, WY] = V.wg;
   const what = V.shared ? `tiles of K ${V.shared.tileK} in workgroup memory, ` : '';
   emit(`// matmul ${opts.transA ? 'T' : 'N'}${opts.transB ? 'T' : 'N'} ${V.name}: ${what}${V.rows}x${V.cols} outputs per invocation, workgroup ${WX}x${WY}`);
   const xWords = opts.extraParamWords ?? 0;
   const xField = xWords > 0 ? `, x: array<vec4<u32>, ${Math.ceil(xWords / 4)}>` : '';
   const elemT = V.vec4 ? 'vec4<f32>' : 'f32';
-  emit(`struct Params { M: u32, N: u32, K: u32, strideA: u32, strideB: u32, strideC: u32, pad0: u32, pad1: u32${xField} }`);
-  emit(`@group(0) @binding(0) var<storage, read> A: array<${elemT}>;`);
-  emit(`@group(0) @binding(1) var<storage, read> B: array<${elemT}>;`);
-  emit(`@group(0) @binding(2) var<storage, read_write> C: array<${elemT}>;`);
+  emit(`struct ${ns.prefix}Params { M: u32, N: u32, K: u32, strideA: u32, strideB: u32, strideC: u32, pad0: u32, pad1: u32${xField} }`);
+  emit(`@group(0) @binding(${ns.storage(0)}) var<storage, read> ${nA}: array<${elemT}>;`);
+  emit(`@group(0) @binding(${ns.storage(1)}) var<storage, read> ${nB}: array<${elemT}>;`);
+  emit(`@group(0) @binding(${ns.storage(2)}) var<storage, read_write> ${nC}: array<${elemT}>;`);
   const extras = opts.extraBindings ?? [];
-  extras.forEach((e, i) => emit(`@group(0) @binding(${3 + i}) var<storage, ${e.access}> ${e.name}: ${e.type};`));
-  const paramsBinding = 3 + extras.length;
-  emit(`@group(0) @binding(${paramsBinding}) var<uniform> p: Params;`);
+  extras.forEach((e, i) => emit(`@group(0) @binding(${ns.storage(3 + i)}) var<storage, ${e.access}> ${e.name}: ${e.type};`));
+  const paramsBinding = ns.uniform(0);
+  emit(`@group(0) @binding(${paramsBinding}) var<uniform> ${P}: ${ns.prefix}Params;`);
   if (opts.extraCode) emit(opts.extraCode);
   emit('');
   return paramsBinding;
@@ -210,26 +253,25 @@ function emitHeader({ opts, V, emit }: Gen): number {
 
 /** Register-blocked, straight from storage (see the top of the file). */
 function emitRegisterMain(g: Gen): void {
-  const { opts, V, emit, proA, proB, epi, idxA, idxB, rowSum } = g;
+  const { opts, V, emit, proA, proB, epi, idxA, idxB, rowSum, P, nA, nB, nC } = g;
   const { transA, transB } = opts;
   const { rows: R, cols: C, vec4 } = V;
   const CG = C / 4; // column groups of 4
   const [WX, WY] = V.wg;
-  emit(`@compute @workgroup_size(${WX}, ${WY}, 1)`);
-  emit('fn main(@builtin(global_invocation_id) gid: vec3<u32>) {');
+  for (const l of entryPoint(g.ns, `${WX}, ${WY}, 1`, REGISTER_BUILTINS)) emit(l);
   emit(`  let row0 = gid.y * ${R}u;`);
   emit(`  let col0 = gid.x * ${C}u;`);
-  emit('  if (row0 >= p.M || col0 >= p.N) { return; }');
-  emit('  let offA = gid.z * p.strideA;');
-  emit('  let offB = gid.z * p.strideB;');
-  emit('  let offC = gid.z * p.strideC;');
+  emit(`  if (row0 >= ${P}.M || col0 >= ${P}.N) { return; }`);
+  emit(`  let offA = gid.z * ${P}.strideA;`);
+  emit(`  let offB = gid.z * ${P}.strideB;`);
+  emit(`  let offC = gid.z * ${P}.strideC;`);
   // Edge blocks read clamped (valid, unused) rows/cols instead of branching in the K loop.
-  for (const i of range(R)) emit(`  let r${i} = min(row0 + ${i}u, p.M - 1u);`);
+  for (const i of range(R)) emit(`  let r${i} = min(row0 + ${i}u, ${P}.M - 1u);`);
   // A transposed vec4 load needs an aligned start row: clamp groups of 4 to M-4
   // (a group past it lies wholly beyond M, as M % 4 == 0, and is never stored).
-  if (vec4 && transA) for (const g of range(R / 4)) emit(`  let ra${g} = min(row0 + ${4 * g}u, p.M - 4u);`);
-  if (vec4) for (const j of range(CG)) emit(`  let c${j} = min(col0 + ${4 * j}u, p.N - 4u);`);
-  else for (const j of range(C)) emit(`  let c${j} = min(col0 + ${j}u, p.N - 1u);`);
+  if (vec4 && transA) for (const g of range(R / 4)) emit(`  let ra${g} = min(row0 + ${4 * g}u, ${P}.M - 4u);`);
+  if (vec4) for (const j of range(CG)) emit(`  let c${j} = min(col0 + ${4 * j}u, ${P}.N - 4u);`);
+  else for (const j of range(C)) emit(`  let c${j} = min(col0 + ${j}u, ${P}.N - 1u);`);
   for (const i of range(R)) for (const j of range(CG)) emit(`  var acc${i}_${j} = vec4<f32>(0.0);`);
   if (rowSum) for (const i of range(R)) emit(`  var rs${i}: f32 = 0.0;`);
   const sumRows = () => {
@@ -238,10 +280,10 @@ function emitRegisterMain(g: Gen): void {
   };
 
   if (!vec4) {
-    emit('  for (var k = 0u; k < p.K; k = k + 1u) {');
-    for (const i of range(R)) emit(`    let a${i} = ${proA(`A[${idxA(`r${i}`, 'k')}]`, `r${i}`, 'k')};`);
+    emit(`  for (var k = 0u; k < ${P}.K; k = k + 1u) {`);
+    for (const i of range(R)) emit(`    let a${i} = ${proA(`${nA}[${idxA(`r${i}`, 'k')}]`, `r${i}`, 'k')};`);
     for (const j of range(CG)) {
-      const parts = range(4).map((q) => proB(`B[${idxB('k', `c${4 * j + q}`)}]`, 'k', `c${4 * j + q}`));
+      const parts = range(4).map((q) => proB(`${nB}[${idxB('k', `c${4 * j + q}`)}]`, 'k', `c${4 * j + q}`));
       emit(`    let b${j} = vec4<f32>(${parts.join(', ')});`);
     }
     for (const i of range(R)) for (const j of range(CG)) emit(`    acc${i}_${j} = fma(vec4<f32>(a${i}), b${j}, acc${i}_${j});`);
@@ -253,14 +295,14 @@ function emitRegisterMain(g: Gen): void {
       opts.prologueA ? `vec4<f32>(${range(4).map((q) => proA(`(${e}).${comp(q)}`, r(q), k(q))).join(', ')})` : e;
     const pro4B = (e: string, k: (q: number) => string, c: (q: number) => string) =>
       opts.prologueB ? `vec4<f32>(${range(4).map((q) => proB(`(${e}).${comp(q)}`, k(q), c(q))).join(', ')})` : e;
-    emit('  for (var k = 0u; k < p.K; k = k + 4u) {');
+    emit(`  for (var k = 0u; k < ${P}.K; k = k + 4u) {`);
     if (!transA) {
-      for (const i of range(R)) emit(`    let a${i} = ${pro4A(`A[(${idxA(`r${i}`, 'k')}) / 4u]`, () => `r${i}`, (q) => `k + ${q}u`)};`);
+      for (const i of range(R)) emit(`    let a${i} = ${pro4A(`${nA}[(${idxA(`r${i}`, 'k')}) / 4u]`, () => `r${i}`, (q) => `k + ${q}u`)};`);
     } else {
       // Transposed A: one vec4 holds 4 consecutive rows at a fixed k; regroup to per-row vectors.
       for (const kk of range(4))
         for (const g of range(R / 4))
-          emit(`    let at${kk}_${g} = ${pro4A(`A[(${idxA(`ra${g}`, `k + ${kk}u`)}) / 4u]`, (q) => `ra${g} + ${q}u`, () => `k + ${kk}u`)};`);
+          emit(`    let at${kk}_${g} = ${pro4A(`${nA}[(${idxA(`ra${g}`, `k + ${kk}u`)}) / 4u]`, (q) => `ra${g} + ${q}u`, () => `k + ${kk}u`)};`);
       for (const i of range(R)) {
         const g = Math.floor(i / 4);
         emit(`    let a${i} = vec4<f32>(${range(4).map((kk) => `at${kk}_${g}.${comp(i % 4)}`).join(', ')});`);
@@ -269,12 +311,12 @@ function emitRegisterMain(g: Gen): void {
     if (!transB) {
       for (const kk of range(4))
         for (const j of range(CG))
-          emit(`    let b${kk}_${j} = ${pro4B(`B[(${idxB(`k + ${kk}u`, `c${j}`)}) / 4u]`, () => `k + ${kk}u`, (q) => `c${j} + ${q}u`)};`);
+          emit(`    let b${kk}_${j} = ${pro4B(`${nB}[(${idxB(`k + ${kk}u`, `c${j}`)}) / 4u]`, () => `k + ${kk}u`, (q) => `c${j} + ${q}u`)};`);
     } else {
       // Transposed B: one vec4 holds 4 consecutive k of a column; regroup to per-k vectors.
       for (const j of range(CG))
         for (const q of range(4))
-          emit(`    let bt${j}_${q} = ${pro4B(`B[(${idxB('k', `c${j} + ${q}u`)}) / 4u]`, (kk) => `k + ${kk}u`, () => `c${j} + ${q}u`)};`);
+          emit(`    let bt${j}_${q} = ${pro4B(`${nB}[(${idxB('k', `c${j} + ${q}u`)}) / 4u]`, (kk) => `k + ${kk}u`, () => `c${j} + ${q}u`)};`);
       for (const kk of range(4))
         for (const j of range(CG)) emit(`    let b${kk}_${j} = vec4<f32>(${range(4).map((q) => `bt${j}_${q}.${comp(kk)}`).join(', ')});`);
     }
@@ -298,7 +340,7 @@ function emitRegisterMain(g: Gen): void {
   }
   // Stores, guarded against the clamped edge rows/cols.
   for (const i of range(R)) {
-    emit(`  if (row0 + ${i}u < p.M) {`);
+    emit(`  if (row0 + ${i}u < ${P}.M) {`);
     emit(`    let row = row0 + ${i}u;`);
     if (rowSum && !opts.rowSumCall) emit(`    if (gid.x == 0u) { ${rowSum}[row] = rs${i}; }`);
     for (const j of range(CG)) {
@@ -306,9 +348,9 @@ function emitRegisterMain(g: Gen): void {
       const val = (q: number) => epi(`acc${i}_${j}.${comp(q)}`, 'row', `${col} + ${q}u`);
       if (vec4) {
         const value = opts.epilogue ? `vec4<f32>(${range(4).map(val).join(', ')})` : `acc${i}_${j}`;
-        emit(`    if (${col} < p.N) { C[(offC + row * p.N + ${col}) / 4u] = ${value}; }`);
+        emit(`    if (${col} < ${P}.N) { ${nC}[(offC + row * ${P}.N + ${col}) / 4u] = ${value}; }`);
       } else {
-        for (const q of range(4)) emit(`    if (${col} + ${q}u < p.N) { C[offC + row * p.N + ${col} + ${q}u] = ${val(q)}; }`);
+        for (const q of range(4)) emit(`    if (${col} + ${q}u < ${P}.N) { ${nC}[offC + row * ${P}.N + ${col} + ${q}u] = ${val(q)}; }`);
       }
     }
     emit('  }');
@@ -328,7 +370,7 @@ function emitRegisterMain(g: Gen): void {
  * that reads and writes several tensors (Adam: 3 loads and 4 stores per weight) is bound
  * by their count; vec4 accesses cut it by four.
  */
-function emitRolledEpilogue({ V, emit }: Gen, width: 1 | 4, call: (acc: string, row: string, col: string) => string): void {
+function emitRolledEpilogue({ V, emit, P }: Gen, width: 1 | 4, call: (acc: string, row: string, col: string) => string): void {
   const { rows: R, cols: C } = V;
   const CG = C / 4;
   const perRow = C / width;
@@ -336,18 +378,18 @@ function emitRolledEpilogue({ V, emit }: Gen, width: 1 | 4, call: (acc: string, 
   emit(`  for (var e = 0u; e < ${R * perRow}u; e = e + 1u) {`);
   emit(`    let row = row0 + e / ${perRow}u;`);
   emit(`    let col = col0 + (e % ${perRow}u)${width === 4 ? ' * 4u' : ''};`);
-  emit(`    if (row < p.M && col < p.N) { ${call(width === 4 ? 'accv[e]' : 'accv[e / 4u][e % 4u]', 'row', 'col')} }`);
+  emit(`    if (row < ${P}.M && col < ${P}.N) { ${call(width === 4 ? 'accv[e]' : 'accv[e / 4u][e % 4u]', 'row', 'col')} }`);
   emit('  }');
 }
 
 /** The row sums' consumers (a bias update riding along), in a loop for the same reason. */
-function emitRolledRowSums({ opts, V, emit }: Gen): void {
+function emitRolledRowSums({ opts, V, emit, P }: Gen): void {
   const R = V.rows;
   emit('  if (gid.x == 0u) {');
   emit(`    var rsv = array<f32, ${R}>(${range(R).map((i) => `rs${i}`).join(', ')});`);
   emit(`    for (var i = 0u; i < ${R}u; i = i + 1u) {`);
   emit('      let row = row0 + i;');
-  emit(`      if (row < p.M) { ${opts.rowSumCall!('rsv[i]', 'row')} }`);
+  emit(`      if (row < ${P}.M) { ${opts.rowSumCall!('rsv[i]', 'row')} }`);
   emit('    }');
   emit('  }');
 }
@@ -364,37 +406,33 @@ function emitRolledRowSums({ opts, V, emit }: Gen): void {
  * reach the barriers, so loads and stores are guarded instead.
  */
 function emitTiledMain(g: Gen, TK: number): void {
-  const { opts, V, emit } = g;
+  const { opts, V, emit, P, tileA, tileB } = g;
   const { rows: R, cols: C } = V;
   const [WX, WY] = V.wg;
   const TM = R * WY;
   const TN = C * WX;
-  // Tiles are stored k-major; a tile whose global reads run along k is
-  // written across rows with a stride of a whole row, so pad that row by one
-  // word to keep the stores off a single memory bank on GPUs.
-  const strideA = opts.transA ? TM : TM + 1;
-  const strideB = opts.transB ? TN + 1 : TN;
-  emit(`var<workgroup> mmTileA: array<f32, ${TK * strideA}>;`);
-  emit(`var<workgroup> mmTileB: array<f32, ${TK * strideB}>;`);
+  const strideA = tileStrideA(V, opts.transA);
+  const strideB = tileStrideB(V, opts.transB);
+  emit(`var<workgroup> ${tileA}: array<f32, ${TK * strideA}>;`);
+  emit(`var<workgroup> ${tileB}: array<f32, ${TK * strideB}>;`);
   emit('');
-  emit(`@compute @workgroup_size(${WX}, ${WY}, 1)`);
-  emit('fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {');
+  for (const l of entryPoint(g.ns, `${WX}, ${WY}, 1`, TILED_BUILTINS)) emit(l);
   emit(`  let tileRow = wid.y * ${TM}u;`);
   emit(`  let tileCol = wid.x * ${TN}u;`);
   emit(`  let li = lid.y * ${WX}u + lid.x;`);
-  emit('  let offA = gid.z * p.strideA;');
-  emit('  let offB = gid.z * p.strideB;');
-  emit('  let offC = gid.z * p.strideC;');
+  emit(`  let offA = gid.z * ${P}.strideA;`);
+  emit(`  let offB = gid.z * ${P}.strideB;`);
+  emit(`  let offC = gid.z * ${P}.strideC;`);
   for (const i of range(R)) for (const j of range(C / 4)) emit(`  var acc${i}_${j} = vec4<f32>(0.0);`);
   if (g.rowSum) for (const i of range(R)) emit(`  var rs${i}: f32 = 0.0;`);
-  emit(`  for (var k0 = 0u; k0 < p.K; k0 = k0 + ${TK}u) {`);
+  emit(`  for (var k0 = 0u; k0 < ${P}.K; k0 = k0 + ${TK}u) {`);
   emitTileLoads(g, 'A', TM, TK, strideA);
   emitTileLoads(g, 'B', TN, TK, strideB);
   emit('    workgroupBarrier();');
   emit(`    for (var kk = 0u; kk < ${TK}u; kk = kk + 1u) {`);
-  for (const i of range(R)) emit(`      let a${i} = mmTileA[kk * ${strideA}u + lid.y + ${i * WY}u];`);
+  for (const i of range(R)) emit(`      let a${i} = ${tileA}[kk * ${strideA}u + lid.y + ${i * WY}u];`);
   for (const j of range(C / 4)) {
-    const parts = range(4).map((q) => `mmTileB[kk * ${strideB}u + lid.x + ${(4 * j + q) * WX}u]`);
+    const parts = range(4).map((q) => `${tileB}[kk * ${strideB}u + lid.x + ${(4 * j + q) * WX}u]`);
     emit(`      let b${j} = vec4<f32>(${parts.join(', ')});`);
   }
   for (const i of range(R)) for (const j of range(C / 4)) emit(`      acc${i}_${j} = fma(vec4<f32>(a${i}), b${j}, acc${i}_${j});`);
@@ -412,35 +450,35 @@ function emitTiledMain(g: Gen, TK: number): void {
  * transposed B, rows for transposed A, cols for B).
  */
 function emitTileLoads(g: Gen, which: 'A' | 'B', span: number, TK: number, stride: number): void {
-  const { opts, V, emit } = g;
+  const { opts, V, emit, P, nA, nB, tileA, tileB } = g;
   const alongK = which === 'A' ? !opts.transA : opts.transB;
   const base = which === 'A' ? 'tileRow' : 'tileCol';
-  const limit = which === 'A' ? 'p.M' : 'p.N';
-  const load = which === 'A' ? g.proA(`A[${g.idxA('gs', 'gk')}]`, 'gs', 'gk') : g.proB(`B[${g.idxB('gk', 'gs')}]`, 'gk', 'gs');
+  const limit = which === 'A' ? `${P}.M` : `${P}.N`;
+  const load = which === 'A' ? g.proA(`${nA}[${g.idxA('gs', 'gk')}]`, 'gs', 'gk') : g.proB(`${nB}[${g.idxB('gk', 'gs')}]`, 'gk', 'gs');
   emit(`    for (var t = li; t < ${span * TK}u; t = t + ${V.wg[0] * V.wg[1]}u) {`);
   emit(alongK ? `      let ts = t / ${TK}u;` : `      let ts = t % ${span}u;`);
   emit(alongK ? `      let tk = t % ${TK}u;` : `      let tk = t / ${span}u;`);
   emit(`      let gs = ${base} + ts;`);
   emit('      let gk = k0 + tk;');
   emit('      var tv: f32 = 0.0;');
-  emit(`      if (gs < ${limit} && gk < p.K) { tv = ${load}; }`);
-  emit(`      mmTile${which}[tk * ${stride}u + ts] = tv;`);
+  emit(`      if (gs < ${limit} && gk < ${P}.K) { tv = ${load}; }`);
+  emit(`      ${which === 'A' ? tileA : tileB}[tk * ${stride}u + ts] = tv;`);
   emit('    }');
 }
 
-function emitTiledStores({ opts, V, emit, epi, rowSum }: Gen): void {
+function emitTiledStores({ opts, V, emit, epi, rowSum, P, nC }: Gen): void {
   const { rows: R, cols: C } = V;
   const [WX, WY] = V.wg;
   for (const j of range(C)) emit(`  let col${j} = tileCol + lid.x + ${j * WX}u;`);
   for (const i of range(R)) {
-    emit(`  if (tileRow + lid.y + ${i * WY}u < p.M) {`);
+    emit(`  if (tileRow + lid.y + ${i * WY}u < ${P}.M) {`);
     emit(`    let row = tileRow + lid.y + ${i * WY}u;`);
     // the invocations of the first column strip own each row exactly once (per batch)
     if (rowSum) emit(`    if (gid.x == 0u) { ${opts.rowSumCall ? opts.rowSumCall(`rs${i}`, 'row') : `${rowSum}[row] = rs${i};`} }`);
     for (const j of range(C)) {
       const acc = `acc${i}_${j >> 2}.${comp(j & 3)}`;
-      const store = opts.epilogueCall ? opts.epilogueCall(acc, 'row', `col${j}`) : `C[offC + row * p.N + col${j}] = ${epi(acc, 'row', `col${j}`)};`;
-      emit(`    if (col${j} < p.N) { ${store} }`);
+      const store = opts.epilogueCall ? opts.epilogueCall(acc, 'row', `col${j}`) : `${nC}[offC + row * ${P}.N + col${j}] = ${epi(acc, 'row', `col${j}`)};`;
+      emit(`    if (col${j} < ${P}.N) { ${store} }`);
     }
     emit('  }');
   }

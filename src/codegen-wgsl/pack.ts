@@ -9,19 +9,16 @@
  *
  * Requirements the scheduler checks (packable): equal invocations per workgroup, so a
  * kernel with barriers still runs them in uniform control flow; the sum of bindings and of
- * workgroup memory within the device's limits.
+ * workgroup memory within the device's limits. Every part is rendered again from its
+ * kernel IR under a namespace (prefixed names, renumbered bindings, a plain function for
+ * an entry point); nothing here reads generated code.
  */
 import { WGSL_PRELUDE } from '../ir/scalar-lang.ts';
-import { parseBindings, workgroupSize } from './bindings.ts';
-import type { LoweredKernel } from './lower.ts';
+import type { Kernel } from '../passes/kernel-ir.ts';
+import type { Builtin, WgslLayout } from './namespace.ts';
+import { renderCode, type WgslKernel } from './render.ts';
 
-interface Builtin {
-  kind: string;
-  name: string;
-  type: string;
-}
-
-/** What packing needs to know of one kernel's WGSL. */
+/** What packing needs to know of one rendered kernel (from its layout). */
 export interface KernelShape {
   invocations: number;
   workgroupSize: [number, number, number];
@@ -30,104 +27,14 @@ export interface KernelShape {
   workgroupBytes: number;
 }
 
-// comments, numbers (so that `1e5` or `0x7fu` never yield an identifier), identifiers, single characters
-const TOKEN = /\/\/[^\n]*|\/\*[\s\S]*?\*\/|\d[\w.]*|[A-Za-z_][A-Za-z0-9_]*|\S/g;
-
-export function kernelShape(code: string): KernelShape {
-  const size = workgroupSize(code);
-  const { storage, uniforms } = parseBindings(code, 'pack');
-  let workgroupBytes = 0;
-  for (const m of code.matchAll(/var\s*<\s*workgroup\s*>\s*\w+\s*:\s*array\s*<\s*(vec4\s*<\s*f32\s*>|f32|u32|i32)\s*,\s*(\d+)\s*>/g)) {
-    workgroupBytes += (m[1]!.startsWith('vec4') ? 16 : 4) * Number(m[2]);
-  }
-  if (/var\s*<\s*workgroup\s*>/.test(code) && workgroupBytes === 0) workgroupBytes = Infinity; // unknown layout: never pack
+export function kernelShape(k: WgslKernel): KernelShape {
+  const { workgroupSize: size, storage, uniforms, workgroupBytes } = k.layout;
   return { invocations: size[0] * size[1] * size[2], workgroupSize: size, storage: storage.length, uniforms, workgroupBytes };
 }
 
 /** The virtual grid of a kernel inside a pack: its own dispatch, unfolded (no 65535 limit applies). */
-export function kernelGrid(k: LoweredKernel): [number, number, number] {
+export function kernelGrid(k: WgslKernel): [number, number, number] {
   return Array.isArray(k.workgroups) ? [...k.workgroups] : [k.workgroups, 1, 1];
-}
-
-const PRELUDE_NAMES = new Set(moduleNames(WGSL_PRELUDE));
-
-/** Names declared at module scope: functions, structs, vars, consts, overrides, aliases. */
-function moduleNames(code: string): string[] {
-  const names: string[] = [];
-  let depth = 0;
-  let expectName = false;
-  let angle = 0;
-  for (const m of code.matchAll(TOKEN)) {
-    const t = m[0];
-    if (t.startsWith('//') || t.startsWith('/*')) continue;
-    if (t === '{') depth++;
-    else if (t === '}') depth--;
-    if (depth !== 0) continue;
-    if (expectName) {
-      // `var<storage, read> name`: skip the address space in angle brackets
-      if (t === '<') angle++;
-      else if (t === '>') angle--;
-      else if (angle === 0 && /^[A-Za-z_]/.test(t)) {
-        names.push(t);
-        expectName = false;
-      }
-      continue;
-    }
-    if (['fn', 'struct', 'var', 'const', 'override', 'alias'].includes(t)) expectName = true;
-  }
-  return names;
-}
-
-/**
- * Renames this kernel's module-scope names with a prefix (member accesses and struct
- * field names stay), drops the shared prelude, and renumbers its bindings.
- */
-function namespace(code: string, prefix: string, binding: (b: number) => number): string {
-  const own = new Set(moduleNames(code).filter((n) => !PRELUDE_NAMES.has(n)));
-  const body = code.split(WGSL_PRELUDE).join('');
-  let out = '';
-  let last = 0;
-  let prev = '';
-  let structDepth = -1;
-  let depth = 0;
-  let pendingStruct = false;
-  const tokens = [...body.matchAll(TOKEN)].filter((m) => !m[0].startsWith('//') && !m[0].startsWith('/*'));
-  tokens.forEach((m, i) => {
-    const t = m[0];
-    if (t === 'struct') pendingStruct = true;
-    if (t === '{') {
-      if (pendingStruct) structDepth = depth;
-      pendingStruct = false;
-      depth++;
-    } else if (t === '}') {
-      depth--;
-      if (depth === structDepth) structDepth = -1;
-    }
-    const next = tokens[i + 1]?.[0];
-    const isField = structDepth >= 0 && depth === structDepth + 1 && next === ':';
-    if (own.has(t) && prev !== '.' && !isField) {
-      out += body.slice(last, m.index) + prefix + t;
-      last = m.index! + t.length;
-    }
-    prev = t;
-  });
-  out += body.slice(last);
-  return out.replace(/@binding\s*\(\s*(\d+)\s*\)/g, (_, b: string) => `@binding(${binding(Number(b))})`);
-}
-
-/** Turns `@compute @workgroup_size(..) fn <prefix>main(@builtin(x) a: T, ..)` into a plain function; returns its builtins. */
-function plainEntry(code: string, prefix: string): { code: string; builtins: Builtin[] } {
-  const m = new RegExp(`@compute\\s*@workgroup_size\\s*\\([^)]*\\)\\s*fn\\s+${prefix}main\\s*\\(`).exec(code);
-  if (!m) throw new Error(`pack: no compute entry point 'main' in kernel ${prefix}`);
-  // the parameter list, up to its balancing parenthesis
-  let depth = 1;
-  let end = m.index + m[0].length;
-  for (; depth > 0 && end < code.length; end++) depth += code[end] === '(' ? 1 : code[end] === ')' ? -1 : 0;
-  const list = code.slice(m.index + m[0].length, end - 1);
-  const builtins: Builtin[] = [];
-  for (const p of list.matchAll(/@builtin\s*\(\s*(\w+)\s*\)\s*(\w+)\s*:\s*([\w<>]+)/g)) builtins.push({ kind: p[1]!, name: p[2]!, type: p[3]! });
-  const params = builtins.map((b) => `${b.name}: ${b.type}`).join(', ');
-  return { code: code.slice(0, m.index) + `fn ${prefix}main(${params})` + code.slice(end), builtins };
 }
 
 function builtinValue(kind: string, size: [number, number, number], grid: [number, number, number]): string {
@@ -146,9 +53,9 @@ function builtinValue(kind: string, size: [number, number, number], grid: [numbe
  * One kernel running `parts` side by side. Bindings: every part's storage buffers in part
  * order, then every part's params uniform; the executor binds them in that order.
  */
-export function packKernels(parts: LoweredKernel[]): LoweredKernel {
+export function packKernels(parts: WgslKernel[]): WgslKernel {
   if (parts.length < 2) throw new Error('pack: needs two kernels or more');
-  const shapes = parts.map((k) => kernelShape(k.code));
+  const shapes = parts.map(kernelShape);
   const S = shapes[0]!.invocations;
   if (shapes.some((s) => s.invocations !== S)) throw new Error('pack: kernels differ in workgroup size');
   const storageTotal = shapes.reduce((s, x) => s + x.storage, 0);
@@ -164,14 +71,13 @@ export function packKernels(parts: LoweredKernel[]): LoweredKernel {
     const sh = shapes[i]!;
     const sBase = storageAt;
     const uBase = uniformAt;
-    const renamed = namespace(k.code, prefix, (b) => (b < sh.storage ? sBase + b : uBase + (b - sh.storage)));
+    const { code, layout } = renderCode(k.kernel, k.matmul?.template, { prefix, storage: (b) => sBase + b, uniform: (b) => uBase + b, entry: 'function' });
     storageAt += sh.storage;
     uniformAt += sh.uniforms;
-    const { code, builtins } = plainEntry(renamed, prefix);
     texts.push(`// ---- part ${i}: ${k.name}\n${code.trim()}`);
     const [X, Y] = sh.workgroupSize;
     const [gx, gy] = grids[i]!;
-    const args = builtins.map((b) => builtinValue(b.kind, sh.workgroupSize, grids[i]!)).join(', ');
+    const args = layout.builtins.map((b: Builtin) => builtinValue(b.kind, sh.workgroupSize, grids[i]!)).join(', ');
     runs.push(
       [
         `fn ${prefix}run(f: u32, li: u32) {`,
@@ -212,22 +118,38 @@ export function packKernels(parts: LoweredKernel[]): LoweredKernel {
   let n = 0;
   for (const k of parts) {
     scalarsAt.push(n);
-    n += k.scalars.length;
+    n += k.kernel.scalars.length;
   }
-  return {
+  const kernels = parts.map((p) => p.kernel);
+  const kernel: Kernel = {
     name: `pack(${names.join(' + ')})`,
+    body: { kind: 'pack', parts: kernels },
+    bindings: kernels.flatMap((k) => k.bindings),
+    scalars: kernels.flatMap((k) => k.scalars),
+    covers: { nodes: kernels.flatMap((k) => k.covers.nodes), scopes: [...new Set(kernels.flatMap((k) => k.covers.scopes))] },
+    bytes: kernels.reduce((s, k) => s + k.bytes, 0),
+    flops: kernels.reduce((s, k) => s + k.flops, 0),
+  };
+  const layout: WgslLayout = {
+    storage: parts.flatMap((k) => k.layout.storage),
+    uniforms: shapes.reduce((s, x) => s + x.uniforms, 0),
+    workgroupSize: [S, 1, 1],
+    workgroupBytes: shapes.reduce((s, x) => s + x.workgroupBytes, 0),
+    builtins: [
+      { kind: 'workgroup_id', name: 'pk_wid', type: 'vec3<u32>' },
+      { kind: 'local_invocation_index', name: 'pk_li', type: 'u32' },
+      { kind: 'num_workgroups', name: 'pk_n', type: 'vec3<u32>' },
+    ],
+  };
+  return {
+    kernel,
+    name: kernel.name,
     kind: 'pack',
     code,
-    nodes: parts.flatMap((k) => k.nodes),
-    scopes: [...new Set(parts.flatMap((k) => k.scopes))],
-    reads: parts.flatMap((k) => k.reads),
-    writes: parts.flatMap((k) => k.writes),
-    order: parts.flatMap((k) => k.order ?? [...k.reads, ...k.writes]),
-    scalars: parts.flatMap((k) => k.scalars),
-    params: (values) => parts.flatMap((k, i) => (shapes[i]!.uniforms ? [k.params(values.slice(scalarsAt[i], scalarsAt[i]! + k.scalars.length)) as Uint32Array] : [])),
+    layout,
+    params: (values) =>
+      parts.flatMap((k, i) => (shapes[i]!.uniforms ? [k.params(values.slice(scalarsAt[i], scalarsAt[i]! + k.kernel.scalars.length)) as Uint32Array] : [])),
     workgroups: start,
-    bytes: parts.reduce((s, k) => s + k.bytes, 0),
-    flops: parts.reduce((s, k) => s + k.flops, 0),
     parts,
   };
 }

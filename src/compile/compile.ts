@@ -127,6 +127,7 @@ export function compile<F extends (...args: any[]) => any>(target: F, opts: Comp
     log('graph', () => entry.forwardIR);
     if (entry.backwardIR) log('backward', () => entry.backwardIR!);
     if (logEnabled('fusion')) for (const line of entry.fusionLog) log('fusion', line);
+    if (logEnabled('kernels')) for (const k of entry.kernels) log('kernels', `${k.part}: ${k.ir}`);
     // the generated code of every kernel: WGSL, or JavaScript on the cpu
     if (logEnabled('wgsl')) for (const k of entry.kernels) log('wgsl', `${k.name}:\n${k.source}`);
     log('perf', () => `compiled graph ${hash} in ${entry.compileMs.toFixed(1)} ms: ${entry.stats.fusedKernels} fused kernels in ${entry.stats.dispatches} dispatches`);

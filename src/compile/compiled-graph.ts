@@ -1,7 +1,8 @@
 /** One cached compiled graph and what `fast.graphs()` shows of it: IR before and after fusion, kernels, stats. */
 import MagicString from 'magic-string';
 import { nodeLine, printGraph } from '../ir/printer.ts';
-import type { LoweredKernel } from '../codegen-wgsl/lower.ts';
+import type { WgslKernel } from '../codegen-wgsl/render.ts';
+import { printKernel, type Kernel } from '../passes/kernel-ir.ts';
 import type { Storage } from '../runtime/backend.ts';
 import type { TracedProgram } from '../trace/program.ts';
 import type { Graph, Phase } from '../ir/graph.ts';
@@ -16,6 +17,10 @@ export type Plan = (GpuPlan | CpuPlan) & {
 
 export interface KernelInfo {
   name: string;
+  /** what the kernel computes, as a value (the kernel IR: body, bindings, scalars, the IR nodes it covers) */
+  kernel: Kernel;
+  /** the kernel IR printed: it reads like the IR */
+  ir: string;
   /** the generated code with a header naming the IR nodes and module paths it came from: WGSL on webgpu, JavaScript on the cpu */
   source: string;
   language: 'wgsl' | 'js';
@@ -111,7 +116,7 @@ export class CompiledGraph {
   get kernels(): KernelInfo[] {
     const out: KernelInfo[] = [];
     for (const [part, plan] of [['forward', this.plans.forward], ['backward', this.plans.backward]] as const) {
-      const ks = (plan as GpuPlan | CpuPlan | null)?.kernels as (LoweredKernel | CpuKernel)[] | undefined;
+      const ks = (plan as GpuPlan | CpuPlan | null)?.kernels as (WgslKernel | CpuKernel)[] | undefined;
       if (!ks) continue;
       for (const k of ks) out.push(kernelInfo(k, part, plan!.graph));
     }
@@ -138,13 +143,14 @@ export class CompiledGraph {
   }
 }
 
-function kernelInfo(k: LoweredKernel | CpuKernel, part: 'forward' | 'backward', g: Graph): KernelInfo {
+function kernelInfo(k: WgslKernel | CpuKernel, part: 'forward' | 'backward', g: Graph): KernelInfo {
   const language = 'code' in k ? 'wgsl' : 'js';
   const ms = new MagicString('code' in k ? k.code : k.source);
+  const { nodes, scopes } = k.kernel.covers;
   const header = [
     `// ${part} kernel ${k.name}`,
-    `// fuses ${k.nodes.map((id) => `%${id} ${g.node(id).op}`).join(', ')}`,
-    ...(k.scopes.length ? [`// from ${k.scopes.join(', ')}`] : []),
+    `// fuses ${nodes.map((id) => `%${id} ${g.node(id).op}`).join(', ')}`,
+    ...(scopes.length ? [`// from ${scopes.join(', ')}`] : []),
     '',
   ].join('\n');
   ms.prepend(header + '\n');
@@ -157,5 +163,18 @@ function kernelInfo(k: LoweredKernel | CpuKernel, part: 'forward' | 'backward', 
   });
   const sourceMap = ms.generateMap({ source: `${k.name}.body.${language}`, hires: true, includeContent: false }).toString();
   const parts = 'parts' in k && k.parts ? { parts: k.parts.map((p) => p.name) } : {};
-  return { name: k.name, source: text, language, wgsl, nodes: k.nodes, scopes: k.scopes, lineMap, sourceMap, part, ...parts };
+  return {
+    name: k.name,
+    kernel: k.kernel,
+    ir: printKernel(k.kernel, (id) => g.node(id).op),
+    source: text,
+    language,
+    wgsl,
+    nodes,
+    scopes,
+    lineMap,
+    sourceMap,
+    part,
+    ...parts,
+  };
 }

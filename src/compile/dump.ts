@@ -1,4 +1,4 @@
-/** Writes a compiled graph's IR and kernels (WGSL, or JavaScript on the cpu) to a folder (the `dump` option, or WGTORCH_DUMP=dir). */
+/** Writes a compiled graph's IR, kernel IR and kernels (WGSL, or JavaScript on the cpu) to a folder (the `dump` option, or WGTORCH_DUMP=dir). */
 import type { CompiledGraph } from './compiled-graph.ts';
 import { hasFiles, joinPath, writeFiles } from '../platform/files.ts';
 
@@ -10,6 +10,7 @@ export function dumpGraph(dir: string, entry: CompiledGraph): void {
   };
   if (entry.backwardIR) files['backward.ir'] = entry.backwardIR + '\n';
   for (const k of entry.kernels) {
+    if (k.ir) files[`${k.part}.${k.name}.kir`] = k.ir + '\n';
     files[`${k.part}.${k.name}.${k.language}`] = k.source;
     files[`${k.part}.${k.name}.${k.language}.map`] = k.sourceMap;
   }

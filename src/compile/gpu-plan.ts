@@ -4,18 +4,19 @@
  * into the context's open batch (no submit, no readback). Intermediates go back to the
  * pool right after their last reader, so later kernels of the same call reuse them.
  */
-import { lowerKernel, type LoweredKernel } from '../codegen-wgsl/lower.ts';
 import { packKernels } from '../codegen-wgsl/pack.ts';
+import { renderKernel, type MatmulProblem, type WgslKernel } from '../codegen-wgsl/render.ts';
 import type { Graph } from '../ir/graph.ts';
 import { fmtShape, numel, sameShape } from '../ir/shape.ts';
 import { WgtorchError } from '../ir/errors.ts';
-import { fuse, kernelNodes, ownedNodes, type Kernel, type Schedule } from '../passes/fusion.ts';
+import { fuse, kernelNodes, ownedNodes, type Kernel as Group, type Schedule } from '../passes/fusion.ts';
+import { buildKernels } from '../passes/kernel-build.ts';
+import { writes, type Kernel } from '../passes/kernel-ir.ts';
 import type { Storage } from '../runtime/backend.ts';
 import { GpuStorage, type WebGPUBackend } from '../runtime/webgpu/backend.ts';
 import { workgroupGrid } from '../runtime/webgpu/context.ts';
 import { packFits, planPacks } from './pack-schedule.ts';
 import { envVar } from '../platform/env.ts';
-import type { MatmulProblem } from '../codegen-wgsl/lower.ts';
 import type { MatmulChoice, MatmulTuner } from '../runtime/webgpu/matmul-tuner.ts';
 
 /** A scalar's value: folded constants carry theirs, traced scalars are bound per call. */
@@ -55,10 +56,14 @@ export interface MatmulPick {
 
 export class GpuPlan {
   readonly schedule: Schedule;
-  /** what runs: one entry per dispatch (a fused kernel, or a pack of independent ones) */
-  kernels: LoweredKernel[] = [];
+  /** what runs: one entry per dispatch (a fused kernel, or a pack of independent ones), rendered */
+  kernels: WgslKernel[] = [];
   /** the fused kernels, one per schedule group, before packing */
-  fused: LoweredKernel[] = [];
+  fused: WgslKernel[] = [];
+  /** the kernel IR of what runs (packs included) */
+  get kernelIR(): Kernel[] {
+    return this.kernels.map((k) => k.kernel);
+  }
   /** in-place updates computed into a fresh buffer instead, which the updated tensor adopts */
   readonly renamed = new Set<number>();
   /** the matmul variant of every matmul kernel */
@@ -82,7 +87,18 @@ export class GpuPlan {
     opts: GpuPlanOptions = {},
   ) {
     const ctx = backend.ctx;
-    this.schedule = fuse(graph, { maxBindings: ctx.limits.maxStorageBuffersPerShaderStage });
+    const maxBindings = ctx.limits.maxStorageBuffersPerShaderStage;
+    // Fusion counts an in-place update's read of the old value as free (it is read in the
+    // output's buffer); where the plan then cannot write in place, fuse again without it.
+    let hints = new Map([...mutations].filter((e): e is [number, number] => e[1] !== null));
+    let schedule = fuse(graph, { maxBindings, inPlace: hints });
+    for (let round = 0; round < 3; round++) {
+      const granted = new Map([...hints].filter(([v, c]) => canWriteInPlace(schedule, v, c)));
+      if (granted.size === hints.size) break;
+      hints = granted;
+      schedule = fuse(graph, { maxBindings, inPlace: hints });
+    }
+    this.schedule = schedule;
     this.outputIds = new Set(graph.outputs.map((o) => this.baseOf(o.id)));
     const packEnv = envVar('WGTORCH_PACK');
     this.pack = opts.pack ?? packEnv !== '0';
@@ -102,14 +118,8 @@ export class GpuPlan {
     const lowerAll = () => {
       const aliasIn = new Map<number, number>();
       for (const [v, c] of this.inPlace) if (c !== null) aliasIn.set(c, v);
-      const cx = {
-        g: graph,
-        views: this.schedule.views,
-        writes: this.schedule.writes,
-        inPlace: aliasIn,
-        matmulVariant: tuner ? (p: MatmulProblem) => tuner.lookup(p).variant : undefined,
-      };
-      return this.schedule.kernels.map((k, i) => lowerKernel(cx, k, i));
+      const matmulVariant = tuner ? (p: MatmulProblem) => tuner.lookup(p).variant : undefined;
+      return buildKernels(this.schedule, aliasIn).map((k) => renderKernel(k, { matmulVariant }));
     };
     let fused = lowerAll();
     let dispatches = fused.map((_, i) => [i]);
@@ -134,7 +144,7 @@ export class GpuPlan {
       const parts = d.map((i) => fused[i]!);
       if (parts.length === 1) return parts;
       if (packFits(parts, ctx.limits)) return [packKernels(parts)];
-      log.push(`no pack: ${parts.map((k) => k.name).join(' + ')} exceed the binding limits after renaming`);
+      log.push(`[pack] no pack: ${parts.map((k) => k.name).join(' + ')} exceed the binding limits after renaming`);
       return parts;
     });
     this.matmuls = fused
@@ -152,7 +162,7 @@ export class GpuPlan {
       });
     this.lastUse = new Map();
     this.kernels.forEach((k, i) => {
-      for (const id of k.order ?? [...k.reads, ...k.writes]) this.lastUse.set(id, i);
+      for (const b of k.kernel.bindings) this.lastUse.set(b.value, i);
     });
     this.pipelinesCache = null;
     this.preparing = null;
@@ -189,7 +199,7 @@ export class GpuPlan {
    */
   prepare(): Promise<void> {
     this.preparing ??= this.backend.ctx.pipelines
-      .prepare(this.kernels.map((k) => ({ wgsl: k.code, label: k.name })))
+      .prepare(this.kernels.map((k) => ({ wgsl: k.code, label: k.name, layout: k.layout })))
       .then((p) => {
         this.pipelinesCache ??= p;
       });
@@ -197,7 +207,7 @@ export class GpuPlan {
   }
 
   private get pipelines(): GPUComputePipeline[] {
-    this.pipelinesCache ??= this.kernels.map((k) => this.backend.ctx.pipeline(k.code, k.name));
+    this.pipelinesCache ??= this.kernels.map((k) => this.backend.ctx.pipeline(k.code, k.name, k.layout));
     return this.pipelinesCache;
   }
 
@@ -207,8 +217,8 @@ export class GpuPlan {
       fusedKernels: this.fused.length,
       matmuls: this.matmuls,
       dispatches: this.kernels.length,
-      bytesMoved: this.kernels.reduce((s, k) => s + k.bytes, 0),
-      flops: this.kernels.reduce((s, k) => s + k.flops, 0),
+      bytesMoved: this.kernels.reduce((s, k) => s + k.kernel.bytes, 0),
+      flops: this.kernels.reduce((s, k) => s + k.kernel.flops, 0),
     };
   }
 
@@ -234,9 +244,10 @@ export class GpuPlan {
     try {
       for (const d of capture.dispatches) {
         const t0 = performance.now();
-        for (let r = 0; r < reps; r++) ctx.dispatch(this.pipelines[d.kernel], d.buffers, d.params, d.grid, this.kernels[d.kernel].flops);
+        const k = this.kernels[d.kernel]!;
+        for (let r = 0; r < reps; r++) ctx.dispatch(this.pipelines[d.kernel], d.buffers, d.params, d.grid, k.kernel.flops);
         await ctx.sync();
-        out.push({ name: this.kernels[d.kernel].name, ms: (performance.now() - t0) / reps, flops: this.kernels[d.kernel].flops });
+        out.push({ name: k.name, ms: (performance.now() - t0) / reps, flops: k.kernel.flops });
       }
     } finally {
       ctx.waiter.sleepFraction = sleep;
@@ -264,7 +275,7 @@ export class GpuPlan {
     for (const n of this.graph.nodes) if (n.op === 'input') values.set(n.id, inputs(n.id));
     const mine = new Set<GpuStorage>();
     this.kernels.forEach((k, i) => {
-      for (const w of k.writes) {
+      for (const w of writes(k.kernel)) {
         if (this.inPlace.has(w)) {
           const c = this.inPlace.get(w)!;
           values.set(w, c !== null ? values.get(c)! : targets.get(w)!);
@@ -275,7 +286,7 @@ export class GpuPlan {
         values.set(w, s);
         mine.add(s);
       }
-      const order = k.order ?? [...k.reads, ...k.writes];
+      const order = k.kernel.bindings.map((b) => b.value);
       const buffers = order.map((id) => {
         const v = values.get(id) as GpuStorage | undefined;
         if (!v) throw new Error(`internal compiler error: kernel ${k.name} reads %${id}, which no earlier kernel wrote`);
@@ -284,14 +295,14 @@ export class GpuPlan {
       const grid = Array.isArray(k.workgroups) ? k.workgroups : workgroupGrid(k.workgroups, ctx.limits.maxComputeWorkgroupsPerDimension);
       const maxWg = ctx.limits.maxComputeWorkgroupsPerDimension;
       if ((grid as number[]).some((d) => d > maxWg)) {
-        const what = k.nodes.map((id) => `%${id} ${this.graph.node(id).op} ${fmtShape(this.graph.node(id).shape)}`).join(', ');
+        const what = k.kernel.covers.nodes.map((id) => `%${id} ${this.graph.node(id).op} ${fmtShape(this.graph.node(id).shape)}`).join(', ');
         throw new WgtorchError(
           `compile: kernel ${k.name} (${what}) needs ${(grid as number[]).join(' x ')} workgroups, more than this device's ${maxWg} per dimension;` +
             ' compiled graphs do not split such a matmul yet. Fix: run this op eagerly (eager webgpu splits it into row bands), or split the batch.',
         );
       }
-      const params = k.params(k.scalars.map(scalars));
-      ctx.dispatch(this.pipelines[i], buffers, params, grid as [number, number, number], k.flops);
+      const params = k.params(k.kernel.scalars.map(scalars));
+      ctx.dispatch(this.pipelines[i], buffers, params, grid as [number, number, number], k.kernel.flops);
       if (capture) {
         capture.dispatches.push({ kernel: i, buffers, params, grid: grid as [number, number, number] });
         return; // keep every buffer alive for replays
@@ -321,7 +332,7 @@ export function canWriteInPlace(s: Schedule, v: number, c: number | null): boole
   if (owner < 0) return false;
   if (c === null) return true;
   const baseOf = (id: number) => s.views.get(id)?.base ?? id;
-  const readers = (k: Kernel) => kernelNodes(k).filter((id) => g.node(id).inputs.some((i) => baseOf(i) === c));
+  const readers = (k: Group) => kernelNodes(k).filter((id) => g.node(id).inputs.some((i) => baseOf(i) === c));
   for (let i = owner + 1; i < s.kernels.length; i++) if (readers(s.kernels[i]).length) return false;
   const k = s.kernels[owner];
   // where the kernel may read c at the element it writes: its elementwise body, a matmul's

@@ -11,8 +11,9 @@
  * readers and the writer may run in one dispatch. The schedule renames only where it
  * packs a writer with (or before) a reader of the old value.
  */
-import type { LoweredKernel } from '../codegen-wgsl/lower.ts';
 import { kernelShape, type KernelShape } from '../codegen-wgsl/pack.ts';
+import type { WgslKernel } from '../codegen-wgsl/render.ts';
+import { reads, writes } from '../passes/kernel-ir.ts';
 
 export interface PackLimits {
   maxStorageBuffersPerShaderStage: number;
@@ -41,18 +42,19 @@ interface Info {
  * kernels: lowered in their topological order. inPlace: value -> graph input it overwrites.
  * renamable: the in-place values whose tensor can adopt a fresh buffer.
  */
-export function planPacks(kernels: LoweredKernel[], inPlace: Map<number, number | null>, renamable: Set<number>, limits: PackLimits): PackPlan {
+export function planPacks(kernels: WgslKernel[], inPlace: Map<number, number | null>, renamable: Set<number>, limits: PackLimits): PackPlan {
   const log: string[] = [];
   const infos: Info[] = kernels.map((k) => {
-    const writes = new Set<number>(k.writes);
+    const written = writes(k.kernel);
+    const all = new Set<number>(written);
     const ren = new Map<number, number>();
-    for (const w of k.writes) {
+    for (const w of written) {
       const c = inPlace.get(w);
       if (c === undefined || c === null) continue;
-      writes.add(c);
+      all.add(c);
       if (renamable.has(w)) ren.set(c, w);
     }
-    return { reads: new Set(k.reads), writes, renamable: ren, shape: kernelShape(k.code) };
+    return { reads: new Set(reads(k.kernel)), writes: all, renamable: ren, shape: kernelShape(k) };
   });
   const n = kernels.length;
   const hard: number[][] = Array.from({ length: n }, () => []);
@@ -119,16 +121,16 @@ export function planPacks(kernels: LoweredKernel[], inPlace: Map<number, number 
   for (const [i, j, v] of soft) {
     if (placedAt[j]! <= placedAt[i]!) {
       renamed.add(v);
-      log.push(`rename %${v}: ${kernels[j]!.name} writes it to a fresh buffer, as ${kernels[i]!.name} reads the old value in ${placedAt[j] === placedAt[i] ? 'the same dispatch' : 'a later dispatch'}`);
+      log.push(`[pack] rename %${v}: ${kernels[j]!.name} writes it to a fresh buffer, as ${kernels[i]!.name} reads the old value in ${placedAt[j] === placedAt[i] ? 'the same dispatch' : 'a later dispatch'}`);
     }
   }
-  for (const d of dispatches) if (d.length > 1) log.push(`pack: ${d.map((i) => kernels[i]!.name).join(' + ')} in one dispatch (independent)`);
+  for (const d of dispatches) if (d.length > 1) log.push(`[pack] pack: ${d.map((i) => kernels[i]!.name).join(' + ')} in one dispatch (independent)`);
   return { dispatches, renamed, log };
 }
 
 /** Whether one dispatch of these lowered kernels respects the device limits (checked again after renaming). */
-export function packFits(parts: LoweredKernel[], limits: PackLimits): boolean {
-  const shapes = parts.map((k) => kernelShape(k.code));
+export function packFits(parts: WgslKernel[], limits: PackLimits): boolean {
+  const shapes = parts.map(kernelShape);
   return (
     shapes.every((s) => s.invocations === shapes[0]!.invocations) &&
     shapes.reduce((s, x) => s + x.storage, 0) <= limits.maxStorageBuffersPerShaderStage &&

@@ -32,11 +32,7 @@ export function simplify(g: Graph): Graph {
 
   for (const n of g.nodes) {
     const inputs = n.inputs.map(r);
-    // only where every reader is an elementwise op: a scalar is an operand of those alone (a view
-    // of it, or a matmul or reduction reading it, would read a value no kernel writes)
-    const readers = g.nodes.filter((m) => m.inputs.includes(n.id));
-    const elementwiseOnly = readers.every((m) => m.op !== 'input' && m.op !== 'scalar' && getOp(m.op).kind === 'elementwise');
-    if (n.op === 'full' && n.dtype === 'float32' && n.shape.every((d) => d === 1) && elementwiseOnly && !g.outputs.some((o) => o.id === n.id)) {
+    if (n.op === 'full' && n.dtype === 'float32' && n.shape.every((d) => d === 1) && readByElementwiseOnly(g, n.id)) {
       out.put({ ...n, op: 'scalar', inputs: [], attrs: { value: n.attrs.value as number, constant: true }, shape: [] });
       continue;
     }
@@ -65,4 +61,25 @@ export function simplify(g: Graph): Graph {
   }
   for (const o of g.outputs) out.addOutput(r(o.id), o.role, o.label, o.key);
   return out;
+}
+
+/**
+ * Whether every reader of a value, looking through views of it, is an elementwise op: only
+ * those take a scalar operand. A matmul or a reduction reading it (a plain-sum loss's seed
+ * gradient, expanded into a matmul operand), or returning it, needs it in memory.
+ */
+function readByElementwiseOnly(g: Graph, id: number): boolean {
+  const outputs = new Set(g.outputs.map((o) => o.id));
+  const todo = [id];
+  while (todo.length) {
+    const v = todo.pop()!;
+    if (outputs.has(v)) return false;
+    for (const m of g.nodes) {
+      if (!m.inputs.includes(v)) continue;
+      const kind = getOp(m.op).kind;
+      if (kind === 'movement') todo.push(m.id);
+      else if (kind !== 'elementwise') return false;
+    }
+  }
+  return true;
 }

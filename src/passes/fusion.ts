@@ -8,7 +8,9 @@
  *   kernel) and elementwise consumers as an epilogue (mean's division);
  * - other elementwise nodes of one shape chain into one kernel;
  * - movement ops are views, read through strides, and cost no kernel.
- * Every decision, and why a pair did not fuse, goes to the `fusion` log.
+ * Every decision, and why a pair did not fuse, goes to the `fusion` log under the name of
+ * the rule that made it: [join], [pull-inputs], [view-copy], [recompute-prologue],
+ * [row-sum], [row-epilogue], [reduce-prologue].
  */
 import type { Graph, IRNode } from '../ir/graph.ts';
 import { getOp } from '../ir/registry.ts';
@@ -46,6 +48,12 @@ export interface Schedule {
 export interface FusionOptions {
   /** storage buffers one kernel may bind (the device's maxStorageBuffersPerShaderStage) */
   maxBindings: number;
+  /**
+   * In-place updates the plan means to make: value -> the graph input whose buffer it is
+   * written over. A kernel that computes the value reads the input's old value in the
+   * output's own buffer, so that read costs no binding of its own.
+   */
+  inPlace?: Map<number, number>;
 }
 
 export const kernelNodes = (k: Kernel): number[] => {
@@ -63,6 +71,8 @@ const isElementwise = (n: IRNode) => n.op !== 'input' && n.op !== 'scalar' && ge
 export function fuse(g: Graph, opts: FusionOptions): Schedule {
   const views = resolveViews(g);
   const log: string[] = [];
+  /** a decision of one fusion rule, fired or refused, under the rule's name */
+  const note = (rule: string, message: string) => log.push(`[${rule}] ${message}`);
   const kernels: (Kernel | null)[] = [];
   const kernelOf = new Map<number, number>();
   const node = (id: number) => g.node(id);
@@ -97,10 +107,20 @@ export function fuse(g: Graph, opts: FusionOptions): Schedule {
     return kernelOf.get(b) ?? -1;
   };
   /** Storage buffers a kernel computing `ids` binds: what it reads from outside, and what leaves it. */
+  /** graph inputs overwritten in place -> the value written over them */
+  const overwrittenBy = new Map([...(opts.inPlace ?? [])].map(([v, c]) => [c, v] as const));
   const bindingsOf = (ids: number[]) => {
     const inside = new Set(ids);
     const reads = new Set<number>();
-    for (const id of ids) for (const i of node(id).inputs) if (!inside.has(baseOf(i)) && node(baseOf(i)).op !== 'scalar') reads.add(baseOf(i));
+    for (const id of ids) {
+      for (const i of node(id).inputs) {
+        const b = baseOf(i);
+        if (inside.has(b) || node(b).op === 'scalar') continue;
+        // the old value of an in-place update, read in the buffer its new value is written to
+        if (inside.has(overwrittenBy.get(b) ?? -1)) continue;
+        reads.add(b);
+      }
+    }
     let writes = 0;
     for (const id of ids) {
       if (outputs.has(id) || consumersThroughViews(id).some((c) => !inside.has(c))) writes++;
@@ -127,7 +147,7 @@ export function fuse(g: Graph, opts: FusionOptions): Schedule {
       for (const operand of n.inputs) {
         const v = views.get(operand);
         if (v && matmulLayout(v, node(v.base).shape) === null) {
-          log.push(`copied ${nodeTag(operand)} for matmul %${n.id}: a view that is neither the operand nor its transpose`);
+          note('view-copy', `copied ${nodeTag(operand)} for matmul %${n.id}: a view that is neither the operand nor its transpose`);
           materialize(operand);
         }
       }
@@ -173,11 +193,11 @@ export function fuse(g: Graph, opts: FusionOptions): Schedule {
         if (k.kind === 'elementwise') k.nodes.push(n.id);
         else if (k.kind === 'matmul' || k.kind === 'reduce') k.epilogue.push(n.id);
         kernelOf.set(n.id, ki);
-        log.push(`fused ${nodeTag(n.id)} into kernel ${ki} (${k.kind}${k.kind === 'elementwise' ? '' : ' epilogue'})`);
+        note('join', `fused ${nodeTag(n.id)} into kernel ${ki} (${k.kind}${k.kind === 'elementwise' ? '' : ' epilogue'})`);
         joined = true;
         break;
       }
-      log.push(`did not fuse ${nodeTag(n.id)} into kernel ${ki} (${k.kind}): ${why}`);
+      note('join', `did not fuse ${nodeTag(n.id)} into kernel ${ki} (${k.kind}): ${why}`);
     }
     if (!joined) {
       if (bindingsOf([...floatingChain(n), n.id]) > opts.maxBindings) {
@@ -190,7 +210,7 @@ export function fuse(g: Graph, opts: FusionOptions): Schedule {
           pk.nodes.push(i);
           kernelOf.set(i, pi);
           floating.delete(i);
-          log.push(`did not pull ${nodeTag(i)} into the kernel of ${nodeTag(n.id)}: it would bind more than the device's ${opts.maxBindings} storage buffers`);
+          note('pull-inputs', `did not pull ${nodeTag(i)} into the kernel of ${nodeTag(n.id)}: it would bind more than the device's ${opts.maxBindings} storage buffers`);
         }
       }
       const k: Kernel = { kind: 'elementwise', shape: n.shape, nodes: [] };
@@ -237,7 +257,7 @@ export function fuse(g: Graph, opts: FusionOptions): Schedule {
       if (k.kind === 'elementwise') k.nodes.push(i);
       else if (k.kind === 'matmul' || k.kind === 'reduce') k.epilogue.push(i);
       kernelOf.set(i, ki);
-      log.push(`pulled ${nodeTag(i)} (it reads only graph inputs) into kernel ${ki}`);
+      note('pull-inputs', `pulled ${nodeTag(i)} (it reads only graph inputs) into kernel ${ki}`);
     }
   }
 
@@ -323,7 +343,7 @@ export function fuse(g: Graph, opts: FusionOptions): Schedule {
     if (loads.size !== 1) return;
     if (k.nodes.some((id) => node(id).op === 'arange')) {
       // arange's value is its element's index, which a reduction or matmul operand does not name
-      log.push(`did not recompute kernel ${ki} as a prologue: arange needs the index of its own elements`);
+      note('recompute-prologue', `did not recompute kernel ${ki} as a prologue: arange needs the index of its own elements`);
       return;
     }
     const uses: { kernel: number; slot: 'A' | 'B' | 'reduce' }[] = [];
@@ -344,12 +364,12 @@ export function fuse(g: Graph, opts: FusionOptions): Schedule {
     const [loaded] = loads;
     if (node(loaded!).dtype !== 'float32' && uses.some((u) => u.slot !== 'reduce')) {
       // the matmul template binds its operands as f32: an int32 source would be read as raw bits
-      log.push(`did not recompute kernel ${ki} as a matmul prologue: it reads %${loaded} of dtype ${node(loaded!).dtype}`);
+      note('recompute-prologue', `did not recompute kernel ${ki} as a matmul prologue: it reads %${loaded} of dtype ${node(loaded!).dtype}`);
       return;
     }
     for (const u of uses) {
       if (bindingsOf([...kernelNodes(kernels[u.kernel]!), ...k.nodes]) > opts.maxBindings) {
-        log.push(`did not recompute kernel ${ki} in kernel ${u.kernel}: it would bind more than the device's ${opts.maxBindings} storage buffers`);
+        note('recompute-prologue', `did not recompute kernel ${ki} in kernel ${u.kernel}: it would bind more than the device's ${opts.maxBindings} storage buffers`);
         return;
       }
     }
@@ -358,7 +378,7 @@ export function fuse(g: Graph, opts: FusionOptions): Schedule {
       if (ker.kind === 'matmul') (u.slot === 'A' ? ker.prologueA : ker.prologueB).push(...k.nodes);
       else if (ker.kind === 'reduce') ker.prologue.push(...k.nodes);
     }
-    log.push(
+    note('recompute-prologue',
       `recomputed kernel ${ki} (${k.nodes.map(nodeTag).join(', ')}) as a prologue of ${uses.map((u) => `kernel ${u.kernel} ${u.slot}`).join(', ')} instead of writing it out`,
     );
     kernels[ki] = null;
@@ -383,11 +403,14 @@ export function fuse(g: Graph, opts: FusionOptions): Schedule {
       if (views.has(src) && views.get(src)!.base !== src) continue;
       if (m.prologueA.join() !== k.prologue.join()) continue;
       if (later.some((c) => c <= mi) || producer(src) >= mi) continue;
-      if (bindingsOf([...kernelNodes(m), k.node]) > opts.maxBindings) continue;
+      if (bindingsOf([...kernelNodes(m), k.node]) > opts.maxBindings) {
+        note('row-sum', `did not fuse the column sum %${k.node} into matmul kernel ${mi}: it would bind more than the device's ${opts.maxBindings} storage buffers`);
+        continue;
+      }
       m.rowSumA = k.node;
       kernelOf.set(k.node, mi);
       kernels[ki] = null;
-      log.push(`fused the column sum %${k.node} into matmul kernel ${mi}: it sums the rows of its transposed A operand as it loads them`);
+      note('row-sum', `fused the column sum %${k.node} into matmul kernel ${mi}: it sums the rows of its transposed A operand as it loads them`);
       break;
     }
   });
@@ -411,11 +434,14 @@ export function fuse(g: Graph, opts: FusionOptions): Schedule {
     if (host < 0) return;
     const m = kernels[host] as Extract<Kernel, { kind: 'matmul' }>;
     if (numel(node(m.node).shape.slice(0, 1)) !== k.shape[0]) return;
-    if (bindingsOf([...kernelNodes(m), ...k.nodes]) > opts.maxBindings) return;
+    if (bindingsOf([...kernelNodes(m), ...k.nodes]) > opts.maxBindings) {
+      note('row-epilogue', `did not fuse kernel ${ki} (${k.nodes.map(nodeTag).join(', ')}) into matmul kernel ${host}: it would bind more than the device's ${opts.maxBindings} storage buffers`);
+      return;
+    }
     m.rowEpilogue.push(...k.nodes);
     for (const id of k.nodes) kernelOf.set(id, host);
     kernels[ki] = null;
-    log.push(`fused kernel ${ki} (${k.nodes.map(nodeTag).join(', ')}) into matmul kernel ${host}: it runs once per row on the column sum there`);
+    note('row-epilogue', `fused kernel ${ki} (${k.nodes.map(nodeTag).join(', ')}) into matmul kernel ${host}: it runs once per row on the column sum there`);
   });
 
   // Reductions absorb an elementwise producer chain read only by them.
@@ -430,15 +456,18 @@ export function fuse(g: Graph, opts: FusionOptions): Schedule {
     if (rk === undefined) return;
     const r = kernels[rk];
     if (!r || r.kind !== 'reduce' || r.node !== ext[0].c || r.prologue.length || node(r.node).inputs[0] !== tail) return;
-    if (bindingsOf([...kernelNodes(r), ...k.nodes]) > opts.maxBindings) return;
+    if (bindingsOf([...kernelNodes(r), ...k.nodes]) > opts.maxBindings) {
+      note('reduce-prologue', `did not fuse kernel ${ki} into reduction %${r.node}: it would bind more than the device's ${opts.maxBindings} storage buffers`);
+      return;
+    }
     if (k.nodes.some((id) => node(id).op === 'arange')) {
-      log.push(`did not fuse kernel ${ki} into reduction %${r.node}: arange needs the index of its own elements`);
+      note('reduce-prologue', `did not fuse kernel ${ki} into reduction %${r.node}: arange needs the index of its own elements`);
       return;
     }
     r.prologue.push(...k.nodes);
     for (const id of k.nodes) kernelOf.set(id, rk);
     kernels[ki] = null;
-    log.push(`fused kernel ${ki} (${k.nodes.map(nodeTag).join(', ')}) into reduction %${r.node} as its prologue`);
+    note('reduce-prologue', `fused kernel ${ki} (${k.nodes.map(nodeTag).join(', ')}) into reduction %${r.node} as its prologue`);
   });
 
   const final = kernels.filter((k): k is Kernel => k !== null);

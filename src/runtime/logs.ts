@@ -1,10 +1,10 @@
 /**
- * One registry of named log channels: WGTORCH_LOGS=graph,backward,fusion,wgsl,cache,recompiles,perf
+ * One registry of named log channels: WGTORCH_LOGS=graph,backward,fusion,kernels,wgsl,cache,recompiles,perf
  * in Node, or torch.setLogs({ fusion: true }) anywhere.
  */
 import { envVar, writeLogLine } from '../platform/env.ts';
 
-export const CHANNELS = ['graph', 'backward', 'fusion', 'wgsl', 'cache', 'recompiles', 'perf'] as const;
+export const CHANNELS = ['graph', 'backward', 'fusion', 'kernels', 'wgsl', 'cache', 'recompiles', 'perf'] as const;
 export type Channel = (typeof CHANNELS)[number];
 
 const enabled = new Set<Channel>();

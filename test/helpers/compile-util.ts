@@ -222,8 +222,8 @@ export async function runGpuPlan(g: Graph, bind: (n: IRNode) => Storage | number
 }
 
 /** Storage buffers a lowered kernel binds. */
-export function bindingsOf(k: { order?: number[]; reads: number[]; writes: number[] }): number {
-  return (k.order ?? [...k.reads, ...k.writes]).length;
+export function bindingsOf(k: { kernel: { bindings: unknown[] } }): number {
+  return k.kernel.bindings.length;
 }
 
 /** Flushes the device and returns its pending error (an invalid pipeline, say) instead of leaving it for the next test. */

@@ -6,9 +6,10 @@
  */
 import { matmulDispatch, matmulParams, matmulVariantFor, matmulWGSL } from '../../codegen-wgsl/matmul.ts';
 import { elementwiseParams, elementwiseWGSL, EW_WORKGROUP } from '../../codegen-wgsl/elementwise.ts';
-import type { ElementwiseSpec, KernelInput, Ref } from '../../codegen-wgsl/kernel-spec.ts';
+import type { WgslLayout } from '../../codegen-wgsl/namespace.ts';
 import { indexParams, indexWGSL, INDEX_WORKGROUP, type IndexOp, type IndexSpec } from '../../codegen-wgsl/indexing.ts';
 import { reduceParams, reduceWGSL } from '../../codegen-wgsl/reduce.ts';
+import type { ElementwiseBody, ReduceBody, Ref, TensorInput } from '../../passes/kernel-ir.ts';
 import type { DType, HostArray } from '../../ir/dtype.ts';
 import { WgtorchError } from '../../ir/errors.ts';
 import type { Attrs, OpDef } from '../../ir/registry.ts';
@@ -17,7 +18,7 @@ import type { Backend, KernelArg, Storage, TensorArg } from '../backend.ts';
 import { broadcastStrides } from '../cpu/elementwise.ts';
 import { workgroupGrid, type GPUContext } from './context.ts';
 import { GcPressure } from './gc-pressure.ts';
-import { CHECK_WORKGROUP, INDEX_CHECK_WGSL } from './device-checks.ts';
+import { CHECK_WORKGROUP, INDEX_CHECK_LAYOUT, INDEX_CHECK_WGSL } from './device-checks.ts';
 import { findBadIndex, indexCheckAttrs } from '../../ir/value-checks.ts';
 import { MatmulTuner } from './matmul-tuner.ts';
 import { envVar } from '../../platform/env.ts';
@@ -47,7 +48,7 @@ const HOST_COPY_MAX = 1 << 20;
 export class WebGPUBackend implements Backend {
   readonly device = 'webgpu' as const;
   private readonly finalizer: FinalizationRegistry<GPUBuffer>;
-  private readonly code = new Map<string, { code: string; label: string }>();
+  private readonly code = new Map<string, { code: string; label: string; layout: WgslLayout }>();
 
   constructor(readonly ctx: GPUContext) {
     this.finalizer = new FinalizationRegistry((buf) => ctx.pool.release(buf));
@@ -128,7 +129,7 @@ export class WebGPUBackend implements Backend {
       return;
     }
     const slot = this.ctx.checks.slot(c, a.shape);
-    const pipe = this.ctx.pipeline(INDEX_CHECK_WGSL, 'check_index');
+    const pipe = this.ctx.pipeline(INDEX_CHECK_WGSL, 'check_index', INDEX_CHECK_LAYOUT);
     const grid = workgroupGrid(Math.ceil(n / CHECK_WORKGROUP), this.ctx.limits.maxComputeWorkgroupsPerDimension);
     this.ctx.dispatch(pipe, [s.buffer, this.ctx.checks.buffer], this.ctx.checks.params(slot, n, c), grid, n);
   }
@@ -182,11 +183,11 @@ export class WebGPUBackend implements Backend {
         // a variant the autotuner already measured for this class (compiled graphs tune; eager only looks up)
         const tuned = this.autotune ? this.matmulTuner.lookup({ transA: false, transB: false, M, N, K }).variant : undefined;
         const variant = matmulVariantFor(M, N, K, false, tuned);
-        const { code, label } = this.cached(`mm|${variant.name}`, () => ({
-          code: matmulWGSL({ transA: false, transB: false, variant }).code,
-          label: `mm_${variant.name}`,
-        }));
-        const pipe = this.ctx.pipeline(code, label);
+        const { code, label, layout } = this.cached(`mm|${variant.name}`, () => {
+          const k = matmulWGSL({ transA: false, transB: false, variant });
+          return { code: k.code, label: `mm_${variant.name}`, layout: k.layout };
+        });
+        const pipe = this.ctx.pipeline(code, label, layout);
         const max = this.ctx.limits.maxComputeWorkgroupsPerDimension;
         const [gx, gy] = matmulDispatch(M, N, variant);
         if (gx > max) {
@@ -215,12 +216,12 @@ export class WebGPUBackend implements Backend {
         if (n === 0) return;
         const [x, index] = args as TensorArg[];
         const spec: IndexSpec = { op: op.name as IndexOp, rank: out.shape.length, dtype: out.dtype };
-        const { code, label } = this.cached(`index|${spec.op}|${spec.rank}|${spec.dtype}`, () => ({ code: indexWGSL(spec).code, label: `${spec.op}_r${spec.rank}` }));
+        const { code, label, layout } = this.cached(`index|${spec.op}|${spec.rank}|${spec.dtype}`, () => ({ ...indexWGSL(spec), label: `${spec.op}_r${spec.rank}` }));
         const ins = (args as TensorArg[]).map((a) => ({ shape: a.shape, strides: stridesOf(a.shape) }));
         const params = indexParams(spec, { out: out.shape, attrs, inputs: ins });
         const grid = workgroupGrid(Math.ceil(n / INDEX_WORKGROUP), this.ctx.limits.maxComputeWorkgroupsPerDimension);
         const bufs = index ? [buf(x), buf(index), o.buffer] : [buf(x), o.buffer];
-        this.ctx.dispatch(this.ctx.pipeline(code, label), bufs, params, grid, n);
+        this.ctx.dispatch(this.ctx.pipeline(code, label, layout), bufs, params, grid, n);
         return;
       }
       case 'reduce': {
@@ -229,37 +230,36 @@ export class WebGPUBackend implements Backend {
         if (n === 0) return;
         const kept = a.shape.map((_, i) => i).filter((i) => !dims.includes(i));
         const st = stridesOf(a.shape);
-        const spec = {
-          kind: 'reduce' as const,
-          op: op.name as 'sum' | 'max' | 'argmax',
-          keptRank: kept.length,
-          redRank: dims.length,
-          inputs: [{ dtype: a.dtype, access: 'strided' as const }],
+        const body: ReduceBody = {
+          kind: 'reduce',
+          combine: op.name as ReduceBody['combine'],
+          kept: kept.map((d) => a.shape[d]),
+          reduced: dims.map((d) => a.shape[d]),
+          inputs: [{ dtype: a.dtype, access: 'strided', strides: [...kept.map((d) => st[d]), ...dims.map((d) => st[d])] }],
           scalars: 0,
           prologue: [],
-          value: { kind: 'input', index: 0 } as Ref,
+          value: { kind: 'input', index: 0 },
           epilogue: [],
-          results: [{ ref: { kind: 'acc' } as Ref, dtype: out.dtype }],
+          outputs: [{ ref: { kind: 'acc' }, dtype: out.dtype }],
         };
-        const key = `reduce|${spec.op}|${spec.keptRank}|${spec.redRank}|${a.dtype}|${out.dtype}`;
-        const { code, label } = this.cached(key, () => ({ code: reduceWGSL(spec).code, label: `${spec.op}_r${spec.keptRank}_${spec.redRank}` }));
-        const params = reduceParams(spec, kept.map((d) => a.shape[d]), dims.map((d) => a.shape[d]), [[...kept.map((d) => st[d]), ...dims.map((d) => st[d])]], []);
+        const key = `reduce|${body.combine}|${kept.length}|${dims.length}|${a.dtype}|${out.dtype}`;
+        const { code, label, layout } = this.cached(key, () => ({ ...reduceWGSL(body), label: `${body.combine}_r${kept.length}_${dims.length}` }));
         const grid = workgroupGrid(n, this.ctx.limits.maxComputeWorkgroupsPerDimension);
-        this.ctx.dispatch(this.ctx.pipeline(code, label), [buf(a), o.buffer], params, grid, numel(a.shape));
+        this.ctx.dispatch(this.ctx.pipeline(code, label, layout), [buf(a), o.buffer], reduceParams(body, []), grid, numel(a.shape));
         return;
       }
     }
   }
 
   private elementwise(name: string, args: KernelArg[], attrs: Attrs, out: TensorArg): void {
-    const tensors: { tensor: TensorArg; access: KernelInput['access']; strides: number[] | null }[] = [];
+    const tensors: { tensor: TensorArg; access: TensorInput['access']; strides: number[] | null }[] = [];
     const scalars: number[] = [];
     const refs: Ref[] = args.map((a) => {
       if (typeof a === 'number') {
         scalars.push(a);
         return { kind: 'scalar', index: scalars.length - 1 };
       }
-      const access: KernelInput['access'] =
+      const access: TensorInput['access'] =
         a.storage === out.storage ? 'alias' : sameShape(a.shape, out.shape) ? 'direct' : 'strided';
       tensors.push({ tensor: a, access, strides: access === 'strided' ? broadcastStrides(a.shape, out.shape) : null });
       return { kind: 'input', index: tensors.length - 1 };
@@ -271,7 +271,7 @@ export class WebGPUBackend implements Backend {
   private runElementwise(
     name: string,
     attrs: Attrs,
-    tensors: { tensor: TensorArg; access: KernelInput['access']; strides: number[] | null }[],
+    tensors: { tensor: TensorArg; access: TensorInput['access']; strides: number[] | null }[],
     scalars: number[],
     out: TensorArg,
     refs?: Ref[],
@@ -282,23 +282,23 @@ export class WebGPUBackend implements Backend {
       ...tensors.map((_, i) => ({ kind: 'input' as const, index: i })),
       ...scalars.map((_, i) => ({ kind: 'scalar' as const, index: i })),
     ];
-    const spec: ElementwiseSpec = {
+    const body: ElementwiseBody = {
       kind: 'elementwise',
-      rank: out.shape.length,
-      inputs: tensors.map((t) => ({ dtype: t.tensor.dtype, access: t.access })),
+      shape: [...out.shape],
+      inputs: tensors.map((t) => (t.access === 'strided' ? { dtype: t.tensor.dtype, access: t.access, strides: t.strides! } : { dtype: t.tensor.dtype, access: t.access })),
       scalars: scalars.length,
       nodes: [{ op: name, args, attrs }],
       outputs: [{ ref: { kind: 'node', index: 0 }, dtype: out.dtype }],
     };
-    const key = `ew|${name}|${JSON.stringify(attrs)}|${spec.rank}|${spec.inputs.map((i) => i.dtype + i.access).join(',')}|${args.map((r) => r.kind[0] + (r as { index: number }).index).join(',')}|${out.dtype}`;
-    const { code, label } = this.cached(key, () => ({ code: elementwiseWGSL(spec).code, label: `${name}_r${spec.rank}` }));
-    const params = elementwiseParams(spec, out.shape, tensors.map((t) => t.strides), scalars);
+    const rank = out.shape.length;
+    const key = `ew|${name}|${JSON.stringify(attrs)}|${rank}|${body.inputs.map((i) => i.dtype + i.access).join(',')}|${args.map((r) => r.kind[0] + (r as { index: number }).index).join(',')}|${out.dtype}`;
+    const { code, label, layout } = this.cached(key, () => ({ ...elementwiseWGSL(body), label: `${name}_r${rank}` }));
     const buffers = [...tensors.filter((t) => t.access !== 'alias').map((t) => buf(t.tensor)), (out.storage as GpuStorage).buffer];
     const grid = workgroupGrid(Math.ceil(n / EW_WORKGROUP), this.ctx.limits.maxComputeWorkgroupsPerDimension);
-    this.ctx.dispatch(this.ctx.pipeline(code, label), buffers, params, grid, n);
+    this.ctx.dispatch(this.ctx.pipeline(code, label, layout), buffers, elementwiseParams(body, scalars), grid, n);
   }
 
-  private cached(key: string, make: () => { code: string; label: string }) {
+  private cached(key: string, make: () => { code: string; label: string; layout: WgslLayout }) {
     let c = this.code.get(key);
     if (!c) this.code.set(key, (c = make()));
     return c;

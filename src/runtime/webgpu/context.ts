@@ -9,7 +9,7 @@
 
 import { BufferPool } from './buffer-pool.ts';
 import { WgtorchError } from '../../ir/errors.ts';
-import { PipelineCache } from './pipeline-cache.ts';
+import { PipelineCache, type ShaderLayout } from './pipeline-cache.ts';
 import { DeviceChecks } from './device-checks.ts';
 import { platformGPU } from '../../platform/gpu.ts';
 import { envVar } from '../../platform/env.ts';
@@ -176,8 +176,10 @@ export class GPUContext {
     readonly gpu: GPU,
     readonly adapter: GPUAdapter,
     readonly device: GPUDevice,
+    /** limits asked for below the adapter's: honoured here even where the driver grants more (Dawn rounds up to its tiers) */
+    overrides: LimitOverrides = {},
   ) {
-    this.limits = device.limits;
+    this.limits = effectiveLimits(device.limits, overrides);
     this.pool = new BufferPool(device);
     this.checks = new DeviceChecks(device);
     this.staging = new BufferPool(device, GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST, 'staging');
@@ -185,6 +187,7 @@ export class GPUContext {
       device,
       () => this.pipelinesCompiled++,
       (e) => this.errors.push(e),
+      () => this.limits.maxStorageBuffersPerShaderStage,
     );
     const align = this.limits.minUniformBufferOffsetAlignment;
     const ringBytes = Math.max(64 * 1024, this.maxBatchDispatches * Math.max(align, 32));
@@ -210,9 +213,9 @@ export class GPUContext {
     this.dispatches = this.submits = this.pipelinesCompiled = this.bindGroupsCreated = 0;
   }
 
-  /** Cached pipeline for this WGSL (see PipelineCache). */
-  pipeline(wgsl: string, label: string, entryPoint = 'main'): GPUComputePipeline {
-    return this.pipelines.getPipeline(wgsl, label, entryPoint);
+  /** Cached pipeline for this WGSL, whose bindings and workgroup size its generator declares (see PipelineCache). */
+  pipeline(wgsl: string, label: string, layout: ShaderLayout, entryPoint = 'main'): GPUComputePipeline {
+    return this.pipelines.getPipeline(wgsl, label, layout, entryPoint);
   }
 
   /**
@@ -429,13 +432,23 @@ export class GPUContext {
   }
 }
 
-let current: { ctx: GPUContext | null; promise: Promise<GPUContext> } | null = null;
+let current: { ctx: GPUContext | null; promise: Promise<GPUContext>; limits: string } | null = null;
 
-/** The process-wide GPU context, created on first call. Throws with setup advice when there is no adapter. */
-export function getGPU(): Promise<GPUContext> {
+/** Device limits to request below what the adapter offers (a test of a smaller device: 8 storage buffers per stage, say). */
+export type LimitOverrides = Partial<Record<string, number>>;
+
+/**
+ * The process-wide GPU context, created on first call (with `limits` lowered where given).
+ * Throws with setup advice when there is no adapter, and when a context with other limits exists.
+ */
+export function getGPU(opts: { limits?: LimitOverrides } = {}): Promise<GPUContext> {
+  const limits = JSON.stringify(opts.limits ?? {});
+  if (current && opts.limits && current.limits !== limits) {
+    return Promise.reject(new Error(`WebGPU: the device was already created with limits ${current.limits}; it cannot be re-created with ${limits}. Fix: pass the limits to the first torch.webgpu.init().`));
+  }
   if (!current) {
-    const entry: { ctx: GPUContext | null; promise: Promise<GPUContext> } = { ctx: null, promise: null! };
-    entry.promise = createContext().then(
+    const entry: { ctx: GPUContext | null; promise: Promise<GPUContext>; limits: string } = { ctx: null, promise: null!, limits };
+    entry.promise = createContext(opts.limits ?? {}).then(
       (ctx) => ((entry.ctx = ctx), ctx),
       (e: unknown) => {
         if (current === entry) current = null; // let a later call retry
@@ -460,7 +473,7 @@ export async function isAvailable(): Promise<boolean> {
 /** WGTORCH_NO_WEBGPU=1 hides every adapter: how a machine without one behaves (tests, the demo). */
 const hidden = () => envVar('WGTORCH_NO_WEBGPU') === '1';
 
-async function createContext(): Promise<GPUContext> {
+async function createContext(overrides: LimitOverrides): Promise<GPUContext> {
   if (hidden()) throw new Error(`WebGPU: no GPU adapter found (WGTORCH_NO_WEBGPU=1 hides it).`);
   const gpu = await platformGPU();
   if (!gpu) throw new Error(NO_ADAPTER);
@@ -474,7 +487,22 @@ async function createContext(): Promise<GPUContext> {
     const v = (adapter.limits as unknown as Record<string, unknown>)[k];
     if (typeof v === 'number') requiredLimits[k] = v;
   }
+  for (const [k, v] of Object.entries(overrides)) {
+    if (!(k in requiredLimits)) throw new Error(`WebGPU: unknown device limit '${k}'. Fix: use one of ${Object.keys(requiredLimits).join(', ')}.`);
+    if (v !== undefined) requiredLimits[k] = Math.min(v, requiredLimits[k]!);
+  }
   const requiredFeatures = (['shader-f16'] as GPUFeatureName[]).filter((f) => adapter.features.has(f));
   const device = await adapter.requestDevice({ requiredLimits, requiredFeatures, label: 'wgtorch' });
-  return new GPUContext(gpu, adapter, device);
+  return new GPUContext(gpu, adapter, device, overrides);
+}
+
+/** The device's limits, each lowered to what was asked for: what every plan and check reads. */
+function effectiveLimits(device: GPUSupportedLimits, overrides: LimitOverrides): GPUSupportedLimits {
+  if (!Object.keys(overrides).length) return device;
+  const out: Record<string, number> = {};
+  for (const k in device) {
+    const v = (device as unknown as Record<string, unknown>)[k];
+    if (typeof v === 'number') out[k] = Math.min(v, overrides[k] ?? v);
+  }
+  return out as unknown as GPUSupportedLimits;
 }

@@ -13,6 +13,9 @@ import { deviceIndexError } from '../../ir/value-checks.ts';
 
 export const CHECK_WORKGROUP = 256;
 
+/** The check kernel's bindings, as it declares them (the pipeline cache reads no WGSL). */
+export const INDEX_CHECK_LAYOUT = { storage: ['read', 'read_write'], uniforms: 1, workgroupSize: [CHECK_WORKGROUP, 1, 1] } as const;
+
 export const INDEX_CHECK_WGSL = /* wgsl */ `
 struct P { n: u32, lo: i32, hi: i32, slot: u32, ignore: i32, hasIgnore: u32, pad0: u32, pad1: u32 }
 @group(0) @binding(0) var<storage, read> x: array<i32>;

@@ -6,7 +6,7 @@
 import { WgtorchError } from '../../ir/errors.ts';
 import { registerBackend } from '../backend.ts';
 import { WebGPUBackend } from './backend.ts';
-import { getGPU, type GPUContext } from './context.ts';
+import { getGPU, type GPUContext, type LimitOverrides } from './context.ts';
 
 let backend: WebGPUBackend | null = null;
 let initError: Error | null = null;
@@ -20,11 +20,18 @@ registerBackend('webgpu', () => {
   );
 });
 
-/** Sets up the device; throws with what is missing (and how to get it) when there is none. */
-export async function init(): Promise<void> {
-  if (backend) return;
+/**
+ * Sets up the device; throws with what is missing (and how to get it) when there is none.
+ * `limits` requests smaller device limits than the adapter's (how code behaves on a device
+ * with, say, 8 storage buffers per shader stage); it must come with the first init.
+ */
+export async function init(opts: { limits?: LimitOverrides } = {}): Promise<void> {
+  if (backend) {
+    if (opts.limits) await getGPU(opts); // throws when the device has other limits
+    return;
+  }
   try {
-    const ctx = await getGPU();
+    const ctx = await getGPU(opts);
     backend ??= new WebGPUBackend(ctx);
     initError = null;
   } catch (e) {

@@ -21,7 +21,8 @@ import {
 import type { GPUContext } from './context.ts';
 import { cacheDir, hasFiles, joinPath, readText, writeTextAtomic } from '../../platform/files.ts';
 
-import type { MatmulProblem } from '../../codegen-wgsl/lower.ts';
+import type { MatmulProblem } from '../../codegen-wgsl/render.ts';
+import type { ShaderLayout } from './pipeline-cache.ts';
 export type { MatmulProblem };
 
 export interface MatmulChoice {
@@ -163,6 +164,7 @@ interface Kernel {
   variant: MatmulVariant;
   names: MatmulVariantName[];
   wgsl: string;
+  layout: ShaderLayout;
   label: string;
   pipeline?: GPUComputePipeline;
   reps: number;
@@ -279,8 +281,8 @@ export class MatmulTuner {
       const k = byName.get(variant.name);
       if (k) k.names.push(name);
       else {
-        const wgsl = matmulWGSL({ transA: p.transA, transB: p.transB, variant }).code;
-        byName.set(variant.name, { variant, names: [name], wgsl, label: `matmul_tune_${layout(p)}_${variant.name}`, reps: 1, best: 0 });
+        const { code: wgsl, layout: shader } = matmulWGSL({ transA: p.transA, transB: p.transB, variant });
+        byName.set(variant.name, { variant, names: [name], wgsl, layout: shader, label: `matmul_tune_${layout(p)}_${variant.name}`, reps: 1, best: 0 });
       }
     }
     return [...byName.values()];
@@ -288,7 +290,7 @@ export class MatmulTuner {
 
   /** All pipelines at once, so that drivers compiling at creation do it in parallel; a candidate that fails to compile is left out. */
   private async compile(kernels: Kernel[]): Promise<void> {
-    const settled = await Promise.allSettled(kernels.map((k) => this.ctx.pipelines.prepare([{ wgsl: k.wgsl, label: k.label }])));
+    const settled = await Promise.allSettled(kernels.map((k) => this.ctx.pipelines.prepare([{ wgsl: k.wgsl, label: k.label, layout: k.layout }])));
     settled.forEach((s, i) => {
       if (s.status === 'fulfilled') kernels[i]!.pipeline = s.value[0];
       else log('perf', `matmul tuning: ${kernels[i]!.label} failed to compile, skipped: ${(s.reason as Error).message.split('\n')[0]}`);

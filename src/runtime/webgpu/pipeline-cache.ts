@@ -1,15 +1,22 @@
 // One GPUComputePipeline per distinct (WGSL text, entry point), never rebuilt.
 //
-// Layouts are explicit, derived from the shader's own declarations rather than
+// Layouts are explicit, as the generator that wrote the shader declares them
+// (WgslLayout: storage accesses, uniforms, workgroup size) rather than
 // layout:'auto', so that pipelines with the same binding shape share one
 // GPUBindGroupLayout (and bind groups can be cached per layout). On lavapipe a
 // pipeline costs 0.15-2 s of LLVM compile at its first dispatch (unless Mesa's
 // disk cache has it), which is why the compile count is worth watching.
 
-import { parseBindings, workgroupSize, type StorageAccess } from '../../codegen-wgsl/bindings.ts';
+import type { StorageAccess } from '../../codegen-wgsl/namespace.ts';
 
 export type { StorageAccess };
-export { parseBindings };
+
+/** The binding shape of a shader: group-0 storage buffers 0..n-1, then `uniforms` uniform buffers; its workgroup size. */
+export interface ShaderLayout {
+  storage: readonly StorageAccess[];
+  uniforms: number;
+  workgroupSize: readonly [number, number, number];
+}
 
 export interface PipelineInfo {
   readonly id: number;
@@ -20,7 +27,7 @@ export interface PipelineInfo {
   readonly hasParams: boolean;
   /** uniform params bindings n..n+uniforms-1 (several when independent kernels share one dispatch) */
   readonly uniforms: number;
-  /** invocations per workgroup (product of @workgroup_size; 64 if not literal) */
+  /** invocations per workgroup (product of the workgroup size) */
   readonly workgroupInvocations: number;
   readonly layout: GPUBindGroupLayout;
   /** set by the context on the first dispatch (where lavapipe compiles) */
@@ -30,6 +37,7 @@ export interface PipelineInfo {
 export interface PipelineRequest {
   wgsl: string;
   label: string;
+  layout: ShaderLayout;
   entryPoint?: string;
 }
 
@@ -50,6 +58,8 @@ export class PipelineCache {
     private readonly onError: (e: Error) => void = (e) => {
       throw e;
     },
+    /** the storage buffers one stage may bind (the context's limit, which may be lower than the device's) */
+    private readonly maxStorage: () => number = () => device.limits.maxStorageBuffersPerShaderStage,
   ) {}
 
   get size(): number {
@@ -62,15 +72,15 @@ export class PipelineCache {
     return info;
   }
 
-  getPipeline(wgsl: string, label: string, entryPoint = 'main'): GPUComputePipeline {
-    const key = `${entryPoint}\0${wgsl}`;
+  getPipeline(wgsl: string, label: string, layout: ShaderLayout, entryPoint = 'main'): GPUComputePipeline {
+    const key = `${entryPoint}\0${layoutKey(layout)}\0${wgsl}`;
     const hit = this.byKey.get(key);
     if (hit) return hit;
     // Invalid WGSL is reported asynchronously; an error scope ties the message
     // to this label and source instead of an anonymous uncaptured error.
     this.device.pushErrorScope('validation');
     try {
-      const { desc, finish } = this.describe(wgsl, label, entryPoint);
+      const { desc, finish } = this.describe(wgsl, label, layout, entryPoint);
       return this.insert(key, this.device.createComputePipeline(desc), finish);
     } finally {
       void this.device.popErrorScope().then((err) => {
@@ -80,16 +90,16 @@ export class PipelineCache {
   }
 
   /** Creates many pipelines concurrently (createComputePipelineAsync); already cached ones are free. */
-  prepare(requests: readonly (PipelineRequest | string)[]): Promise<GPUComputePipeline[]> {
+  prepare(requests: readonly PipelineRequest[]): Promise<GPUComputePipeline[]> {
     return Promise.all(
-      requests.map((r, i) => {
-        const { wgsl, label, entryPoint = 'main' } = typeof r === 'string' ? { wgsl: r, label: `prepared#${i}` } : r;
-        const key = `${entryPoint}\0${wgsl}`;
+      requests.map((r) => {
+        const { wgsl, label, layout, entryPoint = 'main' } = r;
+        const key = `${entryPoint}\0${layoutKey(layout)}\0${wgsl}`;
         const hit = this.byKey.get(key);
         if (hit) return hit;
         let p = this.pending.get(key);
         if (!p) {
-          const { desc, finish } = this.describe(wgsl, label, entryPoint);
+          const { desc, finish } = this.describe(wgsl, label, layout, entryPoint);
           p = this.device.createComputePipelineAsync(desc).then(
             (pipeline) => {
               this.pending.delete(key);
@@ -107,9 +117,15 @@ export class PipelineCache {
     );
   }
 
-  private describe(wgsl: string, label: string, entryPoint: string) {
-    const { storage, hasParams, uniforms } = parseBindings(wgsl, label);
-    const shape = storage.map((a) => (a === 'read' ? 'r' : 'w')).join('') + 'u'.repeat(uniforms);
+  private describe(wgsl: string, label: string, declared: ShaderLayout, entryPoint: string) {
+    const max = this.maxStorage();
+    if (declared.storage.length > max) {
+      throw new Error(`WGSL pipeline "${label}" binds ${declared.storage.length} storage buffers, over the device's maxStorageBuffersPerShaderStage of ${max}`);
+    }
+    const storage = [...declared.storage];
+    const uniforms = declared.uniforms;
+    const hasParams = uniforms > 0;
+    const shape = layoutKey(declared);
     let layout = this.layouts.get(shape);
     if (!layout) {
       const entries: GPUBindGroupLayoutEntry[] = storage.map((a, binding) => ({
@@ -131,7 +147,7 @@ export class PipelineCache {
       storage,
       hasParams,
       uniforms,
-      workgroupInvocations: workgroupSize(wgsl).reduce((a, b) => a * b, 1),
+      workgroupInvocations: declared.workgroupSize.reduce((a, b) => a * b, 1),
       layout: layout.bgl,
       dispatched: false,
     };
@@ -146,6 +162,8 @@ export class PipelineCache {
     return pipeline;
   }
 }
+
+const layoutKey = (l: ShaderLayout) => l.storage.map((a) => (a === 'read' ? 'r' : 'w')).join('') + 'u'.repeat(l.uniforms);
 
 function compileError(label: string, wgsl: string, message: string): Error {
   const numbered = wgsl

@@ -1,0 +1,373 @@
+/**
+ * From a fusion schedule to the kernel IR: for each group of IR nodes, the expression
+ * nodes of its body, the operands it reads (directly, through strides, or in place), the
+ * buffers it binds (reads, then writes) and the scalars it reads. No target code here.
+ */
+import type { Graph, IRNode } from '../ir/graph.ts';
+import { numel, sameShape, stridesOf } from '../ir/shape.ts';
+import type { Kernel as Group, Schedule } from './fusion.ts';
+import type { Binding, ElementwiseBody, ExprNode, IndexBody, Kernel, KernelOutput, MatmulInput, ReduceBody, Ref, TensorInput } from './kernel-ir.ts';
+import { broadcastView, matmulLayout, type View } from './views.ts';
+
+/** What building a kernel needs besides its group (LowerContext: the name the cpu target knows it by). */
+export type LowerContext = BuildContext;
+
+export interface BuildContext {
+  g: Graph;
+  views: Map<number, View>;
+  writes: Set<number>;
+  /**
+   * In-place updates: graph input id -> the value written over it. The kernel computing that
+   * value writes straight into the input's buffer, and reads the input's old value there.
+   */
+  inPlace: Map<number, number>;
+}
+
+export function buildKernels(s: Schedule, inPlace: Map<number, number>): Kernel[] {
+  const cx: BuildContext = { g: s.graph, views: s.views, writes: s.writes, inPlace };
+  return s.kernels.map((k, i) => buildKernel(cx, k, i));
+}
+
+export function buildKernel(cx: BuildContext, k: Group, index: number): Kernel {
+  switch (k.kind) {
+    case 'elementwise': return buildElementwise(cx, k.nodes, k.shape, index);
+    case 'copy': return buildCopy(cx, k, index);
+    case 'reduce': return buildReduce(cx, k, index);
+    case 'matmul': return buildMatmul(cx, k, index);
+    case 'index': return buildIndex(cx, k, index);
+  }
+}
+
+/** An index primitive (slice, sliceScatter, gather, scatterAdd): its inputs bound as the views they are. */
+function buildIndex(cx: BuildContext, k: Extract<Group, { kind: 'index' }>, index: number): Kernel {
+  const { g } = cx;
+  const n = g.node(k.node);
+  const view = (id: number) => cx.views.get(id) ?? { base: id, shape: g.node(id).shape, strides: stridesOf(g.node(id).shape) };
+  const views = n.inputs.map(view);
+  const readBinding = (id: number): Binding => ({ value: id, dtype: g.node(id).dtype, access: 'read' });
+  const readIds = views.map((v) => v.base);
+  return {
+    name: `k${index}_${n.op}`,
+    body: {
+      kind: 'index',
+      op: n.op as IndexBody['op'],
+      shape: [...n.shape],
+      dtype: n.dtype,
+      attrs: n.attrs,
+      inputs: n.inputs.map((id, k) => ({ shape: [...g.node(id).shape], strides: [...views[k].strides] })),
+    },
+    bindings: [...readIds.map(readBinding), writeOf(g, k.node)],
+    scalars: [],
+    covers: { nodes: [k.node], scopes: scopesOf(g, [k.node]) },
+    bytes: 4 * (numel(n.shape) + readIds.reduce((s, id) => s + numel(g.node(id).shape), 0)),
+    flops: 0,
+  };
+}
+
+/** One tensor a body reads: its buffer (base), and how (strides null: at the body's own index). */
+export interface Operand {
+  base: number;
+  strides: number[] | null;
+  access: TensorInput['access'];
+  dtype: IRNode['dtype'];
+  aliasOf?: number;
+}
+
+export const tensorInput = (t: Operand): TensorInput =>
+  t.access === 'strided' ? { dtype: t.dtype, access: 'strided', strides: t.strides! } : t.access === 'alias' ? { dtype: t.dtype, access: 'alias', aliasOf: t.aliasOf } : { dtype: t.dtype, access: 'direct' };
+
+/** Collects a body's tensor inputs (deduplicated by base and strides) and scalar refs. */
+export class Operands {
+  readonly tensors: Operand[] = [];
+  readonly scalars: number[] = [];
+  constructor(
+    private readonly cx: BuildContext,
+    private readonly shape: readonly number[],
+    /** values this kernel writes, in output order (for in-place reads) */
+    private readonly written: number[] = [],
+  ) {}
+  scalar(id: number): Ref {
+    let s = this.scalars.indexOf(id);
+    if (s < 0) s = this.scalars.push(id) - 1;
+    return { kind: 'scalar', index: s };
+  }
+  ref(id: number, inside: Map<number, number>): Ref {
+    const n = this.cx.g.node(id);
+    if (inside.has(id)) return { kind: 'node', index: inside.get(id)! };
+    if (n.op === 'scalar') return this.scalar(id);
+    const v = this.cx.views.get(id) ?? { base: id, shape: n.shape, strides: stridesOf(n.shape) };
+    if (this.cx.g.node(v.base).op === 'scalar') return this.ref(v.base, inside);
+    const strides = broadcastView(v, this.shape);
+    // the stride of a size-1 dim is never used: [1, n] read with any stride there is read in order
+    const rowMajor = stridesOf(this.shape);
+    const direct = sameShape(v.shape, this.shape) && strides.every((st, d) => this.shape[d] === 1 || st === rowMajor[d]);
+    const dtype = this.cx.g.node(v.base).dtype;
+    const over = this.cx.inPlace.get(v.base);
+    if (over !== undefined && this.written.includes(over)) {
+      if (!direct) throw new Error(`internal compiler error: in-place input %${v.base} read through a view`);
+      let k = this.tensors.findIndex((t) => t.base === v.base);
+      if (k < 0) k = this.tensors.push({ base: v.base, strides: null, access: 'alias', dtype, aliasOf: this.written.indexOf(over) }) - 1;
+      return { kind: 'input', index: k };
+    }
+    const key = direct ? null : strides;
+    let k = this.tensors.findIndex((t) => t.base === v.base && JSON.stringify(t.strides) === JSON.stringify(key));
+    if (k < 0) k = this.tensors.push({ base: v.base, strides: key, access: direct ? 'direct' : 'strided', dtype }) - 1;
+    return { kind: 'input', index: k };
+  }
+  /** the buffers read: every input but the aliases */
+  reads(): Binding[] {
+    return this.tensors.filter((t) => t.access !== 'alias').map((t) => ({ value: t.base, dtype: t.dtype, access: 'read' as const }));
+  }
+}
+
+export function exprNodes(cx: BuildContext, ids: number[], ops: Operands, inside: Map<number, number>, extra?: (id: number) => Ref | null): ExprNode[] {
+  const out: ExprNode[] = [];
+  for (const id of ids) {
+    const n = cx.g.node(id);
+    out.push({ op: n.op, args: n.inputs.map((i) => extra?.(i) ?? ops.ref(i, inside)), attrs: n.attrs, origin: { ids: [id], scope: n.scope } });
+    inside.set(id, inside.size);
+  }
+  return out;
+}
+
+const scopesOf = (g: Graph, ids: number[]) => [...new Set(ids.map((i) => g.node(i).scope).filter((s): s is string => !!s))];
+const bytesOf = (g: Graph, ids: number[]) => ids.reduce((s, i) => s + 4 * numel(g.node(i).shape), 0);
+const writeOf = (g: Graph, id: number): Binding => ({ value: id, dtype: g.node(id).dtype, access: 'write' });
+const opNames = (g: Graph, ids: number[]) => ids.map((i) => g.node(i).op).join('_');
+
+function buildElementwise(cx: BuildContext, ids: number[], shape: number[], index: number): Kernel {
+  const { g } = cx;
+  const written = ids.filter((id) => cx.writes.has(id));
+  const ops = new Operands(cx, shape, written);
+  const inside = new Map<number, number>();
+  const nodes = exprNodes(cx, ids, ops, inside);
+  const body: ElementwiseBody = {
+    kind: 'elementwise',
+    shape: [...shape],
+    inputs: ops.tensors.map(tensorInput),
+    scalars: ops.scalars.length,
+    nodes,
+    outputs: written.map((id) => ({ ref: { kind: 'node', index: inside.get(id)! }, dtype: g.node(id).dtype })),
+  };
+  return {
+    name: `k${index}_${opNames(g, ids).slice(0, 60)}`,
+    body,
+    bindings: [...ops.reads(), ...written.map((id) => writeOf(g, id))],
+    scalars: ops.scalars,
+    covers: { nodes: ids, scopes: scopesOf(g, ids) },
+    bytes: bytesOf(g, [...ops.tensors.map((t) => t.base), ...written]),
+    flops: numel(shape) * ids.length,
+  };
+}
+
+/** A movement node that must be in memory: its elements read from the base through strides. */
+function buildCopy(cx: BuildContext, k: Extract<Group, { kind: 'copy' }>, index: number): Kernel {
+  const n = cx.g.node(k.node);
+  const body: ElementwiseBody = {
+    kind: 'elementwise',
+    shape: [...k.shape],
+    inputs: [{ dtype: n.dtype, access: 'strided', strides: [...k.strides] }],
+    scalars: 0,
+    nodes: [{ op: 'copy', args: [{ kind: 'input', index: 0 }], attrs: {}, origin: { ids: [k.node], scope: n.scope } }],
+    outputs: [{ ref: { kind: 'node', index: 0 }, dtype: n.dtype }],
+  };
+  return {
+    name: `k${index}_copy`,
+    body,
+    bindings: [{ value: k.base, dtype: cx.g.node(k.base).dtype, access: 'read' }, writeOf(cx.g, k.node)],
+    scalars: [],
+    covers: { nodes: [k.node], scopes: scopesOf(cx.g, [k.node]) },
+    bytes: 8 * numel(n.shape),
+    flops: 0,
+  };
+}
+
+function buildReduce(cx: BuildContext, k: Extract<Group, { kind: 'reduce' }>, index: number): Kernel {
+  const { g } = cx;
+  const r = g.node(k.node);
+  const src = r.inputs[0];
+  const inShape = g.node(src).shape;
+  const dims = r.attrs.dims as number[];
+  const kept = inShape.map((_, i) => i).filter((i) => !dims.includes(i));
+  const ops = new Operands(cx, inShape);
+  const inside = new Map<number, number>();
+  const prologue = exprNodes(cx, k.prologue, ops, inside);
+  const value = ops.ref(src, inside);
+  // the epilogue sees the reduced value as 'acc'; its other operands are scalars
+  const epiInside = new Map<number, number>();
+  const epilogue = exprNodes(cx, k.epilogue, ops, epiInside, (i) => (i === k.node ? { kind: 'acc' } : null));
+  const written = [k.node, ...k.epilogue].filter((id) => cx.writes.has(id));
+  const body: ReduceBody = {
+    kind: 'reduce',
+    combine: r.op as ReduceBody['combine'],
+    kept: kept.map((d) => inShape[d]),
+    reduced: dims.map((d) => inShape[d]),
+    inputs: ops.tensors.map((t) => {
+      const s = t.strides ?? stridesOf(inShape);
+      return { dtype: t.dtype, access: 'strided', strides: [...kept.map((d) => s[d]), ...dims.map((d) => s[d])] };
+    }),
+    scalars: ops.scalars.length,
+    prologue,
+    value,
+    epilogue,
+    outputs: written.map((id) => ({
+      ref: (id === k.node ? { kind: 'acc' } : { kind: 'node', index: epiInside.get(id)! }) as Ref,
+      dtype: g.node(id).dtype,
+    })),
+  };
+  const ids = [...k.prologue, k.node, ...k.epilogue];
+  return {
+    name: `k${index}_${opNames(g, ids).slice(0, 60)}`,
+    body,
+    bindings: [...ops.reads(), ...written.map((id) => writeOf(g, id))],
+    scalars: ops.scalars,
+    covers: { nodes: ids, scopes: scopesOf(g, ids) },
+    bytes: bytesOf(g, [...ops.tensors.map((t) => t.base), ...written]),
+    flops: numel(inShape) * (1 + k.prologue.length),
+  };
+}
+
+/**
+ * A fused matmul: prologues per operand (recomputed elementwise producers, applied to every
+ * loaded element; they read the element, scalars and one-element tensors), an epilogue per
+ * output element (operands read at (row, col) through strides), and optionally the row
+ * sums of op(A) with their own consumers, once per row.
+ */
+function buildMatmul(cx: BuildContext, k: Extract<Group, { kind: 'matmul' }>, index: number): Kernel {
+  const { g } = cx;
+  const mm = g.node(k.node);
+  const [M, N] = mm.shape;
+  const K = g.node(mm.inputs[0]).shape[1];
+  const scalars: number[] = [];
+  const scalarRef = (id: number): Ref => {
+    let s = scalars.indexOf(id);
+    if (s < 0) s = scalars.push(id) - 1;
+    return { kind: 'scalar', index: s };
+  };
+  // extra read buffers in binding order, and the inputs that index them
+  const reads: number[] = [];
+  const readOf = (id: number) => {
+    let r = reads.indexOf(id);
+    if (r < 0) r = reads.push(id) - 1;
+    return r;
+  };
+  const inputs: MatmulInput[] = [];
+  const inputRef = (x: MatmulInput): Ref => {
+    const key = JSON.stringify(x);
+    let i = inputs.findIndex((y) => JSON.stringify(y) === key);
+    if (i < 0) i = inputs.push(x) - 1;
+    return { kind: 'input', index: i };
+  };
+  const viewOf = (id: number) => cx.views.get(id) ?? { base: id, shape: g.node(id).shape, strides: stridesOf(g.node(id).shape) };
+
+  const operand = (id: number, prologue: number[]) => {
+    const v = viewOf(id);
+    const layout = matmulLayout(v, g.node(v.base).shape);
+    if (!layout) throw new Error(`matmul operand %${id} is neither plain nor transposed`);
+    if (!prologue.length) return { base: v.base, trans: layout === 'transposed', nodes: [] as ExprNode[] };
+    // the prologue reads one tensor shaped like its result (the element), plus scalars and one-element tensors
+    const inside = new Map<number, number>();
+    let src = -1;
+    const refOf = (i: number): Ref => {
+      if (inside.has(i)) return { kind: 'node', index: inside.get(i)! };
+      const base = cx.views.get(i)?.base ?? i;
+      if (g.node(base).op === 'scalar') return scalarRef(base);
+      if (numel(g.node(base).shape) === 1) return inputRef({ at: 'element', read: readOf(base) });
+      src = base;
+      return { kind: 'element' };
+    };
+    const nodes: ExprNode[] = prologue.map((pid) => {
+      const n = g.node(pid);
+      const e: ExprNode = { op: n.op, args: n.inputs.map(refOf), attrs: n.attrs, origin: { ids: [pid], scope: n.scope } };
+      inside.set(pid, inside.size);
+      return e;
+    });
+    return { base: src, trans: layout === 'transposed', nodes };
+  };
+  const A = operand(mm.inputs[0], k.prologueA);
+  const B = operand(mm.inputs[1], k.prologueB);
+
+  // ---- epilogue: C holds the first float value written (the matmul itself if need be)
+  let written = [k.node, ...k.epilogue].filter((id) => cx.writes.has(id));
+  const firstFloat = written.find((id) => g.node(id).dtype === 'float32');
+  written = firstFloat === undefined ? [k.node, ...written] : [firstFloat, ...written.filter((id) => id !== firstFloat)];
+  const overOf = (base: number) => cx.inPlace.get(base);
+  const epiInside = new Map<number, number>();
+  const epilogue: ExprNode[] = k.epilogue.map((id) => {
+    const n: IRNode = g.node(id);
+    const args: Ref[] = n.inputs.map((i) => {
+      if (i === k.node) return { kind: 'acc' };
+      if (epiInside.has(i)) return { kind: 'node', index: epiInside.get(i)! };
+      const v = viewOf(i);
+      if (g.node(v.base).op === 'scalar') return scalarRef(v.base);
+      const over = overOf(v.base);
+      if (over !== undefined && written.includes(over)) {
+        const [sr, scol] = broadcastView(v, [M, N]);
+        // (the stride of a size-1 dim is never used: a [1, n] or [m, 1] tensor is read in order whatever it says)
+        if ((sr !== N && M !== 1) || (scol !== 1 && N !== 1)) throw new Error(`internal compiler error: in-place input %${v.base} read through a view`);
+        return inputRef({ at: 'alias', region: 'epilogue', output: written.indexOf(over) });
+      }
+      const [sr, scol] = broadcastView(v, [M, N]);
+      return inputRef({ at: 'rowcol', read: readOf(v.base), strides: [sr, scol] });
+    });
+    epiInside.set(id, epiInside.size);
+    return { op: n.op, args, attrs: n.attrs, origin: { ids: [id], scope: n.scope } };
+  });
+  const outputs: KernelOutput[] = written.map((id) => ({ ref: id === k.node ? { kind: 'acc' } : { kind: 'node', index: epiInside.get(id)! }, dtype: g.node(id).dtype }));
+
+  // ---- once per row: the row sums of op(A) and what consumes them
+  const rowSum = k.rowSumA;
+  const rowWritten = [...(rowSum !== null ? [rowSum] : []), ...k.rowEpilogue].filter((id) => cx.writes.has(id) || (id === rowSum && !k.rowEpilogue.length));
+  const rowInside = new Map<number, number>();
+  const rowNodes: ExprNode[] = k.rowEpilogue.map((id) => {
+    const n = g.node(id);
+    const args: Ref[] = n.inputs.map((i) => {
+      const v = viewOf(i);
+      if (rowSum !== null && v.base === rowSum) return { kind: 'acc' };
+      if (rowInside.has(i)) return { kind: 'node', index: rowInside.get(i)! };
+      if (g.node(v.base).op === 'scalar') return scalarRef(v.base);
+      const over = overOf(v.base);
+      if (over !== undefined && rowWritten.includes(over)) return inputRef({ at: 'alias', region: 'row', output: rowWritten.indexOf(over) });
+      const [sr] = broadcastView(v, [M]);
+      return inputRef({ at: 'row', read: readOf(v.base), strides: [sr] });
+    });
+    rowInside.set(id, rowInside.size);
+    return { op: n.op, args, attrs: n.attrs, origin: { ids: [id], scope: n.scope } };
+  });
+  const rows =
+    rowSum === null
+      ? null
+      : {
+          epilogue: rowNodes,
+          outputs: rowWritten.map((id) => ({ ref: (id === rowSum ? { kind: 'acc' } : { kind: 'node', index: rowInside.get(id)! }) as Ref, dtype: g.node(id).dtype })),
+        };
+
+  const covered = [...k.prologueA, ...k.prologueB, k.node, ...k.epilogue, ...(rowSum !== null ? [rowSum] : []), ...k.rowEpilogue];
+  const readBinding = (id: number): Binding => ({ value: id, dtype: g.node(id).dtype, access: 'read' });
+  const name = `k${index}_mm${A.trans ? 'T' : 'N'}${B.trans ? 'T' : 'N'}${k.epilogue.length ? '_' + opNames(g, k.epilogue).slice(0, 40) : ''}${rowSum !== null ? '_colsum' : ''}${k.rowEpilogue.length ? '_rowupdate' : ''}`;
+  return {
+    name,
+    body: {
+      kind: 'matmul',
+      M,
+      N,
+      K,
+      batch: { count: 1, strideA: M * K, strideB: K * N, strideC: M * N },
+      transA: A.trans,
+      transB: B.trans,
+      prologueA: A.nodes,
+      prologueB: B.nodes,
+      epilogue,
+      outputs,
+      rows,
+      inputs,
+      reads: reads.map((id) => ({ dtype: g.node(id).dtype })),
+      scalars: scalars.length,
+    },
+    bindings: [readBinding(A.base), readBinding(B.base), writeOf(g, written[0]), ...reads.map(readBinding), ...written.slice(1).map((id) => writeOf(g, id)), ...rowWritten.map((id) => writeOf(g, id))],
+    scalars,
+    covers: { nodes: covered, scopes: scopesOf(g, covered) },
+    bytes: 4 * (M * K + K * N + M * N * written.length),
+    flops: 2 * M * N * K,
+  };
+}

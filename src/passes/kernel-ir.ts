@@ -1,0 +1,284 @@
+/**
+ * The kernel IR: what the fusion pass decided, as values. Every fused kernel is one
+ * `Kernel`: its body (an elementwise expression DAG, a reduction, a matmul with prologue
+ * and epilogue expression trees, or a pack of independent kernels), the buffers it binds,
+ * the scalars it reads and the IR nodes (and module paths) it covers. Backend-neutral:
+ * sizes and strides are numbers, expressions are registry ops over refs. Renderers
+ * (src/codegen-wgsl for WGSL, src/codegen-cpu for the CPU) turn a kernel into code; the
+ * scheduler, packer, pipeline cache, dumps and logs read this, never generated code.
+ * Eager kernels are bodies too (one op each), without a Kernel around them.
+ */
+import type { DType } from '../ir/dtype.ts';
+import type { Attrs } from '../ir/registry.ts';
+
+/** A value inside a kernel body. */
+export type Ref =
+  /** a tensor operand of the body, by index into its `inputs` */
+  | { kind: 'input'; index: number }
+  /** a uniform scalar, by index into the kernel's `scalars` */
+  | { kind: 'scalar'; index: number }
+  /** an earlier expression node of the same list */
+  | { kind: 'node'; index: number }
+  /** the reduced value (reduction epilogue), the product (matmul epilogue) or a row's sum (matmul row epilogue) */
+  | { kind: 'acc' }
+  /** the operand element being loaded, inside a matmul prologue */
+  | { kind: 'element' };
+
+/** One registry op applied to refs: the expression trees of every body are lists of these. */
+export interface ExprNode {
+  op: string;
+  args: Ref[];
+  attrs: Attrs;
+  /** IR node ids this expression stands for, and their module path: kept as comments and in the line map. */
+  origin?: { ids: number[]; scope?: string };
+}
+
+/** How an elementwise or reduction body reads a tensor. */
+export interface TensorInput {
+  dtype: DType;
+  /**
+   * direct: element i of a tensor shaped like the iteration space;
+   * strided: read through `strides` over the iteration space (broadcasts, permutes);
+   * alias: the buffer of output `aliasOf` itself (an in-place update reads the old value where it writes the new).
+   */
+  access: 'direct' | 'strided' | 'alias';
+  /** 'strided': one stride per dim of the iteration space (a reduction's: kept dims, then reduced dims) */
+  strides?: number[];
+  /** 'alias': which output's buffer holds the value (default 0) */
+  aliasOf?: number;
+}
+
+/** A value the kernel writes to memory: an expression of the body, stored as `dtype`. */
+export interface KernelOutput {
+  ref: Ref;
+  dtype: DType;
+}
+
+export interface ElementwiseBody {
+  kind: 'elementwise';
+  /** the iteration space: one invocation per element, row-major */
+  shape: number[];
+  inputs: TensorInput[];
+  scalars: number;
+  nodes: ExprNode[];
+  outputs: KernelOutput[];
+}
+
+/** How a reduction combines: its identity and the pairwise rule (argmax also keeps the index). */
+export type Combine = 'sum' | 'max' | 'argmax';
+
+export interface ReduceBody {
+  kind: 'reduce';
+  combine: Combine;
+  /** sizes of the kept dims (one output per element) and of the reduced dims */
+  kept: number[];
+  reduced: number[];
+  /** every input strided over (kept dims, then reduced dims) */
+  inputs: TensorInput[];
+  scalars: number;
+  /** elementwise producers, recomputed per reduced element */
+  prologue: ExprNode[];
+  /** what is combined: an input, or a prologue node */
+  value: Ref;
+  /** elementwise consumers of the reduced value ({ kind: 'acc' }), once per output; they read scalars only */
+  epilogue: ExprNode[];
+  outputs: KernelOutput[];
+}
+
+/**
+ * An extra tensor a matmul's prologue or epilogue reads. `read` is its binding among the
+ * body's `reads`; several inputs may share one binding (one buffer read through two views).
+ */
+export type MatmulInput =
+  /** a one-element tensor (a prologue's operand) */
+  | { at: 'element'; read: number }
+  /** element (row, col) at row * strides[0] + col * strides[1] (an epilogue operand) */
+  | { at: 'rowcol'; read: number; strides: [number, number] }
+  /** element row at row * strides[0] (a row epilogue operand) */
+  | { at: 'row'; read: number; strides: [number] }
+  /** the old value of an in-place update, in the buffer of `output` (of the epilogue, or of the row epilogue) */
+  | { at: 'alias'; region: 'epilogue' | 'row'; output: number };
+
+/**
+ * C[M, N] = op(A) @ op(B) over `batch` matrices, with the elementwise work fused around it:
+ * a prologue per operand (applied to every loaded element), an epilogue per output
+ * element, and optionally the row sums of op(A) with elementwise work once per row (a
+ * reduction over the operand fused into the matmul's epilogue: a bias gradient and its
+ * optimizer update ride along a weight gradient).
+ */
+export interface MatmulBody {
+  kind: 'matmul';
+  M: number;
+  N: number;
+  K: number;
+  /** matrices per call and element strides between them (0 broadcasts an operand) */
+  batch: { count: number; strideA: number; strideB: number; strideC: number };
+  transA: boolean;
+  transB: boolean;
+  prologueA: ExprNode[];
+  prologueB: ExprNode[];
+  /** per (row, col): acc is the product; inputs index `inputs` */
+  epilogue: ExprNode[];
+  /** the values written per element; outputs[0] is C itself (its buffer is binding 2) */
+  outputs: KernelOutput[];
+  /** the row sums of op(A) (acc) and what consumes them, once per row */
+  rows: { epilogue: ExprNode[]; outputs: KernelOutput[] } | null;
+  inputs: MatmulInput[];
+  /** the extra buffers read (bindings 3.., after A, B and C) */
+  reads: { dtype: DType }[];
+  scalars: number;
+}
+
+/**
+ * An index primitive: slice (a strided read), sliceScatter (a source written over a
+ * strided slice of a base), gather along a dim, scatterAdd (gather's gradient, computed
+ * from the destination side); attrs are the op's.
+ */
+export interface IndexBody {
+  kind: 'index';
+  op: 'slice' | 'sliceScatter' | 'gather' | 'scatterAdd';
+  /** the output shape */
+  shape: number[];
+  dtype: DType;
+  attrs: Attrs;
+  /** each input as read: the data, then the index (gather, scatterAdd) or the slice's source (sliceScatter) */
+  inputs: { shape: number[]; strides: number[] }[];
+}
+
+/** Independent kernels run as one (one dispatch on WebGPU): no part reads what another writes. */
+export interface PackBody {
+  kind: 'pack';
+  parts: Kernel[];
+}
+
+export type KernelBody = ElementwiseBody | ReduceBody | MatmulBody | IndexBody | PackBody;
+
+/** A buffer the kernel binds: the IR value it holds, and whether the kernel writes it. */
+export interface Binding {
+  value: number;
+  dtype: DType;
+  access: 'read' | 'write';
+}
+
+export interface Kernel {
+  name: string;
+  body: KernelBody;
+  /**
+   * The buffers bound, in order. elementwise/reduce: inputs that are not aliases, then
+   * outputs; matmul: A, B, C, reads, outputs[1..], row outputs; pack: its parts' in order.
+   */
+  bindings: Binding[];
+  /** IR scalar nodes whose values the body's scalar refs read, in order */
+  scalars: number[];
+  /** IR nodes computed here (prologues are recomputed copies of other kernels' nodes), and their module paths */
+  covers: { nodes: number[]; scopes: string[] };
+  /** bytes read and written and floating-point operations per call (estimates for stats) */
+  bytes: number;
+  flops: number;
+}
+
+export const reads = (k: Kernel): number[] => k.bindings.filter((b) => b.access === 'read').map((b) => b.value);
+export const writes = (k: Kernel): number[] => k.bindings.filter((b) => b.access === 'write').map((b) => b.value);
+
+/** The kernels a kernel stands for: itself, or a pack's parts. */
+export const partsOf = (k: Kernel): Kernel[] => (k.body.kind === 'pack' ? k.body.parts : [k]);
+
+// ------------------------------------------------------------------ printed form
+
+const shapeText = (s: readonly number[]) => `[${s.join(', ')}]`;
+
+function refText(r: Ref, inputs: (i: number) => string): string {
+  switch (r.kind) {
+    case 'input': return inputs(r.index);
+    case 'scalar': return `$${r.index}`;
+    case 'node': return `v${r.index}`;
+    case 'acc': return 'acc';
+    case 'element': return 'x';
+  }
+}
+
+function exprLines(nodes: ExprNode[], inputs: (i: number) => string, indent: string, prefix = 'v'): string[] {
+  return nodes.map((n, i) => {
+    const args = n.args.map((a) => (a.kind === 'node' ? `${prefix}${a.index}` : refText(a, inputs)));
+    const attrs = Object.keys(n.attrs).length ? ` ${JSON.stringify(n.attrs)}` : '';
+    const from = n.origin ? `  # ${n.origin.ids.map((id) => `%${id}`).join(' ')}${n.origin.scope ? ` (${n.origin.scope})` : ''}` : '';
+    return `${indent}${prefix}${i} = ${n.op}(${args.join(', ')})${attrs}${from}`;
+  });
+}
+
+const outText = (o: KernelOutput, prefix = 'v') => (o.ref.kind === 'node' ? `${prefix}${o.ref.index}` : refText(o.ref, (i) => `in${i}`));
+
+function tensorInputText(t: TensorInput, i: number, bound: (i: number) => string): string {
+  if (t.access === 'alias') return `in${i} = old value of out${t.aliasOf ?? 0} (in place)`;
+  return `in${i} = ${bound(i)} ${t.dtype}${t.access === 'strided' ? ` strides ${shapeText(t.strides ?? [])}` : ''}`;
+}
+
+/**
+ * The kernel as text that reads like the IR: what it computes over which iteration space,
+ * from which buffers (IR values %id), with the IR nodes each expression stands for.
+ */
+export function printKernel(k: Kernel, opOf?: (id: number) => string): string {
+  const lines: string[] = [];
+  const b = k.body;
+  const readVals = k.bindings.filter((x) => x.access === 'read');
+  const writeVals = k.bindings.filter((x) => x.access === 'write');
+  const val = (x: Binding | undefined) => (x ? `%${x.value}` : '?');
+  const scalars = k.scalars.length ? `  scalars ${k.scalars.map((s, i) => `$${i}=%${s}`).join(', ')}` : '';
+  switch (b.kind) {
+    case 'elementwise':
+    case 'reduce': {
+      // bindings: the non-alias inputs in order, then the outputs
+      const boundAt: number[] = [];
+      let r = 0;
+      b.inputs.forEach((t, i) => (boundAt[i] = t.access === 'alias' ? -1 : r++));
+      const bound = (i: number) => val(readVals[boundAt[i]!]);
+      if (b.kind === 'elementwise') lines.push(`kernel ${k.name}: elementwise over ${shapeText(b.shape)}${scalars}`);
+      else lines.push(`kernel ${k.name}: reduce ${b.combine} over ${shapeText(b.reduced)} for each of ${shapeText(b.kept)}${scalars}`);
+      b.inputs.forEach((t, i) => lines.push(`  ${tensorInputText(t, i, bound)}`));
+      const inName = (i: number) => `in${i}`;
+      if (b.kind === 'elementwise') lines.push(...exprLines(b.nodes, inName, '  '));
+      else {
+        if (b.prologue.length) lines.push('  prologue (each reduced element):', ...exprLines(b.prologue, inName, '    ', 'p'));
+        lines.push(`  acc = ${b.combine}(${b.value.kind === 'node' ? `p${b.value.index}` : refText(b.value, inName)})`);
+        if (b.epilogue.length) lines.push('  epilogue (each output):', ...exprLines(b.epilogue, inName, '    ', 'e'));
+      }
+      b.outputs.forEach((o, j) => lines.push(`  out${j} ${val(writeVals[j])} ${o.dtype} = ${outText(o, b.kind === 'reduce' ? 'e' : 'v')}`));
+      break;
+    }
+    case 'matmul': {
+      const [A, B, C] = k.bindings;
+      const batch = b.batch.count > 1 ? ` x${b.batch.count} (batch strides ${b.batch.strideA}, ${b.batch.strideB}, ${b.batch.strideC})` : '';
+      lines.push(
+        `kernel ${k.name}: matmul [${b.M}, ${b.N}] = ${val(A)}${b.transA ? '^T' : ''} @ ${val(B)}${b.transB ? '^T' : ''}, K ${b.K}${batch}${scalars}`,
+      );
+      const extra = k.bindings.slice(3, 3 + b.reads.length);
+      const inName = (i: number) => {
+        const x = b.inputs[i]!;
+        if (x.at === 'alias') return `old(${x.region === 'row' ? 'rout' : 'out'}${x.output})`;
+        const buf = val(extra[x.read]);
+        return x.at === 'element' ? `${buf}[0]` : x.at === 'row' ? `${buf}[row*${x.strides[0]}]` : `${buf}[row*${x.strides[0]} + col*${x.strides[1]}]`;
+      };
+      if (b.prologueA.length) lines.push('  prologue A (each loaded x):', ...exprLines(b.prologueA, inName, '    ', 'a'));
+      if (b.prologueB.length) lines.push('  prologue B (each loaded x):', ...exprLines(b.prologueB, inName, '    ', 'b'));
+      if (b.epilogue.length) lines.push('  epilogue (each row, col; acc = the product):', ...exprLines(b.epilogue, inName, '    ', 'e'));
+      b.outputs.forEach((o, j) => lines.push(`  out${j} ${val(j === 0 ? C : writeVals[j])} ${o.dtype} = ${outText(o, 'e')}`));
+      if (b.rows) {
+        lines.push(`  rows (each row; acc = the row's sum of ${b.transA ? `${val(A)}^T` : val(A)}):`, ...exprLines(b.rows.epilogue, inName, '    ', 'r'));
+        const rowWrites = writeVals.slice(b.outputs.length);
+        b.rows.outputs.forEach((o, j) => lines.push(`  rout${j} ${val(rowWrites[j])} ${o.dtype} = ${outText(o, 'r')}`));
+      }
+      break;
+    }
+    case 'index':
+      lines.push(`kernel ${k.name}: ${b.op} into [${b.shape.join(', ')}] ${b.dtype} ${JSON.stringify(b.attrs)}`);
+      b.inputs.forEach((x, i) => lines.push(`  in${i} = ${val(readVals[i])} shape ${shapeText(x.shape)} strides ${shapeText(x.strides)}`));
+      lines.push(`  out0 ${val(writeVals[0])}`);
+      break;
+    case 'pack':
+      lines.push(`kernel ${k.name}: pack of ${b.parts.length} independent kernels`);
+      for (const p of b.parts) lines.push(...printKernel(p, opOf).split('\n').map((l) => `  ${l}`));
+      return lines.join('\n');
+  }
+  lines.push(`  covers ${k.covers.nodes.map((id) => `%${id}${opOf ? ` ${opOf(id)}` : ''}`).join(', ')}${k.covers.scopes.length ? ` from ${k.covers.scopes.join(', ')}` : ''}`);
+  return lines.join('\n');
+}
