@@ -154,7 +154,7 @@ export class GpuCallCounter {
  * of load other processes put on a small machine) and the fastest step.
  */
 export async function measure(
-  w: Workload,
+  w: Pick<Workload, 'id' | 'warmup' | 'minSteps' | 'maxSteps' | 'budgetMs'>,
   name: string,
   group: Row['group'],
   make: () => Promise<Runner>,
@@ -252,7 +252,7 @@ export function bestRound(rounds: Row[]): Row {
   return row;
 }
 
-export function skipped(w: Workload, name: string, group: Row['group'], note: string, log?: (s: string) => void): Row {
+export function skipped(w: Pick<Workload, 'id'>, name: string, group: Row['group'], note: string, log?: (s: string) => void): Row {
   log?.(`  ${name.padEnd(34)} skipped: ${note}`);
   return { workload: w.id, name, group, status: 'skipped', note };
 }

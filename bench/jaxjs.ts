@@ -23,7 +23,7 @@ export type JaxBackend = 'wasm' | 'webgpu';
 let jaxPromise: Promise<Jax> | null = null;
 const ready = new Map<JaxBackend, Promise<void>>();
 
-async function useBackend(b: JaxBackend, shared: () => Promise<SharedDevice>): Promise<Jax> {
+export async function useBackend(b: JaxBackend, shared: () => Promise<SharedDevice>): Promise<Jax> {
   jaxPromise ??= import('@jax-js/jax');
   const jax = await jaxPromise;
   let p = ready.get(b);

@@ -7,6 +7,7 @@
 //   npm run bench -- --no-write   # print only
 //   npm run bench -- --memory-steps 2000    # a shorter steady-state memory run (the full run does 10,000)
 //   npm run bench -- --soak                 # 10,000 compiled whole steps read every step, then every 100th: RSS and GPU pool (bench/soak.ts)
+//   npm run bench -- --models [--quick]     # only issue 12's GPT and CNN steps: rewrites that section of docs/benchmarks.md
 
 import { readFileSync, writeFileSync, mkdirSync } from 'node:fs';
 import { availableParallelism, loadavg } from 'node:os';
@@ -20,11 +21,13 @@ import { jaxjsRunner, jaxjsVersion, type JaxBackend } from './jaxjs.ts';
 import { wasmGemmInfo } from '../src/runtime/cpu/matmul.ts';
 import { consoleTable, markdown, svgChart, type Results } from './report.ts';
 import { benchCpuMatmul, benchNumpyMatmul } from './matmul-cpu.ts';
+import { modelMarkdown, runModelBenches } from './models-bench.ts';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const args = process.argv.slice(2);
 const quick = args.includes('--quick');
 const write = !args.includes('--no-write');
+const modelsOnly = args.includes('--models');
 const started = performance.now();
 const log = (s: string) => console.log(s.startsWith('\n') ? `${s}  [${((performance.now() - started) / 1000).toFixed(0)} s]` : s);
 
@@ -103,6 +106,30 @@ async function main(): Promise<void> {
   if (!(globalThis as { gc?: unknown }).gc) notes.push('GC not exposed: run through `npm run bench` (tsx --expose-gc) for the memory section.');
   const compile = compileFn();
   if (!compile) notes.push('`torch.compile` is not a function in this build yet: the compiled rows are skipped.');
+
+  const command = `npm run bench${args.length ? ` -- ${args.join(' ')}` : ''}`;
+  const stamp = () => new Date().toISOString().replace(/\.\d+Z$/, 'Z');
+  const modelSection = async (progress?: (md: string) => void) => {
+    const m = await runModelBenches({ quick, gpuOk, gpuError, counter, shared, log }, progress && ((p) => progress(modelMarkdown({ ...p, command, date: stamp(), partial: true }))));
+    return modelMarkdown({ ...m, command, date: stamp() });
+  };
+  if (modelsOnly) {
+    // the issue 12 section of docs/benchmarks.md, rewritten after every row
+    const path = resolve(root, 'docs/benchmarks.md');
+    const put = (md: string) => {
+      if (!write) return;
+      const old = readFileSync(path, 'utf8');
+      const at = old.indexOf('<!-- models:start -->');
+      const end = old.indexOf('<!-- models:end -->');
+      writeFileSync(path, at >= 0 && end > at ? old.slice(0, at) + md + old.slice(end + '<!-- models:end -->\n'.length) : `${old.trimEnd()}\n\n${md}`);
+    };
+    const md = await modelSection(put);
+    counter.uninstall();
+    console.log(md);
+    put(md);
+    if (write) log('\nwrote the issue 12 section of docs/benchmarks.md');
+    return;
+  }
 
   const rows: Row[] = [];
   const wgtorchRows: [string, torch.Device, Mode][] = [
@@ -227,6 +254,7 @@ async function main(): Promise<void> {
       log(`  FAILED: ${memory.error}`);
     }
   }
+  const models = await modelSection();
   counter.uninstall();
 
   notes.push(`Load average at the end: ${loadavg().map((x) => x.toFixed(2)).join(' / ')}. Other engineers' builds and test runs shared these 2 cores during the run, so absolute times are inflated and noisy${quick ? ' (in --quick each row runs once, one after another, so a ratio also carries the load change between its two rows)' : '; rows of one workload run interleaved (round-robin), so their ratios are the numbers to read'}.`);
@@ -267,7 +295,8 @@ async function main(): Promise<void> {
       old = readFileSync(resolve(root, 'docs/benchmarks.md'), 'utf8');
     } catch {}
     const soak = SOAK_BLOCK.exec(old)?.[0];
-    writeFileSync(resolve(root, 'docs/benchmarks.md'), soak ? withSoak(markdown(res), soak) : markdown(res));
+    const md = `${markdown(res).trimEnd()}\n\n${models}`;
+    writeFileSync(resolve(root, 'docs/benchmarks.md'), soak ? withSoak(md, soak) : md);
     writeFileSync(resolve(root, 'docs/benchmarks.svg'), svgChart(res));
     log(`\nwrote docs/benchmarks.md and docs/benchmarks.svg (${res.seconds.toFixed(0)} s)`);
   }

@@ -83,13 +83,13 @@ export async function wgtorchRunner(w: Workload, device: torch.Device, mode: Mod
 }
 
 /** A compiled function's warmup(): trace, compile, wait for the autotuner, create pipelines concurrently, run. */
-function warmupOf<A extends unknown[]>(fn: (...a: A) => Tensor): (...a: A) => Promise<Tensor> {
+export function warmupOf<A extends unknown[]>(fn: (...a: A) => Tensor): (...a: A) => Promise<Tensor> {
   const w = (fn as unknown as { warmup?: (...a: A) => Promise<Tensor> }).warmup;
   return w ? (...a: A) => w(...a) : async (...a: A) => fn(...a);
 }
 
 /** Per-kernel time of one call of a compiled function (its profile() replays each dispatch alone). */
-async function profileCompiled(fn: unknown, args: Tensor[], device: torch.Device): Promise<string[]> {
+export async function profileCompiled(fn: unknown, args: Tensor[], device: torch.Device): Promise<string[]> {
   const profile = (fn as { profile?: (...a: Tensor[]) => Promise<{ name: string; ms: number; flops: number; matmulMs?: number }[]> }).profile;
   if (!profile) return [];
   // cpu: the median of several profiled calls (each one real call, kernel by kernel)
@@ -120,7 +120,7 @@ interface GraphView {
 }
 
 /** The cached graphs of a compiled function, from its graphs() inspection API. */
-function describeCompiled(fn: unknown): string[] {
+export function describeCompiled(fn: unknown): string[] {
   const graphs = (fn as { graphs?: () => GraphView[] }).graphs?.() ?? [];
   return graphs.map((g, i) => {
     const s = g.stats;
