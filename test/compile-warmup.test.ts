@@ -35,8 +35,7 @@ describe.skipIf(!webgpuAvailable)('compiled warmup', () => {
     const first = await (await step.warmup()).item();
     expect(first).toBeCloseTo(await eager().item(), 4);
     for (let t = 0; t < 3; t++) expect(await step().item()).toBeCloseTo(await eager().item(), 3);
-    // warmup compiles from a trace whose effects it undoes (a miss), then makes the call (a hit)
-    expect(step.cacheInfo()).toEqual({ graphs: 1, hits: 4, misses: 1 });
+    expect(step.cacheInfo()).toEqual({ graphs: 1, hits: 3, misses: 1 });
   });
 
   it('a compiled model: warmup returns the forward, and its backward works', async () => {

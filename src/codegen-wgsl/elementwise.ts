@@ -47,8 +47,12 @@ export function isIntKernel(spec: ElementwiseBody): boolean {
   if (spec.inputs.some((x) => x.dtype === 'float32') || spec.outputs.some((o) => o.dtype === 'float32')) return false;
   return spec.nodes.every(
     (n) =>
+      // an int32 result of int32 inputs means its number operands were integers (type promotion);
+      // a bool result (a comparison) says nothing about them, so it may take no number
+      n.dtype !== undefined &&
+      n.dtype !== 'float32' &&
       INT_FORMULA_OPS.has(n.op) &&
-      n.attrs.dtype !== 'float32' &&
+      !(n.dtype === 'bool' && !spec.integerScalars && n.args.some((a) => a.kind === 'scalar')) &&
       Object.entries(n.attrs).every(([k, v]) => k === 'shape' || typeof v !== 'number' || Number.isInteger(v)),
   );
 }

@@ -154,7 +154,9 @@ export function index(t: Tensor, items: IndexItem[]): Tensor {
     if (it === null || it === undefined) return;
     if (typeof it === 'number') {
       checkInt('index', 'an index', it);
-      if (it < -size || it >= size) throw new WgtorchError(`index ${it} is out of bounds for dimension ${d} with size ${size}`);
+      if (it < -size || it >= size) {
+        throw new WgtorchError(`index: index ${it} is out of bounds for dimension ${d} with size ${size} (shape ${fmtShape(t.shape)}). Fix: use -${size} <= index < ${size}.`);
+      }
       w.starts[d] = it < 0 ? it + size : it;
       w.shape[d] = 1;
       keep[d] = false;

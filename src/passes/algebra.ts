@@ -70,15 +70,18 @@ export function simplify(g: Graph): Graph {
  */
 function readByElementwiseOnly(g: Graph, id: number): boolean {
   const outputs = new Set(g.outputs.map((o) => o.id));
-  const todo = [id];
+  // (a reshape of an expanded or permuted view is no view: it is copied into memory)
+  const todo: { v: number; strided: boolean }[] = [{ v: id, strided: false }];
   while (todo.length) {
-    const v = todo.pop()!;
+    const { v, strided } = todo.pop()!;
     if (outputs.has(v)) return false;
     for (const m of g.nodes) {
       if (!m.inputs.includes(v)) continue;
       const kind = getOp(m.op).kind;
-      if (kind === 'movement') todo.push(m.id);
-      else if (kind !== 'elementwise') return false;
+      if (kind === 'movement') {
+        if (m.op === 'reshape' && strided) return false;
+        todo.push({ v: m.id, strided: strided || m.op !== 'reshape' });
+      } else if (kind !== 'elementwise') return false;
     }
   }
   return true;

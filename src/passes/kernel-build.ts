@@ -124,7 +124,7 @@ export function exprNodes(cx: BuildContext, ids: number[], ops: Operands, inside
   const out: ExprNode[] = [];
   for (const id of ids) {
     const n = cx.g.node(id);
-    out.push({ op: n.op, args: n.inputs.map((i) => extra?.(i) ?? ops.ref(i, inside)), attrs: n.attrs, origin: { ids: [id], scope: n.scope } });
+    out.push({ op: n.op, args: n.inputs.map((i) => extra?.(i) ?? ops.ref(i, inside)), attrs: n.attrs, dtype: n.dtype, origin: { ids: [id], scope: n.scope } });
     inside.set(id, inside.size);
   }
   return out;

@@ -29,6 +29,8 @@ export interface ExprNode {
   op: string;
   args: Ref[];
   attrs: Attrs;
+  /** the value's dtype, where known: a kernel whose values are all integers computes in i32 */
+  dtype?: DType;
   /** IR node ids this expression stands for, and their module path: kept as comments and in the line map. */
   origin?: { ids: number[]; scope?: string };
 }
@@ -60,6 +62,8 @@ export interface ElementwiseBody {
   shape: number[];
   inputs: TensorInput[];
   scalars: number;
+  /** the scalars are known to be integers (eager kernels are keyed by it): comparisons with them may compute in i32 */
+  integerScalars?: boolean;
   nodes: ExprNode[];
   outputs: KernelOutput[];
 }

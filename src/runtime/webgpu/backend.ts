@@ -287,11 +287,12 @@ export class WebGPUBackend implements Backend {
       shape: [...out.shape],
       inputs: tensors.map((t) => (t.access === 'strided' ? { dtype: t.tensor.dtype, access: t.access, strides: t.strides! } : { dtype: t.tensor.dtype, access: t.access })),
       scalars: scalars.length,
-      nodes: [{ op: name, args, attrs }],
+      integerScalars: scalars.every((v) => Number.isInteger(v) && Math.abs(v) < 2 ** 31),
+      nodes: [{ op: name, args, attrs, dtype: out.dtype }],
       outputs: [{ ref: { kind: 'node', index: 0 }, dtype: out.dtype }],
     };
     const rank = out.shape.length;
-    const key = `ew|${name}|${JSON.stringify(attrs)}|${rank}|${body.inputs.map((i) => i.dtype + i.access).join(',')}|${args.map((r) => r.kind[0] + (r as { index: number }).index).join(',')}|${out.dtype}`;
+    const key = `ew|${name}|${body.integerScalars ? 'iscal' : ''}|${JSON.stringify(attrs)}|${rank}|${body.inputs.map((i) => i.dtype + i.access).join(',')}|${args.map((r) => r.kind[0] + (r as { index: number }).index).join(',')}|${out.dtype}`;
     const { code, label, layout } = this.cached(key, () => ({ ...elementwiseWGSL(body), label: `${name}_r${rank}` }));
     const buffers = [...tensors.filter((t) => t.access !== 'alias').map((t) => buf(t.tensor)), (out.storage as GpuStorage).buffer];
     const grid = workgroupGrid(Math.ceil(n / EW_WORKGROUP), this.ctx.limits.maxComputeWorkgroupsPerDimension);
