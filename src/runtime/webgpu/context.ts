@@ -474,7 +474,7 @@ export async function isAvailable(): Promise<boolean> {
 const hidden = () => envVar('WGTORCH_NO_WEBGPU') === '1';
 
 async function createContext(overrides: LimitOverrides): Promise<GPUContext> {
-  if (hidden()) throw new Error(`WebGPU: no GPU adapter found (WGTORCH_NO_WEBGPU=1 hides it).`);
+  if (hidden()) throw new Error(`${NO_ADAPTER}\n  (WGTORCH_NO_WEBGPU=1 is set: it hides every adapter.)`);
   const gpu = await platformGPU();
   if (!gpu) throw new Error(NO_ADAPTER);
   const adapter = await gpu.requestAdapter({ powerPreference: 'high-performance' });
