@@ -119,6 +119,12 @@ const PRIMITIVES: Record<string, Case[]> = {
     c('mm [1,5] x [5,1]', (p) => [p([1, 5]), p([5, 1])], (a, b) => a.mm(b)),
     c('mm with a transposed operand', (p) => [p([3, 4]), p([2, 4])], (a, b) => a.mm(b.t())),
   ],
+  bmm: [
+    c('bmm [2,3,4] x [2,4,2]', (p) => [p([2, 3, 4]), p([2, 4, 2])], (a, b) => a.bmm(b)),
+    c('matmul with broadcast batch dims [2,1,3,4] x [1,3,4,2]', (p) => [p([2, 1, 3, 4]), p([1, 3, 4, 2])], (a, b) => a.matmul(b)),
+    c('matmul of transposed batched operands', (p) => [p([2, 4, 3]), p([2, 2, 4])], (a, b) => a.transpose(-2, -1).matmul(b.transpose(1, 2))),
+    c('matmul [3,4] x [2,4,2] (the matrix read for every batch)', (p) => [p([3, 4]), p([2, 4, 2])], (a, b) => a.matmul(b)),
+  ],
   reshape: [
     c('reshape [3,4] -> [2,6]', (p) => [p([3, 4])], (a) => a.reshape(2, 6).mul(torch.arange(6).float())),
     c('view [-1] and unsqueeze/squeeze/flatten', (p) => [p([2, 3, 2])], (a) => a.flatten(1).unsqueeze(0).squeeze(0).view(-1).mul(a.reshape([12]))),

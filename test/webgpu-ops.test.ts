@@ -356,9 +356,22 @@ function buildTable(): Record<string, Case[]> {
   mm('N = 0', [4, 3], [3, 0]);
   push(
     'mm',
-    c('matmul batched x 2-D, 1-D x 2-D, batched x batched', [f([2, 3, 4], 'normal'), f([4, 5], 'normal'), f([4], 'normal'), f([2, 5, 3], 'normal')],
-      ([a, b, v, d]) => [a.matmul(b), v.matmul(b), a.matmul(b).matmul(d)], { tol: RED, runs: ['mm', 'mul', 'sum'] }),
+    c('matmul batched x 2-D, 1-D x 2-D', [f([2, 3, 4], 'normal'), f([4, 5], 'normal'), f([4], 'normal')],
+      ([a, b, v]) => [a.matmul(b), v.matmul(b)], { tol: RED, runs: ['mm'] }),
     c('nn.functional.linear with bias', [f([7, 13], 'normal'), f([5, 13], 'normal'), f([5], 'normal')], ([x, w, b]) => torch.nn.functional.linear(x, w, b), { tol: RED }),
+  );
+
+  // --- batched matmul: batch strides (0 where broadcast), transposed and strided operands
+  push(
+    'bmm',
+    c('bmm and batched matmul [2,3,4] x [2,4,5] x [2,5,3]', [f([2, 3, 4], 'normal'), f([2, 4, 5], 'normal'), f([2, 5, 3], 'normal')],
+      ([a, b, d]) => [a.bmm(b), a.matmul(b).matmul(d)], { tol: RED, runs: ['bmm'] }),
+    c('broadcast batch dims [3,1,5,6] x [1,4,6,7] and [5,6] x [2,6,3]', [f([3, 1, 5, 6], 'normal'), f([1, 4, 6, 7], 'normal'), f([5, 6], 'normal'), f([2, 6, 3], 'normal')],
+      ([a, b, m, d]) => [a.matmul(b), m.matmul(d)], { tol: RED, runs: ['bmm'] }),
+    c('attention-shaped [2,3,9,8] @ k^T, transposed operands', [f([2, 3, 9, 8], 'normal'), f([2, 3, 9, 8], 'normal')],
+      ([q, k]) => [q.matmul(k.transpose(-2, -1)), q.transpose(-2, -1).matmul(k)], { tol: RED, runs: ['bmm'] }),
+    c('rank 5 with mixed broadcast [2,1,3,4,5] x [1,2,3,5,4]', [f([2, 1, 3, 4, 5], 'normal'), f([1, 2, 3, 5, 4], 'normal')],
+      ([a, b]) => [a.matmul(b)], { tol: RED, runs: ['bmm'] }),
   );
 
   // --- movement

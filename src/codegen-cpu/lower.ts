@@ -15,7 +15,8 @@
 import type { Graph } from '../ir/graph.ts';
 import { numel, stridesOf } from '../ir/shape.ts';
 import type { Kernel, Schedule } from '../passes/fusion.ts';
-import { matmulLayout } from '../passes/views.ts';
+import { batchLayout, batchOffset, operandBatchStrides } from '../ir/matmul-batch.ts';
+import { batchedOperand, denseOperand, matmulLayout } from '../passes/views.ts';
 import { buildKernel, exprNodes, Operands, tensorInput, type LowerContext } from '../passes/kernel-build.ts';
 import type { ElementwiseBody, Kernel as KernelIR, Ref, ReduceBody } from '../passes/kernel-ir.ts';
 import { compileJs, elementwiseJs, reduceJs, type JsKernel } from './js-kernels.ts';
@@ -31,7 +32,19 @@ export type CpuStep =
       /** scalar node ids, in the kernel's order */
       scalars: number[];
     }
-  | { kind: 'matmul'; a: number; transA: boolean; b: number; transB: boolean; out: number; M: number; K: number; N: number }
+  | {
+      kind: 'matmul';
+      a: number;
+      transA: boolean;
+      b: number;
+      transB: boolean;
+      out: number;
+      M: number;
+      K: number;
+      N: number;
+      /** a batched product: the element offsets of every matrix in A, B and C */
+      batch?: { a: Int32Array; b: Int32Array; c: Int32Array };
+    }
   /** a registry op run by the eager cpu kernel (index ops), on contiguous inputs */
   | { kind: 'op'; node: number; ins: number[] };
 
@@ -178,34 +191,52 @@ export function lowerCpuKernel(cx: LowerContext, s: Schedule, k: Kernel, index: 
     }
     case 'matmul': {
       const mm = g.node(k.node);
-      const [M, N] = mm.shape;
-      const K = g.node(mm.inputs[0]).shape[1];
+      const batchShape = mm.op === 'bmm' ? mm.shape.slice(0, -2) : null;
+      const [M, N] = mm.shape.slice(-2);
+      const K = g.node(mm.inputs[0]).shape.at(-1)!;
       ids = [...k.prologueA, ...k.prologueB, k.node, ...k.epilogue, ...(k.rowSumA === null ? [] : [k.rowSumA]), ...k.rowEpilogue];
       writes = writesOf([k.node, ...k.epilogue, ...(k.rowSumA === null ? [] : [k.rowSumA]), ...k.rowEpilogue]);
       const operand = (id: number, prologue: number[]) => {
-        const v = s.views.get(id) ?? { base: id, shape: g.node(id).shape, strides: stridesOf(g.node(id).shape) };
-        const layout = matmulLayout(v, g.node(v.base).shape);
-        if (!layout) throw new Error(`internal compiler error: matmul operand %${id} is neither plain nor transposed`);
+        let v = s.views.get(id) ?? { base: id, shape: g.node(id).shape, strides: stridesOf(g.node(id).shape) };
         if (prologue.length) {
           // the recomputed producers, once, into scratch shaped like their result
           const tail = prologue[prologue.length - 1];
           steps.push(elementwiseStep(cx, prologue, g.node(tail).shape, [tail], 'matmul prologue'));
           if (!temps.includes(tail)) temps.push(tail);
         }
-        return { base: v.base, trans: layout === 'transposed' };
+        if (batchShape) {
+          // the GEMM reads dense matrices at any offset: other row strides are copied out first
+          let bo = batchedOperand(v, batchShape);
+          if (!bo || !denseOperand(v, bo)) {
+            steps.push(stridedCopyStep(g, id, v));
+            temps.push(id);
+            v = { base: id, shape: v.shape, strides: stridesOf(v.shape) };
+            bo = batchedOperand(v, batchShape)!;
+          }
+          return { base: v.base, trans: bo.trans, batch: bo.batch };
+        }
+        const layout = matmulLayout(v, g.node(v.base).shape);
+        if (!layout) throw new Error(`internal compiler error: matmul operand %${id} is neither plain nor transposed`);
+        return { base: v.base, trans: layout === 'transposed', batch: [] as number[] };
       };
       const A = operand(mm.inputs[0], k.prologueA);
       const B = operand(mm.inputs[1], k.prologueB);
       if (!writes.includes(k.node)) temps.push(k.node);
-      steps.push({ kind: 'matmul', a: A.base, transA: A.trans, b: B.base, transB: B.trans, out: k.node, M, K, N });
-      if (k.epilogue.length) steps.push(elementwiseStep(cx, k.epilogue, [M, N], writesOf(k.epilogue), 'matmul epilogue'));
+      let batch: { a: Int32Array; b: Int32Array; c: Int32Array } | undefined;
+      if (batchShape) {
+        const layout = batchLayout(batchShape, [A.batch, B.batch, operandBatchStrides(mm.shape, batchShape)]);
+        const offsets = (w: number) => Int32Array.from({ length: layout.count }, (_, z) => batchOffset(layout, w, z));
+        batch = { a: offsets(0), b: offsets(1), c: offsets(2) };
+      }
+      steps.push({ kind: 'matmul', a: A.base, transA: A.trans, b: B.base, transB: B.trans, out: k.node, M, K, N, ...(batch ? { batch } : {}) });
+      if (k.epilogue.length) steps.push(elementwiseStep(cx, k.epilogue, mm.shape, writesOf(k.epilogue), 'matmul epilogue'));
       if (k.rowSumA !== null) {
         const rs = k.rowSumA;
         if (!writes.includes(rs)) temps.push(rs);
         steps.push(reduceStep(cx, rs, k.prologueA, [], [rs]));
         if (k.rowEpilogue.length) steps.push(elementwiseStep(cx, k.rowEpilogue, g.node(k.rowEpilogue[0]).shape, writesOf(k.rowEpilogue), 'row update'));
       }
-      flops = 2 * M * N * K + M * N * k.epilogue.length;
+      flops = (2 * M * N * K + M * N * k.epilogue.length) * (batch?.c.length ?? 1);
       break;
     }
   }
@@ -218,7 +249,7 @@ export function lowerCpuKernel(cx: LowerContext, s: Schedule, k: Kernel, index: 
       st.kind === 'js'
         ? st.source
         : st.kind === 'matmul'
-          ? `// wasm simd matmul: %${st.out} = %${st.a}${st.transA ? '^T' : ''} @ %${st.b}${st.transB ? '^T' : ''} (${st.M} x ${st.K} x ${st.N})`
+          ? `// wasm simd matmul: %${st.out} = %${st.a}${st.transA ? '^T' : ''} @ %${st.b}${st.transB ? '^T' : ''} (${st.M} x ${st.K} x ${st.N})${st.batch ? `, ${st.batch.c.length} matrices` : ''}`
           : `// eager cpu kernel: %${st.node} = ${g.node(st.node).op}(${st.ins.map((i) => `%${i}`).join(', ')})`,
     )
     .join('\n\n');
@@ -226,6 +257,21 @@ export function lowerCpuKernel(cx: LowerContext, s: Schedule, k: Kernel, index: 
     st.kind === 'js' ? [...st.ins.filter((i): i is number => i !== null), ...st.outs] : st.kind === 'matmul' ? [st.a, st.b, st.out] : [...st.ins, st.node];
   const bytes = 4 * [...new Set(steps.flatMap(touched))].reduce((t, id) => t + numel(g.node(id).shape), 0);
   return { name, kernel: buildKernel(cx, k, index), kind: k.kind, source, nodes: ids, scopes: scopesOf(g, ids), steps, writes, temps, flops, bytes };
+}
+
+/** A view that must be in memory for the step that reads it: a strided loop into scratch of its own. */
+function stridedCopyStep(g: Graph, id: number, v: { base: number; shape: number[]; strides: number[] }): CpuStep {
+  const src = g.node(v.base);
+  const spec: ElementwiseBody = {
+    kind: 'elementwise',
+    shape: [...v.shape],
+    inputs: src.op === 'scalar' ? [] : [{ dtype: src.dtype, access: 'strided', strides: [...v.strides] }],
+    scalars: src.op === 'scalar' ? 1 : 0,
+    nodes: [{ op: 'copy', args: [src.op === 'scalar' ? { kind: 'scalar', index: 0 } : { kind: 'input', index: 0 }], attrs: {}, origin: { ids: [id] } }],
+    outputs: [{ ref: { kind: 'node', index: 0 }, dtype: g.node(id).dtype }],
+  };
+  const source = elementwiseJs(spec, v.shape, [v.strides], [`operand: %${id} from %${v.base} through strides [${v.strides.join(', ')}]`]);
+  return src.op === 'scalar' ? jsStep(source, [], [id], [v.base]) : jsStep(source, [v.base], [id], []);
 }
 
 function stepLayout(steps: CpuStep[]): string {

@@ -9,7 +9,7 @@ import { WGSL_PRELUDE } from '../ir/scalar-lang.ts';
 import type { MatmulBody, MatmulInput } from '../passes/kernel-ir.ts';
 import { renderNodes } from './expr.ts';
 import { storeAs, wgslType } from './kernel-spec.ts';
-import { matmulVariantFor, matmulWGSL, type MatmulVariant, type MatmulVariantName } from './matmul.ts';
+import { batchedMatmulParams, batchVec4Aligned, matmulVariantFor, matmulWGSL, type MatmulBatch, type MatmulVariant, type MatmulVariantName } from './matmul.ts';
 import { standalone, type Namespace, type WgslLayout } from './namespace.ts';
 
 export interface RenderedMatmul {
@@ -20,7 +20,15 @@ export interface RenderedMatmul {
 
 export function matmulKernelWGSL(b: MatmulBody, requested: MatmulVariant | MatmulVariantName | undefined, nsIn?: Namespace): RenderedMatmul {
   const { M, N } = b;
-  const variant = matmulVariantFor(M, N, b.K, b.transA, requested);
+  const bt = b.batched;
+  let variant = matmulVariantFor(M, N, b.K, b.transA, requested);
+  if (bt && variant.vec4 && !batchVec4Aligned(batchOf(b))) variant = { ...variant, name: variant.name.replace(/-vec4$/, ''), vec4: false };
+  // a batched kernel's epilogue also gets the matrix (bz); its outputs are contiguous [count, M, N]
+  const zArg = bt ? ', bz: u32' : '';
+  const zCall = bt ? ', bz' : '';
+  const cAt = (row: string, col: string) => (bt ? `bz * ${M * N}u + ${row} * ${N}u + ${col}` : `${row} * ${N}u + ${col}`);
+  const zOff = (x: Extract<MatmulInput, { at: 'rowcol' }>) =>
+    bt && x.batch ? `${x.batch[0] ? `(bz / ${bt.inner}u) * ${x.batch[0]}u + ` : ''}${x.batch[1] ? `(bz % ${bt.inner}u) * ${x.batch[1]}u + ` : ''}` : '';
   const storage = 3 + b.reads.length + (b.outputs.length - 1) + (b.rows?.outputs.length ?? 0);
   const ns = nsIn ?? standalone(storage);
   const n = (s: string) => ns.prefix + s;
@@ -52,7 +60,7 @@ export function matmulKernelWGSL(b: MatmulBody, requested: MatmulVariant | Matmu
   // read buffers loaded as vec4: every epilogue use contiguous along the row, in groups of 4, and no other use
   const vecRead = b.reads.map((_, r) => {
     const uses = b.inputs.filter((x) => x.at !== 'alias' && x.read === r);
-    return wide && uses.length > 0 && uses.every((x) => x.at === 'rowcol' && x.strides[1] === 1 && x.strides[0] % 4 === 0);
+    return wide && uses.length > 0 && uses.every((x) => x.at === 'rowcol' && x.strides[1] === 1 && x.strides[0] % 4 === 0 && (x.batch ?? [0, 0]).every((z) => z % 4 === 0));
   });
   const elem = (r: number, idx: string) => (vecRead[r] ? `${readName(r)}[(${idx}) / 4u][(${idx}) % 4u]` : `${readName(r)}[${idx}]`);
 
@@ -64,18 +72,18 @@ export function matmulKernelWGSL(b: MatmulBody, requested: MatmulVariant | Matmu
       if (x.at === 'alias') {
         // in place: the old value is read where the new one is about to be written
         const out = outName(x.output);
-        return x.output === 0 && variant.vec4 ? `${out}[(row * ${N}u + col) / 4u][(row * ${N}u + col) % 4u]` : `f32(${out}[row * ${N}u + col])`;
+        return x.output === 0 && variant.vec4 ? `${out}[(${cAt('row', 'col')}) / 4u][(${cAt('row', 'col')}) % 4u]` : `f32(${out}[${cAt('row', 'col')}])`;
       }
       if (x.at !== 'rowcol') throw new Error(`internal compiler error: a matmul epilogue reads a ${x.at} input`);
-      return `f32(${elem(x.read, `row * ${x.strides[0]}u + col * ${x.strides[1]}u`)})`;
+      return `f32(${elem(x.read, `${zOff(x)}row * ${x.strides[0]}u + col * ${x.strides[1]}u`)})`;
     };
     const epiBody = renderNodes(b.epilogue, { input: loadAt, scalar: sc, acc: 'acc', prefix: 'e' }, '  ');
     const stores = b.outputs.map((o, j) => {
       const v = storeAs(o.dtype, o.ref.kind === 'acc' ? 'acc' : `e${(o.ref as { index: number }).index}`);
-      if (j === 0 && variant.vec4) return `  ${outName(0)}[(row * ${N}u + col) / 4u][(row * ${N}u + col) % 4u] = ${v};`;
-      return `  ${outName(j)}[row * ${N}u + col] = ${v};`;
+      if (j === 0 && variant.vec4) return `  ${outName(0)}[(${cAt('row', 'col')}) / 4u][(${cAt('row', 'col')}) % 4u] = ${v};`;
+      return `  ${outName(j)}[${cAt('row', 'col')}] = ${v};`;
     });
-    epiFn = `fn ${n('epilogue')}(acc: f32, row: u32, col: u32) {\n${epiBody.join('\n')}\n${stores.join('\n')}\n}`;
+    epiFn = `fn ${n('epilogue')}(acc: f32, row: u32, col: u32${zArg}) {\n${epiBody.join('\n')}\n${stores.join('\n')}\n}`;
   } else {
     // vec4 epilogue: each operand loaded once as a vec4, the formulas per component, vec4 stores
     const loads = new Map<string, string>();
@@ -83,7 +91,7 @@ export function matmulKernelWGSL(b: MatmulBody, requested: MatmulVariant | Matmu
       if (!loads.has(key)) loads.set(key, `  let v${loads.size} = ${expr};`);
       return `v${[...loads.keys()].indexOf(key)}`;
     };
-    const at = `(row * ${N}u + col) / 4u`;
+    const at = `(${cAt('row', 'col')}) / 4u`;
     const input4 = (q: number) => (i: number) => {
       const x = input(i);
       if (x.at === 'alias') {
@@ -92,8 +100,8 @@ export function matmulKernelWGSL(b: MatmulBody, requested: MatmulVariant | Matmu
       }
       if (x.at !== 'rowcol') throw new Error(`internal compiler error: a matmul epilogue reads a ${x.at} input`);
       const [sr, scol] = x.strides;
-      if (vecRead[x.read]) return `f32(${load(`in:${x.read}:${sr}`, `${readName(x.read)}[(row * ${sr}u + col) / 4u]`)}[${q}])`;
-      return `f32(${elem(x.read, `row * ${sr}u + (col + ${q}u) * ${scol}u`)})`;
+      if (vecRead[x.read]) return `f32(${load(`in:${x.read}:${sr}:${x.batch ?? ''}`, `${readName(x.read)}[(${zOff(x)}row * ${sr}u + col) / 4u]`)}[${q}])`;
+      return `f32(${elem(x.read, `${zOff(x)}row * ${sr}u + (col + ${q}u) * ${scol}u`)})`;
     };
     const comp = 'xyzw';
     const bodies = [0, 1, 2, 3].map((q) => renderNodes(b.epilogue, { input: input4(q), scalar: sc, acc: `acc.${comp[q]}`, prefix: `e${comp[q]}` }, '  '));
@@ -101,7 +109,7 @@ export function matmulKernelWGSL(b: MatmulBody, requested: MatmulVariant | Matmu
       const parts = [0, 1, 2, 3].map((q) => storeAs(o.dtype, o.ref.kind === 'acc' ? `acc.${comp[q]}` : `e${comp[q]}${(o.ref as { index: number }).index}`));
       return `  ${outName(j)}[${at}] = vec4<${wgslType(o.dtype)}>(${parts.join(', ')});`;
     });
-    epiFn = `fn ${n('epilogue4')}(acc: vec4<f32>, row: u32, col: u32) {\n${[...loads.values(), ...bodies.flat(), ...stores].join('\n')}\n}`;
+    epiFn = `fn ${n('epilogue4')}(acc: vec4<f32>, row: u32, col: u32${zArg}) {\n${[...loads.values(), ...bodies.flat(), ...stores].join('\n')}\n}`;
   }
 
   // ---- once per row: the row sums of op(A) and what consumes them
@@ -131,19 +139,38 @@ export function matmulKernelWGSL(b: MatmulBody, requested: MatmulVariant | Matmu
     variant,
     prologueA: proA ? (x) => `${n('prologueA')}(${x})` : undefined,
     prologueB: proB ? (x) => `${n('prologueB')}(${x})` : undefined,
-    epilogueCall: fusedEpilogue && !wide ? (acc: string, row: string, col: string) => `${n('epilogue')}(${acc}, ${row}, ${col});` : undefined,
-    epilogueCall4: wide ? (acc: string, row: string, col: string) => `${n('epilogue4')}(${acc}, ${row}, ${col});` : undefined,
+    epilogueCall: fusedEpilogue && !wide ? (acc: string, row: string, col: string) => `${n('epilogue')}(${acc}, ${row}, ${col}${zCall});` : undefined,
+    epilogueCall4: wide ? (acc: string, row: string, col: string) => `${n('epilogue4')}(${acc}, ${row}, ${col}${zCall});` : undefined,
     rowSumCall: rowFn ? (sum: string, row: string) => `${n('rowEpilogue')}(${sum}, ${row});` : undefined,
     extraBindings,
     extraCode: extraCode || undefined,
     extraParamWords: b.scalars,
     ns,
+    batched: !!bt,
   });
   return { code: kernel.code, layout: kernel.layout, variant };
 }
 
-/** The params uniform: M, N, K, the batch strides, then the scalars' f32 bits. */
+/** A batched body's layout as the template's params read it. */
+function batchOf(b: MatmulBody): MatmulBatch {
+  const bt = b.batched!;
+  return {
+    count: b.batch.count,
+    inner: bt.inner,
+    stride: { a: b.batch.strideA, b: b.batch.strideB, c: b.batch.strideC },
+    outer: { a: bt.outerA, b: bt.outerB, c: bt.outerC },
+    lda: bt.lda,
+    ldb: bt.ldb,
+  };
+}
+
+/** The params uniform: M, N, K, the batch strides (and a batched body's levels and row strides), then the scalars' f32 bits. */
 export function matmulKernelParams(b: MatmulBody, values: readonly number[]): Uint32Array {
+  if (b.batched) {
+    const words = batchedMatmulParams(b.M, b.N, b.K, batchOf(b), 0, Math.max(1, values.length));
+    words.set(new Uint32Array(new Float32Array(values).buffer), 16);
+    return words;
+  }
   const words = new Uint32Array(8 + Math.max(1, Math.ceil(values.length / 4)) * 4);
   words.set([b.M, b.N, b.K, b.batch.strideA, b.batch.strideB, b.batch.strideC, 0, 0]);
   words.set(new Uint32Array(new Float32Array(values).buffer), 8);

@@ -121,7 +121,9 @@ export class CpuPlan {
           const arg = (id: number) => (data(id), { storage: values.get(id)!, shape: g.node(id).shape, dtype: g.node(id).dtype });
           cpu.exec(getOp(n.op), st.ins.map(arg), n.attrs, arg(st.node));
         } else if (st.kind === 'matmul') {
-          matmulF32(data(st.a) as Float32Array, 0, st.transA, data(st.b) as Float32Array, 0, st.transB, data(st.out) as Float32Array, 0, st.M, st.K, st.N);
+          const [A, B, C] = [data(st.a), data(st.b), data(st.out)] as Float32Array[];
+          if (!st.batch) matmulF32(A, 0, st.transA, B, 0, st.transB, C, 0, st.M, st.K, st.N);
+          else for (let z = 0; z < st.batch.c.length; z++) matmulF32(A, st.batch.a[z], st.transA, B, st.batch.b[z], st.transB, C, st.batch.c[z], st.M, st.K, st.N);
         } else {
           st.fn(
             st.ins.map((id) => (id === null ? (null as unknown as HostArray) : data(id))),

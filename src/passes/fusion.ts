@@ -15,7 +15,7 @@
 import type { Graph, IRNode } from '../ir/graph.ts';
 import { getOp } from '../ir/registry.ts';
 import { numel, sameShape, stridesOf } from '../ir/shape.ts';
-import { isMovement, matmulLayout, resolveViews, type View } from './views.ts';
+import { batchedOperand, isMovement, matmulLayout, resolveViews, type View } from './views.ts';
 
 export type Kernel =
   | { kind: 'elementwise'; shape: number[]; nodes: number[] }
@@ -146,7 +146,7 @@ export function fuse(g: Graph, opts: FusionOptions): Schedule {
     if (op.kind === 'matmul') {
       for (const operand of n.inputs) {
         const v = views.get(operand);
-        if (v && matmulLayout(v, node(v.base).shape) === null) {
+        if (v && !matmulReads(n, v, node(v.base).shape)) {
           note('view-copy', `copied ${nodeTag(operand)} for matmul %${n.id}: a view that is neither the operand nor its transpose`);
           materialize(operand);
         }
@@ -284,7 +284,8 @@ export function fuse(g: Graph, opts: FusionOptions): Schedule {
       if (node(b).op === 'scalar') continue;
       const p = producer(i);
       if (p >= ki) return `input %${b} is computed by a later kernel`;
-      if (k.kind === 'matmul' && !sameShape(node(i).shape, n.shape) && views.has(i) === false && node(i).shape.length > 2) {
+      // (a batched product's epilogue reads its operands at (matrix, row, col), broadcast ones with stride 0)
+      if (k.kind === 'matmul' && node(k.node).op === 'mm' && !sameShape(node(i).shape, n.shape) && views.has(i) === false && node(i).shape.length > 2) {
         return 'epilogue operand not indexable by (row, col)';
       }
       if (k.kind === 'reduce') return `a reduction's epilogue reads only scalars, and %${b} is a tensor`;
@@ -484,6 +485,12 @@ export function fuse(g: Graph, opts: FusionOptions): Schedule {
   }
   for (const o of outputs) if (views.has(o)) writes.add(views.get(o)!.base);
   return { graph: g, kernels: final, views, writes, log };
+}
+
+/** Whether a matmul node reads view v of its operand as it is: mm a whole matrix or its transpose, bmm any rows or columns of memory. */
+function matmulReads(mm: IRNode, v: View, baseShape: readonly number[]): boolean {
+  if (mm.op === 'bmm') return batchedOperand(v, mm.shape.slice(0, -2)) !== null;
+  return matmulLayout(v, baseShape) !== null;
 }
 
 function isContiguousView(v: View): boolean {

@@ -6,8 +6,9 @@
 import type { Graph, IRNode } from '../ir/graph.ts';
 import { numel, sameShape, stridesOf } from '../ir/shape.ts';
 import type { Kernel as Group, Schedule } from './fusion.ts';
-import type { Binding, ElementwiseBody, ExprNode, IndexBody, Kernel, KernelOutput, MatmulInput, ReduceBody, Ref, TensorInput } from './kernel-ir.ts';
-import { broadcastView, matmulLayout, type View } from './views.ts';
+import type { Binding, ElementwiseBody, ExprNode, IndexBody, Kernel, KernelOutput, MatmulBody, MatmulInput, ReduceBody, Ref, TensorInput } from './kernel-ir.ts';
+import { batchLayout, operandBatchStrides } from '../ir/matmul-batch.ts';
+import { batchedOperand, broadcastView, matmulLayout, type View } from './views.ts';
 
 /** What building a kernel needs besides its group (LowerContext: the name the cpu target knows it by). */
 export type LowerContext = BuildContext;
@@ -236,8 +237,10 @@ function buildReduce(cx: BuildContext, k: Extract<Group, { kind: 'reduce' }>, in
 function buildMatmul(cx: BuildContext, k: Extract<Group, { kind: 'matmul' }>, index: number): Kernel {
   const { g } = cx;
   const mm = g.node(k.node);
-  const [M, N] = mm.shape;
-  const K = g.node(mm.inputs[0]).shape[1];
+  const batched = mm.op === 'bmm';
+  const batchShape = mm.shape.slice(0, -2);
+  const [M, N] = mm.shape.slice(-2);
+  const K = g.node(mm.inputs[0]).shape.at(-1)!;
   const scalars: number[] = [];
   const scalarRef = (id: number): Ref => {
     let s = scalars.indexOf(id);
@@ -252,19 +255,29 @@ function buildMatmul(cx: BuildContext, k: Extract<Group, { kind: 'matmul' }>, in
     return r;
   };
   const inputs: MatmulInput[] = [];
-  const inputRef = (x: MatmulInput): Ref => {
-    const key = JSON.stringify(x);
-    let i = inputs.findIndex((y) => JSON.stringify(y) === key);
-    if (i < 0) i = inputs.push(x) - 1;
+  /** a batched product's epilogue operands: their strides per batch dim, made levels below */
+  const batchDimsOf = new Map<number, number[]>();
+  const keys: string[] = [];
+  const inputRef = (x: MatmulInput, batchDims?: number[]): Ref => {
+    const key = JSON.stringify([x, batchDims ?? null]);
+    let i = keys.indexOf(key);
+    if (i < 0) {
+      i = inputs.push(x) - 1;
+      keys.push(key);
+      if (batchDims) batchDimsOf.set(i, batchDims);
+    }
     return { kind: 'input', index: i };
   };
   const viewOf = (id: number) => cx.views.get(id) ?? { base: id, shape: g.node(id).shape, strides: stridesOf(g.node(id).shape) };
 
   const operand = (id: number, prologue: number[]) => {
     const v = viewOf(id);
-    const layout = matmulLayout(v, g.node(v.base).shape);
+    const bo = batched ? batchedOperand(v, batchShape) : null;
+    const layout = batched ? (bo ? (bo.trans ? 'transposed' : 'plain') : null) : matmulLayout(v, g.node(v.base).shape);
     if (!layout) throw new Error(`matmul operand %${id} is neither plain nor transposed`);
-    if (!prologue.length) return { base: v.base, trans: layout === 'transposed', nodes: [] as ExprNode[] };
+    const ld = bo?.ld ?? 0;
+    const batchStrides = bo?.batch ?? [];
+    if (!prologue.length) return { base: v.base, trans: layout === 'transposed', nodes: [] as ExprNode[], ld, batchStrides };
     // the prologue reads one tensor shaped like its result (the element), plus scalars and one-element tensors
     const inside = new Map<number, number>();
     let src = -1;
@@ -282,7 +295,7 @@ function buildMatmul(cx: BuildContext, k: Extract<Group, { kind: 'matmul' }>, in
       inside.set(pid, inside.size);
       return e;
     });
-    return { base: src, trans: layout === 'transposed', nodes };
+    return { base: src, trans: layout === 'transposed', nodes, ld, batchStrides };
   };
   const A = operand(mm.inputs[0], k.prologueA);
   const B = operand(mm.inputs[1], k.prologueB);
@@ -301,6 +314,14 @@ function buildMatmul(cx: BuildContext, k: Extract<Group, { kind: 'matmul' }>, in
       const v = viewOf(i);
       if (g.node(v.base).op === 'scalar') return scalarRef(v.base);
       const over = overOf(v.base);
+      if (batched) {
+        const full = broadcastView(v, mm.shape);
+        if (over !== undefined && written.includes(over)) {
+          if (!sameShape(full, stridesOf(mm.shape))) throw new Error(`internal compiler error: in-place input %${v.base} read through a view`);
+          return inputRef({ at: 'alias', region: 'epilogue', output: written.indexOf(over) });
+        }
+        return inputRef({ at: 'rowcol', read: readOf(v.base), strides: [full.at(-2)!, full.at(-1)!] }, full.slice(0, -2));
+      }
       if (over !== undefined && written.includes(over)) {
         const [sr, scol] = broadcastView(v, [M, N]);
         // (the stride of a size-1 dim is never used: a [1, n] or [m, 1] tensor is read in order whatever it says)
@@ -342,6 +363,24 @@ function buildMatmul(cx: BuildContext, k: Extract<Group, { kind: 'matmul' }>, in
           outputs: rowWritten.map((id) => ({ ref: (id === rowSum ? { kind: 'acc' } : { kind: 'node', index: rowInside.get(id)! }) as Ref, dtype: g.node(id).dtype })),
         };
 
+  // ---- a batched product's matrices: at most two levels (bmm has at most two batch dims)
+  let batch = { count: 1, strideA: M * K, strideB: K * N, strideC: M * N };
+  let batchedLayout: MatmulBody['batched'];
+  if (batched) {
+    const dimLists = [...batchDimsOf.values()];
+    const layout = batchLayout(batchShape, [A.batchStrides, B.batchStrides, operandBatchStrides(mm.shape, batchShape), ...dimLists]);
+    if (layout.levels.length > 2) throw new Error(`internal compiler error: bmm %${k.node} has ${layout.levels.length} batch levels`);
+    const inner = layout.levels.at(-1);
+    const outer = layout.levels.length === 2 ? layout.levels[0] : null;
+    const at = (lvl: typeof inner | null, j: number) => lvl?.strides[j] ?? 0;
+    batch = { count: layout.count, strideA: at(inner, 0), strideB: at(inner, 1), strideC: inner ? at(inner, 2) : M * N };
+    batchedLayout = { inner: inner?.size ?? 1, outerA: at(outer, 0), outerB: at(outer, 1), outerC: at(outer, 2), lda: A.ld, ldb: B.ld };
+    [...batchDimsOf.keys()].forEach((i, j) => {
+      const x = inputs[i] as Extract<MatmulInput, { at: 'rowcol' }>;
+      x.batch = [at(outer, 3 + j), at(inner, 3 + j)];
+    });
+  }
+
   const covered = [...k.prologueA, ...k.prologueB, k.node, ...k.epilogue, ...(rowSum !== null ? [rowSum] : []), ...k.rowEpilogue];
   const readBinding = (id: number): Binding => ({ value: id, dtype: g.node(id).dtype, access: 'read' });
   const name = `k${index}_mm${A.trans ? 'T' : 'N'}${B.trans ? 'T' : 'N'}${k.epilogue.length ? '_' + opNames(g, k.epilogue).slice(0, 40) : ''}${rowSum !== null ? '_colsum' : ''}${k.rowEpilogue.length ? '_rowupdate' : ''}`;
@@ -352,7 +391,8 @@ function buildMatmul(cx: BuildContext, k: Extract<Group, { kind: 'matmul' }>, in
       M,
       N,
       K,
-      batch: { count: 1, strideA: M * K, strideB: K * N, strideC: M * N },
+      batch,
+      ...(batchedLayout ? { batched: batchedLayout } : {}),
       transA: A.trans,
       transB: B.trans,
       prologueA: A.nodes,
@@ -367,7 +407,7 @@ function buildMatmul(cx: BuildContext, k: Extract<Group, { kind: 'matmul' }>, in
     bindings: [readBinding(A.base), readBinding(B.base), writeOf(g, written[0]), ...reads.map(readBinding), ...written.slice(1).map((id) => writeOf(g, id)), ...rowWritten.map((id) => writeOf(g, id))],
     scalars,
     covers: { nodes: covered, scopes: scopesOf(g, covered) },
-    bytes: 4 * (M * K + K * N + M * N * written.length),
-    flops: 2 * M * N * K,
+    bytes: 4 * batch.count * (M * K + K * N + M * N * written.length),
+    flops: 2 * M * N * K * batch.count,
   };
 }

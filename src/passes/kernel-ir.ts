@@ -96,8 +96,12 @@ export interface ReduceBody {
 export type MatmulInput =
   /** a one-element tensor (a prologue's operand) */
   | { at: 'element'; read: number }
-  /** element (row, col) at row * strides[0] + col * strides[1] (an epilogue operand) */
-  | { at: 'rowcol'; read: number; strides: [number, number] }
+  /**
+   * element (row, col) at row * strides[0] + col * strides[1] (an epilogue operand); in a
+   * batched product plus, for matrix z, (z / inner) * batch[0] + (z % inner) * batch[1]
+   * (0 where it broadcasts: a [T, T] mask read for every matrix of [B, heads, T, T] scores)
+   */
+  | { at: 'rowcol'; read: number; strides: [number, number]; batch?: [number, number] }
   /** element row at row * strides[0] (a row epilogue operand) */
   | { at: 'row'; read: number; strides: [number] }
   /** the old value of an in-place update, in the buffer of `output` (of the epilogue, or of the row epilogue) */
@@ -117,6 +121,12 @@ export interface MatmulBody {
   K: number;
   /** matrices per call and element strides between them (0 broadcasts an operand) */
   batch: { count: number; strideA: number; strideB: number; strideC: number };
+  /**
+   * A batched product (the bmm primitive): matrices in two levels, z = zo * inner + zi at
+   * zo * outer + zi * stride (the strides above), rows of A and B `lda`/`ldb` elements apart
+   * as stored (a strided view read in place). C and every output are contiguous [count, M, N].
+   */
+  batched?: { inner: number; outerA: number; outerB: number; outerC: number; lda: number; ldb: number };
   transA: boolean;
   transB: boolean;
   prologueA: ExprNode[];
@@ -251,7 +261,10 @@ export function printKernel(k: Kernel, opOf?: (id: number) => string): string {
     }
     case 'matmul': {
       const [A, B, C] = k.bindings;
-      const batch = b.batch.count > 1 ? ` x${b.batch.count} (batch strides ${b.batch.strideA}, ${b.batch.strideB}, ${b.batch.strideC})` : '';
+      const bt = b.batched;
+      const outer = bt && bt.inner !== b.batch.count ? `; ${b.batch.count / bt.inner} x ${bt.inner}, outer strides ${bt.outerA}, ${bt.outerB}, ${bt.outerC}` : '';
+      const lds = bt ? `; lda ${bt.lda}, ldb ${bt.ldb}` : '';
+      const batch = b.batch.count > 1 || bt ? ` x${b.batch.count} (batch strides ${b.batch.strideA}, ${b.batch.strideB}, ${b.batch.strideC}${outer}${lds})` : '';
       lines.push(
         `kernel ${k.name}: matmul [${b.M}, ${b.N}] = ${val(A)}${b.transA ? '^T' : ''} @ ${val(B)}${b.transB ? '^T' : ''}, K ${b.K}${batch}${scalars}`,
       );
@@ -260,7 +273,8 @@ export function printKernel(k: Kernel, opOf?: (id: number) => string): string {
         const x = b.inputs[i]!;
         if (x.at === 'alias') return `old(${x.region === 'row' ? 'rout' : 'out'}${x.output})`;
         const buf = val(extra[x.read]);
-        return x.at === 'element' ? `${buf}[0]` : x.at === 'row' ? `${buf}[row*${x.strides[0]}]` : `${buf}[row*${x.strides[0]} + col*${x.strides[1]}]`;
+        const z = x.at === 'rowcol' && x.batch ? `zo*${x.batch[0]} + zi*${x.batch[1]} + ` : '';
+        return x.at === 'element' ? `${buf}[0]` : x.at === 'row' ? `${buf}[row*${x.strides[0]}]` : `${buf}[${z}row*${x.strides[0]} + col*${x.strides[1]}]`;
       };
       if (b.prologueA.length) lines.push('  prologue A (each loaded x):', ...exprLines(b.prologueA, inName, '    ', 'a'));
       if (b.prologueB.length) lines.push('  prologue B (each loaded x):', ...exprLines(b.prologueB, inName, '    ', 'b'));

@@ -211,6 +211,7 @@ export class GPUContext {
 
   resetCounters(): void {
     this.dispatches = this.submits = this.pipelinesCompiled = this.bindGroupsCreated = 0;
+    this.pool.resetLargest();
   }
 
   /** Cached pipeline for this WGSL, whose bindings and workgroup size its generator declares (see PipelineCache). */
