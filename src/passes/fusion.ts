@@ -15,6 +15,7 @@
 import type { Graph, IRNode } from '../ir/graph.ts';
 import { getOp } from '../ir/registry.ts';
 import { numel, sameShape, stridesOf } from '../ir/shape.ts';
+import { hoistBefore } from './fusion-hoist.ts';
 import { batchedOperand, isMovement, matmulLayout, resolveViews, type View } from './views.ts';
 
 export type Kernel =
@@ -199,6 +200,7 @@ export function fuse(g: Graph, opts: FusionOptions): Schedule {
       }
       note('join', `did not fuse ${nodeTag(n.id)} into kernel ${ki} (${k.kind}): ${why}`);
     }
+    if (!joined) joined = joinAfterHoisting(n, candidates);
     if (!joined) {
       if (bindingsOf([...floatingChain(n), n.id]) > opts.maxBindings) {
         // too many reads for one kernel: the pending producers get kernels of their own
@@ -219,6 +221,42 @@ export function fuse(g: Graph, opts: FusionOptions): Schedule {
       k.nodes.push(n.id);
       kernelOf.set(n.id, ki);
     }
+  }
+
+  /**
+   * [hoist] A matmul that cannot take n as its epilogue only because another input of n is
+   * computed later (attention's mask) takes it once those later kernels run before it.
+   */
+  function joinAfterHoisting(n: IRNode, candidates: number[]): boolean {
+    const mi = candidates.find((ki) => kernels[ki]?.kind === 'matmul');
+    if (mi === undefined) return false;
+    const later = n.inputs.map(producer).filter((p) => p > mi);
+    if (!later.length || canJoin(kernels[mi]!, mi, n, true) !== null) return false;
+    const inPlaceValues = new Set(opts.inPlace?.keys() ?? []);
+    const dependsOn = (ki: number) => kernelNodes(kernels[ki]!).flatMap((id) => node(id).inputs.map(producer)).filter((p) => p >= 0);
+    const movable = (ki: number) => !kernelNodes(kernels[ki]!).some((id) => inPlaceValues.has(id));
+    const order = hoistBefore(kernels.length, mi, later, dependsOn, movable);
+    if (!order) {
+      note('hoist', `did not move the producers of ${nodeTag(n.id)}'s inputs before matmul kernel ${mi}: they depend on it`);
+      return false;
+    }
+    const old = kernels.slice();
+    const at = new Map(order.map((o, i) => [o, i] as const));
+    order.forEach((o, i) => (kernels[i] = old[o]!));
+    for (const [id, ki] of kernelOf) kernelOf.set(id, at.get(ki)!);
+    const ki = at.get(mi)!;
+    const k = kernels[ki]!;
+    const why = canJoin(k, ki, n);
+    note('hoist', `moved kernels ${later.join(', ')} (the producers of ${nodeTag(n.id)}'s inputs) before matmul kernel ${mi}, now ${ki}`);
+    if (why !== null) {
+      note('join', `did not fuse ${nodeTag(n.id)} into kernel ${ki} (matmul): ${why}`);
+      return false;
+    }
+    pullFloating(n, k, ki);
+    (k as Extract<Kernel, { kind: 'matmul' }>).epilogue.push(n.id);
+    kernelOf.set(n.id, ki);
+    note('join', `fused ${nodeTag(n.id)} into kernel ${ki} (matmul epilogue)`);
+    return true;
   }
 
   function feedsOnlyReduction(n: IRNode): boolean {
@@ -261,7 +299,8 @@ export function fuse(g: Graph, opts: FusionOptions): Schedule {
     }
   }
 
-  function canJoin(k: Kernel, ki: number, n: IRNode): string | null {
+  /** null when n may join kernel k as its next node (laterInputs: as if the kernels computing n's inputs ran before k) */
+  function canJoin(k: Kernel, ki: number, n: IRNode, laterInputs = false): string | null {
     const shape = k.kind === 'elementwise' ? k.shape : node(k.node).shape;
     if (k.kind === 'copy') return 'a copy kernel takes no epilogue';
     if (k.kind === 'index') return 'an index kernel takes no epilogue';
@@ -283,7 +322,7 @@ export function fuse(g: Graph, opts: FusionOptions): Schedule {
       }
       if (node(b).op === 'scalar') continue;
       const p = producer(i);
-      if (p >= ki) return `input %${b} is computed by a later kernel`;
+      if (p >= ki && !laterInputs) return `input %${b} is computed by a later kernel`;
       // (a batched product's epilogue reads its operands at (matrix, row, col), broadcast ones with stride 0)
       if (k.kind === 'matmul' && node(k.node).op === 'mm' && !sameShape(node(i).shape, n.shape) && views.has(i) === false && node(i).shape.length > 2) {
         return 'epilogue operand not indexable by (row, col)';
