@@ -12,6 +12,7 @@
  * - an index op (slice, gather, ...): the eager cpu kernel, on strided copies of view operands.
  * Nothing reads generated code back: the steps carry what the executor binds.
  */
+import { asReduceOp } from '../ir/reductions.ts';
 import type { Graph } from '../ir/graph.ts';
 import { numel, stridesOf } from '../ir/shape.ts';
 import type { Kernel, Schedule } from '../passes/fusion.ts';
@@ -96,7 +97,7 @@ function reduceStep(cx: LowerContext, node: number, prologue: number[], epilogue
   });
   const spec: ReduceBody = {
     kind: 'reduce',
-    combine: r.op as ReduceBody['combine'],
+    combine: asReduceOp(r.op),
     kept: kept.map((d) => inShape[d]),
     reduced: dims.map((d) => inShape[d]),
     inputs: ops.tensors.map((t, k) => ({ dtype: t.dtype, access: 'strided' as const, strides: strides[k] })),
