@@ -36,11 +36,12 @@ export interface GemmShape {
   NC: number;
 }
 
-// 4 x 8 measured ~30 GFLOP/s on one core here (Xeon, Node 20) without FMA, 6 x 8 and 4 x 12 ~18:
-// with 12 accumulators V8 spills vector registers. KC 512 keeps the seed's K = 1000 to two
-// blocks. A row-major A is read in place: packing it was a strided gather as costly as the
-// product when the product is split into column chunks.
-export const GEMM_SHAPE: GemmShape = { MR: 4, NRV: 2, KC: 512, MC: 96, NC: 512 };
+// Measured here (Xeon, Node 20, min CPU time per call at load ~16): with FMA, 6 x 8 (12
+// accumulators) ~35-40 GFLOP/s on one core against ~31-35 for 4 x 8 and 25-29 for 4 x 12 (16
+// vector registers: V8 spills); without FMA 4 x 8, 5 x 8 and 6 x 8 are within noise (~28 on
+// 512^3). KC, MC and NC within 2x of these moved nothing beyond noise. A row-major A is read in
+// place: packing it was a strided gather as costly as the product when split into column chunks.
+export const GEMM_SHAPE: GemmShape = { MR: 6, NRV: 2, KC: 512, MC: 96, NC: 512 };
 
 /** Bytes of scratch one thread needs: one edge tile. */
 export function gemmWorkBytes(s: GemmShape = GEMM_SHAPE): number {

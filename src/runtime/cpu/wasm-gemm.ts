@@ -6,14 +6,12 @@
  * are split between this thread and the helpers of `src/platform/threads.ts` (worker_threads
  * in Node; none in the browser build, whose twin runs everything on the calling thread).
  */
-import { GEMM_SHAPE, gemmModuleBytes, gemmWorkBytes, packedElements } from '../../codegen-cpu/wasm/gemm-module.ts';
+import { GEMM_SHAPE, gemmModuleBytes, gemmWorkBytes, packedElements, type GemmShape } from '../../codegen-cpu/wasm/gemm-module.ts';
 import { gemmHelpers, JOB_GEMM, JOB_PACK, MAX_JOBS, type GemmHelpers, type GemmJob } from '../../platform/threads.ts';
 import { enableRelaxedSimd } from '../../platform/wasm-features.ts';
 
 const PAGE = 65536;
 const MAX_PAGES = 32768; // 2 GiB: the memory reserves address space up to this, and grows on demand
-const MR = GEMM_SHAPE.MR;
-const NR = 4 * GEMM_SHAPE.NRV;
 /** below this many flops a second thread costs more (wake-up, cache traffic) than it saves */
 const PARALLEL_FLOPS = 2e6;
 /** the least work of one chunk of a split product */
@@ -26,6 +24,8 @@ export interface WasmGemmOptions {
   fma?: boolean;
   /** helper threads on shared memory where the platform has them (default: yes) */
   threads?: boolean;
+  /** register tile and cache blocks (default GEMM_SHAPE; for tuning) */
+  shape?: GemmShape;
 }
 
 /** One instance of the kernel over its own memory (and, with threads, its own helpers). */
@@ -62,7 +62,9 @@ function validates(fma: boolean): boolean {
 export function createWasmGemm(o: WasmGemmOptions = {}): WasmGemm | null {
   if (!validates(false)) return null;
   const fma = o.fma !== false && enableRelaxedSimd() && validates(true);
-  const workBytes = gemmWorkBytes();
+  const shape = o.shape ?? GEMM_SHAPE;
+  const MR = shape.MR, NR = 4 * shape.NRV;
+  const workBytes = gemmWorkBytes(shape);
   const initial = 16;
   let memory: WebAssembly.Memory;
   let shared = o.threads !== false;
@@ -74,7 +76,7 @@ export function createWasmGemm(o: WasmGemmOptions = {}): WasmGemm | null {
     shared = false;
     memory = new WebAssembly.Memory({ initial, maximum: MAX_PAGES });
   }
-  const module = new WebAssembly.Module(gemmModuleBytes({ memory: { min: initial, max: MAX_PAGES, shared }, fma }));
+  const module = new WebAssembly.Module(gemmModuleBytes({ memory: { min: initial, max: MAX_PAGES, shared }, fma, shape }));
   const exports = new WebAssembly.Instance(module, { env: { mem: memory } }).exports;
   const gemm = exports.gemm as (...args: number[]) => void;
   const pack = exports.pack as (...args: number[]) => void;
