@@ -59,6 +59,15 @@ describe.each(testDevices())('bmm on %s', (device) => {
     await expectTensorClose(cc, c, 1e-6, 'compiled bmm vs eager');
   });
 
+  it('more matrices than a dispatch may have in z (70,000): eager and compiled equal the elementwise product', async () => {
+    torch.manualSeed(7);
+    const a = torch.randn([70000, 1, 3], { device });
+    const b = torch.randn([70000, 3, 1], { device });
+    const want = a.mul(b.transpose(1, 2)).sum(-1, true);
+    await expectTensorClose(a.bmm(b), want, 1e-5, 'eager bmm');
+    await expectTensorClose(torch.compile((x: T, y: T) => x.bmm(y))(a, b), want, 1e-5, 'compiled bmm');
+  });
+
   it('matmul with broadcast batch dims reads the broadcast operand for every matrix (no expanded copy)', async () => {
     torch.manualSeed(4);
     // a is read 16 times over dim 1, b 8 times over dim 0: expanded copies would be 8x and 16x larger than they are

@@ -175,7 +175,8 @@ export class WebGPUBackend implements Backend {
     };
     const tuned = this.autotune ? this.matmulTuner.lookup({ transA: false, transB: false, M, N, K }).variant : undefined;
     let variant = matmulVariantFor(M, N, K, false, tuned);
-    if (variant.vec4 && !batchVec4Aligned(batch)) variant = matmulVariantFor(1, 1, 1, false, variant);
+    // vec4 loads need every matrix and row to start on a multiple of 4 elements: else the scalar twin
+    if (variant.vec4 && !batchVec4Aligned(batch)) variant = { ...variant, name: variant.name.replace(/-vec4$/, ''), vec4: false };
     const { code, label, layout: wl } = this.cached(`bmm|${variant.name}`, () => {
       const k = matmulWGSL({ transA: false, transB: false, variant, batched: true });
       return { code: k.code, label: `bmm_${variant.name}`, layout: k.layout };
