@@ -336,14 +336,14 @@ export function canWriteInPlace(s: Schedule, v: number, c: number | null): boole
   for (let i = owner + 1; i < s.kernels.length; i++) if (readers(s.kernels[i]).length) return false;
   const k = s.kernels[owner];
   // where the kernel may read c at the element it writes: its elementwise body, a matmul's
-  // epilogue (one element per output) or row epilogue (one element per row)
+  // epilogue (one element per output) or an operand reduction's epilogue (one element per row or column)
   const regions: { ids: number[]; shape: number[] }[] =
     k.kind === 'elementwise'
       ? [{ ids: k.nodes, shape: k.shape }]
       : k.kind === 'matmul'
         ? [
             { ids: k.epilogue, shape: g.node(k.node).shape },
-            { ids: k.rowEpilogue, shape: [g.node(k.node).shape[0]] },
+            ...k.reductions.map((r) => ({ ids: r.epilogue, shape: [g.node(k.node).shape[r.operand === 'A' ? 0 : 1]] })),
           ]
         : [];
   for (const id of readers(k)) {
