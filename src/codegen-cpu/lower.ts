@@ -17,8 +17,9 @@ import { numel, stridesOf } from '../ir/shape.ts';
 import type { Kernel, Schedule } from '../passes/fusion.ts';
 import { matmulLayout } from '../passes/views.ts';
 import { buildKernel, exprNodes, Operands, tensorInput, type LowerContext } from '../passes/kernel-build.ts';
-import type { ElementwiseBody, Kernel as KernelIR, Ref, ReduceBody } from '../passes/kernel-ir.ts';
+import type { ElementwiseBody, Kernel as KernelIR, Ref, ReduceBody, RowBody } from '../passes/kernel-ir.ts';
 import { compileJs, elementwiseJs, reduceJs, type JsKernel } from './js-kernels.ts';
+import { rowJs } from './row-js.ts';
 
 export type CpuStep =
   | {
@@ -150,6 +151,17 @@ export function lowerCpuKernel(cx: LowerContext, s: Schedule, k: Kernel, index: 
       writes = writesOf([k.node, ...k.epilogue]);
       steps.push(reduceStep(cx, k.node, k.prologue, k.epilogue, writes));
       flops = numel(g.node(g.node(k.node).inputs[0]).shape) * (1 + k.prologue.length);
+      break;
+    }
+    case 'row': {
+      // rendered from its kernel IR alone: the bindings are what the step reads and writes
+      ids = k.nodes;
+      const kir = buildKernel(cx, k, index);
+      const body = kir.body as RowBody;
+      writes = kir.bindings.filter((x) => x.access === 'write').map((x) => x.value);
+      const header = [`row: ${ids.map((i) => `%${i} ${g.node(i).op}`).join(', ')} over [${k.shape.join(', ')}] reducing dims [${k.dims.join(', ')}]`];
+      steps.push(jsStep(rowJs(body, header), kir.bindings.filter((x) => x.access === 'read').map((x) => x.value), writes, kir.scalars));
+      flops = kir.flops;
       break;
     }
     case 'index': {

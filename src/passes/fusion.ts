@@ -10,11 +10,12 @@
  * - movement ops are views, read through strides, and cost no kernel.
  * Every decision, and why a pair did not fuse, goes to the `fusion` log under the name of
  * the rule that made it: [join], [pull-inputs], [view-copy], [recompute-prologue],
- * [row-sum], [row-epilogue], [reduce-prologue].
+ * [row-sum], [row-epilogue], [reduce-prologue], [row] (row kernels: row-fusion.ts, first).
  */
 import type { Graph, IRNode } from '../ir/graph.ts';
 import { getOp } from '../ir/registry.ts';
 import { numel, sameShape, stridesOf } from '../ir/shape.ts';
+import { findRowGroups, orderWithRowGroups } from './row-fusion.ts';
 import { isMovement, matmulLayout, resolveViews, type View } from './views.ts';
 
 export type Kernel =
@@ -31,6 +32,8 @@ export type Kernel =
       /** elementwise consumers of that sum, one per row (the bias's optimizer update) */
       rowEpilogue: number[];
     }
+  /** reductions read back over their rows, chained, with the elementwise work around them (row-fusion.ts) */
+  | { kind: 'row'; shape: number[]; dims: number[]; nodes: number[] }
   /** an index primitive (slice, gather, ... see codegen-wgsl/indexing.ts): its own kernel, reading its inputs through their views */
   | { kind: 'index'; node: number }
   /** a movement node that must exist in memory: node's elements read from base through strides, in row-major order of shape */
@@ -63,6 +66,7 @@ export const kernelNodes = (k: Kernel): number[] => {
     case 'matmul': return [...k.prologueA, ...k.prologueB, k.node, ...k.epilogue, ...(k.rowSumA === null ? [] : [k.rowSumA]), ...k.rowEpilogue];
     case 'copy': return [k.node];
     case 'index': return [k.node];
+    case 'row': return k.nodes;
   }
 };
 
@@ -128,8 +132,18 @@ export function fuse(g: Graph, opts: FusionOptions): Schedule {
     return reads.size + writes;
   };
 
-  for (const n of g.nodes) {
+  // the row rule claims its groups first; each runs as one kernel where the order puts it
+  const rowGroups = findRowGroups(g, views, { maxBindings: opts.maxBindings, inPlace: opts.inPlace, note });
+  const rowGroupOf = new Map(rowGroups.flatMap((grp) => grp.nodes.map((id) => [id, grp] as const)));
+
+  for (const n of rowGroups.length ? orderWithRowGroups(g, rowGroups) : g.nodes) {
     if (n.op === 'input' || n.op === 'scalar') continue;
+    const grp = rowGroupOf.get(n.id);
+    if (grp) {
+      // (nothing it reads is pending: isFloatable leaves the producers of row groups alone)
+      if (grp.nodes[0] === n.id) add({ kind: 'row', shape: grp.shape, dims: grp.dims, nodes: grp.nodes });
+      continue;
+    }
     if (isMovement(n.op)) {
       const v = views.get(n.id);
       if (!v) {
@@ -235,7 +249,7 @@ export function fuse(g: Graph, opts: FusionOptions): Schedule {
       if (op !== 'input' && op !== 'scalar' && !floating.has(i)) return false;
     }
     const cs = consumers.get(n.id) ?? [];
-    return cs.length > 0 && cs.every((c) => isElementwise(node(c)) && sameShape(node(c).shape, n.shape) && !views.has(c));
+    return cs.length > 0 && cs.every((c) => isElementwise(node(c)) && sameShape(node(c).shape, n.shape) && !views.has(c) && !rowGroupOf.has(c));
   }
   function floatingChain(n: IRNode): number[] {
     const out: number[] = [];
@@ -262,6 +276,7 @@ export function fuse(g: Graph, opts: FusionOptions): Schedule {
   }
 
   function canJoin(k: Kernel, ki: number, n: IRNode): string | null {
+    if (k.kind === 'row') return 'a row kernel takes no epilogue';
     const shape = k.kind === 'elementwise' ? k.shape : node(k.node).shape;
     if (k.kind === 'copy') return 'a copy kernel takes no epilogue';
     if (k.kind === 'index') return 'an index kernel takes no epilogue';
@@ -503,5 +518,6 @@ export function ownedNodes(k: Kernel): number[] {
     case 'matmul': return [k.node, ...k.epilogue, ...(k.rowSumA === null ? [] : [k.rowSumA]), ...k.rowEpilogue];
     case 'copy': return [k.node];
     case 'index': return [k.node];
+    case 'row': return k.nodes;
   }
 }
