@@ -11,8 +11,8 @@
  * or without keepdim). A group grows from a seed reduction:
  * - down: consumers of its values that are elementwise in either class, or reductions over the
  *   same space, as long as what else they read does not depend on the group;
- * - up: elementwise producers in either class that read nothing depending on the group, except
- *   those reading a matmul's result (they belong in its epilogue, which writes that tensor anyway).
+ * - up: producers of the same kinds that read nothing depending on the group, except elementwise
+ *   ones reading a matmul's result (they belong in its epilogue, which writes that tensor anyway).
  * A group is kept when it has two reductions, or one whose result a per-element node reads back
  * (otherwise the reduction rules do as well); sibling groups over one space that do not depend on
  * each other merge (layerNorm's weight and bias gradients: two column sums in one kernel).
@@ -153,6 +153,14 @@ export function findRowGroups(g: Graph, views: Map<number, View>, opts: RowFusio
     };
     const minPos = () => Math.min(...[...members].map((m) => pos.get(m)!));
     const can = (n: IRNode) => !groupOf.has(n.id) && !members.has(n.id) && !inPlaceValues.has(n.id);
+    /** adds n unless that makes something the group reads depend on the group (it would run before its input) */
+    const tryAdd = (id: number): boolean => {
+      members.add(id);
+      const lo = minPos();
+      const ok = [...members].every((m) => node(m).inputs.every((i) => members.has(baseOf(i)) || members.has(i) || !dependsOn(i, members, lo)));
+      if (!ok) members.delete(id);
+      return ok;
+    };
     let changed = true;
     while (changed) {
       changed = false;
@@ -164,19 +172,17 @@ export function findRowGroups(g: Graph, views: Map<number, View>, opts: RowFusio
           if (!can(cn)) continue;
           if (!isRowElementwise(cn) && !isSpaceReduce(cn)) continue;
           if (!readsFit(cn, (id) => members.has(id))) continue;
-          members.add(c);
-          changed = true;
+          if (tryAdd(c)) changed = true;
         }
         // up
         for (const i of node(m).inputs) {
           const b = baseOf(i);
           const bn = node(b);
-          if (!can(bn) || !isRowElementwise(bn)) continue;
+          if (!can(bn) || (!isRowElementwise(bn) && !isSpaceReduce(bn))) continue;
           if (bn.inputs.some((x) => kindOf(baseOf(x)) === 'matmul')) continue;
           if (!readsFit(node(m), (id) => members.has(id) || id === b)) continue;
           if (!readsFit(bn, (id) => members.has(id))) continue;
-          members.add(b);
-          changed = true;
+          if (tryAdd(b)) changed = true;
         }
       }
     }
