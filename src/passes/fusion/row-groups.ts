@@ -17,10 +17,10 @@
  * (otherwise the reduction rules do as well); sibling groups over one space that do not depend on
  * each other merge (layerNorm's weight and bias gradients: two column sums in one kernel).
  */
-import type { Graph, IRNode } from '../ir/graph.ts';
-import { getOp } from '../ir/registry.ts';
-import { numel, sameShape, stridesOf } from '../ir/shape.ts';
-import { broadcastView, isMovement, type View } from './views.ts';
+import type { Graph, IRNode } from '../../ir/graph.ts';
+import { getOp } from '../../ir/registry.ts';
+import { numel, sameShape, stridesOf } from '../../ir/shape.ts';
+import { broadcastView, isMovement, type View } from '../views.ts';
 
 export interface RowGroup {
   /** the element shape and the dims reduced over it (sorted) */
