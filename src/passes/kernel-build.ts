@@ -7,6 +7,7 @@ import { asReduceOp } from '../ir/reductions.ts';
 import type { Graph, IRNode } from '../ir/graph.ts';
 import { numel, sameShape, stridesOf } from '../ir/shape.ts';
 import type { Kernel as Group, Schedule } from './fusion.ts';
+import { buildRowKernel } from './kernel-build-row.ts';
 import type { Binding, ElementwiseBody, ExprNode, IndexBody, Kernel, KernelOutput, MatmulInput, ReduceBody, Ref, TensorInput } from './kernel-ir.ts';
 import { broadcastView, matmulLayout, type View } from './views.ts';
 
@@ -34,6 +35,7 @@ export function buildKernel(cx: BuildContext, k: Group, index: number): Kernel {
     case 'reduce': return buildReduce(cx, k, index);
     case 'matmul': return buildMatmul(cx, k, index);
     case 'index': return buildIndex(cx, k, index);
+    case 'row': return buildRowKernel(cx, k, index);
   }
 }
 

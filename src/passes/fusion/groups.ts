@@ -19,6 +19,8 @@ export type Kernel =
       /** elementwise consumers of that sum, one per row (the bias's optimizer update) */
       rowEpilogue: number[];
     }
+  /** reductions read back over their rows, chained, with the elementwise work around them (rules/row.ts) */
+  | { kind: 'row'; shape: number[]; dims: number[]; nodes: number[] }
   /** an index primitive (slice, gather, ... see codegen-wgsl/indexing.ts): its own kernel, reading its inputs through their views */
   | { kind: 'index'; node: number }
   /** a movement node that must exist in memory: node's elements read from base through strides, in row-major order of shape */
@@ -51,6 +53,7 @@ export const kernelNodes = (k: Kernel): number[] => {
     case 'matmul': return [...k.prologueA, ...k.prologueB, k.node, ...k.epilogue, ...(k.rowSumA === null ? [] : [k.rowSumA]), ...k.rowEpilogue];
     case 'copy': return [k.node];
     case 'index': return [k.node];
+    case 'row': return k.nodes;
   }
 };
 
@@ -62,5 +65,6 @@ export function ownedNodes(k: Kernel): number[] {
     case 'matmul': return [k.node, ...k.epilogue, ...(k.rowSumA === null ? [] : [k.rowSumA]), ...k.rowEpilogue];
     case 'copy': return [k.node];
     case 'index': return [k.node];
+    case 'row': return k.nodes;
   }
 }
