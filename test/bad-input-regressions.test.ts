@@ -39,6 +39,13 @@ function close(a: number[], b: number[], tol = 1e-5): void {
   });
 }
 
+/** The first index where two long arrays differ by more than tol (relative), or -1 (expect() on 18M elements is too slow). */
+function firstDifference(a: ArrayLike<number>, b: ArrayLike<number>, tol = 0): number {
+  if (a.length !== b.length) return -2;
+  for (let i = 0; i < a.length; i++) if (!(Math.abs(a[i]! - b[i]!) <= tol * Math.max(1, Math.abs(b[i]!)))) return i;
+  return -1;
+}
+
 class Net extends torch.nn.Module<[T], T> {
   l1 = new torch.nn.Linear(6, 8);
   drop = new torch.nn.Dropout(0.5);
@@ -292,14 +299,20 @@ describe.each(testDevices())('issue 14 regressions on %s', (dev) => {
 });
 
 describe.skipIf(!webgpuAvailable)('issue 14 regressions: webgpu limits and precision', () => {
-  it('14: mm whose grid needs more than 65535 workgroups ([4480000, 4] x [4, 4]) computes eagerly; compiled says how to run it', async () => {
-    const a = torch.ones(4480000, 4, { device: 'webgpu' });
-    const b = torch.full([4, 4], 0.5, { device: 'webgpu' });
-    const r = await a.mm(b).toArray();
-    expect(r.length).toBe(4480000 * 4);
-    expect([r[0], r[r.length - 1], r[1234567 * 4 + 2]]).toEqual([2, 2, 2]);
-    const m = throws(() => torch.compile((p: T, q: T) => p.mm(q))(a, b));
-    expect(m).toMatch(/mm \[4480000, 4\].*more than this device's 65535.*Fix/);
+  it('14: mm whose grid needs more than 65535 workgroups ([4480000, 4] x [4, 4]) computes eagerly and compiled, equal; so do kernels over 65535 * 256 elements', async () => {
+    torch.manualSeed(14);
+    const a = torch.randn(4480000, 4, { device: 'webgpu' });
+    const b = torch.randn(4, 4, { device: 'webgpu' });
+    const eager = await a.mm(b).relu().toArray();
+    expect(eager.length).toBe(4480000 * 4);
+    const f = torch.compile((p: T, q: T) => p.mm(q).relu());
+    expect(firstDifference(await f(a, b).toArray(), eager)).toBe(-1);
+    // elementwise and reduce kernels over 17.9M elements (70,000 workgroups of 256)
+    const g = torch.compile((p: T) => [p.mul(3).add(1), p.abs().sum(0), p.sum()] as const);
+    const [m, s, t] = g(a);
+    expect(firstDifference(await m.toArray(), await a.mul(3).add(1).toArray())).toBe(-1);
+    expect(firstDifference(await s.toArray(), await a.abs().sum(0).toArray(), 1e-5)).toBe(-1);
+    expect(Math.abs((await t.item()) - (await a.sum().item()))).toBeLessThan(1e-2);
   });
 
   it('15: a tensor over the binding limit is refused at creation', () => {

@@ -3,6 +3,7 @@
  * nodes of its body, the operands it reads (directly, through strides, or in place), the
  * buffers it binds (reads, then writes) and the scalars it reads. No target code here.
  */
+import { asReduceOp } from '../ir/reductions.ts';
 import type { Graph, IRNode } from '../ir/graph.ts';
 import { numel, sameShape, stridesOf } from '../ir/shape.ts';
 import type { Kernel as Group, Schedule } from './fusion.ts';
@@ -199,7 +200,7 @@ function buildReduce(cx: BuildContext, k: Extract<Group, { kind: 'reduce' }>, in
   const written = [k.node, ...k.epilogue].filter((id) => cx.writes.has(id));
   const body: ReduceBody = {
     kind: 'reduce',
-    combine: r.op as ReduceBody['combine'],
+    combine: asReduceOp(r.op),
     kept: kept.map((d) => inShape[d]),
     reduced: dims.map((d) => inShape[d]),
     inputs: ops.tensors.map((t) => {
