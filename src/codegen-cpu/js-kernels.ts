@@ -14,6 +14,7 @@ import type { DType } from '../ir/dtype.ts';
 import { getOp } from '../ir/registry.ts';
 import { jsLang } from '../ir/scalar-lang.ts';
 import type { ElementwiseBody, ExprNode, Ref, ReduceBody } from '../passes/kernel-ir.ts';
+import { isIntReduce } from '../passes/int-kernels.ts';
 
 export type JsKernel = (ins: ArrayLike<number>[], outs: { [i: number]: number }[], sc: number[]) => void;
 
@@ -166,7 +167,9 @@ export function reduceJs(spec: ReduceBody, kept: readonly number[], reduced: rea
   for (const k of usedPro) inner.push(`const x${k} = in${k}[K${k} + R${k}];`);
   inner.push(...renderNodes(spec.prologue, pro, ''));
   const v = refName(spec.value, pro);
-  if (spec.combine === 'sum') inner.push(`acc += ${v};`);
+  // an int32 sum wraps at every step, as PyTorch's does (a double sum of int32 rounds past 2^53)
+  const int = isIntReduce(spec);
+  if (spec.combine === 'sum') inner.push(int ? `acc = (acc + ${v}) | 0;` : `acc += ${v};`);
   else {
     // NaN propagates, as in PyTorch (and the eager kernel)
     inner.push(`if (${v} > acc || (${v} !== ${v} && acc === acc)) { acc = ${v}; at = r; }`, 'r++;');
@@ -184,7 +187,7 @@ export function reduceJs(spec: ReduceBody, kept: readonly number[], reduced: rea
     ...redBody,
     ...(spec.combine === 'max' ? [`if (${R} === 0) acc = NaN;`] : []),
     ...(spec.combine === 'argmax' ? ['acc = at;'] : []),
-    ...(spec.combine === 'sum' ? ['acc = Math.fround(acc);'] : []),
+    ...(spec.combine === 'sum' && !int ? ['acc = Math.fround(acc);'] : []),
     ...renderNodes(spec.epilogue, epi, ''),
     ...spec.outputs.map((o, j) => `out${j}[o] = ${storeAs(o.dtype, refName(o.ref, epi))};`),
     'o++;',
