@@ -10,6 +10,7 @@
  */
 import type { DType } from '../ir/dtype.ts';
 import type { Attrs } from '../ir/registry.ts';
+import type { ReduceOp } from '../ir/reductions.ts';
 
 /** A value inside a kernel body. */
 export type Ref =
@@ -68,8 +69,8 @@ export interface ElementwiseBody {
   outputs: KernelOutput[];
 }
 
-/** How a reduction combines: its identity and the pairwise rule (argmax also keeps the index). */
-export type Combine = 'sum' | 'max' | 'argmax';
+/** How a reduction combines: a reduction declared in src/ir/reductions.ts (its identity and pairwise rule). */
+export type Combine = ReduceOp;
 
 export interface ReduceBody {
   kind: 'reduce';
