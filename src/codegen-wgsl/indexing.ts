@@ -15,17 +15,19 @@
  *   sliceScatter: starts[R], steps[R], source shape[R], source strides[R], base strides[R]
  *   gather:       dim, size of dim, input strides[R], index strides[R]
  *   scatterAdd:   dim, index shape[R], source strides[R], index strides[R]
+ *   im2col:       the window map's words (src/ir/window.ts, WINDOW_WORDS)
  */
 import type { DType } from '../ir/dtype.ts';
 import { WGSL_PRELUDE } from '../ir/scalar-lang.ts';
 import type { IndexBody } from '../passes/kernel-ir.ts';
 import type { GeneratedKernel } from './elementwise.ts';
+import { windowLoadWGSL, windowMap, windowWordValues, WINDOW_WORDS } from '../ir/window.ts';
 import { paramsDecl, paramWords, wgslType } from './kernel-spec.ts';
 import { entryPoint, standalone, type Builtin, type Namespace } from './namespace.ts';
 
 export const INDEX_WORKGROUP = 64;
-export type IndexOp = 'slice' | 'sliceScatter' | 'gather' | 'scatterAdd';
-export const INDEX_OPS: readonly string[] = ['slice', 'sliceScatter', 'gather', 'scatterAdd'];
+export type IndexOp = 'slice' | 'sliceScatter' | 'gather' | 'scatterAdd' | 'im2col';
+export const INDEX_OPS: readonly string[] = ['slice', 'sliceScatter', 'gather', 'scatterAdd', 'im2col'];
 
 export interface IndexSpec {
   op: IndexOp;
@@ -42,6 +44,9 @@ function layout(spec: IndexSpec) {
     case 'slice':
       at.b = at.a + 1;
       at.words = at.b + R;
+      break;
+    case 'im2col':
+      at.words = at.a + WINDOW_WORDS.length;
       break;
     case 'sliceScatter':
       at.b = at.a + R;
@@ -79,7 +84,7 @@ export function indexWGSL(spec: IndexSpec, nsIn?: Namespace): GeneratedKernel {
   const L = layout(spec);
   const T = wgslType(spec.dtype);
   const hasIndex = spec.op === 'gather' || spec.op === 'scatterAdd';
-  const ob = spec.op === 'slice' ? 1 : 2;
+  const ob = spec.op === 'slice' || spec.op === 'im2col' ? 1 : 2;
   const ns = nsIn ?? standalone(ob + 1);
   const n = (s: string) => ns.prefix + s;
   const lines: string[] = ns.entry === 'compute' ? [WGSL_PRELUDE] : [];
@@ -90,6 +95,7 @@ export function indexWGSL(spec: IndexSpec, nsIn?: Namespace): GeneratedKernel {
   lines.push(paramsDecl(ns.prefix, paramWords(L.words)));
   lines.push(`@group(0) @binding(${ns.uniform(0)}) var<uniform> ${n('p')}: ${n('Params')};`);
   lines.push(`fn ${n('P')}(i: u32) -> u32 { return ${n('p')}.v[i / 4u][i % 4u]; }`);
+  if (spec.op === 'im2col') lines.push(windowLoadWGSL(n('window'), n('in0'), (w) => `${n('P')}(${L.a + WINDOW_WORDS.indexOf(w)}u)`));
   lines.push('');
   lines.push(...entryPoint(ns, String(INDEX_WORKGROUP), BUILTINS));
   lines.push(`  let i = gid.x + gid.y * nwg.x * ${INDEX_WORKGROUP}u;`);
@@ -103,6 +109,9 @@ export function indexWGSL(spec: IndexSpec, nsIn?: Namespace): GeneratedKernel {
   switch (spec.op) {
     case 'slice':
       lines.push(`  ${n('out0')}[i] = ${n('in0')}[${n('P')}(${L.a}u) + ${dot(L.b, c)}];`);
+      break;
+    case 'im2col':
+      lines.push(`  ${n('out0')}[i] = ${T}(${n('window')}(c0, c1, 0u));`);
       break;
     case 'sliceScatter': {
       lines.push('  var ok = true;');
@@ -180,6 +189,11 @@ export function indexParams(spec: IndexSpec, o: IndexOperands): Uint32Array {
       put(L.d, y.strides);
       put(L.d + R, x.strides);
       break;
+    case 'im2col': {
+      const vals = windowWordValues(windowMap(a as never, x.shape, x.strides));
+      put(L.a, WINDOW_WORDS.map((k) => vals[k]));
+      break;
+    }
     case 'gather':
       w[L.a] = a.dim as number;
       w[L.a + 1] = x.shape[a.dim as number];

@@ -603,6 +603,36 @@ def({
 });
 const sameShapeMeta = (a: readonly number[], b: readonly number[]) => a.length === b.length && a.every((d, k) => d === b[k]);
 
+/**
+ * The patches of a convolution as a matrix, read through the convolution's index map (see
+ * src/ir/window.ts): x [N, C, H, W] -> [N*Ho*Wo, C*kh*kw], row (n, oh, ow), column (c, i, j),
+ * element x[n, c, oh*sh - ph + i*dh, ow*sw - pw + j*dw] (zero outside). `transposed` reads the
+ * map backwards (a convolution's input gradient as a matmul): x is then the conv's output
+ * gradient [N, O, Ho, Wo], `out` the conv input's [H, W], and element (n, h, w), (o, i, j) is
+ * x[n, o, (h + ph - i*dh) / sh, ...] where that divides exactly and lies inside, else zero.
+ * Its gradient is the conv's (src/nn/functional-conv.ts), so it declares none of its own.
+ * attrs: kernel, stride, padding, dilation, out (the [rows, cols] grid of patch positions), transposed.
+ */
+def({
+  name: 'im2col',
+  kind: 'index',
+  arity: 1,
+  infer: ([a], attrs) => {
+    const x = a as Meta;
+    const [kh, kw] = ints(attrs.kernel);
+    const [oh, ow] = ints(attrs.out);
+    if (x.shape.length !== 4) throw new WgtorchError(`im2col: expected a 4-D input [N, C, H, W], got ${fmtShape(x.shape)}.`);
+    for (const k of ['kernel', 'stride', 'padding', 'dilation', 'out'] as const) {
+      const v = ints(attrs[k]);
+      if (v.length !== 2 || !v.every((d) => Number.isInteger(d) && d >= (k === 'padding' ? 0 : 1))) {
+        throw new WgtorchError(`im2col: ${k} must be a pair of ${k === 'padding' ? 'non-negative' : 'positive'} integers, got ${JSON.stringify(v)}.`);
+      }
+    }
+    const [N, C] = x.shape;
+    return { shape: [N * oh * ow, C * kh * kw], dtype: x.dtype };
+  },
+});
+
 // ---------------------------------------------------------------- value checks
 /**
  * check_index passes an integer tensor through and fails the call where a value lies outside

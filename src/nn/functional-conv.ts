@@ -1,10 +1,14 @@
 /**
- * conv2d, maxPool2d and avgPool2d as composites (implicit GEMM): the kernel's k*k strided
- * slices of the padded input are stacked into patches [N*Ho*Wo, C*k*k], so a convolution is
- * one matmul with the weight [O, C*k*k] and a pool is a max or mean over the k*k axis.
- * Gradients, tracing and compiling come from the ops they are made of.
+ * conv2d as an implicit GEMM: the patch matrix [N*Ho*Wo, C*kh*kw] is the `im2col` index op
+ * (its map in src/ir/window.ts) times the weight [O, C*kh*kw]; its gradients are matmuls over
+ * the same map (see Convolution). The compiler reads each im2col inside its matmul's operand
+ * loads, so a compiled convolution never writes the patch matrix; eager mode computes it.
+ * maxPool2d and avgPool2d are composites: the k*k strided slices of the padded input,
+ * stacked, and a max or mean over the k*k axis; their gradients come from those ops.
  */
+import { apply } from '../eager/dispatch.ts';
 import { full } from '../eager/factories.ts';
+import { AutogradFunction, type Context } from '../eager/function.ts';
 import { cat, slice, stack } from '../eager/ops.ts';
 import { checkOptions } from '../eager/options.ts';
 import type { Tensor } from '../eager/tensor.ts';
@@ -76,19 +80,73 @@ function batched(op: string, x: Tensor): { x4: Tensor; unbatched: boolean } {
 export interface Conv2dOptions {
   stride?: Pair;
   padding?: Pair;
+  dilation?: Pair;
+}
+
+/** What a convolution's im2col reads: kernel, stride, padding, dilation, and the output grid. */
+interface Geometry {
+  kernel: [number, number];
+  stride: [number, number];
+  padding: [number, number];
+  dilation: [number, number];
+  /** input [H, W] and output [Ho, Wo] sizes */
+  input: [number, number];
+  output: [number, number];
+}
+
+/** The patch matrix of x under the convolution's map: im2col's forward map, or its transpose (read from the output side). */
+function patches(x: Tensor, geo: Geometry, transposed: boolean): Tensor {
+  const { kernel, stride, padding, dilation } = geo;
+  return apply('im2col', [x], { kernel, stride, padding, dilation, out: transposed ? geo.input : geo.output, transposed });
+}
+
+/**
+ * conv2d as one matmul of the patch matrix (im2col) with the weight, its gradients as two
+ * more over the same map: the weight's is gy^T @ im2col(x), the input's a transposed
+ * convolution, im2col of gy read backwards @ the weight, so no col2im sum is needed.
+ * Compiled, each im2col is read inside its matmul's operand loads and never written.
+ */
+class Convolution extends AutogradFunction {
+  static forward(ctx: Context, x: Tensor, weight: Tensor, bias: Tensor | number, geo: Geometry): Tensor {
+    const [N] = x.shape;
+    const [O] = weight.shape;
+    const [Ho, Wo] = geo.output;
+    ctx.saveForBackward(x, weight);
+    ctx.geo = geo;
+    let y = patches(x, geo, false).mm(weight.reshape([O, -1]).t());
+    if (typeof bias !== 'number') y = y.add(bias);
+    return y.reshape([N, Ho, Wo, O]).permute([0, 3, 1, 2]);
+  }
+  static backward(ctx: Context, g: Tensor): (Tensor | null)[] {
+    const [x, weight] = ctx.savedTensors;
+    const geo = ctx.geo as Geometry;
+    const [N, C] = x.shape;
+    const [O] = weight.shape;
+    const [H, W] = geo.input;
+    const [needX, needW, needB] = ctx.needsInputGrad;
+    const gm = needW ? g.permute([0, 2, 3, 1]).reshape([-1, O]) : null;
+    const gw = gm ? gm.t().mm(patches(x, geo, false)).reshape(weight.shape) : null;
+    const gb = needB ? g.sum([0, 2, 3]) : null;
+    // W as [(o, i, j), c]: the rows of the transposed map's columns
+    const gx = needX
+      ? patches(g, geo, true).mm(weight.permute([0, 2, 3, 1]).reshape([-1, C])).reshape([N, H, W, C]).permute([0, 3, 1, 2])
+      : null;
+    return [gx, gw, gb, null];
+  }
 }
 
 /** 2-D convolution (cross-correlation, as PyTorch): x [N, C, H, W], weight [O, C, kh, kw], bias [O]. */
 export function conv2d(x: Tensor, weight: Tensor, bias?: Tensor | null, opts: Conv2dOptions = {}): Tensor {
-  checkOptions('conv2d', opts, ['stride', 'padding']);
+  checkOptions('conv2d', opts, ['stride', 'padding', 'dilation']);
   const stride = pair('conv2d', 'stride', opts.stride, [1, 1], 1);
   const padding = pair('conv2d', 'padding', opts.padding, [0, 0], 0);
+  const dilation = pair('conv2d', 'dilation', opts.dilation, [1, 1], 1);
   if (weight.dim() !== 4) {
     throw new WgtorchError(`conv2d: expected a 4-D weight [outChannels, inChannels, kH, kW], got ${fmtShape(weight.shape)}.`);
   }
   const { x4, unbatched } = batched('conv2d', x);
   const [O, Cw, kh, kw] = weight.shape;
-  const [N, C] = x4.shape;
+  const [, C, H, W] = x4.shape;
   if (C !== Cw) {
     throw new WgtorchError(
       `conv2d: given groups=1, weight of size ${fmtShape(weight.shape)}, expected input${fmtShape(x.shape)} to have ${Cw} channels, but got ${C} channels instead.` +
@@ -98,14 +156,24 @@ export function conv2d(x: Tensor, weight: Tensor, bias?: Tensor | null, opts: Co
   if (bias && (bias.dim() !== 1 || bias.shape[0] !== O)) {
     throw new WgtorchError(`conv2d: expected bias of shape [${O}] (outChannels), got ${fmtShape(bias.shape)}.`);
   }
-  const { patches, Ho, Wo } = windows('conv2d', x4, [kh, kw], stride, padding, 0);
-  const K = C * kh * kw;
-  const L = Ho * Wo;
-  // [N, C, kk, Ho, Wo] -> [N, C*kk, L] -> [N*L, C*kk]: one matmul with the weight [O, C*kk]
-  const cols = patches.reshape([N, K, L]).permute([0, 2, 1]).reshape([N * L, K]);
-  let y = cols.mm(weight.reshape([O, K]).t());
-  if (bias) y = y.add(bias);
-  const out = y.reshape([N, Ho, Wo, O]).permute([0, 3, 1, 2]);
+  const Hp = H + 2 * padding[0];
+  const Wp = W + 2 * padding[1];
+  const ekh = dilation[0] * (kh - 1) + 1;
+  const ekw = dilation[1] * (kw - 1) + 1;
+  if (ekh > Hp || ekw > Wp) {
+    throw new WgtorchError(
+      `conv2d: calculated padded input size per channel: (${Hp} x ${Wp}). Kernel size: (${ekh} x ${ekw}). Kernel size can't be greater than actual input size (input ${fmtShape(x.shape)}). Fix: use a smaller kernel, more padding or a larger input.`,
+    );
+  }
+  const geo: Geometry = {
+    kernel: [kh, kw],
+    stride,
+    padding,
+    dilation,
+    input: [H, W],
+    output: [Math.floor((Hp - ekh) / stride[0]) + 1, Math.floor((Wp - ekw) / stride[1]) + 1],
+  };
+  const out = (Convolution.apply as (...a: unknown[]) => Tensor)(x4, weight, bias ?? 0, geo);
   return unbatched ? out.squeeze(0) : out;
 }
 

@@ -140,7 +140,7 @@ export interface MatmulBody {
  */
 export interface IndexBody {
   kind: 'index';
-  op: 'slice' | 'sliceScatter' | 'gather' | 'scatterAdd';
+  op: 'slice' | 'sliceScatter' | 'gather' | 'scatterAdd' | 'im2col';
   /** the output shape */
   shape: number[];
   dtype: DType;
