@@ -153,36 +153,26 @@ export function lowerCpuKernel(cx: LowerContext, s: Schedule, k: Kernel, index: 
       break;
     }
     case 'index': {
-      // the eager kernel, after strided copies of the inputs that are views
-      const n = g.node(k.node);
       ids = [k.node];
       writes = [k.node];
-      for (const i of n.inputs) {
-        const v = s.views.get(i);
-        if (!v) continue;
-        const src = g.node(v.base);
-        const spec: ElementwiseBody = {
-          kind: 'elementwise',
-          shape: [...v.shape],
-          inputs: src.op === 'scalar' ? [] : [{ dtype: src.dtype, access: 'strided', strides: [...v.strides] }],
-          scalars: src.op === 'scalar' ? 1 : 0,
-          nodes: [{ op: 'copy', args: [src.op === 'scalar' ? { kind: 'scalar', index: 0 } : { kind: 'input', index: 0 }], attrs: {}, origin: { ids: [i] } }],
-          outputs: [{ ref: { kind: 'node', index: 0 }, dtype: g.node(i).dtype }],
-        };
-        const source = elementwiseJs(spec, v.shape, [v.strides], [`operand of ${n.op}: %${i} from %${v.base} through strides [${v.strides.join(', ')}]`]);
-        steps.push(src.op === 'scalar' ? jsStep(source, [], [i], [v.base]) : jsStep(source, [v.base], [i], []));
-        temps.push(i);
-      }
-      steps.push({ kind: 'op', node: k.node, ins: n.inputs });
+      steps.push(...indexSteps(cx, s, k.node, temps));
       break;
     }
     case 'matmul': {
       const mm = g.node(k.node);
       const [M, N] = mm.shape;
       const K = g.node(mm.inputs[0]).shape[1];
-      ids = [...k.prologueA, ...k.prologueB, k.node, ...k.epilogue, ...(k.rowSumA === null ? [] : [k.rowSumA]), ...k.rowEpilogue];
+      ids = [...new Set([k.windowA, k.windowB].filter((w): w is number => w !== undefined)), ...k.prologueA, ...k.prologueB, k.node, ...k.epilogue, ...(k.rowSumA === null ? [] : [k.rowSumA]), ...k.rowEpilogue];
       writes = writesOf([k.node, ...k.epilogue, ...(k.rowSumA === null ? [] : [k.rowSumA]), ...k.rowEpilogue]);
-      const operand = (id: number, prologue: number[]) => {
+      const operand = (id: number, prologue: number[], window: number | undefined) => {
+        if (window !== undefined) {
+          // the patch matrix, once, into scratch for the Wasm GEMM (whose operands are copied into its memory anyway)
+          if (!temps.includes(window)) {
+            steps.push(...indexSteps(cx, s, window, temps));
+            temps.push(window);
+          }
+          return { base: window, trans: false };
+        }
         const v = s.views.get(id) ?? { base: id, shape: g.node(id).shape, strides: stridesOf(g.node(id).shape) };
         const layout = matmulLayout(v, g.node(v.base).shape);
         if (!layout) throw new Error(`internal compiler error: matmul operand %${id} is neither plain nor transposed`);
@@ -194,8 +184,8 @@ export function lowerCpuKernel(cx: LowerContext, s: Schedule, k: Kernel, index: 
         }
         return { base: v.base, trans: layout === 'transposed' };
       };
-      const A = operand(mm.inputs[0], k.prologueA);
-      const B = operand(mm.inputs[1], k.prologueB);
+      const A = operand(mm.inputs[0], k.prologueA, k.windowA);
+      const B = operand(mm.inputs[1], k.prologueB, k.windowB);
       if (!writes.includes(k.node)) temps.push(k.node);
       steps.push({ kind: 'matmul', a: A.base, transA: A.trans, b: B.base, transB: B.trans, out: k.node, M, K, N });
       if (k.epilogue.length) steps.push(elementwiseStep(cx, k.epilogue, [M, N], writesOf(k.epilogue), 'matmul epilogue'));
@@ -226,6 +216,31 @@ export function lowerCpuKernel(cx: LowerContext, s: Schedule, k: Kernel, index: 
     st.kind === 'js' ? [...st.ins.filter((i): i is number => i !== null), ...st.outs] : st.kind === 'matmul' ? [st.a, st.b, st.out] : [...st.ins, st.node];
   const bytes = 4 * [...new Set(steps.flatMap(touched))].reduce((t, id) => t + numel(g.node(id).shape), 0);
   return { name, kernel: buildKernel(cx, k, index), kind: k.kind, source, nodes: ids, scopes: scopesOf(g, ids), steps, writes, temps, flops, bytes };
+}
+
+/** An index op by the eager cpu kernel, after strided copies (scratch, pushed to temps) of the inputs that are views. */
+function indexSteps(cx: LowerContext, s: Schedule, node: number, temps: number[]): CpuStep[] {
+  const g = cx.g;
+  const n = g.node(node);
+  const steps: CpuStep[] = [];
+  for (const i of n.inputs) {
+    const v = s.views.get(i);
+    if (!v) continue;
+    const src = g.node(v.base);
+    const spec: ElementwiseBody = {
+      kind: 'elementwise',
+      shape: [...v.shape],
+      inputs: src.op === 'scalar' ? [] : [{ dtype: src.dtype, access: 'strided', strides: [...v.strides] }],
+      scalars: src.op === 'scalar' ? 1 : 0,
+      nodes: [{ op: 'copy', args: [src.op === 'scalar' ? { kind: 'scalar', index: 0 } : { kind: 'input', index: 0 }], attrs: {}, origin: { ids: [i] } }],
+      outputs: [{ ref: { kind: 'node', index: 0 }, dtype: g.node(i).dtype }],
+    };
+    const source = elementwiseJs(spec, v.shape, [v.strides], [`operand of ${n.op}: %${i} from %${v.base} through strides [${v.strides.join(', ')}]`]);
+    steps.push(src.op === 'scalar' ? jsStep(source, [], [i], [v.base]) : jsStep(source, [v.base], [i], []));
+    if (!temps.includes(i)) temps.push(i);
+  }
+  steps.push({ kind: 'op', node, ins: n.inputs });
+  return steps;
 }
 
 function stepLayout(steps: CpuStep[]): string {

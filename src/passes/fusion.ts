@@ -10,11 +10,12 @@
  * - movement ops are views, read through strides, and cost no kernel.
  * Every decision, and why a pair did not fuse, goes to the `fusion` log under the name of
  * the rule that made it: [join], [pull-inputs], [view-copy], [recompute-prologue],
- * [row-sum], [row-epilogue], [reduce-prologue].
+ * [row-sum], [row-epilogue], [reduce-prologue], [window-operand].
  */
 import type { Graph, IRNode } from '../ir/graph.ts';
 import { getOp } from '../ir/registry.ts';
 import { numel, sameShape, stridesOf } from '../ir/shape.ts';
+import { fuseWindowOperands } from './fusion-window.ts';
 import { isMovement, matmulLayout, resolveViews, type View } from './views.ts';
 
 export type Kernel =
@@ -30,6 +31,9 @@ export type Kernel =
       rowSumA: number | null;
       /** elementwise consumers of that sum, one per row (the bias's optimizer update) */
       rowEpilogue: number[];
+      /** an im2col read through its index map as operand A / B instead of from memory (fusion-window.ts) */
+      windowA?: number;
+      windowB?: number;
     }
   /** an index primitive (slice, gather, ... see codegen-wgsl/indexing.ts): its own kernel, reading its inputs through their views */
   | { kind: 'index'; node: number }
@@ -60,11 +64,13 @@ export const kernelNodes = (k: Kernel): number[] => {
   switch (k.kind) {
     case 'elementwise': return k.nodes;
     case 'reduce': return [...k.prologue, k.node, ...k.epilogue];
-    case 'matmul': return [...k.prologueA, ...k.prologueB, k.node, ...k.epilogue, ...(k.rowSumA === null ? [] : [k.rowSumA]), ...k.rowEpilogue];
+    case 'matmul': return [...windowsOf(k), ...k.prologueA, ...k.prologueB, k.node, ...k.epilogue, ...(k.rowSumA === null ? [] : [k.rowSumA]), ...k.rowEpilogue];
     case 'copy': return [k.node];
     case 'index': return [k.node];
   }
 };
+/** The im2col nodes a matmul reads through their index map (recomputed copies, like prologues). */
+const windowsOf = (k: Extract<Kernel, { kind: 'matmul' }>): number[] => [...new Set([k.windowA, k.windowB].filter((w): w is number => w !== undefined))];
 
 const isElementwise = (n: IRNode) => n.op !== 'input' && n.op !== 'scalar' && getOp(n.op).kind === 'elementwise';
 
@@ -469,6 +475,8 @@ export function fuse(g: Graph, opts: FusionOptions): Schedule {
     kernels[ki] = null;
     note('reduce-prologue', `fused kernel ${ki} (${k.nodes.map(nodeTag).join(', ')}) into reduction %${r.node} as its prologue`);
   });
+
+  fuseWindowOperands({ g, kernels, kernelOf, views, outputs, consumersThroughViews, note });
 
   const final = kernels.filter((k): k is Kernel => k !== null);
   // A value reaches memory when the graph returns it, or when a kernel that reads it
