@@ -10,6 +10,7 @@ import { testDevices } from './helpers/devices.ts';
 
 const F = torch.nn.functional;
 type P = [number, number];
+type T = torch.Tensor;
 
 /** The convolution by its definition, in doubles. */
 function directConv(x: Float32Array, [N, C, H, W]: number[], w: Float32Array, [O, , kh, kw]: number[], b: Float32Array | null, s: P, p: P, d: P) {
@@ -71,5 +72,100 @@ describe.each(testDevices())('conv2d through im2col on %s', (device) => {
     let want = 0;
     for (let o = 0; o < 3; o++) for (let q = 0; q < 9; q++) want += wv[o * 18 + q];
     expect(gx[2 * 5 + 2]).toBeCloseTo(want, 4);
+  });
+});
+
+/** Every buffer size (bytes) the webgpu pool is asked for while fn runs. */
+async function acquiredSizes(fn: () => Promise<void>): Promise<number[]> {
+  const { context } = await import('../src/runtime/webgpu/index.ts');
+  const pool = context().pool;
+  const sizes: number[] = [];
+  const acquire = pool.acquire.bind(pool);
+  pool.acquire = (bytes: number) => {
+    sizes.push(bytes);
+    return acquire(bytes);
+  };
+  try {
+    await fn();
+  } finally {
+    pool.acquire = acquire;
+  }
+  return sizes;
+}
+
+const kernelsOf = (f: { graphs(): torch.CompiledGraph[] }) => f.graphs().flatMap((g) => g.kernels.flatMap((k) => (k.kernel.body.kind === 'pack' ? k.kernel.body.parts : [k.kernel])));
+
+describe.each(testDevices())('compiled conv2d on %s: the patch matrix is read inside the matmuls', (device) => {
+  it('conv2d + bias + relu is one matmul kernel (its relu in the epilogue), equal to eager', async () => {
+    torch.manualSeed(5);
+    const x = torch.randn([2, 3, 7, 6], { device });
+    const w = torch.randn([4, 3, 3, 3], { device });
+    const b = torch.randn([4], { device });
+    const block = (x: T, w: T, b: T) => F.relu(F.conv2d(x, w, b, { stride: 2, padding: 1 }));
+    const f = torch.compile((x: T, w: T, b: T) => block(x, w, b).sum([2, 3]));
+    const got = await f(x, w, b).toArray();
+    const want = await block(x, w, b).sum([2, 3]).toArray();
+    for (let i = 0; i < want.length; i++) expect(got[i]).toBeCloseTo(want[i], 4);
+    const ks = kernelsOf(f);
+    const mm = ks.filter((k) => k.body.kind === 'matmul');
+    expect(mm).toHaveLength(1);
+    const ops = mm[0].covers.nodes.map((id) => f.graphs()[0].irNodes('forward').find((n) => n.id === id)?.op);
+    expect(ops).toEqual(['im2col', 'mm', 'add', 'relu']);
+    expect(mm[0].body.kind === 'matmul' && mm[0].body.windowA?.stride).toEqual([2, 2]);
+    // the block is one kernel; the other one is the spatial sum
+    expect(ks).toHaveLength(2);
+    expect(ks.some((k) => k.body.kind === 'index')).toBe(false);
+  });
+
+  it('a whole training step of conv -> relu -> conv (stride, padding, dilation): equal to eager, no im2col kernel, no patch-sized buffer', async () => {
+    const make = () => {
+      torch.manualSeed(6);
+      const c1 = new torch.nn.Conv2d(2, 4, 3, { padding: 1, device });
+      const c2 = new torch.nn.Conv2d(4, 3, 3, { stride: 2, dilation: [1, 2], padding: [0, 1], device });
+      const model = new torch.nn.Sequential(c1, new torch.nn.ReLU(), c2);
+      return { model, opt: new torch.optim.SGD(model.parameters(), { lr: 0.1, momentum: 0.9 }) };
+    };
+    torch.manualSeed(7);
+    const x = torch.randn([3, 2, 9, 8], { device });
+    const target = torch.randn([3, 3, 4, 3], { device });
+    const stepOf = ({ model, opt }: ReturnType<typeof make>) => () => {
+      const loss = F.mseLoss(model(x) as T, target);
+      opt.zeroGrad();
+      loss.backward();
+      opt.step();
+      return loss;
+    };
+    const eager = make();
+    const comp = make();
+    const step = torch.compile(stepOf(comp));
+    const eagerStep = stepOf(eager);
+    let want: number[] = [];
+    const patchBytes = [3 * 9 * 8 * (2 * 9), 3 * 4 * 3 * (4 * 9), 3 * 9 * 8 * (3 * 9)].map((n) => 4 * n); // conv1, conv2, conv2's input gradient (transposed)
+    const losses = async (f: () => T) => {
+      const out: number[] = [];
+      for (let i = 0; i < 3; i++) out.push(await f().item());
+      return out;
+    };
+    let got: number[] = [];
+    const sizes = device === 'webgpu' ? await acquiredSizes(async () => void (got = await losses(step))) : ((got = await losses(step)), []);
+    const eagerSizes = device === 'webgpu' ? await acquiredSizes(async () => void (want = await losses(eagerStep))) : ((want = await losses(eagerStep)), []);
+    for (let i = 0; i < 3; i++) expect(got[i]).toBeCloseTo(want[i], 4);
+    if (device === 'webgpu') {
+      for (const p of patchBytes) expect(sizes.filter((s) => s === p), `a buffer of ${p} bytes`).toEqual([]);
+      // the observation itself works: eager mode writes the patch matrices
+      expect(eagerSizes).toContain(patchBytes[0]);
+      expect(eagerSizes).toContain(patchBytes[1]);
+    }
+    for (const [[name, p], [, q]] of comp.model.namedParameters().map((e, i) => [e, eager.model.namedParameters()[i]] as const)) {
+      const [a, b] = [await p.toArray(), await q.toArray()];
+      for (let i = 0; i < a.length; i++) expect(a[i], name).toBeCloseTo(b[i], 4);
+    }
+    // (the first step, with no momentum buffers yet, is a graph of its own: look at the steady one)
+    const ks = kernelsOf({ graphs: () => step.graphs().slice(-1) });
+    expect(ks.filter((k) => k.body.kind === 'index')).toEqual([]);
+    // forward 2, weight gradients 2, the input gradient of conv2 1: each a matmul reading through the map
+    const windowed = ks.filter((k) => k.body.kind === 'matmul' && (k.body.windowA || k.body.windowB));
+    expect(windowed).toHaveLength(5);
+    expect(windowed.filter((k) => k.body.kind === 'matmul' && k.body.windowA?.transposed)).toHaveLength(1);
   });
 });
