@@ -10,9 +10,7 @@ import type { Kernel as Group, Schedule } from './fusion.ts';
 import type { Binding, ElementwiseBody, ExprNode, IndexBody, Kernel, KernelOutput, MatmulInput, ReduceBody, Ref, TensorInput } from './kernel-ir.ts';
 import { broadcastView, matmulLayout, type View } from './views.ts';
 
-/** What building a kernel needs besides its group (LowerContext: the name the cpu target knows it by). */
-export type LowerContext = BuildContext;
-
+/** What building a kernel needs besides its group. */
 export interface BuildContext {
   g: Graph;
   views: Map<number, View>;
@@ -164,21 +162,23 @@ function buildElementwise(cx: BuildContext, ids: number[], shape: number[], inde
 /** A movement node that must be in memory: its elements read from the base through strides. */
 function buildCopy(cx: BuildContext, k: Extract<Group, { kind: 'copy' }>, index: number): Kernel {
   const n = cx.g.node(k.node);
+  // a view of a scalar (an expanded constant returned as is) has no buffer to read: its value is a uniform
+  const fromScalar = cx.g.node(k.base).op === 'scalar';
   const body: ElementwiseBody = {
     kind: 'elementwise',
     shape: [...k.shape],
-    inputs: [{ dtype: n.dtype, access: 'strided', strides: [...k.strides] }],
-    scalars: 0,
-    nodes: [{ op: 'copy', args: [{ kind: 'input', index: 0 }], attrs: {}, origin: { ids: [k.node], scope: n.scope } }],
+    inputs: fromScalar ? [] : [{ dtype: n.dtype, access: 'strided', strides: [...k.strides] }],
+    scalars: fromScalar ? 1 : 0,
+    nodes: [{ op: 'copy', args: [fromScalar ? { kind: 'scalar', index: 0 } : { kind: 'input', index: 0 }], attrs: {}, origin: { ids: [k.node], scope: n.scope } }],
     outputs: [{ ref: { kind: 'node', index: 0 }, dtype: n.dtype }],
   };
   return {
     name: `k${index}_copy`,
     body,
-    bindings: [{ value: k.base, dtype: cx.g.node(k.base).dtype, access: 'read' }, writeOf(cx.g, k.node)],
-    scalars: [],
+    bindings: [...(fromScalar ? [] : [{ value: k.base, dtype: cx.g.node(k.base).dtype, access: 'read' as const }]), writeOf(cx.g, k.node)],
+    scalars: fromScalar ? [k.base] : [],
     covers: { nodes: [k.node], scopes: scopesOf(cx.g, [k.node]) },
-    bytes: 8 * numel(n.shape),
+    bytes: (fromScalar ? 4 : 8) * numel(n.shape),
     flops: 0,
   };
 }

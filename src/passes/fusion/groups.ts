@@ -1,0 +1,73 @@
+/**
+ * What fusion produces: groups of IR nodes, one per kernel, and the schedule that holds
+ * them. kernel-build.ts turns each group into a kernel IR value (src/passes/kernel-ir.ts).
+ */
+import type { Graph } from '../../ir/graph.ts';
+import type { View } from '../views.ts';
+
+export type Kernel =
+  | { kind: 'elementwise'; shape: number[]; nodes: number[] }
+  | { kind: 'reduce'; node: number; prologue: number[]; epilogue: number[] }
+  | {
+      kind: 'matmul';
+      node: number;
+      prologueA: number[];
+      prologueB: number[];
+      epilogue: number[];
+      /** a column sum of the transposed A operand computed alongside (a bias gradient) */
+      rowSumA: number | null;
+      /** elementwise consumers of that sum, one per row (the bias's optimizer update) */
+      rowEpilogue: number[];
+      /** an im2col read through its index map as operand A / B instead of from memory (rules/window-operand.ts) */
+      windowA?: number;
+      windowB?: number;
+    }
+  /** an index primitive (slice, gather, ... see codegen-wgsl/indexing.ts): its own kernel, reading its inputs through their views */
+  | { kind: 'index'; node: number }
+  /** a movement node that must exist in memory: node's elements read from base through strides, in row-major order of shape */
+  | { kind: 'copy'; node: number; base: number; shape: number[]; strides: number[] };
+
+export interface Schedule {
+  graph: Graph;
+  kernels: Kernel[];
+  views: Map<number, View>;
+  /** values a kernel writes to memory (read by another kernel, or an output of the graph) */
+  writes: Set<number>;
+  log: string[];
+}
+
+export interface FusionOptions {
+  /** storage buffers one kernel may bind (the device's maxStorageBuffersPerShaderStage) */
+  maxBindings: number;
+  /**
+   * In-place updates the plan means to make: value -> the graph input whose buffer it is
+   * written over. A kernel that computes the value reads the input's old value in the
+   * output's own buffer, so that read costs no binding of its own.
+   */
+  inPlace?: Map<number, number>;
+}
+
+export const kernelNodes = (k: Kernel): number[] => {
+  switch (k.kind) {
+    case 'elementwise': return k.nodes;
+    case 'reduce': return [...k.prologue, k.node, ...k.epilogue];
+    case 'matmul': return [...windowsOf(k), ...k.prologueA, ...k.prologueB, k.node, ...k.epilogue, ...(k.rowSumA === null ? [] : [k.rowSumA]), ...k.rowEpilogue];
+    case 'copy': return [k.node];
+    case 'index': return [k.node];
+  }
+};
+
+/** The im2col nodes a matmul reads through their index map (recomputed there, like prologues). */
+export const windowsOf = (k: Extract<Kernel, { kind: 'matmul' }>): number[] =>
+  [...new Set([k.windowA, k.windowB].filter((w): w is number => w !== undefined))];
+
+/** Nodes a kernel computes and may write (its prologues are recomputed copies of other kernels' nodes). */
+export function ownedNodes(k: Kernel): number[] {
+  switch (k.kind) {
+    case 'elementwise': return k.nodes;
+    case 'reduce': return [...k.prologue, k.node, ...k.epilogue];
+    case 'matmul': return [k.node, ...k.epilogue, ...(k.rowSumA === null ? [] : [k.rowSumA]), ...k.rowEpilogue];
+    case 'copy': return [k.node];
+    case 'index': return [k.node];
+  }
+}

@@ -1,0 +1,38 @@
+/**
+ * The rule sets fusion runs, in order. To add a rule, put it in the set whose sites it
+ * rewrites, at the place where it should win over the rules after it:
+ * - placement (sites: the graph's nodes in order; a node settles when a rule places it):
+ *   where each node goes as it is met (a view, a kernel of its own, an epilogue, ...);
+ * - kernels (sites: the kernels formed so far; a kernel settles when it is fused away):
+ *   rewrites of the whole schedule, each rule sweeping every kernel, repeated until none fires.
+ */
+import type { RuleSet } from '../driver.ts';
+import { float } from './float.ts';
+import { join } from './join.ts';
+import { pullInputs } from './pull-inputs.ts';
+import { recomputePrologue } from './recompute-prologue.ts';
+import { reducePrologue } from './reduce-prologue.ts';
+import { rowEpilogue } from './row-epilogue.ts';
+import { rowSum } from './row-sum.ts';
+import { seed } from './seed.ts';
+import { view } from './view.ts';
+import { viewCopy } from './view-copy.ts';
+import { windowOperand } from './window-operand.ts';
+
+export const placement: RuleSet<number> = {
+  name: 'placement',
+  sites: (st) => st.g.nodes.filter((n) => n.op !== 'input' && n.op !== 'scalar').map((n) => n.id),
+  settled: (st, id) => st.placed.has(id),
+  order: 'site',
+  rules: [view, viewCopy, seed, float, join, pullInputs],
+};
+
+export const kernelRewrites: RuleSet<number> = {
+  name: 'kernels',
+  sites: (st) => st.kernels.map((_, i) => i),
+  settled: (st, ki) => st.kernels[ki] === null,
+  order: 'rule',
+  rules: [recomputePrologue, rowSum, rowEpilogue, reducePrologue, windowOperand],
+};
+
+export const RULE_SETS: readonly RuleSet<number>[] = [placement, kernelRewrites];
