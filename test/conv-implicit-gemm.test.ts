@@ -169,3 +169,28 @@ describe.each(testDevices())('compiled conv2d on %s: the patch matrix is read in
     expect(windowed.filter((k) => k.body.kind === 'matmul' && k.body.windowA?.transposed)).toHaveLength(1);
   });
 });
+
+describe.each(testDevices())('pools through im2col on %s', (device) => {
+  it('maxPool2d sends a tied window\'s gradient to its first maximum (PyTorch), padding reads -inf, avgPool2d counts padded zeros; compiled equals eager', async () => {
+    // relu outputs tie at 0: every window of the second image is all zeros
+    const x0 = torch.tensor([[[[1, 3, 2, -1, 0], [3, 0, -2, 5, 5], [0, 1, 4, 4, -3], [2, 2, 0, 1, 1]]], [[[0, 0, 0, 0, 0], [0, 0, 0, 0, 0], [0, 0, 0, 0, 0], [0, 0, 0, 0, 0]]]]);
+    const f = (x: T) => F.maxPool2d(x, 3, { stride: 2, padding: 1 }).mul(torch.tensor([[[[1, 2, 3], [4, 5, 6]]]], { device })).sum().add(F.avgPool2d(x, 2, { padding: 1 }).sum().mul(0.5));
+    const run = async (fn: (x: T) => T) => {
+      const x = x0.to(device).clone().requiresGrad_(); // (to(cpu) of a cpu tensor is itself: each run its own leaf)
+      const y = fn(x);
+      y.backward();
+      return { y: await y.item(), g: await x.grad!.toArray() };
+    };
+    const eager = await run(f);
+    const comp = await run(torch.compile(f));
+    expect(comp.y).toBeCloseTo(eager.y, 5);
+    expect([...comp.g]).toEqual([...eager.g]);
+    // the zero image: avgPool2d(2, padding 1) puts each element in one window (0.5 / 4 each), and each
+    // max window's gradient lands on its first element only
+    const maxPart = [...eager.g].slice(20).map((v) => v - 0.5 / 4);
+    // maxPool2d(3, stride 2, padding 1) windows start at rows -1, 1 and cols -1, 1, 3: first in-range element of each
+    const want = new Array(20).fill(0);
+    [[0, 0, 1], [0, 1, 2], [0, 3, 3], [1, 0, 4], [1, 1, 5], [1, 3, 6]].forEach(([r, c, w]) => (want[r * 5 + c] += w));
+    for (let i = 0; i < 20; i++) expect(maxPart[i]).toBeCloseTo(want[i], 5);
+  });
+});

@@ -142,7 +142,7 @@ function windowOperand(k: Kernel, which: 'A' | 'B', w: WindowMap, src: Slot, sha
   const dtype = k.bindings[which === 'A' ? 0 : 1]!.dtype;
   const ins = renderOperands(k, 'im2col', [{ shape: [...w.src], strides: [...w.strides] }], [src], [dtype], steps, newScratch);
   const out = newScratch('float32', prod(shape));
-  const attrs: Attrs = { kernel: w.kernel, stride: w.stride, padding: w.padding, dilation: w.dilation, out: w.rows, transposed: w.transposed };
+  const attrs: Attrs = { kernel: w.kernel, stride: w.stride, padding: w.padding, dilation: w.dilation, out: w.rows, transposed: w.transposed, fill: w.fill === 0 ? 'zero' : '-inf' };
   steps.push({ kind: 'op', op: 'im2col', attrs, ins, out: { slot: out, shape: [...shape], dtype: 'float32' } });
   return out;
 }

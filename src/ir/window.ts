@@ -21,6 +21,8 @@ export interface WindowMap {
   padding: [number, number];
   dilation: [number, number];
   transposed: boolean;
+  /** the value of a position outside the source: 0, or -inf for a max pool's padding (attr fill '-inf') */
+  fill: number;
   /** the source [N, C, H, W] and the element strides it is read with */
   src: [number, number, number, number];
   strides: [number, number, number, number];
@@ -36,6 +38,8 @@ export function windowMap(attrs: Attrs, src: readonly number[], strides: readonl
     padding: pair(attrs.padding),
     dilation: pair(attrs.dilation),
     transposed: attrs.transposed === true,
+    // a string attr: -Infinity would not survive JSON (hashes, cse keys, dumps)
+    fill: attrs.fill === '-inf' ? -Infinity : 0,
     src: [src[0], src[1], src[2], src[3]],
     strides: [strides[0], strides[1], strides[2], strides[3]],
   };
@@ -73,6 +77,27 @@ export function windowOffset(w: WindowMap, m: number, q: number): number {
 }
 
 /**
+ * The gradient of the forward map (col2im), from the destination side: the sum, over the
+ * kernel positions (i, j) whose window covers source element (n, c, y, x), of the matrix
+ * element that read it. `at(m, q)` reads the matrix. No atomics, a fixed order.
+ */
+export function windowGradAt(w: WindowMap, n: number, c: number, y: number, x: number, at: (m: number, q: number) => number): number {
+  const [R0, R1] = w.rows;
+  const [kh, kw] = w.kernel;
+  let acc = 0;
+  for (let i = 0; i < kh; i++) {
+    const t = y + w.padding[0] - i * w.dilation[0];
+    if (t < 0 || t % w.stride[0] !== 0 || t / w.stride[0] >= R0) continue;
+    for (let j = 0; j < kw; j++) {
+      const u = x + w.padding[1] - j * w.dilation[1];
+      if (u < 0 || u % w.stride[1] !== 0 || u / w.stride[1] >= R1) continue;
+      acc += at((n * R0 + t / w.stride[0]) * R1 + u / w.stride[1], (c * kh + i) * kw + j);
+    }
+  }
+  return acc;
+}
+
+/**
  * A WGSL function `fn name(m: u32, q: u32) -> f32` that loads element (m, q) from `buffer`
  * at `base` (a u32 expression), reading sizes through `v` (literals, or uniform words).
  */
@@ -93,7 +118,7 @@ export function windowLoadWGSL(name: string, buffer: string, v: (what: WindowWor
     lines.push(`  let ${s}f = i32(${o} * ${v(`stride${d}`)} + ${k} * ${v(`dil${d}`)}) - i32(${v(`pad${d}`)});`);
     lines.push(`  let ${s}t = select(-1, t${s} / ${st}, t${s} >= 0 && t${s} % ${st} == 0);`);
     lines.push(`  let ${s} = select(${s}f, ${s}t, ${v('transposed')} != 0u);`);
-    lines.push(`  if (${s} < 0 || ${s} >= ${size}) { return 0.0; }`);
+    lines.push(`  if (${s} < 0 || ${s} >= ${size}) { return bitcast<f32>(${v('fill')}); }`);
   }
   lines.push(`  return ${load(`base + n * ${v('s0')} + c * ${v('s1')} + u32(y) * ${v('s2')} + u32(x) * ${v('s3')}`)};`);
   lines.push('}');
@@ -101,10 +126,32 @@ export function windowLoadWGSL(name: string, buffer: string, v: (what: WindowWor
 }
 
 export type WindowWord =
-  | 'rows0' | 'rows1' | 'kh' | 'kw' | 'stride0' | 'stride1' | 'pad0' | 'pad1' | 'dil0' | 'dil1' | 'src0' | 'src1' | 's0' | 's1' | 's2' | 's3' | 'transposed';
+  | 'rows0' | 'rows1' | 'kh' | 'kw' | 'stride0' | 'stride1' | 'pad0' | 'pad1' | 'dil0' | 'dil1' | 'src0' | 'src1' | 's0' | 's1' | 's2' | 's3' | 'transposed' | 'fill';
+
+/**
+ * `fn name(n: u32, c: u32, y: u32, x: u32) -> f32`: windowGradAt in WGSL, reading the matrix
+ * through `load(m, q)` (u32 expressions).
+ */
+export function windowGradWGSL(name: string, v: (what: WindowWord) => string, load: (m: string, q: string) => string): string {
+  return [
+    `fn ${name}(n: u32, c: u32, y: u32, x: u32) -> f32 {`,
+    '  var acc = 0.0;',
+    `  for (var i = 0u; i < ${v('kh')}; i = i + 1u) {`,
+    `    let t = i32(y) + i32(${v('pad0')}) - i32(i * ${v('dil0')});`,
+    `    if (t < 0 || u32(t) % ${v('stride0')} != 0u || u32(t) / ${v('stride0')} >= ${v('rows0')}) { continue; }`,
+    `    for (var j = 0u; j < ${v('kw')}; j = j + 1u) {`,
+    `      let u = i32(x) + i32(${v('pad1')}) - i32(j * ${v('dil1')});`,
+    `      if (u < 0 || u32(u) % ${v('stride1')} != 0u || u32(u) / ${v('stride1')} >= ${v('rows1')}) { continue; }`,
+    `      acc = acc + ${load(`(n * ${v('rows0')} + u32(t) / ${v('stride0')}) * ${v('rows1')} + u32(u) / ${v('stride1')}`, `(c * ${v('kh')} + i) * ${v('kw')} + j`)};`,
+    '    }',
+    '  }',
+    '  return acc;',
+    '}',
+  ].join('\n');
+}
 
 /** The words of a window map, in the order a uniform holds them (`src0`, `src1`: the source's H and W). */
-export const WINDOW_WORDS: readonly WindowWord[] = ['rows0', 'rows1', 'kh', 'kw', 'stride0', 'stride1', 'pad0', 'pad1', 'dil0', 'dil1', 'src0', 'src1', 's0', 's1', 's2', 's3', 'transposed'];
+export const WINDOW_WORDS: readonly WindowWord[] = ['rows0', 'rows1', 'kh', 'kw', 'stride0', 'stride1', 'pad0', 'pad1', 'dil0', 'dil1', 'src0', 'src1', 's0', 's1', 's2', 's3', 'transposed', 'fill'];
 
 export function windowWordValues(w: WindowMap): Record<WindowWord, number> {
   return {
@@ -112,5 +159,6 @@ export function windowWordValues(w: WindowMap): Record<WindowWord, number> {
     stride0: w.stride[0], stride1: w.stride[1], pad0: w.padding[0], pad1: w.padding[1],
     dil0: w.dilation[0], dil1: w.dilation[1], src0: w.src[2], src1: w.src[3],
     s0: w.strides[0], s1: w.strides[1], s2: w.strides[2], s3: w.strides[3], transposed: w.transposed ? 1 : 0,
+    fill: new Uint32Array(new Float32Array([w.fill]).buffer)[0]!,
   };
 }

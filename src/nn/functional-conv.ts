@@ -3,13 +3,12 @@
  * (its map in src/ir/window.ts) times the weight [O, C*kh*kw]; its gradients are matmuls over
  * the same map (see Convolution). The compiler reads each im2col inside its matmul's operand
  * loads, so a compiled convolution never writes the patch matrix; eager mode computes it.
- * maxPool2d and avgPool2d are composites: the k*k strided slices of the padded input,
- * stacked, and a max or mean over the k*k axis; their gradients come from those ops.
+ * maxPool2d and avgPool2d are a max or mean over the columns of the same im2col (every
+ * channel an image of its own, padding read as -inf or 0); the gradient goes back through
+ * im2col's (col2im, summed from the destination side).
  */
 import { apply } from '../eager/dispatch.ts';
-import { full } from '../eager/factories.ts';
 import { AutogradFunction, type Context } from '../eager/function.ts';
-import { cat, slice, stack } from '../eager/ops.ts';
 import { checkOptions } from '../eager/options.ts';
 import type { Tensor } from '../eager/tensor.ts';
 import { WgtorchError } from '../ir/errors.ts';
@@ -25,49 +24,6 @@ function pair(op: string, what: string, v: Pair | undefined, dflt: [number, numb
     throw new WgtorchError(`${op}: ${what} must be ${min > 0 ? 'a positive' : 'a non-negative'} integer or a pair [h, w] of them, got ${JSON.stringify(v)}.`);
   }
   return p;
-}
-
-/** Pads dims 2 and 3 of x [N, C, H, W] with `value` (zeros for conv and avg pooling, -inf for max). */
-function pad2d(x: Tensor, [ph, pw]: [number, number], value: number): Tensor {
-  let y = x;
-  const [N, C, H, W] = y.shape;
-  if (ph > 0) {
-    const rows = full([N, C, ph, W], value, { device: x.device });
-    y = cat([rows, y, rows], 2);
-  }
-  if (pw > 0) {
-    const cols = full([N, C, H + 2 * ph, pw], value, { device: x.device });
-    y = cat([cols, y, cols], 3);
-  }
-  return y;
-}
-
-interface Windows {
-  /** [N, C, k*k, Ho, Wo]: the input under each kernel position, (i, j) row-major on dim 2 */
-  patches: Tensor;
-  Ho: number;
-  Wo: number;
-}
-
-function windows(op: string, x: Tensor, [kh, kw]: [number, number], [sh, sw]: [number, number], p: [number, number], padValue: number): Windows {
-  const [, , H, W] = x.shape;
-  const Hp = H + 2 * p[0];
-  const Wp = W + 2 * p[1];
-  if (kh > Hp || kw > Wp) {
-    throw new WgtorchError(
-      `${op}: calculated padded input size per channel: (${Hp} x ${Wp}). Kernel size: (${kh} x ${kw}). Kernel size can't be greater than actual input size (input ${fmtShape(x.shape)}). Fix: use a smaller kernel, more padding or a larger input.`,
-    );
-  }
-  const Ho = Math.floor((Hp - kh) / sh) + 1;
-  const Wo = Math.floor((Wp - kw) / sw) + 1;
-  const xp = pad2d(x, p, padValue);
-  const parts: Tensor[] = [];
-  for (let i = 0; i < kh; i++) {
-    for (let j = 0; j < kw; j++) {
-      parts.push(xp.index(null, null, slice(i, i + sh * (Ho - 1) + 1, sh), slice(j, j + sw * (Wo - 1) + 1, sw)));
-    }
-  }
-  return { patches: parts.length === 1 ? parts[0].unsqueeze(2) : stack(parts, 2), Ho, Wo };
 }
 
 /** [C, H, W] inputs are one unbatched image, as in PyTorch. */
@@ -192,11 +148,22 @@ function pool(op: string, x: Tensor, kernelSize: Pair, opts: Pool2dOptions, kind
     throw new WgtorchError(`${op}: pad should be at most half of effective kernel size, but got pad=${JSON.stringify(opts.padding)} and kernelSize=${JSON.stringify(kernelSize)}.`);
   }
   const { x4, unbatched } = batched(op, x);
-  const [N, C] = x4.shape;
-  const { patches, Ho, Wo } = windows(op, x4, k, stride, padding, kind === 'max' ? -Infinity : 0);
+  const [N, C, H, W] = x4.shape;
+  const Hp = H + 2 * padding[0];
+  const Wp = W + 2 * padding[1];
+  if (k[0] > Hp || k[1] > Wp) {
+    throw new WgtorchError(
+      `${op}: calculated padded input size per channel: (${Hp} x ${Wp}). Kernel size: (${k[0]} x ${k[1]}). Kernel size can't be greater than actual input size (input ${fmtShape(x.shape)}). Fix: use a smaller kernel, more padding or a larger input.`,
+    );
+  }
+  const out: [number, number] = [Math.floor((Hp - k[0]) / stride[0]) + 1, Math.floor((Wp - k[1]) / stride[1]) + 1];
+  // every channel an image of one channel: rows (n, c, oh, ow), columns the window's k*k
+  // elements (padding reads -inf for max, 0 for avg: PyTorch's countIncludePad)
+  const attrs = { kernel: k, stride, padding, dilation: [1, 1], out, transposed: false, fill: kind === 'max' ? '-inf' : 'zero' };
+  const cols = apply('im2col', [x4.reshape([N * C, 1, H, W])], attrs);
   // max(dim) sends the gradient to the first maximum of each window, as PyTorch's max_pool2d
-  const out = kind === 'max' ? patches.max(2).values : patches.mean(2);
-  const y = out.reshape([N, C, Ho, Wo]);
+  const r = kind === 'max' ? cols.max(1).values : cols.mean(1);
+  const y = r.reshape([N, C, out[0], out[1]]);
   return unbatched ? y.squeeze(0) : y;
 }
 

@@ -147,7 +147,7 @@ export interface MatmulBody {
  */
 export interface IndexBody {
   kind: 'index';
-  op: 'slice' | 'sliceScatter' | 'gather' | 'scatterAdd' | 'im2col';
+  op: 'slice' | 'sliceScatter' | 'gather' | 'scatterAdd' | 'im2col' | 'col2im';
   /** the output shape */
   shape: number[];
   dtype: DType;
