@@ -18,6 +18,7 @@ import type { Attrs } from '../ir/registry.ts';
 import type { WindowMap } from '../ir/window.ts';
 import type { ElementwiseBody, ExprNode, IndexBody, Kernel, KernelOutput, MatmulBody, Ref, ReduceBody, TensorInput } from '../passes/kernel-ir.ts';
 import { compileJs, elementwiseJs, reduceJs, type JsKernel } from './js-kernels.ts';
+import { rowJs } from './row-js.ts';
 
 /** Where a step's array lives: one of the kernel's bindings, or scratch the kernel owns. */
 export type Slot = { binding: number } | { scratch: number };
@@ -108,6 +109,11 @@ export function renderCpuKernel(k: Kernel): CpuKernel {
     case 'reduce': {
       const header = [`reduce ${b.combine}: ${origins([...b.prologue, ...b.epilogue])} over ${shapeText(b.reduced)} for each of ${shapeText(b.kept)}`];
       steps.push(jsStep(reduceJs(b, b.kept, b.reduced, b.inputs.map((t) => t.strides!), header), readSlots, writeSlots));
+      break;
+    }
+    case 'row': {
+      const header = [`row: ${b.steps.length} steps over ${shapeText(b.reduced)} for each of ${shapeText(b.kept)}; ${origins(b.nodes)}`];
+      steps.push(jsStep(rowJs(b, header), readSlots, writeSlots));
       break;
     }
     case 'index':

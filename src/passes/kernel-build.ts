@@ -3,10 +3,12 @@
  * nodes of its body, the operands it reads (directly, through strides, or in place), the
  * buffers it binds (reads, then writes) and the scalars it reads. No target code here.
  */
+import { asReduceOp } from '../ir/reductions.ts';
 import type { Graph, IRNode } from '../ir/graph.ts';
 import { numel, sameShape, stridesOf } from '../ir/shape.ts';
 import { windowMap } from '../ir/window.ts';
 import type { Kernel as Group, Schedule } from './fusion.ts';
+import { buildRowKernel } from './kernel-build-row.ts';
 import type { Binding, ElementwiseBody, ExprNode, IndexBody, Kernel, KernelOutput, MatmulInput, ReduceBody, Ref, TensorInput } from './kernel-ir.ts';
 import { broadcastView, matmulLayout, type View } from './views.ts';
 
@@ -34,6 +36,7 @@ export function buildKernel(cx: BuildContext, k: Group, index: number): Kernel {
     case 'reduce': return buildReduce(cx, k, index);
     case 'matmul': return buildMatmul(cx, k, index);
     case 'index': return buildIndex(cx, k, index);
+    case 'row': return buildRowKernel(cx, k, index);
   }
 }
 
@@ -200,7 +203,7 @@ function buildReduce(cx: BuildContext, k: Extract<Group, { kind: 'reduce' }>, in
   const written = [k.node, ...k.epilogue].filter((id) => cx.writes.has(id));
   const body: ReduceBody = {
     kind: 'reduce',
-    combine: r.op as ReduceBody['combine'],
+    combine: asReduceOp(r.op),
     kept: kept.map((d) => inShape[d]),
     reduced: dims.map((d) => inShape[d]),
     inputs: ops.tensors.map((t) => {

@@ -22,6 +22,8 @@ export type Kernel =
       windowA?: number;
       windowB?: number;
     }
+  /** reductions read back over their rows, chained, with the elementwise work around them (rules/row.ts) */
+  | { kind: 'row'; shape: number[]; dims: number[]; nodes: number[] }
   /** an index primitive (slice, gather, ... see codegen-wgsl/indexing.ts): its own kernel, reading its inputs through their views */
   | { kind: 'index'; node: number }
   /** a movement node that must exist in memory: node's elements read from base through strides, in row-major order of shape */
@@ -54,6 +56,7 @@ export const kernelNodes = (k: Kernel): number[] => {
     case 'matmul': return [...windowsOf(k), ...k.prologueA, ...k.prologueB, k.node, ...k.epilogue, ...(k.rowSumA === null ? [] : [k.rowSumA]), ...k.rowEpilogue];
     case 'copy': return [k.node];
     case 'index': return [k.node];
+    case 'row': return k.nodes;
   }
 };
 
@@ -69,5 +72,6 @@ export function ownedNodes(k: Kernel): number[] {
     case 'matmul': return [k.node, ...k.epilogue, ...(k.rowSumA === null ? [] : [k.rowSumA]), ...k.rowEpilogue];
     case 'copy': return [k.node];
     case 'index': return [k.node];
+    case 'row': return k.nodes;
   }
 }
