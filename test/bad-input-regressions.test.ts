@@ -169,6 +169,35 @@ describe.each(testDevices())('issue 14 regressions on %s', (dev) => {
     expect(await arr(torch.compile((x: T) => x.add(1).mul(3).sub(x))(a))).toEqual([33554437, 1, -11, 13]);
   });
 
+  it('4: int32 reductions and int values in fused kernels are exact beyond 2^24 (sums wrap as int32): eager, compiled, whole step', async () => {
+    const vals = [16777217, 2147483640, -16777219, 100000000, 7];
+    const x = torch.tensor(vals, { dtype: 'int32', device: dev });
+    const f = (a: T) => [a.sum(), a.max(), a.min(), a.argmax(), a.reshape([5, 1]).sum(1), a.add(1).mul(3).sum(), a.reshape([5, 1]).max(1).values] as const;
+    // by int32 arithmetic: the sum 2247483645 wraps to -2047483651
+    const want = [[-2047483651], [2147483640], [-16777219], [1], vals, [(3 * (2247483645 + 5)) | 0], vals];
+    for (const [mode, g] of [['eager', f], ['compiled', torch.compile(f)]] as const) {
+      const got = await Promise.all(g(x).map(arr));
+      got.forEach((v, i) => expect(v, `${mode} output ${i}`).toEqual(want[i]));
+    }
+    // a whole training step that also keeps an int32 running total of a batch of ids
+    torch.manualSeed(4);
+    const lin = new torch.nn.Linear(2, 1).to(dev);
+    const opt = new torch.optim.SGD(lin.parameters(), { lr: 0.1 });
+    const total = torch.zeros([1], { dtype: 'int32', device: dev });
+    const inp = torch.randn(3, 2, { device: dev });
+    const step = torch.compile((ids: T) => {
+      opt.zeroGrad();
+      const loss = lin.forward(inp).pow(2).mean();
+      loss.backward();
+      opt.step();
+      total.add_(ids.sum());
+      return loss;
+    });
+    await step(x).item();
+    await step(x).item();
+    expect(await arr(total)).toEqual([(2 * 2247483645) | 0]);
+  });
+
   it('9: sign(NaN) is 0, as in PyTorch', async () => {
     expect(await arr(torch.tensor([NaN, -2, 0, 3], { device: dev }).sign())).toEqual([0, -1, 0, 1]);
   });
