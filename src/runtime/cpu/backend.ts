@@ -10,6 +10,7 @@ import { broadcastStrides, runElementwise, type EwArg } from './elementwise.ts';
 import { matmulF32 } from './matmul.ts';
 import { runIndex } from './indexing.ts';
 import { runReduce } from './reduce.ts';
+import { asReduceOp } from '../../ir/reductions.ts';
 import { swapsLastTwo, transposeLastTwo } from './transpose.ts';
 
 export class CpuStorage implements Storage {
@@ -74,7 +75,7 @@ export class CpuBackend implements Backend {
       }
       case 'reduce': {
         const a = args[0] as TensorArg;
-        runReduce(op.name as 'sum' | 'max' | 'argmax', arr(a), a.shape, attrs.dims as number[], o);
+        runReduce(asReduceOp(op.name), arr(a), a.shape, attrs.dims as number[], o);
         return;
       }
       case 'matmul': {
