@@ -43,6 +43,7 @@ function refName(r: Ref, names: Names): string {
     case 'node': return `${names.prefix}${r.index}`;
     case 'acc': return 'acc';
     case 'element': throw new Error('internal compiler error: a cpu loop has no matmul operand element');
+    case 'stat': return `r${r.index}`;
   }
 }
 

@@ -209,6 +209,16 @@ export class GpuPlan {
     return this.preparing;
   }
 
+  /**
+   * Compiles every kernel on the background device (off this device's queue; see
+   * runtime/webgpu/background-compile.ts): once it resolves, the first run creates its
+   * pipelines here and finds the driver's shader cache warm. A tuning that changes the
+   * kernels later makes them compile again at their first run.
+   */
+  precompile(): Promise<void> {
+    return this.backend.ctx.background.compile(this.kernels.map((k) => ({ wgsl: k.code, label: k.name, layout: k.layout })));
+  }
+
   private get pipelines(): GPUComputePipeline[] {
     this.pipelinesCache ??= this.kernels.map((k) => this.backend.ctx.pipeline(k.code, k.name, k.layout));
     return this.pipelinesCache;
