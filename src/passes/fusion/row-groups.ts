@@ -73,6 +73,12 @@ export function findRowGroups(g: Graph, views: Map<number, View>, opts: RowFusio
   const matmulReads = new Set<number>();
   for (const n of g.nodes) if (kindOf(n.id) === 'matmul' && n.inputs.length) matmulReads.add(baseOf(n.inputs[0]));
 
+  /**
+   * sums and maxes of float32; and int32 sums of bools (crossEntropy's count of the targets that
+   * count), which a row kernel adds in f32 like the reduce kernels: exact below 2^24
+   */
+  const reducible = (n: IRNode) =>
+    (n.op === 'sum' || n.op === 'max') && (n.dtype === 'float32' || (n.op === 'sum' && n.dtype === 'int32' && node(n.inputs[0]).dtype === 'bool'));
   /** every candidate group's nodes, node -> group index (a group is placed as one kernel) */
   const groupOf = new Map<number, number>();
   const groups: (RowGroup | null)[] = [];
@@ -111,8 +117,7 @@ export function findRowGroups(g: Graph, views: Map<number, View>, opts: RowFusio
     const clsOf = (s: readonly number[]): Cls | null =>
       sameShape(s, shape) ? 'element' : sameShape(s, keptShape) || sameShape(s, keepShape) ? 'row' : null;
     const isSpaceReduce = (n: IRNode) =>
-      (n.op === 'sum' || n.op === 'max') &&
-      n.dtype === 'float32' &&
+      reducible(n) &&
       sameShape(node(n.inputs[0]).shape, shape) &&
       sameShape([...(n.attrs.dims as number[])].sort((a, b) => a - b), dims);
     const isRowElementwise = (n: IRNode) =>
@@ -206,7 +211,7 @@ export function findRowGroups(g: Graph, views: Map<number, View>, opts: RowFusio
   // take the producers a softmax after it needs), then lone reductions, which may merge
   for (const alone of [true, false]) {
     for (const n of g.nodes) {
-      if ((n.op !== 'sum' && n.op !== 'max') || n.dtype !== 'float32' || groupOf.has(n.id) || inPlaceValues.has(n.id)) continue;
+      if (!reducible(n) || groupOf.has(n.id) || inPlaceValues.has(n.id)) continue;
       const src = node(n.inputs[0]);
       const dims = n.attrs.dims as number[];
       if (!dims.length || numel(dims.map((d) => src.shape[d])) < 2) continue;
