@@ -6,7 +6,9 @@
 import { asReduceOp } from '../ir/reductions.ts';
 import type { Graph, IRNode } from '../ir/graph.ts';
 import { numel, sameShape, stridesOf } from '../ir/shape.ts';
+import { windowMap } from '../ir/window.ts';
 import type { Kernel as Group, Schedule } from './fusion.ts';
+import { buildRowKernel } from './kernel-build-row.ts';
 import type { Binding, ElementwiseBody, ExprNode, IndexBody, Kernel, KernelOutput, MatmulInput, OperandReduction, ReduceBody, Ref, TensorInput } from './kernel-ir.ts';
 import { broadcastView, matmulLayout, type View } from './views.ts';
 
@@ -34,6 +36,7 @@ export function buildKernel(cx: BuildContext, k: Group, index: number): Kernel {
     case 'reduce': return buildReduce(cx, k, index);
     case 'matmul': return buildMatmul(cx, k, index);
     case 'index': return buildIndex(cx, k, index);
+    case 'row': return buildRowKernel(cx, k, index);
   }
 }
 
@@ -261,11 +264,17 @@ function buildMatmul(cx: BuildContext, k: Extract<Group, { kind: 'matmul' }>, in
   };
   const viewOf = (id: number) => cx.views.get(id) ?? { base: id, shape: g.node(id).shape, strides: stridesOf(g.node(id).shape) };
 
-  const operand = (id: number, prologue: number[]) => {
+  const operand = (id: number, prologue: number[], window: number | undefined) => {
+    if (window !== undefined) {
+      // read through the conv's index map from the im2col's source (a view of it is read with its strides)
+      const w = g.node(window);
+      const src = viewOf(w.inputs[0]);
+      return { base: src.base, trans: false, nodes: [] as ExprNode[], window: windowMap(w.attrs, src.shape, src.strides) };
+    }
     const v = viewOf(id);
     const layout = matmulLayout(v, g.node(v.base).shape);
     if (!layout) throw new Error(`matmul operand %${id} is neither plain nor transposed`);
-    if (!prologue.length) return { base: v.base, trans: layout === 'transposed', nodes: [] as ExprNode[] };
+    if (!prologue.length) return { base: v.base, trans: layout === 'transposed', nodes: [] as ExprNode[], window: undefined };
     // the prologue reads one tensor shaped like its result (the element), plus scalars and one-element tensors
     const inside = new Map<number, number>();
     let src = -1;
@@ -283,10 +292,10 @@ function buildMatmul(cx: BuildContext, k: Extract<Group, { kind: 'matmul' }>, in
       inside.set(pid, inside.size);
       return e;
     });
-    return { base: src, trans: layout === 'transposed', nodes };
+    return { base: src, trans: layout === 'transposed', nodes, window: undefined };
   };
-  const A = operand(mm.inputs[0], k.prologueA);
-  const B = operand(mm.inputs[1], k.prologueB);
+  const A = operand(mm.inputs[0], k.prologueA, k.windowA);
+  const B = operand(mm.inputs[1], k.prologueB, k.windowB);
 
   // ---- epilogue: C holds the first float value written (the matmul itself if need be)
   let written = [k.node, ...k.epilogue].filter((id) => cx.writes.has(id));
@@ -348,10 +357,11 @@ function buildMatmul(cx: BuildContext, k: Extract<Group, { kind: 'matmul' }>, in
     reductionWrites.push(...redWritten);
   });
 
-  const covered = [...k.prologueA, ...k.prologueB, k.node, ...k.epilogue, ...k.reductions.flatMap((r) => [r.node, ...r.epilogue])];
+  const windows = [...new Set([k.windowA, k.windowB].filter((w): w is number => w !== undefined))];
+  const covered = [...windows, ...k.prologueA, ...k.prologueB, k.node, ...k.epilogue, ...k.reductions.flatMap((r) => [r.node, ...r.epilogue])];
   const readBinding = (id: number): Binding => ({ value: id, dtype: g.node(id).dtype, access: 'read' });
   const redName = k.reductions.map((r) => `_${g.node(r.node).op}${r.operand}${r.epilogue.length ? `_${opNames(g, r.epilogue).slice(0, 20)}` : ''}`).join('');
-  const name = `k${index}_mm${A.trans ? 'T' : 'N'}${B.trans ? 'T' : 'N'}${k.epilogue.length ? '_' + opNames(g, k.epilogue).slice(0, 40) : ''}${redName}`;
+  const name = `k${index}_mm${A.trans ? 'T' : 'N'}${B.trans ? 'T' : 'N'}${A.window ? '_im2colA' : ''}${B.window ? '_im2colB' : ''}${k.epilogue.length ? '_' + opNames(g, k.epilogue).slice(0, 40) : ''}${redName}`;
   return {
     name,
     body: {
@@ -364,6 +374,8 @@ function buildMatmul(cx: BuildContext, k: Extract<Group, { kind: 'matmul' }>, in
       transB: B.trans,
       prologueA: A.nodes,
       prologueB: B.nodes,
+      ...(A.window ? { windowA: A.window } : {}),
+      ...(B.window ? { windowB: B.window } : {}),
       epilogue,
       outputs,
       reductions,
@@ -374,7 +386,8 @@ function buildMatmul(cx: BuildContext, k: Extract<Group, { kind: 'matmul' }>, in
     bindings: [readBinding(A.base), readBinding(B.base), writeOf(g, written[0]), ...reads.map(readBinding), ...written.slice(1).map((id) => writeOf(g, id)), ...reductionWrites.map((id) => writeOf(g, id))],
     scalars,
     covers: { nodes: covered, scopes: scopesOf(g, covered) },
-    bytes: 4 * (M * K + K * N + M * N * written.length),
+    // a windowed operand is read from its source (each element about kh*kw times, mostly from cache)
+    bytes: 4 * ((A.window ? numel(g.node(A.base).shape) : M * K) + (B.window ? numel(g.node(B.base).shape) : K * N) + M * N * written.length),
     flops: 2 * M * N * K,
   };
 }

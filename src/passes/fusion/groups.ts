@@ -16,7 +16,12 @@ export type Kernel =
       epilogue: number[];
       /** reductions along K of an operand as the matmul loads it, and their elementwise consumers (see OperandReduction) */
       reductions: OperandReduction[];
+      /** an im2col read through its index map as operand A / B instead of from memory (rules/window-operand.ts) */
+      windowA?: number;
+      windowB?: number;
     }
+  /** reductions read back over their rows, chained, with the elementwise work around them (rules/row.ts) */
+  | { kind: 'row'; shape: number[]; dims: number[]; nodes: number[] }
   /** an index primitive (slice, gather, ... see codegen-wgsl/indexing.ts): its own kernel, reading its inputs through their views */
   | { kind: 'index'; node: number }
   /** a movement node that must exist in memory: node's elements read from base through strides, in row-major order of shape */
@@ -59,11 +64,16 @@ export const kernelNodes = (k: Kernel): number[] => {
   switch (k.kind) {
     case 'elementwise': return k.nodes;
     case 'reduce': return [...k.prologue, k.node, ...k.epilogue];
-    case 'matmul': return [...k.prologueA, ...k.prologueB, k.node, ...k.epilogue, ...k.reductions.flatMap((r) => [r.node, ...r.epilogue])];
+    case 'matmul': return [...windowsOf(k), ...k.prologueA, ...k.prologueB, k.node, ...k.epilogue, ...k.reductions.flatMap((r) => [r.node, ...r.epilogue])];
     case 'copy': return [k.node];
     case 'index': return [k.node];
+    case 'row': return k.nodes;
   }
 };
+
+/** The im2col nodes a matmul reads through their index map (recomputed there, like prologues). */
+export const windowsOf = (k: Extract<Kernel, { kind: 'matmul' }>): number[] =>
+  [...new Set([k.windowA, k.windowB].filter((w): w is number => w !== undefined))];
 
 /** Nodes a kernel computes and may write (its prologues are recomputed copies of other kernels' nodes). */
 export function ownedNodes(k: Kernel): number[] {
@@ -73,5 +83,6 @@ export function ownedNodes(k: Kernel): number[] {
     case 'matmul': return [k.node, ...k.epilogue, ...k.reductions.flatMap((r) => [r.node, ...r.epilogue])];
     case 'copy': return [k.node];
     case 'index': return [k.node];
+    case 'row': return k.nodes;
   }
 }

@@ -47,6 +47,7 @@ export const join: Rule<number> = {
 
 function canJoin(st: FusionState, k: Kernel, ki: number, n: IRNode): string | null {
   if (k.kind === 'copy') return 'a copy kernel takes no epilogue';
+  if (k.kind === 'row') return 'a row kernel takes no epilogue';
   if (k.kind === 'index') return 'an index kernel takes no epilogue';
   const shape = k.kind === 'elementwise' ? k.shape : st.node(k.node).shape;
   if (k.kind === 'reduce') {

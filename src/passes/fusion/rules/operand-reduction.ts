@@ -32,6 +32,8 @@ export const operandReduction: Rule<number> = {
       for (const operand of ['A', 'B'] as const) {
         const id = st.node(m.node).inputs[operand === 'A' ? 0 : 1];
         if (st.baseOf(id) !== src || m.reductions.some((x) => x.operand === operand)) continue;
+        // an operand read through an index map (im2col) is not loaded from src's memory
+        if ((operand === 'A' ? m.windowA : m.windowB) !== undefined) continue;
         const [s0, s1] = st.node(src).shape;
         const v = st.views.get(id) ?? { base: src, shape: [s0, s1], strides: [s1, 1] };
         const layout = matmulLayout(v, st.node(src).shape);
