@@ -28,7 +28,8 @@ export const operandReduction: Rule<number> = {
     const refused: string[] = [];
     for (let mi = 0; mi < st.kernels.length; mi++) {
       const m = st.kernels[mi];
-      if (!m || m.kind !== 'matmul' || getOp(st.node(m.node).op).kind !== 'matmul') continue;
+      // a batched matmul would reduce each batch's operand: one value per row of every matrix, which this does not name
+      if (!m || m.kind !== 'matmul' || getOp(st.node(m.node).op).kind !== 'matmul' || st.node(m.node).shape.length !== 2) continue;
       for (const operand of ['A', 'B'] as const) {
         const id = st.node(m.node).inputs[operand === 'A' ? 0 : 1];
         if (st.baseOf(id) !== src || m.reductions.some((x) => x.operand === operand)) continue;
