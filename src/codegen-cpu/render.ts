@@ -125,6 +125,11 @@ export function renderCpuKernel(k: Kernel): CpuKernel {
       break;
     case 'pack':
       throw new Error(`internal compiler error: the cpu target runs no packs (kernel ${k.name}); it fuses without a binding limit`);
+    default: {
+      // a new body kind must get a cpu rendering here, not silently no steps
+      const unknown: never = b;
+      throw new Error(`internal compiler error: kernel ${k.name}: the cpu target cannot render a ${(unknown as { kind: string }).kind} body`);
+    }
   }
   const source = steps
     .map((st) => {
@@ -177,22 +182,8 @@ function renderOperands(k: Kernel, op: string, xs: { shape: number[]; strides: n
 
 /** The eager kernel of an index op, after strided copies of the operands that are views. */
 function renderIndex(k: Kernel, b: IndexBody, steps: CpuStep[], newScratch: (d: DType, n: number) => Slot, readSlots: Slot[], out: Slot): void {
-  const ins = b.inputs.map((x, i) => {
-    const dtype = k.bindings[(readSlots[i] as { binding: number }).binding]!.dtype;
-    if (isRowMajor(x.shape, x.strides)) return { slot: readSlots[i]!, shape: x.shape, dtype };
-    const copy: ElementwiseBody = {
-      kind: 'elementwise',
-      shape: [...x.shape],
-      inputs: [{ dtype, access: 'strided', strides: [...x.strides] }],
-      scalars: 0,
-      nodes: [{ op: 'copy', args: [{ kind: 'input', index: 0 }], attrs: {} }],
-      outputs: [{ ref: { kind: 'node', index: 0 }, dtype }],
-    };
-    const slot = newScratch(dtype, prod(x.shape));
-    const header = [`operand ${i} of ${b.op}: %${k.bindings[(readSlots[i] as { binding: number }).binding]!.value} through strides ${shapeText(x.strides)}`];
-    steps.push(jsStep(elementwiseJs(copy, x.shape, [x.strides], header), [readSlots[i]!], [slot]));
-    return { slot, shape: x.shape, dtype };
-  });
+  const dtypes = b.inputs.map((_, i) => k.bindings[(readSlots[i] as { binding: number }).binding]!.dtype);
+  const ins = renderOperands(k, b.op, b.inputs, readSlots, dtypes, steps, newScratch);
   steps.push({ kind: 'op', op: b.op, attrs: b.attrs, ins, out: { slot: out, shape: b.shape, dtype: b.dtype } });
 }
 
