@@ -40,6 +40,8 @@ export interface WasmGemm {
     out: Float32Array, outOff: number,
     M: number, K: number, N: number,
   ): boolean;
+  /** out = src^T for src [rows, cols] (row-major), through the packing kernel's 4 x 4 register transposes; false where it does not fit */
+  transpose(src: Float32Array, srcOff: number, rows: number, cols: number, out: Float32Array, outOff: number): boolean;
 }
 
 let engine: WasmGemm | null | undefined;
@@ -145,6 +147,16 @@ export function createWasmGemm(o: WasmGemmOptions = {}): WasmGemm | null {
       out.set(f32.subarray(cAt / 4, cAt / 4 + M * N), outOff);
       return true;
     },
+    transpose(src, srcOff, rows, cols, out, outOff) {
+      // one panel as wide as src has rows, one group per column: group j is out's row j
+      const sAt = align((1 + (helpers?.slots ?? 0)) * workBytes), dAt = sAt + align(4 * rows * cols), end = dAt + align(4 * rows * cols);
+      if (end > MAX_PAGES * PAGE) return false;
+      ensureBytes(end);
+      f32.set(src.subarray(srcOff, srcOff + rows * cols), sAt / 4);
+      pack(sAt, 4, 4 * cols, rows, cols, dAt, 0, rows, rows);
+      out.set(f32.subarray(dAt / 4, dAt / 4 + rows * cols), outOff);
+      return true;
+    },
   };
 }
 
@@ -173,6 +185,12 @@ export function wasmMatmulF32(
 ): boolean {
   const e = getEngine();
   return !!e && e.matmul(a, aOff, transA, b, bOff, transB, out, outOff, M, K, N);
+}
+
+/** out = src^T for a float32 src [rows, cols]; false where the Wasm kernel is unavailable. */
+export function wasmTransposeF32(src: Float32Array, srcOff: number, rows: number, cols: number, out: Float32Array, outOff: number): boolean {
+  const e = getEngine();
+  return !!e && e.transpose(src, srcOff, rows, cols, out, outOff);
 }
 
 const align = (bytes: number) => Math.ceil(bytes / 64) * 64;
