@@ -149,6 +149,48 @@ describe.each(testDevices())('issue 14 regressions on %s', (dev) => {
     }
   });
 
+  it('2: a bad index computed on the device leaves state as it was, even across several submits before the readback; good ones change nothing', async () => {
+    const train = (m: 'eager' | 'step') => {
+      torch.manualSeed(21);
+      const lin = new torch.nn.Linear(4, 3).to(dev);
+      const opt = new torch.optim.Adam(lin.parameters(), { lr: 0.1 });
+      const x = torch.randn(6, 4, { device: dev });
+      const body = (shift: number) => {
+        const idx = x.sum(1).gt(0).int().add(shift); // on the device: the host never knows it
+        const loss = F.crossEntropy(lin.forward(x), idx);
+        opt.zeroGrad();
+        loss.backward();
+        opt.step();
+        return loss;
+      };
+      return { lin, opt, x, step: m === 'step' ? torch.compile(body) : body };
+    };
+    const snapshot = async (w: ReturnType<typeof train>) => {
+      const st = w.opt.state.get(w.lin.weight) as { step: number; expAvg: T };
+      return [await arr(w.lin.weight), await arr(w.lin.bias!), await arr(w.lin.weight.grad!), st.step, await arr(st.expAvg)];
+    };
+    const ref = train('eager');
+    const want = [await ref.step(0).item(), await ref.step(0).item()];
+    for (const m of ['eager', 'step'] as const) {
+      const w = train(m);
+      // in-range targets computed on the device: the checks pass and the gated dispatches all run
+      expect(await w.step(0).item()).toBeCloseTo(want[0]!, 6);
+      const before = await snapshot(w);
+      let msg: string;
+      try {
+        const loss = w.step(2); // targets 2 and 3 of 3 classes (cpu throws here)
+        // 600 more dispatches before anything is read (webgpu: past one 512-dispatch submit, all gated)
+        for (let i = 0; i < 200; i++) w.lin.weight.data.mul_(1.0001).add_(0).sub_(0);
+        msg = await rejects(loss.item());
+      } catch (e) {
+        msg = (e as Error).message;
+      }
+      expect(msg).toMatch(/crossEntropy: (\d+ target values \(from 3 to 3\) are|target 3 is) out of bounds for 3 classes/);
+      expect(await snapshot(w), `${m}: state after the failed step`).toEqual(before);
+      expect(await w.step(0).item(), `${m}: the next good step`).toBeCloseTo(want[1]!, 6);
+    }
+  });
+
   it('3: a compiled backward checks the version of what it reads, as eager does', () => {
     const w = torch.ones(3, { device: dev, requiresGrad: true });
     const y = torch.compile((a: T) => a.mul(a).sum())(w);

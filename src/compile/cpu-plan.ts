@@ -103,6 +103,8 @@ export class CpuPlan {
     bound: (id: number) => number,
     targets: Map<number, Storage> = new Map(),
     timed?: (kernel: number, matmul: boolean, ms: number) => void,
+    /** called after each kernel with what is written so far (value checks run there, before later kernels write) */
+    afterKernel?: (valueOf: (id: number) => Storage | undefined) => void,
   ): Map<number, Storage> {
     const g = this.graph;
     const cpu = getBackend('cpu');
@@ -155,6 +157,7 @@ export class CpuPlan {
         }
         timed?.(ki, st.kind === 'matmul', performance.now() - t0);
       }
+      afterKernel?.((id) => values.get(this.baseOf(id)));
     });
     const out = new Map<number, Storage>();
     for (const o of g.outputs) out.set(o.id, values.get(this.baseOf(o.id))!);

@@ -281,6 +281,8 @@ export class GpuPlan {
     bound: (id: number) => number,
     targets: Map<number, Storage> = new Map(),
     capture?: { dispatches: { kernel: number; buffers: GPUBuffer[]; params: Uint32Array | Uint32Array[]; grid: [number, number, number] }[] },
+    /** called after each kernel's dispatch with what is written so far (value checks run there) */
+    afterKernel?: (valueOf: (id: number) => Storage | undefined) => void,
   ): Map<number, Storage> {
     const ctx = this.backend.ctx;
     const scalars = (id: number) => constantOr(this.graph, id, bound);
@@ -308,6 +310,7 @@ export class GpuPlan {
       const grid = Array.isArray(k.workgroups) ? k.workgroups : workgroupGrid(k.workgroups, ctx.limits.maxComputeWorkgroupsPerDimension);
       const params = k.params(k.kernel.scalars.map(scalars));
       ctx.dispatch(this.pipelines[i], buffers, params, grid as [number, number, number], k.kernel.flops);
+      afterKernel?.((id) => values.get(this.baseOf(id)));
       if (capture) {
         capture.dispatches.push({ kernel: i, buffers, params, grid: grid as [number, number, number] });
         return; // keep every buffer alive for replays
