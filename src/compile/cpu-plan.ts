@@ -18,7 +18,7 @@ import { buildKernels } from '../passes/kernel-build.ts';
 import { writes as writesOf, type Kernel } from '../passes/kernel-ir.ts';
 import { getBackend, type Storage } from '../runtime/backend.ts';
 import type { CpuStorage } from '../runtime/cpu/backend.ts';
-import { matmulF32 } from '../runtime/cpu/matmul.ts';
+import { matmulF32Batched } from '../runtime/cpu/matmul.ts';
 import { canWriteInPlace, constantOr, type MatmulPick, type PlanStats } from './gpu-plan.ts';
 
 export class CpuPlan {
@@ -147,7 +147,7 @@ export class CpuPlan {
           const b = array(st.b) as Float32Array;
           const c = array(st.out) as Float32Array;
           const { count, strideA, strideB, strideC } = st.batch;
-          for (let i = 0; i < count; i++) matmulF32(a, i * strideA, st.transA, b, i * strideB, st.transB, c, i * strideC, st.M, st.K, st.N);
+          matmulF32Batched(a, 0, strideA, st.transA, b, 0, strideB, st.transB, c, 0, strideC, st.M, st.K, st.N, count);
         } else {
           st.fn(
             st.ins.map((s) => (s === null ? (null as unknown as HostArray) : array(s))),
