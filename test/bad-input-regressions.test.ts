@@ -214,9 +214,14 @@ describe.each(testDevices())('issue 14 regressions on %s', (dev) => {
   it('4: int32 reductions and int values in fused kernels are exact beyond 2^24 (sums wrap as int32): eager, compiled, whole step', async () => {
     const vals = [16777217, 2147483640, -16777219, 100000000, 7];
     const x = torch.tensor(vals, { dtype: 'int32', device: dev });
-    const f = (a: T) => [a.sum(), a.max(), a.min(), a.argmax(), a.reshape([5, 1]).sum(1), a.add(1).mul(3).sum(), a.reshape([5, 1]).max(1).values] as const;
+    const f = (a: T) =>
+      [
+        a.sum(), a.max(), a.min(), a.argmax(), a.reshape([5, 1]).sum(1), a.add(1).mul(3).sum(), a.reshape([5, 1]).max(1).values,
+        // comparisons with a number fused with int32 arithmetic
+        a.gt(16777216), torch.where(a.gt(10), a, a.add(1)), a.eq(16777217).int().add(a.le(7).int()),
+      ] as const;
     // by int32 arithmetic: the sum 2247483645 wraps to -2047483651
-    const want = [[-2047483651], [2147483640], [-16777219], [1], vals, [(3 * (2247483645 + 5)) | 0], vals];
+    const want = [[-2047483651], [2147483640], [-16777219], [1], vals, [(3 * (2247483645 + 5)) | 0], vals, [1, 1, 0, 1, 0], [16777217, 2147483640, -16777218, 100000000, 8], [1, 0, 1, 0, 1]];
     for (const [mode, g] of [['eager', f], ['compiled', torch.compile(f)]] as const) {
       const got = await Promise.all(g(x).map(arr));
       got.forEach((v, i) => expect(v, `${mode} output ${i}`).toEqual(want[i]));
