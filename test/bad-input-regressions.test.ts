@@ -391,6 +391,24 @@ describe.skipIf(!webgpuAvailable)('issue 14 regressions: webgpu limits and preci
     expect(Math.abs((await t.item()) - (await a.sum().item()))).toBeLessThan(1e-2);
   });
 
+  it('12: a loop that never awaits gets advice before the driver would crash (past 56,000 live bind groups), and the tensors it touched are intact', async () => {
+    // ~52 bind groups stay alive per eager step of a small MLP until V8 runs between tasks
+    // (measured: 31,629 after 600 steps); lavapipe ended the process with SIGSEGV near 65,536
+    const ctx = torch.webgpu.context();
+    const a = torch.tensor([1, 2, 3], { device: 'webgpu' });
+    await a.toArray();
+    const saved = ctx.liveBindGroups;
+    ctx.liveBindGroups = 56_000;
+    try {
+      const m = throws(() => a.mul(torch.tensor([2, 2, 2], { device: 'webgpu' })));
+      expect(m).toMatch(/56000 bind groups are alive: this loop has run many ops without ever awaiting.*Fix: await something every few hundred steps/);
+    } finally {
+      ctx.liveBindGroups = saved;
+    }
+    expect(await arr(a)).toEqual([1, 2, 3]);
+    expect(await arr(a.mul(2))).toEqual([2, 4, 6]);
+  });
+
   it('15: a tensor over the binding limit is refused at creation', () => {
     const m = throws(() => torch.zeros(9000, 9000, { device: 'webgpu' }));
     expect(m).toMatch(/a tensor of 81000000 float32 elements \(309 MiB\).*maxStorageBufferBindingSize.*Fix/);
