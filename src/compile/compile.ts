@@ -49,7 +49,8 @@ export interface CompileOptions {
    * as lavapipe does, a cold fused kernel takes seconds), calls run the function eagerly;
    * the first call that finds its graph compiled runs it compiled, and so does every call
    * after it. Results are eager mode's meanwhile. `ready()` resolves when the compiles are done.
-   * Matmul variants are then tuned only when asked (`warmup()`).
+   * Matmul variants are then tuned only when asked (`warmup()`). Node waits for GPU work
+   * still queued when a script ends: a script done before the compiles are calls process.exit().
    */
   eagerWhileCompiling?: boolean;
 }
