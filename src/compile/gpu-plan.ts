@@ -12,6 +12,7 @@ import { fmtShape, numel, sameShape } from '../ir/shape.ts';
 import { WgtorchError } from '../ir/errors.ts';
 import { fuse, kernelNodes, ownedNodes, type Kernel as Group, type Schedule } from '../passes/fusion.ts';
 import { buildKernels } from '../passes/kernel-build.ts';
+import { nonIntegerScalar } from '../passes/int-kernels.ts';
 import { writes, type Kernel } from '../passes/kernel-ir.ts';
 import type { Storage } from '../runtime/backend.ts';
 import { GpuStorage, type WebGPUBackend } from '../runtime/webgpu/backend.ts';
@@ -308,7 +309,15 @@ export class GpuPlan {
         return v.buffer;
       });
       const grid = Array.isArray(k.workgroups) ? k.workgroups : workgroupGrid(k.workgroups, ctx.limits.maxComputeWorkgroupsPerDimension);
-      const params = k.params(k.kernel.scalars.map(scalars));
+      const scalarValues = k.kernel.scalars.map(scalars);
+      const notInt = nonIntegerScalar(k.kernel, scalarValues);
+      if (notInt !== null) {
+        throw new WgtorchError(
+          `compile: kernel ${k.name} computes on int32 values with numbers that were integers when it was compiled, but this call passes ${notInt}.` +
+            " Fix: use the default mode (it compiles again when a number's integrality changes), or keep the number an integer.",
+        );
+      }
+      const params = k.params(scalarValues);
       ctx.dispatch(this.pipelines[i], buffers, params, grid as [number, number, number], k.kernel.flops);
       afterKernel?.((id) => values.get(this.baseOf(id)));
       if (capture) {

@@ -6,6 +6,7 @@
 import { asReduceOp } from '../ir/reductions.ts';
 import type { Graph, IRNode } from '../ir/graph.ts';
 import { numel, sameShape, stridesOf } from '../ir/shape.ts';
+import { isInt32Number } from '../ir/hash.ts';
 import { windowMap } from '../ir/window.ts';
 import type { Kernel as Group, Schedule } from './fusion.ts';
 import { buildRowKernel } from './kernel-build-row.ts';
@@ -151,6 +152,8 @@ function buildElementwise(cx: BuildContext, ids: number[], shape: number[], inde
     nodes,
     outputs: written.map((id) => ({ ref: { kind: 'node', index: inside.get(id)! }, dtype: g.node(id).dtype })),
   };
+  // the numbers' integrality is in the compile key (src/ir/hash.ts): an int32 comparison with one computes in i32
+  if (ops.scalars.length && ops.scalars.every((id) => isInt32Number(g.node(id).attrs.value))) body.integerScalars = true;
   return {
     name: `k${index}_${opNames(g, ids).slice(0, 60)}`,
     body,
