@@ -252,3 +252,35 @@ describe.skipIf(!webgpuAvailable)('matmul variants on the device', () => {
     }
   });
 });
+
+describe.skipIf(!webgpuAvailable)('matmul variants on the device: operands loaded through loadA / loadB (an index map, as a conv reads its im2col)', () => {
+  for (const variant of [...TILED, DEFAULT_MATMUL_VARIANT, 'r4x8-8x8'] as MatmulVariantName[])
+    it(`${variant}: A and B loaded by the hooks (here: read transposed from their buffers), odd and vec4-aligned shapes`, async () => {
+      const ctx = await getGPU();
+      for (const [M, N, K] of SHAPES) {
+        const V = matmulVariantFor(M, N, K, false, variant);
+        const kernel = matmulWGSL({
+          transA: false,
+          transB: false,
+          variant: V,
+          loadA: (row, k) => `A[offA + (${k}) * p.M + (${row})]`,
+          loadB: (k, col) => `B[offB + (${col}) * p.K + (${k})]`,
+        });
+        expect(kernel.code).toContain('var<storage, read> A: array<f32>;');
+        const a = random(M * K, 21);
+        const bm = random(K * N, 22);
+        const bufs = [ctx.upload(a), ctx.upload(bm), ctx.upload(new Float32Array(M * N).fill(NaN))];
+        try {
+          ctx.dispatch(ctx.pipeline(kernel.code, `test_matmul_load_${V.name}`, kernel.layout), bufs, matmulParams(M, N, K), matmulDispatch(M, N, V));
+          const out = new Float32Array(await ctx.read(bufs[2]!, M * N * 4));
+          // the same product as A^T @ B^T of the stored buffers
+          const ref = reference({ transA: true, transB: true, M, N, K, batch: 1, strideA: 0, strideB: 0, hooks: false }, a, bm, new Float32Array(N));
+          let worst = 0;
+          for (let i = 0; i < M * N; i++) worst = Math.max(worst, Number.isNaN(out[i]) ? Infinity : Math.abs(out[i]! - ref.c[i]!) / (ref.mag[i]! + 1e-6));
+          expect(worst, `${M}x${N}x${K}`).toBeLessThan(TOL);
+        } finally {
+          for (const x of bufs) ctx.pool.release(x);
+        }
+      }
+    });
+});
