@@ -122,23 +122,32 @@ describe.each(testDevices())('bmm on %s', (device) => {
     }
   });
 
-  it("attention's scores matmul carries the scale and the causal mask as its epilogue: one kernel, its [B, heads, T, T] result written once", async () => {
+  it("attention: the scores matmul carries the scale, the mask rides in the matmul or the softmax row kernel, and each [B, heads, T, T] value is written once", async () => {
     torch.manualSeed(6);
     const [B, nh, T, hs] = [2, 3, 16, 8];
     const C = nh * hs;
     const mask = torch.tril(torch.ones(T, T)).view(1, 1, T, T).to(device);
+    const heads = (x: T) => x.split(C, 2).map((t) => t.view(B, T, nh, hs).transpose(1, 2));
+    const causal = () => mask.index(null, null, torch.slice(null, T), torch.slice(null, T)).eq(0);
     const attention = (x: T) => {
-      const [q, k, v] = x.split(C, 2).map((t) => t.view(B, T, nh, hs).transpose(1, 2));
+      const [q, k, v] = heads(x);
       let att = q.matmul(k.transpose(-2, -1)).mul(1 / Math.sqrt(hs));
-      att = att.maskedFill(mask.index(null, null, torch.slice(null, T), torch.slice(null, T)).eq(0), -Infinity);
+      att = att.maskedFill(causal(), -Infinity);
       return att.softmax(-1).matmul(v);
     };
     const sdpa = (x: T) => {
-      const [q, k, v] = x.split(C, 2).map((t) => t.view(B, T, nh, hs).transpose(1, 2));
+      const [q, k, v] = heads(x);
       return torch.nn.functional.scaledDotProductAttention(q, k, v, { isCausal: true });
     };
+    // no softmax after it: the mask (computed after the scores) joins the scores matmul ([hoist])
+    const maskedScores = (x: T) => {
+      const [q, k] = heads(x);
+      const att = q.matmul(k.transpose(-2, -1)).mul(1 / Math.sqrt(hs));
+      return att.maskedFill(causal(), 0);
+    };
     const x = torch.randn([B, T, 3 * C], { device, requiresGrad: true });
-    for (const [label, fn] of [['as the user writes it', attention], ['scaledDotProductAttention', sdpa]] as const) {
+    const attShape = JSON.stringify([B, nh, T, T]);
+    for (const [label, fn] of [['as the user writes it', attention], ['scaledDotProductAttention', sdpa], ['masked scores', maskedScores]] as const) {
       const eager = fn(x);
       const w = torch.randnLike(eager);
       eager.mul(w).sum().backward();
@@ -152,21 +161,25 @@ describe.each(testDevices())('bmm on %s', (device) => {
       x.grad = null;
       const g = fast.graphs()[0]!;
       const fwd = kernelsOf(g).filter((k) => k.part === 'forward').map((k) => k.kernel);
+      const names = fwd.map((k) => k.name).join(' ');
       const scores = fwd.filter((k) => k.body.kind === 'matmul' && k.body.batch.count === B * nh && k.body.N === T);
-      expect(scores.length, `${label}: ${fwd.map((k) => k.name).join(' ')}`).toBe(1);
+      expect(scores.length, `${label}: ${names}`).toBe(1);
       const ops = opsCovered(g, scores[0]!);
-      expect(ops, `${label}: the scale and the mask ride in the scores matmul`).toEqual(expect.arrayContaining(['bmm', 'where']));
-      expect(ops.some((o) => o === 'mul' || o === 'div'), `${label}: the scale`).toBe(true);
-      // the mask is [T, T] read for every matrix: batch stride 0
-      const body = scores[0]!.body as Extract<Kernel['body'], { kind: 'matmul' }>;
-      expect(body.inputs.some((i) => i.at === 'rowcol' && i.batch !== undefined && i.batch[0] === 0 && i.batch[1] === 0), JSON.stringify(body.inputs)).toBe(true);
-      // no other forward kernel computes the scale or the mask over [B, heads, T, T], and the scores kernel writes one value
-      const attShape = JSON.stringify([B, nh, T, T]);
-      const fused = scores[0]!.covers.nodes.filter((id) => ['where', 'mul', 'div'].includes(forwardNode(g, id).op) && JSON.stringify(forwardNode(g, id).shape) === attShape);
-      expect(fused.length, `${label}: the scale and the mask over [B, heads, T, T]`).toBe(2);
-      const again = fwd.filter((k) => k !== scores[0] && k.covers.nodes.some((id) => fused.includes(id)));
-      expect(again.map((k) => k.name), `${label}: no other kernel computes them`).toEqual([]);
-      expect(scores[0]!.bindings.filter((b) => b.access === 'write').length).toBe(1);
+      expect(ops.some((o) => o === 'mul' || o === 'div'), `${label}: the scale rides in the scores matmul (${names})`).toBe(true);
+      expect(scores[0]!.bindings.filter((b) => b.access === 'write').length, `${label}: the scores matmul writes one value`).toBe(1);
+      // the mask's where is computed in the scores matmul or in the kernel that reads the scores (the softmax row), not alone
+      const where = fwd.filter((k) => k.covers.nodes.some((id) => forwardNode(g, id).op === 'where' && JSON.stringify(forwardNode(g, id).shape) === attShape));
+      expect(where.length, `${label}: one kernel applies the mask (${names})`).toBe(1);
+      expect(where[0] === scores[0] || where[0]!.covers.nodes.some((id) => ['max', 'amax'].includes(forwardNode(g, id).op)), `${label}: the mask in ${where[0]!.name}`).toBe(true);
+      if (where[0] === scores[0]) {
+        // the mask is [T, T] read for every matrix: batch stride 0
+        const body = scores[0]!.body as Extract<Kernel['body'], { kind: 'matmul' }>;
+        expect(body.inputs.some((i) => i.at === 'rowcol' && i.batch !== undefined && i.batch[0] === 0 && i.batch[1] === 0), JSON.stringify(body.inputs)).toBe(true);
+      }
+      if (label === 'masked scores') expect(where[0], `${label}: [hoist] put the mask into the scores matmul (${names})`).toBe(scores[0]);
+      // every [B, heads, T, T] value of the forward is written by one kernel only, once (the scores; the row kernel's results)
+      const written = fwd.flatMap((k) => k.bindings.filter((b) => b.access === 'write' && JSON.stringify(forwardNode(g, b.value).shape) === attShape).map((b) => b.value));
+      expect(new Set(written).size, `${label}: ${names}`).toBe(written.length);
     }
   });
 });

@@ -15,16 +15,16 @@ import { accBody, jsStep, origins, stridedInput, type CpuStep, type Slot } from 
 export function renderBatchedMatmul(k: Kernel, b: MatmulBody, steps: CpuStep[], newScratch: (d: DType, n: number) => Slot): void {
   const { M, N, K, batch } = b;
   const bt = b.batched!;
-  if (b.rows) throw new Error(`internal compiler error: kernel ${k.name}: a batched matmul takes no row sums`);
+  if (b.reductions.length || b.windowA || b.windowB) throw new Error(`internal compiler error: kernel ${k.name}: a batched matmul takes no operand reductions or windows`);
   const inner = bt.inner;
   const outer = batch.count / inner;
   const readBinding = (r: number) => 3 + r;
   const outBinding = (j: number) => (j === 0 ? 2 : 3 + b.reads.length + j - 1);
   const dtypeOfRead = (r: number) => b.reads[r]!.dtype;
-  const offsets = (so: number, si: number) => Int32Array.from({ length: batch.count }, (_, z) => Math.floor(z / inner) * so + (z % inner) * si);
 
   // ---- operands: read in place at their offsets, or written densely into scratch first
-  const operand = (which: 'A' | 'B'): { slot: Slot; at: Int32Array } => {
+  /** the operand's slot and its (outer, inner) matrix strides there */
+  const operand = (which: 'A' | 'B'): { slot: Slot; so: number; si: number } => {
     const nodes = which === 'A' ? b.prologueA : b.prologueB;
     const trans = which === 'A' ? b.transA : b.transB;
     const ld = which === 'A' ? bt.lda : bt.ldb;
@@ -32,7 +32,7 @@ export function renderBatchedMatmul(k: Kernel, b: MatmulBody, steps: CpuStep[], 
     // the matrix as stored: rows x cols, rows ld apart
     const [rows, cols] = which === 'A' ? (trans ? [K, M] : [M, K]) : trans ? [N, K] : [K, N];
     const slot: Slot = { binding: which === 'A' ? 0 : 1 };
-    if (!nodes.length && (ld === cols || rows === 1)) return { slot, at: offsets(so, si) };
+    if (!nodes.length && (ld === cols || rows === 1)) return { slot, so, si };
     const shape = [outer, inner, rows, cols];
     const inputs: TensorInput[] = [{ dtype: 'float32', access: 'strided', strides: [so, si, ld, 1] }];
     const slots: Slot[] = [slot];
@@ -60,7 +60,7 @@ export function renderBatchedMatmul(k: Kernel, b: MatmulBody, steps: CpuStep[], 
     const what = nodes.length ? `matmul prologue ${which}: ${origins(nodes)}` : `dense copy of operand ${which}`;
     const header = [`${what} over ${batch.count} matrices [${rows}, ${cols}] of %${k.bindings[which === 'A' ? 0 : 1]!.value}`];
     steps.push(jsStep(elementwiseJs(body, shape, inputs.map((t) => t.strides ?? null), header), slots, [out]));
-    return { slot: out, at: offsets(inner * rows * cols, rows * cols) };
+    return { slot: out, so: inner * rows * cols, si: rows * cols };
   };
   const A = operand('A');
   const B = operand('B');
@@ -68,7 +68,9 @@ export function renderBatchedMatmul(k: Kernel, b: MatmulBody, steps: CpuStep[], 
   // ---- the product, into C (contiguous [count, M, N]) unless the epilogue reads C's old value there
   const readsOldC = b.inputs.some((x) => x.at === 'alias' && x.region === 'epilogue' && x.output === 0);
   const acc: Slot = readsOldC ? newScratch('float32', batch.count * M * N) : { binding: 2 };
-  steps.push({ kind: 'matmul', a: A.slot, transA: b.transA, b: B.slot, transB: b.transB, out: acc, M, K, N, batch, at: { a: A.at, b: B.at, c: offsets(inner * M * N, M * N) } });
+  const stepBatch = { count: batch.count, strideA: A.si, strideB: B.si, strideC: M * N };
+  const stepOuter = outer > 1 ? { outer: { count: outer, strideA: A.so, strideB: B.so, strideC: inner * M * N } } : {};
+  steps.push({ kind: 'matmul', a: A.slot, transA: b.transA, b: B.slot, transB: b.transB, out: acc, M, K, N, batch: stepBatch, ...stepOuter });
 
   // ---- the epilogue over [outer, inner, M, N]
   const stores = b.outputs.map((o, j) => ({ o, j })).filter(({ o, j }) => !(j === 0 && o.ref.kind === 'acc' && !readsOldC));

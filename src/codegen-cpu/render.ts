@@ -6,8 +6,9 @@
  * - reduce body (prologue, combine, epilogue): one generated loop nest;
  * - matmul body: each operand's prologue as a loop into scratch, the product through the
  *   Wasm SIMD GEMM, then its epilogue (bias, ReLU, masks, a weight's whole optimizer update,
- *   written in place) as one loop over the output, and the row sums of op(A) with their
- *   consumers (a bias gradient and its update) as a reduction and a loop over the rows;
+ *   written in place) as one loop over the output, and each operand reduction (a bias
+ *   gradient, a max over the rows of op(A), ...) with its consumers as a reduction and a
+ *   loop over the rows or columns;
  * - index body (slice, gather, ...): the eager cpu kernel, on strided copies of operands
  *   that are views.
  * A step names its arrays by the kernel's bindings (or scratch of its own), never by what
@@ -15,9 +16,11 @@
  */
 import type { DType } from '../ir/dtype.ts';
 import type { Attrs } from '../ir/registry.ts';
+import type { WindowMap } from '../ir/window.ts';
 import type { ElementwiseBody, ExprNode, IndexBody, Kernel, KernelOutput, MatmulBody, Ref, ReduceBody, TensorInput } from '../passes/kernel-ir.ts';
 import { compileJs, elementwiseJs, reduceJs, type JsKernel } from './js-kernels.ts';
 import { renderBatchedMatmul } from './render-bmm.ts';
+import { rowJs } from './row-js.ts';
 
 /** Where a step's array lives: one of the kernel's bindings, or scratch the kernel owns. */
 export type Slot = { binding: number } | { scratch: number };
@@ -42,8 +45,8 @@ export type CpuStep =
       K: number;
       N: number;
       batch: MatmulBody['batch'];
-      /** a batched body (bmm): the element offsets of matrix i in A, B and C, used instead of i * stride */
-      at?: { a: Int32Array; b: Int32Array; c: Int32Array };
+      /** a batched body (bmm) of two levels: `count` outer steps, each `batch.count / count` matrices at batch's strides */
+      outer?: { count: number; strideA: number; strideB: number; strideC: number };
     }
   /** a registry op run by the eager cpu kernel (index ops), on contiguous inputs */
   | { kind: 'op'; op: IndexBody['op']; attrs: Attrs; ins: { slot: Slot; shape: number[]; dtype: DType }[]; out: { slot: Slot; shape: number[]; dtype: DType } };
@@ -112,6 +115,11 @@ export function renderCpuKernel(k: Kernel): CpuKernel {
       steps.push(jsStep(reduceJs(b, b.kept, b.reduced, b.inputs.map((t) => t.strides!), header), readSlots, writeSlots));
       break;
     }
+    case 'row': {
+      const header = [`row: ${b.steps.length} steps over ${shapeText(b.reduced)} for each of ${shapeText(b.kept)}; ${origins(b.nodes)}`];
+      steps.push(jsStep(rowJs(b, header), readSlots, writeSlots));
+      break;
+    }
     case 'index':
       renderIndex(k, b, steps, newScratch, readSlots, writeSlots[0]!);
       break;
@@ -120,6 +128,11 @@ export function renderCpuKernel(k: Kernel): CpuKernel {
       break;
     case 'pack':
       throw new Error(`internal compiler error: the cpu target runs no packs (kernel ${k.name}); it fuses without a binding limit`);
+    default: {
+      // a new body kind must get a cpu rendering here, not silently no steps
+      const unknown: never = b;
+      throw new Error(`internal compiler error: kernel ${k.name}: the cpu target cannot render a ${(unknown as { kind: string }).kind} body`);
+    }
   }
   const source = steps
     .map((st) => {
@@ -135,11 +148,25 @@ export function renderCpuKernel(k: Kernel): CpuKernel {
   return { name: k.name, kernel: k, kind: b.kind, source, steps, scratch };
 }
 
-/** The eager kernel of an index op, after strided copies of the operands that are views. */
-function renderIndex(k: Kernel, b: IndexBody, steps: CpuStep[], newScratch: (d: DType, n: number) => Slot, readSlots: Slot[], out: Slot): void {
-  const ins = b.inputs.map((x, i) => {
-    const dtype = k.bindings[(readSlots[i] as { binding: number }).binding]!.dtype;
-    if (isRowMajor(x.shape, x.strides)) return { slot: readSlots[i]!, shape: x.shape, dtype };
+/**
+ * An operand read through a convolution's index map: the patch matrix, once, into scratch for
+ * the Wasm GEMM (which copies every operand into its own memory anyway), by the eager im2col
+ * kernel over the source (copied to row-major first where it is a view).
+ */
+function windowOperand(k: Kernel, which: 'A' | 'B', w: WindowMap, src: Slot, shape: [number, number], steps: CpuStep[], newScratch: (d: DType, n: number) => Slot): Slot {
+  const dtype = k.bindings[which === 'A' ? 0 : 1]!.dtype;
+  const ins = renderOperands(k, 'im2col', [{ shape: [...w.src], strides: [...w.strides] }], [src], [dtype], steps, newScratch);
+  const out = newScratch('float32', prod(shape));
+  const attrs: Attrs = { kernel: w.kernel, stride: w.stride, padding: w.padding, dilation: w.dilation, out: w.rows, transposed: w.transposed, fill: w.fill === 0 ? 'zero' : '-inf' };
+  steps.push({ kind: 'op', op: 'im2col', attrs, ins, out: { slot: out, shape: [...shape], dtype: 'float32' } });
+  return out;
+}
+
+/** The operands of an eager kernel: each bound buffer, or a row-major copy of it into scratch where it is read through strides. */
+function renderOperands(k: Kernel, op: string, xs: { shape: number[]; strides: number[] }[], slots: Slot[], dtypes: DType[], steps: CpuStep[], newScratch: (d: DType, n: number) => Slot) {
+  return xs.map((x, i) => {
+    const dtype = dtypes[i]!;
+    if (isRowMajor(x.shape, x.strides)) return { slot: slots[i]!, shape: x.shape, dtype };
     const copy: ElementwiseBody = {
       kind: 'elementwise',
       shape: [...x.shape],
@@ -149,10 +176,17 @@ function renderIndex(k: Kernel, b: IndexBody, steps: CpuStep[], newScratch: (d: 
       outputs: [{ ref: { kind: 'node', index: 0 }, dtype }],
     };
     const slot = newScratch(dtype, prod(x.shape));
-    const header = [`operand ${i} of ${b.op}: %${k.bindings[(readSlots[i] as { binding: number }).binding]!.value} through strides ${shapeText(x.strides)}`];
-    steps.push(jsStep(elementwiseJs(copy, x.shape, [x.strides], header), [readSlots[i]!], [slot]));
+    const at = slots[i]!;
+    const header = [`operand ${i} of ${op}: ${'binding' in at ? `%${k.bindings[at.binding]!.value}` : `scratch${at.scratch}`} through strides ${shapeText(x.strides)}`];
+    steps.push(jsStep(elementwiseJs(copy, x.shape, [x.strides], header), [at], [slot]));
     return { slot, shape: x.shape, dtype };
   });
+}
+
+/** The eager kernel of an index op, after strided copies of the operands that are views. */
+function renderIndex(k: Kernel, b: IndexBody, steps: CpuStep[], newScratch: (d: DType, n: number) => Slot, readSlots: Slot[], out: Slot): void {
+  const dtypes = b.inputs.map((_, i) => k.bindings[(readSlots[i] as { binding: number }).binding]!.dtype);
+  const ins = renderOperands(k, b.op, b.inputs, readSlots, dtypes, steps, newScratch);
   steps.push({ kind: 'op', op: b.op, attrs: b.attrs, ins, out: { slot: out, shape: b.shape, dtype: b.dtype } });
 }
 
@@ -204,18 +238,20 @@ export const stridedInput = (dtype: DType, shape: number[], strides: number[]): 
 function renderMatmul(k: Kernel, b: MatmulBody, steps: CpuStep[], newScratch: (d: DType, n: number) => Slot): void {
   if (b.batched) return renderBatchedMatmul(k, b, steps, newScratch);
   const { M, N, K, batch } = b;
-  if (batch.count > 1 && (b.epilogue.length || b.rows || b.outputs.length > 1 || b.prologueA.length || b.prologueB.length)) {
+  if (batch.count > 1 && (b.epilogue.length || b.reductions.length || b.outputs.length > 1 || b.prologueA.length || b.prologueB.length)) {
     throw new Error(`internal compiler error: kernel ${k.name}: the cpu target fuses nothing into a batched matmul yet`);
   }
   const readBinding = (r: number) => 3 + r;
   const outBinding = (j: number) => (j === 0 ? 2 : 3 + b.reads.length + j - 1);
-  const rowBinding = (j: number) => 3 + b.reads.length + b.outputs.length - 1 + j;
+  const redBinding = (q: number, j: number) => 3 + b.reads.length + b.outputs.length - 1 + b.reductions.slice(0, q).reduce((t, r) => t + r.outputs.length, 0) + j;
   const dtypeOfRead = (r: number) => b.reads[r]!.dtype;
 
   // ---- prologues: the operand's elements through the prologue, into scratch of its layout
   const operand = (which: 'A' | 'B'): Slot => {
     const nodes = which === 'A' ? b.prologueA : b.prologueB;
     const slot: Slot = { binding: which === 'A' ? 0 : 1 };
+    const window = which === 'A' ? b.windowA : b.windowB;
+    if (window) return windowOperand(k, which, window, slot, which === 'A' ? [M, K] : [K, N], steps, newScratch);
     if (!nodes.length) return slot;
     const stride = which === 'A' ? batch.strideA : batch.strideB;
     const size = (batch.count - 1) * stride + (which === 'A' ? M * K : K * N);
@@ -285,47 +321,51 @@ function renderMatmul(k: Kernel, b: MatmulBody, steps: CpuStep[], newScratch: (d
     steps.push(jsStep(elementwiseJs(body, body.shape, body.inputs.map((t) => t.strides ?? null), header), ins, stores.map((s) => ({ binding: outBinding(s.j) }))));
   }
 
-  // ---- once per row: the row sums of op(A) (after its prologue), then what consumes them
-  if (b.rows) {
-    const rows = b.rows;
-    const sums = newScratch('float32', M);
-    const sum: ReduceBody = {
+  // ---- once per row of op(A) / column of op(B): the operand reductions (of the operand after
+  // its prologue, as the matmul reads it), then what consumes them
+  b.reductions.forEach((r, q) => {
+    const onA = r.operand === 'A';
+    const L = onA ? M : N;
+    const values = newScratch('float32', L);
+    // op(A)[i, k] and op(B)[k, i] as (line i, k) strides over the stored operand
+    const strides = onA ? (b.transA ? [1, M] : [K, 1]) : b.transB ? [K, 1] : [1, N];
+    const red: ReduceBody = {
       kind: 'reduce',
-      combine: 'sum',
-      kept: [M],
+      combine: r.combine,
+      kept: [L],
       reduced: [K],
-      inputs: [{ dtype: 'float32', access: 'strided', strides: b.transA ? [1, M] : [K, 1] }],
+      inputs: [{ dtype: 'float32', access: 'strided', strides }],
       scalars: 0,
       prologue: [],
       value: { kind: 'input', index: 0 },
       epilogue: [],
       outputs: [{ ref: { kind: 'acc' }, dtype: 'float32' }],
     };
-    steps.push(jsStep(reduceJs(sum, [M], [K], [sum.inputs[0]!.strides!], [`row sums of op(A) over [${M}, ${K}]`]), [A], [sums]));
+    steps.push(jsStep(reduceJs(red, [L], [K], [strides], [`${r.combine} along K of op(${r.operand}) over [${L}, ${K}]`]), [onA ? A : B], [values]));
     const { body, inputOf } = accBody(
       b,
-      rows.epilogue,
-      rows.outputs,
-      [M],
+      r.epilogue,
+      r.outputs,
+      [L],
       (i) => {
         const x = b.inputs[i]!;
         if (x.at === 'alias') {
-          if (x.region !== 'row') throw new Error(`internal compiler error: kernel ${k.name}: a row update reads the old value of an epilogue output`);
-          return { dtype: rows.outputs[x.output]!.dtype, access: 'alias', aliasOf: x.output };
+          if (x.region !== q) throw new Error(`internal compiler error: kernel ${k.name}: operand reduction ${q} reads the old value of another region's output`);
+          return { dtype: r.outputs[x.output]!.dtype, access: 'alias', aliasOf: x.output };
         }
-        if (x.at === 'row') return stridedInput(dtypeOfRead(x.read), [M], [...x.strides]);
+        if (x.at === 'line') return stridedInput(dtypeOfRead(x.read), [L], [...x.strides]);
         if (x.at === 'element') return { dtype: dtypeOfRead(x.read), access: 'strided', strides: [0] };
-        throw new Error(`internal compiler error: a matmul row update reads a ${x.at} input`);
+        throw new Error(`internal compiler error: an operand reduction's epilogue reads a ${x.at} input`);
       },
       'float32',
     );
     const ins = body.inputs.map((t, j) => {
       if (t.access === 'alias') return null;
-      const i = b.inputs.findIndex((_, q) => inputOf(q) === j);
-      if (i < 0) return sums;
+      const i = b.inputs.findIndex((_, p) => inputOf(p) === j);
+      if (i < 0) return values;
       return { binding: readBinding((b.inputs[i] as { read: number }).read) };
     });
-    const header = [`row update: ${origins(rows.epilogue) || 'the row sums'} over [${M}]`];
-    steps.push(jsStep(elementwiseJs(body, body.shape, body.inputs.map((t) => t.strides ?? null), header), ins, rows.outputs.map((_, j) => ({ binding: rowBinding(j) }))));
-  }
+    const header = [`${r.combine} of op(${r.operand}) consumed: ${origins(r.epilogue) || 'the values'} over [${L}]`];
+    steps.push(jsStep(elementwiseJs(body, body.shape, body.inputs.map((t) => t.strides ?? null), header), ins, r.outputs.map((_, j) => ({ binding: redBinding(q, j) }))));
+  });
 }

@@ -8,7 +8,8 @@
  * per input strides[keptRank + redRank], scalar bits.
  */
 import { foldExpr, preferExpr, REDUCTIONS } from '../ir/reductions.ts';
-import { WGSL_PRELUDE, wgslF32, wgslLang } from '../ir/scalar-lang.ts';
+import { WGSL_PRELUDE, wgslF32, wgslIntLang, wgslLang } from '../ir/scalar-lang.ts';
+import { isIntReduce } from '../passes/int-kernels.ts';
 import type { ReduceBody } from '../passes/kernel-ir.ts';
 import { renderNodes } from './expr.ts';
 import type { GeneratedKernel } from './elementwise.ts';
@@ -52,12 +53,20 @@ export function reduceWGSL(spec: ReduceBody, nsIn?: Namespace): GeneratedKernel 
   const red = REDUCTIONS[spec.combine];
   const fold = red.kind === 'fold' ? red : null;
   const isArg = red.kind === 'select' && red.index;
+  // integers combine in i32: exact, a sum or product wrapping as PyTorch's int32 does
+  const int = isIntReduce(spec);
+  const T = int ? 'i32' : 'f32';
+  const lang = int ? wgslIntLang : undefined;
   const shv = n('shv');
   const shi = n('shi');
-  lines.push(`var<workgroup> ${shv}: array<f32, ${WG}>;`);
+  lines.push(`var<workgroup> ${shv}: array<${T}, ${WG}>;`);
   if (isArg) lines.push(`var<workgroup> ${shi}: array<u32, ${WG}>;`);
   const better = n('better');
-  if (red.kind === 'select') lines.push(`fn ${better}(v: f32, best: f32) -> bool { return ${preferExpr(red, wgslLang, 'v', 'best')} != 0.0; }`);
+  if (red.kind === 'select') {
+    lines.push(
+      int ? `fn ${better}(v: i32, best: i32) -> bool { return v ${red.prefer} best; }` : `fn ${better}(v: f32, best: f32) -> bool { return ${preferExpr(red, wgslLang, 'v', 'best')} != 0.0; }`,
+    );
+  }
   lines.push('');
   lines.push(...entryPoint(ns, String(WG), BUILTINS));
   lines.push('  let o = wid.x + wid.y * nwg.x;');
@@ -71,20 +80,20 @@ export function reduceWGSL(spec: ReduceBody, nsIn?: Namespace): GeneratedKernel 
     const terms = Array.from({ length: keptRank }, (_, d) => `k${d} * ${P(`${L.stridesAt + k * L.per + d}u`)}`);
     lines.push(`  let base${k} = ${terms.length ? terms.join(' + ') : '0u'};`);
   });
-  for (let s = 0; s < spec.scalars; s++) lines.push(`  let s${s} = bitcast<f32>(${P(`${L.scalarAt + s}u`)});`);
-  const identity = wgslF32(red.identity);
-  lines.push(`  var acc: f32 = ${identity};`);
+  for (let s = 0; s < spec.scalars; s++) lines.push(`  let s${s} = bitcast<${T}>(${P(`${L.scalarAt + s}u`)});`);
+  const identity = int ? intIdentity(red.identity) : wgslF32(red.identity);
+  lines.push(`  var acc: ${T} = ${identity};`);
   if (isArg) lines.push('  var at: u32 = 0u;');
-  if (fold) lines.push(`  var part: f32 = ${identity};`, '  var cnt: u32 = 0u;');
+  if (fold) lines.push(`  var part: ${T} = ${identity};`, '  var cnt: u32 = 0u;');
   lines.push(`  for (var r = lid; r < ${P('1u')}; r = r + ${WG}u) {`);
   lines.push('    var rr = r;');
   for (let d = redRank - 1; d >= 0; d--) lines.push(`    let q${d} = rr % ${P(`${L.redAt + d}u`)}; rr = rr / ${P(`${L.redAt + d}u`)};`);
   spec.inputs.forEach((_, k) => {
     const terms = Array.from({ length: redRank }, (_, d) => `q${d} * ${P(`${L.stridesAt + k * L.per + keptRank + d}u`)}`);
-    lines.push(`    let x${k} = f32(${n(`in${k}`)}[base${k}${terms.length ? ' + ' + terms.join(' + ') : ''}]);`);
+    lines.push(`    let x${k} = ${T}(${n(`in${k}`)}[base${k}${terms.length ? ' + ' + terms.join(' + ') : ''}]);`);
   });
   const names = { input: (k: number) => `x${k}`, scalar: (s: number) => `s${s}`, prefix: 'pv' };
-  lines.push(...renderNodes(spec.prologue, names, '    '));
+  lines.push(...renderNodes(spec.prologue, names, '    ', lang));
   const value = spec.value.kind === 'node' ? `pv${spec.value.index}` : spec.value.kind === 'input' ? `x${spec.value.index}` : `s${(spec.value as { index: number }).index}`;
   // a fold combines blocks of 64 into acc: one running f32 sum of a million values drifts (4M x 0.1 gave 0.10006)
   if (fold) {
@@ -103,7 +112,8 @@ export function reduceWGSL(spec: ReduceBody, nsIn?: Namespace): GeneratedKernel 
   if (fold) lines.push(`      ${shv}[lid] = ${foldExpr(fold, `${shv}[lid]`, `${shv}[lid + s]`)};`);
   else {
     // ties keep the smaller index, as PyTorch's argmax and argmin do
-    const tie = isArg ? ` || ((${shv}[lid + s] == ${shv}[lid] || (wgt_isnan(${shv}[lid + s]) && wgt_isnan(${shv}[lid]))) && ${shi}[lid + s] < ${shi}[lid])` : '';
+    const same = int ? `${shv}[lid + s] == ${shv}[lid]` : `(${shv}[lid + s] == ${shv}[lid] || (wgt_isnan(${shv}[lid + s]) && wgt_isnan(${shv}[lid])))`;
+    const tie = isArg ? ` || (${same} && ${shi}[lid + s] < ${shi}[lid])` : '';
     lines.push(`      if (${better}(${shv}[lid + s], ${shv}[lid])${tie}) { ${shv}[lid] = ${shv}[lid + s];${isArg ? ` ${shi}[lid] = ${shi}[lid + s];` : ''} }`);
   }
   lines.push('    }');
@@ -114,10 +124,10 @@ export function reduceWGSL(spec: ReduceBody, nsIn?: Namespace): GeneratedKernel 
   else {
     lines.push(`    let red = ${shv}[0];`);
     const enames = { input: (k: number) => `x${k}`, scalar: (s: number) => `s${s}`, acc: 'red', prefix: 'ev' };
-    lines.push(...renderNodes(spec.epilogue, enames, '    '));
+    lines.push(...renderNodes(spec.epilogue, enames, '    ', lang));
     spec.outputs.forEach((r, j) => {
       const res = r.ref.kind === 'node' ? `ev${r.ref.index}` : 'red';
-      lines.push(`    ${n(`out${j}`)}[o] = ${storeAs(r.dtype, res)};`);
+      lines.push(`    ${n(`out${j}`)}[o] = ${int ? res : storeAs(r.dtype, res)};`);
     });
   }
   lines.push('  }');
@@ -135,6 +145,13 @@ export function reduceWGSL(spec: ReduceBody, nsIn?: Namespace): GeneratedKernel 
   };
 }
 
+/** A reduction's identity as an i32 (the infinities of max and min: the ends of the i32 range). */
+function intIdentity(v: number): string {
+  if (v === -Infinity) return 'i32(-2147483647 - 1)';
+  if (v === Infinity) return '2147483647i';
+  return `${v}i`;
+}
+
 /** One workgroup per output element. */
 export const reduceWorkgroups = (spec: ReduceBody) => spec.kept.reduce((p, d) => p * d, 1);
 
@@ -147,6 +164,7 @@ export function reduceParams(spec: ReduceBody, scalars: readonly number[]): Uint
   spec.kept.forEach((d, i) => (words[L.keptAt + i] = d));
   spec.reduced.forEach((d, i) => (words[L.redAt + i] = d));
   spec.inputs.forEach((inp, k) => inp.strides!.forEach((v, d) => (words[L.stridesAt + k * L.per + d] = v)));
-  putScalarBits(words, L.scalarAt, scalars);
+  if (isIntReduce(spec)) scalars.forEach((v, s) => (words[L.scalarAt + s] = v)); // i32 words (two's complement)
+  else putScalarBits(words, L.scalarAt, scalars);
   return words;
 }

@@ -11,6 +11,7 @@ import type { Namespace, WgslLayout } from './namespace.ts';
 import { indexBodyParams, indexSpecOf, indexWGSL, INDEX_WORKGROUP } from './indexing.ts';
 import { reduceParams, reduceWGSL, reduceWorkgroups } from './reduce.ts';
 import { matmulKernelParams, matmulKernelWGSL } from './render-matmul.ts';
+import { rowParams, rowWGSL, rowWorkgroups } from './render-row.ts';
 
 export interface MatmulProblem {
   transA: boolean;
@@ -53,6 +54,7 @@ export function renderCode(k: Kernel, variant: MatmulVariant | MatmulVariantName
   switch (b.kind) {
     case 'elementwise': return elementwiseWGSL(b, ns);
     case 'reduce': return reduceWGSL(b, ns);
+    case 'row': return rowWGSL(b, ns);
     case 'index': return indexWGSL(indexSpecOf(b), ns);
     case 'matmul': {
       return matmulKernelWGSL(b, variant, ns);
@@ -72,6 +74,8 @@ export function renderKernel(k: Kernel, opts: RenderOptions = {}): WgslKernel {
       return { ...base, workgroups: elementwiseWorkgroups(b), params: (v) => elementwiseParams(b, v) };
     case 'reduce':
       return { ...base, workgroups: reduceWorkgroups(b), params: (v) => reduceParams(b, v) };
+    case 'row':
+      return { ...base, workgroups: rowWorkgroups(b), params: (v) => rowParams(b, v) };
     case 'index':
       return { ...base, workgroups: Math.ceil(b.shape.reduce((p, d) => p * d, 1) / INDEX_WORKGROUP), params: () => indexBodyParams(b) };
     case 'matmul':

@@ -1,6 +1,7 @@
 /** The eager Tensor: a shape and dtype over a device storage, plus autograd state. */
 import { checkDType, type DType, type HostArray } from '../ir/dtype.ts';
 import { WgtorchError } from '../ir/errors.ts';
+import type { Attrs } from '../ir/registry.ts';
 import { fmtShape, normalizeDim, normalizeDims, numel, sameShape } from '../ir/shape.ts';
 import { getBackend, type Device, type Storage } from '../runtime/backend.ts';
 import { runBackward, type BackwardOptions, type Node } from './autograd.ts';
@@ -467,6 +468,12 @@ export class Tensor {
     return apply('gather', [this, index], { dim });
   }
   /** @internal */
+  _im2col(attrs: Attrs): Tensor {
+    return apply('im2col', [this], attrs);
+  }
+  _col2im(attrs: Attrs): Tensor {
+    return apply('col2im', [this], attrs);
+  }
   _scatterAdd(dim: number, index: Tensor, shape: readonly number[]): Tensor {
     return apply('scatterAdd', [this, index], { dim, shape: [...shape] });
   }

@@ -70,6 +70,9 @@ export interface GT {
   _zeros(shape: readonly number[]): GT;
   _gather(dim: number, index: GT): GT;
   _scatterAdd(dim: number, index: GT, shape: readonly number[]): GT;
+  /** a convolution's patch matrix of this [N, C, H, W] tensor, and back (attrs: see im2col) */
+  _im2col(attrs: Attrs): GT;
+  _col2im(attrs: Attrs): GT;
 }
 
 export interface GradContext {
@@ -655,6 +658,63 @@ def({
   grad: (g, { inputs: [, i], attrs: { dim } }) => [g._gather(dim as number, T(i)), null],
 });
 const sameShapeMeta = (a: readonly number[], b: readonly number[]) => a.length === b.length && a.every((d, k) => d === b[k]);
+
+/**
+ * The patches of a convolution as a matrix, read through the convolution's index map (see
+ * src/ir/window.ts): x [N, C, H, W] -> [N*Ho*Wo, C*kh*kw], row (n, oh, ow), column (c, i, j),
+ * element x[n, c, oh*sh - ph + i*dh, ow*sw - pw + j*dw] (zero outside). `transposed` reads the
+ * map backwards (a convolution's input gradient as a matmul): x is then the conv's output
+ * gradient [N, O, Ho, Wo], `out` the conv input's [H, W], and element (n, h, w), (o, i, j) is
+ * x[n, o, (h + ph - i*dh) / sh, ...] where that divides exactly and lies inside, else zero.
+ * Positions outside the source read 0, or -inf with fill '-inf' (a max pool's padding). Its gradient
+ * is col2im; a convolution's own rules (src/nn/functional-conv.ts) need neither.
+ * attrs: kernel, stride, padding, dilation, out (the [rows, cols] grid of patch positions),
+ * transposed, fill.
+ */
+def({
+  name: 'im2col',
+  kind: 'index',
+  arity: 1,
+  infer: ([a], attrs) => {
+    const x = a as Meta;
+    const [kh, kw] = ints(attrs.kernel);
+    const [oh, ow] = ints(attrs.out);
+    if (x.shape.length !== 4) throw new WgtorchError(`im2col: expected a 4-D input [N, C, H, W], got ${fmtShape(x.shape)}.`);
+    for (const k of ['kernel', 'stride', 'padding', 'dilation', 'out'] as const) {
+      const v = ints(attrs[k]);
+      if (v.length !== 2 || !v.every((d) => Number.isInteger(d) && d >= (k === 'padding' ? 0 : 1))) {
+        throw new WgtorchError(`im2col: ${k} must be a pair of ${k === 'padding' ? 'non-negative' : 'positive'} integers, got ${JSON.stringify(v)}.`);
+      }
+    }
+    const [N, C] = x.shape;
+    return { shape: [N * oh * ow, C * kh * kw], dtype: x.dtype };
+  },
+  grad: (g, { inputs: [a], attrs }) => {
+    if (attrs.transposed === true) throw new WgtorchError('im2col: the transposed map (a convolution\'s input gradient) has no gradient of its own: double backward through conv2d is not supported.');
+    return [g._col2im({ ...attrs, shape: T(a).shape, fill: 'zero' })];
+  },
+});
+/**
+ * im2col's gradient (col2im): out [N, C, H, W] (attrs.shape) sums, for each element, the
+ * matrix elements that read it under the forward map, from the destination side (a loop
+ * over the kernel positions, no atomics). attrs: im2col's, and shape.
+ */
+def({
+  name: 'col2im',
+  kind: 'index',
+  arity: 1,
+  infer: ([a], attrs) => {
+    const x = a as Meta;
+    const shape = ints(attrs.shape);
+    const [kh, kw] = ints(attrs.kernel);
+    const [oh, ow] = ints(attrs.out);
+    if (shape.length !== 4 || x.shape.length !== 2 || x.shape[0] !== shape[0] * oh * ow || x.shape[1] !== shape[1] * kh * kw) {
+      throw new WgtorchError(`col2im: a patch matrix ${fmtShape(x.shape)} does not fit ${fmtShape(shape)} under kernel ${JSON.stringify([kh, kw])} over ${JSON.stringify([oh, ow])} positions.`);
+    }
+    return { shape: [...shape], dtype: x.dtype };
+  },
+  grad: (g, { attrs }) => [g._im2col({ ...attrs, shape: null, fill: 'zero' })],
+});
 
 // ---------------------------------------------------------------- value checks
 /**

@@ -8,6 +8,7 @@
 import type { Graph, IRNode } from '../../ir/graph.ts';
 import { getOp } from '../../ir/registry.ts';
 import { sameShape } from '../../ir/shape.ts';
+import type { RowGroup } from './row-groups.ts';
 import { resolveViews, type View } from '../views.ts';
 import { kernelNodes, type FusionOptions, type Kernel } from './groups.ts';
 
@@ -20,6 +21,10 @@ export class FusionState {
   readonly floating = new Set<number>();
   /** nodes the placement rules have decided on (a view, a kernel, or waiting) */
   readonly placed = new Set<number>();
+  /** row groups (the rows rule set): node -> its group; each group is placed as one kernel */
+  readonly rowGroupOf = new Map<number, RowGroup>();
+  /** the order placement visits nodes in: the graph's, with each row group's nodes adjacent (null until the rows set ran) */
+  order: IRNode[] | null = null;
   readonly consumers = new Map<number, number[]>();
   readonly outputs: Set<number>;
   readonly log: string[] = [];

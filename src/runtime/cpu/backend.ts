@@ -12,6 +12,7 @@ import { matmulF32 } from './matmul.ts';
 import { runIndex } from './indexing.ts';
 import { runReduce } from './reduce.ts';
 import { asReduceOp } from '../../ir/reductions.ts';
+import { swapsLastTwo, transposeLastTwo } from './transpose.ts';
 
 export class CpuStorage implements Storage {
   version = 0;
@@ -101,6 +102,10 @@ export class CpuBackend implements Backend {
         const a = args[0] as TensorArg;
         if (op.name === 'reshape') {
           if (o !== arr(a)) o.set(arr(a)); // same row-major order
+          return;
+        }
+        if (op.name === 'permute' && swapsLastTwo(attrs.dims as number[])) {
+          transposeLastTwo(arr(a), a.shape, o);
           return;
         }
         const s = stridesOf(a.shape);

@@ -28,5 +28,6 @@ function isFloatable(st: FusionState, id: number): boolean {
     if (op !== 'input' && op !== 'scalar' && !st.floating.has(i)) return false;
   }
   const cs = st.consumers.get(id) ?? [];
-  return cs.length > 0 && cs.every((c) => st.isElementwise(st.node(c)) && sameShape(st.node(c).shape, n.shape) && !st.views.has(c));
+  // a row kernel pulls in no pending producers: it reads what it does not compute from memory
+  return cs.length > 0 && cs.every((c) => st.isElementwise(st.node(c)) && sameShape(st.node(c).shape, n.shape) && !st.views.has(c) && !st.rowGroupOf.has(c));
 }

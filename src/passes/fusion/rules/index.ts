@@ -1,6 +1,7 @@
 /**
  * The rule sets fusion runs, in order. To add a rule, put it in the set whose sites it
  * rewrites, at the place where it should win over the rules after it:
+ * - rows (one site, the graph): the row groups (rules/row.ts), which also order placement;
  * - placement (sites: the graph's nodes in order; a node settles when a rule places it):
  *   where each node goes as it is met (a view, a kernel of its own, an epilogue, ...);
  * - kernels (sites: the kernels formed so far; a kernel settles when it is fused away):
@@ -12,19 +13,30 @@ import { hoist } from './hoist.ts';
 import { join } from './join.ts';
 import { pullInputs } from './pull-inputs.ts';
 import { recomputePrologue } from './recompute-prologue.ts';
+import { operandReduction } from './operand-reduction.ts';
 import { reducePrologue } from './reduce-prologue.ts';
-import { rowEpilogue } from './row-epilogue.ts';
-import { rowSum } from './row-sum.ts';
+import { reductionEpilogue } from './reduction-epilogue.ts';
+import { row, rowGroups } from './row.ts';
 import { seed } from './seed.ts';
 import { view } from './view.ts';
 import { viewCopy } from './view-copy.ts';
+import { windowOperand } from './window-operand.ts';
+
+/** one site, the whole graph: the row groups, found before anything is placed */
+export const rows: RuleSet<number> = {
+  name: 'rows',
+  sites: () => [0],
+  settled: (st) => st.order !== null,
+  order: 'site',
+  rules: [rowGroups],
+};
 
 export const placement: RuleSet<number> = {
   name: 'placement',
-  sites: (st) => st.g.nodes.filter((n) => n.op !== 'input' && n.op !== 'scalar').map((n) => n.id),
+  sites: (st) => (st.order ?? st.g.nodes).filter((n) => n.op !== 'input' && n.op !== 'scalar').map((n) => n.id),
   settled: (st, id) => st.placed.has(id),
   order: 'site',
-  rules: [view, viewCopy, seed, float, join, hoist, pullInputs],
+  rules: [row, view, viewCopy, seed, float, join, hoist, pullInputs],
 };
 
 export const kernelRewrites: RuleSet<number> = {
@@ -32,7 +44,7 @@ export const kernelRewrites: RuleSet<number> = {
   sites: (st) => st.kernels.map((_, i) => i),
   settled: (st, ki) => st.kernels[ki] === null,
   order: 'rule',
-  rules: [recomputePrologue, rowSum, rowEpilogue, reducePrologue],
+  rules: [recomputePrologue, operandReduction, reductionEpilogue, reducePrologue, windowOperand],
 };
 
-export const RULE_SETS: readonly RuleSet<number>[] = [placement, kernelRewrites];
+export const RULE_SETS: readonly RuleSet<number>[] = [rows, placement, kernelRewrites];

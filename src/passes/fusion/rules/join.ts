@@ -48,6 +48,7 @@ export const join: Rule<number> = {
 /** null when n may join kernel k as its next node (laterInputs: as if the kernels computing n's inputs ran before k) */
 export function canJoin(st: FusionState, k: Kernel, ki: number, n: IRNode, laterInputs = false): string | null {
   if (k.kind === 'copy') return 'a copy kernel takes no epilogue';
+  if (k.kind === 'row') return 'a row kernel takes no epilogue';
   if (k.kind === 'index') return 'an index kernel takes no epilogue';
   const shape = k.kind === 'elementwise' ? k.shape : st.node(k.node).shape;
   if (k.kind === 'reduce') {
