@@ -181,7 +181,7 @@ describe('matmulF32 on several threads', () => {
     const single = createWasmGemm({ fma: wasmGemmInfo().fma, threads: false })!;
     expect(single.fma).toBe(wasmGemmInfo().fma);
     const rnd = prng(77);
-    const shapes: [number, number, number][] = [[300, 200, 40], [40, 200, 300], [257, 300, 263], [129, 700, 131], [64, 1000, 100], [1000, 64, 100], [33, 1100, 517]];
+    const shapes: [number, number, number][] = [[300, 200, 40], [40, 200, 300], [257, 300, 263], [129, 700, 131], [64, 1000, 100], [1000, 64, 100], [33, 1100, 517], [600, 500, 64]];
     for (const [M, K, N] of shapes) {
       for (const [tA, tB] of TRANS) {
         const a = randArray(M * K, rnd), b = randArray(K * N, rnd);

@@ -20,6 +20,9 @@ const CASES: [string, (p: Leaf) => T[], (...xs: T[]) => T][] = [
   ['conv2d 3x3', (p) => [p([2, 2, 5, 5]), p([3, 2, 3, 3]), p([3])], (x, w, b) => F.conv2d(x, w, b)],
   ['conv2d stride 2 padding 1, no bias', (p) => [p([1, 2, 5, 4]), p([2, 2, 3, 3])], (x, w) => F.conv2d(x, w, null, { stride: 2, padding: 1 })],
   ['conv2d 2x1 kernel, unbatched', (p) => [p([2, 4, 3]), p([2, 2, 2, 1])], (x, w) => F.conv2d(x, w)],
+  // the transposed map of the input gradient: a last row no window reaches, uneven stride and padding, dilation
+  ['conv2d stride [2, 1] padding [1, 0] on an even input', (p) => [p([1, 2, 6, 5]), p([2, 2, 3, 2]), p([2])], (x, w, b) => F.conv2d(x, w, b, { stride: [2, 1], padding: [1, 0] })],
+  ['conv2d dilation 2 stride 2 padding 1', (p) => [p([2, 1, 7, 6]), p([2, 1, 2, 3])], (x, w) => F.conv2d(x, w, null, { stride: 2, padding: 1, dilation: 2 })],
   ['maxPool2d 2', (p) => [p([1, 2, 4, 4], 'distinct')], (x) => F.maxPool2d(x, 2)],
   ['maxPool2d 3 stride 2 padding 1', (p) => [p([1, 1, 5, 5], 'distinct')], (x) => F.maxPool2d(x, 3, { stride: 2, padding: 1 })],
   ['avgPool2d 2 stride 1', (p) => [p([2, 1, 3, 4])], (x) => F.avgPool2d(x, 2, { stride: 1 })],

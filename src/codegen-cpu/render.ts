@@ -15,6 +15,7 @@
  */
 import type { DType } from '../ir/dtype.ts';
 import type { Attrs } from '../ir/registry.ts';
+import type { WindowMap } from '../ir/window.ts';
 import type { ElementwiseBody, ExprNode, IndexBody, Kernel, KernelOutput, MatmulBody, Ref, ReduceBody, TensorInput } from '../passes/kernel-ir.ts';
 import { compileJs, elementwiseJs, reduceJs, type JsKernel } from './js-kernels.ts';
 import { rowJs } from './row-js.ts';
@@ -138,6 +139,41 @@ export function renderCpuKernel(k: Kernel): CpuKernel {
   return { name: k.name, kernel: k, kind: b.kind, source, steps, scratch };
 }
 
+/**
+ * An operand read through a convolution's index map: the patch matrix, once, into scratch for
+ * the Wasm GEMM (which copies every operand into its own memory anyway), by the eager im2col
+ * kernel over the source (copied to row-major first where it is a view).
+ */
+function windowOperand(k: Kernel, which: 'A' | 'B', w: WindowMap, src: Slot, shape: [number, number], steps: CpuStep[], newScratch: (d: DType, n: number) => Slot): Slot {
+  const dtype = k.bindings[which === 'A' ? 0 : 1]!.dtype;
+  const ins = renderOperands(k, 'im2col', [{ shape: [...w.src], strides: [...w.strides] }], [src], [dtype], steps, newScratch);
+  const out = newScratch('float32', prod(shape));
+  const attrs: Attrs = { kernel: w.kernel, stride: w.stride, padding: w.padding, dilation: w.dilation, out: w.rows, transposed: w.transposed, fill: w.fill === 0 ? 'zero' : '-inf' };
+  steps.push({ kind: 'op', op: 'im2col', attrs, ins, out: { slot: out, shape: [...shape], dtype: 'float32' } });
+  return out;
+}
+
+/** The operands of an eager kernel: each bound buffer, or a row-major copy of it into scratch where it is read through strides. */
+function renderOperands(k: Kernel, op: string, xs: { shape: number[]; strides: number[] }[], slots: Slot[], dtypes: DType[], steps: CpuStep[], newScratch: (d: DType, n: number) => Slot) {
+  return xs.map((x, i) => {
+    const dtype = dtypes[i]!;
+    if (isRowMajor(x.shape, x.strides)) return { slot: slots[i]!, shape: x.shape, dtype };
+    const copy: ElementwiseBody = {
+      kind: 'elementwise',
+      shape: [...x.shape],
+      inputs: [{ dtype, access: 'strided', strides: [...x.strides] }],
+      scalars: 0,
+      nodes: [{ op: 'copy', args: [{ kind: 'input', index: 0 }], attrs: {} }],
+      outputs: [{ ref: { kind: 'node', index: 0 }, dtype }],
+    };
+    const slot = newScratch(dtype, prod(x.shape));
+    const at = slots[i]!;
+    const header = [`operand ${i} of ${op}: ${'binding' in at ? `%${k.bindings[at.binding]!.value}` : `scratch${at.scratch}`} through strides ${shapeText(x.strides)}`];
+    steps.push(jsStep(elementwiseJs(copy, x.shape, [x.strides], header), [at], [slot]));
+    return { slot, shape: x.shape, dtype };
+  });
+}
+
 /** The eager kernel of an index op, after strided copies of the operands that are views. */
 function renderIndex(k: Kernel, b: IndexBody, steps: CpuStep[], newScratch: (d: DType, n: number) => Slot, readSlots: Slot[], out: Slot): void {
   const ins = b.inputs.map((x, i) => {
@@ -218,6 +254,8 @@ function renderMatmul(k: Kernel, b: MatmulBody, steps: CpuStep[], newScratch: (d
   const operand = (which: 'A' | 'B'): Slot => {
     const nodes = which === 'A' ? b.prologueA : b.prologueB;
     const slot: Slot = { binding: which === 'A' ? 0 : 1 };
+    const window = which === 'A' ? b.windowA : b.windowB;
+    if (window) return windowOperand(k, which, window, slot, which === 'A' ? [M, K] : [K, N], steps, newScratch);
     if (!nodes.length) return slot;
     const stride = which === 'A' ? batch.strideA : batch.strideB;
     const size = (batch.count - 1) * stride + (which === 'A' ? M * K : K * N);

@@ -80,6 +80,14 @@ export interface MatmulOptions {
   variant?: MatmulVariant | MatmulVariantName;
   /** WGSL f32 expression of the accumulated value; row and col are u32 expressions */
   epilogue?: (acc: string, row: string, col: string) => string;
+  /**
+   * loads op(A)(row, k) itself (a scalar f32 expression; u32 row and k, `offA` in scope)
+   * instead of indexing the A buffer, which is then bound as array<f32>: an operand read
+   * through an index map (a convolution's im2col). Not with transA.
+   */
+  loadA?: (row: string, k: string) => string;
+  /** the same for op(B)(k, col); not with transB */
+  loadB?: (k: string, col: string) => string;
   /** applied to every loaded A element (a scalar f32 expression) */
   prologueA?: (value: string, row: string, k: string) => string;
   /** applied to every loaded B element */
@@ -162,6 +170,9 @@ interface Gen {
   /** element index of A(row, k) / B(k, col) */
   idxA: (r: string, k: string) => string;
   idxB: (k: string, c: string) => string;
+  /** scalar loads of op(A)(row, k) / op(B)(k, col): from the buffer, or through the caller's loadA / loadB */
+  ldA: (r: string, k: string) => string;
+  ldB: (k: string, c: string) => string;
   /** the binding (or placeholder) the row sums go to, when wanted */
   rowSum: string | undefined;
   ns: Namespace;
@@ -201,7 +212,10 @@ export function matmulWGSL(opts: MatmulOptions): MatmulKernel {
     idxA: (r, k) => (transA ? `offA + (${k}) * ${P}.M + ${r}` : `offA + (${r}) * ${P}.K + ${k}`),
     idxB: (k, c) => (transB ? `offB + (${c}) * ${P}.K + ${k}` : `offB + (${k}) * ${P}.N + ${c}`),
     rowSum: opts.rowSumA ?? (opts.rowSumCall ? 'rowsum' : undefined),
+    ldA: (r, k) => (opts.loadA ? opts.loadA(r, k) : `${ns.prefix}A[${g.idxA(r, k)}]`),
+    ldB: (k, c) => (opts.loadB ? opts.loadB(k, c) : `${ns.prefix}B[${g.idxB(k, c)}]`),
   };
+  if ((opts.loadA && transA) || (opts.loadB && transB)) throw new Error('matmul: an operand loaded through loadA/loadB is never transposed');
   if (V.vec4 && transA && V.rows % 4 !== 0) throw new Error(`matmul ${V.name}: transposed-A vec4 loads need rows % 4 == 0`);
   const paramsBinding = emitHeader(g);
   if (V.shared) emitTiledMain(g, V.shared.tileK);
@@ -239,8 +253,8 @@ function emitHeader({ opts, V, emit, ns, P, nA, nB, nC }: Gen): number {
   const xField = xWords > 0 ? `, x: array<vec4<u32>, ${Math.ceil(xWords / 4)}>` : '';
   const elemT = V.vec4 ? 'vec4<f32>' : 'f32';
   emit(`struct ${ns.prefix}Params { M: u32, N: u32, K: u32, strideA: u32, strideB: u32, strideC: u32, pad0: u32, pad1: u32${xField} }`);
-  emit(`@group(0) @binding(${ns.storage(0)}) var<storage, read> ${nA}: array<${elemT}>;`);
-  emit(`@group(0) @binding(${ns.storage(1)}) var<storage, read> ${nB}: array<${elemT}>;`);
+  emit(`@group(0) @binding(${ns.storage(0)}) var<storage, read> ${nA}: array<${opts.loadA ? 'f32' : elemT}>;`);
+  emit(`@group(0) @binding(${ns.storage(1)}) var<storage, read> ${nB}: array<${opts.loadB ? 'f32' : elemT}>;`);
   emit(`@group(0) @binding(${ns.storage(2)}) var<storage, read_write> ${nC}: array<${elemT}>;`);
   const extras = opts.extraBindings ?? [];
   extras.forEach((e, i) => emit(`@group(0) @binding(${ns.storage(3 + i)}) var<storage, ${e.access}> ${e.name}: ${e.type};`));
@@ -253,7 +267,7 @@ function emitHeader({ opts, V, emit, ns, P, nA, nB, nC }: Gen): number {
 
 /** Register-blocked, straight from storage (see the top of the file). */
 function emitRegisterMain(g: Gen): void {
-  const { opts, V, emit, proA, proB, epi, idxA, idxB, rowSum, P, nA, nB, nC } = g;
+  const { opts, V, emit, proA, proB, epi, idxA, idxB, ldA, ldB, rowSum, P, nA, nB, nC } = g;
   const { transA, transB } = opts;
   const { rows: R, cols: C, vec4 } = V;
   const CG = C / 4; // column groups of 4
@@ -281,9 +295,9 @@ function emitRegisterMain(g: Gen): void {
 
   if (!vec4) {
     emit(`  for (var k = 0u; k < ${P}.K; k = k + 1u) {`);
-    for (const i of range(R)) emit(`    let a${i} = ${proA(`${nA}[${idxA(`r${i}`, 'k')}]`, `r${i}`, 'k')};`);
+    for (const i of range(R)) emit(`    let a${i} = ${proA(ldA(`r${i}`, 'k'), `r${i}`, 'k')};`);
     for (const j of range(CG)) {
-      const parts = range(4).map((q) => proB(`${nB}[${idxB('k', `c${4 * j + q}`)}]`, 'k', `c${4 * j + q}`));
+      const parts = range(4).map((q) => proB(ldB('k', `c${4 * j + q}`), 'k', `c${4 * j + q}`));
       emit(`    let b${j} = vec4<f32>(${parts.join(', ')});`);
     }
     for (const i of range(R)) for (const j of range(CG)) emit(`    acc${i}_${j} = fma(vec4<f32>(a${i}), b${j}, acc${i}_${j});`);
@@ -297,7 +311,8 @@ function emitRegisterMain(g: Gen): void {
       opts.prologueB ? `vec4<f32>(${range(4).map((q) => proB(`(${e}).${comp(q)}`, k(q), c(q))).join(', ')})` : e;
     emit(`  for (var k = 0u; k < ${P}.K; k = k + 4u) {`);
     if (!transA) {
-      for (const i of range(R)) emit(`    let a${i} = ${pro4A(`${nA}[(${idxA(`r${i}`, 'k')}) / 4u]`, () => `r${i}`, (q) => `k + ${q}u`)};`);
+      const load4 = (r: string) => (opts.loadA ? `vec4<f32>(${range(4).map((q) => ldA(r, `k + ${q}u`)).join(', ')})` : `${nA}[(${idxA(r, 'k')}) / 4u]`);
+      for (const i of range(R)) emit(`    let a${i} = ${pro4A(load4(`r${i}`), () => `r${i}`, (q) => `k + ${q}u`)};`);
     } else {
       // Transposed A: one vec4 holds 4 consecutive rows at a fixed k; regroup to per-row vectors.
       for (const kk of range(4))
@@ -311,7 +326,7 @@ function emitRegisterMain(g: Gen): void {
     if (!transB) {
       for (const kk of range(4))
         for (const j of range(CG))
-          emit(`    let b${kk}_${j} = ${pro4B(`${nB}[(${idxB(`k + ${kk}u`, `c${j}`)}) / 4u]`, () => `k + ${kk}u`, (q) => `c${j} + ${q}u`)};`);
+          emit(`    let b${kk}_${j} = ${pro4B(opts.loadB ? `vec4<f32>(${range(4).map((q) => ldB(`k + ${kk}u`, `c${j} + ${q}u`)).join(', ')})` : `${nB}[(${idxB(`k + ${kk}u`, `c${j}`)}) / 4u]`, () => `k + ${kk}u`, (q) => `c${j} + ${q}u`)};`);
     } else {
       // Transposed B: one vec4 holds 4 consecutive k of a column; regroup to per-k vectors.
       for (const j of range(CG))
@@ -454,7 +469,7 @@ function emitTileLoads(g: Gen, which: 'A' | 'B', span: number, TK: number, strid
   const alongK = which === 'A' ? !opts.transA : opts.transB;
   const base = which === 'A' ? 'tileRow' : 'tileCol';
   const limit = which === 'A' ? `${P}.M` : `${P}.N`;
-  const load = which === 'A' ? g.proA(`${nA}[${g.idxA('gs', 'gk')}]`, 'gs', 'gk') : g.proB(`${nB}[${g.idxB('gk', 'gs')}]`, 'gk', 'gs');
+  const load = which === 'A' ? g.proA(g.ldA('gs', 'gk'), 'gs', 'gk') : g.proB(g.ldB('gk', 'gs'), 'gk', 'gs');
   emit(`    for (var t = li; t < ${span * TK}u; t = t + ${V.wg[0] * V.wg[1]}u) {`);
   emit(alongK ? `      let ts = t / ${TK}u;` : `      let ts = t % ${span}u;`);
   emit(alongK ? `      let tk = t % ${TK}u;` : `      let tk = t / ${span}u;`);

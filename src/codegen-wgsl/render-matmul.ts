@@ -7,6 +7,7 @@
  */
 import { WGSL_PRELUDE } from '../ir/scalar-lang.ts';
 import type { MatmulBody, MatmulInput } from '../passes/kernel-ir.ts';
+import { windowLoadWGSL, windowWordValues } from '../ir/window.ts';
 import { renderNodes } from './expr.ts';
 import { storeAs, wgslType } from './kernel-spec.ts';
 import { matmulVariantFor, matmulWGSL, type MatmulVariant, type MatmulVariantName } from './matmul.ts';
@@ -45,6 +46,16 @@ export function matmulKernelWGSL(b: MatmulBody, requested: MatmulVariant | Matmu
   };
   const proA = prologue('A');
   const proB = prologue('B');
+
+  // ---- operands read through a convolution's index map (its sizes baked in: one pipeline per conv geometry)
+  const windowFn = (which: 'A' | 'B') => {
+    const w = which === 'A' ? b.windowA : b.windowB;
+    if (!w) return null;
+    const vals = windowWordValues(w);
+    return windowLoadWGSL(n(`window${which}`), n(which), (k) => `${vals[k]}u`);
+  };
+  const winA = windowFn('A');
+  const winB = windowFn('B');
 
   // ---- epilogue
   const fusedEpilogue = b.epilogue.length > 0 || b.outputs[0]!.ref.kind !== 'acc';
@@ -124,11 +135,13 @@ export function matmulKernelWGSL(b: MatmulBody, requested: MatmulVariant | Matmu
     ...b.outputs.slice(1).map((o, j) => ({ name: outName(j + 1), type: vecType(wide, o.dtype), access: 'read_write' as const })),
     ...(b.rows?.outputs ?? []).map((o, j) => ({ name: rowOutName(j), type: `array<${wgslType(o.dtype)}>`, access: 'read_write' as const })),
   ];
-  const extraCode = [ns.entry === 'compute' ? WGSL_PRELUDE : null, proA, proB, fusedEpilogue ? epiFn : null, rowFn].filter(Boolean).join('\n');
+  const extraCode = [ns.entry === 'compute' ? WGSL_PRELUDE : null, winA, winB, proA, proB, fusedEpilogue ? epiFn : null, rowFn].filter(Boolean).join('\n');
   const kernel = matmulWGSL({
     transA: b.transA,
     transB: b.transB,
     variant,
+    loadA: winA ? (row, k) => `${n('windowA')}(${row}, ${k}, offA)` : undefined,
+    loadB: winB ? (k, col) => `${n('windowB')}(${k}, ${col}, offB)` : undefined,
     prologueA: proA ? (x) => `${n('prologueA')}(${x})` : undefined,
     prologueB: proB ? (x) => `${n('prologueB')}(${x})` : undefined,
     epilogueCall: fusedEpilogue && !wide ? (acc: string, row: string, col: string) => `${n('epilogue')}(${acc}, ${row}, ${col});` : undefined,

@@ -4,6 +4,7 @@
  * into the context's open batch (no submit, no readback). Intermediates go back to the
  * pool right after their last reader, so later kernels of the same call reuse them.
  */
+import { foldGrid, gridFits } from '../codegen-wgsl/fold.ts';
 import { packKernels } from '../codegen-wgsl/pack.ts';
 import { renderKernel, type MatmulProblem, type WgslKernel } from '../codegen-wgsl/render.ts';
 import type { Graph } from '../ir/graph.ts';
@@ -140,13 +141,15 @@ export class GpuPlan {
       for (const line of packing.log) if (!log.includes(line)) log.push(line);
     }
     this.fused = fused;
-    this.kernels = dispatches.flatMap((d) => {
-      const parts = d.map((i) => fused[i]!);
-      if (parts.length === 1) return parts;
-      if (packFits(parts, ctx.limits)) return [packKernels(parts)];
-      log.push(`[pack] no pack: ${parts.map((k) => k.name).join(' + ')} exceed the binding limits after renaming`);
-      return parts;
-    });
+    this.kernels = dispatches
+      .flatMap((d) => {
+        const parts = d.map((i) => fused[i]!);
+        if (parts.length === 1) return parts;
+        if (packFits(parts, ctx.limits)) return [packKernels(parts)];
+        log.push(`[pack] no pack: ${parts.map((k) => k.name).join(' + ')} exceed the binding limits after renaming`);
+        return parts;
+      })
+      .map((k) => (gridFits(k, ctx.limits.maxComputeWorkgroupsPerDimension) ? k : foldGrid(k)));
     this.matmuls = fused
       .filter((k) => k.matmul)
       .map((k) => {
@@ -204,6 +207,16 @@ export class GpuPlan {
         this.pipelinesCache ??= p;
       });
     return this.preparing;
+  }
+
+  /**
+   * Compiles every kernel on the background device (off this device's queue; see
+   * runtime/webgpu/background-compile.ts): once it resolves, the first run creates its
+   * pipelines here and finds the driver's shader cache warm. A tuning that changes the
+   * kernels later makes them compile again at their first run.
+   */
+  precompile(): Promise<void> {
+    return this.backend.ctx.background.compile(this.kernels.map((k) => ({ wgsl: k.code, label: k.name, layout: k.layout })));
   }
 
   private get pipelines(): GPUComputePipeline[] {
@@ -293,14 +306,6 @@ export class GpuPlan {
         return v.buffer;
       });
       const grid = Array.isArray(k.workgroups) ? k.workgroups : workgroupGrid(k.workgroups, ctx.limits.maxComputeWorkgroupsPerDimension);
-      const maxWg = ctx.limits.maxComputeWorkgroupsPerDimension;
-      if ((grid as number[]).some((d) => d > maxWg)) {
-        const what = k.kernel.covers.nodes.map((id) => `%${id} ${this.graph.node(id).op} ${fmtShape(this.graph.node(id).shape)}`).join(', ');
-        throw new WgtorchError(
-          `compile: kernel ${k.name} (${what}) needs ${(grid as number[]).join(' x ')} workgroups, more than this device's ${maxWg} per dimension;` +
-            ' compiled graphs do not split such a matmul yet. Fix: run this op eagerly (eager webgpu splits it into row bands), or split the batch.',
-        );
-      }
       const params = k.params(k.kernel.scalars.map(scalars));
       ctx.dispatch(this.pipelines[i], buffers, params, grid as [number, number, number], k.kernel.flops);
       if (capture) {

@@ -3,8 +3,10 @@
  * nodes of its body, the operands it reads (directly, through strides, or in place), the
  * buffers it binds (reads, then writes) and the scalars it reads. No target code here.
  */
+import { asReduceOp } from '../ir/reductions.ts';
 import type { Graph, IRNode } from '../ir/graph.ts';
 import { numel, sameShape, stridesOf } from '../ir/shape.ts';
+import { windowMap } from '../ir/window.ts';
 import type { Kernel as Group, Schedule } from './fusion.ts';
 import { buildRowKernel } from './kernel-build-row.ts';
 import type { Binding, ElementwiseBody, ExprNode, IndexBody, Kernel, KernelOutput, MatmulInput, ReduceBody, Ref, TensorInput } from './kernel-ir.ts';
@@ -201,7 +203,7 @@ function buildReduce(cx: BuildContext, k: Extract<Group, { kind: 'reduce' }>, in
   const written = [k.node, ...k.epilogue].filter((id) => cx.writes.has(id));
   const body: ReduceBody = {
     kind: 'reduce',
-    combine: r.op as ReduceBody['combine'],
+    combine: asReduceOp(r.op),
     kept: kept.map((d) => inShape[d]),
     reduced: dims.map((d) => inShape[d]),
     inputs: ops.tensors.map((t) => {
@@ -262,11 +264,17 @@ function buildMatmul(cx: BuildContext, k: Extract<Group, { kind: 'matmul' }>, in
   };
   const viewOf = (id: number) => cx.views.get(id) ?? { base: id, shape: g.node(id).shape, strides: stridesOf(g.node(id).shape) };
 
-  const operand = (id: number, prologue: number[]) => {
+  const operand = (id: number, prologue: number[], window: number | undefined) => {
+    if (window !== undefined) {
+      // read through the conv's index map from the im2col's source (a view of it is read with its strides)
+      const w = g.node(window);
+      const src = viewOf(w.inputs[0]);
+      return { base: src.base, trans: false, nodes: [] as ExprNode[], window: windowMap(w.attrs, src.shape, src.strides) };
+    }
     const v = viewOf(id);
     const layout = matmulLayout(v, g.node(v.base).shape);
     if (!layout) throw new Error(`matmul operand %${id} is neither plain nor transposed`);
-    if (!prologue.length) return { base: v.base, trans: layout === 'transposed', nodes: [] as ExprNode[] };
+    if (!prologue.length) return { base: v.base, trans: layout === 'transposed', nodes: [] as ExprNode[], window: undefined };
     // the prologue reads one tensor shaped like its result (the element), plus scalars and one-element tensors
     const inside = new Map<number, number>();
     let src = -1;
@@ -284,10 +292,10 @@ function buildMatmul(cx: BuildContext, k: Extract<Group, { kind: 'matmul' }>, in
       inside.set(pid, inside.size);
       return e;
     });
-    return { base: src, trans: layout === 'transposed', nodes };
+    return { base: src, trans: layout === 'transposed', nodes, window: undefined };
   };
-  const A = operand(mm.inputs[0], k.prologueA);
-  const B = operand(mm.inputs[1], k.prologueB);
+  const A = operand(mm.inputs[0], k.prologueA, k.windowA);
+  const B = operand(mm.inputs[1], k.prologueB, k.windowB);
 
   // ---- epilogue: C holds the first float value written (the matmul itself if need be)
   let written = [k.node, ...k.epilogue].filter((id) => cx.writes.has(id));
@@ -344,9 +352,10 @@ function buildMatmul(cx: BuildContext, k: Extract<Group, { kind: 'matmul' }>, in
           outputs: rowWritten.map((id) => ({ ref: (id === rowSum ? { kind: 'acc' } : { kind: 'node', index: rowInside.get(id)! }) as Ref, dtype: g.node(id).dtype })),
         };
 
-  const covered = [...k.prologueA, ...k.prologueB, k.node, ...k.epilogue, ...(rowSum !== null ? [rowSum] : []), ...k.rowEpilogue];
+  const windows = [...new Set([k.windowA, k.windowB].filter((w): w is number => w !== undefined))];
+  const covered = [...windows, ...k.prologueA, ...k.prologueB, k.node, ...k.epilogue, ...(rowSum !== null ? [rowSum] : []), ...k.rowEpilogue];
   const readBinding = (id: number): Binding => ({ value: id, dtype: g.node(id).dtype, access: 'read' });
-  const name = `k${index}_mm${A.trans ? 'T' : 'N'}${B.trans ? 'T' : 'N'}${k.epilogue.length ? '_' + opNames(g, k.epilogue).slice(0, 40) : ''}${rowSum !== null ? '_colsum' : ''}${k.rowEpilogue.length ? '_rowupdate' : ''}`;
+  const name = `k${index}_mm${A.trans ? 'T' : 'N'}${B.trans ? 'T' : 'N'}${A.window ? '_im2colA' : ''}${B.window ? '_im2colB' : ''}${k.epilogue.length ? '_' + opNames(g, k.epilogue).slice(0, 40) : ''}${rowSum !== null ? '_colsum' : ''}${k.rowEpilogue.length ? '_rowupdate' : ''}`;
   return {
     name,
     body: {
@@ -359,6 +368,8 @@ function buildMatmul(cx: BuildContext, k: Extract<Group, { kind: 'matmul' }>, in
       transB: B.trans,
       prologueA: A.nodes,
       prologueB: B.nodes,
+      ...(A.window ? { windowA: A.window } : {}),
+      ...(B.window ? { windowB: B.window } : {}),
       epilogue,
       outputs,
       rows,
@@ -369,7 +380,8 @@ function buildMatmul(cx: BuildContext, k: Extract<Group, { kind: 'matmul' }>, in
     bindings: [readBinding(A.base), readBinding(B.base), writeOf(g, written[0]), ...reads.map(readBinding), ...written.slice(1).map((id) => writeOf(g, id)), ...rowWritten.map((id) => writeOf(g, id))],
     scalars,
     covers: { nodes: covered, scopes: scopesOf(g, covered) },
-    bytes: 4 * (M * K + K * N + M * N * written.length),
+    // a windowed operand is read from its source (each element about kh*kw times, mostly from cache)
+    bytes: 4 * ((A.window ? numel(g.node(A.base).shape) : M * K) + (B.window ? numel(g.node(B.base).shape) : K * N) + M * N * written.length),
     flops: 2 * M * N * K,
   };
 }

@@ -10,6 +10,8 @@
  */
 import type { DType } from '../ir/dtype.ts';
 import type { Attrs } from '../ir/registry.ts';
+import type { ReduceOp } from '../ir/reductions.ts';
+import type { WindowMap } from '../ir/window.ts';
 
 /** A value inside a kernel body. */
 export type Ref =
@@ -70,8 +72,8 @@ export interface ElementwiseBody {
   outputs: KernelOutput[];
 }
 
-/** How a reduction combines: its identity and the pairwise rule (argmax also keeps the index). */
-export type Combine = 'sum' | 'max' | 'argmax';
+/** How a reduction combines: a reduction declared in src/ir/reductions.ts (its identity and pairwise rule). */
+export type Combine = ReduceOp;
 
 export interface ReduceBody {
   kind: 'reduce';
@@ -163,6 +165,12 @@ export interface MatmulBody {
   transB: boolean;
   prologueA: ExprNode[];
   prologueB: ExprNode[];
+  /**
+   * An operand read through a convolution's index map (an im2col never written): op(A)(row, k)
+   * is element (row, k) of the map over the bound buffer (then transA is false), likewise B.
+   */
+  windowA?: WindowMap;
+  windowB?: WindowMap;
   /** per (row, col): acc is the product; inputs index `inputs` */
   epilogue: ExprNode[];
   /** the values written per element; outputs[0] is C itself (its buffer is binding 2) */
@@ -182,7 +190,7 @@ export interface MatmulBody {
  */
 export interface IndexBody {
   kind: 'index';
-  op: 'slice' | 'sliceScatter' | 'gather' | 'scatterAdd';
+  op: 'slice' | 'sliceScatter' | 'gather' | 'scatterAdd' | 'im2col' | 'col2im';
   /** the output shape */
   shape: number[];
   dtype: DType;
@@ -305,6 +313,11 @@ export function printKernel(k: Kernel, opOf?: (id: number) => string): string {
         const buf = val(extra[x.read]);
         return x.at === 'element' ? `${buf}[0]` : x.at === 'row' ? `${buf}[row*${x.strides[0]}]` : `${buf}[row*${x.strides[0]} + col*${x.strides[1]}]`;
       };
+      for (const [which, w] of [['A', b.windowA], ['B', b.windowB]] as const) {
+        if (!w) continue;
+        const pairs = `kernel ${shapeText(w.kernel)} stride ${shapeText(w.stride)} padding ${shapeText(w.padding)} dilation ${shapeText(w.dilation)}`;
+        lines.push(`  ${which} read through im2col${w.transposed ? ' (transposed)' : ''} of ${shapeText(w.src)} strides ${shapeText(w.strides)}: ${pairs}, rows over ${shapeText(w.rows)}`);
+      }
       if (b.prologueA.length) lines.push('  prologue A (each loaded x):', ...exprLines(b.prologueA, inName, '    ', 'a'));
       if (b.prologueB.length) lines.push('  prologue B (each loaded x):', ...exprLines(b.prologueB, inName, '    ', 'b'));
       if (b.epilogue.length) lines.push('  epilogue (each row, col; acc = the product):', ...exprLines(b.epilogue, inName, '    ', 'e'));

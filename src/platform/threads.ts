@@ -40,7 +40,7 @@ const ARGS = 14;
 const GEN = 0, COUNT = 1, NEXT = 2, DONE = 3, HEADER = 4;
 /** how long a helper polls for the next product before it sleeps: a product's pack and compute
  * phases, and a step's matmuls, follow each other closer than a futex wake-up */
-const SPIN_MS = 0.05;
+const SPIN_MS = 0.02;
 
 // Runs in each worker (CommonJS eval): instantiate, then claim chunks whenever a generation starts.
 const WORKER_SOURCE = `

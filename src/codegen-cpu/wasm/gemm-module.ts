@@ -34,14 +34,17 @@ export interface GemmShape {
   MC: number;
   /** columns of a B block reused across A blocks, a multiple of NR */
   NC: number;
+  /** k steps unrolled per micro-kernel iteration (default 1) */
+  KU?: number;
 }
 
 // Measured here (Xeon, Node 20, min CPU time per call at load ~16): with FMA, 6 x 8 (12
 // accumulators) ~35-40 GFLOP/s on one core against ~31-35 for 4 x 8 and 25-29 for 4 x 12 (16
 // vector registers: V8 spills); without FMA 4 x 8, 5 x 8 and 6 x 8 are within noise (~28 on
-// 512^3). KC, MC and NC within 2x of these moved nothing beyond noise. A row-major A is read in
+// 512^3). KC, MC and NC within 2x of these moved nothing beyond noise; unrolling k by 4 gained
+// ~10% on packed (TN) products, little elsewhere. A row-major A is read in
 // place: packing it was a strided gather as costly as the product when split into column chunks.
-export const GEMM_SHAPE: GemmShape = { MR: 6, NRV: 2, KC: 512, MC: 96, NC: 512 };
+export const GEMM_SHAPE: GemmShape = { MR: 6, NRV: 2, KC: 512, MC: 96, NC: 512, KU: 4 };
 
 /** Bytes of scratch one thread needs: one edge tile. */
 export function gemmWorkBytes(s: GemmShape = GEMM_SHAPE): number {
@@ -67,8 +70,8 @@ export function gemmModuleBytes(o: GemmModuleOptions): Uint8Array<ArrayBuffer> {
   return emitModule({
     memory: o.memory,
     functions: [
-      { fn: micro(s.MR, s.NRV, false, fma) },
-      { fn: micro(s.MR, s.NRV, true, fma) },
+      { fn: micro(s.MR, s.NRV, false, fma, s.KU ?? 1) },
+      { fn: micro(s.MR, s.NRV, true, fma, s.KU ?? 1) },
       { fn: packPanel() },
       { name: 'pack', fn: pack(s.KC) },
       { name: 'gemm', fn: gemm(s) },
@@ -84,7 +87,7 @@ const PACK_PANEL = 2;
  * A rows (row r at pa + r*aLane, step aK per k; in place, rows >= mr read row 0, whose results
  * are not stored; packed, rows at pa + 4r, step 4*MR) x a packed B panel (+ the tile when beta).
  */
-function micro(MR: number, NRV: number, packedA: boolean, fma: boolean): FnBuilder {
+function micro(MR: number, NRV: number, packedA: boolean, fma: boolean, KU: number): FnBuilder {
   const f = new FnBuilder([I32, I32, I32, I32, I32, I32, I32, I32, I32]);
   const [pa, aLane, aK, mr, pb, K, c, ldc, beta] = [0, 1, 2, 3, 4, 5, 6, 7, 8];
   const acc = Array.from({ length: MR * NRV }, () => f.local(V128));
@@ -114,19 +117,31 @@ function micro(MR: number, NRV: number, packedA: boolean, fma: boolean): FnBuild
       for (const a of acc) f.simd(simd.v128Const, ...new Array(16).fill(0)).set(a);
     },
   );
-  f.for(k, () => f.i32(0), () => f.get(K), 1, () => {
-    for (let v = 0; v < NRV; v++) f.get(pb).simd(simd.v128Load, ...f.mem(2, 16 * v)).set(bv[v]);
+  // one k step; u-th of an unrolled group: packed operands are read at constant offsets
+  const kStep = (u: number) => {
+    for (let v = 0; v < NRV; v++) f.get(pb).simd(simd.v128Load, ...f.mem(2, 16 * (NRV * u + v))).set(bv[v]);
     for (let r = 0; r < MR; r++) {
-      if (packedA) f.get(pa).simd(simd.v128Load32Splat, ...f.mem(2, 4 * r)).set(av);
+      if (packedA) f.get(pa).simd(simd.v128Load32Splat, ...f.mem(2, 4 * (MR * u + r))).set(av);
       else f.get(rows[r]).simd(simd.v128Load32Splat, ...f.mem(2, 0)).set(av);
       for (let v = 0; v < NRV; v++) {
         if (fma) f.get(av).get(bv[v]).get(at(r, v)).simd(simd.f32x4RelaxedMadd).set(at(r, v));
         else f.get(at(r, v)).get(av).get(bv[v]).simd(simd.f32x4Mul).simd(simd.f32x4Add).set(at(r, v));
       }
     }
-    if (packedA) f.get(pa).i32(4 * MR).emit(op.i32Add).set(pa);
-    else for (let r = 0; r < MR; r++) f.get(rows[r]).get(aK).emit(op.i32Add).set(rows[r]);
-    f.get(pb).i32(16 * NRV).emit(op.i32Add).set(pb);
+    if (!packedA) for (let r = 0; r < MR; r++) f.get(rows[r]).get(aK).emit(op.i32Add).set(rows[r]);
+  };
+  const advance = (steps: number) => {
+    if (packedA) f.get(pa).i32(4 * MR * steps).emit(op.i32Add).set(pa);
+    f.get(pb).i32(16 * NRV * steps).emit(op.i32Add).set(pb);
+  };
+  // KU steps per iteration (less loop overhead per multiply-add), then the K % KU left
+  f.for(k, () => f.i32(KU - 1), () => f.get(K), KU, () => {
+    for (let u = 0; u < KU; u++) kStep(u);
+    advance(KU);
+  });
+  f.for(k, () => f.get(K).i32(KU).emit(op.i32DivU).i32(KU).emit(op.i32Mul), () => f.get(K), 1, () => {
+    kStep(0);
+    advance(1);
   });
   f.get(c).set(row);
   for (let r = 0; r < MR; r++) {
@@ -142,7 +157,8 @@ const lanes4 = (l: number[]) => l.flatMap((x) => [4 * x, 4 * x + 1, 4 * x + 2, 4
 /**
  * packPanel(src, kStride, laneStride, lanes, K, dst, width): K groups of `width` f32 at dst, lane
  * l of group k from src + l*laneStride + k*kStride, zeros for lanes >= `lanes`. Full panels
- * are vector code: lanes contiguous in memory (laneStride 4) are copied as vectors; lanes
+ * are vector code: lanes contiguous in memory (laneStride 4) are copied as vectors (and the
+ * width % 4 lanes left one by one); lanes
  * contiguous along k (kStride 4, a transposed operand) are loaded 4 k at a time per lane and
  * transposed 4 x 4 in registers. Only edge panels and the last K % 4 steps go element by element.
  */
@@ -175,14 +191,20 @@ function packPanel(): FnBuilder {
     });
   };
   f.i32(0).set(k);
+  const at = (base: number) => { f.get(base).get(l).i32(2).emit(op.i32Shl, op.i32Add); };
   f.if(
-    () => { f.get(laneStride).i32(4).emit(op.i32Eq); full(); f.emit(op.i32And); },
+    () => f.get(laneStride).i32(4).emit(op.i32Eq).get(lanes).get(width).emit(op.i32Eq, op.i32And),
     () => {
+      // whole vectors, then the width % 4 lanes left (a 6-row panel of A)
+      f.get(width).i32(-4).emit(op.i32And).set(d);
       f.for(k, () => f.i32(0), () => f.get(K), 1, () => {
-        f.for(l, () => f.i32(0), () => f.get(width), 4, () => {
-          f.get(dst).get(src).get(l).i32(2).emit(op.i32Shl, op.i32Add).simd(simd.v128Load, ...f.mem(0, 0)).simd(simd.v128Store, ...f.mem(0, 0));
-          f.get(dst).i32(16).emit(op.i32Add).set(dst);
+        f.for(l, () => f.i32(0), () => f.get(d), 4, () => {
+          at(dst); at(src); f.simd(simd.v128Load, ...f.mem(0, 0)).simd(simd.v128Store, ...f.mem(0, 0));
         });
+        f.for(l, () => f.get(d), () => f.get(width), 1, () => {
+          at(dst); at(src); f.emit(op.f32Load, ...f.mem(2, 0), op.f32Store, ...f.mem(2, 0));
+        });
+        f.get(dst).get(width).i32(2).emit(op.i32Shl, op.i32Add).set(dst);
         f.get(src).get(kStride).emit(op.i32Add).set(src);
       });
     },

@@ -18,6 +18,9 @@ export type Kernel =
       rowSumA: number | null;
       /** elementwise consumers of that sum, one per row (the bias's optimizer update) */
       rowEpilogue: number[];
+      /** an im2col read through its index map as operand A / B instead of from memory (rules/window-operand.ts) */
+      windowA?: number;
+      windowB?: number;
     }
   /** reductions read back over their rows, chained, with the elementwise work around them (rules/row.ts) */
   | { kind: 'row'; shape: number[]; dims: number[]; nodes: number[] }
@@ -50,12 +53,16 @@ export const kernelNodes = (k: Kernel): number[] => {
   switch (k.kind) {
     case 'elementwise': return k.nodes;
     case 'reduce': return [...k.prologue, k.node, ...k.epilogue];
-    case 'matmul': return [...k.prologueA, ...k.prologueB, k.node, ...k.epilogue, ...(k.rowSumA === null ? [] : [k.rowSumA]), ...k.rowEpilogue];
+    case 'matmul': return [...windowsOf(k), ...k.prologueA, ...k.prologueB, k.node, ...k.epilogue, ...(k.rowSumA === null ? [] : [k.rowSumA]), ...k.rowEpilogue];
     case 'copy': return [k.node];
     case 'index': return [k.node];
     case 'row': return k.nodes;
   }
 };
+
+/** The im2col nodes a matmul reads through their index map (recomputed there, like prologues). */
+export const windowsOf = (k: Extract<Kernel, { kind: 'matmul' }>): number[] =>
+  [...new Set([k.windowA, k.windowB].filter((w): w is number => w !== undefined))];
 
 /** Nodes a kernel computes and may write (its prologues are recomputed copies of other kernels' nodes). */
 export function ownedNodes(k: Kernel): number[] {

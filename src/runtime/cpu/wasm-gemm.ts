@@ -17,7 +17,7 @@ const PARALLEL_FLOPS = 2e6;
 /** the least work of one chunk of a split product */
 const CHUNK_FLOPS = 1e6;
 /** below this many packed elements an operand is packed by the calling thread alone */
-const PARALLEL_PACK = 1 << 16;
+const PARALLEL_PACK = 1 << 18;
 
 export interface WasmGemmOptions {
   /** fused multiply-add through relaxed SIMD where the engine validates it (default: yes) */

@@ -4,6 +4,7 @@
  * recorded into the context's open batch. Buffers return to the pool when their
  * tensors are garbage-collected.
  */
+import { asReduceOp } from '../../ir/reductions.ts';
 import { matmulDispatch, matmulParams, matmulVariantFor, matmulWGSL } from '../../codegen-wgsl/matmul.ts';
 import { elementwiseParams, elementwiseWGSL, EW_WORKGROUP } from '../../codegen-wgsl/elementwise.ts';
 import type { WgslLayout } from '../../codegen-wgsl/namespace.ts';
@@ -232,7 +233,7 @@ export class WebGPUBackend implements Backend {
         const st = stridesOf(a.shape);
         const body: ReduceBody = {
           kind: 'reduce',
-          combine: op.name as ReduceBody['combine'],
+          combine: asReduceOp(op.name),
           kept: kept.map((d) => a.shape[d]),
           reduced: dims.map((d) => a.shape[d]),
           inputs: [{ dtype: a.dtype, access: 'strided', strides: [...kept.map((d) => st[d]), ...dims.map((d) => st[d])] }],

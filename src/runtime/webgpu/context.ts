@@ -12,6 +12,7 @@ import { WgtorchError } from '../../ir/errors.ts';
 import { PipelineCache, type ShaderLayout } from './pipeline-cache.ts';
 import { DeviceChecks } from './device-checks.ts';
 import { platformGPU } from '../../platform/gpu.ts';
+import { BackgroundCompiler } from './background-compile.ts';
 import { envVar } from '../../platform/env.ts';
 
 export { BufferPool, sizeClass, type PoolStats } from './buffer-pool.ts';
@@ -203,6 +204,12 @@ export class GPUContext {
       this.lost = info;
       if (current?.ctx === this) current = null; // the next getGPU() makes a fresh device
     });
+  }
+
+  private backgroundCompiler: BackgroundCompiler | null = null;
+  /** compiles pipelines on a second device, off this one's queue (see background-compile.ts) */
+  get background(): BackgroundCompiler {
+    return (this.backgroundCompiler ??= new BackgroundCompiler(this.gpu, this.device));
   }
 
   get adapterInfo(): GPUAdapterInfo {

@@ -19,6 +19,7 @@ import { row, rowGroups } from './row.ts';
 import { seed } from './seed.ts';
 import { view } from './view.ts';
 import { viewCopy } from './view-copy.ts';
+import { windowOperand } from './window-operand.ts';
 
 /** one site, the whole graph: the row groups, found before anything is placed */
 export const rows: RuleSet<number> = {
@@ -42,7 +43,7 @@ export const kernelRewrites: RuleSet<number> = {
   sites: (st) => st.kernels.map((_, i) => i),
   settled: (st, ki) => st.kernels[ki] === null,
   order: 'rule',
-  rules: [recomputePrologue, rowSum, rowEpilogue, reducePrologue],
+  rules: [recomputePrologue, rowSum, rowEpilogue, reducePrologue, windowOperand],
 };
 
 export const RULE_SETS: readonly RuleSet<number>[] = [rows, placement, kernelRewrites];

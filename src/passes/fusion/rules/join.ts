@@ -5,6 +5,7 @@
  * updates of several parameters of one shape become one kernel).
  */
 import type { IRNode } from '../../../ir/graph.ts';
+import { asReduceOp, REDUCTIONS } from '../../../ir/reductions.ts';
 import { sameShape } from '../../../ir/shape.ts';
 import type { Rule } from '../driver.ts';
 import { kernelNodes, type Kernel } from '../groups.ts';
@@ -49,7 +50,11 @@ function canJoin(st: FusionState, k: Kernel, ki: number, n: IRNode): string | nu
   if (k.kind === 'row') return 'a row kernel takes no epilogue';
   if (k.kind === 'index') return 'an index kernel takes no epilogue';
   const shape = k.kind === 'elementwise' ? k.shape : st.node(k.node).shape;
-  if (k.kind === 'reduce' && st.node(k.node).op === 'argmax') return 'argmax takes no epilogue';
+  if (k.kind === 'reduce') {
+    const r = REDUCTIONS[asReduceOp(st.node(k.node).op)];
+    // its result is an index, which the kernel writes straight from the winning lane
+    if (r.kind === 'select' && r.index) return `${st.node(k.node).op} takes no epilogue`;
+  }
   if (k.kind !== 'elementwise' && st.feedsOnlyReduction(n)) {
     return 'its only consumer is a reduction, which will recompute it as a prologue instead of reading it from memory';
   }
