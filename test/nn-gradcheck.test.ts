@@ -60,6 +60,9 @@ describe('bad input names the op, the shapes and the fix', () => {
     expect(() => F.conv2d(torch.zeros(4, 5, 5), w)).toThrow(/expected input\[4, 5, 5\] to have 2 channels, but got 4 channels instead\. Fix: the input's dim 0/);
     expect(() => F.conv2d(torch.zeros(5, 5), w)).toThrow(/conv2d: expected 3D \(unbatched\) or 4D \(batched\) input/);
     expect(() => F.conv2d(torch.zeros(1, 2, 5, 5), w, null, { stride: 0 })).toThrow(/stride must be a positive integer/);
+    expect(() => F.conv2d(torch.zeros(1, 2, 5, 5), w, null, { dilation: 0 })).toThrow(/conv2d: dilation must be a positive integer/);
+    // dilation widens the kernel: 3 taps 3 apart span 7 rows
+    expect(() => F.conv2d(torch.zeros(1, 2, 5, 5), w, null, { dilation: 3 })).toThrow(/padded input size per channel: \(5 x 5\)\. Kernel size: \(7 x 7\).*Fix/);
     expect(() => F.conv2d(torch.zeros(1, 2, 5, 5), w, null, { pad: 1 } as never)).toThrow(/unknown option 'pad'/);
   });
 
