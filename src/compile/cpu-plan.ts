@@ -14,6 +14,7 @@ import type { Graph } from '../ir/graph.ts';
 import { getOp } from '../ir/registry.ts';
 import { numel } from '../ir/shape.ts';
 import { fuse, type Schedule } from '../passes/fusion.ts';
+import { envVar } from '../platform/env.ts';
 import { buildKernels } from '../passes/kernel-build.ts';
 import { writes as writesOf, type Kernel } from '../passes/kernel-ir.ts';
 import { getBackend, type Storage } from '../runtime/backend.ts';
@@ -37,7 +38,7 @@ export class CpuPlan {
     /** mutation outputs: new value -> the graph input holding the tensor's old value (null if never read) */
     mutations: Map<number, number | null> = new Map(),
   ) {
-    this.schedule = fuse(graph, { maxBindings: Number.MAX_SAFE_INTEGER });
+    this.schedule = fuse(graph, { maxBindings: Number.MAX_SAFE_INTEGER, rowKernels: envVar('WGTORCH_ROW_KERNELS') !== '0' });
     for (const [v, c] of mutations) if (canWriteInPlace(this.schedule, v, c)) this.inPlace.set(v, c);
     const aliasIn = new Map<number, number>();
     for (const [v, c] of this.inPlace) if (c !== null) aliasIn.set(c, v);

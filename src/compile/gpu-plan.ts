@@ -93,12 +93,13 @@ export class GpuPlan {
     // Fusion counts an in-place update's read of the old value as free (it is read in the
     // output's buffer); where the plan then cannot write in place, fuse again without it.
     let hints = new Map([...mutations].filter((e): e is [number, number] => e[1] !== null));
-    let schedule = fuse(graph, { maxBindings, inPlace: hints });
+    const rowKernels = envVar('WGTORCH_ROW_KERNELS') !== '0';
+    let schedule = fuse(graph, { maxBindings, inPlace: hints, rowKernels });
     for (let round = 0; round < 3; round++) {
       const granted = new Map([...hints].filter(([v, c]) => canWriteInPlace(schedule, v, c)));
       if (granted.size === hints.size) break;
       hints = granted;
-      schedule = fuse(graph, { maxBindings, inPlace: hints });
+      schedule = fuse(graph, { maxBindings, inPlace: hints, rowKernels });
     }
     this.schedule = schedule;
     this.outputIds = new Set(graph.outputs.map((o) => this.baseOf(o.id)));

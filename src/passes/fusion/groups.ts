@@ -58,6 +58,8 @@ export interface FusionOptions {
    * output's own buffer, so that read costs no binding of its own.
    */
   inPlace?: Map<number, number>;
+  /** make row kernels (default true; the plans turn it off for WGTORCH_ROW_KERNELS=0, to measure what they save) */
+  rowKernels?: boolean;
 }
 
 export const kernelNodes = (k: Kernel): number[] => {
