@@ -69,8 +69,8 @@ describe.skipIf(!available)('a device with 8 storage buffers per shader stage', 
     expect(torch.webgpu.counters().dispatches).toBe(g.stats.dispatches);
     // every fusion decision names its rule; on this device the bias updates are refused by the binding limit
     expect(g.fusionLog.every((l) => /^(forward|backward): \[[a-z-]+\] /.test(l)), g.fusionLog.find((l) => !/\] /.test(l))).toBe(true);
-    expect(g.fusionLog.some((l) => /\[row-epilogue\] did not fuse .*: it would bind more than the device's 8 storage buffers/.test(l))).toBe(true);
-    expect(g.fusionLog.some((l) => /\[row-sum\] fused the column sum/.test(l))).toBe(true);
+    expect(g.fusionLog.some((l) => /\[reduction-epilogue\] did not fuse .*: it would bind more than the device's 8 storage buffers/.test(l))).toBe(true);
+    expect(g.fusionLog.some((l) => /\[operand-reduction\] fused the sum %\d+ over the rows of op\(A\)/.test(l))).toBe(true);
     expect(g.fusionLog.some((l) => /\[join\] fused %\d+ sub into kernel \d+ \(matmul epilogue\)/.test(l)), 'the weight update joins its gradient matmul').toBe(true);
   });
 

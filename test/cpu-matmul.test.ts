@@ -1,5 +1,5 @@
 import { beforeAll, describe, it, expect } from 'vitest';
-import { matmulF32 as matmulDefault, matmulF32Js, wasmGemmInfo } from '../src/runtime/cpu/matmul.ts';
+import { matmulF32 as matmulDefault, matmulF32Batched, matmulF32Js, wasmGemmInfo } from '../src/runtime/cpu/matmul.ts';
 import { createWasmGemm, type WasmGemm } from '../src/runtime/cpu/wasm-gemm.ts';
 
 type MatmulFn = typeof matmulDefault;
@@ -201,5 +201,31 @@ describe('matmulF32 on several threads', () => {
       const M = 40 + Math.floor(rnd() * 90), K = 100 + Math.floor(rnd() * 200), N = 40 + Math.floor(rnd() * 90);
       check(M, K, N, rnd() < 0.5, rnd() < 0.5, 200 + t);
     }
+  });
+});
+
+describe('matmulF32Batched', () => {
+  it('equals one matmulF32 per product (shared operands, gaps between batches, every layout, sizes on both sides of the split)', () => {
+    const rnd = prng(91);
+    const cases: [number, number, number, number][] = [[17, 9, 13, 5], [64, 16, 64, 12], [3, 1, 7, 4], [1, 33, 1, 3], [40, 70, 30, 70], [300, 40, 200, 3]];
+    for (const [M, K, N, count] of cases) {
+      for (const [tA, tB] of TRANS) {
+        for (const [sA, sB] of [[M * K, K * N], [0, K * N], [M * K + 3, 0], [M * K, K * N + 5]]) {
+          const sC = M * N + (sA === 0 ? 2 : 0);
+          const a = randArray(2 + Math.max(1, count * Math.max(sA, 1)) + M * K, rnd), b = randArray(1 + Math.max(1, count * Math.max(sB, 1)) + K * N, rnd);
+          const got = new Float32Array(4 + count * sC).fill(777), want = got.slice();
+          matmulF32Batched(a, 2, sA, tA, b, 1, sB, tB, got, 4, sC, M, K, N, count);
+          for (let i = 0; i < count; i++) matmulDefault(a, 2 + i * sA, tA, b, 1 + i * sB, tB, want, 4 + i * sC, M, K, N);
+          const tag = `M=${M} K=${K} N=${N} count=${count} strides ${sA},${sB},${sC} transA=${tA} transB=${tB}`;
+          for (let i = 0; i < got.length; i++) if (!Object.is(got[i], want[i])) expect.fail(`${tag}: out[${i}] = ${got[i]}, one by one ${want[i]}`);
+        }
+      }
+    }
+  });
+
+  it('fills products with K = 0 with zeros and leaves the gaps', () => {
+    const out = new Float32Array(2 * 7).fill(5);
+    matmulF32Batched(new Float32Array(0), 0, 0, false, new Float32Array(0), 0, 0, false, out, 1, 7, 2, 0, 3, 2);
+    expect(Array.from(out)).toEqual([5, 0, 0, 0, 0, 0, 0, 5, 0, 0, 0, 0, 0, 0]);
   });
 });

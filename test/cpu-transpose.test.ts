@@ -1,4 +1,4 @@
-/** The tiled last-two-dims transpose of the cpu backend (runtime/cpu/transpose.ts) against index arithmetic. */
+/** The cpu backend's last-two-dims transpose (runtime/cpu/transpose.ts: JS tiles, or the Wasm kernel) against index arithmetic. */
 import { describe, expect, it } from 'vitest';
 import * as torch from '../src/index.ts';
 import { swapsLastTwo } from '../src/runtime/cpu/transpose.ts';
@@ -33,6 +33,8 @@ describe('cpu transpose of the last two dims', () => {
   const cases: [number[], number[]][] = [
     [[1, 1], [1, 0]], [[1, 7], [1, 0]], [[3, 5], [1, 0]], [[33, 65], [1, 0]], [[32, 64], [1, 0]], [[100, 1000], [1, 0]],
     [[2, 3, 37, 41], [0, 1, 3, 2]], [[4, 1, 9], [0, 2, 1]],
+    // float32 with rows a multiple of 4 and 4096+ elements: the Wasm kernel's register transposes
+    [[4, 1024], [1, 0]], [[2, 64, 96], [0, 2, 1]], [[1000, 100], [1, 0]], [[101, 50], [1, 0]],
     // other permutes keep the strided copy
     [[5, 6, 7], [2, 0, 1]], [[5, 6, 7], [1, 0, 2]],
   ];

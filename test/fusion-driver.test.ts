@@ -55,7 +55,7 @@ describe('fusion driver', () => {
   it('the rule sets are named values with documented rules, in the order they run', () => {
     expect(RULE_SETS.map((s) => s.name)).toEqual(['rows', 'placement', 'kernels']);
     const names = RULE_SETS.flatMap((s) => s.rules.map((r) => r.name));
-    expect(names).toEqual(['row-groups', 'row', 'view', 'view-copy', 'seed', 'float', 'join', 'pull-inputs', 'recompute-prologue', 'row-sum', 'row-epilogue', 'reduce-prologue']);
+    expect(names).toEqual(['row-groups', 'row', 'view', 'view-copy', 'seed', 'float', 'join', 'pull-inputs', 'recompute-prologue', 'operand-reduction', 'reduction-epilogue', 'reduce-prologue', 'window-operand']);
     for (const s of RULE_SETS) for (const r of s.rules) expect(r.doc.length, r.name).toBeGreaterThan(20);
   });
 
@@ -72,13 +72,13 @@ describe('fusion driver', () => {
     const s = fuse(optimize(t.graph), { maxBindings: 16 });
     const fired = (rule: string) => s.log.filter((l) => l.startsWith(`[${rule}] `) && !l.includes('did not'));
     expect(fired('recompute-prologue').length, s.log.join('\n')).toBeGreaterThan(0);
-    expect(fired('row-sum').length, s.log.join('\n')).toBe(1);
-    expect(fired('row-epilogue').length, s.log.join('\n')).toBe(1);
+    expect(fired('operand-reduction').length, s.log.join('\n')).toBe(1);
+    expect(fired('reduction-epilogue').length, s.log.join('\n')).toBe(1);
     expect(fired('reduce-prologue').length, s.log.join('\n')).toBe(1);
     const mm = s.kernels.filter((k) => k.kind === 'matmul');
-    expect(mm.some((k) => k.kind === 'matmul' && k.rowSumA !== null && k.rowEpilogue.length > 0)).toBe(true);
+    expect(mm.some((k) => k.kind === 'matmul' && k.reductions.length === 1 && k.reductions[0]!.operand === 'A' && k.reductions[0]!.epilogue.length > 0)).toBe(true);
     // with 4 bindings the bias update cannot ride along: the refusal names the rule and the limit
     const tight = fuse(optimize(t.graph), { maxBindings: 4 });
-    expect(tight.log.some((l) => /^\[(row-sum|row-epilogue)\] did not fuse .*4 storage buffers/.test(l)), tight.log.join('\n')).toBe(true);
+    expect(tight.log.some((l) => /^\[(operand-reduction|reduction-epilogue)\] did not fuse .*4 storage buffers/.test(l)), tight.log.join('\n')).toBe(true);
   });
 });

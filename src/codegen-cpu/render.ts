@@ -6,8 +6,9 @@
  * - reduce body (prologue, combine, epilogue): one generated loop nest;
  * - matmul body: each operand's prologue as a loop into scratch, the product through the
  *   Wasm SIMD GEMM, then its epilogue (bias, ReLU, masks, a weight's whole optimizer update,
- *   written in place) as one loop over the output, and the row sums of op(A) with their
- *   consumers (a bias gradient and its update) as a reduction and a loop over the rows;
+ *   written in place) as one loop over the output, and each operand reduction (a bias
+ *   gradient, a max over the rows of op(A), ...) with its consumers as a reduction and a
+ *   loop over the rows or columns;
  * - index body (slice, gather, ...): the eager cpu kernel, on strided copies of operands
  *   that are views.
  * A step names its arrays by the kernel's bindings (or scratch of its own), never by what
@@ -124,6 +125,11 @@ export function renderCpuKernel(k: Kernel): CpuKernel {
       break;
     case 'pack':
       throw new Error(`internal compiler error: the cpu target runs no packs (kernel ${k.name}); it fuses without a binding limit`);
+    default: {
+      // a new body kind must get a cpu rendering here, not silently no steps
+      const unknown: never = b;
+      throw new Error(`internal compiler error: kernel ${k.name}: the cpu target cannot render a ${(unknown as { kind: string }).kind} body`);
+    }
   }
   const source = steps
     .map((st) => {
@@ -176,22 +182,8 @@ function renderOperands(k: Kernel, op: string, xs: { shape: number[]; strides: n
 
 /** The eager kernel of an index op, after strided copies of the operands that are views. */
 function renderIndex(k: Kernel, b: IndexBody, steps: CpuStep[], newScratch: (d: DType, n: number) => Slot, readSlots: Slot[], out: Slot): void {
-  const ins = b.inputs.map((x, i) => {
-    const dtype = k.bindings[(readSlots[i] as { binding: number }).binding]!.dtype;
-    if (isRowMajor(x.shape, x.strides)) return { slot: readSlots[i]!, shape: x.shape, dtype };
-    const copy: ElementwiseBody = {
-      kind: 'elementwise',
-      shape: [...x.shape],
-      inputs: [{ dtype, access: 'strided', strides: [...x.strides] }],
-      scalars: 0,
-      nodes: [{ op: 'copy', args: [{ kind: 'input', index: 0 }], attrs: {} }],
-      outputs: [{ ref: { kind: 'node', index: 0 }, dtype }],
-    };
-    const slot = newScratch(dtype, prod(x.shape));
-    const header = [`operand ${i} of ${b.op}: %${k.bindings[(readSlots[i] as { binding: number }).binding]!.value} through strides ${shapeText(x.strides)}`];
-    steps.push(jsStep(elementwiseJs(copy, x.shape, [x.strides], header), [readSlots[i]!], [slot]));
-    return { slot, shape: x.shape, dtype };
-  });
+  const dtypes = b.inputs.map((_, i) => k.bindings[(readSlots[i] as { binding: number }).binding]!.dtype);
+  const ins = renderOperands(k, b.op, b.inputs, readSlots, dtypes, steps, newScratch);
   steps.push({ kind: 'op', op: b.op, attrs: b.attrs, ins, out: { slot: out, shape: b.shape, dtype: b.dtype } });
 }
 
@@ -242,12 +234,12 @@ const stridedInput = (dtype: DType, shape: number[], strides: number[]): TensorI
 
 function renderMatmul(k: Kernel, b: MatmulBody, steps: CpuStep[], newScratch: (d: DType, n: number) => Slot): void {
   const { M, N, K, batch } = b;
-  if (batch.count > 1 && (b.epilogue.length || b.rows || b.outputs.length > 1 || b.prologueA.length || b.prologueB.length)) {
+  if (batch.count > 1 && (b.epilogue.length || b.reductions.length || b.outputs.length > 1 || b.prologueA.length || b.prologueB.length)) {
     throw new Error(`internal compiler error: kernel ${k.name}: the cpu target fuses nothing into a batched matmul yet`);
   }
   const readBinding = (r: number) => 3 + r;
   const outBinding = (j: number) => (j === 0 ? 2 : 3 + b.reads.length + j - 1);
-  const rowBinding = (j: number) => 3 + b.reads.length + b.outputs.length - 1 + j;
+  const redBinding = (q: number, j: number) => 3 + b.reads.length + b.outputs.length - 1 + b.reductions.slice(0, q).reduce((t, r) => t + r.outputs.length, 0) + j;
   const dtypeOfRead = (r: number) => b.reads[r]!.dtype;
 
   // ---- prologues: the operand's elements through the prologue, into scratch of its layout
@@ -325,47 +317,51 @@ function renderMatmul(k: Kernel, b: MatmulBody, steps: CpuStep[], newScratch: (d
     steps.push(jsStep(elementwiseJs(body, body.shape, body.inputs.map((t) => t.strides ?? null), header), ins, stores.map((s) => ({ binding: outBinding(s.j) }))));
   }
 
-  // ---- once per row: the row sums of op(A) (after its prologue), then what consumes them
-  if (b.rows) {
-    const rows = b.rows;
-    const sums = newScratch('float32', M);
-    const sum: ReduceBody = {
+  // ---- once per row of op(A) / column of op(B): the operand reductions (of the operand after
+  // its prologue, as the matmul reads it), then what consumes them
+  b.reductions.forEach((r, q) => {
+    const onA = r.operand === 'A';
+    const L = onA ? M : N;
+    const values = newScratch('float32', L);
+    // op(A)[i, k] and op(B)[k, i] as (line i, k) strides over the stored operand
+    const strides = onA ? (b.transA ? [1, M] : [K, 1]) : b.transB ? [K, 1] : [1, N];
+    const red: ReduceBody = {
       kind: 'reduce',
-      combine: 'sum',
-      kept: [M],
+      combine: r.combine,
+      kept: [L],
       reduced: [K],
-      inputs: [{ dtype: 'float32', access: 'strided', strides: b.transA ? [1, M] : [K, 1] }],
+      inputs: [{ dtype: 'float32', access: 'strided', strides }],
       scalars: 0,
       prologue: [],
       value: { kind: 'input', index: 0 },
       epilogue: [],
       outputs: [{ ref: { kind: 'acc' }, dtype: 'float32' }],
     };
-    steps.push(jsStep(reduceJs(sum, [M], [K], [sum.inputs[0]!.strides!], [`row sums of op(A) over [${M}, ${K}]`]), [A], [sums]));
+    steps.push(jsStep(reduceJs(red, [L], [K], [strides], [`${r.combine} along K of op(${r.operand}) over [${L}, ${K}]`]), [onA ? A : B], [values]));
     const { body, inputOf } = accBody(
       b,
-      rows.epilogue,
-      rows.outputs,
-      [M],
+      r.epilogue,
+      r.outputs,
+      [L],
       (i) => {
         const x = b.inputs[i]!;
         if (x.at === 'alias') {
-          if (x.region !== 'row') throw new Error(`internal compiler error: kernel ${k.name}: a row update reads the old value of an epilogue output`);
-          return { dtype: rows.outputs[x.output]!.dtype, access: 'alias', aliasOf: x.output };
+          if (x.region !== q) throw new Error(`internal compiler error: kernel ${k.name}: operand reduction ${q} reads the old value of another region's output`);
+          return { dtype: r.outputs[x.output]!.dtype, access: 'alias', aliasOf: x.output };
         }
-        if (x.at === 'row') return stridedInput(dtypeOfRead(x.read), [M], [...x.strides]);
+        if (x.at === 'line') return stridedInput(dtypeOfRead(x.read), [L], [...x.strides]);
         if (x.at === 'element') return { dtype: dtypeOfRead(x.read), access: 'strided', strides: [0] };
-        throw new Error(`internal compiler error: a matmul row update reads a ${x.at} input`);
+        throw new Error(`internal compiler error: an operand reduction's epilogue reads a ${x.at} input`);
       },
       'float32',
     );
     const ins = body.inputs.map((t, j) => {
       if (t.access === 'alias') return null;
-      const i = b.inputs.findIndex((_, q) => inputOf(q) === j);
-      if (i < 0) return sums;
+      const i = b.inputs.findIndex((_, p) => inputOf(p) === j);
+      if (i < 0) return values;
       return { binding: readBinding((b.inputs[i] as { read: number }).read) };
     });
-    const header = [`row update: ${origins(rows.epilogue) || 'the row sums'} over [${M}]`];
-    steps.push(jsStep(elementwiseJs(body, body.shape, body.inputs.map((t) => t.strides ?? null), header), ins, rows.outputs.map((_, j) => ({ binding: rowBinding(j) }))));
-  }
+    const header = [`${r.combine} of op(${r.operand}) consumed: ${origins(r.epilogue) || 'the values'} over [${L}]`];
+    steps.push(jsStep(elementwiseJs(body, body.shape, body.inputs.map((t) => t.strides ?? null), header), ins, r.outputs.map((_, j) => ({ binding: redBinding(q, j) }))));
+  });
 }

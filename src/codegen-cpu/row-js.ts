@@ -82,7 +82,8 @@ export function rowJs(b: RowBody, header: string[] = []): string {
           [`if (${v} > acc || (${v} !== ${v} && acc === acc)) acc = ${v};`];
     rowBody.push(st.combine === 'sum' ? 'acc = 0;' : 'acc = -Infinity;');
     rowBody.push(...rowLoop(inputsRead(st.nodes, [st.value]), [...renderNodes(st.nodes, `a${s}_`, (k) => `x${k}`), ...combine]));
-    rowBody.push(`const r${s} = Math.fround(acc);`);
+    // a max stays the double it is: an element recomputed later must compare equal to it (argmax masks)
+    rowBody.push(st.combine === 'sum' ? `const r${s} = Math.fround(acc);` : `const r${s} = acc;`);
   });
   if (elementOuts.length) {
     const stores = elementOuts.map(({ o, j }, e) => `out${j}[${at(b.inputs.length + e)}] = ${store(o.dtype, refName(o.ref, 'v'))};`);

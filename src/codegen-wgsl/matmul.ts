@@ -103,14 +103,30 @@ export interface MatmulOptions {
    * used instead of epilogueCall by the vec4 variants: its operands load and store as vec4
    */
   epilogueCall4?: (acc: string, row: string, col: string) => string;
-  /** name of an extra read_write binding that receives the row sums of op(A) (a bias gradient riding along) */
-  rowSumA?: string;
-  /** instead of (or besides) storing them: a statement run once per row with its sum (fused consumers of the sum) */
-  rowSumCall?: (sum: string, row: string) => string;
+  /** a reduction along K of the loaded elements of op(A), one value per row (a bias gradient riding along) */
+  reduceA?: LineReduction;
+  /** the same over op(B), one value per column */
+  reduceB?: LineReduction;
   /** u32 words appended to the params uniform as `p.x` (scalars of fused prologues and epilogues) */
   extraParamWords?: number;
   /** module-scope names and bindings when the kernel is a part of a pack (the hooks' names are the caller's to prefix) */
   ns?: Namespace;
+}
+
+/**
+ * A reduction along K of one operand's loaded elements (after its prologue): per row of
+ * op(A) or per column of op(B). The template knows nothing of which reduction: it starts
+ * from `identity` and folds every loaded element in with `combine`.
+ */
+export interface LineReduction {
+  /** WGSL f32 expression of the start value */
+  identity: string;
+  /** WGSL f32 expression combining the value so far with one element */
+  combine: (acc: string, v: string) => string;
+  /** the read_write binding each line's value is stored to, at the line's index */
+  store?: string;
+  /** instead: a statement run once per line with its value (fused consumers of it) */
+  call?: (value: string, line: string) => string;
 }
 
 export interface MatmulKernel {
@@ -170,11 +186,12 @@ interface Gen {
   /** element index of A(row, k) / B(k, col) */
   idxA: (r: string, k: string) => string;
   idxB: (k: string, c: string) => string;
+  /** the operand reductions, when wanted */
+  redA: LineReduction | undefined;
+  redB: LineReduction | undefined;
   /** scalar loads of op(A)(row, k) / op(B)(k, col): from the buffer, or through the caller's loadA / loadB */
   ldA: (r: string, k: string) => string;
   ldB: (k: string, c: string) => string;
-  /** the binding (or placeholder) the row sums go to, when wanted */
-  rowSum: string | undefined;
   ns: Namespace;
   /** module-scope names: the params uniform, the operand buffers, the workgroup tiles */
   P: string;
@@ -211,7 +228,8 @@ export function matmulWGSL(opts: MatmulOptions): MatmulKernel {
     epi: opts.epilogue ?? ((acc: string) => acc),
     idxA: (r, k) => (transA ? `offA + (${k}) * ${P}.M + ${r}` : `offA + (${r}) * ${P}.K + ${k}`),
     idxB: (k, c) => (transB ? `offB + (${c}) * ${P}.K + ${k}` : `offB + (${k}) * ${P}.N + ${c}`),
-    rowSum: opts.rowSumA ?? (opts.rowSumCall ? 'rowsum' : undefined),
+    redA: opts.reduceA,
+    redB: opts.reduceB,
     ldA: (r, k) => (opts.loadA ? opts.loadA(r, k) : `${ns.prefix}A[${g.idxA(r, k)}]`),
     ldB: (k, c) => (opts.loadB ? opts.loadB(k, c) : `${ns.prefix}B[${g.idxB(k, c)}]`),
   };
@@ -267,7 +285,7 @@ function emitHeader({ opts, V, emit, ns, P, nA, nB, nC }: Gen): number {
 
 /** Register-blocked, straight from storage (see the top of the file). */
 function emitRegisterMain(g: Gen): void {
-  const { opts, V, emit, proA, proB, epi, idxA, idxB, ldA, ldB, rowSum, P, nA, nB, nC } = g;
+  const { opts, V, emit, proA, proB, epi, idxA, idxB, ldA, ldB, redA, redB, P, nA, nB, nC } = g;
   const { transA, transB } = opts;
   const { rows: R, cols: C, vec4 } = V;
   const CG = C / 4; // column groups of 4
@@ -287,10 +305,14 @@ function emitRegisterMain(g: Gen): void {
   if (vec4) for (const j of range(CG)) emit(`  let c${j} = min(col0 + ${4 * j}u, ${P}.N - 4u);`);
   else for (const j of range(C)) emit(`  let c${j} = min(col0 + ${j}u, ${P}.N - 1u);`);
   for (const i of range(R)) for (const j of range(CG)) emit(`  var acc${i}_${j} = vec4<f32>(0.0);`);
-  if (rowSum) for (const i of range(R)) emit(`  var rs${i}: f32 = 0.0;`);
-  const sumRows = () => {
-    if (!rowSum) return;
-    for (const i of range(R)) emit(vec4 ? `    rs${i} = rs${i} + dot(a${i}, vec4<f32>(1.0));` : `    rs${i} = rs${i} + a${i};`);
+  declareLines(g);
+  // every loaded element of this step joins its row's (column's) reduction
+  const reduceLines = () => {
+    if (redA) for (const i of range(R)) for (const kk of range(vec4 ? 4 : 1)) emit(`    rs${i} = ${redA.combine(`rs${i}`, vec4 ? `a${i}.${comp(kk)}` : `a${i}`)};`);
+    if (redB) {
+      for (const kk of range(vec4 ? 4 : 1))
+        for (const j of range(CG)) for (const q of range(4)) emit(`    cs${4 * j + q} = ${redB.combine(`cs${4 * j + q}`, `${vec4 ? `b${kk}_${j}` : `b${j}`}.${comp(q)}`)};`);
+    }
   };
 
   if (!vec4) {
@@ -301,7 +323,7 @@ function emitRegisterMain(g: Gen): void {
       emit(`    let b${j} = vec4<f32>(${parts.join(', ')});`);
     }
     for (const i of range(R)) for (const j of range(CG)) emit(`    acc${i}_${j} = fma(vec4<f32>(a${i}), b${j}, acc${i}_${j});`);
-    sumRows();
+    reduceLines();
     emit('  }');
   } else {
     // k advances by 4; a<i>[kk] is A(row i, k+kk), b<kk>_<j> the vec4 B(k+kk, cols of group j).
@@ -341,11 +363,11 @@ function emitRegisterMain(g: Gen): void {
         for (const kk of range(4)) e = `fma(vec4<f32>(a${i}.${comp(kk)}), b${kk}_${j}, ${e})`;
         emit(`    acc${i}_${j} = ${e};`);
       }
-    sumRows();
+    reduceLines();
     emit('  }');
   }
 
-  if (rowSum && opts.rowSumCall) emitRolledRowSums(g);
+  emitRolledLines(g);
   const wideCall = vec4 ? opts.epilogueCall4 : undefined;
   if (wideCall || opts.epilogueCall) {
     if (wideCall) emitRolledEpilogue(g, 4, wideCall);
@@ -357,7 +379,6 @@ function emitRegisterMain(g: Gen): void {
   for (const i of range(R)) {
     emit(`  if (row0 + ${i}u < ${P}.M) {`);
     emit(`    let row = row0 + ${i}u;`);
-    if (rowSum && !opts.rowSumCall) emit(`    if (gid.x == 0u) { ${rowSum}[row] = rs${i}; }`);
     for (const j of range(CG)) {
       const col = `col0 + ${4 * j}u`;
       const val = (q: number) => epi(`acc${i}_${j}.${comp(q)}`, 'row', `${col} + ${q}u`);
@@ -397,16 +418,39 @@ function emitRolledEpilogue({ V, emit, P }: Gen, width: 1 | 4, call: (acc: strin
   emit('  }');
 }
 
-/** The row sums' consumers (a bias update riding along), in a loop for the same reason. */
-function emitRolledRowSums({ opts, V, emit, P }: Gen): void {
-  const R = V.rows;
-  emit('  if (gid.x == 0u) {');
-  emit(`    var rsv = array<f32, ${R}>(${range(R).map((i) => `rs${i}`).join(', ')});`);
-  emit(`    for (var i = 0u; i < ${R}u; i = i + 1u) {`);
-  emit('      let row = row0 + i;');
-  emit(`      if (row < ${P}.M) { ${opts.rowSumCall!('rsv[i]', 'row')} }`);
-  emit('    }');
-  emit('  }');
+/** Declares the operand reductions' accumulators: rs<i> per row, cs<j> per column of the block. */
+function declareLines({ V, emit, redA, redB }: Gen): void {
+  if (redA) for (const i of range(V.rows)) emit(`  var rs${i}: f32 = ${redA.identity};`);
+  if (redB) for (const j of range(V.cols)) emit(`  var cs${j}: f32 = ${redB.identity};`);
+}
+
+/** What a line reduction does with a line's value: store it, or run its consumers. */
+const lineStatement = (r: LineReduction, value: string, line: string) => (r.call ? r.call(value, line) : `${r.store!}[${line}] = ${value};`);
+
+/**
+ * The operand reductions' values, once per row (by the first column of invocations) and per
+ * column (by the first row), in a loop for the same reason as the epilogue (register kernel:
+ * rows row0 + i, columns col0 + j).
+ */
+function emitRolledLines({ V, emit, P, redA, redB }: Gen): void {
+  if (redA) {
+    emit('  if (gid.x == 0u) {');
+    emit(`    var rsv = array<f32, ${V.rows}>(${range(V.rows).map((i) => `rs${i}`).join(', ')});`);
+    emit(`    for (var i = 0u; i < ${V.rows}u; i = i + 1u) {`);
+    emit('      let row = row0 + i;');
+    emit(`      if (row < ${P}.M) { ${lineStatement(redA, 'rsv[i]', 'row')} }`);
+    emit('    }');
+    emit('  }');
+  }
+  if (redB) {
+    emit('  if (gid.y == 0u) {');
+    emit(`    var csv = array<f32, ${V.cols}>(${range(V.cols).map((j) => `cs${j}`).join(', ')});`);
+    emit(`    for (var j = 0u; j < ${V.cols}u; j = j + 1u) {`);
+    emit('      let col = col0 + j;');
+    emit(`      if (col < ${P}.N) { ${lineStatement(redB, 'csv[j]', 'col')} }`);
+    emit('    }');
+    emit('  }');
+  }
 }
 
 /**
@@ -439,7 +483,7 @@ function emitTiledMain(g: Gen, TK: number): void {
   emit(`  let offB = gid.z * ${P}.strideB;`);
   emit(`  let offC = gid.z * ${P}.strideC;`);
   for (const i of range(R)) for (const j of range(C / 4)) emit(`  var acc${i}_${j} = vec4<f32>(0.0);`);
-  if (g.rowSum) for (const i of range(R)) emit(`  var rs${i}: f32 = 0.0;`);
+  declareLines(g);
   emit(`  for (var k0 = 0u; k0 < ${P}.K; k0 = k0 + ${TK}u) {`);
   emitTileLoads(g, 'A', TM, TK, strideA);
   emitTileLoads(g, 'B', TN, TK, strideB);
@@ -451,7 +495,13 @@ function emitTiledMain(g: Gen, TK: number): void {
     emit(`      let b${j} = vec4<f32>(${parts.join(', ')});`);
   }
   for (const i of range(R)) for (const j of range(C / 4)) emit(`      acc${i}_${j} = fma(vec4<f32>(a${i}), b${j}, acc${i}_${j});`);
-  if (g.rowSum) for (const i of range(R)) emit(`      rs${i} = rs${i} + a${i};`);
+  // the tile is zero past K: only elements inside it join the reductions (a max of them all is not a max with 0)
+  if (g.redA || g.redB) {
+    emit(`      if (k0 + kk < ${P}.K) {`);
+    if (g.redA) for (const i of range(R)) emit(`        rs${i} = ${g.redA.combine(`rs${i}`, `a${i}`)};`);
+    if (g.redB) for (const j of range(C / 4)) for (const q of range(4)) emit(`        cs${4 * j + q} = ${g.redB.combine(`cs${4 * j + q}`, `b${j}.${comp(q)}`)};`);
+    emit('      }');
+  }
   emit('    }');
   emit('    workgroupBarrier();');
   emit('  }');
@@ -481,7 +531,7 @@ function emitTileLoads(g: Gen, which: 'A' | 'B', span: number, TK: number, strid
   emit('    }');
 }
 
-function emitTiledStores({ opts, V, emit, epi, rowSum, P, nC }: Gen): void {
+function emitTiledStores({ opts, V, emit, epi, redA, redB, P, nC }: Gen): void {
   const { rows: R, cols: C } = V;
   const [WX, WY] = V.wg;
   for (const j of range(C)) emit(`  let col${j} = tileCol + lid.x + ${j * WX}u;`);
@@ -489,7 +539,7 @@ function emitTiledStores({ opts, V, emit, epi, rowSum, P, nC }: Gen): void {
     emit(`  if (tileRow + lid.y + ${i * WY}u < ${P}.M) {`);
     emit(`    let row = tileRow + lid.y + ${i * WY}u;`);
     // the invocations of the first column strip own each row exactly once (per batch)
-    if (rowSum) emit(`    if (gid.x == 0u) { ${opts.rowSumCall ? opts.rowSumCall(`rs${i}`, 'row') : `${rowSum}[row] = rs${i};`} }`);
+    if (redA) emit(`    if (gid.x == 0u) { ${lineStatement(redA, `rs${i}`, 'row')} }`);
     for (const j of range(C)) {
       const acc = `acc${i}_${j >> 2}.${comp(j & 3)}`;
       const store = opts.epilogueCall ? opts.epilogueCall(acc, 'row', `col${j}`) : `${nC}[offC + row * ${P}.N + col${j}] = ${epi(acc, 'row', `col${j}`)};`;
@@ -497,4 +547,6 @@ function emitTiledStores({ opts, V, emit, epi, rowSum, P, nC }: Gen): void {
     }
     emit('  }');
   }
+  // and those of the first row strip each column
+  if (redB) for (const j of range(C)) emit(`  if (gid.y == 0u && col${j} < ${P}.N) { ${lineStatement(redB, `cs${j}`, `col${j}`)} }`);
 }

@@ -27,7 +27,7 @@ import { log, logEnabled } from '../runtime/logs.ts';
 import { optimize } from './optimize.ts';
 import { backwardPart, forwardPart, wholePart } from './split.ts';
 import { GpuPlan } from './gpu-plan.ts';
-import { checkInputs, checkResults, takeChecks, type GraphCheck } from './checks.ts';
+import { checkInputs, checkResults, checkWhenWritten, takeChecks, type GraphCheck } from './checks.ts';
 import { StaticGuard } from './static-guard.ts';
 import { withUndo } from '../eager/undo.ts';
 import { isGradEnabled } from '../eager/grad-mode.ts';
@@ -49,7 +49,8 @@ export interface CompileOptions {
    * as lavapipe does, a cold fused kernel takes seconds), calls run the function eagerly;
    * the first call that finds its graph compiled runs it compiled, and so does every call
    * after it. Results are eager mode's meanwhile. `ready()` resolves when the compiles are done.
-   * Matmul variants are then tuned only when asked (`warmup()`).
+   * Matmul variants are then tuned only when asked (`warmup()`). Node waits for GPU work
+   * still queued when a script ends: a script done before the compiles are calls process.exit().
    */
   eagerWhileCompiling?: boolean;
 }
@@ -357,8 +358,9 @@ function execute(entry: CompiledGraph, program: TracedProgram): unknown {
   ctx?.flush();
   let out: Map<number, Storage>;
   try {
-    out = plan.run(bind, scalar, targets);
-    checkResults(g, checks, out);
+    const early = checks.length ? checkWhenWritten(g, checks) : null;
+    out = plan.run(bind, scalar, targets, undefined, early?.afterKernel);
+    checkResults(g, checks, out, early?.done);
   } catch (e) {
     ctx?.discardOpenBatch();
     throw e;
@@ -395,7 +397,9 @@ function execute(entry: CompiledGraph, program: TracedProgram): unknown {
   outputsOf('mutation').forEach((o) => {
     const { storage } = program.mutated[mutationIndex.get(o.key)!];
     const src = out.get(o.id)!;
-    if (src !== storage && plan instanceof GpuPlan && plan.renamed.has(o.id) && storage instanceof GpuStorage && src instanceof GpuStorage) {
+    // (not while a device check is pending: the new buffer may never have been written, and a gated copy keeps the old value)
+    const pendingCheck = storage instanceof GpuStorage && storage.backend.ctx.checks.armed;
+    if (src !== storage && !pendingCheck && plan instanceof GpuPlan && plan.renamed.has(o.id) && storage instanceof GpuStorage && src instanceof GpuStorage) {
       storage.backend.adopt(storage, src);
     } else if (src !== storage) {
       const n = g.node(o.id);

@@ -18,7 +18,7 @@ import { buildKernels } from '../passes/kernel-build.ts';
 import { writes as writesOf, type Kernel } from '../passes/kernel-ir.ts';
 import { getBackend, type Storage } from '../runtime/backend.ts';
 import type { CpuStorage } from '../runtime/cpu/backend.ts';
-import { matmulF32 } from '../runtime/cpu/matmul.ts';
+import { matmulF32Batched } from '../runtime/cpu/matmul.ts';
 import { canWriteInPlace, constantOr, type MatmulPick, type PlanStats } from './gpu-plan.ts';
 
 export class CpuPlan {
@@ -103,6 +103,8 @@ export class CpuPlan {
     bound: (id: number) => number,
     targets: Map<number, Storage> = new Map(),
     timed?: (kernel: number, matmul: boolean, ms: number) => void,
+    /** called after each kernel with what is written so far (value checks run there, before later kernels write) */
+    afterKernel?: (valueOf: (id: number) => Storage | undefined) => void,
   ): Map<number, Storage> {
     const g = this.graph;
     const cpu = getBackend('cpu');
@@ -145,7 +147,7 @@ export class CpuPlan {
           const b = array(st.b) as Float32Array;
           const c = array(st.out) as Float32Array;
           const { count, strideA, strideB, strideC } = st.batch;
-          for (let i = 0; i < count; i++) matmulF32(a, i * strideA, st.transA, b, i * strideB, st.transB, c, i * strideC, st.M, st.K, st.N);
+          matmulF32Batched(a, 0, strideA, st.transA, b, 0, strideB, st.transB, c, 0, strideC, st.M, st.K, st.N, count);
         } else {
           st.fn(
             st.ins.map((s) => (s === null ? (null as unknown as HostArray) : array(s))),
@@ -155,6 +157,7 @@ export class CpuPlan {
         }
         timed?.(ki, st.kind === 'matmul', performance.now() - t0);
       }
+      afterKernel?.((id) => values.get(this.baseOf(id)));
     });
     const out = new Map<number, Storage>();
     for (const o of g.outputs) out.set(o.id, values.get(this.baseOf(o.id))!);

@@ -12,6 +12,7 @@ import { fmtShape, numel, sameShape } from '../ir/shape.ts';
 import { WgtorchError } from '../ir/errors.ts';
 import { fuse, kernelNodes, ownedNodes, type Kernel as Group, type Schedule } from '../passes/fusion.ts';
 import { buildKernels } from '../passes/kernel-build.ts';
+import { nonIntegerScalar } from '../passes/int-kernels.ts';
 import { writes, type Kernel } from '../passes/kernel-ir.ts';
 import type { Storage } from '../runtime/backend.ts';
 import { GpuStorage, type WebGPUBackend } from '../runtime/webgpu/backend.ts';
@@ -281,6 +282,8 @@ export class GpuPlan {
     bound: (id: number) => number,
     targets: Map<number, Storage> = new Map(),
     capture?: { dispatches: { kernel: number; buffers: GPUBuffer[]; params: Uint32Array | Uint32Array[]; grid: [number, number, number] }[] },
+    /** called after each kernel's dispatch with what is written so far (value checks run there) */
+    afterKernel?: (valueOf: (id: number) => Storage | undefined) => void,
   ): Map<number, Storage> {
     const ctx = this.backend.ctx;
     const scalars = (id: number) => constantOr(this.graph, id, bound);
@@ -306,8 +309,17 @@ export class GpuPlan {
         return v.buffer;
       });
       const grid = Array.isArray(k.workgroups) ? k.workgroups : workgroupGrid(k.workgroups, ctx.limits.maxComputeWorkgroupsPerDimension);
-      const params = k.params(k.kernel.scalars.map(scalars));
+      const scalarValues = k.kernel.scalars.map(scalars);
+      const notInt = nonIntegerScalar(k.kernel, scalarValues);
+      if (notInt !== null) {
+        throw new WgtorchError(
+          `compile: kernel ${k.name} computes on int32 values with numbers that were integers when it was compiled, but this call passes ${notInt}.` +
+            " Fix: use the default mode (it compiles again when a number's integrality changes), or keep the number an integer.",
+        );
+      }
+      const params = k.params(scalarValues);
       ctx.dispatch(this.pipelines[i], buffers, params, grid as [number, number, number], k.kernel.flops);
+      afterKernel?.((id) => values.get(this.baseOf(id)));
       if (capture) {
         capture.dispatches.push({ kernel: i, buffers, params, grid: grid as [number, number, number] });
         return; // keep every buffer alive for replays
@@ -341,14 +353,14 @@ export function canWriteInPlace(s: Schedule, v: number, c: number | null): boole
   for (let i = owner + 1; i < s.kernels.length; i++) if (readers(s.kernels[i]).length) return false;
   const k = s.kernels[owner];
   // where the kernel may read c at the element it writes: its elementwise body, a matmul's
-  // epilogue (one element per output) or row epilogue (one element per row)
+  // epilogue (one element per output) or an operand reduction's epilogue (one element per row or column)
   const regions: { ids: number[]; shape: number[] }[] =
     k.kind === 'elementwise'
       ? [{ ids: k.nodes, shape: k.shape }]
       : k.kind === 'matmul'
         ? [
             { ids: k.epilogue, shape: g.node(k.node).shape },
-            { ids: k.rowEpilogue, shape: [g.node(k.node).shape[0]] },
+            ...k.reductions.map((r) => ({ ids: r.epilogue, shape: [g.node(k.node).shape[r.operand === 'A' ? 0 : 1]] })),
           ]
         : [];
   for (const id of readers(k)) {

@@ -4,7 +4,8 @@
  * Both code generators read these predicates of the kernel IR.
  */
 import { INT_FORMULA_OPS } from '../ir/scalar-lang.ts';
-import type { ElementwiseBody, ExprNode, ReduceBody } from './kernel-ir.ts';
+import { isInt32Number } from '../ir/hash.ts';
+import type { ElementwiseBody, ExprNode, Kernel, ReduceBody } from './kernel-ir.ts';
 
 /**
  * Whether every value of the kernel is an integer: int32/bool inputs and outputs, integer
@@ -40,3 +41,23 @@ export function isIntReduce(spec: ReduceBody): boolean {
   return [...spec.prologue, ...spec.epilogue].every((n) => isIntNode(n, false));
 }
 
+
+/**
+ * The first number bound to a kernel that was built for integer numbers (an int32 kernel
+ * comparing in i32) but is not one, or null. The compile key holds the numbers'
+ * integrality, so only a replay that skips it (static mode) can find one.
+ */
+export function nonIntegerScalar(k: Kernel, values: readonly number[]): number | null {
+  const b = k.body;
+  if (b.kind === 'pack') {
+    let at = 0;
+    for (const part of b.parts) {
+      const bad = nonIntegerScalar(part, values.slice(at, at + part.scalars.length));
+      if (bad !== null) return bad;
+      at += part.scalars.length;
+    }
+    return null;
+  }
+  if (b.kind !== 'elementwise' || !b.integerScalars || !isIntKernel(b)) return null;
+  return values.find((v) => !isInt32Number(v)) ?? null;
+}

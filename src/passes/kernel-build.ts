@@ -6,11 +6,12 @@
 import { asReduceOp } from '../ir/reductions.ts';
 import type { Graph, IRNode } from '../ir/graph.ts';
 import { numel, sameShape, stridesOf } from '../ir/shape.ts';
+import { isInt32Number } from '../ir/hash.ts';
 import { windowMap } from '../ir/window.ts';
 import { gatherLoad } from './gather-load.ts';
 import type { Kernel as Group, Schedule } from './fusion.ts';
 import { buildRowKernel } from './kernel-build-row.ts';
-import type { Binding, ElementwiseBody, ExprNode, IndexBody, Kernel, KernelOutput, MatmulInput, ReduceBody, Ref, TensorInput } from './kernel-ir.ts';
+import type { Binding, ElementwiseBody, ExprNode, IndexBody, Kernel, KernelOutput, MatmulInput, OperandReduction, ReduceBody, Ref, TensorInput } from './kernel-ir.ts';
 import { broadcastView, matmulLayout, type View } from './views.ts';
 
 /** What building a kernel needs besides its group. */
@@ -174,6 +175,8 @@ function buildElementwise(cx: BuildContext, ids: number[], shape: number[], inde
     nodes,
     outputs: written.map((id) => ({ ref: { kind: 'node', index: inside.get(id)! }, dtype: g.node(id).dtype })),
   };
+  // the numbers' integrality is in the compile key (src/ir/hash.ts): an int32 comparison with one computes in i32
+  if (ops.scalars.length && ops.scalars.every((id) => isInt32Number(g.node(id).attrs.value))) body.integerScalars = true;
   return {
     name: `k${index}_${opNames(g, ids).slice(0, 60)}`,
     body,
@@ -258,7 +261,7 @@ function buildReduce(cx: BuildContext, k: Extract<Group, { kind: 'reduce' }>, in
  * A fused matmul: prologues per operand (recomputed elementwise producers, applied to every
  * loaded element; they read the element, scalars and one-element tensors), an epilogue per
  * output element (operands read at (row, col) through strides), and optionally the row
- * sums of op(A) with their own consumers, once per row.
+ * reductions of op(A) or op(B) along K with their own consumers, once per row or column.
  */
 function buildMatmul(cx: BuildContext, k: Extract<Group, { kind: 'matmul' }>, index: number): Kernel {
   const { g } = cx;
@@ -348,37 +351,43 @@ function buildMatmul(cx: BuildContext, k: Extract<Group, { kind: 'matmul' }>, in
   });
   const outputs: KernelOutput[] = written.map((id) => ({ ref: id === k.node ? { kind: 'acc' } : { kind: 'node', index: epiInside.get(id)! }, dtype: g.node(id).dtype }));
 
-  // ---- once per row: the row sums of op(A) and what consumes them
-  const rowSum = k.rowSumA;
-  const rowWritten = [...(rowSum !== null ? [rowSum] : []), ...k.rowEpilogue].filter((id) => cx.writes.has(id) || (id === rowSum && !k.rowEpilogue.length));
-  const rowInside = new Map<number, number>();
-  const rowNodes: ExprNode[] = k.rowEpilogue.map((id) => {
-    const n = g.node(id);
-    const args: Ref[] = n.inputs.map((i) => {
-      const v = viewOf(i);
-      if (rowSum !== null && v.base === rowSum) return { kind: 'acc' };
-      if (rowInside.has(i)) return { kind: 'node', index: rowInside.get(i)! };
-      if (g.node(v.base).op === 'scalar') return scalarRef(v.base);
-      const over = overOf(v.base);
-      if (over !== undefined && rowWritten.includes(over)) return inputRef({ at: 'alias', region: 'row', output: rowWritten.indexOf(over) });
-      const [sr] = broadcastView(v, [M]);
-      return inputRef({ at: 'row', read: readOf(v.base), strides: [sr] });
+  // ---- once per row of op(A) or column of op(B): the operand reductions and what consumes them
+  const reductions: OperandReduction[] = [];
+  const reductionWrites: number[] = [];
+  k.reductions.forEach((red, q) => {
+    // a reduction whose value only its epilogue reads is still written when the epilogue writes nothing of its own
+    const redWritten = [red.node, ...red.epilogue].filter((id) => cx.writes.has(id) || (id === red.node && !red.epilogue.length));
+    const inside = new Map<number, number>();
+    const lines = red.operand === 'A' ? M : N;
+    const nodes: ExprNode[] = red.epilogue.map((id) => {
+      const n = g.node(id);
+      const args: Ref[] = n.inputs.map((i) => {
+        const v = viewOf(i);
+        if (v.base === red.node) return { kind: 'acc' };
+        if (inside.has(i)) return { kind: 'node', index: inside.get(i)! };
+        if (g.node(v.base).op === 'scalar') return scalarRef(v.base);
+        const over = overOf(v.base);
+        if (over !== undefined && redWritten.includes(over)) return inputRef({ at: 'alias', region: q, output: redWritten.indexOf(over) });
+        const [sl] = broadcastView(v, [lines]);
+        return inputRef({ at: 'line', read: readOf(v.base), strides: [sl] });
+      });
+      inside.set(id, inside.size);
+      return { op: n.op, args, attrs: n.attrs, origin: { ids: [id], scope: n.scope } };
     });
-    rowInside.set(id, rowInside.size);
-    return { op: n.op, args, attrs: n.attrs, origin: { ids: [id], scope: n.scope } };
+    reductions.push({
+      operand: red.operand,
+      combine: asReduceOp(g.node(red.node).op),
+      epilogue: nodes,
+      outputs: redWritten.map((id) => ({ ref: (id === red.node ? { kind: 'acc' } : { kind: 'node', index: inside.get(id)! }) as Ref, dtype: g.node(id).dtype })),
+    });
+    reductionWrites.push(...redWritten);
   });
-  const rows =
-    rowSum === null
-      ? null
-      : {
-          epilogue: rowNodes,
-          outputs: rowWritten.map((id) => ({ ref: (id === rowSum ? { kind: 'acc' } : { kind: 'node', index: rowInside.get(id)! }) as Ref, dtype: g.node(id).dtype })),
-        };
 
   const windows = [...new Set([k.windowA, k.windowB].filter((w): w is number => w !== undefined))];
-  const covered = [...windows, ...k.prologueA, ...k.prologueB, k.node, ...k.epilogue, ...(rowSum !== null ? [rowSum] : []), ...k.rowEpilogue];
+  const covered = [...windows, ...k.prologueA, ...k.prologueB, k.node, ...k.epilogue, ...k.reductions.flatMap((r) => [r.node, ...r.epilogue])];
   const readBinding = (id: number): Binding => ({ value: id, dtype: g.node(id).dtype, access: 'read' });
-  const name = `k${index}_mm${A.trans ? 'T' : 'N'}${B.trans ? 'T' : 'N'}${A.window ? '_im2colA' : ''}${B.window ? '_im2colB' : ''}${k.epilogue.length ? '_' + opNames(g, k.epilogue).slice(0, 40) : ''}${rowSum !== null ? '_colsum' : ''}${k.rowEpilogue.length ? '_rowupdate' : ''}`;
+  const redName = k.reductions.map((r) => `_${g.node(r.node).op}${r.operand}${r.epilogue.length ? `_${opNames(g, r.epilogue).slice(0, 20)}` : ''}`).join('');
+  const name = `k${index}_mm${A.trans ? 'T' : 'N'}${B.trans ? 'T' : 'N'}${A.window ? '_im2colA' : ''}${B.window ? '_im2colB' : ''}${k.epilogue.length ? '_' + opNames(g, k.epilogue).slice(0, 40) : ''}${redName}`;
   return {
     name,
     body: {
@@ -395,12 +404,12 @@ function buildMatmul(cx: BuildContext, k: Extract<Group, { kind: 'matmul' }>, in
       ...(B.window ? { windowB: B.window } : {}),
       epilogue,
       outputs,
-      rows,
+      reductions,
       inputs,
       reads: reads.map((id) => ({ dtype: g.node(id).dtype })),
       scalars: scalars.length,
     },
-    bindings: [readBinding(A.base), readBinding(B.base), writeOf(g, written[0]), ...reads.map(readBinding), ...written.slice(1).map((id) => writeOf(g, id)), ...rowWritten.map((id) => writeOf(g, id))],
+    bindings: [readBinding(A.base), readBinding(B.base), writeOf(g, written[0]), ...reads.map(readBinding), ...written.slice(1).map((id) => writeOf(g, id)), ...reductionWrites.map((id) => writeOf(g, id))],
     scalars,
     covers: { nodes: covered, scopes: scopesOf(g, covered) },
     // a windowed operand is read from its source (each element about kh*kw times, mostly from cache)

@@ -21,7 +21,7 @@ export type Ref =
   | { kind: 'scalar'; index: number }
   /** an earlier expression node of the same list */
   | { kind: 'node'; index: number }
-  /** the reduced value (reduction epilogue), the product (matmul epilogue) or a row's sum (matmul row epilogue) */
+  /** the reduced value (reduction epilogue), the product (matmul epilogue) or a line's reduced value (matmul operand reduction) */
   | { kind: 'acc' }
   /** the operand element being loaded, inside a matmul prologue */
   | { kind: 'element' }
@@ -146,17 +146,31 @@ export type MatmulInput =
   | { at: 'element'; read: number }
   /** element (row, col) at row * strides[0] + col * strides[1] (an epilogue operand) */
   | { at: 'rowcol'; read: number; strides: [number, number] }
-  /** element row at row * strides[0] (a row epilogue operand) */
-  | { at: 'row'; read: number; strides: [number] }
-  /** the old value of an in-place update, in the buffer of `output` (of the epilogue, or of the row epilogue) */
-  | { at: 'alias'; region: 'epilogue' | 'row'; output: number };
+  /** element i of a reduced line (row i of op(A), column i of op(B)) at i * strides[0] (an operand reduction's epilogue operand) */
+  | { at: 'line'; read: number; strides: [number] }
+  /** the old value of an in-place update, in the buffer of `output` (of the epilogue, or of operand reduction `region`) */
+  | { at: 'alias'; region: 'epilogue' | number; output: number };
+
+/**
+ * A reduction along K of an operand the matmul loads anyway (after its prologue): one value
+ * per row of op(A) (M of them) or per column of op(B) (N), with elementwise work on it run
+ * once per row or column (acc is the reduced value). A bias gradient is the sum over the
+ * rows of the transposed output gradient; its optimizer update rides along as the epilogue.
+ */
+export interface OperandReduction {
+  operand: 'A' | 'B';
+  /** a value reduction of src/ir/reductions.ts (a fold, or a select without index) */
+  combine: ReduceOp;
+  epilogue: ExprNode[];
+  outputs: KernelOutput[];
+}
 
 /**
  * C[M, N] = op(A) @ op(B) over `batch` matrices, with the elementwise work fused around it:
  * a prologue per operand (applied to every loaded element), an epilogue per output
- * element, and optionally the row sums of op(A) with elementwise work once per row (a
- * reduction over the operand fused into the matmul's epilogue: a bias gradient and its
- * optimizer update ride along a weight gradient).
+ * element, and reductions of the loaded operands along K with their own epilogues, once
+ * per row of op(A) or column of op(B) (a bias gradient and its optimizer update ride
+ * along a weight gradient).
  */
 export interface MatmulBody {
   kind: 'matmul';
@@ -179,8 +193,8 @@ export interface MatmulBody {
   epilogue: ExprNode[];
   /** the values written per element; outputs[0] is C itself (its buffer is binding 2) */
   outputs: KernelOutput[];
-  /** the row sums of op(A) (acc) and what consumes them, once per row */
-  rows: { epilogue: ExprNode[]; outputs: KernelOutput[] } | null;
+  /** reductions along K of op(A) (per row) or op(B) (per column), at most one per operand */
+  reductions: OperandReduction[];
   inputs: MatmulInput[];
   /** the extra buffers read (bindings 3.., after A, B and C) */
   reads: { dtype: DType }[];
@@ -223,7 +237,7 @@ export interface Kernel {
   body: KernelBody;
   /**
    * The buffers bound, in order. elementwise/reduce: inputs that are not aliases, then
-   * outputs; matmul: A, B, C, reads, outputs[1..], row outputs; pack: its parts' in order.
+   * outputs; matmul: A, B, C, reads, outputs[1..], each reduction's outputs; pack: its parts' in order.
    */
   bindings: Binding[];
   /** IR scalar nodes whose values the body's scalar refs read, in order */
@@ -314,9 +328,9 @@ export function printKernel(k: Kernel, opOf?: (id: number) => string): string {
       const extra = k.bindings.slice(3, 3 + b.reads.length);
       const inName = (i: number) => {
         const x = b.inputs[i]!;
-        if (x.at === 'alias') return `old(${x.region === 'row' ? 'rout' : 'out'}${x.output})`;
+        if (x.at === 'alias') return `old(${x.region === 'epilogue' ? 'out' : `red${x.region}.out`}${x.output})`;
         const buf = val(extra[x.read]);
-        return x.at === 'element' ? `${buf}[0]` : x.at === 'row' ? `${buf}[row*${x.strides[0]}]` : `${buf}[row*${x.strides[0]} + col*${x.strides[1]}]`;
+        return x.at === 'element' ? `${buf}[0]` : x.at === 'line' ? `${buf}[i*${x.strides[0]}]` : `${buf}[row*${x.strides[0]} + col*${x.strides[1]}]`;
       };
       for (const [which, w] of [['A', b.windowA], ['B', b.windowB]] as const) {
         if (!w) continue;
@@ -327,11 +341,13 @@ export function printKernel(k: Kernel, opOf?: (id: number) => string): string {
       if (b.prologueB.length) lines.push('  prologue B (each loaded x):', ...exprLines(b.prologueB, inName, '    ', 'b'));
       if (b.epilogue.length) lines.push('  epilogue (each row, col; acc = the product):', ...exprLines(b.epilogue, inName, '    ', 'e'));
       b.outputs.forEach((o, j) => lines.push(`  out${j} ${val(j === 0 ? C : writeVals[j])} ${o.dtype} = ${outText(o, 'e')}`));
-      if (b.rows) {
-        lines.push(`  rows (each row; acc = the row's sum of ${b.transA ? `${val(A)}^T` : val(A)}):`, ...exprLines(b.rows.epilogue, inName, '    ', 'r'));
-        const rowWrites = writeVals.slice(b.outputs.length);
-        b.rows.outputs.forEach((o, j) => lines.push(`  rout${j} ${val(rowWrites[j])} ${o.dtype} = ${outText(o, 'r')}`));
-      }
+      let redWrites = writeVals.slice(b.outputs.length);
+      b.reductions.forEach((r, q) => {
+        const line = r.operand === 'A' ? `row i of ${val(A)}${b.transA ? '^T' : ''}` : `column i of ${val(B)}${b.transB ? '^T' : ''}`;
+        lines.push(`  red${q} (each i; acc = ${r.combine} over K of ${line}):`, ...exprLines(r.epilogue, inName, '    ', 'r'));
+        r.outputs.forEach((o, j) => lines.push(`  red${q}.out${j} ${val(redWrites[j])} ${o.dtype} = ${outText(o, 'r')}`));
+        redWrites = redWrites.slice(r.outputs.length);
+      });
       break;
     }
     case 'row': {

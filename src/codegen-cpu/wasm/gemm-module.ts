@@ -38,13 +38,13 @@ export interface GemmShape {
   KU?: number;
 }
 
-// Measured here (Xeon, Node 20, min CPU time per call at load ~16): with FMA, 6 x 8 (12
-// accumulators) ~35-40 GFLOP/s on one core against ~31-35 for 4 x 8 and 25-29 for 4 x 12 (16
-// vector registers: V8 spills); without FMA 4 x 8, 5 x 8 and 6 x 8 are within noise (~28 on
-// 512^3). KC, MC and NC within 2x of these moved nothing beyond noise; unrolling k by 4 gained
-// ~10% on packed (TN) products, little elsewhere. A row-major A is read in
-// place: packing it was a strided gather as costly as the product when split into column chunks.
-export const GEMM_SHAPE: GemmShape = { MR: 6, NRV: 2, KC: 512, MC: 96, NC: 512, KU: 4 };
+// Measured here (Xeon, Node 20, load ~17): median CPU time per call with the variants
+// alternated call by call, 2-3 s per shape: with FMA, 4 x 8 runs ~29-36 GFLOP/s on one core
+// (the seed's products and 512^3 to 2048^2 x 512), 6 x 8 ~22-26 and unrolling k by 2 or 4 ~23-27
+// (V8 spills or reloads vector registers); the previous 4 x 8 kernel without FMA ~22-29. KC, MC
+// and NC within 2x of these moved nothing beyond noise. A row-major A is read in place: packing
+// it was a strided gather as costly as the product when split into column chunks.
+export const GEMM_SHAPE: GemmShape = { MR: 4, NRV: 2, KC: 512, MC: 96, NC: 512, KU: 1 };
 
 /** Bytes of scratch one thread needs: one edge tile. */
 export function gemmWorkBytes(s: GemmShape = GEMM_SHAPE): number {

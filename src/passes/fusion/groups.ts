@@ -20,10 +20,8 @@ export type Kernel =
       prologueA: number[];
       prologueB: number[];
       epilogue: number[];
-      /** a column sum of the transposed A operand computed alongside (a bias gradient) */
-      rowSumA: number | null;
-      /** elementwise consumers of that sum, one per row (the bias's optimizer update) */
-      rowEpilogue: number[];
+      /** reductions along K of an operand as the matmul loads it, and their elementwise consumers (see OperandReduction) */
+      reductions: OperandReduction[];
       /** an im2col read through its index map as operand A / B instead of from memory (rules/window-operand.ts) */
       windowA?: number;
       windowB?: number;
@@ -34,6 +32,19 @@ export type Kernel =
   | { kind: 'index'; node: number }
   /** a movement node that must exist in memory: node's elements read from base through strides, in row-major order of shape */
   | { kind: 'copy'; node: number; base: number; shape: number[]; strides: number[] };
+
+/**
+ * A reduction node whose input is a matmul operand's source, reduced along K: one value per
+ * row of op(A) or per column of op(B), computed from the elements the matmul loads (after
+ * that operand's prologue); `epilogue` are elementwise consumers of it run once per value
+ * (a bias gradient is such a sum over op(A) = the output gradient transposed, and its
+ * optimizer update the epilogue).
+ */
+export interface OperandReduction {
+  operand: 'A' | 'B';
+  node: number;
+  epilogue: number[];
+}
 
 export interface Schedule {
   graph: Graph;
@@ -59,7 +70,7 @@ export const kernelNodes = (k: Kernel): number[] => {
   switch (k.kind) {
     case 'elementwise': return [...(k.gathers ?? []), ...k.nodes];
     case 'reduce': return [...k.prologue, k.node, ...k.epilogue];
-    case 'matmul': return [...windowsOf(k), ...k.prologueA, ...k.prologueB, k.node, ...k.epilogue, ...(k.rowSumA === null ? [] : [k.rowSumA]), ...k.rowEpilogue];
+    case 'matmul': return [...windowsOf(k), ...k.prologueA, ...k.prologueB, k.node, ...k.epilogue, ...k.reductions.flatMap((r) => [r.node, ...r.epilogue])];
     case 'copy': return [k.node];
     case 'index': return [k.node];
     case 'row': return k.nodes;
@@ -75,7 +86,7 @@ export function ownedNodes(k: Kernel): number[] {
   switch (k.kind) {
     case 'elementwise': return k.nodes;
     case 'reduce': return [...k.prologue, k.node, ...k.epilogue];
-    case 'matmul': return [k.node, ...k.epilogue, ...(k.rowSumA === null ? [] : [k.rowSumA]), ...k.rowEpilogue];
+    case 'matmul': return [k.node, ...k.epilogue, ...k.reductions.flatMap((r) => [r.node, ...r.epilogue])];
     case 'copy': return [k.node];
     case 'index': return [k.node];
     case 'row': return k.nodes;

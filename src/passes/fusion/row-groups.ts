@@ -12,7 +12,8 @@
  * - down: consumers of its values that are elementwise in either class, or reductions over the
  *   same space, as long as what else they read does not depend on the group;
  * - up: producers of the same kinds that read nothing depending on the group, except elementwise
- *   ones reading a matmul's result (they belong in its epilogue, which writes that tensor anyway).
+ *   ones on a matmul's result of their own shape (they belong in its epilogue, which writes that
+ *   tensor anyway; a 3-D residual add on a 2-D product's view cannot go there, so it comes here).
  * A group is kept when it has two reductions, or one whose result a per-element node reads back
  * (otherwise the reduction rules do as well); sibling groups over one space that do not depend on
  * each other merge (layerNorm's weight and bias gradients: two column sums in one kernel).
@@ -72,6 +73,12 @@ export function findRowGroups(g: Graph, views: Map<number, View>, opts: RowFusio
   const matmulReads = new Set<number>();
   for (const n of g.nodes) if (kindOf(n.id) === 'matmul' && n.inputs.length) matmulReads.add(baseOf(n.inputs[0]));
 
+  /**
+   * sums and maxes of float32; and int32 sums of bools (crossEntropy's count of the targets that
+   * count), which a row kernel adds in f32 like the reduce kernels: exact below 2^24
+   */
+  const reducible = (n: IRNode) =>
+    (n.op === 'sum' || n.op === 'max') && (n.dtype === 'float32' || (n.op === 'sum' && n.dtype === 'int32' && node(n.inputs[0]).dtype === 'bool'));
   /** every candidate group's nodes, node -> group index (a group is placed as one kernel) */
   const groupOf = new Map<number, number>();
   const groups: (RowGroup | null)[] = [];
@@ -99,7 +106,7 @@ export function findRowGroups(g: Graph, views: Map<number, View>, opts: RowFusio
     return false;
   }
 
-  function grow(seed: IRNode): RowGroup | null {
+  function grow(seed: IRNode): RowGroup {
     const src = node(seed.inputs[0]);
     const shape = [...src.shape];
     const dims = [...(seed.attrs.dims as number[])].sort((a, b) => a - b);
@@ -110,8 +117,7 @@ export function findRowGroups(g: Graph, views: Map<number, View>, opts: RowFusio
     const clsOf = (s: readonly number[]): Cls | null =>
       sameShape(s, shape) ? 'element' : sameShape(s, keptShape) || sameShape(s, keepShape) ? 'row' : null;
     const isSpaceReduce = (n: IRNode) =>
-      (n.op === 'sum' || n.op === 'max') &&
-      n.dtype === 'float32' &&
+      reducible(n) &&
       sameShape(node(n.inputs[0]).shape, shape) &&
       sameShape([...(n.attrs.dims as number[])].sort((a, b) => a - b), dims);
     const isRowElementwise = (n: IRNode) =>
@@ -179,7 +185,8 @@ export function findRowGroups(g: Graph, views: Map<number, View>, opts: RowFusio
           const b = baseOf(i);
           const bn = node(b);
           if (!can(bn) || (!isRowElementwise(bn) && !isSpaceReduce(bn))) continue;
-          if (bn.inputs.some((x) => kindOf(baseOf(x)) === 'matmul')) continue;
+          // work on a matmul's result of its own shape joins that matmul's epilogue instead
+          if (bn.inputs.some((x) => kindOf(baseOf(x)) === 'matmul' && sameShape(node(baseOf(x)).shape, bn.shape))) continue;
           if (!readsFit(node(m), (id) => members.has(id) || id === b)) continue;
           if (!readsFit(bn, (id) => members.has(id))) continue;
           if (tryAdd(b)) changed = true;
@@ -188,18 +195,6 @@ export function findRowGroups(g: Graph, views: Map<number, View>, opts: RowFusio
     }
     const nodes = [...members].sort((a, b) => pos.get(a)! - pos.get(b)!);
     return { shape, dims, nodes };
-  }
-
-  for (const n of g.nodes) {
-    if ((n.op !== 'sum' && n.op !== 'max') || n.dtype !== 'float32' || groupOf.has(n.id) || inPlaceValues.has(n.id)) continue;
-    const src = node(n.inputs[0]);
-    const dims = n.attrs.dims as number[];
-    if (!dims.length || numel(dims.map((d) => src.shape[d])) < 2) continue;
-    if (src.shape.length === 2 && dims.length === 1 && dims[0] === 0 && matmulReads.has(baseOf(n.inputs[0]))) continue;
-    const grp = grow(n);
-    if (!grp) continue;
-    const gi = groups.push(grp) - 1;
-    for (const id of grp.nodes) groupOf.set(id, gi);
   }
 
   const reductions = (grp: RowGroup) => grp.nodes.filter((id) => kindOf(id) === 'reduce').length;
@@ -212,6 +207,22 @@ export function findRowGroups(g: Graph, views: Map<number, View>, opts: RowFusio
     });
   };
   const wanted = (grp: RowGroup) => reductions(grp) >= 2 || broadcastsBack(grp);
+  // first the groups that are row kernels on their own (a lone reduction grown first must not
+  // take the producers a softmax after it needs), then lone reductions, which may merge
+  for (const alone of [true, false]) {
+    for (const n of g.nodes) {
+      if (!reducible(n) || groupOf.has(n.id) || inPlaceValues.has(n.id)) continue;
+      const src = node(n.inputs[0]);
+      const dims = n.attrs.dims as number[];
+      if (!dims.length || numel(dims.map((d) => src.shape[d])) < 2) continue;
+      if (src.shape.length === 2 && dims.length === 1 && dims[0] === 0 && matmulReads.has(baseOf(n.inputs[0]))) continue;
+      const grp = grow(n);
+      if (alone && !wanted(grp)) continue;
+      const gi = groups.push(grp) - 1;
+      for (const id of grp.nodes) groupOf.set(id, gi);
+    }
+  }
+
   const bindings = (grp: RowGroup) => {
     const set = new Set(grp.nodes);
     const reads = new Set<number>();

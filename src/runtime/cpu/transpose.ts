@@ -2,11 +2,15 @@
  * Swapping the last two dims of a row-major array (the permute behind `.t()`, `x W^T`, and
  * their gradients) in square tiles: read row by row within a tile, written column by column,
  * so both sides stay in a few cache lines and pages. Element by element through the strided
- * copy kernel, every read of a 100 x 1000 transpose touched a new line 4 KB away.
+ * copy kernel, every read of a 100 x 1000 transpose touched a new line 4 KB away. Large
+ * float32 ones go through the Wasm GEMM's packing kernel, which transposes 4 x 4 in registers.
  */
 import type { HostArray } from '../../ir/dtype.ts';
+import { wasmTransposeF32 } from './wasm-gemm.ts';
 
 const TILE = 32;
+/** float32 transposes this large, with rows a multiple of 4, go through the Wasm kernel's 4 x 4 register transposes (~3x) */
+const WASM_MIN = 4096;
 
 /** Whether permuting `shape` by `dims` only swaps its last two dims (leading dims stay). */
 export function swapsLastTwo(dims: readonly number[]): boolean {
@@ -23,6 +27,11 @@ export function transposeLastTwo(src: HostArray, shape: readonly number[], out: 
   let batches = 1;
   for (let i = 0; i < r - 2; i++) batches *= shape[i];
   const size = rows * cols;
+  if (src instanceof Float32Array && out instanceof Float32Array && rows % 4 === 0 && size >= WASM_MIN) {
+    let b = 0;
+    while (b < batches && wasmTransposeF32(src, b * size, rows, cols, out, b * size)) b++;
+    if (b === batches) return;
+  }
   for (let b = 0, o = 0; b < batches; b++, o += size) {
     for (let i0 = 0; i0 < rows; i0 += TILE) {
       const i1 = Math.min(rows, i0 + TILE);

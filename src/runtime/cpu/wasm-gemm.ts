@@ -40,6 +40,16 @@ export interface WasmGemm {
     out: Float32Array, outOff: number,
     M: number, K: number, N: number,
   ): boolean;
+  /** `count` products, the i-th from element offsets aOff + i*strideA, bOff + i*strideB into outOff + i*strideC
+   * (a stride 0 shares one operand); false where they do not fit */
+  matmulBatched(
+    a: Float32Array, aOff: number, strideA: number, transA: boolean,
+    b: Float32Array, bOff: number, strideB: number, transB: boolean,
+    out: Float32Array, outOff: number, strideC: number,
+    M: number, K: number, N: number, count: number,
+  ): boolean;
+  /** out = src^T for src [rows, cols] (row-major), through the packing kernel's 4 x 4 register transposes; false where it does not fit */
+  transpose(src: Float32Array, srcOff: number, rows: number, cols: number, out: Float32Array, outOff: number): boolean;
 }
 
 let engine: WasmGemm | null | undefined;
@@ -145,6 +155,60 @@ export function createWasmGemm(o: WasmGemmOptions = {}): WasmGemm | null {
       out.set(f32.subarray(cAt / 4, cAt / 4 + M * N), outOff);
       return true;
     },
+    matmulBatched(a, aOff, strideA, transA, b, bOff, strideB, transB, out, outOff, strideC, M, K, N, count) {
+      const flops = 2 * M * N * K;
+      // products big enough to split run one by one, each on every thread
+      if (count === 1 || flops >= PARALLEL_FLOPS) {
+        for (let i = 0; i < count; i++) if (!this.matmul(a, aOff + i * strideA, transA, b, bOff + i * strideB, transB, out, outOff + i * strideC, M, K, N)) return false;
+        return true;
+      }
+      // small products: every operand copied and packed once, then one job per product, over the threads when the batch pays
+      const nA = strideA === 0 ? 1 : count, nB = strideB === 0 ? 1 : count;
+      const packA = transA && M > 1;
+      const sizeA = M * K, sizeB = K * N, sizeC = M * N, sizeBp = packedElements(N, K, NR), sizeAp = packA ? packedElements(M, K, MR) : 0;
+      const aAt = align((1 + (helpers?.slots ?? 0)) * workBytes);
+      const bAt = aAt + align(4 * nA * sizeA);
+      const cAt = bAt + align(4 * nB * sizeB);
+      const bpAt = cAt + align(4 * count * sizeC);
+      const apAt = bpAt + align(4 * nB * sizeBp);
+      const end = apAt + align(4 * nA * sizeAp);
+      if (end > MAX_PAGES * PAGE) return false;
+      ensureBytes(end);
+      const copyIn = (src: Float32Array, off: number, stride: number, n: number, size: number, at: number) => {
+        if (n === 1 || stride === size) f32.set(src.subarray(off, off + n * size), at / 4);
+        else for (let i = 0; i < n; i++) f32.set(src.subarray(off + i * stride, off + i * stride + size), at / 4 + i * size);
+      };
+      copyIn(a, aOff, strideA, nA, sizeA, aAt);
+      copyIn(b, bOff, strideB, nB, sizeB, bAt);
+      const aI = transA ? 4 : 4 * K, aK = transA ? 4 * M : 4;
+      const bK = transB ? 4 : 4 * N, bJ = transB ? 4 * K : 4;
+      for (let i = 0; i < nB; i++) pack(bAt + 4 * i * sizeB, bK, bJ, N, K, bpAt + 4 * i * sizeBp, 0, N, NR);
+      if (packA) for (let i = 0; i < nA; i++) pack(aAt + 4 * i * sizeA, aK, aI, M, K, apAt + 4 * i * sizeAp, 0, M, MR);
+      const job = (i: number): GemmJob => {
+        const ia = strideA === 0 ? 0 : i, ib = strideB === 0 ? 0 : i;
+        const A = packA ? apAt + 4 * ia * sizeAp : aAt + 4 * ia * sizeA;
+        return [JOB_GEMM, A, aI, aK, packA ? 1 : 0, bpAt + 4 * ib * sizeBp, cAt + 4 * i * sizeC, M, K, N, 0, M, 0, N];
+      };
+      const nHelpers = helpers && count * flops >= PARALLEL_FLOPS ? Math.min(threadCap - 1, helpers.ready()) : 0;
+      if (nHelpers === 0) {
+        for (let i = 0; i < count; i++) own(job(i));
+      } else {
+        for (let i0 = 0; i0 < count; i0 += MAX_JOBS) helpers!.run(Array.from({ length: Math.min(MAX_JOBS, count - i0) }, (_, j) => job(i0 + j)), own);
+      }
+      if (strideC === sizeC) out.set(f32.subarray(cAt / 4, cAt / 4 + count * sizeC), outOff);
+      else for (let i = 0; i < count; i++) out.set(f32.subarray(cAt / 4 + i * sizeC, cAt / 4 + (i + 1) * sizeC), outOff + i * strideC);
+      return true;
+    },
+    transpose(src, srcOff, rows, cols, out, outOff) {
+      // one panel as wide as src has rows, one group per column: group j is out's row j
+      const sAt = align((1 + (helpers?.slots ?? 0)) * workBytes), dAt = sAt + align(4 * rows * cols), end = dAt + align(4 * rows * cols);
+      if (end > MAX_PAGES * PAGE) return false;
+      ensureBytes(end);
+      f32.set(src.subarray(srcOff, srcOff + rows * cols), sAt / 4);
+      pack(sAt, 4, 4 * cols, rows, cols, dAt, 0, rows, rows);
+      out.set(f32.subarray(dAt / 4, dAt / 4 + rows * cols), outOff);
+      return true;
+    },
   };
 }
 
@@ -173,6 +237,23 @@ export function wasmMatmulF32(
 ): boolean {
   const e = getEngine();
   return !!e && e.matmul(a, aOff, transA, b, bOff, transB, out, outOff, M, K, N);
+}
+
+/** matmulF32Batched's contract (see matmul.ts); false where the kernel is unavailable or the operands do not fit. */
+export function wasmMatmulF32Batched(
+  a: Float32Array, aOff: number, strideA: number, transA: boolean,
+  b: Float32Array, bOff: number, strideB: number, transB: boolean,
+  out: Float32Array, outOff: number, strideC: number,
+  M: number, K: number, N: number, count: number,
+): boolean {
+  const e = getEngine();
+  return !!e && e.matmulBatched(a, aOff, strideA, transA, b, bOff, strideB, transB, out, outOff, strideC, M, K, N, count);
+}
+
+/** out = src^T for a float32 src [rows, cols]; false where the Wasm kernel is unavailable. */
+export function wasmTransposeF32(src: Float32Array, srcOff: number, rows: number, cols: number, out: Float32Array, outOff: number): boolean {
+  const e = getEngine();
+  return !!e && e.transpose(src, srcOff, rows, cols, out, outOff);
 }
 
 const align = (bytes: number) => Math.ceil(bytes / 64) * 64;

@@ -133,6 +133,7 @@ export class WebGPUBackend implements Backend {
     const pipe = this.ctx.pipeline(INDEX_CHECK_WGSL, 'check_index', INDEX_CHECK_LAYOUT);
     const grid = workgroupGrid(Math.ceil(n / CHECK_WORKGROUP), this.ctx.limits.maxComputeWorkgroupsPerDimension);
     this.ctx.dispatch(pipe, [s.buffer, this.ctx.checks.buffer], this.ctx.checks.params(slot, n, c), grid, n);
+    this.ctx.checkRecorded();
   }
 
   async read(storage: Storage): Promise<HostArray> {

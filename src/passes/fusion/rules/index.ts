@@ -12,9 +12,9 @@ import { float } from './float.ts';
 import { join } from './join.ts';
 import { pullInputs } from './pull-inputs.ts';
 import { recomputePrologue } from './recompute-prologue.ts';
+import { operandReduction } from './operand-reduction.ts';
 import { reducePrologue } from './reduce-prologue.ts';
-import { rowEpilogue } from './row-epilogue.ts';
-import { rowSum } from './row-sum.ts';
+import { reductionEpilogue } from './reduction-epilogue.ts';
 import { row, rowGroups } from './row.ts';
 import { seed } from './seed.ts';
 import { view } from './view.ts';
@@ -44,7 +44,7 @@ export const kernelRewrites: RuleSet<number> = {
   sites: (st) => st.kernels.map((_, i) => i),
   settled: (st, ki) => st.kernels[ki] === null,
   order: 'rule',
-  rules: [recomputePrologue, rowSum, rowEpilogue, reducePrologue, windowOperand],
+  rules: [recomputePrologue, operandReduction, reductionEpilogue, reducePrologue, windowOperand],
 };
 
 /** loads moved into their readers, after every rule that moves elementwise kernels into others */

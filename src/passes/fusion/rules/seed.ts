@@ -9,7 +9,7 @@ export const seed: Rule<number> = {
     const n = st.node(id);
     const op = getOp(n.op);
     if (op.kind === 'elementwise') return null;
-    if (op.kind === 'matmul') st.add({ kind: 'matmul', node: id, prologueA: [], prologueB: [], epilogue: [], rowSumA: null, rowEpilogue: [] });
+    if (op.kind === 'matmul') st.add({ kind: 'matmul', node: id, prologueA: [], prologueB: [], epilogue: [], reductions: [] });
     else if (op.kind === 'reduce') st.add({ kind: 'reduce', node: id, prologue: [], epilogue: [] });
     else if (op.kind === 'index') st.add({ kind: 'index', node: id });
     else st.add({ kind: 'elementwise', shape: n.shape, nodes: [id] });

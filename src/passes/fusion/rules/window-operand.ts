@@ -35,7 +35,7 @@ export const windowOperand: Rule<number> = {
         // the map gives element (row, k) of a plain operand; a transposed read would need it swapped
         if (v && matmulLayout(v, st.node(id).shape) !== 'plain') return kept(`matmul %${c} reads it transposed`);
         if ((slot === 'A' ? m.prologueA : m.prologueB).length) return kept(`matmul %${c} has a prologue on operand ${slot}`);
-        if (slot === 'A' && m.rowSumA !== null) return kept(`matmul %${c} sums the rows of operand A`);
+        if (m.reductions.some((r) => r.operand === slot)) return kept(`matmul %${c} reduces operand ${slot} as it loads it`);
         if (!uses.some((u) => u.mi === mi && u.slot === slot)) uses.push({ m, mi: mi!, slot });
       }
     }
