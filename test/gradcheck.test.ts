@@ -177,6 +177,17 @@ const PRIMITIVES: Record<string, Case[]> = {
     c('index with an int32 tensor (embedding lookup, rows repeat)', (p) => [p([6, 4]), torch.tensor([[1, 2], [5, 0], [1, 1]], { dtype: 'int32' })], (e, x) => e.index(x)),
     c('index with two tensors and a slice', (p) => [p([3, 4, 5]), torch.tensor([0, 2, -1], { dtype: 'int32' }), torch.tensor([1, 1, 3], { dtype: 'int32' })], (a, i, j) => a.index(i, torch.slice(1, 3), j)),
   ],
+  // a convolution's patch matrix and its gradient; conv2d's own rules are checked in test/nn-gradcheck.test.ts
+  im2col: [
+    c('im2col kernel [3, 2] stride [2, 1] padding [1, 0] dilation [1, 2] (its gradient is col2im)', (p) => [p([2, 2, 5, 5])], (x) =>
+      x._im2col({ kernel: [3, 2], stride: [2, 1], padding: [1, 0], dilation: [1, 2], out: [3, 3], transposed: false, fill: 'zero' }),
+    ),
+  ],
+  col2im: [
+    c('col2im of overlapping windows (its gradient is im2col)', (p) => [p([18, 12])], (g) =>
+      g._col2im({ kernel: [3, 2], stride: [2, 1], padding: [1, 0], dilation: [1, 2], out: [3, 3], transposed: false, fill: 'zero', shape: [2, 2, 5, 5] }),
+    ),
+  ],
   scatterAdd: [
     c('scatterAdd dim 1 with repeats (the gradient of gather, as an op of its own)', (p) => [p([3, 2]), torch.tensor([[0, 3], [1, 1], [2, 0]], { dtype: 'int32' })], (g, i) => g._scatterAdd(1, i, [3, 4])),
     c('scatterAdd dim 0 into a larger source', (p) => [p([2, 3]), torch.tensor([[2, 0, 2], [2, 1, 0]], { dtype: 'int32' })], (g, i) => g._scatterAdd(0, i, [4, 5])),

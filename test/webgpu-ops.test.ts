@@ -482,6 +482,21 @@ function buildTable(): Record<string, Case[]> {
     c('a long index dim (an embedding gradient over 300 lookups)', [f([300, 16])], ([g], dev) => g._scatterAdd(0, iv(dev, emb300, [300, 1]).expand(300, 16), [12, 16]), { tol: RED }),
   );
 
+  // a convolution's patch matrix and its gradient (src/ir/window.ts); conv2d's gradients use the transposed map
+  const win = { kernel: [3, 2], stride: [2, 1], padding: [1, 0], dilation: [1, 2], out: [3, 3], transposed: false, fill: 'zero' };
+  push(
+    'im2col',
+    c('conv2d with stride, padding and dilation pairs (its input gradient reads the transposed map)', [f([2, 3, 7, 6]), f([4, 3, 3, 2]), f([4])], ([x, w, b]) =>
+      torch.nn.functional.conv2d(x, w, b, { stride: [2, 1], padding: [1, 2], dilation: [1, 2] }),
+    ),
+    c('im2col itself: kernel [3, 2], stride [2, 1], padding [1, 0], dilation [1, 2]', [f([2, 3, 5, 5])], ([x]) => x._im2col(win)),
+    c('max and avg pools (padding reads -inf / 0), their gradients through col2im', [f([2, 3, 6, 5], 'distinct')], ([x]) => [
+      torch.nn.functional.maxPool2d(x, 3, { stride: 2, padding: 1 }),
+      torch.nn.functional.avgPool2d(x, 2, { padding: 1 }),
+    ]),
+  );
+  push('col2im', c('col2im itself (overlapping windows add up)', [f([18, 18])], ([g]) => g._col2im({ ...win, shape: [2, 3, 5, 5] })));
+
   // --- sources
   const src = (label: string, fn: (dev: Device) => T | T[]) => c(label, [], (_xs, dev) => fn(dev));
   push(

@@ -107,7 +107,7 @@ export function renderCpuKernel(k: Kernel): CpuKernel {
       let r = 0;
       const ins = b.inputs.map((t) => (t.access === 'alias' ? null : readSlots[r++]!));
       const header = [`elementwise: ${origins(b.nodes)} over ${shapeText(b.shape)}`];
-      steps.push(jsStep(elementwiseJs(b, b.shape, b.inputs.map((t) => (t.access === 'strided' ? t.strides! : null)), header), ins, writeSlots));
+      steps.push(jsStep(elementwiseJs(b, b.shape, b.inputs.map((t) => (t.access === 'strided' || t.access === 'gather' ? t.strides! : null)), header), ins, writeSlots));
       break;
     }
     case 'reduce': {

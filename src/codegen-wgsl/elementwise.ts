@@ -26,7 +26,7 @@ function layout(body: ElementwiseBody) {
   const strideAt: number[] = [];
   body.inputs.forEach((inp, k) => {
     strideAt[k] = w;
-    if (inp.access === 'strided') w += rank;
+    if (inp.access === 'strided' || inp.access === 'gather') w += rank;
   });
   const scalarAt = w;
   w += body.scalars;
@@ -66,7 +66,7 @@ export function elementwiseWGSL(body: ElementwiseBody, nsIn?: Namespace): Genera
   lines.push(...entryPoint(ns, String(EW_WORKGROUP), BUILTINS));
   lines.push(`  let i = gid.x + gid.y * nwg.x * ${EW_WORKGROUP}u;`);
   lines.push(`  if (i >= ${P('0u')}) { return; }`);
-  const strided = body.inputs.some((x) => x.access === 'strided');
+  const strided = body.inputs.some((x) => x.access === 'strided' || x.access === 'gather');
   if (strided && rank > 0) {
     lines.push('  var r = i;');
     for (let d = rank - 1; d >= 1; d--) lines.push(`  let c${d} = r % ${P(`${1 + d}u`)}; r = r / ${P(`${1 + d}u`)};`);
@@ -74,14 +74,22 @@ export function elementwiseWGSL(body: ElementwiseBody, nsIn?: Namespace): Genera
   }
   const inputName = (k: number) => `x${k}`;
   const sourceOf: string[] = [];
+  const stridedIdx = (k: number) => (rank === 0 ? '0u' : Array.from({ length: rank }, (_, d) => `c${d} * ${P(`${L.strideAt[k] + d}u`)}`).join(' + '));
   body.inputs.forEach((inp, k) => {
-    let idx = 'i';
-    if (inp.access === 'strided') {
-      idx = rank === 0 ? '0u' : Array.from({ length: rank }, (_, d) => `c${d} * ${P(`${L.strideAt[k] + d}u`)}`).join(' + ');
-    }
+    if (inp.access === 'gather') return;
+    const idx = inp.access === 'strided' ? stridedIdx(k) : 'i';
     const src = inp.access === 'alias' ? `${n(`out${inp.aliasOf ?? 0}`)}[i]` : `${n(`in${k}`)}[${idx}]`;
     sourceOf[k] = src;
     lines.push(`  let ${inputName(k)} = ${int ? 'i32' : 'f32'}(${src});`);
+  });
+  // gathered elements, after the indices they read: NaN for an index outside the gathered dim
+  body.inputs.forEach((inp, k) => {
+    if (inp.access !== 'gather') return;
+    const { index, dimStride, size } = inp.gather!;
+    lines.push(`  let g${k} = i32(${sourceOf[index]});`);
+    lines.push(`  var ${inputName(k)} = f32bits(0x7fc00000u);`);
+    lines.push(`  if (g${k} >= 0 && g${k} < ${size}) { ${inputName(k)} = f32(${n(`in${k}`)}[${stridedIdx(k)} + u32(g${k}) * ${dimStride}u]); }`);
+    sourceOf[k] = inputName(k);
   });
   for (let s = 0; s < body.scalars; s++) lines.push(`  let s${s} = bitcast<${int ? 'i32' : 'f32'}>(${P(`${L.scalarAt + s}u`)});`);
   const names = { input: inputName, scalar: (s: number) => `s${s}`, prefix: 'v' };
@@ -122,7 +130,7 @@ export function elementwiseParams(body: ElementwiseBody, scalars: readonly numbe
   words[0] = body.shape.reduce((p, d) => p * d, 1);
   body.shape.forEach((d, i) => (words[1 + i] = d));
   body.inputs.forEach((inp, k) => {
-    if (inp.access === 'strided') inp.strides!.forEach((s, d) => (words[L.strideAt[k] + d] = s));
+    if (inp.access === 'strided' || inp.access === 'gather') inp.strides!.forEach((s, d) => (words[L.strideAt[k] + d] = s));
   });
   if (isIntKernel(body)) scalars.forEach((v, s) => (words[L.scalarAt + s] = v)); // i32 words (two's complement)
   else putScalarBits(words, L.scalarAt, scalars);

@@ -8,6 +8,7 @@ import type { Graph, IRNode } from '../ir/graph.ts';
 import { numel, sameShape, stridesOf } from '../ir/shape.ts';
 import { isInt32Number } from '../ir/hash.ts';
 import { windowMap } from '../ir/window.ts';
+import { gatherLoad } from './gather-load.ts';
 import type { Kernel as Group, Schedule } from './fusion.ts';
 import { buildRowKernel } from './kernel-build-row.ts';
 import type { Binding, ElementwiseBody, ExprNode, IndexBody, Kernel, KernelOutput, MatmulBody, MatmulInput, OperandReduction, ReduceBody, Ref, TensorInput } from './kernel-ir.ts';
@@ -33,7 +34,7 @@ export function buildKernels(s: Schedule, inPlace: Map<number, number>): Kernel[
 
 export function buildKernel(cx: BuildContext, k: Group, index: number): Kernel {
   switch (k.kind) {
-    case 'elementwise': return buildElementwise(cx, k.nodes, k.shape, index);
+    case 'elementwise': return buildElementwise(cx, k.nodes, k.shape, index, new Set(k.gathers ?? []));
     case 'copy': return buildCopy(cx, k, index);
     case 'reduce': return buildReduce(cx, k, index);
     case 'matmul': return buildMatmul(cx, k, index);
@@ -75,10 +76,17 @@ export interface Operand {
   access: TensorInput['access'];
   dtype: IRNode['dtype'];
   aliasOf?: number;
+  gather?: TensorInput['gather'];
 }
 
 export const tensorInput = (t: Operand): TensorInput =>
-  t.access === 'strided' ? { dtype: t.dtype, access: 'strided', strides: t.strides! } : t.access === 'alias' ? { dtype: t.dtype, access: 'alias', aliasOf: t.aliasOf } : { dtype: t.dtype, access: 'direct' };
+  t.access === 'strided'
+    ? { dtype: t.dtype, access: 'strided', strides: t.strides! }
+    : t.access === 'gather'
+      ? { dtype: t.dtype, access: 'gather', strides: t.strides!, gather: t.gather }
+      : t.access === 'alias'
+        ? { dtype: t.dtype, access: 'alias', aliasOf: t.aliasOf }
+        : { dtype: t.dtype, access: 'direct' };
 
 /** Collects a body's tensor inputs (deduplicated by base and strides) and scalar refs. */
 export class Operands {
@@ -89,6 +97,8 @@ export class Operands {
     private readonly shape: readonly number[],
     /** values this kernel writes, in output order (for in-place reads) */
     private readonly written: number[] = [],
+    /** gather nodes read as loads of their source (rule [gather-load]) */
+    private readonly gathered: ReadonlySet<number> = new Set(),
   ) {}
   scalar(id: number): Ref {
     let s = this.scalars.indexOf(id);
@@ -101,6 +111,7 @@ export class Operands {
     if (n.op === 'scalar') return this.scalar(id);
     const v = this.cx.views.get(id) ?? { base: id, shape: n.shape, strides: stridesOf(n.shape) };
     if (this.cx.g.node(v.base).op === 'scalar') return this.ref(v.base, inside);
+    if (this.gathered.has(v.base)) return this.gatherRef(v);
     const strides = broadcastView(v, this.shape);
     // the stride of a size-1 dim is never used: [1, n] read with any stride there is read in order
     const rowMajor = stridesOf(this.shape);
@@ -116,6 +127,18 @@ export class Operands {
     const key = direct ? null : strides;
     let k = this.tensors.findIndex((t) => t.base === v.base && JSON.stringify(t.strides) === JSON.stringify(key));
     if (k < 0) k = this.tensors.push({ base: v.base, strides: key, access: direct ? 'direct' : 'strided', dtype }) - 1;
+    return { kind: 'input', index: k };
+  }
+  /** A gather's element, loaded from its source at the index read beside it. */
+  private gatherRef(v: View): Ref {
+    const gl = gatherLoad(this.cx.g, this.cx.views, v.base, v, this.shape);
+    if (!gl) throw new Error(`internal compiler error: gather %${v.base} is not readable as a load over [${this.shape.join(', ')}]`);
+    const same = (a: number[] | null, b: number[]) => a !== null && a.length === b.length && a.every((x, i) => x === b[i]);
+    let ik = this.tensors.findIndex((t) => t.access === 'strided' && t.base === gl.index.base && same(t.strides, gl.index.strides));
+    if (ik < 0) ik = this.tensors.push({ base: gl.index.base, strides: gl.index.strides, access: 'strided', dtype: this.cx.g.node(gl.index.base).dtype }) - 1;
+    const gather = { index: ik, dimStride: gl.dimStride, size: gl.size };
+    let k = this.tensors.findIndex((t) => t.access === 'gather' && t.base === gl.source.base && same(t.strides, gl.source.strides) && JSON.stringify(t.gather) === JSON.stringify(gather));
+    if (k < 0) k = this.tensors.push({ base: gl.source.base, strides: gl.source.strides, access: 'gather', dtype: this.cx.g.node(gl.source.base).dtype, gather }) - 1;
     return { kind: 'input', index: k };
   }
   /** the buffers read: every input but the aliases */
@@ -139,10 +162,10 @@ const bytesOf = (g: Graph, ids: number[]) => ids.reduce((s, i) => s + 4 * numel(
 const writeOf = (g: Graph, id: number): Binding => ({ value: id, dtype: g.node(id).dtype, access: 'write' });
 const opNames = (g: Graph, ids: number[]) => ids.map((i) => g.node(i).op).join('_');
 
-function buildElementwise(cx: BuildContext, ids: number[], shape: number[], index: number): Kernel {
+function buildElementwise(cx: BuildContext, ids: number[], shape: number[], index: number, gathered: ReadonlySet<number> = new Set()): Kernel {
   const { g } = cx;
   const written = ids.filter((id) => cx.writes.has(id));
-  const ops = new Operands(cx, shape, written);
+  const ops = new Operands(cx, shape, written, gathered);
   const inside = new Map<number, number>();
   const nodes = exprNodes(cx, ids, ops, inside);
   const body: ElementwiseBody = {
@@ -160,7 +183,7 @@ function buildElementwise(cx: BuildContext, ids: number[], shape: number[], inde
     body,
     bindings: [...ops.reads(), ...written.map((id) => writeOf(g, id))],
     scalars: ops.scalars,
-    covers: { nodes: ids, scopes: scopesOf(g, ids) },
+    covers: { nodes: [...gathered, ...ids], scopes: scopesOf(g, [...gathered, ...ids]) },
     bytes: bytesOf(g, [...ops.tensors.map((t) => t.base), ...written]),
     flops: numel(shape) * ids.length,
   };

@@ -45,9 +45,13 @@ export interface TensorInput {
   /**
    * direct: element i of a tensor shaped like the iteration space;
    * strided: read through `strides` over the iteration space (broadcasts, permutes);
-   * alias: the buffer of output `aliasOf` itself (an in-place update reads the old value where it writes the new).
+   * alias: the buffer of output `aliasOf` itself (an in-place update reads the old value where it writes the new);
+   * gather: a gather's element read from its source: `strides` over the iteration space for
+   * every dim but the gathered one, plus the index value (input `gather.index`, read as it
+   * is) times `gather.dimStride`; an index outside [0, gather.size) reads NaN.
    */
-  access: 'direct' | 'strided' | 'alias';
+  access: 'direct' | 'strided' | 'alias' | 'gather';
+  gather?: { index: number; dimStride: number; size: number };
   /** 'strided': one stride per dim of the iteration space (a reduction's: kept dims, then reduced dims) */
   strides?: number[];
   /** 'alias': which output's buffer holds the value (default 0) */
@@ -289,6 +293,7 @@ const outText = (o: KernelOutput, prefix = 'v') => (o.ref.kind === 'node' ? `${p
 
 function tensorInputText(t: TensorInput, i: number, bound: (i: number) => string): string {
   if (t.access === 'alias') return `in${i} = old value of out${t.aliasOf ?? 0} (in place)`;
+  if (t.access === 'gather') return `in${i} = ${bound(i)} ${t.dtype} strides ${shapeText(t.strides ?? [])} gathered at in${t.gather!.index} * ${t.gather!.dimStride} (size ${t.gather!.size})`;
   return `in${i} = ${bound(i)} ${t.dtype}${t.access === 'strided' ? ` strides ${shapeText(t.strides ?? [])}` : ''}`;
 }
 

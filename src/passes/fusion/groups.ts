@@ -6,7 +6,13 @@ import type { Graph } from '../../ir/graph.ts';
 import type { View } from '../views.ts';
 
 export type Kernel =
-  | { kind: 'elementwise'; shape: number[]; nodes: number[] }
+  | {
+      kind: 'elementwise';
+      shape: number[];
+      nodes: number[];
+      /** gather nodes read as loads of their source here instead of from memory (rules/gather-load.ts) */
+      gathers?: number[];
+    }
   | { kind: 'reduce'; node: number; prologue: number[]; epilogue: number[] }
   | {
       kind: 'matmul';
@@ -64,7 +70,7 @@ export interface FusionOptions {
 
 export const kernelNodes = (k: Kernel): number[] => {
   switch (k.kind) {
-    case 'elementwise': return k.nodes;
+    case 'elementwise': return [...(k.gathers ?? []), ...k.nodes];
     case 'reduce': return [...k.prologue, k.node, ...k.epilogue];
     case 'matmul': return [...windowsOf(k), ...k.prologueA, ...k.prologueB, k.node, ...k.epilogue, ...k.reductions.flatMap((r) => [r.node, ...r.epilogue])];
     case 'copy': return [k.node];

@@ -21,6 +21,7 @@ import { seed } from './seed.ts';
 import { view } from './view.ts';
 import { viewCopy } from './view-copy.ts';
 import { windowOperand } from './window-operand.ts';
+import { gatherLoadRule } from './gather-load.ts';
 
 /** one site, the whole graph: the row groups, found before anything is placed */
 export const rows: RuleSet<number> = {
@@ -47,4 +48,13 @@ export const kernelRewrites: RuleSet<number> = {
   rules: [recomputePrologue, operandReduction, reductionEpilogue, reducePrologue, windowOperand],
 };
 
-export const RULE_SETS: readonly RuleSet<number>[] = [rows, placement, kernelRewrites];
+/** loads moved into their readers, after every rule that moves elementwise kernels into others */
+export const loads: RuleSet<number> = {
+  name: 'loads',
+  sites: (st) => st.kernels.map((_, i) => i),
+  settled: (st, ki) => st.kernels[ki] === null,
+  order: 'rule',
+  rules: [gatherLoadRule],
+};
+
+export const RULE_SETS: readonly RuleSet<number>[] = [rows, placement, kernelRewrites, loads];
