@@ -6,11 +6,12 @@
  * - optionally the row sums of op(A) and their consumers, once per row.
  */
 import { WGSL_PRELUDE } from '../ir/scalar-lang.ts';
-import type { MatmulBody, MatmulInput } from '../passes/kernel-ir.ts';
+import type { Arena, MatmulBody, MatmulInput } from '../passes/kernel-ir.ts';
 import { renderNodes } from './expr.ts';
 import { storeAs, wgslType } from './kernel-spec.ts';
 import { matmulVariantFor, matmulWGSL, type MatmulVariant, type MatmulVariantName } from './matmul.ts';
 import { standalone, type Namespace, type WgslLayout } from './namespace.ts';
+import { StorageSlots } from './storage-slots.ts';
 
 export interface RenderedMatmul {
   code: string;
@@ -18,12 +19,21 @@ export interface RenderedMatmul {
   variant: MatmulVariant;
 }
 
-export function matmulKernelWGSL(b: MatmulBody, requested: MatmulVariant | MatmulVariantName | undefined, nsIn?: Namespace): RenderedMatmul {
+export function matmulKernelWGSL(b: MatmulBody, requested: MatmulVariant | MatmulVariantName | undefined, nsIn?: Namespace, arena?: Arena): RenderedMatmul {
   const { M, N } = b;
   const variant = matmulVariantFor(M, N, b.K, b.transA, requested);
-  const storage = 3 + b.reads.length + (b.outputs.length - 1) + (b.rows?.outputs.length ?? 0);
-  const ns = nsIn ?? standalone(storage);
+  // logical slots: A, B, C, the reads, outputs[1..], the row outputs (an arena never holds A, B or C)
+  const logical = 3 + b.reads.length + (b.outputs.length - 1) + (b.rows?.outputs.length ?? 0);
+  const slots = new StorageSlots(logical, arena);
+  if ([0, 1, 2].some((x) => slots.isMember(x))) throw new Error('internal compiler error: a matmul arena holds an operand or C');
+  const ns = nsIn ?? standalone(slots.count);
   const n = (s: string) => ns.prefix + s;
+  const readSlot = (r: number) => 3 + r;
+  const outSlot = (j: number) => 3 + b.reads.length + j - 1;
+  const rowSlot = (j: number) => 3 + b.reads.length + b.outputs.length - 1 + j;
+  /** element idx of output j (j > 0), row output j, or read r, wherever it is bound */
+  const outAt = (j: number, idx: string) => slots.at(ns, outSlot(j), n(`eout${j}`), idx);
+  const rowAt = (j: number, idx: string) => slots.at(ns, rowSlot(j), n(`rout${j}`), idx);
   const sc = (s: number) => `bitcast<f32>(${n('p')}.x[${Math.floor(s / 4)}][${s % 4}])`;
   const readName = (r: number) => n(`ein${r}`);
   const outName = (j: number) => (j === 0 ? n('C') : n(`eout${j}`));
@@ -52,9 +62,11 @@ export function matmulKernelWGSL(b: MatmulBody, requested: MatmulVariant | Matmu
   // read buffers loaded as vec4: every epilogue use contiguous along the row, in groups of 4, and no other use
   const vecRead = b.reads.map((_, r) => {
     const uses = b.inputs.filter((x) => x.at !== 'alias' && x.read === r);
-    return wide && uses.length > 0 && uses.every((x) => x.at === 'rowcol' && x.strides[1] === 1 && x.strides[0] % 4 === 0);
+    return wide && !slots.isMember(readSlot(r)) && uses.length > 0 && uses.every((x) => x.at === 'rowcol' && x.strides[1] === 1 && x.strides[0] % 4 === 0);
   });
-  const elem = (r: number, idx: string) => (vecRead[r] ? `${readName(r)}[(${idx}) / 4u][(${idx}) % 4u]` : `${readName(r)}[${idx}]`);
+  const elem = (r: number, idx: string) => (vecRead[r] ? `${readName(r)}[(${idx}) / 4u][(${idx}) % 4u]` : slots.at(ns, readSlot(r), readName(r), idx));
+  // outputs written as vec4 in the wide epilogue: those bound alone (an arena is an array<f32>)
+  const vecOut = (j: number) => j === 0 || !slots.isMember(outSlot(j));
 
   let epiFn: string;
   if (!wide) {
@@ -64,7 +76,8 @@ export function matmulKernelWGSL(b: MatmulBody, requested: MatmulVariant | Matmu
       if (x.at === 'alias') {
         // in place: the old value is read where the new one is about to be written
         const out = outName(x.output);
-        return x.output === 0 && variant.vec4 ? `${out}[(row * ${N}u + col) / 4u][(row * ${N}u + col) % 4u]` : `f32(${out}[row * ${N}u + col])`;
+        if (x.output > 0) return `f32(${outAt(x.output, `row * ${N}u + col`)})`;
+        return variant.vec4 ? `${out}[(row * ${N}u + col) / 4u][(row * ${N}u + col) % 4u]` : `f32(${out}[row * ${N}u + col])`;
       }
       if (x.at !== 'rowcol') throw new Error(`internal compiler error: a matmul epilogue reads a ${x.at} input`);
       return `f32(${elem(x.read, `row * ${x.strides[0]}u + col * ${x.strides[1]}u`)})`;
@@ -73,7 +86,8 @@ export function matmulKernelWGSL(b: MatmulBody, requested: MatmulVariant | Matmu
     const stores = b.outputs.map((o, j) => {
       const v = storeAs(o.dtype, o.ref.kind === 'acc' ? 'acc' : `e${(o.ref as { index: number }).index}`);
       if (j === 0 && variant.vec4) return `  ${outName(0)}[(row * ${N}u + col) / 4u][(row * ${N}u + col) % 4u] = ${v};`;
-      return `  ${outName(j)}[row * ${N}u + col] = ${v};`;
+      if (j === 0) return `  ${outName(0)}[row * ${N}u + col] = ${v};`;
+      return `  ${outAt(j, `row * ${N}u + col`)} = ${v};`;
     });
     epiFn = `fn ${n('epilogue')}(acc: f32, row: u32, col: u32) {\n${epiBody.join('\n')}\n${stores.join('\n')}\n}`;
   } else {
@@ -88,6 +102,7 @@ export function matmulKernelWGSL(b: MatmulBody, requested: MatmulVariant | Matmu
       const x = input(i);
       if (x.at === 'alias') {
         const out = outName(x.output);
+        if (!vecOut(x.output)) return `f32(${outAt(x.output, `row * ${N}u + col + ${q}u`)})`;
         return `f32(${load(`out:${out}`, `${out}[${at}]`)}[${q}])`;
       }
       if (x.at !== 'rowcol') throw new Error(`internal compiler error: a matmul epilogue reads a ${x.at} input`);
@@ -99,6 +114,7 @@ export function matmulKernelWGSL(b: MatmulBody, requested: MatmulVariant | Matmu
     const bodies = [0, 1, 2, 3].map((q) => renderNodes(b.epilogue, { input: input4(q), scalar: sc, acc: `acc.${comp[q]}`, prefix: `e${comp[q]}` }, '  '));
     const stores = b.outputs.map((o, j) => {
       const parts = [0, 1, 2, 3].map((q) => storeAs(o.dtype, o.ref.kind === 'acc' ? `acc.${comp[q]}` : `e${comp[q]}${(o.ref as { index: number }).index}`));
+      if (!vecOut(j)) return parts.map((v, q) => `  ${outAt(j, `row * ${N}u + col + ${q}u`)} = ${v};`).join('\n');
       return `  ${outName(j)}[${at}] = vec4<${wgslType(o.dtype)}>(${parts.join(', ')});`;
     });
     epiFn = `fn ${n('epilogue4')}(acc: vec4<f32>, row: u32, col: u32) {\n${[...loads.values(), ...bodies.flat(), ...stores].join('\n')}\n}`;
@@ -109,21 +125,27 @@ export function matmulKernelWGSL(b: MatmulBody, requested: MatmulVariant | Matmu
   if (b.rows) {
     const loadRow = (i: number) => {
       const x = input(i);
-      if (x.at === 'alias') return `f32(${rowOutName(x.output)}[row])`;
+      if (x.at === 'alias') return `f32(${rowAt(x.output, 'row')})`;
       if (x.at !== 'row') throw new Error(`internal compiler error: a matmul row epilogue reads a ${x.at} input`);
       return `f32(${elem(x.read, `row * ${x.strides[0]}u`)})`;
     };
     const rowBody = renderNodes(b.rows.epilogue, { input: loadRow, scalar: sc, acc: 'rs', prefix: 'r' }, '  ');
-    const rowStores = b.rows.outputs.map((o, j) => `  ${rowOutName(j)}[row] = ${storeAs(o.dtype, o.ref.kind === 'acc' ? 'rs' : `r${(o.ref as { index: number }).index}`)};`);
+    const rowStores = b.rows.outputs.map((o, j) => `  ${rowAt(j, 'row')} = ${storeAs(o.dtype, o.ref.kind === 'acc' ? 'rs' : `r${(o.ref as { index: number }).index}`)};`);
     rowFn = `fn ${n('rowEpilogue')}(rs: f32, row: u32) {\n${[...rowBody, ...rowStores].join('\n')}\n}`;
   }
 
   const vecType = (vec4: boolean, dtype: Parameters<typeof wgslType>[0]) => (vec4 ? `array<vec4<${wgslType(dtype)}>>` : `array<${wgslType(dtype)}>`);
-  const extraBindings = [
+  const logicalExtras = [
     ...b.reads.map((r, j) => ({ name: readName(j), type: vecType(vecRead[j]!, r.dtype), access: 'read' as const })),
     ...b.outputs.slice(1).map((o, j) => ({ name: outName(j + 1), type: vecType(wide, o.dtype), access: 'read_write' as const })),
     ...(b.rows?.outputs ?? []).map((o, j) => ({ name: rowOutName(j), type: `array<${wgslType(o.dtype)}>`, access: 'read_write' as const })),
   ];
+  // the arena takes the place of its first member; later members are read and written in it
+  const extraBindings = logicalExtras.flatMap((e, i) => {
+    const slot = 3 + i;
+    if (!slots.isMember(slot)) return [e];
+    return slot === Math.min(...arena!.members) ? [{ name: slots.arenaName(ns), type: 'array<f32>', access: 'read_write' as const }] : [];
+  });
   const extraCode = [ns.entry === 'compute' ? WGSL_PRELUDE : null, proA, proB, fusedEpilogue ? epiFn : null, rowFn].filter(Boolean).join('\n');
   const kernel = matmulWGSL({
     transA: b.transA,

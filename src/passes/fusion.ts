@@ -16,6 +16,7 @@ import type { Graph, IRNode } from '../ir/graph.ts';
 import { getOp } from '../ir/registry.ts';
 import { numel, sameShape, stridesOf } from '../ir/shape.ts';
 import { isMovement, matmulLayout, resolveViews, type View } from './views.ts';
+import { arenaBindingCount } from './binding-arena.ts';
 
 export type Kernel =
   | { kind: 'elementwise'; shape: number[]; nodes: number[] }
@@ -54,6 +55,11 @@ export interface FusionOptions {
    * output's own buffer, so that read costs no binding of its own.
    */
   inPlace?: Map<number, number>;
+  /**
+   * The binding-limit rule (passes/binding-arena.ts): small buffers a kernel binds may share one
+   * arena buffer, so a group counts its arena-eligible buffers as one binding.
+   */
+  arena?: { eligible: (dtype: string, elements: number) => boolean };
 }
 
 export const kernelNodes = (k: Kernel): number[] => {
@@ -121,11 +127,12 @@ export function fuse(g: Graph, opts: FusionOptions): Schedule {
         reads.add(b);
       }
     }
-    let writes = 0;
+    const written: number[] = [];
     for (const id of ids) {
-      if (outputs.has(id) || consumersThroughViews(id).some((c) => !inside.has(c))) writes++;
+      if (outputs.has(id) || consumersThroughViews(id).some((c) => !inside.has(c))) written.push(id);
     }
-    return reads.size + writes;
+    if (!opts.arena) return reads.size + written.length;
+    return arenaBindingCount(g, ids, [...reads], written, baseOf, opts.arena.eligible);
   };
 
   for (const n of g.nodes) {

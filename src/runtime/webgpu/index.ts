@@ -68,7 +68,7 @@ export async function synchronize(): Promise<void> {
 /** Dispatches and submits counted since the last reset (for benchmarks and tests). */
 export function counters() {
   const c = context();
-  return { dispatches: c.dispatches, submits: c.submits, pipelinesCompiled: c.pipelinesCompiled };
+  return { dispatches: c.dispatches, submits: c.submits, copies: c.copies, pipelinesCompiled: c.pipelinesCompiled };
 }
 export function resetCounters(): void {
   context().resetCounters();
