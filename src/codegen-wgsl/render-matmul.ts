@@ -45,7 +45,10 @@ export function matmulKernelWGSL(b: MatmulBody, requested: MatmulVariant | Matmu
     const nodes = which === 'A' ? b.prologueA : b.prologueB;
     if (!nodes.length) return null;
     const names = {
-      input: (i: number) => `f32(${readName((input(i) as { read: number }).read)}[0])`,
+      input: (i: number) => {
+        const r = (input(i) as { read: number }).read;
+        return `f32(${slots.at(ns, readSlot(r), readName(r), '0u')})`;
+      },
       scalar: sc,
       element: 'x',
       prefix: `pro${which}`,

@@ -45,9 +45,10 @@ export interface GpuPlanOptions {
   tuner?: MatmulTuner | null;
   /**
    * serve small buffers of a kernel over the device's binding limit through one arena buffer
-   * (passes/binding-arena.ts) instead of splitting it (default true; env WGTORCH_ARENA=0 turns it off)
+   * (passes/binding-arena.ts) instead of splitting it (default true; env WGTORCH_ARENA=0 turns it off).
+   * 'force': every kernel with two or more candidates gets an arena, needed or not (tests of the renderers; env WGTORCH_ARENA=force)
    */
-  arena?: boolean;
+  arena?: boolean | 'force';
 }
 
 /** The variant a matmul kernel was generated with, and why (stats and the perf log show it). */
@@ -82,6 +83,7 @@ export class GpuPlan {
   private readonly tuner: MatmulTuner | null;
   private tuning: Promise<void> | null = null;
   private readonly arena: boolean;
+  private readonly forceArena: boolean;
   /** the arena buffer of each part of each dispatch that has one ('dispatch:part'), kept between calls */
   private arenaBuffers = new Map<string, GpuStorage>();
 
@@ -97,7 +99,9 @@ export class GpuPlan {
   ) {
     const ctx = backend.ctx;
     const maxBindings = ctx.limits.maxStorageBuffersPerShaderStage;
-    this.arena = opts.arena ?? envVar('WGTORCH_ARENA') !== '0';
+    const arenaEnv = envVar('WGTORCH_ARENA');
+    this.arena = opts.arena !== undefined ? opts.arena !== false : arenaEnv !== '0';
+    this.forceArena = opts.arena === 'force' || (opts.arena === undefined && arenaEnv === 'force');
     const plan = (arena: boolean) => {
       const arenaOpt = arena ? { eligible: arenaEligible } : undefined;
       // Fusion counts an in-place update's read of the old value as free (it is read in the
@@ -134,7 +138,7 @@ export class GpuPlan {
   /** `k` within the device's binding limit through an arena, where one helps (else `k` itself) */
   private fitted(k: Kernel, budget: number, log: Map<string, string>): Kernel {
     if (!this.arena) return k;
-    const a = withArena(k, budget, this.sizeOf);
+    const a = withArena(k, this.forceArena ? Math.min(budget, minStorage(k, this.sizeOf)) : budget, this.sizeOf);
     if (!a || a === k) return k;
     const members = a.arena!.members.map((m) => `%${k.bindings[m]!.value}`);
     log.set(
