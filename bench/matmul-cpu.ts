@@ -19,6 +19,7 @@ export const CPU_MATMUL_SHAPES: Shape[] = [
   { name: 'head 64x100 @ 100x10 (NN)', M: 64, K: 100, N: 10, transA: false, transB: false },
   { name: '512x512x512 (NN)', M: 512, K: 512, N: 512, transA: false, transB: false },
   { name: 'large 512x2048 @ 2048x2048 (NN)', M: 512, K: 2048, N: 2048, transA: false, transB: false },
+  { name: 'large dW (512x2048)^T @ 512x2048 (TN)', M: 2048, K: 512, N: 2048, transA: true, transB: false },
 ];
 
 /** The naive baseline: one dot product per output, strided reads, double accumulation. */

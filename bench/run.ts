@@ -215,7 +215,7 @@ async function main(): Promise<void> {
       log(`  ${r.name.padEnd(56)} ${r.gflops.toFixed(2).padStart(7)}`);
     }
   }
-  matmulNotes.push('cpu matmul wasm: the generated WebAssembly SIMD128 kernel wgtorch runs for every cpu matmul (operands copied into its memory and back, included); numpy: `A @ B` on float32 arrays through OpenBLAS with OPENBLAS_NUM_THREADS set, OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE unset for that command. OpenBLAS uses AVX-512 FMA here; Wasm SIMD128 in Node 20 has 4-lane vectors and no fused multiply-add (relaxed SIMD is off), so ~8x per core is the expected gap.');
+  matmulNotes.push('cpu matmul wasm: the generated WebAssembly SIMD128 kernel wgtorch runs for every cpu matmul (operands copied into its memory and back, included); numpy: `A @ B` on float32 arrays through OpenBLAS with OPENBLAS_NUM_THREADS set, OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE unset for that command. OpenBLAS uses AVX-512 FMA here; Wasm SIMD128 has 4-lane vectors, and fused multiply-adds only through relaxed SIMD (' + (wasmGemmInfo().fma ? 'on here: f32x4.relaxed_madd' : 'off here: f32x4 multiply then add') + '), so ~4x per core (~8x without FMA) is the expected gap.');
   if (!gpuOk) matmulNotes.push(`WebGPU matmul: skipped, no WebGPU device (${gpuError}).`);
   else {
     try {

@@ -92,6 +92,23 @@ const CASES: Case[] = [
     loss: (w) => w.model(w.x).gather(1, torch.tensor([[0], [1], [9], [2], [3]], { dtype: 'int32', device: w.dev })).sum(),
     says: ['gather', 'index 9 is out of bounds for dimension 1 with size 4', 'Fix'],
   },
+  // indices computed inside the step: on webgpu they are checked on the device (never read
+  // back), and every dispatch after the check is gated on its flag until the next readback
+  {
+    name: 'crossEntropy target computed in the step (an argmax + 10)',
+    loss: (w) => F.crossEntropy(w.model(w.x), w.model(w.x).argmax(1).add(10)),
+    says: ['crossEntropy', /target (values \(from 1\d to 1\d\) are|1\d is) out of bounds for 4 classes/, 'Fix'],
+  },
+  {
+    name: 'gather with an index computed in the step',
+    loss: (w) => w.model(w.x).gather(1, w.y.add(3).reshape(5, 1)).sum(),
+    says: ['gather', /index (values \(from 4 to 6\) are|[4-6] is) out of bounds for dimension 1 with size 4/, 'Fix'],
+  },
+  {
+    name: 'index (an embedding lookup) with rows computed in the step',
+    loss: (w) => w.model(w.x).index(w.y.mul(2)).sum(),
+    says: [/index (values \(from 6 to 6\) are|6 is) out of bounds for dimension 0 with size 5/, 'Fix'],
+  },
   {
     name: 'a mistake after backward()',
     loss: good,

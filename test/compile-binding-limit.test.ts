@@ -85,7 +85,7 @@ describe.skipIf(!available)('a device with 8 storage buffers per shader stage', 
     expect(g.kernels.some((k) => k.kernel.bindings.length > 8), 'a kernel serves more than 8 values').toBe(true);
     // the parameter updates ride in their gradient matmuls: weights in the epilogue, biases once per row
     const matmuls = g.kernels.flatMap((k) => partsOf(k.kernel)).filter((k) => k.body.kind === 'matmul');
-    const updating = matmuls.filter((k) => k.body.kind === 'matmul' && k.body.epilogue.at(-1)?.op === 'sub' && k.body.rows?.epilogue.at(-1)?.op === 'sub');
+    const updating = matmuls.filter((k) => k.body.kind === 'matmul' && k.body.epilogue.at(-1)?.op === 'sub' && k.body.reductions.some((r) => r.epilogue.at(-1)?.op === 'sub'));
     expect(updating.length, 'weight and bias updates fused into their gradient matmuls').toBe(2);
     // equal to eager: the loss, and the state seen through the user's tensors (parameters, Adam's moments)
     expectLossesClose(compiled.losses, eager.losses, 1e-4);
@@ -102,7 +102,8 @@ describe.skipIf(!available)('a device with 8 storage buffers per shader stage', 
     expect(c.copies).toBeGreaterThan(0);
     // every fusion decision names its rule; the arena says what it holds and why
     expect(g.fusionLog.every((l) => /^(forward|backward): \[[a-z-]+\] /.test(l)), g.fusionLog.find((l) => !/\] /.test(l))).toBe(true);
-    expect(g.fusionLog.some((l) => /\[row-epilogue\] fused kernel \d+ .* into matmul kernel \d+/.test(l)), 'the bias update joins its weight-gradient matmul').toBe(true);
+    expect(g.fusionLog.some((l) => /\[reduction-epilogue\] fused kernel \d+ .* into matmul kernel \d+/.test(l)), 'the bias update joins its weight-gradient matmul').toBe(true);
+    expect(g.fusionLog.some((l) => /\[operand-reduction\] fused the sum %\d+ over the rows of op\(A\)/.test(l))).toBe(true);
     expect(g.fusionLog.some((l) => /\[arena\] bound (%\d+, )+%\d+ of k\d+_\w+ through one buffer: it would bind \d+ storage buffers, more than/.test(l))).toBe(true);
     expect(g.fusionLog.some((l) => /\[join\] fused %\d+ sub into kernel \d+ \(matmul epilogue\)/.test(l)), 'the weight update joins its gradient matmul').toBe(true);
   });
@@ -115,7 +116,7 @@ describe.skipIf(!available)('a device with 8 storage buffers per shader stage', 
     expect(gp!.stats.fusedKernels).toBeGreaterThan(ga!.stats.fusedKernels);
     expect(gp!.stats.dispatches).toBeGreaterThan(ga!.stats.dispatches);
     expect(gp!.kernels.every((k) => partsOf(k.kernel).every((p) => !p.arena))).toBe(true);
-    expect(gp!.fusionLog.some((l) => /\[row-epilogue\] did not fuse .*: it would bind more than the device's 8 storage buffers/.test(l))).toBe(true);
+    expect(gp!.fusionLog.some((l) => /\[reduction-epilogue\] did not fuse .*: it would bind more than the device's 8 storage buffers/.test(l))).toBe(true);
     expectLossesClose(arena.losses, plain.losses, 1e-6);
     const [pa, pp] = [await params(arena.model), await params(plain.model)];
     pa.forEach((p, i) => expect(relDiff(p, pp[i]!).rel, `parameter ${i}`).toBeLessThan(1e-6));

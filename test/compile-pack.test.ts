@@ -172,7 +172,8 @@ describe.skipIf(!webgpuAvailable)('packing independent kernels into one dispatch
     torch.manualSeed(11);
     const big = 70_000 * 64 + 5; // more workgroups than one grid dimension holds
     const t = torch.trace(
-      (a: torch.Tensor, b: torch.Tensor, w: torch.Tensor) => [a.sum(1), b.mul(2).add(1), a.matmul(w)],
+      // a.sum(0), not a.sum(1): a sum along K of the matmul's A operand would ride in the matmul ([operand-reduction])
+      (a: torch.Tensor, b: torch.Tensor, w: torch.Tensor) => [a.sum(0), b.mul(2).add(1), a.matmul(w)],
       torch.randn(37, 45),
       torch.randn(big),
       torch.randn(45, 19),

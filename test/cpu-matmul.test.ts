@@ -1,5 +1,6 @@
 import { beforeAll, describe, it, expect } from 'vitest';
-import { matmulF32 as matmulDefault, matmulF32Js, wasmGemmInfo } from '../src/runtime/cpu/matmul.ts';
+import { matmulF32 as matmulDefault, matmulF32Batched, matmulF32Js, wasmGemmInfo } from '../src/runtime/cpu/matmul.ts';
+import { createWasmGemm, type WasmGemm } from '../src/runtime/cpu/wasm-gemm.ts';
 
 type MatmulFn = typeof matmulDefault;
 let matmulF32: MatmulFn = matmulDefault;
@@ -68,13 +69,26 @@ const SHAPES: [number, number, number][] = [
   [2, 64, 13], [65, 129, 31], [64, 100, 10], [13, 300, 4], [1, 50, 37], [37, 50, 1],
 ];
 
-// the Wasm SIMD kernel (what every cpu matmul runs) and the JavaScript fallback
-const IMPLS: [string, MatmulFn][] = [['wasm simd', matmulDefault], ['javascript', matmulF32Js]];
+/** a kernel instance as a matmulF32 (K = 0 and empty outputs are matmulF32's, before the kernel) */
+function viaEngine(e: WasmGemm): MatmulFn {
+  return (a, aOff, tA, b, bOff, tB, out, outOff, M, K, N) => {
+    if (M <= 0 || N <= 0) return;
+    if (K <= 0) return void out.fill(0, outOff, outOff + M * N);
+    expect(e.matmul(a, aOff, tA, b, bOff, tB, out, outOff, M, K, N)).toBe(true);
+  };
+}
+const plainSimd = createWasmGemm({ fma: false, threads: false })!;
+
+// the Wasm SIMD kernel (what every cpu matmul runs: relaxed-SIMD FMA where the engine has it, on
+// several threads), the same kernel with plain f32x4 multiply and add on one thread, and the
+// JavaScript fallback
+const IMPLS: [string, MatmulFn][] = [['wasm simd', matmulDefault], ['wasm simd, no fma, one thread', viaEngine(plainSimd)], ['javascript', matmulF32Js]];
 
 describe.each(IMPLS)('matmulF32 (%s)', (name, impl) => {
   beforeAll(() => {
     matmulF32 = impl;
     if (name === 'wasm simd') expect(wasmGemmInfo().available, 'WebAssembly SIMD is on in Node 20').toBe(true);
+    if (name === 'wasm simd' && process.env.WGTORCH_WASM_FMA !== '0') expect(wasmGemmInfo().fma, 'relaxed SIMD turned on (src/platform/wasm-features.ts)').toBe(true);
   });
 
   for (const [tA, tB] of TRANS) {
@@ -91,6 +105,21 @@ describe.each(IMPLS)('matmulF32 (%s)', (name, impl) => {
       }
     });
   }
+
+  it('matches the reference on odd sizes in every dimension and layout (ragged tiles, panels and blocks)', () => {
+    let seed = 500;
+    for (const [tA, tB] of TRANS) {
+      for (const n of [1, 3, 17, 63, 65, 127, 257]) {
+        check(n, 63, 17, tA, tB, seed++);
+        check(17, n, 65, tA, tB, seed++);
+        check(65, 17, n, tA, tB, seed++);
+        check(n, 1, n, tA, tB, seed++); // K = 1
+        if (n <= 65) check(n, n, n, tA, tB, seed++);
+      }
+      check(257, 257, 127, tA, tB, seed++);
+      check(9, 1030, 33, tA, tB, seed++); // three K blocks, the last a runt
+    }
+  });
 
   it('handles shapes that span several cache blocks', () => {
     // Unsplit K (<= 1024) with several row blocks of packed A, and several column blocks of packed B.
@@ -145,6 +174,26 @@ describe('matmulF32 on several threads', () => {
     check(129, 700, 131, true, false, 33);
   });
 
+  it('gives the same bits as one thread, whatever the split (rows, columns, packed A, parallel packing)', async () => {
+    const cores = (await import('node:os')).availableParallelism();
+    const deadline = Date.now() + 10_000;
+    while (cores > 1 && wasmGemmInfo().threads < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    const single = createWasmGemm({ fma: wasmGemmInfo().fma, threads: false })!;
+    expect(single.fma).toBe(wasmGemmInfo().fma);
+    const rnd = prng(77);
+    const shapes: [number, number, number][] = [[300, 200, 40], [40, 200, 300], [257, 300, 263], [129, 700, 131], [64, 1000, 100], [1000, 64, 100], [33, 1100, 517], [600, 500, 64]];
+    for (const [M, K, N] of shapes) {
+      for (const [tA, tB] of TRANS) {
+        const a = randArray(M * K, rnd), b = randArray(K * N, rnd);
+        const split = new Float32Array(M * N), one = new Float32Array(M * N);
+        matmulDefault(a, 0, tA, b, 0, tB, split, 0, M, K, N);
+        expect(single.matmul(a, 0, tA, b, 0, tB, one, 0, M, K, N)).toBe(true);
+        const tag = `M=${M} K=${K} N=${N} transA=${tA} transB=${tB}`;
+        for (let i = 0; i < M * N; i++) if (split[i] !== one[i]) expect.fail(`${tag}: out[${i}] = ${split[i]} on several threads, ${one[i]} on one`);
+      }
+    }
+  });
+
   it('stays right over many back-to-back split products (each chunk claimed by whichever thread runs)', () => {
     matmulF32 = matmulDefault;
     const rnd = prng(41);
@@ -152,5 +201,31 @@ describe('matmulF32 on several threads', () => {
       const M = 40 + Math.floor(rnd() * 90), K = 100 + Math.floor(rnd() * 200), N = 40 + Math.floor(rnd() * 90);
       check(M, K, N, rnd() < 0.5, rnd() < 0.5, 200 + t);
     }
+  });
+});
+
+describe('matmulF32Batched', () => {
+  it('equals one matmulF32 per product (shared operands, gaps between batches, every layout, sizes on both sides of the split)', () => {
+    const rnd = prng(91);
+    const cases: [number, number, number, number][] = [[17, 9, 13, 5], [64, 16, 64, 12], [3, 1, 7, 4], [1, 33, 1, 3], [40, 70, 30, 70], [300, 40, 200, 3]];
+    for (const [M, K, N, count] of cases) {
+      for (const [tA, tB] of TRANS) {
+        for (const [sA, sB] of [[M * K, K * N], [0, K * N], [M * K + 3, 0], [M * K, K * N + 5]]) {
+          const sC = M * N + (sA === 0 ? 2 : 0);
+          const a = randArray(2 + Math.max(1, count * Math.max(sA, 1)) + M * K, rnd), b = randArray(1 + Math.max(1, count * Math.max(sB, 1)) + K * N, rnd);
+          const got = new Float32Array(4 + count * sC).fill(777), want = got.slice();
+          matmulF32Batched(a, 2, sA, tA, b, 1, sB, tB, got, 4, sC, M, K, N, count);
+          for (let i = 0; i < count; i++) matmulDefault(a, 2 + i * sA, tA, b, 1 + i * sB, tB, want, 4 + i * sC, M, K, N);
+          const tag = `M=${M} K=${K} N=${N} count=${count} strides ${sA},${sB},${sC} transA=${tA} transB=${tB}`;
+          for (let i = 0; i < got.length; i++) if (!Object.is(got[i], want[i])) expect.fail(`${tag}: out[${i}] = ${got[i]}, one by one ${want[i]}`);
+        }
+      }
+    }
+  });
+
+  it('fills products with K = 0 with zeros and leaves the gaps', () => {
+    const out = new Float32Array(2 * 7).fill(5);
+    matmulF32Batched(new Float32Array(0), 0, 0, false, new Float32Array(0), 0, 0, false, out, 1, 7, 2, 0, 3, 2);
+    expect(Array.from(out)).toEqual([5, 0, 0, 0, 0, 0, 0, 5, 0, 0, 0, 0, 0, 0]);
   });
 });

@@ -5,6 +5,7 @@ import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
+import { webgpuAvailable } from './helpers/devices.ts';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const run = promisify(execFile);
@@ -54,5 +55,16 @@ describe('npm start without a GPU', () => {
     expect(out).toContain('eager and compiled losses agree');
     expect(out).toMatch(/device: cpu\s*$/);
     expect(out).not.toMatch(/Cannot read|Error|Warning/);
+  });
+});
+
+describe.skipIf(!webgpuAvailable)('npm start on webgpu', () => {
+  it("prints none of Dawn's native notices, and says which compiled steps ran eagerly while the kernels compiled", async () => {
+    const out = await demo(['--steps', '4'], {});
+    expect(out).toContain("wgtorch demo (compiled): TwoLayerNet(1000 -> 100 -> 10), Adam lr 1e-4, MSE (sum), batch 64, 4 steps on 'webgpu'");
+    expect(out).toMatch(/steps 0-\d+ ran eagerly while the kernels compiled in the background; compiled from step \d+|all 4 steps ran eagerly: the kernels were still compiling/);
+    expect(out).toContain('eager and compiled losses agree');
+    expect(out).toMatch(/device: webgpu/);
+    expect(out).not.toMatch(/artificially reduced|Warning|Error/);
   });
 });

@@ -114,6 +114,15 @@ const PRIMITIVES: Record<string, Case[]> = {
     c('amax dim -1 keepdim', (p) => [p([2, 3, 4], 'distinct')], (a) => a.amax(-1, true)),
     c('torch.max(a, b) elementwise (through where)', (p) => [p([3, 4], 'distinct'), p([3, 4], 'distinct')], (a, b) => torch.max(a, b).mul(a.amax())),
   ],
+  min: [
+    c('amin over all (no ties)', (p) => [p([3, 4], 'distinct')], (a) => a.amin()),
+    c('amin dims [0,2] keepdim of rank 3', (p) => [p([2, 3, 4], 'distinct')], (a) => a.amin([0, 2], true)),
+  ],
+  prod: [
+    c('prod over all', (p) => [p([2, 3])], (a) => a.prod()),
+    c('prod dim 1 keepdim', (p) => [p([3, 4])], (a) => a.prod(1, true)),
+    c('prod dims [0,2] of rank 3', (p) => [p([2, 3, 2])], (a) => a.prod([0, 2])),
+  ],
   mm: [
     c('mm [3,4] x [4,2]', (p) => [p([3, 4]), p([4, 2])], (a, b) => a.mm(b)),
     c('mm [1,5] x [5,1]', (p) => [p([1, 5]), p([5, 1])], (a, b) => a.mm(b)),
@@ -168,8 +177,8 @@ const PRIMITIVES: Record<string, Case[]> = {
   ],
 };
 
-/** Registry ops without a gradient rule: comparisons, argmax, sign and sources. */
-const NOT_DIFFERENTIABLE = ['sign', 'lt', 'le', 'gt', 'ge', 'eq', 'ne', 'argmax', 'full', 'arange', 'check_index'];
+/** Registry ops without a gradient rule: comparisons, argmax, argmin, sign and sources. */
+const NOT_DIFFERENTIABLE = ['sign', 'lt', 'le', 'gt', 'ge', 'eq', 'ne', 'argmax', 'argmin', 'full', 'arange', 'check_index'];
 
 /** Composites built from registry ops. */
 const COMPOSITES: Case[] = [

@@ -3,7 +3,7 @@
  * the default, through the runtime: all four layouts, shapes that fit no tile (odd M, N
  * and K, K not a multiple of the tile's K step), batches with their own strides, and every
  * hook (prologues that read row/k/col and params words, an epilogue reading an extra
- * binding, row sums of op(A), epilogueCall/rowSumCall). Outputs start as NaN, so an
+ * binding, row sums of op(A), epilogueCall and the operand reductions' calls). Outputs start as NaN, so an
  * element that is never written fails.
  */
 import { describe, expect, it } from 'vitest';
@@ -40,7 +40,7 @@ const proA = (x: number, row: number, k: number) => x * 0.5 + (row % 3) - S0 + (
 const proB = (x: number, k: number, col: number) => x - 0.25 * (col % 2) + (k % 3) * 0.0625;
 const epi = (acc: number, row: number, col: number, bias: Float32Array) => (acc + bias[col]!) * 2 + row;
 
-const HOOKS: Pick<MatmulOptions, 'prologueA' | 'prologueB' | 'epilogue' | 'extraBindings' | 'rowSumA' | 'extraParamWords'> = {
+const HOOKS: Pick<MatmulOptions, 'prologueA' | 'prologueB' | 'epilogue' | 'extraBindings' | 'reduceA' | 'extraParamWords'> = {
   prologueA: (x, row, k) => `(${x} * 0.5 + f32((${row}) % 3u) - bitcast<f32>(p.x[0][0]) + f32((${k}) % 2u) * 0.125)`,
   prologueB: (x, k, col) => `(${x} - 0.25 * f32((${col}) % 2u) + f32((${k}) % 3u) * 0.0625)`,
   epilogue: (acc, row, col) => `((${acc} + bias[${col}]) * 2.0 + f32(${row}))`,
@@ -48,7 +48,7 @@ const HOOKS: Pick<MatmulOptions, 'prologueA' | 'prologueB' | 'epilogue' | 'extra
     { name: 'bias', type: 'array<f32>', access: 'read' },
     { name: 'rsum', type: 'array<f32>', access: 'read_write' },
   ],
-  rowSumA: 'rsum',
+  reduceA: { identity: '0.0', combine: (acc, v) => `${acc} + ${v}`, store: 'rsum' },
   extraParamWords: 1,
 };
 
@@ -184,7 +184,7 @@ describe.skipIf(!webgpuAvailable)('matmul variants on the device', () => {
       });
 
   for (const variant of [...TILED, DEFAULT_MATMUL_VARIANT])
-    it(`${variant}: epilogueCall and rowSumCall run once per element and per row`, async () => {
+    it(`${variant}: epilogueCall and the operand reductions' calls run once per element, per row (a sum of op(A)) and per column (a max of op(B))`, async () => {
       const ctx = await getGPU();
       const [M, N, K] = [37, 45, 19];
       for (const [tA, tB] of [LAYOUTS[0], LAYOUTS[3]]) {
@@ -196,22 +196,28 @@ describe.skipIf(!webgpuAvailable)('matmul variants on the device', () => {
           extraBindings: [
             { name: 'out2', type: 'array<f32>', access: 'read_write' },
             { name: 'rows2', type: 'array<f32>', access: 'read_write' },
+            { name: 'cols2', type: 'array<f32>', access: 'read_write' },
           ],
           // accumulate, so that a second call for the same element or row shows
           epilogueCall: (acc, row, col) => `out2[${row} * p.N + ${col}] = out2[${row} * p.N + ${col}] + ${acc} * 3.0;`,
-          rowSumCall: (sum, row) => `rows2[${row}] = rows2[${row}] + ${sum} + 1.0;`,
+          reduceA: { identity: '0.0', combine: (acc, v) => `${acc} + ${v}`, call: (sum, row) => `rows2[${row}] = rows2[${row}] + ${sum} + 1.0;` },
+          // a max starts below every element: the tiled kernel's zero padding past K must not join it
+          reduceB: { identity: '-1e30', combine: (acc, v) => `max(${acc}, ${v})`, call: (m, col) => `cols2[${col}] = cols2[${col}] + ${m} - 2.0;` },
         });
         const a = random(M * K, 11);
         const bm = random(K * N, 12);
-        const bufs = [ctx.upload(a), ctx.upload(bm), ctx.pool.acquire(M * N * 4), ctx.upload(new Float32Array(M * N)), ctx.upload(new Float32Array(M))];
+        const bufs = [ctx.upload(a), ctx.upload(bm), ctx.pool.acquire(M * N * 4), ctx.upload(new Float32Array(M * N)), ctx.upload(new Float32Array(M)), ctx.upload(new Float32Array(N))];
         try {
           ctx.dispatch(ctx.pipeline(kernel.code, `test_matmul_calls_${layoutName(tA, tB)}_${V.name}`, kernel.layout), bufs, matmulParams(M, N, K), matmulDispatch(M, N, V));
           const out = new Float32Array(await ctx.read(bufs[3]!, M * N * 4));
           const rows = new Float32Array(await ctx.read(bufs[4]!, M * 4));
+          const cols = new Float32Array(await ctx.read(bufs[5]!, N * 4));
           const pr: Problem = { transA: tA, transB: tB, M, N, K, batch: 1, strideA: 0, strideB: 0, hooks: false };
           const ref = reference(pr, a, bm, new Float32Array(N));
           for (let i = 0; i < M * N; i++) expect(Math.abs(out[i]! - 3 * ref.c[i]!) / (3 * ref.mag[i]! + 1e-6)).toBeLessThan(TOL);
           for (let i = 0; i < M; i++) expect(Math.abs(rows[i]! - ref.rows[i]! - 1) / (Math.abs(ref.rows[i]!) + K)).toBeLessThan(TOL);
+          // a max is exact: every column is called once, with the max of its K elements
+          for (let j = 0; j < N; j++) expect(cols[j], `column ${j}`).toBe(Math.fround(Math.max(...Array.from({ length: K }, (_, k) => atB(pr, bm, 0, k, j))) - 2));
         } finally {
           for (const x of bufs) ctx.pool.release(x);
         }
@@ -245,4 +251,36 @@ describe.skipIf(!webgpuAvailable)('matmul variants on the device', () => {
       }
     }
   });
+});
+
+describe.skipIf(!webgpuAvailable)('matmul variants on the device: operands loaded through loadA / loadB (an index map, as a conv reads its im2col)', () => {
+  for (const variant of [...TILED, DEFAULT_MATMUL_VARIANT, 'r4x8-8x8'] as MatmulVariantName[])
+    it(`${variant}: A and B loaded by the hooks (here: read transposed from their buffers), odd and vec4-aligned shapes`, async () => {
+      const ctx = await getGPU();
+      for (const [M, N, K] of SHAPES) {
+        const V = matmulVariantFor(M, N, K, false, variant);
+        const kernel = matmulWGSL({
+          transA: false,
+          transB: false,
+          variant: V,
+          loadA: (row, k) => `A[offA + (${k}) * p.M + (${row})]`,
+          loadB: (k, col) => `B[offB + (${col}) * p.K + (${k})]`,
+        });
+        expect(kernel.code).toContain('var<storage, read> A: array<f32>;');
+        const a = random(M * K, 21);
+        const bm = random(K * N, 22);
+        const bufs = [ctx.upload(a), ctx.upload(bm), ctx.upload(new Float32Array(M * N).fill(NaN))];
+        try {
+          ctx.dispatch(ctx.pipeline(kernel.code, `test_matmul_load_${V.name}`, kernel.layout), bufs, matmulParams(M, N, K), matmulDispatch(M, N, V));
+          const out = new Float32Array(await ctx.read(bufs[2]!, M * N * 4));
+          // the same product as A^T @ B^T of the stored buffers
+          const ref = reference({ transA: true, transB: true, M, N, K, batch: 1, strideA: 0, strideB: 0, hooks: false }, a, bm, new Float32Array(N));
+          let worst = 0;
+          for (let i = 0; i < M * N; i++) worst = Math.max(worst, Number.isNaN(out[i]) ? Infinity : Math.abs(out[i]! - ref.c[i]!) / (ref.mag[i]! + 1e-6));
+          expect(worst, `${M}x${N}x${K}`).toBeLessThan(TOL);
+        } finally {
+          for (const x of bufs) ctx.pool.release(x);
+        }
+      }
+    });
 });

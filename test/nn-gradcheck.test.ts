@@ -20,6 +20,9 @@ const CASES: [string, (p: Leaf) => T[], (...xs: T[]) => T][] = [
   ['conv2d 3x3', (p) => [p([2, 2, 5, 5]), p([3, 2, 3, 3]), p([3])], (x, w, b) => F.conv2d(x, w, b)],
   ['conv2d stride 2 padding 1, no bias', (p) => [p([1, 2, 5, 4]), p([2, 2, 3, 3])], (x, w) => F.conv2d(x, w, null, { stride: 2, padding: 1 })],
   ['conv2d 2x1 kernel, unbatched', (p) => [p([2, 4, 3]), p([2, 2, 2, 1])], (x, w) => F.conv2d(x, w)],
+  // the transposed map of the input gradient: a last row no window reaches, uneven stride and padding, dilation
+  ['conv2d stride [2, 1] padding [1, 0] on an even input', (p) => [p([1, 2, 6, 5]), p([2, 2, 3, 2]), p([2])], (x, w, b) => F.conv2d(x, w, b, { stride: [2, 1], padding: [1, 0] })],
+  ['conv2d dilation 2 stride 2 padding 1', (p) => [p([2, 1, 7, 6]), p([2, 1, 2, 3])], (x, w) => F.conv2d(x, w, null, { stride: 2, padding: 1, dilation: 2 })],
   ['maxPool2d 2', (p) => [p([1, 2, 4, 4], 'distinct')], (x) => F.maxPool2d(x, 2)],
   ['maxPool2d 3 stride 2 padding 1', (p) => [p([1, 1, 5, 5], 'distinct')], (x) => F.maxPool2d(x, 3, { stride: 2, padding: 1 })],
   ['avgPool2d 2 stride 1', (p) => [p([2, 1, 3, 4])], (x) => F.avgPool2d(x, 2, { stride: 1 })],
@@ -57,6 +60,9 @@ describe('bad input names the op, the shapes and the fix', () => {
     expect(() => F.conv2d(torch.zeros(4, 5, 5), w)).toThrow(/expected input\[4, 5, 5\] to have 2 channels, but got 4 channels instead\. Fix: the input's dim 0/);
     expect(() => F.conv2d(torch.zeros(5, 5), w)).toThrow(/conv2d: expected 3D \(unbatched\) or 4D \(batched\) input/);
     expect(() => F.conv2d(torch.zeros(1, 2, 5, 5), w, null, { stride: 0 })).toThrow(/stride must be a positive integer/);
+    expect(() => F.conv2d(torch.zeros(1, 2, 5, 5), w, null, { dilation: 0 })).toThrow(/conv2d: dilation must be a positive integer/);
+    // dilation widens the kernel: 3 taps 3 apart span 7 rows
+    expect(() => F.conv2d(torch.zeros(1, 2, 5, 5), w, null, { dilation: 3 })).toThrow(/padded input size per channel: \(5 x 5\)\. Kernel size: \(7 x 7\).*Fix/);
     expect(() => F.conv2d(torch.zeros(1, 2, 5, 5), w, null, { pad: 1 } as never)).toThrow(/unknown option 'pad'/);
   });
 

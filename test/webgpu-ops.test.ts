@@ -332,10 +332,33 @@ function buildTable(): Record<string, Case[]> {
     c(`all (flat index) of ${fmt(r3)}`, [f(r3, 'distinct')], ([a]) => a.argmax()),
     c(`int32 ties pick the first index, dim 1 of ${fmt([6, 130])}`, [i32([6, 130])], ([a]) => [a.argmax(1), a.argmax(0, true)]),
     c(`bool ties, dim 0 of ${fmt([70, 3])}`, [b8([70, 3])], ([m]) => m.argmax(0)),
-    c('argmin (via neg) keepdim', [f(sd, 'distinct')], ([a]) => a.argmin(-1, true), { runs: ['argmax', 'neg'] }),
     c('0-d', [f([])], ([a]) => a.argmax()),
     c('[2, 3000] dim 1', [f([2, 3000], 'distinct')], ([a]) => a.argmax(1)),
     c('NaN is the max: the first NaN', [f([5, 40], 'nonfinite', false), f([4, 300], 'nonfinite', false)], ([a, b]) => [a.argmax(1), b.argmax(1), b.argmax()]),
+  );
+  // min, prod and argmin: rows of the reduction table (src/ir/reductions.ts) the same renderer reads
+  push(
+    'min',
+    c(`amin all of ${fmt(sd)}`, [f(sd, 'distinct')], ([a]) => a.amin(), { tol: RED }),
+    c(`amin dims [0,2] keepdim of ${fmt(r3)}`, [f(r3, 'distinct')], ([a]) => a.amin([0, 2], true), { tol: RED }),
+    c('[2, 3000] dim 1 (R not a multiple of 64)', [f([2, 3000], 'distinct')], ([a]) => a.amin(1), { tol: RED }),
+    c(`int32 with ties, dim 1 of ${fmt([5, 67])}`, [i32([5, 67])], ([a]) => a.amin(1)),
+    c('NaN propagates, several per lane (R = 300)', [f([3, 300], 'nonfinite', false)], ([a]) => [a.amin(1), a.amin(0)]),
+  );
+  push(
+    'prod',
+    c(`prod dim ${md} of ${fmt(sd)} near 1`, [f(sd, 'signed')], ([a]) => a.mul(0.1).add(1).prod(md), { tol: RED, runs: ['prod', 'mul', 'add'] }),
+    c('prod of a [3, 5]', [f([3, 5], 'signed')], ([a]) => [a.prod(1), a.prod()], { tol: RED }),
+    c(`prod dims [0,2] of ${fmt(r3)} near 1`, [f(r3, 'signed')], ([a]) => a.mul(0.01).add(1).prod([0, 2]), { tol: RED, runs: ['prod', 'mul', 'add'] }),
+    c('[2, 3000] dim 1 near 1 (R not a multiple of 64)', [f([2, 3000], 'signed')], ([a]) => a.mul(0.001).add(1).prod(1), { tol: RED, runs: ['prod', 'mul', 'add'] }),
+    c('over an empty dim: [3, 0, 4].prod(1) is ones', [f([3, 0, 4])], ([a]) => a.prod(1)),
+    c(`int32 dim 0 of ${fmt([3, 5])}`, [i32([3, 5])], ([a]) => a.prod(0)),
+  );
+  push(
+    'argmin',
+    c('argmin keepdim', [f(sd, 'distinct')], ([a]) => a.argmin(-1, true)),
+    c(`int32 ties pick the first index, dim 1 of ${fmt([6, 130])}`, [i32([6, 130])], ([a]) => [a.argmin(1), a.argmin(0, true)]),
+    c('NaN is the min: the first NaN', [f([4, 300], 'nonfinite', false)], ([b]) => [b.argmin(1), b.argmin()]),
   );
 
   // --- matmul

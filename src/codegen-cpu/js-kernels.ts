@@ -12,8 +12,10 @@
  */
 import type { DType } from '../ir/dtype.ts';
 import { getOp } from '../ir/registry.ts';
+import { foldExpr, preferExpr, REDUCTIONS } from '../ir/reductions.ts';
 import { jsLang } from '../ir/scalar-lang.ts';
 import type { ElementwiseBody, ExprNode, Ref, ReduceBody } from '../passes/kernel-ir.ts';
+import { isIntReduce } from '../passes/int-kernels.ts';
 
 export type JsKernel = (ins: ArrayLike<number>[], outs: { [i: number]: number }[], sc: number[]) => void;
 
@@ -41,6 +43,7 @@ function refName(r: Ref, names: Names): string {
     case 'node': return `${names.prefix}${r.index}`;
     case 'acc': return 'acc';
     case 'element': throw new Error('internal compiler error: a cpu loop has no matmul operand element');
+    case 'stat': return `r${r.index}`;
   }
 }
 
@@ -166,11 +169,12 @@ export function reduceJs(spec: ReduceBody, kept: readonly number[], reduced: rea
   for (const k of usedPro) inner.push(`const x${k} = in${k}[K${k} + R${k}];`);
   inner.push(...renderNodes(spec.prologue, pro, ''));
   const v = refName(spec.value, pro);
-  if (spec.combine === 'sum') inner.push(`acc += ${v};`);
-  else {
-    // NaN propagates, as in PyTorch (and the eager kernel)
-    inner.push(`if (${v} > acc || (${v} !== ${v} && acc === acc)) { acc = ${v}; at = r; }`, 'r++;');
-  }
+  const red = REDUCTIONS[spec.combine];
+  // folds accumulate in doubles, as the eager kernel does; a select keeps NaN, as PyTorch does.
+  // Integers fold wrapping at every step, as PyTorch's int32 does (a double sum rounds past 2^53).
+  const int = isIntReduce(spec);
+  if (red.kind === 'fold') inner.push(int ? `acc = ${red.op === 'add' ? `(acc + ${v}) | 0` : `Math.imul(acc, ${v})`};` : `acc = ${foldExpr(red, 'acc', v)};`);
+  else inner.push(`if (${preferExpr(red, jsLang, v, 'acc')} !== 0) { acc = ${v}; at = r; }`, 'r++;');
   // reduced loops: offsets per input relative to the kept base
   const redBody = (() => {
     if (!reduced.length) return inner.map((l) => l.replace(/R(\d+)/g, '0'));
@@ -180,11 +184,9 @@ export function reduceJs(spec: ReduceBody, kept: readonly number[], reduced: rea
   })();
   const epi: Names = { input: (k) => `x${k}`, scalar: (k) => `s${k}`, prefix: 'e' };
   const keptBody = [
-    spec.combine === 'sum' ? 'let acc = 0;' : 'let acc = -Infinity; let at = 0; let r = 0;',
+    red.kind === 'fold' ? `let acc = ${jsLang.lit(red.identity)};` : `let acc = ${jsLang.lit(red.identity)}; let at = 0; let r = 0;`,
     ...redBody,
-    ...(spec.combine === 'max' ? [`if (${R} === 0) acc = NaN;`] : []),
-    ...(spec.combine === 'argmax' ? ['acc = at;'] : []),
-    ...(spec.combine === 'sum' ? ['acc = Math.fround(acc);'] : []),
+    ...(red.kind === 'select' ? [red.index ? 'acc = at;' : `if (${R} === 0) acc = NaN;`] : int ? [] : ['acc = Math.fround(acc);']),
     ...renderNodes(spec.epilogue, epi, ''),
     ...spec.outputs.map((o, j) => `out${j}[o] = ${storeAs(o.dtype, refName(o.ref, epi))};`),
     'o++;',

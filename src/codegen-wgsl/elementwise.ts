@@ -5,7 +5,8 @@
  *
  * Params (u32 words): n, out shape[rank], strides[rank] per strided input, scalar bits.
  */
-import { INT_FORMULA_OPS, WGSL_PRELUDE, wgslIntLang, wgslLang } from '../ir/scalar-lang.ts';
+import { WGSL_PRELUDE, wgslIntLang, wgslLang } from '../ir/scalar-lang.ts';
+import { isIntKernel } from '../passes/int-kernels.ts';
 import type { Arena, ElementwiseBody, Ref } from '../passes/kernel-ir.ts';
 import { renderNodes } from './expr.ts';
 import { paramsDecl, paramWords, putScalarBits, storeAs, wgslType } from './kernel-spec.ts';
@@ -37,26 +38,6 @@ const BUILTINS: Builtin[] = [
   { kind: 'global_invocation_id', name: 'gid', type: 'vec3<u32>' },
   { kind: 'num_workgroups', name: 'nwg', type: 'vec3<u32>' },
 ];
-
-/**
- * Whether every value of the kernel is an integer: int32/bool inputs and outputs, integer
- * ops with integer attributes. Such a kernel computes in i32 (exact, wrapping like PyTorch's
- * int32) instead of f32, and takes its scalars as i32 words.
- */
-export function isIntKernel(spec: ElementwiseBody): boolean {
-  if (!spec.inputs.length && !spec.nodes.length) return false;
-  if (spec.inputs.some((x) => x.dtype === 'float32') || spec.outputs.some((o) => o.dtype === 'float32')) return false;
-  return spec.nodes.every(
-    (n) =>
-      // an int32 result of int32 inputs means its number operands were integers (type promotion);
-      // a bool result (a comparison) says nothing about them, so it may take no number
-      n.dtype !== undefined &&
-      n.dtype !== 'float32' &&
-      INT_FORMULA_OPS.has(n.op) &&
-      !(n.dtype === 'bool' && !spec.integerScalars && n.args.some((a) => a.kind === 'scalar')) &&
-      Object.entries(n.attrs).every(([k, v]) => k === 'shape' || typeof v !== 'number' || Number.isInteger(v)),
-  );
-}
 
 /** Storage bindings: inputs that are not aliases, then outputs; then the params uniform. */
 export function elementwiseWGSL(body: ElementwiseBody, nsIn?: Namespace, arena?: Arena): GeneratedKernel {

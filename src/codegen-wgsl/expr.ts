@@ -11,6 +11,8 @@ export interface ExprNames {
   element?: string;
   /** prefix of node values, so a prologue and an epilogue do not collide */
   prefix: string;
+  /** a row kernel's per-row values (default r0, r1, ...) */
+  stat?(index: number): string;
 }
 
 export function refName(r: Ref, names: ExprNames): string {
@@ -20,6 +22,7 @@ export function refName(r: Ref, names: ExprNames): string {
     case 'node': return `${names.prefix}${r.index}`;
     case 'acc': return names.acc ?? 'acc';
     case 'element': return names.element ?? 'x';
+    case 'stat': return names.stat?.(r.index) ?? `r${r.index}`;
   }
 }
 

@@ -80,6 +80,14 @@ export interface MatmulOptions {
   variant?: MatmulVariant | MatmulVariantName;
   /** WGSL f32 expression of the accumulated value; row and col are u32 expressions */
   epilogue?: (acc: string, row: string, col: string) => string;
+  /**
+   * loads op(A)(row, k) itself (a scalar f32 expression; u32 row and k, `offA` in scope)
+   * instead of indexing the A buffer, which is then bound as array<f32>: an operand read
+   * through an index map (a convolution's im2col). Not with transA.
+   */
+  loadA?: (row: string, k: string) => string;
+  /** the same for op(B)(k, col); not with transB */
+  loadB?: (k: string, col: string) => string;
   /** applied to every loaded A element (a scalar f32 expression) */
   prologueA?: (value: string, row: string, k: string) => string;
   /** applied to every loaded B element */
@@ -95,14 +103,30 @@ export interface MatmulOptions {
    * used instead of epilogueCall by the vec4 variants: its operands load and store as vec4
    */
   epilogueCall4?: (acc: string, row: string, col: string) => string;
-  /** name of an extra read_write binding that receives the row sums of op(A) (a bias gradient riding along) */
-  rowSumA?: string;
-  /** instead of (or besides) storing them: a statement run once per row with its sum (fused consumers of the sum) */
-  rowSumCall?: (sum: string, row: string) => string;
+  /** a reduction along K of the loaded elements of op(A), one value per row (a bias gradient riding along) */
+  reduceA?: LineReduction;
+  /** the same over op(B), one value per column */
+  reduceB?: LineReduction;
   /** u32 words appended to the params uniform as `p.x` (scalars of fused prologues and epilogues) */
   extraParamWords?: number;
   /** module-scope names and bindings when the kernel is a part of a pack (the hooks' names are the caller's to prefix) */
   ns?: Namespace;
+}
+
+/**
+ * A reduction along K of one operand's loaded elements (after its prologue): per row of
+ * op(A) or per column of op(B). The template knows nothing of which reduction: it starts
+ * from `identity` and folds every loaded element in with `combine`.
+ */
+export interface LineReduction {
+  /** WGSL f32 expression of the start value */
+  identity: string;
+  /** WGSL f32 expression combining the value so far with one element */
+  combine: (acc: string, v: string) => string;
+  /** the read_write binding each line's value is stored to, at the line's index */
+  store?: string;
+  /** instead: a statement run once per line with its value (fused consumers of it) */
+  call?: (value: string, line: string) => string;
 }
 
 export interface MatmulKernel {
@@ -162,8 +186,12 @@ interface Gen {
   /** element index of A(row, k) / B(k, col) */
   idxA: (r: string, k: string) => string;
   idxB: (k: string, c: string) => string;
-  /** the binding (or placeholder) the row sums go to, when wanted */
-  rowSum: string | undefined;
+  /** the operand reductions, when wanted */
+  redA: LineReduction | undefined;
+  redB: LineReduction | undefined;
+  /** scalar loads of op(A)(row, k) / op(B)(k, col): from the buffer, or through the caller's loadA / loadB */
+  ldA: (r: string, k: string) => string;
+  ldB: (k: string, c: string) => string;
   ns: Namespace;
   /** module-scope names: the params uniform, the operand buffers, the workgroup tiles */
   P: string;
@@ -200,8 +228,12 @@ export function matmulWGSL(opts: MatmulOptions): MatmulKernel {
     epi: opts.epilogue ?? ((acc: string) => acc),
     idxA: (r, k) => (transA ? `offA + (${k}) * ${P}.M + ${r}` : `offA + (${r}) * ${P}.K + ${k}`),
     idxB: (k, c) => (transB ? `offB + (${c}) * ${P}.K + ${k}` : `offB + (${k}) * ${P}.N + ${c}`),
-    rowSum: opts.rowSumA ?? (opts.rowSumCall ? 'rowsum' : undefined),
+    redA: opts.reduceA,
+    redB: opts.reduceB,
+    ldA: (r, k) => (opts.loadA ? opts.loadA(r, k) : `${ns.prefix}A[${g.idxA(r, k)}]`),
+    ldB: (k, c) => (opts.loadB ? opts.loadB(k, c) : `${ns.prefix}B[${g.idxB(k, c)}]`),
   };
+  if ((opts.loadA && transA) || (opts.loadB && transB)) throw new Error('matmul: an operand loaded through loadA/loadB is never transposed');
   if (V.vec4 && transA && V.rows % 4 !== 0) throw new Error(`matmul ${V.name}: transposed-A vec4 loads need rows % 4 == 0`);
   const paramsBinding = emitHeader(g);
   if (V.shared) emitTiledMain(g, V.shared.tileK);
@@ -239,8 +271,8 @@ function emitHeader({ opts, V, emit, ns, P, nA, nB, nC }: Gen): number {
   const xField = xWords > 0 ? `, x: array<vec4<u32>, ${Math.ceil(xWords / 4)}>` : '';
   const elemT = V.vec4 ? 'vec4<f32>' : 'f32';
   emit(`struct ${ns.prefix}Params { M: u32, N: u32, K: u32, strideA: u32, strideB: u32, strideC: u32, pad0: u32, pad1: u32${xField} }`);
-  emit(`@group(0) @binding(${ns.storage(0)}) var<storage, read> ${nA}: array<${elemT}>;`);
-  emit(`@group(0) @binding(${ns.storage(1)}) var<storage, read> ${nB}: array<${elemT}>;`);
+  emit(`@group(0) @binding(${ns.storage(0)}) var<storage, read> ${nA}: array<${opts.loadA ? 'f32' : elemT}>;`);
+  emit(`@group(0) @binding(${ns.storage(1)}) var<storage, read> ${nB}: array<${opts.loadB ? 'f32' : elemT}>;`);
   emit(`@group(0) @binding(${ns.storage(2)}) var<storage, read_write> ${nC}: array<${elemT}>;`);
   const extras = opts.extraBindings ?? [];
   extras.forEach((e, i) => emit(`@group(0) @binding(${ns.storage(3 + i)}) var<storage, ${e.access}> ${e.name}: ${e.type};`));
@@ -253,7 +285,7 @@ function emitHeader({ opts, V, emit, ns, P, nA, nB, nC }: Gen): number {
 
 /** Register-blocked, straight from storage (see the top of the file). */
 function emitRegisterMain(g: Gen): void {
-  const { opts, V, emit, proA, proB, epi, idxA, idxB, rowSum, P, nA, nB, nC } = g;
+  const { opts, V, emit, proA, proB, epi, idxA, idxB, ldA, ldB, redA, redB, P, nA, nB, nC } = g;
   const { transA, transB } = opts;
   const { rows: R, cols: C, vec4 } = V;
   const CG = C / 4; // column groups of 4
@@ -273,21 +305,25 @@ function emitRegisterMain(g: Gen): void {
   if (vec4) for (const j of range(CG)) emit(`  let c${j} = min(col0 + ${4 * j}u, ${P}.N - 4u);`);
   else for (const j of range(C)) emit(`  let c${j} = min(col0 + ${j}u, ${P}.N - 1u);`);
   for (const i of range(R)) for (const j of range(CG)) emit(`  var acc${i}_${j} = vec4<f32>(0.0);`);
-  if (rowSum) for (const i of range(R)) emit(`  var rs${i}: f32 = 0.0;`);
-  const sumRows = () => {
-    if (!rowSum) return;
-    for (const i of range(R)) emit(vec4 ? `    rs${i} = rs${i} + dot(a${i}, vec4<f32>(1.0));` : `    rs${i} = rs${i} + a${i};`);
+  declareLines(g);
+  // every loaded element of this step joins its row's (column's) reduction
+  const reduceLines = () => {
+    if (redA) for (const i of range(R)) for (const kk of range(vec4 ? 4 : 1)) emit(`    rs${i} = ${redA.combine(`rs${i}`, vec4 ? `a${i}.${comp(kk)}` : `a${i}`)};`);
+    if (redB) {
+      for (const kk of range(vec4 ? 4 : 1))
+        for (const j of range(CG)) for (const q of range(4)) emit(`    cs${4 * j + q} = ${redB.combine(`cs${4 * j + q}`, `${vec4 ? `b${kk}_${j}` : `b${j}`}.${comp(q)}`)};`);
+    }
   };
 
   if (!vec4) {
     emit(`  for (var k = 0u; k < ${P}.K; k = k + 1u) {`);
-    for (const i of range(R)) emit(`    let a${i} = ${proA(`${nA}[${idxA(`r${i}`, 'k')}]`, `r${i}`, 'k')};`);
+    for (const i of range(R)) emit(`    let a${i} = ${proA(ldA(`r${i}`, 'k'), `r${i}`, 'k')};`);
     for (const j of range(CG)) {
-      const parts = range(4).map((q) => proB(`${nB}[${idxB('k', `c${4 * j + q}`)}]`, 'k', `c${4 * j + q}`));
+      const parts = range(4).map((q) => proB(ldB('k', `c${4 * j + q}`), 'k', `c${4 * j + q}`));
       emit(`    let b${j} = vec4<f32>(${parts.join(', ')});`);
     }
     for (const i of range(R)) for (const j of range(CG)) emit(`    acc${i}_${j} = fma(vec4<f32>(a${i}), b${j}, acc${i}_${j});`);
-    sumRows();
+    reduceLines();
     emit('  }');
   } else {
     // k advances by 4; a<i>[kk] is A(row i, k+kk), b<kk>_<j> the vec4 B(k+kk, cols of group j).
@@ -297,7 +333,8 @@ function emitRegisterMain(g: Gen): void {
       opts.prologueB ? `vec4<f32>(${range(4).map((q) => proB(`(${e}).${comp(q)}`, k(q), c(q))).join(', ')})` : e;
     emit(`  for (var k = 0u; k < ${P}.K; k = k + 4u) {`);
     if (!transA) {
-      for (const i of range(R)) emit(`    let a${i} = ${pro4A(`${nA}[(${idxA(`r${i}`, 'k')}) / 4u]`, () => `r${i}`, (q) => `k + ${q}u`)};`);
+      const load4 = (r: string) => (opts.loadA ? `vec4<f32>(${range(4).map((q) => ldA(r, `k + ${q}u`)).join(', ')})` : `${nA}[(${idxA(r, 'k')}) / 4u]`);
+      for (const i of range(R)) emit(`    let a${i} = ${pro4A(load4(`r${i}`), () => `r${i}`, (q) => `k + ${q}u`)};`);
     } else {
       // Transposed A: one vec4 holds 4 consecutive rows at a fixed k; regroup to per-row vectors.
       for (const kk of range(4))
@@ -311,7 +348,7 @@ function emitRegisterMain(g: Gen): void {
     if (!transB) {
       for (const kk of range(4))
         for (const j of range(CG))
-          emit(`    let b${kk}_${j} = ${pro4B(`${nB}[(${idxB(`k + ${kk}u`, `c${j}`)}) / 4u]`, () => `k + ${kk}u`, (q) => `c${j} + ${q}u`)};`);
+          emit(`    let b${kk}_${j} = ${pro4B(opts.loadB ? `vec4<f32>(${range(4).map((q) => ldB(`k + ${kk}u`, `c${j} + ${q}u`)).join(', ')})` : `${nB}[(${idxB(`k + ${kk}u`, `c${j}`)}) / 4u]`, () => `k + ${kk}u`, (q) => `c${j} + ${q}u`)};`);
     } else {
       // Transposed B: one vec4 holds 4 consecutive k of a column; regroup to per-k vectors.
       for (const j of range(CG))
@@ -326,11 +363,11 @@ function emitRegisterMain(g: Gen): void {
         for (const kk of range(4)) e = `fma(vec4<f32>(a${i}.${comp(kk)}), b${kk}_${j}, ${e})`;
         emit(`    acc${i}_${j} = ${e};`);
       }
-    sumRows();
+    reduceLines();
     emit('  }');
   }
 
-  if (rowSum && opts.rowSumCall) emitRolledRowSums(g);
+  emitRolledLines(g);
   const wideCall = vec4 ? opts.epilogueCall4 : undefined;
   if (wideCall || opts.epilogueCall) {
     if (wideCall) emitRolledEpilogue(g, 4, wideCall);
@@ -342,7 +379,6 @@ function emitRegisterMain(g: Gen): void {
   for (const i of range(R)) {
     emit(`  if (row0 + ${i}u < ${P}.M) {`);
     emit(`    let row = row0 + ${i}u;`);
-    if (rowSum && !opts.rowSumCall) emit(`    if (gid.x == 0u) { ${rowSum}[row] = rs${i}; }`);
     for (const j of range(CG)) {
       const col = `col0 + ${4 * j}u`;
       const val = (q: number) => epi(`acc${i}_${j}.${comp(q)}`, 'row', `${col} + ${q}u`);
@@ -382,16 +418,39 @@ function emitRolledEpilogue({ V, emit, P }: Gen, width: 1 | 4, call: (acc: strin
   emit('  }');
 }
 
-/** The row sums' consumers (a bias update riding along), in a loop for the same reason. */
-function emitRolledRowSums({ opts, V, emit, P }: Gen): void {
-  const R = V.rows;
-  emit('  if (gid.x == 0u) {');
-  emit(`    var rsv = array<f32, ${R}>(${range(R).map((i) => `rs${i}`).join(', ')});`);
-  emit(`    for (var i = 0u; i < ${R}u; i = i + 1u) {`);
-  emit('      let row = row0 + i;');
-  emit(`      if (row < ${P}.M) { ${opts.rowSumCall!('rsv[i]', 'row')} }`);
-  emit('    }');
-  emit('  }');
+/** Declares the operand reductions' accumulators: rs<i> per row, cs<j> per column of the block. */
+function declareLines({ V, emit, redA, redB }: Gen): void {
+  if (redA) for (const i of range(V.rows)) emit(`  var rs${i}: f32 = ${redA.identity};`);
+  if (redB) for (const j of range(V.cols)) emit(`  var cs${j}: f32 = ${redB.identity};`);
+}
+
+/** What a line reduction does with a line's value: store it, or run its consumers. */
+const lineStatement = (r: LineReduction, value: string, line: string) => (r.call ? r.call(value, line) : `${r.store!}[${line}] = ${value};`);
+
+/**
+ * The operand reductions' values, once per row (by the first column of invocations) and per
+ * column (by the first row), in a loop for the same reason as the epilogue (register kernel:
+ * rows row0 + i, columns col0 + j).
+ */
+function emitRolledLines({ V, emit, P, redA, redB }: Gen): void {
+  if (redA) {
+    emit('  if (gid.x == 0u) {');
+    emit(`    var rsv = array<f32, ${V.rows}>(${range(V.rows).map((i) => `rs${i}`).join(', ')});`);
+    emit(`    for (var i = 0u; i < ${V.rows}u; i = i + 1u) {`);
+    emit('      let row = row0 + i;');
+    emit(`      if (row < ${P}.M) { ${lineStatement(redA, 'rsv[i]', 'row')} }`);
+    emit('    }');
+    emit('  }');
+  }
+  if (redB) {
+    emit('  if (gid.y == 0u) {');
+    emit(`    var csv = array<f32, ${V.cols}>(${range(V.cols).map((j) => `cs${j}`).join(', ')});`);
+    emit(`    for (var j = 0u; j < ${V.cols}u; j = j + 1u) {`);
+    emit('      let col = col0 + j;');
+    emit(`      if (col < ${P}.N) { ${lineStatement(redB, 'csv[j]', 'col')} }`);
+    emit('    }');
+    emit('  }');
+  }
 }
 
 /**
@@ -424,7 +483,7 @@ function emitTiledMain(g: Gen, TK: number): void {
   emit(`  let offB = gid.z * ${P}.strideB;`);
   emit(`  let offC = gid.z * ${P}.strideC;`);
   for (const i of range(R)) for (const j of range(C / 4)) emit(`  var acc${i}_${j} = vec4<f32>(0.0);`);
-  if (g.rowSum) for (const i of range(R)) emit(`  var rs${i}: f32 = 0.0;`);
+  declareLines(g);
   emit(`  for (var k0 = 0u; k0 < ${P}.K; k0 = k0 + ${TK}u) {`);
   emitTileLoads(g, 'A', TM, TK, strideA);
   emitTileLoads(g, 'B', TN, TK, strideB);
@@ -436,7 +495,13 @@ function emitTiledMain(g: Gen, TK: number): void {
     emit(`      let b${j} = vec4<f32>(${parts.join(', ')});`);
   }
   for (const i of range(R)) for (const j of range(C / 4)) emit(`      acc${i}_${j} = fma(vec4<f32>(a${i}), b${j}, acc${i}_${j});`);
-  if (g.rowSum) for (const i of range(R)) emit(`      rs${i} = rs${i} + a${i};`);
+  // the tile is zero past K: only elements inside it join the reductions (a max of them all is not a max with 0)
+  if (g.redA || g.redB) {
+    emit(`      if (k0 + kk < ${P}.K) {`);
+    if (g.redA) for (const i of range(R)) emit(`        rs${i} = ${g.redA.combine(`rs${i}`, `a${i}`)};`);
+    if (g.redB) for (const j of range(C / 4)) for (const q of range(4)) emit(`        cs${4 * j + q} = ${g.redB.combine(`cs${4 * j + q}`, `b${j}.${comp(q)}`)};`);
+    emit('      }');
+  }
   emit('    }');
   emit('    workgroupBarrier();');
   emit('  }');
@@ -454,7 +519,7 @@ function emitTileLoads(g: Gen, which: 'A' | 'B', span: number, TK: number, strid
   const alongK = which === 'A' ? !opts.transA : opts.transB;
   const base = which === 'A' ? 'tileRow' : 'tileCol';
   const limit = which === 'A' ? `${P}.M` : `${P}.N`;
-  const load = which === 'A' ? g.proA(`${nA}[${g.idxA('gs', 'gk')}]`, 'gs', 'gk') : g.proB(`${nB}[${g.idxB('gk', 'gs')}]`, 'gk', 'gs');
+  const load = which === 'A' ? g.proA(g.ldA('gs', 'gk'), 'gs', 'gk') : g.proB(g.ldB('gk', 'gs'), 'gk', 'gs');
   emit(`    for (var t = li; t < ${span * TK}u; t = t + ${V.wg[0] * V.wg[1]}u) {`);
   emit(alongK ? `      let ts = t / ${TK}u;` : `      let ts = t % ${span}u;`);
   emit(alongK ? `      let tk = t % ${TK}u;` : `      let tk = t / ${span}u;`);
@@ -466,7 +531,7 @@ function emitTileLoads(g: Gen, which: 'A' | 'B', span: number, TK: number, strid
   emit('    }');
 }
 
-function emitTiledStores({ opts, V, emit, epi, rowSum, P, nC }: Gen): void {
+function emitTiledStores({ opts, V, emit, epi, redA, redB, P, nC }: Gen): void {
   const { rows: R, cols: C } = V;
   const [WX, WY] = V.wg;
   for (const j of range(C)) emit(`  let col${j} = tileCol + lid.x + ${j * WX}u;`);
@@ -474,7 +539,7 @@ function emitTiledStores({ opts, V, emit, epi, rowSum, P, nC }: Gen): void {
     emit(`  if (tileRow + lid.y + ${i * WY}u < ${P}.M) {`);
     emit(`    let row = tileRow + lid.y + ${i * WY}u;`);
     // the invocations of the first column strip own each row exactly once (per batch)
-    if (rowSum) emit(`    if (gid.x == 0u) { ${opts.rowSumCall ? opts.rowSumCall(`rs${i}`, 'row') : `${rowSum}[row] = rs${i};`} }`);
+    if (redA) emit(`    if (gid.x == 0u) { ${lineStatement(redA, `rs${i}`, 'row')} }`);
     for (const j of range(C)) {
       const acc = `acc${i}_${j >> 2}.${comp(j & 3)}`;
       const store = opts.epilogueCall ? opts.epilogueCall(acc, 'row', `col${j}`) : `${nC}[offC + row * ${P}.N + col${j}] = ${epi(acc, 'row', `col${j}`)};`;
@@ -482,4 +547,6 @@ function emitTiledStores({ opts, V, emit, epi, rowSum, P, nC }: Gen): void {
     }
     emit('  }');
   }
+  // and those of the first row strip each column
+  if (redB) for (const j of range(C)) emit(`  if (gid.y == 0u && col${j} < ${P}.N) { ${lineStatement(redB, `cs${j}`, `col${j}`)} }`);
 }

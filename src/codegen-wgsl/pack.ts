@@ -37,7 +37,7 @@ export function kernelGrid(k: WgslKernel): [number, number, number] {
   return Array.isArray(k.workgroups) ? [...k.workgroups] : [k.workgroups, 1, 1];
 }
 
-function builtinValue(kind: string, size: [number, number, number], grid: [number, number, number]): string {
+export function builtinValue(kind: string, size: [number, number, number], grid: [number, number, number]): string {
   const v = (a: number[]) => `vec3<u32>(${a.map((x) => `${x}u`).join(', ')})`;
   switch (kind) {
     case 'workgroup_id': return 'wid';

@@ -1,12 +1,15 @@
 /**
- * Reductions (sum, max, argmax) with fused elementwise producers (prologue) and
+ * Reductions (every one src/ir/reductions.ts declares, rendered from its combine and
+ * identity) with fused elementwise producers (prologue) and
  * consumers (epilogue). One workgroup per output element: its invocations stride
  * over the reduced elements, then combine in workgroup memory.
  *
  * Params (u32 words): nOut, R (reduced count), kept shape[keptRank], reduced shape[redRank],
  * per input strides[keptRank + redRank], scalar bits.
  */
-import { WGSL_PRELUDE } from '../ir/scalar-lang.ts';
+import { foldExpr, preferExpr, REDUCTIONS } from '../ir/reductions.ts';
+import { WGSL_PRELUDE, wgslF32, wgslIntLang, wgslLang } from '../ir/scalar-lang.ts';
+import { isIntReduce } from '../passes/int-kernels.ts';
 import type { Arena, ReduceBody } from '../passes/kernel-ir.ts';
 import { renderNodes } from './expr.ts';
 import type { GeneratedKernel } from './elementwise.ts';
@@ -53,15 +56,22 @@ export function reduceWGSL(spec: ReduceBody, nsIn?: Namespace, arena?: Arena): G
   lines.push(paramsDecl(ns.prefix, paramWords(L.words)));
   lines.push(`@group(0) @binding(${ns.uniform(0)}) var<uniform> ${n('p')}: ${n('Params')};`);
   lines.push(`fn ${n('P')}(i: u32) -> u32 { return ${n('p')}.v[i / 4u][i % 4u]; }`);
-  const isArg = spec.combine === 'argmax';
+  const red = REDUCTIONS[spec.combine];
+  const fold = red.kind === 'fold' ? red : null;
+  const isArg = red.kind === 'select' && red.index;
+  // integers combine in i32: exact, a sum or product wrapping as PyTorch's int32 does
+  const int = isIntReduce(spec);
+  const T = int ? 'i32' : 'f32';
+  const lang = int ? wgslIntLang : undefined;
   const shv = n('shv');
   const shi = n('shi');
-  lines.push(`var<workgroup> ${shv}: array<f32, ${WG}>;`);
+  lines.push(`var<workgroup> ${shv}: array<${T}, ${WG}>;`);
   if (isArg) lines.push(`var<workgroup> ${shi}: array<u32, ${WG}>;`);
-  const combine = spec.combine === 'sum' ? null : n('better');
-  // NaN wins (PyTorch propagates it). Tested through the bits: lavapipe compiles `v != v` to false.
-  if (combine) {
-    lines.push(`fn ${combine}(v: f32, best: f32) -> bool { return v > best || (wgt_isnan(v) && !wgt_isnan(best)); }`);
+  const better = n('better');
+  if (red.kind === 'select') {
+    lines.push(
+      int ? `fn ${better}(v: i32, best: i32) -> bool { return v ${red.prefer} best; }` : `fn ${better}(v: f32, best: f32) -> bool { return ${preferExpr(red, wgslLang, 'v', 'best')} != 0.0; }`,
+    );
   }
   lines.push('');
   lines.push(...entryPoint(ns, String(WG), BUILTINS));
@@ -76,39 +86,41 @@ export function reduceWGSL(spec: ReduceBody, nsIn?: Namespace, arena?: Arena): G
     const terms = Array.from({ length: keptRank }, (_, d) => `k${d} * ${P(`${L.stridesAt + k * L.per + d}u`)}`);
     lines.push(`  let base${k} = ${terms.length ? terms.join(' + ') : '0u'};`);
   });
-  for (let s = 0; s < spec.scalars; s++) lines.push(`  let s${s} = bitcast<f32>(${P(`${L.scalarAt + s}u`)});`);
-  const init = spec.combine === 'sum' ? '0.0' : 'f32bits(0xff800000u)';
-  lines.push(`  var acc: f32 = ${init};`);
+  for (let s = 0; s < spec.scalars; s++) lines.push(`  let s${s} = bitcast<${T}>(${P(`${L.scalarAt + s}u`)});`);
+  const identity = int ? intIdentity(red.identity) : wgslF32(red.identity);
+  lines.push(`  var acc: ${T} = ${identity};`);
   if (isArg) lines.push('  var at: u32 = 0u;');
-  if (spec.combine === 'sum') lines.push('  var part: f32 = 0.0;', '  var cnt: u32 = 0u;');
+  if (fold) lines.push(`  var part: ${T} = ${identity};`, '  var cnt: u32 = 0u;');
   lines.push(`  for (var r = lid; r < ${P('1u')}; r = r + ${WG}u) {`);
   lines.push('    var rr = r;');
   for (let d = redRank - 1; d >= 0; d--) lines.push(`    let q${d} = rr % ${P(`${L.redAt + d}u`)}; rr = rr / ${P(`${L.redAt + d}u`)};`);
   spec.inputs.forEach((_, k) => {
     const terms = Array.from({ length: redRank }, (_, d) => `q${d} * ${P(`${L.stridesAt + k * L.per + keptRank + d}u`)}`);
-    lines.push(`    let x${k} = f32(${slots.at(ns, k, n(`in${k}`), `base${k}${terms.length ? ' + ' + terms.join(' + ') : ''}`)});`);
+    lines.push(`    let x${k} = ${T}(${slots.at(ns, k, n(`in${k}`), `base${k}${terms.length ? ' + ' + terms.join(' + ') : ''}`)});`);
   });
   const names = { input: (k: number) => `x${k}`, scalar: (s: number) => `s${s}`, prefix: 'pv' };
-  lines.push(...renderNodes(spec.prologue, names, '    '));
+  lines.push(...renderNodes(spec.prologue, names, '    ', lang));
   const value = spec.value.kind === 'node' ? `pv${spec.value.index}` : spec.value.kind === 'input' ? `x${spec.value.index}` : `s${(spec.value as { index: number }).index}`;
-  // a sum adds blocks of 64 into acc: one running f32 sum of a million values drifts (4M x 0.1 gave 0.10006)
-  if (spec.combine === 'sum') lines.push(`    part = part + ${value};`, '    cnt = cnt + 1u;', '    if (cnt == 64u) { acc = acc + part; part = 0.0; cnt = 0u; }');
-  else {
+  // a fold combines blocks of 64 into acc: one running f32 sum of a million values drifts (4M x 0.1 gave 0.10006)
+  if (fold) {
+    lines.push(`    part = ${foldExpr(fold, 'part', value)};`, '    cnt = cnt + 1u;', `    if (cnt == 64u) { acc = ${foldExpr(fold, 'acc', 'part')}; part = ${identity}; cnt = 0u; }`);
+  } else {
     lines.push(`    let val = ${value};`);
-    lines.push(`    if (${combine}(val, acc)) { acc = val;${isArg ? ' at = r;' : ''} }`);
+    lines.push(`    if (${better}(val, acc)) { acc = val;${isArg ? ' at = r;' : ''} }`);
   }
   lines.push('  }');
-  if (spec.combine === 'sum') lines.push('  acc = acc + part;');
+  if (fold) lines.push(`  acc = ${foldExpr(fold, 'acc', 'part')};`);
   lines.push(`  ${shv}[lid] = acc;`);
   if (isArg) lines.push(`  ${shi}[lid] = at;`);
   lines.push('  workgroupBarrier();');
   lines.push(`  for (var s = ${WG / 2}u; s > 0u; s = s >> 1u) {`);
   lines.push('    if (lid < s) {');
-  if (spec.combine === 'sum') lines.push(`      ${shv}[lid] = ${shv}[lid] + ${shv}[lid + s];`);
+  if (fold) lines.push(`      ${shv}[lid] = ${foldExpr(fold, `${shv}[lid]`, `${shv}[lid + s]`)};`);
   else {
-    // ties keep the smaller index, as PyTorch's argmax does
-    const tie = isArg ? ` || ((${shv}[lid + s] == ${shv}[lid] || (wgt_isnan(${shv}[lid + s]) && wgt_isnan(${shv}[lid]))) && ${shi}[lid + s] < ${shi}[lid])` : '';
-    lines.push(`      if (${combine}(${shv}[lid + s], ${shv}[lid])${tie}) { ${shv}[lid] = ${shv}[lid + s];${isArg ? ` ${shi}[lid] = ${shi}[lid + s];` : ''} }`);
+    // ties keep the smaller index, as PyTorch's argmax and argmin do
+    const same = int ? `${shv}[lid + s] == ${shv}[lid]` : `(${shv}[lid + s] == ${shv}[lid] || (wgt_isnan(${shv}[lid + s]) && wgt_isnan(${shv}[lid])))`;
+    const tie = isArg ? ` || (${same} && ${shi}[lid + s] < ${shi}[lid])` : '';
+    lines.push(`      if (${better}(${shv}[lid + s], ${shv}[lid])${tie}) { ${shv}[lid] = ${shv}[lid + s];${isArg ? ` ${shi}[lid] = ${shi}[lid + s];` : ''} }`);
   }
   lines.push('    }');
   lines.push('    workgroupBarrier();');
@@ -118,10 +130,10 @@ export function reduceWGSL(spec: ReduceBody, nsIn?: Namespace, arena?: Arena): G
   else {
     lines.push(`    let red = ${shv}[0];`);
     const enames = { input: (k: number) => `x${k}`, scalar: (s: number) => `s${s}`, acc: 'red', prefix: 'ev' };
-    lines.push(...renderNodes(spec.epilogue, enames, '    '));
+    lines.push(...renderNodes(spec.epilogue, enames, '    ', lang));
     spec.outputs.forEach((r, j) => {
       const res = r.ref.kind === 'node' ? `ev${r.ref.index}` : 'red';
-      lines.push(`    ${outAt(j, 'o')} = ${storeAs(r.dtype, res)};`);
+      lines.push(`    ${outAt(j, 'o')} = ${int ? res : storeAs(r.dtype, res)};`);
     });
   }
   lines.push('  }');
@@ -139,6 +151,13 @@ export function reduceWGSL(spec: ReduceBody, nsIn?: Namespace, arena?: Arena): G
   };
 }
 
+/** A reduction's identity as an i32 (the infinities of max and min: the ends of the i32 range). */
+function intIdentity(v: number): string {
+  if (v === -Infinity) return 'i32(-2147483647 - 1)';
+  if (v === Infinity) return '2147483647i';
+  return `${v}i`;
+}
+
 /** One workgroup per output element. */
 export const reduceWorkgroups = (spec: ReduceBody) => spec.kept.reduce((p, d) => p * d, 1);
 
@@ -151,6 +170,7 @@ export function reduceParams(spec: ReduceBody, scalars: readonly number[]): Uint
   spec.kept.forEach((d, i) => (words[L.keptAt + i] = d));
   spec.reduced.forEach((d, i) => (words[L.redAt + i] = d));
   spec.inputs.forEach((inp, k) => inp.strides!.forEach((v, d) => (words[L.stridesAt + k * L.per + d] = v)));
-  putScalarBits(words, L.scalarAt, scalars);
+  if (isIntReduce(spec)) scalars.forEach((v, s) => (words[L.scalarAt + s] = v)); // i32 words (two's complement)
+  else putScalarBits(words, L.scalarAt, scalars);
   return words;
 }

@@ -3,13 +3,16 @@
  * - a prologue function per operand (applied to every loaded element),
  * - an epilogue on each output element (it may write several values), over 4 columns at
  *   once with vec4 loads and stores in the vec4 variants,
- * - optionally the row sums of op(A) and their consumers, once per row.
+ * - reductions of op(A) or op(B) along K (any value reduction of src/ir/reductions.ts)
+ *   and their consumers, once per row or column.
  */
-import { WGSL_PRELUDE } from '../ir/scalar-lang.ts';
+import { foldExpr, preferExpr, REDUCTIONS } from '../ir/reductions.ts';
+import { WGSL_PRELUDE, wgslF32, wgslLang } from '../ir/scalar-lang.ts';
 import type { Arena, MatmulBody, MatmulInput } from '../passes/kernel-ir.ts';
+import { windowLoadWGSL, windowWordValues } from '../ir/window.ts';
 import { renderNodes } from './expr.ts';
 import { storeAs, wgslType } from './kernel-spec.ts';
-import { matmulVariantFor, matmulWGSL, type MatmulVariant, type MatmulVariantName } from './matmul.ts';
+import { matmulVariantFor, matmulWGSL, type LineReduction, type MatmulVariant, type MatmulVariantName } from './matmul.ts';
 import { standalone, type Namespace, type WgslLayout } from './namespace.ts';
 import { StorageSlots } from './storage-slots.ts';
 
@@ -22,22 +25,23 @@ export interface RenderedMatmul {
 export function matmulKernelWGSL(b: MatmulBody, requested: MatmulVariant | MatmulVariantName | undefined, nsIn?: Namespace, arena?: Arena): RenderedMatmul {
   const { M, N } = b;
   const variant = matmulVariantFor(M, N, b.K, b.transA, requested);
-  // logical slots: A, B, C, the reads, outputs[1..], the row outputs (an arena never holds A, B or C)
-  const logical = 3 + b.reads.length + (b.outputs.length - 1) + (b.rows?.outputs.length ?? 0);
+  if (b.batch.count > 1 && b.reductions.length) throw new Error('internal compiler error: operand reductions of a batched matmul');
+  // logical slots: A, B, C, the reads, outputs[1..], each operand reduction's outputs (an arena never holds A, B or C)
+  const logical = 3 + b.reads.length + (b.outputs.length - 1) + b.reductions.reduce((t, r) => t + r.outputs.length, 0);
   const slots = new StorageSlots(logical, arena);
   if ([0, 1, 2].some((x) => slots.isMember(x))) throw new Error('internal compiler error: a matmul arena holds an operand or C');
   const ns = nsIn ?? standalone(slots.count);
   const n = (s: string) => ns.prefix + s;
   const readSlot = (r: number) => 3 + r;
   const outSlot = (j: number) => 3 + b.reads.length + j - 1;
-  const rowSlot = (j: number) => 3 + b.reads.length + b.outputs.length - 1 + j;
-  /** element idx of output j (j > 0), row output j, or read r, wherever it is bound */
+  const redSlot = (q: number, j: number) => 3 + b.reads.length + b.outputs.length - 1 + b.reductions.slice(0, q).reduce((t, r) => t + r.outputs.length, 0) + j;
+  /** element idx of output j (j > 0), of output j of operand reduction q, wherever it is bound */
   const outAt = (j: number, idx: string) => slots.at(ns, outSlot(j), n(`eout${j}`), idx);
-  const rowAt = (j: number, idx: string) => slots.at(ns, rowSlot(j), n(`rout${j}`), idx);
+  const redAt = (q: number, j: number, idx: string) => slots.at(ns, redSlot(q, j), n(`red${q}out${j}`), idx);
   const sc = (s: number) => `bitcast<f32>(${n('p')}.x[${Math.floor(s / 4)}][${s % 4}])`;
   const readName = (r: number) => n(`ein${r}`);
   const outName = (j: number) => (j === 0 ? n('C') : n(`eout${j}`));
-  const rowOutName = (j: number) => n(`rout${j}`);
+  const redOutName = (q: number, j: number) => n(`red${q}out${j}`);
   const input = (i: number): MatmulInput => b.inputs[i]!;
 
   // ---- prologues: x is the loaded element, inputs are one-element tensors
@@ -58,6 +62,16 @@ export function matmulKernelWGSL(b: MatmulBody, requested: MatmulVariant | Matmu
   };
   const proA = prologue('A');
   const proB = prologue('B');
+
+  // ---- operands read through a convolution's index map (its sizes baked in: one pipeline per conv geometry)
+  const windowFn = (which: 'A' | 'B') => {
+    const w = which === 'A' ? b.windowA : b.windowB;
+    if (!w) return null;
+    const vals = windowWordValues(w);
+    return windowLoadWGSL(n(`window${which}`), n(which), (k) => `${vals[k]}u`);
+  };
+  const winA = windowFn('A');
+  const winB = windowFn('B');
 
   // ---- epilogue
   const fusedEpilogue = b.epilogue.length > 0 || b.outputs[0]!.ref.kind !== 'acc';
@@ -123,25 +137,39 @@ export function matmulKernelWGSL(b: MatmulBody, requested: MatmulVariant | Matmu
     epiFn = `fn ${n('epilogue4')}(acc: vec4<f32>, row: u32, col: u32) {\n${[...loads.values(), ...bodies.flat(), ...stores].join('\n')}\n}`;
   }
 
-  // ---- once per row: the row sums of op(A) and what consumes them
-  let rowFn: string | null = null;
-  if (b.rows) {
-    const loadRow = (i: number) => {
+  // ---- once per row of op(A) / column of op(B): the operand reductions and what consumes them
+  const lineFns: string[] = [];
+  const lines: Partial<Record<'A' | 'B', LineReduction>> = {};
+  b.reductions.forEach((r, q) => {
+    const red = REDUCTIONS[r.combine];
+    if (red.kind === 'select' && red.index) throw new Error(`internal compiler error: ${r.combine} is not a value a matmul can reduce its operand to`);
+    const fn = n(`line${q}`);
+    const loadLine = (i: number) => {
       const x = input(i);
-      if (x.at === 'alias') return `f32(${rowAt(x.output, 'row')})`;
-      if (x.at !== 'row') throw new Error(`internal compiler error: a matmul row epilogue reads a ${x.at} input`);
-      return `f32(${elem(x.read, `row * ${x.strides[0]}u`)})`;
+      if (x.at === 'alias') {
+        if (x.region !== q) throw new Error(`internal compiler error: operand reduction ${q} reads the old value of another region's output`);
+        return `f32(${redAt(q, x.output, 'i')})`;
+      }
+      if (x.at !== 'line') throw new Error(`internal compiler error: an operand reduction's epilogue reads a ${x.at} input`);
+      return `f32(${elem(x.read, `i * ${x.strides[0]}u`)})`;
     };
-    const rowBody = renderNodes(b.rows.epilogue, { input: loadRow, scalar: sc, acc: 'rs', prefix: 'r' }, '  ');
-    const rowStores = b.rows.outputs.map((o, j) => `  ${rowAt(j, 'row')} = ${storeAs(o.dtype, o.ref.kind === 'acc' ? 'rs' : `r${(o.ref as { index: number }).index}`)};`);
-    rowFn = `fn ${n('rowEpilogue')}(rs: f32, row: u32) {\n${[...rowBody, ...rowStores].join('\n')}\n}`;
-  }
+    const body = renderNodes(r.epilogue, { input: loadLine, scalar: sc, acc: 'v', prefix: 'r' }, '  ');
+    const stores = r.outputs.map((o, j) => `  ${redAt(q, j, 'i')} = ${storeAs(o.dtype, o.ref.kind === 'acc' ? 'v' : `r${(o.ref as { index: number }).index}`)};`);
+    lineFns.push(`fn ${fn}(v: f32, i: u32) {\n${[...body, ...stores].join('\n')}\n}`);
+    let combine: LineReduction['combine'];
+    if (red.kind === 'fold') combine = (acc, v) => foldExpr(red, acc, v);
+    else {
+      lineFns.push(`fn ${fn}Prefer(v: f32, best: f32) -> bool { return ${preferExpr(red, wgslLang, 'v', 'best')} != 0.0; }`);
+      combine = (acc, v) => `select(${acc}, ${v}, ${fn}Prefer(${v}, ${acc}))`;
+    }
+    lines[r.operand] = { identity: wgslF32(red.identity), combine, call: (value, line) => `${fn}(${value}, ${line});` };
+  });
 
   const vecType = (vec4: boolean, dtype: Parameters<typeof wgslType>[0]) => (vec4 ? `array<vec4<${wgslType(dtype)}>>` : `array<${wgslType(dtype)}>`);
   const logicalExtras = [
     ...b.reads.map((r, j) => ({ name: readName(j), type: vecType(vecRead[j]!, r.dtype), access: 'read' as const })),
     ...b.outputs.slice(1).map((o, j) => ({ name: outName(j + 1), type: vecType(wide, o.dtype), access: 'read_write' as const })),
-    ...(b.rows?.outputs ?? []).map((o, j) => ({ name: rowOutName(j), type: `array<${wgslType(o.dtype)}>`, access: 'read_write' as const })),
+    ...b.reductions.flatMap((r, q) => r.outputs.map((o, j) => ({ name: redOutName(q, j), type: `array<${wgslType(o.dtype)}>`, access: 'read_write' as const }))),
   ];
   // the arena takes the place of its first member; later members are read and written in it
   const extraBindings = logicalExtras.flatMap((e, i) => {
@@ -149,16 +177,19 @@ export function matmulKernelWGSL(b: MatmulBody, requested: MatmulVariant | Matmu
     if (!slots.isMember(slot)) return [e];
     return slot === Math.min(...arena!.members) ? [{ name: slots.arenaName(ns), type: 'array<f32>', access: 'read_write' as const }] : [];
   });
-  const extraCode = [ns.entry === 'compute' ? WGSL_PRELUDE : null, proA, proB, fusedEpilogue ? epiFn : null, rowFn].filter(Boolean).join('\n');
+  const extraCode = [ns.entry === 'compute' ? WGSL_PRELUDE : null, winA, winB, proA, proB, fusedEpilogue ? epiFn : null, ...lineFns].filter(Boolean).join('\n');
   const kernel = matmulWGSL({
     transA: b.transA,
     transB: b.transB,
     variant,
+    loadA: winA ? (row, k) => `${n('windowA')}(${row}, ${k}, offA)` : undefined,
+    loadB: winB ? (k, col) => `${n('windowB')}(${k}, ${col}, offB)` : undefined,
     prologueA: proA ? (x) => `${n('prologueA')}(${x})` : undefined,
     prologueB: proB ? (x) => `${n('prologueB')}(${x})` : undefined,
     epilogueCall: fusedEpilogue && !wide ? (acc: string, row: string, col: string) => `${n('epilogue')}(${acc}, ${row}, ${col});` : undefined,
     epilogueCall4: wide ? (acc: string, row: string, col: string) => `${n('epilogue4')}(${acc}, ${row}, ${col});` : undefined,
-    rowSumCall: rowFn ? (sum: string, row: string) => `${n('rowEpilogue')}(${sum}, ${row});` : undefined,
+    reduceA: lines.A,
+    reduceB: lines.B,
     extraBindings,
     extraCode: extraCode || undefined,
     extraParamWords: b.scalars,

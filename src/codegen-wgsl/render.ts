@@ -11,6 +11,7 @@ import type { Namespace, WgslLayout } from './namespace.ts';
 import { indexBodyParams, indexSpecOf, indexWGSL, INDEX_WORKGROUP } from './indexing.ts';
 import { reduceParams, reduceWGSL, reduceWorkgroups } from './reduce.ts';
 import { matmulKernelParams, matmulKernelWGSL } from './render-matmul.ts';
+import { rowParams, rowWGSL, rowWorkgroups } from './render-row.ts';
 
 export interface MatmulProblem {
   transA: boolean;
@@ -53,6 +54,9 @@ export function renderCode(k: Kernel, variant: MatmulVariant | MatmulVariantName
   switch (b.kind) {
     case 'elementwise': return elementwiseWGSL(b, ns, k.arena);
     case 'reduce': return reduceWGSL(b, ns, k.arena);
+    case 'row':
+      if (k.arena) throw new Error('internal compiler error: a row kernel has no arena');
+      return rowWGSL(b, ns);
     case 'index':
       if (k.arena) throw new Error('internal compiler error: an index kernel has no arena');
       return indexWGSL(indexSpecOf(b), ns);
@@ -74,6 +78,8 @@ export function renderKernel(k: Kernel, opts: RenderOptions = {}): WgslKernel {
       return { ...base, workgroups: elementwiseWorkgroups(b), params: (v) => elementwiseParams(b, v) };
     case 'reduce':
       return { ...base, workgroups: reduceWorkgroups(b), params: (v) => reduceParams(b, v) };
+    case 'row':
+      return { ...base, workgroups: rowWorkgroups(b), params: (v) => rowParams(b, v) };
     case 'index':
       return { ...base, workgroups: Math.ceil(b.shape.reduce((p, d) => p * d, 1) / INDEX_WORKGROUP), params: () => indexBodyParams(b) };
     case 'matmul':

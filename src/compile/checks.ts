@@ -3,9 +3,10 @@
  * the graph before fusion: each use of a check reads the checked value directly, and the
  * value becomes a 'check' output. At run time a check of a graph input runs before any kernel
  * (on the cpu and for values still known on the host, it throws before anything changed);
- * a check of a computed value runs on its result right after the plan, on the device where
- * that value lives (cpu: at once, before the call's writes land; webgpu: reported at the next
- * readback).
+ * a check of a computed value runs right after the kernel that computed it, on the device
+ * where that value lives (cpu: it throws before any later kernel writes; webgpu: reported at
+ * the next readback, with every later dispatch gated on its flag so that nothing after it
+ * writes).
  */
 import { Graph } from '../ir/graph.ts';
 import { getOp, type Attrs } from '../ir/registry.ts';
@@ -57,10 +58,32 @@ export function checkInputs(g: Graph, checks: GraphCheck[], bind: (id: number) =
   }
 }
 
-/** Checks of computed values: on the plan's results, before they are handed out. */
-export function checkResults(g: Graph, checks: GraphCheck[], out: Map<number, Storage>): void {
+/**
+ * Checks of computed values as soon as a kernel of the plan has written them (`afterKernel`,
+ * called by the plan's run after each kernel): on webgpu every later dispatch is then gated
+ * on the check's flag, so a bad value stops the in-place updates that follow it.
+ */
+export function checkWhenWritten(g: Graph, checks: GraphCheck[]): { afterKernel: (valueOf: (id: number) => Storage | undefined) => void; done: Set<number> } {
+  const waiting = checkValues(g, checks).filter((c) => !c.isInput);
+  const done = new Set<number>();
+  return {
+    done,
+    afterKernel: (valueOf) => {
+      for (const c of waiting) {
+        if (done.has(c.check.index)) continue;
+        const s = valueOf(c.id);
+        if (!s) continue;
+        s.backend.check(CHECK(), { storage: s, shape: c.check.shape, dtype: 'int32' }, c.check.attrs);
+        done.add(c.check.index);
+      }
+    },
+  };
+}
+
+/** Checks of computed values: on the plan's results, before they are handed out (but those already `done`). */
+export function checkResults(g: Graph, checks: GraphCheck[], out: Map<number, Storage>, done?: Set<number>): void {
   for (const c of checkValues(g, checks)) {
-    if (c.isInput) continue;
+    if (c.isInput || done?.has(c.check.index)) continue;
     const s = out.get(c.id)!;
     s.backend.check(CHECK(), { storage: s, shape: c.check.shape, dtype: 'int32' }, c.check.attrs);
   }

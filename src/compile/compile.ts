@@ -27,7 +27,7 @@ import { log, logEnabled } from '../runtime/logs.ts';
 import { optimize } from './optimize.ts';
 import { backwardPart, forwardPart, wholePart } from './split.ts';
 import { GpuPlan } from './gpu-plan.ts';
-import { checkInputs, checkResults, takeChecks, type GraphCheck } from './checks.ts';
+import { checkInputs, checkResults, checkWhenWritten, takeChecks, type GraphCheck } from './checks.ts';
 import { StaticGuard } from './static-guard.ts';
 import { withUndo } from '../eager/undo.ts';
 import { isGradEnabled } from '../eager/grad-mode.ts';
@@ -43,6 +43,16 @@ export interface CompileOptions {
    * the first call, which uses the default variant; warmup() waits for it.
    */
   autotune?: boolean;
+  /**
+   * WebGPU: while a new graph's kernels compile in the background (on a second device, whose
+   * compiles warm the driver's shader cache: where a driver compiles at the first dispatch,
+   * as lavapipe does, a cold fused kernel takes seconds), calls run the function eagerly;
+   * the first call that finds its graph compiled runs it compiled, and so does every call
+   * after it. Results are eager mode's meanwhile. `ready()` resolves when the compiles are done.
+   * Matmul variants are then tuned only when asked (`warmup()`). Node waits for GPU work
+   * still queued when a script ends: a script done before the compiles are calls process.exit().
+   */
+  eagerWhileCompiling?: boolean;
 }
 
 export interface Compiled<F extends (...args: any[]) => any> {
@@ -63,10 +73,12 @@ export interface Compiled<F extends (...args: any[]) => any> {
    * time of a compiled call goes. It repeats in-place updates, so use it after measuring.
    */
   profile(...args: Parameters<F>): Promise<{ name: string; ms: number; flops: number; matmulMs?: number }[]>;
+  /** resolves when the background compiles of the graphs built so far are done (eagerWhileCompiling) */
+  ready(): Promise<void>;
 }
 
 export function compile<F extends (...args: any[]) => any>(target: F, opts: CompileOptions = {}): Compiled<F> {
-  checkOptions('compile', opts, ['mode', 'dump', 'autotune']);
+  checkOptions('compile', opts, ['mode', 'dump', 'autotune', 'eagerWhileCompiling']);
   if (typeof target !== 'function') throw new WgtorchError('compile: expected a Module or a function of tensors.');
   const mode = opts.mode ?? 'default';
   if (mode !== 'default' && mode !== 'static') {
@@ -74,6 +86,9 @@ export function compile<F extends (...args: any[]) => any>(target: F, opts: Comp
   }
   if (opts.autotune !== undefined && typeof opts.autotune !== 'boolean') {
     throw new WgtorchError(`compile: option autotune must be true or false, got ${JSON.stringify(opts.autotune)}. Fix: pass autotune: false to keep the default matmul kernels.`);
+  }
+  if (opts.eagerWhileCompiling !== undefined && typeof opts.eagerWhileCompiling !== 'boolean') {
+    throw new WgtorchError(`compile: option eagerWhileCompiling must be true or false, got ${JSON.stringify(opts.eagerWhileCompiling)}.`);
   }
   if (opts.dump !== undefined && typeof opts.dump !== 'string') {
     throw new WgtorchError(`compile: option dump must be a folder path (a string), got ${typeof opts.dump}. Fix: pass dump: './wgtorch-dump'.`);
@@ -133,8 +148,9 @@ export function compile<F extends (...args: any[]) => any>(target: F, opts: Comp
     log('perf', () => `compiled graph ${hash} in ${entry.compileMs.toFixed(1)} ms: ${entry.stats.fusedKernels} fused kernels in ${entry.stats.dispatches} dispatches`);
     logMatmuls(entry);
     // tune in the background: this call and the next ones run the default variants meanwhile
+    // (not while calls run eagerly: the tuner compiles and times every candidate on the main queue)
     const untuned = gpuPlans(entry).filter((p) => p.untuned.length);
-    if (untuned.length) {
+    if (untuned.length && !opts.eagerWhileCompiling) {
       void Promise.all(untuned.map((p) => p.autotune())).then(
         () => logMatmuls(entry),
         (e: unknown) => log('perf', `autotune of graph ${hash} failed, keeping the default variants: ${e instanceof Error ? e.message : String(e)}`),
@@ -173,9 +189,36 @@ export function compile<F extends (...args: any[]) => any>(target: F, opts: Comp
     return { entry, program, tensors, traceMs };
   };
 
+  // eagerWhileCompiling: calls run eagerly until the first one whose graph is compiled
+  let eagerPhase = opts.eagerWhileCompiling === true;
+  const compiled = new WeakSet<CompiledGraph>();
+  const compiling = new Map<CompiledGraph, Promise<void>>();
+  const compileInBackground = (entry: CompiledGraph, plans: GpuPlan[]) => {
+    if (compiling.has(entry)) return;
+    log('perf', `graph ${entry.hash}: compiling ${plans.reduce((n, p) => n + p.kernels.length, 0)} kernels in the background; calls run eagerly meanwhile`);
+    const t0 = performance.now();
+    const done = Promise.all(plans.map((p) => p.precompile())).then(
+      () => log('perf', `graph ${entry.hash}: kernels compiled in the background in ${(performance.now() - t0).toFixed(0)} ms`),
+      // the compiled run reports the error, with its kernel's label, at its first dispatch
+      (e: unknown) => log('perf', `graph ${entry.hash}: background compile failed (${e instanceof Error ? e.message.split('\n')[0] : String(e)})`),
+    );
+    compiling.set(entry, done.then(() => void compiled.add(entry)));
+  };
+
   let warnedDynamic = false;
   const call = (...args: unknown[]) =>
     withUndo(() => {
+      if (eagerPhase) {
+        // a dry trace finds (or builds) the graph, keeping none of the trace's effects
+        const { entry } = withUndo(() => entryFor(args), { always: true });
+        const plans = gpuPlans(entry);
+        if (plans.length && !compiled.has(entry)) {
+          compileInBackground(entry, plans);
+          return target(...args);
+        }
+        eagerPhase = false;
+        hits--; // the call below finds the graph the dry trace found: one call, one lookup
+      }
       if (mode !== 'static') {
         const { entry, program, traceMs } = entryFor(args);
         entry.calls++;
@@ -236,6 +279,7 @@ export function compile<F extends (...args: any[]) => any>(target: F, opts: Comp
     if (!(plan instanceof GpuPlan)) throw new WgtorchError('profile: this compiled graph cannot be profiled.');
     return plan.profile(bind, scalar, targets);
   };
+  fn.ready = () => Promise.all(compiling.values()).then(() => {});
   fn.graphs = () => [...cache.values()];
   fn.cacheInfo = () => ({ graphs: cache.size, hits, misses });
   return fn;
@@ -314,8 +358,9 @@ function execute(entry: CompiledGraph, program: TracedProgram): unknown {
   ctx?.flush();
   let out: Map<number, Storage>;
   try {
-    out = plan.run(bind, scalar, targets);
-    checkResults(g, checks, out);
+    const early = checks.length ? checkWhenWritten(g, checks) : null;
+    out = plan.run(bind, scalar, targets, undefined, early?.afterKernel);
+    checkResults(g, checks, out, early?.done);
   } catch (e) {
     ctx?.discardOpenBatch();
     throw e;
@@ -352,7 +397,9 @@ function execute(entry: CompiledGraph, program: TracedProgram): unknown {
   outputsOf('mutation').forEach((o) => {
     const { storage } = program.mutated[mutationIndex.get(o.key)!];
     const src = out.get(o.id)!;
-    if (src !== storage && plan instanceof GpuPlan && plan.renamed.has(o.id) && storage instanceof GpuStorage && src instanceof GpuStorage) {
+    // (not while a device check is pending: the new buffer may never have been written, and a gated copy keeps the old value)
+    const pendingCheck = storage instanceof GpuStorage && storage.backend.ctx.checks.armed;
+    if (src !== storage && !pendingCheck && plan instanceof GpuPlan && plan.renamed.has(o.id) && storage instanceof GpuStorage && src instanceof GpuStorage) {
       storage.backend.adopt(storage, src);
     } else if (src !== storage) {
       const n = g.node(o.id);

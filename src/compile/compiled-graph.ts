@@ -6,7 +6,7 @@ import { printKernel, type Kernel } from '../passes/kernel-ir.ts';
 import type { Storage } from '../runtime/backend.ts';
 import type { TracedProgram } from '../trace/program.ts';
 import type { Graph, Phase } from '../ir/graph.ts';
-import type { CpuKernel } from '../codegen-cpu/lower.ts';
+import type { CpuKernel } from '../codegen-cpu/render.ts';
 import type { CpuPlan } from './cpu-plan.ts';
 import type { GpuPlan, PlanStats } from './gpu-plan.ts';
 import { kernelNodes, type Schedule } from '../passes/fusion.ts';

@@ -1,21 +1,24 @@
 /**
  * A compiled graph on the CPU: the optimised graph, its fusion schedule (the same rules as on
- * WebGPU, without a binding limit), one CPU kernel per group (generated JavaScript loops and
- * Wasm SIMD matmuls, codegen-cpu/lower.ts) and the executor. Updated parameters and optimizer
+ * WebGPU, without a binding limit), the kernel IR built from it by the builder the WebGPU plan
+ * uses (passes/kernel-build.ts), each kernel rendered for the CPU (generated JavaScript loops
+ * and Wasm SIMD matmuls, codegen-cpu/render.ts) and the executor. Updated parameters and optimizer
  * state are written straight into their tensors' arrays where no later kernel reads the old
  * value (the rule the GPU plan follows); scratch and intermediates that nobody returns keep
  * their arrays from call to call.
  */
-import { lowerCpuKernel, type CpuKernel } from '../codegen-cpu/lower.ts';
-import type { HostArray } from '../ir/dtype.ts';
+import { renderCpuKernel, type CpuKernel, type Slot } from '../codegen-cpu/render.ts';
+import type { DType, HostArray } from '../ir/dtype.ts';
 import { WgtorchError } from '../ir/errors.ts';
 import type { Graph } from '../ir/graph.ts';
 import { getOp } from '../ir/registry.ts';
 import { numel } from '../ir/shape.ts';
 import { fuse, type Schedule } from '../passes/fusion.ts';
+import { buildKernels } from '../passes/kernel-build.ts';
+import { writes as writesOf, type Kernel } from '../passes/kernel-ir.ts';
 import { getBackend, type Storage } from '../runtime/backend.ts';
 import type { CpuStorage } from '../runtime/cpu/backend.ts';
-import { matmulF32 } from '../runtime/cpu/matmul.ts';
+import { matmulF32Batched } from '../runtime/cpu/matmul.ts';
 import { canWriteInPlace, constantOr, type MatmulPick, type PlanStats } from './gpu-plan.ts';
 
 export class CpuPlan {
@@ -26,6 +29,8 @@ export class CpuPlan {
   private readonly outputIds: Set<number>;
   /** arrays of values no caller sees, reused by every call */
   private readonly arena = new Map<number, Storage>();
+  /** each kernel's own scratch arrays, reused by every call */
+  private readonly scratchOf: Storage[][];
 
   constructor(
     readonly graph: Graph,
@@ -36,9 +41,15 @@ export class CpuPlan {
     for (const [v, c] of mutations) if (canWriteInPlace(this.schedule, v, c)) this.inPlace.set(v, c);
     const aliasIn = new Map<number, number>();
     for (const [v, c] of this.inPlace) if (c !== null) aliasIn.set(c, v);
-    const cx = { g: graph, views: this.schedule.views, writes: this.schedule.writes, inPlace: aliasIn };
-    this.kernels = this.schedule.kernels.map((k, i) => lowerCpuKernel(cx, this.schedule, k, i));
+    this.kernels = buildKernels(this.schedule, aliasIn).map(renderCpuKernel);
+    const cpu = getBackend('cpu');
+    this.scratchOf = this.kernels.map((k) => k.scratch.map((s) => cpu.alloc(s.dtype, s.size)));
     this.outputIds = new Set(graph.outputs.map((o) => this.baseOf(o.id)));
+  }
+
+  /** the kernel IR of what runs (the values the WebGPU plan renders to WGSL) */
+  get kernelIR(): Kernel[] {
+    return this.kernels.map((k) => k.kernel);
   }
 
   get matmuls(): MatmulPick[] {
@@ -55,8 +66,8 @@ export class CpuPlan {
       fusedKernels: this.kernels.length,
       matmuls: this.matmuls,
       dispatches: 0,
-      bytesMoved: this.kernels.reduce((s, k) => s + k.bytes, 0),
-      flops: this.kernels.reduce((s, k) => s + k.flops, 0),
+      bytesMoved: this.kernels.reduce((s, k) => s + k.kernel.bytes, 0),
+      flops: this.kernels.reduce((s, k) => s + k.kernel.flops, 0),
     };
   }
 
@@ -84,7 +95,7 @@ export class CpuPlan {
       times[k].ms += ms;
       if (matmul) times[k].matmulMs += ms;
     });
-    return this.kernels.map((k, i) => ({ name: k.name, ms: times[i].ms, flops: k.flops, matmulMs: times[i].matmulMs }));
+    return this.kernels.map((k, i) => ({ name: k.name, ms: times[i].ms, flops: k.kernel.flops, matmulMs: times[i].matmulMs }));
   }
 
   run(
@@ -92,6 +103,8 @@ export class CpuPlan {
     bound: (id: number) => number,
     targets: Map<number, Storage> = new Map(),
     timed?: (kernel: number, matmul: boolean, ms: number) => void,
+    /** called after each kernel with what is written so far (value checks run there, before later kernels write) */
+    afterKernel?: (valueOf: (id: number) => Storage | undefined) => void,
   ): Map<number, Storage> {
     const g = this.graph;
     const cpu = getBackend('cpu');
@@ -104,7 +117,8 @@ export class CpuPlan {
       return s.data;
     };
     this.kernels.forEach((k, ki) => {
-      for (const w of k.writes) {
+      for (const w of writesOf(k.kernel)) {
+        if (values.has(w)) continue; // a value two bindings write (never today) keeps one array
         if (this.inPlace.has(w)) {
           const c = this.inPlace.get(w)!;
           values.set(w, c !== null ? values.get(c)! : targets.get(w)!);
@@ -113,24 +127,37 @@ export class CpuPlan {
           values.set(w, cpu.alloc(n.dtype, numel(n.shape)));
         } else values.set(w, this.scratch(w));
       }
-      for (const t of k.temps) values.set(t, this.scratch(t));
+      const { bindings } = k.kernel;
+      const scratch = this.scratchOf[ki]!;
+      const storage = (s: Slot): Storage => {
+        if ('scratch' in s) return scratch[s.scratch]!;
+        const id = bindings[s.binding]!.value;
+        data(id);
+        return values.get(id)!;
+      };
+      const array = (s: Slot): HostArray => ('scratch' in s ? (scratch[s.scratch] as CpuStorage).data : data(bindings[s.binding]!.value));
+      const sc = k.kernel.scalars.map((id) => constantOr(g, id, bound));
       for (const st of k.steps) {
         const t0 = timed ? performance.now() : 0;
         if (st.kind === 'op') {
-          const n = g.node(st.node);
-          const arg = (id: number) => (data(id), { storage: values.get(id)!, shape: g.node(id).shape, dtype: g.node(id).dtype });
-          cpu.exec(getOp(n.op), st.ins.map(arg), n.attrs, arg(st.node));
+          const arg = (x: { slot: Slot; shape: number[]; dtype: DType }) => ({ storage: storage(x.slot), shape: x.shape, dtype: x.dtype });
+          cpu.exec(getOp(st.op), st.ins.map(arg), st.attrs, arg(st.out));
         } else if (st.kind === 'matmul') {
-          matmulF32(data(st.a) as Float32Array, 0, st.transA, data(st.b) as Float32Array, 0, st.transB, data(st.out) as Float32Array, 0, st.M, st.K, st.N);
+          const a = array(st.a) as Float32Array;
+          const b = array(st.b) as Float32Array;
+          const c = array(st.out) as Float32Array;
+          const { count, strideA, strideB, strideC } = st.batch;
+          matmulF32Batched(a, 0, strideA, st.transA, b, 0, strideB, st.transB, c, 0, strideC, st.M, st.K, st.N, count);
         } else {
           st.fn(
-            st.ins.map((id) => (id === null ? (null as unknown as HostArray) : data(id))),
-            st.outs.map(data),
-            st.scalars.map((id) => constantOr(g, id, bound)),
+            st.ins.map((s) => (s === null ? (null as unknown as HostArray) : array(s))),
+            st.outs.map(array),
+            sc,
           );
         }
         timed?.(ki, st.kind === 'matmul', performance.now() - t0);
       }
+      afterKernel?.((id) => values.get(this.baseOf(id)));
     });
     const out = new Map<number, Storage>();
     for (const o of g.outputs) out.set(o.id, values.get(this.baseOf(o.id))!);

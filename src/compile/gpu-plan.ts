@@ -4,6 +4,7 @@
  * into the context's open batch (no submit, no readback). Intermediates go back to the
  * pool right after their last reader, so later kernels of the same call reuse them.
  */
+import { foldGrid, gridFits } from '../codegen-wgsl/fold.ts';
 import { packKernels } from '../codegen-wgsl/pack.ts';
 import { renderKernel, type MatmulProblem, type WgslKernel } from '../codegen-wgsl/render.ts';
 import type { Graph } from '../ir/graph.ts';
@@ -11,6 +12,7 @@ import { fmtShape, numel, sameShape } from '../ir/shape.ts';
 import { WgtorchError } from '../ir/errors.ts';
 import { fuse, kernelNodes, ownedNodes, type Kernel as Group, type Schedule } from '../passes/fusion.ts';
 import { buildKernels } from '../passes/kernel-build.ts';
+import { nonIntegerScalar } from '../passes/int-kernels.ts';
 import { partsOf, writes, type Kernel } from '../passes/kernel-ir.ts';
 import { arenaEligible, minStorage, withArena } from '../passes/binding-arena.ts';
 import type { Storage } from '../runtime/backend.ts';
@@ -199,14 +201,16 @@ export class GpuPlan {
     this.fused = fused;
     for (const s of this.arenaBuffers.values()) this.backend.free(s);
     this.arenaBuffers.clear();
-    this.kernels = dispatches.flatMap((d) => {
-      let parts = d.map((i) => fused[i]!);
-      if (parts.length === 1) return parts;
-      if (!packFits(parts, ctx.limits) && this.arena) parts = this.shrinkPack(d, parts, plain, render, arenaLog);
-      if (packFits(parts, ctx.limits)) return [packKernels(parts)];
-      log.push(`[pack] no pack: ${parts.map((k) => k.name).join(' + ')} exceed the binding limits after renaming`);
-      return parts;
-    });
+    this.kernels = dispatches
+      .flatMap((d) => {
+        let parts = d.map((i) => fused[i]!);
+        if (parts.length === 1) return parts;
+        if (!packFits(parts, ctx.limits) && this.arena) parts = this.shrinkPack(d, parts, plain, render, arenaLog);
+        if (packFits(parts, ctx.limits)) return [packKernels(parts)];
+        log.push(`[pack] no pack: ${parts.map((k) => k.name).join(' + ')} exceed the binding limits after renaming`);
+        return parts;
+      })
+      .map((k) => (gridFits(k, ctx.limits.maxComputeWorkgroupsPerDimension) ? k : foldGrid(k)));
     for (const line of arenaLog.values()) if (!log.includes(line)) log.push(line);
     this.matmuls = fused
       .filter((k) => k.matmul)
@@ -299,6 +303,16 @@ export class GpuPlan {
     return this.preparing;
   }
 
+  /**
+   * Compiles every kernel on the background device (off this device's queue; see
+   * runtime/webgpu/background-compile.ts): once it resolves, the first run creates its
+   * pipelines here and finds the driver's shader cache warm. A tuning that changes the
+   * kernels later makes them compile again at their first run.
+   */
+  precompile(): Promise<void> {
+    return this.backend.ctx.background.compile(this.kernels.map((k) => ({ wgsl: k.code, label: k.name, layout: k.layout })));
+  }
+
   private get pipelines(): GPUComputePipeline[] {
     this.pipelinesCache ??= this.kernels.map((k) => this.backend.ctx.pipeline(k.code, k.name, k.layout));
     return this.pipelinesCache;
@@ -361,6 +375,8 @@ export class GpuPlan {
     bound: (id: number) => number,
     targets: Map<number, Storage> = new Map(),
     capture?: { dispatches: { kernel: number; buffers: GPUBuffer[]; params: Uint32Array | Uint32Array[]; grid: [number, number, number] }[] },
+    /** called after each kernel's dispatch with what is written so far (value checks run there) */
+    afterKernel?: (valueOf: (id: number) => Storage | undefined) => void,
   ): Map<number, Storage> {
     const ctx = this.backend.ctx;
     const scalars = (id: number) => constantOr(this.graph, id, bound);
@@ -405,17 +421,18 @@ export class GpuPlan {
       });
       for (const [src, dst, off, bytes] of copyIn) ctx.copy(src, 0, dst, off, bytes);
       const grid = Array.isArray(k.workgroups) ? k.workgroups : workgroupGrid(k.workgroups, ctx.limits.maxComputeWorkgroupsPerDimension);
-      const maxWg = ctx.limits.maxComputeWorkgroupsPerDimension;
-      if ((grid as number[]).some((d) => d > maxWg)) {
-        const what = k.kernel.covers.nodes.map((id) => `%${id} ${this.graph.node(id).op} ${fmtShape(this.graph.node(id).shape)}`).join(', ');
+      const scalarValues = k.kernel.scalars.map(scalars);
+      const notInt = nonIntegerScalar(k.kernel, scalarValues);
+      if (notInt !== null) {
         throw new WgtorchError(
-          `compile: kernel ${k.name} (${what}) needs ${(grid as number[]).join(' x ')} workgroups, more than this device's ${maxWg} per dimension;` +
-            ' compiled graphs do not split such a matmul yet. Fix: run this op eagerly (eager webgpu splits it into row bands), or split the batch.',
+          `compile: kernel ${k.name} computes on int32 values with numbers that were integers when it was compiled, but this call passes ${notInt}.` +
+            " Fix: use the default mode (it compiles again when a number's integrality changes), or keep the number an integer.",
         );
       }
-      const params = k.params(k.kernel.scalars.map(scalars));
+      const params = k.params(scalarValues);
       ctx.dispatch(this.pipelines[i], buffers, params, grid as [number, number, number], k.kernel.flops);
       for (const [src, dst, off, bytes] of copyOut) ctx.copy(src, off, dst, 0, bytes);
+      afterKernel?.((id) => values.get(this.baseOf(id)));
       if (capture) {
         capture.dispatches.push({ kernel: i, buffers, params, grid: grid as [number, number, number] });
         return; // keep every buffer alive for replays
@@ -449,14 +466,14 @@ export function canWriteInPlace(s: Schedule, v: number, c: number | null): boole
   for (let i = owner + 1; i < s.kernels.length; i++) if (readers(s.kernels[i]).length) return false;
   const k = s.kernels[owner];
   // where the kernel may read c at the element it writes: its elementwise body, a matmul's
-  // epilogue (one element per output) or row epilogue (one element per row)
+  // epilogue (one element per output) or an operand reduction's epilogue (one element per row or column)
   const regions: { ids: number[]; shape: number[] }[] =
     k.kind === 'elementwise'
       ? [{ ids: k.nodes, shape: k.shape }]
       : k.kind === 'matmul'
         ? [
             { ids: k.epilogue, shape: g.node(k.node).shape },
-            { ids: k.rowEpilogue, shape: [g.node(k.node).shape[0]] },
+            ...k.reductions.map((r) => ({ ids: r.epilogue, shape: [g.node(k.node).shape[r.operand === 'A' ? 0 : 1]] })),
           ]
         : [];
   for (const id of readers(k)) {

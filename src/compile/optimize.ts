@@ -4,10 +4,12 @@ import { verifyGraph } from '../ir/verify.ts';
 import { simplify } from '../passes/algebra.ts';
 import { cse } from '../passes/cse.ts';
 import { dce } from '../passes/dce.ts';
+import { sinkViews } from '../passes/sink-views.ts';
 
 export function optimize(g: Graph): Graph {
   let out = dce(g);
   out = simplify(out);
+  out = sinkViews(out);
   out = dce(out);
   out = cse(out);
   out = dce(out);

@@ -1,6 +1,7 @@
 /** The eager Tensor: a shape and dtype over a device storage, plus autograd state. */
 import { checkDType, type DType, type HostArray } from '../ir/dtype.ts';
 import { WgtorchError } from '../ir/errors.ts';
+import type { Attrs } from '../ir/registry.ts';
 import { fmtShape, normalizeDim, normalizeDims, numel, sameShape } from '../ir/shape.ts';
 import { getBackend, type Device, type Storage } from '../runtime/backend.ts';
 import { runBackward, type BackwardOptions, type Node } from './autograd.ts';
@@ -292,6 +293,9 @@ export class Tensor {
   sum(dim?: number | number[] | null, keepdim = false): Tensor {
     return apply('sum', [this], { dims: normalizeDims('sum', dim, this.dim()), keepdim });
   }
+  prod(dim?: number | number[] | null, keepdim = false): Tensor {
+    return apply('prod', [this], { dims: normalizeDims('prod', dim, this.dim()), keepdim });
+  }
   mean(dim?: number | number[] | null, keepdim = false): Tensor {
     if (this.dtype !== 'float32') {
       throw new WgtorchError(`mean: could not infer output dtype. Input dtype must be float32, got ${this.dtype}. Fix: call .float() first.`);
@@ -355,12 +359,16 @@ export class Tensor {
   amax(dim?: number | number[] | null, keepdim = false): Tensor {
     return apply('max', [this], { dims: normalizeDims('amax', dim, this.dim()), keepdim });
   }
+  amin(dim?: number | number[] | null, keepdim = false): Tensor {
+    return apply('min', [this], { dims: normalizeDims('amin', dim, this.dim()), keepdim });
+  }
   argmax(dim?: number | null, keepdim = false): Tensor {
     const dims = dim === undefined || dim === null ? normalizeDims('argmax', null, this.dim()) : [normalizeDim('argmax', dim, this.dim())];
     return apply('argmax', [this], { dims, keepdim: dim === undefined || dim === null ? false : keepdim });
   }
   argmin(dim?: number | null, keepdim = false): Tensor {
-    return this.neg().argmax(dim, keepdim);
+    const dims = dim === undefined || dim === null ? normalizeDims('argmin', null, this.dim()) : [normalizeDim('argmin', dim, this.dim())];
+    return apply('argmin', [this], { dims, keepdim: dim === undefined || dim === null ? false : keepdim });
   }
   logsumexp(dim: number | number[], keepdim = false): Tensor {
     const dims = normalizeDims('logsumexp', dim, this.dim());
@@ -456,6 +464,12 @@ export class Tensor {
     return apply('gather', [this, index], { dim });
   }
   /** @internal */
+  _im2col(attrs: Attrs): Tensor {
+    return apply('im2col', [this], attrs);
+  }
+  _col2im(attrs: Attrs): Tensor {
+    return apply('col2im', [this], attrs);
+  }
   _scatterAdd(dim: number, index: Tensor, shape: readonly number[]): Tensor {
     return apply('scatterAdd', [this, index], { dim, shape: [...shape] });
   }

@@ -39,13 +39,28 @@ class Hasher {
   }
 }
 
+/** A number that an int32 kernel can take as an i32 word. */
+export const isInt32Number = (v: unknown): boolean => typeof v === 'number' && Number.isInteger(v) && v >= -0x80000000 && v <= 0x7fffffff;
+
 const DTYPE_CODE = { float32: 1, int32: 2, bool: 3 } as const;
 const ROLE_CODE = { output: 1, grad: 2, mutation: 3, saved: 4, check: 5 } as const;
 const PHASE_CODE = { forward: 1, backward: 2, update: 3 } as const;
 
+/** Scalar nodes that an op with an int32 or bool tensor operand takes. */
+function intOperandScalars(g: Graph): Set<number> {
+  const out = new Set<number>();
+  for (const n of g.nodes) {
+    const ins = n.inputs.map((i) => g.node(i));
+    if (!ins.some((x) => x.op !== 'scalar' && x.dtype !== 'float32')) continue;
+    for (const x of ins) if (x.op === 'scalar') out.add(x.id);
+  }
+  return out;
+}
+
 function hashGraph(g: Graph, shapes: boolean): string {
   const h = new Hasher();
   const pos = new Map<number, number>();
+  const withInts = intOperandScalars(g);
   g.nodes.forEach((n, i) => {
     pos.set(n.id, i);
     h.str(n.op);
@@ -57,6 +72,10 @@ function hashGraph(g: Graph, shapes: boolean): string {
         h.str(k);
         h.attr(n.attrs[k]);
       }
+    } else if (withInts.has(n.id)) {
+      // a lifted number's value is bound per call, but whether a number an int32 op takes is
+      // an int32 is part of the key: such kernels then compute in i32 (src/passes/int-kernels.ts)
+      h.int(isInt32Number(n.attrs.value) ? 1 : 0);
     }
     h.int(DTYPE_CODE[n.dtype]);
     if (shapes) {

@@ -10,6 +10,7 @@ import { promoteTypes } from './dtype.ts';
 import { WgtorchError } from './errors.ts';
 import { broadcastShapes, fmtShape, numel, reducedShape } from './shape.ts';
 import type { ScalarLang } from './scalar-lang.ts';
+import { REDUCTIONS, type ReduceOp } from './reductions.ts';
 
 export type AttrValue = number | boolean | string | null | readonly number[];
 export type Attrs = Readonly<Record<string, AttrValue>>;
@@ -52,6 +53,7 @@ export interface GT {
   ne(o: GT | number): GT;
   where(cond: GT, other: GT | number): GT;
   sum(dim?: number | number[] | null, keepdim?: boolean): GT;
+  prod(dim?: number | number[] | null, keepdim?: boolean): GT;
   sumToSize(shape: readonly number[]): GT;
   expand(shape: readonly number[]): GT;
   reshape(shape: readonly number[]): GT;
@@ -66,6 +68,9 @@ export interface GT {
   _zeros(shape: readonly number[]): GT;
   _gather(dim: number, index: GT): GT;
   _scatterAdd(dim: number, index: GT, shape: readonly number[]): GT;
+  /** a convolution's patch matrix of this [N, C, H, W] tensor, and back (attrs: see im2col) */
+  _im2col(attrs: Attrs): GT;
+  _col2im(attrs: Attrs): GT;
 }
 
 export interface GradContext {
@@ -334,18 +339,24 @@ function renderPow(m: ScalarLang, a: string, p: number): string {
 }
 
 // ---------------------------------------------------------------- reductions
-function reduceMeta(op: string, [a]: InputMeta[], attrs: Attrs, dtype?: DType): Meta {
+// How each reduction combines and where it starts is declared in reductions.ts; here are
+// their shapes and gradients. Record<ReduceOp, ...> makes a reduction without one a compile error.
+function reduceMeta(op: ReduceOp, [a]: InputMeta[], attrs: Attrs): Meta {
   const x = a as Meta;
-  if (op !== 'sum') {
+  const r = REDUCTIONS[op];
+  if (r.kind === 'select') {
     for (const d of attrs.dims as number[]) {
       if (x.shape[d] === 0) {
         throw new WgtorchError(
-          `${op}: expected reduction dim ${d} to have non-zero size (input shape ${fmtShape(x.shape)}). Fix: a max over no elements is undefined; check the shape first.`,
+          `${op}: expected reduction dim ${d} to have non-zero size (input shape ${fmtShape(x.shape)}). Fix: a ${op} over no elements is undefined; check the shape first.`,
         );
       }
     }
   }
-  return { shape: reducedShape(x.shape, attrs.dims as number[], attrs.keepdim as boolean), dtype: dtype ?? x.dtype };
+  const shape = reducedShape(x.shape, attrs.dims as number[], attrs.keepdim as boolean);
+  if (r.kind === 'select' && r.index) return { shape, dtype: 'int32' };
+  // sums and products of booleans count, as PyTorch's do
+  return { shape, dtype: r.kind === 'fold' && x.dtype === 'bool' ? 'int32' : x.dtype };
 }
 /** Re-insert the reduced dims as size 1 so the gradient broadcasts back over the input. */
 function unreduce(g: GT, inShape: readonly number[], attrs: Attrs): GT {
@@ -354,40 +365,40 @@ function unreduce(g: GT, inShape: readonly number[], attrs: Attrs): GT {
   const kept = inShape.map((d, i) => (dims.includes(i) ? 1 : d));
   return g.reshape(kept);
 }
-def({
-  name: 'sum',
-  kind: 'reduce',
-  arity: 1,
-  infer: (inputs, attrs) => {
-    const m = reduceMeta('sum', inputs, attrs);
-    return { shape: m.shape, dtype: m.dtype === 'bool' ? 'int32' : m.dtype };
+/** max and min: ties share the gradient evenly, as PyTorch's amax/amin do; with nanGrad (max(), max(dim)) a NaN result sends it to the NaN elements, as PyTorch's max does. */
+const selectedGrad: GradRule = (g, { inputs: [a], out, attrs }) => {
+  const x = T(a);
+  const o = unreduce(out, x.shape, attrs);
+  let hit = x.eq(o);
+  if (attrs.nanGrad) hit = x.ne(x).where(o.ne(o), hit);
+  const mask = hit.toDType('float32');
+  const count = mask.sum(attrs.dims as number[], true);
+  return [unreduce(g, x.shape, attrs).div(count).mul(mask)];
+};
+const REDUCTION_RULES: Record<ReduceOp, Pick<OpDef, 'grad' | 'saves'>> = {
+  sum: { grad: (g, { inputs: [a], attrs }) => [unreduce(g, T(a).shape, attrs).expand(T(a).shape)] },
+  // d(prod)/dx_i is the product of the others: out / x_i where x_i != 0; at a zero, the
+  // product of the non-zero elements if it is the only zero, else 0
+  prod: {
+    saves: { inputs: [0], out: true },
+    grad: (g, { inputs: [a], out, attrs }) => {
+      const x = T(a);
+      const dims = attrs.dims as number[];
+      const zero = x.eq(0);
+      const zeros = zero.toDType('float32').sum(dims, true);
+      const others = x.where(zero.eq(0), 1).prod(dims, true).mul(zeros.eq(1).toDType('float32'));
+      const d = others.expand(x.shape).where(zero, unreduce(out, x.shape, attrs).div(x));
+      return [unreduce(g, x.shape, attrs).mul(d)];
+    },
   },
-  grad: (g, { inputs: [a], attrs }) => [unreduce(g, T(a).shape, attrs).expand(T(a).shape)],
-});
-def({
-  name: 'max',
-  kind: 'reduce',
-  arity: 1,
-  infer: (inputs, attrs) => reduceMeta('max', inputs, attrs),
-  saves: { inputs: [0], out: true },
-  // Ties share the gradient evenly, as PyTorch's amax does; with nanGrad (max(), max(dim)) a
-  // NaN max sends it to the NaN elements, as PyTorch's max does.
-  grad: (g, { inputs: [a], out, attrs }) => {
-    const x = T(a);
-    const o = unreduce(out, x.shape, attrs);
-    let hit = x.eq(o);
-    if (attrs.nanGrad) hit = x.ne(x).where(o.ne(o), hit);
-    const mask = hit.toDType('float32');
-    const count = mask.sum(attrs.dims as number[], true);
-    return [unreduce(g, x.shape, attrs).div(count).mul(mask)];
-  },
-});
-def({
-  name: 'argmax',
-  kind: 'reduce',
-  arity: 1,
-  infer: (inputs, attrs) => reduceMeta('argmax', inputs, attrs, 'int32'),
-});
+  max: { saves: { inputs: [0], out: true }, grad: selectedGrad },
+  min: { saves: { inputs: [0], out: true }, grad: selectedGrad },
+  argmax: {},
+  argmin: {},
+};
+for (const name of Object.keys(REDUCTIONS) as ReduceOp[]) {
+  def({ name, kind: 'reduce', arity: 1, infer: (inputs, attrs) => reduceMeta(name, inputs, attrs), ...REDUCTION_RULES[name] });
+}
 
 // ---------------------------------------------------------------- matmul
 def({
@@ -602,6 +613,63 @@ def({
   grad: (g, { inputs: [, i], attrs: { dim } }) => [g._gather(dim as number, T(i)), null],
 });
 const sameShapeMeta = (a: readonly number[], b: readonly number[]) => a.length === b.length && a.every((d, k) => d === b[k]);
+
+/**
+ * The patches of a convolution as a matrix, read through the convolution's index map (see
+ * src/ir/window.ts): x [N, C, H, W] -> [N*Ho*Wo, C*kh*kw], row (n, oh, ow), column (c, i, j),
+ * element x[n, c, oh*sh - ph + i*dh, ow*sw - pw + j*dw] (zero outside). `transposed` reads the
+ * map backwards (a convolution's input gradient as a matmul): x is then the conv's output
+ * gradient [N, O, Ho, Wo], `out` the conv input's [H, W], and element (n, h, w), (o, i, j) is
+ * x[n, o, (h + ph - i*dh) / sh, ...] where that divides exactly and lies inside, else zero.
+ * Positions outside the source read 0, or -inf with fill '-inf' (a max pool's padding). Its gradient
+ * is col2im; a convolution's own rules (src/nn/functional-conv.ts) need neither.
+ * attrs: kernel, stride, padding, dilation, out (the [rows, cols] grid of patch positions),
+ * transposed, fill.
+ */
+def({
+  name: 'im2col',
+  kind: 'index',
+  arity: 1,
+  infer: ([a], attrs) => {
+    const x = a as Meta;
+    const [kh, kw] = ints(attrs.kernel);
+    const [oh, ow] = ints(attrs.out);
+    if (x.shape.length !== 4) throw new WgtorchError(`im2col: expected a 4-D input [N, C, H, W], got ${fmtShape(x.shape)}.`);
+    for (const k of ['kernel', 'stride', 'padding', 'dilation', 'out'] as const) {
+      const v = ints(attrs[k]);
+      if (v.length !== 2 || !v.every((d) => Number.isInteger(d) && d >= (k === 'padding' ? 0 : 1))) {
+        throw new WgtorchError(`im2col: ${k} must be a pair of ${k === 'padding' ? 'non-negative' : 'positive'} integers, got ${JSON.stringify(v)}.`);
+      }
+    }
+    const [N, C] = x.shape;
+    return { shape: [N * oh * ow, C * kh * kw], dtype: x.dtype };
+  },
+  grad: (g, { inputs: [a], attrs }) => {
+    if (attrs.transposed === true) throw new WgtorchError('im2col: the transposed map (a convolution\'s input gradient) has no gradient of its own: double backward through conv2d is not supported.');
+    return [g._col2im({ ...attrs, shape: T(a).shape, fill: 'zero' })];
+  },
+});
+/**
+ * im2col's gradient (col2im): out [N, C, H, W] (attrs.shape) sums, for each element, the
+ * matrix elements that read it under the forward map, from the destination side (a loop
+ * over the kernel positions, no atomics). attrs: im2col's, and shape.
+ */
+def({
+  name: 'col2im',
+  kind: 'index',
+  arity: 1,
+  infer: ([a], attrs) => {
+    const x = a as Meta;
+    const shape = ints(attrs.shape);
+    const [kh, kw] = ints(attrs.kernel);
+    const [oh, ow] = ints(attrs.out);
+    if (shape.length !== 4 || x.shape.length !== 2 || x.shape[0] !== shape[0] * oh * ow || x.shape[1] !== shape[1] * kh * kw) {
+      throw new WgtorchError(`col2im: a patch matrix ${fmtShape(x.shape)} does not fit ${fmtShape(shape)} under kernel ${JSON.stringify([kh, kw])} over ${JSON.stringify([oh, ow])} positions.`);
+    }
+    return { shape: [...shape], dtype: x.dtype };
+  },
+  grad: (g, { attrs }) => [g._im2col({ ...attrs, shape: null, fill: 'zero' })],
+});
 
 // ---------------------------------------------------------------- value checks
 /**

@@ -45,7 +45,8 @@ export function deviceIndexError(c: IndexCheckAttrs, shape: readonly number[], f
   const which = f.count === 1 ? `${c.what} ${f.min} is` : `${f.count} ${c.what} values (from ${f.min} to ${f.max}) are`;
   return new WgtorchError(
     `${c.op}: ${which} out of bounds ${c.bounds} (first at element ${f.first} of the ${c.what}, shape ${fmtShape(shape)});` +
-      ' found on the GPU and reported at this readback, so the ops that read them have run.' +
+      ' Found on the GPU and reported at this readback: nothing queued after the check ran, and what changed since has been undone' +
+      ' (parameters, gradients and optimizer state are as they were before the call that failed).' +
       ` Fix: ${c.fix}`,
   );
 }

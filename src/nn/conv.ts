@@ -18,20 +18,22 @@ export class Conv2d extends Module<[Tensor], Tensor> {
   readonly kernelSize: [number, number];
   readonly stride: [number, number];
   readonly padding: [number, number];
+  readonly dilation: [number, number];
   constructor(
     readonly inChannels: number,
     readonly outChannels: number,
     kernelSize: Pair,
-    opts: { stride?: Pair; padding?: Pair; bias?: boolean; device?: Device } = {},
+    opts: { stride?: Pair; padding?: Pair; dilation?: Pair; bias?: boolean; device?: Device } = {},
   ) {
     super();
-    checkOptions('Conv2d', opts, ['stride', 'padding', 'bias', 'device']);
+    checkOptions('Conv2d', opts, ['stride', 'padding', 'dilation', 'bias', 'device']);
     for (const [what, v] of [['inChannels', inChannels], ['outChannels', outChannels]] as const) {
       if (!Number.isInteger(v) || v <= 0) throw new WgtorchError(`Conv2d: ${what} must be a positive integer, got ${String(v)}.`);
     }
     this.kernelSize = asPair(kernelSize);
     this.stride = asPair(opts.stride ?? 1);
     this.padding = asPair(opts.padding ?? 0);
+    this.dilation = asPair(opts.dilation ?? 1);
     if (!this.kernelSize.every((k) => Number.isInteger(k) && k > 0)) {
       throw new WgtorchError(`Conv2d: kernelSize must be a positive integer or a pair of them, got ${JSON.stringify(kernelSize)}.`);
     }
@@ -44,11 +46,12 @@ export class Conv2d extends Module<[Tensor], Tensor> {
     if (this.bias) linearDefault_(this.bias, fanIn);
   }
   override forward(x: Tensor): Tensor {
-    return conv2d(x, this.weight, this.bias, { stride: this.stride, padding: this.padding });
+    return conv2d(x, this.weight, this.bias, { stride: this.stride, padding: this.padding, dilation: this.dilation });
   }
   override extraRepr(): string {
     const pad = this.padding[0] || this.padding[1] ? `, padding=${fmt(this.padding)}` : '';
-    return `${this.inChannels}, ${this.outChannels}, kernel_size=${fmt(this.kernelSize)}, stride=${fmt(this.stride)}${pad}${this.bias ? '' : ', bias=False'}`;
+    const dil = this.dilation[0] !== 1 || this.dilation[1] !== 1 ? `, dilation=${fmt(this.dilation)}` : '';
+    return `${this.inChannels}, ${this.outChannels}, kernel_size=${fmt(this.kernelSize)}, stride=${fmt(this.stride)}${pad}${dil}${this.bias ? '' : ', bias=False'}`;
   }
 }
 

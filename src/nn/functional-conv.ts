@@ -1,11 +1,14 @@
 /**
- * conv2d, maxPool2d and avgPool2d as composites (implicit GEMM): the kernel's k*k strided
- * slices of the padded input are stacked into patches [N*Ho*Wo, C*k*k], so a convolution is
- * one matmul with the weight [O, C*k*k] and a pool is a max or mean over the k*k axis.
- * Gradients, tracing and compiling come from the ops they are made of.
+ * conv2d as an implicit GEMM: the patch matrix [N*Ho*Wo, C*kh*kw] is the `im2col` index op
+ * (its map in src/ir/window.ts) times the weight [O, C*kh*kw]; its gradients are matmuls over
+ * the same map (see Convolution). The compiler reads each im2col inside its matmul's operand
+ * loads, so a compiled convolution never writes the patch matrix; eager mode computes it.
+ * maxPool2d and avgPool2d are a max or mean over the columns of the same im2col (every
+ * channel an image of its own, padding read as -inf or 0); the gradient goes back through
+ * im2col's (col2im, summed from the destination side).
  */
-import { full } from '../eager/factories.ts';
-import { cat, slice, stack } from '../eager/ops.ts';
+import { apply } from '../eager/dispatch.ts';
+import { AutogradFunction, type Context } from '../eager/function.ts';
 import { checkOptions } from '../eager/options.ts';
 import type { Tensor } from '../eager/tensor.ts';
 import { WgtorchError } from '../ir/errors.ts';
@@ -23,49 +26,6 @@ function pair(op: string, what: string, v: Pair | undefined, dflt: [number, numb
   return p;
 }
 
-/** Pads dims 2 and 3 of x [N, C, H, W] with `value` (zeros for conv and avg pooling, -inf for max). */
-function pad2d(x: Tensor, [ph, pw]: [number, number], value: number): Tensor {
-  let y = x;
-  const [N, C, H, W] = y.shape;
-  if (ph > 0) {
-    const rows = full([N, C, ph, W], value, { device: x.device });
-    y = cat([rows, y, rows], 2);
-  }
-  if (pw > 0) {
-    const cols = full([N, C, H + 2 * ph, pw], value, { device: x.device });
-    y = cat([cols, y, cols], 3);
-  }
-  return y;
-}
-
-interface Windows {
-  /** [N, C, k*k, Ho, Wo]: the input under each kernel position, (i, j) row-major on dim 2 */
-  patches: Tensor;
-  Ho: number;
-  Wo: number;
-}
-
-function windows(op: string, x: Tensor, [kh, kw]: [number, number], [sh, sw]: [number, number], p: [number, number], padValue: number): Windows {
-  const [, , H, W] = x.shape;
-  const Hp = H + 2 * p[0];
-  const Wp = W + 2 * p[1];
-  if (kh > Hp || kw > Wp) {
-    throw new WgtorchError(
-      `${op}: calculated padded input size per channel: (${Hp} x ${Wp}). Kernel size: (${kh} x ${kw}). Kernel size can't be greater than actual input size (input ${fmtShape(x.shape)}). Fix: use a smaller kernel, more padding or a larger input.`,
-    );
-  }
-  const Ho = Math.floor((Hp - kh) / sh) + 1;
-  const Wo = Math.floor((Wp - kw) / sw) + 1;
-  const xp = pad2d(x, p, padValue);
-  const parts: Tensor[] = [];
-  for (let i = 0; i < kh; i++) {
-    for (let j = 0; j < kw; j++) {
-      parts.push(xp.index(null, null, slice(i, i + sh * (Ho - 1) + 1, sh), slice(j, j + sw * (Wo - 1) + 1, sw)));
-    }
-  }
-  return { patches: parts.length === 1 ? parts[0].unsqueeze(2) : stack(parts, 2), Ho, Wo };
-}
-
 /** [C, H, W] inputs are one unbatched image, as in PyTorch. */
 function batched(op: string, x: Tensor): { x4: Tensor; unbatched: boolean } {
   if (x.dim() === 4) return { x4: x, unbatched: false };
@@ -76,19 +36,73 @@ function batched(op: string, x: Tensor): { x4: Tensor; unbatched: boolean } {
 export interface Conv2dOptions {
   stride?: Pair;
   padding?: Pair;
+  dilation?: Pair;
+}
+
+/** What a convolution's im2col reads: kernel, stride, padding, dilation, and the output grid. */
+interface Geometry {
+  kernel: [number, number];
+  stride: [number, number];
+  padding: [number, number];
+  dilation: [number, number];
+  /** input [H, W] and output [Ho, Wo] sizes */
+  input: [number, number];
+  output: [number, number];
+}
+
+/** The patch matrix of x under the convolution's map: im2col's forward map, or its transpose (read from the output side). */
+function patches(x: Tensor, geo: Geometry, transposed: boolean): Tensor {
+  const { kernel, stride, padding, dilation } = geo;
+  return apply('im2col', [x], { kernel, stride, padding, dilation, out: transposed ? geo.input : geo.output, transposed });
+}
+
+/**
+ * conv2d as one matmul of the patch matrix (im2col) with the weight, its gradients as two
+ * more over the same map: the weight's is gy^T @ im2col(x), the input's a transposed
+ * convolution, im2col of gy read backwards @ the weight, so no col2im sum is needed.
+ * Compiled, each im2col is read inside its matmul's operand loads and never written.
+ */
+class Convolution extends AutogradFunction {
+  static forward(ctx: Context, x: Tensor, weight: Tensor, bias: Tensor | number, geo: Geometry): Tensor {
+    const [N] = x.shape;
+    const [O] = weight.shape;
+    const [Ho, Wo] = geo.output;
+    ctx.saveForBackward(x, weight);
+    ctx.geo = geo;
+    let y = patches(x, geo, false).mm(weight.reshape([O, -1]).t());
+    if (typeof bias !== 'number') y = y.add(bias);
+    return y.reshape([N, Ho, Wo, O]).permute([0, 3, 1, 2]);
+  }
+  static backward(ctx: Context, g: Tensor): (Tensor | null)[] {
+    const [x, weight] = ctx.savedTensors;
+    const geo = ctx.geo as Geometry;
+    const [N, C] = x.shape;
+    const [O] = weight.shape;
+    const [H, W] = geo.input;
+    const [needX, needW, needB] = ctx.needsInputGrad;
+    const gm = needW ? g.permute([0, 2, 3, 1]).reshape([-1, O]) : null;
+    const gw = gm ? gm.t().mm(patches(x, geo, false)).reshape(weight.shape) : null;
+    const gb = needB ? g.sum([0, 2, 3]) : null;
+    // W as [(o, i, j), c]: the rows of the transposed map's columns
+    const gx = needX
+      ? patches(g, geo, true).mm(weight.permute([0, 2, 3, 1]).reshape([-1, C])).reshape([N, H, W, C]).permute([0, 3, 1, 2])
+      : null;
+    return [gx, gw, gb, null];
+  }
 }
 
 /** 2-D convolution (cross-correlation, as PyTorch): x [N, C, H, W], weight [O, C, kh, kw], bias [O]. */
 export function conv2d(x: Tensor, weight: Tensor, bias?: Tensor | null, opts: Conv2dOptions = {}): Tensor {
-  checkOptions('conv2d', opts, ['stride', 'padding']);
+  checkOptions('conv2d', opts, ['stride', 'padding', 'dilation']);
   const stride = pair('conv2d', 'stride', opts.stride, [1, 1], 1);
   const padding = pair('conv2d', 'padding', opts.padding, [0, 0], 0);
+  const dilation = pair('conv2d', 'dilation', opts.dilation, [1, 1], 1);
   if (weight.dim() !== 4) {
     throw new WgtorchError(`conv2d: expected a 4-D weight [outChannels, inChannels, kH, kW], got ${fmtShape(weight.shape)}.`);
   }
   const { x4, unbatched } = batched('conv2d', x);
   const [O, Cw, kh, kw] = weight.shape;
-  const [N, C] = x4.shape;
+  const [, C, H, W] = x4.shape;
   if (C !== Cw) {
     throw new WgtorchError(
       `conv2d: given groups=1, weight of size ${fmtShape(weight.shape)}, expected input${fmtShape(x.shape)} to have ${Cw} channels, but got ${C} channels instead.` +
@@ -98,14 +112,24 @@ export function conv2d(x: Tensor, weight: Tensor, bias?: Tensor | null, opts: Co
   if (bias && (bias.dim() !== 1 || bias.shape[0] !== O)) {
     throw new WgtorchError(`conv2d: expected bias of shape [${O}] (outChannels), got ${fmtShape(bias.shape)}.`);
   }
-  const { patches, Ho, Wo } = windows('conv2d', x4, [kh, kw], stride, padding, 0);
-  const K = C * kh * kw;
-  const L = Ho * Wo;
-  // [N, C, kk, Ho, Wo] -> [N, C*kk, L] -> [N*L, C*kk]: one matmul with the weight [O, C*kk]
-  const cols = patches.reshape([N, K, L]).permute([0, 2, 1]).reshape([N * L, K]);
-  let y = cols.mm(weight.reshape([O, K]).t());
-  if (bias) y = y.add(bias);
-  const out = y.reshape([N, Ho, Wo, O]).permute([0, 3, 1, 2]);
+  const Hp = H + 2 * padding[0];
+  const Wp = W + 2 * padding[1];
+  const ekh = dilation[0] * (kh - 1) + 1;
+  const ekw = dilation[1] * (kw - 1) + 1;
+  if (ekh > Hp || ekw > Wp) {
+    throw new WgtorchError(
+      `conv2d: calculated padded input size per channel: (${Hp} x ${Wp}). Kernel size: (${ekh} x ${ekw}). Kernel size can't be greater than actual input size (input ${fmtShape(x.shape)}). Fix: use a smaller kernel, more padding or a larger input.`,
+    );
+  }
+  const geo: Geometry = {
+    kernel: [kh, kw],
+    stride,
+    padding,
+    dilation,
+    input: [H, W],
+    output: [Math.floor((Hp - ekh) / stride[0]) + 1, Math.floor((Wp - ekw) / stride[1]) + 1],
+  };
+  const out = (Convolution.apply as (...a: unknown[]) => Tensor)(x4, weight, bias ?? 0, geo);
   return unbatched ? out.squeeze(0) : out;
 }
 
@@ -124,11 +148,22 @@ function pool(op: string, x: Tensor, kernelSize: Pair, opts: Pool2dOptions, kind
     throw new WgtorchError(`${op}: pad should be at most half of effective kernel size, but got pad=${JSON.stringify(opts.padding)} and kernelSize=${JSON.stringify(kernelSize)}.`);
   }
   const { x4, unbatched } = batched(op, x);
-  const [N, C] = x4.shape;
-  const { patches, Ho, Wo } = windows(op, x4, k, stride, padding, kind === 'max' ? -Infinity : 0);
+  const [N, C, H, W] = x4.shape;
+  const Hp = H + 2 * padding[0];
+  const Wp = W + 2 * padding[1];
+  if (k[0] > Hp || k[1] > Wp) {
+    throw new WgtorchError(
+      `${op}: calculated padded input size per channel: (${Hp} x ${Wp}). Kernel size: (${k[0]} x ${k[1]}). Kernel size can't be greater than actual input size (input ${fmtShape(x.shape)}). Fix: use a smaller kernel, more padding or a larger input.`,
+    );
+  }
+  const out: [number, number] = [Math.floor((Hp - k[0]) / stride[0]) + 1, Math.floor((Wp - k[1]) / stride[1]) + 1];
+  // every channel an image of one channel: rows (n, c, oh, ow), columns the window's k*k
+  // elements (padding reads -inf for max, 0 for avg: PyTorch's countIncludePad)
+  const attrs = { kernel: k, stride, padding, dilation: [1, 1], out, transposed: false, fill: kind === 'max' ? '-inf' : 'zero' };
+  const cols = apply('im2col', [x4.reshape([N * C, 1, H, W])], attrs);
   // max(dim) sends the gradient to the first maximum of each window, as PyTorch's max_pool2d
-  const out = kind === 'max' ? patches.max(2).values : patches.mean(2);
-  const y = out.reshape([N, C, Ho, Wo]);
+  const r = kind === 'max' ? cols.max(1).values : cols.mean(1);
+  const y = r.reshape([N, C, out[0], out[1]]);
   return unbatched ? y.squeeze(0) : y;
 }
 

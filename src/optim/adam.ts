@@ -2,6 +2,7 @@ import { zerosLike } from '../eager/factories.ts';
 import { persistent } from '../eager/persistent.ts';
 import type { Tensor } from '../eager/tensor.ts';
 import { WgtorchError } from '../ir/errors.ts';
+import { fusedAdamCpu } from './fused-cpu.ts';
 import { Optimizer, type ParamGroup, type ParamsInput, type State } from './optimizer.ts';
 
 export interface AdamOptions {
@@ -42,17 +43,20 @@ export class Adam extends Optimizer<AdamOptions> {
     }
     const t = (state.step as number) + 1;
     state.step = t;
+    const m = state.expAvg as Tensor;
+    const v = state.expAvgSq as Tensor;
+    const bc1 = 1 - b1 ** t;
+    const bc2 = 1 - b2 ** t;
+    // eager cpu: the same arithmetic as the ops below, in one loop (src/optim/fused-cpu.ts)
+    const fused = { lr: g.lr, b1, b2, eps: g.eps, weightDecay: g.weightDecay, decoupled: this.decoupled, maximize: g.maximize, bc1, bc2 };
+    if (fusedAdamCpu(p, grad, m, v, g.amsgrad ? (state.maxExpAvgSq as Tensor) : null, fused)) return;
     let d = g.maximize ? grad.neg() : grad;
     if (g.weightDecay !== 0) {
       if (this.decoupled) p.mul_(1 - g.lr * g.weightDecay);
       else d = d.add(p, { alpha: g.weightDecay });
     }
-    const m = state.expAvg as Tensor;
-    const v = state.expAvgSq as Tensor;
     m.mul_(b1).add_(d, { alpha: 1 - b1 });
     v.mul_(b2).add_(d.mul(d).mul(1 - b2));
-    const bc1 = 1 - b1 ** t;
-    const bc2 = 1 - b2 ** t;
     let second = v;
     if (g.amsgrad) {
       const mx = state.maxExpAvgSq as Tensor;

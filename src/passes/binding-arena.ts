@@ -9,7 +9,7 @@
  * not be bound both read-only and writable in one dispatch.
  *
  * Never a member: a matmul's A, B and C (the template streams them as vec4 arrays), an
- * index kernel's buffers, anything not float32, anything larger than ARENA_MAX_ELEMENTS
+ * index or row kernel's buffers, anything not float32, anything larger than ARENA_MAX_ELEMENTS
  * (copying it each call would cost more than the dispatch it saves).
  */
 import type { Graph } from '../ir/graph.ts';
@@ -29,7 +29,7 @@ export const arenaEligible = (dtype: string, elements: number): boolean => dtype
 /** Binding indices of `k` an arena may hold. */
 export function arenaCandidates(k: Kernel, sizeOf: (value: number) => number): number[] {
   const b = k.body;
-  if (b.kind === 'pack' || b.kind === 'index') return [];
+  if (b.kind !== 'elementwise' && b.kind !== 'reduce' && b.kind !== 'matmul') return [];
   const first = b.kind === 'matmul' ? 3 : 0;
   const out: number[] = [];
   k.bindings.forEach((x, i) => {

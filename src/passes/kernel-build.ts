@@ -3,15 +3,17 @@
  * nodes of its body, the operands it reads (directly, through strides, or in place), the
  * buffers it binds (reads, then writes) and the scalars it reads. No target code here.
  */
+import { asReduceOp } from '../ir/reductions.ts';
 import type { Graph, IRNode } from '../ir/graph.ts';
 import { numel, sameShape, stridesOf } from '../ir/shape.ts';
+import { isInt32Number } from '../ir/hash.ts';
+import { windowMap } from '../ir/window.ts';
 import type { Kernel as Group, Schedule } from './fusion.ts';
-import type { Binding, ElementwiseBody, ExprNode, IndexBody, Kernel, KernelOutput, MatmulInput, ReduceBody, Ref, TensorInput } from './kernel-ir.ts';
+import { buildRowKernel } from './kernel-build-row.ts';
+import type { Binding, ElementwiseBody, ExprNode, IndexBody, Kernel, KernelOutput, MatmulInput, OperandReduction, ReduceBody, Ref, TensorInput } from './kernel-ir.ts';
 import { broadcastView, matmulLayout, type View } from './views.ts';
 
-/** What building a kernel needs besides its group (LowerContext: the name the cpu target knows it by). */
-export type LowerContext = BuildContext;
-
+/** What building a kernel needs besides its group. */
 export interface BuildContext {
   g: Graph;
   views: Map<number, View>;
@@ -35,6 +37,7 @@ export function buildKernel(cx: BuildContext, k: Group, index: number): Kernel {
     case 'reduce': return buildReduce(cx, k, index);
     case 'matmul': return buildMatmul(cx, k, index);
     case 'index': return buildIndex(cx, k, index);
+    case 'row': return buildRowKernel(cx, k, index);
   }
 }
 
@@ -149,6 +152,8 @@ function buildElementwise(cx: BuildContext, ids: number[], shape: number[], inde
     nodes,
     outputs: written.map((id) => ({ ref: { kind: 'node', index: inside.get(id)! }, dtype: g.node(id).dtype })),
   };
+  // the numbers' integrality is in the compile key (src/ir/hash.ts): an int32 comparison with one computes in i32
+  if (ops.scalars.length && ops.scalars.every((id) => isInt32Number(g.node(id).attrs.value))) body.integerScalars = true;
   return {
     name: `k${index}_${opNames(g, ids).slice(0, 60)}`,
     body,
@@ -163,21 +168,23 @@ function buildElementwise(cx: BuildContext, ids: number[], shape: number[], inde
 /** A movement node that must be in memory: its elements read from the base through strides. */
 function buildCopy(cx: BuildContext, k: Extract<Group, { kind: 'copy' }>, index: number): Kernel {
   const n = cx.g.node(k.node);
+  // a view of a scalar (an expanded constant returned as is) has no buffer to read: its value is a uniform
+  const fromScalar = cx.g.node(k.base).op === 'scalar';
   const body: ElementwiseBody = {
     kind: 'elementwise',
     shape: [...k.shape],
-    inputs: [{ dtype: n.dtype, access: 'strided', strides: [...k.strides] }],
-    scalars: 0,
-    nodes: [{ op: 'copy', args: [{ kind: 'input', index: 0 }], attrs: {}, origin: { ids: [k.node], scope: n.scope } }],
+    inputs: fromScalar ? [] : [{ dtype: n.dtype, access: 'strided', strides: [...k.strides] }],
+    scalars: fromScalar ? 1 : 0,
+    nodes: [{ op: 'copy', args: [fromScalar ? { kind: 'scalar', index: 0 } : { kind: 'input', index: 0 }], attrs: {}, origin: { ids: [k.node], scope: n.scope } }],
     outputs: [{ ref: { kind: 'node', index: 0 }, dtype: n.dtype }],
   };
   return {
     name: `k${index}_copy`,
     body,
-    bindings: [{ value: k.base, dtype: cx.g.node(k.base).dtype, access: 'read' }, writeOf(cx.g, k.node)],
-    scalars: [],
+    bindings: [...(fromScalar ? [] : [{ value: k.base, dtype: cx.g.node(k.base).dtype, access: 'read' as const }]), writeOf(cx.g, k.node)],
+    scalars: fromScalar ? [k.base] : [],
     covers: { nodes: [k.node], scopes: scopesOf(cx.g, [k.node]) },
-    bytes: 8 * numel(n.shape),
+    bytes: (fromScalar ? 4 : 8) * numel(n.shape),
     flops: 0,
   };
 }
@@ -199,7 +206,7 @@ function buildReduce(cx: BuildContext, k: Extract<Group, { kind: 'reduce' }>, in
   const written = [k.node, ...k.epilogue].filter((id) => cx.writes.has(id));
   const body: ReduceBody = {
     kind: 'reduce',
-    combine: r.op as ReduceBody['combine'],
+    combine: asReduceOp(r.op),
     kept: kept.map((d) => inShape[d]),
     reduced: dims.map((d) => inShape[d]),
     inputs: ops.tensors.map((t) => {
@@ -231,7 +238,7 @@ function buildReduce(cx: BuildContext, k: Extract<Group, { kind: 'reduce' }>, in
  * A fused matmul: prologues per operand (recomputed elementwise producers, applied to every
  * loaded element; they read the element, scalars and one-element tensors), an epilogue per
  * output element (operands read at (row, col) through strides), and optionally the row
- * sums of op(A) with their own consumers, once per row.
+ * reductions of op(A) or op(B) along K with their own consumers, once per row or column.
  */
 function buildMatmul(cx: BuildContext, k: Extract<Group, { kind: 'matmul' }>, index: number): Kernel {
   const { g } = cx;
@@ -260,11 +267,17 @@ function buildMatmul(cx: BuildContext, k: Extract<Group, { kind: 'matmul' }>, in
   };
   const viewOf = (id: number) => cx.views.get(id) ?? { base: id, shape: g.node(id).shape, strides: stridesOf(g.node(id).shape) };
 
-  const operand = (id: number, prologue: number[]) => {
+  const operand = (id: number, prologue: number[], window: number | undefined) => {
+    if (window !== undefined) {
+      // read through the conv's index map from the im2col's source (a view of it is read with its strides)
+      const w = g.node(window);
+      const src = viewOf(w.inputs[0]);
+      return { base: src.base, trans: false, nodes: [] as ExprNode[], window: windowMap(w.attrs, src.shape, src.strides) };
+    }
     const v = viewOf(id);
     const layout = matmulLayout(v, g.node(v.base).shape);
     if (!layout) throw new Error(`matmul operand %${id} is neither plain nor transposed`);
-    if (!prologue.length) return { base: v.base, trans: layout === 'transposed', nodes: [] as ExprNode[] };
+    if (!prologue.length) return { base: v.base, trans: layout === 'transposed', nodes: [] as ExprNode[], window: undefined };
     // the prologue reads one tensor shaped like its result (the element), plus scalars and one-element tensors
     const inside = new Map<number, number>();
     let src = -1;
@@ -282,10 +295,10 @@ function buildMatmul(cx: BuildContext, k: Extract<Group, { kind: 'matmul' }>, in
       inside.set(pid, inside.size);
       return e;
     });
-    return { base: src, trans: layout === 'transposed', nodes };
+    return { base: src, trans: layout === 'transposed', nodes, window: undefined };
   };
-  const A = operand(mm.inputs[0], k.prologueA);
-  const B = operand(mm.inputs[1], k.prologueB);
+  const A = operand(mm.inputs[0], k.prologueA, k.windowA);
+  const B = operand(mm.inputs[1], k.prologueB, k.windowB);
 
   // ---- epilogue: C holds the first float value written (the matmul itself if need be)
   let written = [k.node, ...k.epilogue].filter((id) => cx.writes.has(id));
@@ -315,36 +328,43 @@ function buildMatmul(cx: BuildContext, k: Extract<Group, { kind: 'matmul' }>, in
   });
   const outputs: KernelOutput[] = written.map((id) => ({ ref: id === k.node ? { kind: 'acc' } : { kind: 'node', index: epiInside.get(id)! }, dtype: g.node(id).dtype }));
 
-  // ---- once per row: the row sums of op(A) and what consumes them
-  const rowSum = k.rowSumA;
-  const rowWritten = [...(rowSum !== null ? [rowSum] : []), ...k.rowEpilogue].filter((id) => cx.writes.has(id) || (id === rowSum && !k.rowEpilogue.length));
-  const rowInside = new Map<number, number>();
-  const rowNodes: ExprNode[] = k.rowEpilogue.map((id) => {
-    const n = g.node(id);
-    const args: Ref[] = n.inputs.map((i) => {
-      const v = viewOf(i);
-      if (rowSum !== null && v.base === rowSum) return { kind: 'acc' };
-      if (rowInside.has(i)) return { kind: 'node', index: rowInside.get(i)! };
-      if (g.node(v.base).op === 'scalar') return scalarRef(v.base);
-      const over = overOf(v.base);
-      if (over !== undefined && rowWritten.includes(over)) return inputRef({ at: 'alias', region: 'row', output: rowWritten.indexOf(over) });
-      const [sr] = broadcastView(v, [M]);
-      return inputRef({ at: 'row', read: readOf(v.base), strides: [sr] });
+  // ---- once per row of op(A) or column of op(B): the operand reductions and what consumes them
+  const reductions: OperandReduction[] = [];
+  const reductionWrites: number[] = [];
+  k.reductions.forEach((red, q) => {
+    // a reduction whose value only its epilogue reads is still written when the epilogue writes nothing of its own
+    const redWritten = [red.node, ...red.epilogue].filter((id) => cx.writes.has(id) || (id === red.node && !red.epilogue.length));
+    const inside = new Map<number, number>();
+    const lines = red.operand === 'A' ? M : N;
+    const nodes: ExprNode[] = red.epilogue.map((id) => {
+      const n = g.node(id);
+      const args: Ref[] = n.inputs.map((i) => {
+        const v = viewOf(i);
+        if (v.base === red.node) return { kind: 'acc' };
+        if (inside.has(i)) return { kind: 'node', index: inside.get(i)! };
+        if (g.node(v.base).op === 'scalar') return scalarRef(v.base);
+        const over = overOf(v.base);
+        if (over !== undefined && redWritten.includes(over)) return inputRef({ at: 'alias', region: q, output: redWritten.indexOf(over) });
+        const [sl] = broadcastView(v, [lines]);
+        return inputRef({ at: 'line', read: readOf(v.base), strides: [sl] });
+      });
+      inside.set(id, inside.size);
+      return { op: n.op, args, attrs: n.attrs, origin: { ids: [id], scope: n.scope } };
     });
-    rowInside.set(id, rowInside.size);
-    return { op: n.op, args, attrs: n.attrs, origin: { ids: [id], scope: n.scope } };
+    reductions.push({
+      operand: red.operand,
+      combine: asReduceOp(g.node(red.node).op),
+      epilogue: nodes,
+      outputs: redWritten.map((id) => ({ ref: (id === red.node ? { kind: 'acc' } : { kind: 'node', index: inside.get(id)! }) as Ref, dtype: g.node(id).dtype })),
+    });
+    reductionWrites.push(...redWritten);
   });
-  const rows =
-    rowSum === null
-      ? null
-      : {
-          epilogue: rowNodes,
-          outputs: rowWritten.map((id) => ({ ref: (id === rowSum ? { kind: 'acc' } : { kind: 'node', index: rowInside.get(id)! }) as Ref, dtype: g.node(id).dtype })),
-        };
 
-  const covered = [...k.prologueA, ...k.prologueB, k.node, ...k.epilogue, ...(rowSum !== null ? [rowSum] : []), ...k.rowEpilogue];
+  const windows = [...new Set([k.windowA, k.windowB].filter((w): w is number => w !== undefined))];
+  const covered = [...windows, ...k.prologueA, ...k.prologueB, k.node, ...k.epilogue, ...k.reductions.flatMap((r) => [r.node, ...r.epilogue])];
   const readBinding = (id: number): Binding => ({ value: id, dtype: g.node(id).dtype, access: 'read' });
-  const name = `k${index}_mm${A.trans ? 'T' : 'N'}${B.trans ? 'T' : 'N'}${k.epilogue.length ? '_' + opNames(g, k.epilogue).slice(0, 40) : ''}${rowSum !== null ? '_colsum' : ''}${k.rowEpilogue.length ? '_rowupdate' : ''}`;
+  const redName = k.reductions.map((r) => `_${g.node(r.node).op}${r.operand}${r.epilogue.length ? `_${opNames(g, r.epilogue).slice(0, 20)}` : ''}`).join('');
+  const name = `k${index}_mm${A.trans ? 'T' : 'N'}${B.trans ? 'T' : 'N'}${A.window ? '_im2colA' : ''}${B.window ? '_im2colB' : ''}${k.epilogue.length ? '_' + opNames(g, k.epilogue).slice(0, 40) : ''}${redName}`;
   return {
     name,
     body: {
@@ -357,17 +377,20 @@ function buildMatmul(cx: BuildContext, k: Extract<Group, { kind: 'matmul' }>, in
       transB: B.trans,
       prologueA: A.nodes,
       prologueB: B.nodes,
+      ...(A.window ? { windowA: A.window } : {}),
+      ...(B.window ? { windowB: B.window } : {}),
       epilogue,
       outputs,
-      rows,
+      reductions,
       inputs,
       reads: reads.map((id) => ({ dtype: g.node(id).dtype })),
       scalars: scalars.length,
     },
-    bindings: [readBinding(A.base), readBinding(B.base), writeOf(g, written[0]), ...reads.map(readBinding), ...written.slice(1).map((id) => writeOf(g, id)), ...rowWritten.map((id) => writeOf(g, id))],
+    bindings: [readBinding(A.base), readBinding(B.base), writeOf(g, written[0]), ...reads.map(readBinding), ...written.slice(1).map((id) => writeOf(g, id)), ...reductionWrites.map((id) => writeOf(g, id))],
     scalars,
     covers: { nodes: covered, scopes: scopesOf(g, covered) },
-    bytes: 4 * (M * K + K * N + M * N * written.length),
+    // a windowed operand is read from its source (each element about kh*kw times, mostly from cache)
+    bytes: 4 * ((A.window ? numel(g.node(A.base).shape) : M * K) + (B.window ? numel(g.node(B.base).shape) : K * N) + M * N * written.length),
     flops: 2 * M * N * K,
   };
 }

@@ -10,6 +10,8 @@
  */
 import type { DType } from '../ir/dtype.ts';
 import type { Attrs } from '../ir/registry.ts';
+import type { ReduceOp } from '../ir/reductions.ts';
+import type { WindowMap } from '../ir/window.ts';
 
 /** A value inside a kernel body. */
 export type Ref =
@@ -19,10 +21,12 @@ export type Ref =
   | { kind: 'scalar'; index: number }
   /** an earlier expression node of the same list */
   | { kind: 'node'; index: number }
-  /** the reduced value (reduction epilogue), the product (matmul epilogue) or a row's sum (matmul row epilogue) */
+  /** the reduced value (reduction epilogue), the product (matmul epilogue) or a line's reduced value (matmul operand reduction) */
   | { kind: 'acc' }
   /** the operand element being loaded, inside a matmul prologue */
-  | { kind: 'element' };
+  | { kind: 'element' }
+  /** a row kernel's per-row value: the result of its step `index` */
+  | { kind: 'stat'; index: number };
 
 /** One registry op applied to refs: the expression trees of every body are lists of these. */
 export interface ExprNode {
@@ -68,8 +72,8 @@ export interface ElementwiseBody {
   outputs: KernelOutput[];
 }
 
-/** How a reduction combines: its identity and the pairwise rule (argmax also keeps the index). */
-export type Combine = 'sum' | 'max' | 'argmax';
+/** How a reduction combines: a reduction declared in src/ir/reductions.ts (its identity and pairwise rule). */
+export type Combine = ReduceOp;
 
 export interface ReduceBody {
   kind: 'reduce';
@@ -90,6 +94,46 @@ export interface ReduceBody {
 }
 
 /**
+ * One step of a row kernel, computed once per row (per kept index) in order: a reduction over
+ * the row of per-element expressions, or an expression of earlier steps' values.
+ */
+export type RowStep =
+  /** combine(value) over the reduced elements; `nodes` run per element and read inputs, scalars, earlier steps */
+  | { kind: 'reduce'; combine: 'sum' | 'max'; nodes: ExprNode[]; value: Ref }
+  /** one op over earlier steps, scalars and inputs that are constant along the row */
+  | { kind: 'map'; node: ExprNode };
+
+/** What a row kernel writes: an element of the row (`nodes`' values) or one value per row (a step's). */
+export interface RowOutput {
+  ref: Ref;
+  dtype: DType;
+  per: 'element' | 'row';
+  /** 'element': where element (kept, reduced) is stored, strides over kept dims then reduced dims; 'row': at the kept index */
+  strides?: number[];
+}
+
+/**
+ * Reductions whose results are read back over the same rows, chained (softmax, logSoftmax,
+ * layerNorm and their gradients; sibling column sums over one space): one kernel per call,
+ * one row (kept index) per workgroup on WebGPU. The steps run in order, each reduction a pass
+ * over the row that recomputes the per-element expressions it needs; then `nodes`, per
+ * element, make the element outputs. No intermediate of the chain is written unless returned.
+ */
+export interface RowBody {
+  kind: 'row';
+  /** sizes of the kept dims (one row each) and of the reduced dims (a row's elements) */
+  kept: number[];
+  reduced: number[];
+  /** every input strided over (kept dims, then reduced dims); an input read by a 'map' step has reduced strides 0 */
+  inputs: TensorInput[];
+  scalars: number;
+  steps: RowStep[];
+  /** per element, after every step: reads inputs, scalars and steps ({ kind: 'stat' }) */
+  nodes: ExprNode[];
+  outputs: RowOutput[];
+}
+
+/**
  * An extra tensor a matmul's prologue or epilogue reads. `read` is its binding among the
  * body's `reads`; several inputs may share one binding (one buffer read through two views).
  */
@@ -98,17 +142,31 @@ export type MatmulInput =
   | { at: 'element'; read: number }
   /** element (row, col) at row * strides[0] + col * strides[1] (an epilogue operand) */
   | { at: 'rowcol'; read: number; strides: [number, number] }
-  /** element row at row * strides[0] (a row epilogue operand) */
-  | { at: 'row'; read: number; strides: [number] }
-  /** the old value of an in-place update, in the buffer of `output` (of the epilogue, or of the row epilogue) */
-  | { at: 'alias'; region: 'epilogue' | 'row'; output: number };
+  /** element i of a reduced line (row i of op(A), column i of op(B)) at i * strides[0] (an operand reduction's epilogue operand) */
+  | { at: 'line'; read: number; strides: [number] }
+  /** the old value of an in-place update, in the buffer of `output` (of the epilogue, or of operand reduction `region`) */
+  | { at: 'alias'; region: 'epilogue' | number; output: number };
+
+/**
+ * A reduction along K of an operand the matmul loads anyway (after its prologue): one value
+ * per row of op(A) (M of them) or per column of op(B) (N), with elementwise work on it run
+ * once per row or column (acc is the reduced value). A bias gradient is the sum over the
+ * rows of the transposed output gradient; its optimizer update rides along as the epilogue.
+ */
+export interface OperandReduction {
+  operand: 'A' | 'B';
+  /** a value reduction of src/ir/reductions.ts (a fold, or a select without index) */
+  combine: ReduceOp;
+  epilogue: ExprNode[];
+  outputs: KernelOutput[];
+}
 
 /**
  * C[M, N] = op(A) @ op(B) over `batch` matrices, with the elementwise work fused around it:
  * a prologue per operand (applied to every loaded element), an epilogue per output
- * element, and optionally the row sums of op(A) with elementwise work once per row (a
- * reduction over the operand fused into the matmul's epilogue: a bias gradient and its
- * optimizer update ride along a weight gradient).
+ * element, and reductions of the loaded operands along K with their own epilogues, once
+ * per row of op(A) or column of op(B) (a bias gradient and its optimizer update ride
+ * along a weight gradient).
  */
 export interface MatmulBody {
   kind: 'matmul';
@@ -121,12 +179,18 @@ export interface MatmulBody {
   transB: boolean;
   prologueA: ExprNode[];
   prologueB: ExprNode[];
+  /**
+   * An operand read through a convolution's index map (an im2col never written): op(A)(row, k)
+   * is element (row, k) of the map over the bound buffer (then transA is false), likewise B.
+   */
+  windowA?: WindowMap;
+  windowB?: WindowMap;
   /** per (row, col): acc is the product; inputs index `inputs` */
   epilogue: ExprNode[];
   /** the values written per element; outputs[0] is C itself (its buffer is binding 2) */
   outputs: KernelOutput[];
-  /** the row sums of op(A) (acc) and what consumes them, once per row */
-  rows: { epilogue: ExprNode[]; outputs: KernelOutput[] } | null;
+  /** reductions along K of op(A) (per row) or op(B) (per column), at most one per operand */
+  reductions: OperandReduction[];
   inputs: MatmulInput[];
   /** the extra buffers read (bindings 3.., after A, B and C) */
   reads: { dtype: DType }[];
@@ -140,7 +204,7 @@ export interface MatmulBody {
  */
 export interface IndexBody {
   kind: 'index';
-  op: 'slice' | 'sliceScatter' | 'gather' | 'scatterAdd';
+  op: 'slice' | 'sliceScatter' | 'gather' | 'scatterAdd' | 'im2col' | 'col2im';
   /** the output shape */
   shape: number[];
   dtype: DType;
@@ -155,7 +219,7 @@ export interface PackBody {
   parts: Kernel[];
 }
 
-export type KernelBody = ElementwiseBody | ReduceBody | MatmulBody | IndexBody | PackBody;
+export type KernelBody = ElementwiseBody | ReduceBody | RowBody | MatmulBody | IndexBody | PackBody;
 
 /** A buffer the kernel binds: the IR value it holds, and whether the kernel writes it. */
 export interface Binding {
@@ -169,7 +233,7 @@ export interface Kernel {
   body: KernelBody;
   /**
    * The buffers bound, in order. elementwise/reduce: inputs that are not aliases, then
-   * outputs; matmul: A, B, C, reads, outputs[1..], row outputs; pack: its parts' in order.
+   * outputs; matmul: A, B, C, reads, outputs[1..], each reduction's outputs; pack: its parts' in order.
    */
   bindings: Binding[];
   /** IR scalar nodes whose values the body's scalar refs read, in order */
@@ -216,6 +280,7 @@ function refText(r: Ref, inputs: (i: number) => string): string {
     case 'node': return `v${r.index}`;
     case 'acc': return 'acc';
     case 'element': return 'x';
+    case 'stat': return `r${r.index}`;
   }
 }
 
@@ -276,19 +341,45 @@ export function printKernel(k: Kernel, opOf?: (id: number) => string): string {
       const extra = k.bindings.slice(3, 3 + b.reads.length);
       const inName = (i: number) => {
         const x = b.inputs[i]!;
-        if (x.at === 'alias') return `old(${x.region === 'row' ? 'rout' : 'out'}${x.output})`;
+        if (x.at === 'alias') return `old(${x.region === 'epilogue' ? 'out' : `red${x.region}.out`}${x.output})`;
         const buf = val(extra[x.read]);
-        return x.at === 'element' ? `${buf}[0]` : x.at === 'row' ? `${buf}[row*${x.strides[0]}]` : `${buf}[row*${x.strides[0]} + col*${x.strides[1]}]`;
+        return x.at === 'element' ? `${buf}[0]` : x.at === 'line' ? `${buf}[i*${x.strides[0]}]` : `${buf}[row*${x.strides[0]} + col*${x.strides[1]}]`;
       };
+      for (const [which, w] of [['A', b.windowA], ['B', b.windowB]] as const) {
+        if (!w) continue;
+        const pairs = `kernel ${shapeText(w.kernel)} stride ${shapeText(w.stride)} padding ${shapeText(w.padding)} dilation ${shapeText(w.dilation)}`;
+        lines.push(`  ${which} read through im2col${w.transposed ? ' (transposed)' : ''} of ${shapeText(w.src)} strides ${shapeText(w.strides)}: ${pairs}, rows over ${shapeText(w.rows)}`);
+      }
       if (b.prologueA.length) lines.push('  prologue A (each loaded x):', ...exprLines(b.prologueA, inName, '    ', 'a'));
       if (b.prologueB.length) lines.push('  prologue B (each loaded x):', ...exprLines(b.prologueB, inName, '    ', 'b'));
       if (b.epilogue.length) lines.push('  epilogue (each row, col; acc = the product):', ...exprLines(b.epilogue, inName, '    ', 'e'));
       b.outputs.forEach((o, j) => lines.push(`  out${j} ${val(j === 0 ? C : writeVals[j])} ${o.dtype} = ${outText(o, 'e')}`));
-      if (b.rows) {
-        lines.push(`  rows (each row; acc = the row's sum of ${b.transA ? `${val(A)}^T` : val(A)}):`, ...exprLines(b.rows.epilogue, inName, '    ', 'r'));
-        const rowWrites = writeVals.slice(b.outputs.length);
-        b.rows.outputs.forEach((o, j) => lines.push(`  rout${j} ${val(rowWrites[j])} ${o.dtype} = ${outText(o, 'r')}`));
-      }
+      let redWrites = writeVals.slice(b.outputs.length);
+      b.reductions.forEach((r, q) => {
+        const line = r.operand === 'A' ? `row i of ${val(A)}${b.transA ? '^T' : ''}` : `column i of ${val(B)}${b.transB ? '^T' : ''}`;
+        lines.push(`  red${q} (each i; acc = ${r.combine} over K of ${line}):`, ...exprLines(r.epilogue, inName, '    ', 'r'));
+        r.outputs.forEach((o, j) => lines.push(`  red${q}.out${j} ${val(redWrites[j])} ${o.dtype} = ${outText(o, 'r')}`));
+        redWrites = redWrites.slice(r.outputs.length);
+      });
+      break;
+    }
+    case 'row': {
+      lines.push(`kernel ${k.name}: row over ${shapeText(b.reduced)} for each of ${shapeText(b.kept)}${scalars}`);
+      b.inputs.forEach((t, i) => lines.push(`  ${tensorInputText(t, i, (j) => val(readVals[j]))}`));
+      const inName = (i: number) => `in${i}`;
+      b.steps.forEach((st, s) => {
+        if (st.kind === 'map') {
+          lines.push(...exprLines([st.node], inName, '  ', 'r').map((l) => l.replace(/^  r0 =/, `  r${s} =`)));
+          return;
+        }
+        const v = st.value.kind === 'node' ? `e${st.value.index}` : refText(st.value, inName);
+        if (st.nodes.length) lines.push(`  each element of the row (step ${s}):`, ...exprLines(st.nodes, inName, '    ', 'e'));
+        lines.push(`  r${s} = ${st.combine}(${v}) over the row`);
+      });
+      if (b.nodes.length) lines.push('  each element:', ...exprLines(b.nodes, inName, '    ', 'v'));
+      b.outputs.forEach((o, j) =>
+        lines.push(`  out${j} ${val(writeVals[j])} ${o.dtype} = ${outText(o)}${o.per === 'row' ? ' (one per row)' : ` strides ${shapeText(o.strides ?? [])}`}`),
+      );
       break;
     }
     case 'index':

@@ -5,7 +5,7 @@
  * The browser twin (threads.browser.ts) has no helpers, so every product runs on the calling
  * thread; Web Workers could go behind the same interface.
  *
- * A product is cut into chunks (12 i32 gemm arguments each) in a SharedArrayBuffer; the caller
+ * A product is cut into jobs (a kind and up to 13 i32 arguments each) in a SharedArrayBuffer; the caller
  * and the helpers claim chunks from one counter with Atomics, so the caller never waits for a
  * helper that the OS has not scheduled (on a busy machine it simply does all the chunks
  * itself); it waits only for chunks a helper has already claimed. The counter carries a
@@ -17,8 +17,13 @@ import { availableParallelism } from 'node:os';
 import { isMainThread, Worker } from 'node:worker_threads';
 import { envVar } from './env.ts';
 
-/** gemm's arguments but the last: a, aI, aK, b, bK, bJ, c, M, K, N, j0, j1 (the executing thread adds its scratch) */
-export type GemmJob = [number, number, number, number, number, number, number, number, number, number, number, number];
+/**
+ * One piece of a product: `[JOB_GEMM, ...gemm's arguments but the last]` (the executing thread
+ * adds its scratch) or `[JOB_PACK, ...pack's arguments]` (codegen-cpu/wasm/gemm-module.ts).
+ */
+export type GemmJob = number[];
+export const JOB_GEMM = 0;
+export const JOB_PACK = 1;
 
 export interface GemmHelpers {
   /** helpers started and waiting for work */
@@ -30,19 +35,24 @@ export interface GemmHelpers {
 }
 
 export const MAX_JOBS = 64;
-const ARGS = 12;
+const ARGS = 14;
 // control words
 const GEN = 0, COUNT = 1, NEXT = 2, DONE = 3, HEADER = 4;
+/** how long a helper polls for the next product before it sleeps: a product's pack and compute
+ * phases, and a step's matmuls, follow each other closer than a futex wake-up */
+const SPIN_MS = 0.02;
 
 // Runs in each worker (CommonJS eval): instantiate, then claim chunks whenever a generation starts.
 const WORKER_SOURCE = `
 const { parentPort, workerData } = require('node:worker_threads');
 const { module, memory, control, work } = workerData;
-const gemm = new WebAssembly.Instance(module, { env: { mem: memory } }).exports.gemm;
+const { gemm, pack } = new WebAssembly.Instance(module, { env: { mem: memory } }).exports;
 const ctl = new Int32Array(control);
 parentPort.postMessage('ready');
 let seen = 0;
 for (;;) {
+  const until = performance.now() + ${SPIN_MS};
+  while (Atomics.load(ctl, ${GEN}) === seen && performance.now() < until);
   Atomics.wait(ctl, ${GEN}, seen);
   const gen = Atomics.load(ctl, ${GEN});
   seen = gen;
@@ -53,7 +63,8 @@ for (;;) {
     if (i >= Atomics.load(ctl, ${COUNT})) break;
     if (Atomics.compareExchange(ctl, ${NEXT}, v, v + 1) !== v) continue;
     const o = ${HEADER} + i * ${ARGS};
-    gemm(ctl[o], ctl[o + 1], ctl[o + 2], ctl[o + 3], ctl[o + 4], ctl[o + 5], ctl[o + 6], ctl[o + 7], ctl[o + 8], ctl[o + 9], ctl[o + 10], ctl[o + 11], work);
+    if (ctl[o] === ${JOB_PACK}) pack(ctl[o + 1], ctl[o + 2], ctl[o + 3], ctl[o + 4], ctl[o + 5], ctl[o + 6], ctl[o + 7], ctl[o + 8], ctl[o + 9]);
+    else gemm(ctl[o + 1], ctl[o + 2], ctl[o + 3], ctl[o + 4], ctl[o + 5], ctl[o + 6], ctl[o + 7], ctl[o + 8], ctl[o + 9], ctl[o + 10], ctl[o + 11], ctl[o + 12], ctl[o + 13], work);
     Atomics.add(ctl, ${DONE}, 1);
     Atomics.notify(ctl, ${DONE});
   }

@@ -176,11 +176,11 @@ async function readStorage(v: Storage | number, n: IRNode): Promise<Float32Array
   return Float32Array.from(a as ArrayLike<number>);
 }
 
-/** A backend view whose device reports `maxStorageBuffersPerShaderStage = maxBindings`. */
-function limitedBackend(backend: WebGPUBackend, maxBindings: number): WebGPUBackend {
+/** A backend view whose device reports lower limits (`maxStorageBuffersPerShaderStage`, `maxComputeWorkgroupsPerDimension`, ...). */
+function limitedBackend(backend: WebGPUBackend, over: Partial<Record<keyof GPUSupportedLimits, number>>): WebGPUBackend {
   const ctx = backend.ctx;
   const limits = new Proxy(ctx.limits, {
-    get: (t, p) => (p === 'maxStorageBuffersPerShaderStage' ? maxBindings : (Reflect.get(t, p, t) as unknown)),
+    get: (t, p) => (p in over ? over[p as keyof GPUSupportedLimits] : (Reflect.get(t, p, t) as unknown)),
   });
   const bindTo = <T extends object>(target: T, over: Record<string | symbol, unknown>) =>
     new Proxy(target, {
@@ -200,12 +200,19 @@ export interface PlanRun {
 }
 
 /**
- * Builds a GpuPlan for `g` (optionally with a smaller binding limit) and runs it with the
+ * Builds a GpuPlan for `g` (optionally with a smaller binding or grid limit) and runs it with the
  * trace's bindings (cpu storages are uploaded); returns each output by output index.
  */
-export async function runGpuPlan(g: Graph, bind: (n: IRNode) => Storage | number, opts: { maxBindings?: number; pack?: boolean } = {}): Promise<PlanRun> {
+export async function runGpuPlan(
+  g: Graph,
+  bind: (n: IRNode) => Storage | number,
+  opts: { maxBindings?: number; pack?: boolean; maxWorkgroupsPerDimension?: number } = {},
+): Promise<PlanRun> {
   const webgpu = getBackend('webgpu') as WebGPUBackend;
-  const backend = opts.maxBindings ? limitedBackend(webgpu, opts.maxBindings) : webgpu;
+  const over: Partial<Record<keyof GPUSupportedLimits, number>> = {};
+  if (opts.maxBindings) over.maxStorageBuffersPerShaderStage = opts.maxBindings;
+  if (opts.maxWorkgroupsPerDimension) over.maxComputeWorkgroupsPerDimension = opts.maxWorkgroupsPerDimension;
+  const backend = Object.keys(over).length ? limitedBackend(webgpu, over) : webgpu;
   const plan = new GpuPlan(g, backend, new Map(), { pack: opts.pack });
   const uploaded = new Map<number, Storage>();
   for (const n of g.nodes) {

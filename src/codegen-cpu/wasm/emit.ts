@@ -17,13 +17,15 @@ export const op = {
   localGet: 0x20, localSet: 0x21, localTee: 0x22,
   f32Load: 0x2a, f32Store: 0x38, i32Const: 0x41, f32Const: 0x43,
   i32Eqz: 0x45, i32Eq: 0x46, i32Ne: 0x47, i32LtS: 0x48, i32LtU: 0x49, i32GtS: 0x4a, i32LeS: 0x4c, i32GeS: 0x4e,
-  i32Add: 0x6a, i32Sub: 0x6b, i32Mul: 0x6c, i32And: 0x71, i32Or: 0x72, i32Shl: 0x74,
+  i32Add: 0x6a, i32Sub: 0x6b, i32Mul: 0x6c, i32DivU: 0x6e, i32And: 0x71, i32Or: 0x72, i32Shl: 0x74,
 } as const;
 
 /** SIMD opcodes (after the 0xfd prefix, LEB128-encoded). */
 export const simd = {
-  v128Load: 0x00, v128Load32Splat: 0x09, v128Store: 0x0b, v128Const: 0x0c,
+  v128Load: 0x00, v128Load32Splat: 0x09, v128Store: 0x0b, v128Const: 0x0c, i8x16Shuffle: 0x0d,
   f32x4Splat: 0x13, f32x4Add: 0xe4, f32x4Sub: 0xe5, f32x4Mul: 0xe6,
+  /** relaxed SIMD: a * b + c, fused where the CPU has FMA (results may differ by one rounding) */
+  f32x4RelaxedMadd: 0x105,
 } as const;
 
 export function uleb(n: number): number[] {
@@ -91,6 +93,18 @@ export class FnBuilder {
     this.emit(op.i32Add).set(l);
     this.emit(op.br, 0, op.end, op.end);
     return this;
+  }
+  /** block ... end: `br n` inside branches to its end */
+  block(body: () => void): this {
+    this.emit(op.block, 0x40);
+    body();
+    return this.emit(op.end);
+  }
+  /** loop ... end: `br n` inside branches back to its start */
+  loop(body: () => void): this {
+    this.emit(op.loop, 0x40);
+    body();
+    return this.emit(op.end);
   }
   /** if (cond) then else otherwise; with `result`, both arms leave one value of that type */
   if(cond: () => void, then: () => void, otherwise?: () => void, result?: ValType): this {

@@ -10,6 +10,8 @@ import { broadcastStrides, runElementwise, type EwArg } from './elementwise.ts';
 import { matmulF32 } from './matmul.ts';
 import { runIndex } from './indexing.ts';
 import { runReduce } from './reduce.ts';
+import { asReduceOp } from '../../ir/reductions.ts';
+import { swapsLastTwo, transposeLastTwo } from './transpose.ts';
 
 export class CpuStorage implements Storage {
   version = 0;
@@ -73,7 +75,7 @@ export class CpuBackend implements Backend {
       }
       case 'reduce': {
         const a = args[0] as TensorArg;
-        runReduce(op.name as 'sum' | 'max' | 'argmax', arr(a), a.shape, attrs.dims as number[], o);
+        runReduce(asReduceOp(op.name), arr(a), a.shape, attrs.dims as number[], o);
         return;
       }
       case 'matmul': {
@@ -87,6 +89,10 @@ export class CpuBackend implements Backend {
         const a = args[0] as TensorArg;
         if (op.name === 'reshape') {
           if (o !== arr(a)) o.set(arr(a)); // same row-major order
+          return;
+        }
+        if (op.name === 'permute' && swapsLastTwo(attrs.dims as number[])) {
+          transposeLastTwo(arr(a), a.shape, o);
           return;
         }
         const s = stridesOf(a.shape);

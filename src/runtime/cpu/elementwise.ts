@@ -44,7 +44,8 @@ function rowKernel(op: OpDef, attrs: Attrs, kinds: Kind[]): RowKernel {
     return `x${i}`;
   });
   const expr = op.formula!(jsLang, names, attrs);
-  const body = `${once.join(' ')} for (let j = 0; j < n; j++) { ${loads.join(' ')} out[o + j] = ${expr}; }`;
+  // the sourceURL names the kernel in profiles and stack traces
+  const body = `${once.join(' ')} for (let j = 0; j < n; j++) { ${loads.join(' ')} out[o + j] = ${expr}; }\n//# sourceURL=wgtorch-cpu-${op.name}-${kinds.join('')}.js`;
   k = new Function(...params, body) as RowKernel;
   kernels.set(key, k);
   return k;

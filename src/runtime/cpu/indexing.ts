@@ -1,5 +1,5 @@
 /**
- * CPU kernels of the index primitives (slice, sliceScatter, gather, scatterAdd) over
+ * CPU kernels of the index primitives (slice, sliceScatter, gather, scatterAdd, im2col) over
  * contiguous inputs. Index values out of range raise PyTorch's error before anything is
  * written.
  */
@@ -7,6 +7,7 @@ import type { HostArray } from '../../ir/dtype.ts';
 import { WgtorchError } from '../../ir/errors.ts';
 import type { Attrs } from '../../ir/registry.ts';
 import { numel, stridesOf } from '../../ir/shape.ts';
+import { windowGradAt, windowMap, windowOffset } from '../../ir/window.ts';
 
 /** Calls fn(flatOut, coords) for every position of shape in row-major order (coords is reused). */
 function forEachIndex(shape: readonly number[], fn: (flat: number, c: number[]) => void): void {
@@ -87,6 +88,24 @@ export function runIndex(
         acc[off] += x.arr[flat];
       });
       out.set(acc);
+      return;
+    }
+    case 'im2col': {
+      const w = windowMap(attrs, x.shape, stridesOf(x.shape));
+      const cols = outShape[1];
+      for (let m = 0, flat = 0; m < outShape[0]; m++) {
+        for (let q = 0; q < cols; q++, flat++) {
+          const off = windowOffset(w, m, q);
+          out[flat] = off < 0 ? w.fill : x.arr[off];
+        }
+      }
+      return;
+    }
+    case 'col2im': {
+      const w = windowMap(attrs, outShape, stridesOf(outShape));
+      const cols = x.shape[1];
+      const at = (m: number, q: number) => x.arr[m * cols + q];
+      forEachIndex(outShape, (flat, c) => (out[flat] = windowGradAt(w, c[0], c[1], c[2], c[3], at)));
       return;
     }
     default:

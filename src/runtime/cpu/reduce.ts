@@ -1,5 +1,6 @@
-/** CPU reductions (sum, max, argmax) over any set of dims, accumulating in doubles. */
+/** CPU reductions (every one src/ir/reductions.ts declares) over any set of dims, accumulating in doubles. */
 import type { HostArray } from '../../ir/dtype.ts';
+import { REDUCTIONS, type ReduceOp } from '../../ir/reductions.ts';
 import { stridesOf } from '../../ir/shape.ts';
 
 /** Offsets of every position of the sub-space spanned by `dims`, row-major over those dims. */
@@ -23,13 +24,9 @@ function offsetsOf(shape: readonly number[], strides: readonly number[], dims: r
   return out;
 }
 
-export function runReduce(
-  kind: 'sum' | 'max' | 'argmax',
-  input: HostArray,
-  shape: readonly number[],
-  dims: readonly number[],
-  out: HostArray,
-): void {
+/** One reduction over `dims`, combined as src/ir/reductions.ts declares it. */
+export function runReduce(op: ReduceOp, input: HostArray, shape: readonly number[], dims: readonly number[], out: HostArray): void {
+  const r = REDUCTIONS[op];
   const strides = stridesOf(shape);
   const kept = shape.map((_, i) => i).filter((i) => !dims.includes(i));
   const keptOff = offsetsOf(shape, strides, kept);
@@ -37,22 +34,24 @@ export function runReduce(
   const R = redOff.length;
   for (let k = 0; k < keptOff.length; k++) {
     const base = keptOff[k];
-    if (kind === 'sum') {
-      let acc = 0;
-      for (let r = 0; r < R; r++) acc += input[base + redOff[r]];
+    if (r.kind === 'fold') {
+      let acc = r.identity;
+      if (r.op === 'add') for (let i = 0; i < R; i++) acc += input[base + redOff[i]];
+      else for (let i = 0; i < R; i++) acc *= input[base + redOff[i]];
       out[k] = acc;
     } else {
-      let best = -Infinity;
+      const greater = r.prefer === '>';
+      let best = r.identity;
       let at = 0;
-      for (let r = 0; r < R; r++) {
-        const v = input[base + redOff[r]];
-        // NaN propagates, as in PyTorch
-        if (v > best || (v !== v && best === best)) {
+      for (let i = 0; i < R; i++) {
+        const v = input[base + redOff[i]];
+        // NaN wins, as PyTorch propagates it
+        if ((greater ? v > best : v < best) || (v !== v && best === best)) {
           best = v;
-          at = r;
+          at = i;
         }
       }
-      out[k] = kind === 'max' ? (R === 0 ? NaN : best) : at;
+      out[k] = r.index ? at : R === 0 ? NaN : best;
     }
   }
 }

@@ -1,31 +1,58 @@
 /**
  * The float32 matmul on the CPU through the generated WebAssembly SIMD128 kernel
  * (codegen-cpu/wasm/gemm-module.ts). Operands are copied into the module's memory (a
- * memcpy each), the kernel packs and multiplies, the result is copied out. Large products
+ * memcpy each), the kernel packs B (and a transposed A) into panels once, multiplies, and the
+ * result is copied out. Large products
  * are split between this thread and the helpers of `src/platform/threads.ts` (worker_threads
  * in Node; none in the browser build, whose twin runs everything on the calling thread).
  */
-import { GEMM_SHAPE, gemmModuleBytes, gemmWorkBytes } from '../../codegen-cpu/wasm/gemm-module.ts';
-import { gemmHelpers, MAX_JOBS, type GemmHelpers, type GemmJob } from '../../platform/threads.ts';
+import { GEMM_SHAPE, gemmModuleBytes, gemmWorkBytes, packedElements, type GemmShape } from '../../codegen-cpu/wasm/gemm-module.ts';
+import { gemmHelpers, JOB_GEMM, JOB_PACK, MAX_JOBS, type GemmHelpers, type GemmJob } from '../../platform/threads.ts';
+import { enableRelaxedSimd } from '../../platform/wasm-features.ts';
 
 const PAGE = 65536;
 const MAX_PAGES = 32768; // 2 GiB: the memory reserves address space up to this, and grows on demand
-const NR = 4 * GEMM_SHAPE.NRV;
 /** below this many flops a second thread costs more (wake-up, cache traffic) than it saves */
 const PARALLEL_FLOPS = 2e6;
 /** the least work of one chunk of a split product */
 const CHUNK_FLOPS = 1e6;
+/** below this many packed elements an operand is packed by the calling thread alone */
+const PARALLEL_PACK = 1 << 18;
 
-interface Engine {
-  memory: WebAssembly.Memory;
-  module: WebAssembly.Module;
-  gemm: (...args: [...GemmJob, number]) => void;
-  shared: boolean;
-  helpers: GemmHelpers | null;
-  f32: Float32Array;
+export interface WasmGemmOptions {
+  /** fused multiply-add through relaxed SIMD where the engine validates it (default: yes) */
+  fma?: boolean;
+  /** helper threads on shared memory where the platform has them (default: yes) */
+  threads?: boolean;
+  /** register tile and cache blocks (default GEMM_SHAPE; for tuning) */
+  shape?: GemmShape;
 }
 
-let engine: Engine | null | undefined;
+/** One instance of the kernel over its own memory (and, with threads, its own helpers). */
+export interface WasmGemm {
+  readonly fma: boolean;
+  /** 1 + the helpers up */
+  threads(): number;
+  /** matmulF32's contract; false where the operands do not fit the memory */
+  matmul(
+    a: Float32Array, aOff: number, transA: boolean,
+    b: Float32Array, bOff: number, transB: boolean,
+    out: Float32Array, outOff: number,
+    M: number, K: number, N: number,
+  ): boolean;
+  /** `count` products, the i-th from element offsets aOff + i*strideA, bOff + i*strideB into outOff + i*strideC
+   * (a stride 0 shares one operand); false where they do not fit */
+  matmulBatched(
+    a: Float32Array, aOff: number, strideA: number, transA: boolean,
+    b: Float32Array, bOff: number, strideB: number, transB: boolean,
+    out: Float32Array, outOff: number, strideC: number,
+    M: number, K: number, N: number, count: number,
+  ): boolean;
+  /** out = src^T for src [rows, cols] (row-major), through the packing kernel's 4 x 4 register transposes; false where it does not fit */
+  transpose(src: Float32Array, srcOff: number, rows: number, cols: number, out: Float32Array, outOff: number): boolean;
+}
+
+let engine: WasmGemm | null | undefined;
 let threadCap = Infinity;
 
 /** Caps the threads one product may use (benchmarks measure 1 and 2; WGTORCH_CPU_THREADS caps the helpers started). */
@@ -33,53 +60,168 @@ export function setWasmGemmThreads(n: number): void {
   threadCap = Math.max(1, Math.floor(n));
 }
 
-function simdSupported(): boolean {
+function validates(fma: boolean): boolean {
   try {
-    return typeof WebAssembly !== 'undefined' && WebAssembly.validate(gemmModuleBytes({ min: 1, max: 1, shared: false }));
+    return typeof WebAssembly !== 'undefined' && WebAssembly.validate(gemmModuleBytes({ memory: { min: 1, max: 1, shared: false }, fma }));
   } catch {
     return false;
   }
 }
 
-/** The kernel, or null where WebAssembly SIMD is missing (callers fall back to JavaScript). */
-function getEngine(): Engine | null {
-  if (engine !== undefined) return engine;
-  if (!simdSupported()) return (engine = null);
-  const workBytes = gemmWorkBytes();
-  const initial = Math.ceil((4 * workBytes) / PAGE) + 16;
+/** A kernel instance, or null where WebAssembly SIMD is missing (callers fall back to JavaScript). */
+export function createWasmGemm(o: WasmGemmOptions = {}): WasmGemm | null {
+  if (!validates(false)) return null;
+  const fma = o.fma !== false && enableRelaxedSimd() && validates(true);
+  const shape = o.shape ?? GEMM_SHAPE;
+  const MR = shape.MR, NR = 4 * shape.NRV;
+  const workBytes = gemmWorkBytes(shape);
+  const initial = 16;
   let memory: WebAssembly.Memory;
-  let shared = true;
+  let shared = o.threads !== false;
   try {
+    if (!shared) throw new Error('one thread');
     memory = new WebAssembly.Memory({ initial, maximum: MAX_PAGES, shared: true });
   } catch {
     // no SharedArrayBuffer (a page without cross-origin isolation): one thread
     shared = false;
     memory = new WebAssembly.Memory({ initial, maximum: MAX_PAGES });
   }
-  const module = new WebAssembly.Module(gemmModuleBytes({ min: initial, max: MAX_PAGES, shared }));
-  const instance = new WebAssembly.Instance(module, { env: { mem: memory } });
-  const e: Engine = {
-    memory,
-    module,
-    shared,
-    gemm: instance.exports.gemm as Engine['gemm'],
-    helpers: null,
-    f32: new Float32Array(memory.buffer),
+  const module = new WebAssembly.Module(gemmModuleBytes({ memory: { min: initial, max: MAX_PAGES, shared }, fma, shape }));
+  const exports = new WebAssembly.Instance(module, { env: { mem: memory } }).exports;
+  const gemm = exports.gemm as (...args: number[]) => void;
+  const pack = exports.pack as (...args: number[]) => void;
+  const helpers: GemmHelpers | null = shared ? gemmHelpers(module, memory, workBytes) : null;
+  let f32 = new Float32Array(memory.buffer);
+  const own = (job: GemmJob) => (job[0] === JOB_PACK ? pack(...job.slice(1)) : gemm(...job.slice(1), 0));
+
+  const ensureBytes = (bytes: number) => {
+    const have = memory.buffer.byteLength;
+    if (bytes > have) memory.grow(Math.ceil((bytes - have) / PAGE));
+    if (f32.buffer !== memory.buffer || f32.length * 4 !== memory.buffer.byteLength) f32 = new Float32Array(memory.buffer);
   };
-  if (shared) e.helpers = gemmHelpers(module, memory, workBytes);
-  return (engine = e);
+
+  return {
+    fma,
+    threads: () => 1 + (helpers?.ready() ?? 0),
+    matmul(a, aOff, transA, b, bOff, transB, out, outOff, M, K, N) {
+      const flops = 2 * M * N * K;
+      const nHelpers = helpers && flops >= PARALLEL_FLOPS ? Math.min(threadCap - 1, helpers.ready()) : 0;
+      const threads = nHelpers + 1;
+      // a transposed A is packed (reading it in place steps a whole row of memory per k); B always is
+      const packA = transA && M > 1;
+      // every thread's scratch first (this thread's at 0, helper h's at (h + 1) * work), then A, B, C and the packed operands
+      const aAt = align((1 + (helpers?.slots ?? 0)) * workBytes);
+      const bAt = aAt + align(4 * M * K);
+      const cAt = bAt + align(4 * K * N);
+      const bpAt = cAt + align(4 * M * N);
+      const apAt = bpAt + align(4 * packedElements(N, K, NR));
+      const end = apAt + (packA ? align(4 * packedElements(M, K, MR)) : 0);
+      if (end > MAX_PAGES * PAGE) return false;
+      ensureBytes(end);
+      f32.set(a.subarray(aOff, aOff + M * K), aAt / 4);
+      f32.set(b.subarray(bOff, bOff + K * N), bAt / 4);
+      const aI = transA ? 4 : 4 * K, aK = transA ? 4 * M : 4;
+      const bK = transB ? 4 : 4 * N, bJ = transB ? 4 * K : 4;
+
+      // phase 1: pack B (and a transposed A), in panel ranges shared between the threads when large
+      const packs: GemmJob[] = [];
+      const packJobs = (src: number, kStride: number, laneStride: number, lanes: number, dst: number, width: number) => {
+        const parts = nHelpers > 0 && lanes * K >= PARALLEL_PACK ? Math.min(2 * threads, Math.ceil(lanes / width)) : 1;
+        const step = Math.ceil(lanes / parts / width) * width;
+        for (let l0 = 0; l0 < lanes; l0 += step) packs.push([JOB_PACK, src, kStride, laneStride, lanes, K, dst, l0, Math.min(lanes, l0 + step), width]);
+      };
+      packJobs(bAt, bK, bJ, N, bpAt, NR);
+      if (packA) packJobs(aAt, aK, aI, M, apAt, MR);
+      if (packs.length > 2 && helpers) helpers.run(packs, own);
+      else packs.forEach(own);
+
+      // phase 2: C in chunks of its longer side (rows in multiples of MR, columns of NR), several per
+      // thread so that whoever is running takes the next one
+      const A = packA ? apAt : aAt, aPacked = packA ? 1 : 0;
+      if (nHelpers === 0) {
+        gemm(A, aI, aK, aPacked, bpAt, cAt, M, K, N, 0, M, 0, N, 0);
+      } else {
+        const chunks = Math.max(threads, Math.min(MAX_JOBS, 4 * threads, Math.floor(flops / CHUNK_FLOPS)));
+        const jobs: GemmJob[] = [];
+        if (M >= N) {
+          const rows = Math.ceil(M / chunks / MR) * MR;
+          for (let i0 = 0; i0 < M; i0 += rows) jobs.push([JOB_GEMM, A, aI, aK, aPacked, bpAt, cAt, M, K, N, i0, Math.min(M, i0 + rows), 0, N]);
+        } else {
+          const cols = Math.ceil(N / chunks / NR) * NR;
+          for (let j0 = 0; j0 < N; j0 += cols) jobs.push([JOB_GEMM, A, aI, aK, aPacked, bpAt, cAt, M, K, N, 0, M, j0, Math.min(N, j0 + cols)]);
+        }
+        helpers!.run(jobs, own);
+      }
+      out.set(f32.subarray(cAt / 4, cAt / 4 + M * N), outOff);
+      return true;
+    },
+    matmulBatched(a, aOff, strideA, transA, b, bOff, strideB, transB, out, outOff, strideC, M, K, N, count) {
+      const flops = 2 * M * N * K;
+      // products big enough to split run one by one, each on every thread
+      if (count === 1 || flops >= PARALLEL_FLOPS) {
+        for (let i = 0; i < count; i++) if (!this.matmul(a, aOff + i * strideA, transA, b, bOff + i * strideB, transB, out, outOff + i * strideC, M, K, N)) return false;
+        return true;
+      }
+      // small products: every operand copied and packed once, then one job per product, over the threads when the batch pays
+      const nA = strideA === 0 ? 1 : count, nB = strideB === 0 ? 1 : count;
+      const packA = transA && M > 1;
+      const sizeA = M * K, sizeB = K * N, sizeC = M * N, sizeBp = packedElements(N, K, NR), sizeAp = packA ? packedElements(M, K, MR) : 0;
+      const aAt = align((1 + (helpers?.slots ?? 0)) * workBytes);
+      const bAt = aAt + align(4 * nA * sizeA);
+      const cAt = bAt + align(4 * nB * sizeB);
+      const bpAt = cAt + align(4 * count * sizeC);
+      const apAt = bpAt + align(4 * nB * sizeBp);
+      const end = apAt + align(4 * nA * sizeAp);
+      if (end > MAX_PAGES * PAGE) return false;
+      ensureBytes(end);
+      const copyIn = (src: Float32Array, off: number, stride: number, n: number, size: number, at: number) => {
+        if (n === 1 || stride === size) f32.set(src.subarray(off, off + n * size), at / 4);
+        else for (let i = 0; i < n; i++) f32.set(src.subarray(off + i * stride, off + i * stride + size), at / 4 + i * size);
+      };
+      copyIn(a, aOff, strideA, nA, sizeA, aAt);
+      copyIn(b, bOff, strideB, nB, sizeB, bAt);
+      const aI = transA ? 4 : 4 * K, aK = transA ? 4 * M : 4;
+      const bK = transB ? 4 : 4 * N, bJ = transB ? 4 * K : 4;
+      for (let i = 0; i < nB; i++) pack(bAt + 4 * i * sizeB, bK, bJ, N, K, bpAt + 4 * i * sizeBp, 0, N, NR);
+      if (packA) for (let i = 0; i < nA; i++) pack(aAt + 4 * i * sizeA, aK, aI, M, K, apAt + 4 * i * sizeAp, 0, M, MR);
+      const job = (i: number): GemmJob => {
+        const ia = strideA === 0 ? 0 : i, ib = strideB === 0 ? 0 : i;
+        const A = packA ? apAt + 4 * ia * sizeAp : aAt + 4 * ia * sizeA;
+        return [JOB_GEMM, A, aI, aK, packA ? 1 : 0, bpAt + 4 * ib * sizeBp, cAt + 4 * i * sizeC, M, K, N, 0, M, 0, N];
+      };
+      const nHelpers = helpers && count * flops >= PARALLEL_FLOPS ? Math.min(threadCap - 1, helpers.ready()) : 0;
+      if (nHelpers === 0) {
+        for (let i = 0; i < count; i++) own(job(i));
+      } else {
+        for (let i0 = 0; i0 < count; i0 += MAX_JOBS) helpers!.run(Array.from({ length: Math.min(MAX_JOBS, count - i0) }, (_, j) => job(i0 + j)), own);
+      }
+      if (strideC === sizeC) out.set(f32.subarray(cAt / 4, cAt / 4 + count * sizeC), outOff);
+      else for (let i = 0; i < count; i++) out.set(f32.subarray(cAt / 4 + i * sizeC, cAt / 4 + (i + 1) * sizeC), outOff + i * strideC);
+      return true;
+    },
+    transpose(src, srcOff, rows, cols, out, outOff) {
+      // one panel as wide as src has rows, one group per column: group j is out's row j
+      const sAt = align((1 + (helpers?.slots ?? 0)) * workBytes), dAt = sAt + align(4 * rows * cols), end = dAt + align(4 * rows * cols);
+      if (end > MAX_PAGES * PAGE) return false;
+      ensureBytes(end);
+      f32.set(src.subarray(srcOff, srcOff + rows * cols), sAt / 4);
+      pack(sAt, 4, 4 * cols, rows, cols, dAt, 0, rows, rows);
+      out.set(f32.subarray(dAt / 4, dAt / 4 + rows * cols), outOff);
+      return true;
+    },
+  };
 }
 
-/** Whether the Wasm kernel runs here, and on how many threads a large product splits. */
-export function wasmGemmInfo(): { available: boolean; threads: number } {
+/** The shared instance (created on first use), or null where WebAssembly SIMD is missing. */
+function getEngine(): WasmGemm | null {
+  if (engine === undefined) engine = createWasmGemm();
+  return engine;
+}
+
+/** Whether the Wasm kernel runs here, on how many threads a large product splits, and whether it fuses multiply-adds. */
+export function wasmGemmInfo(): { available: boolean; threads: number; fma: boolean } {
   const e = getEngine();
-  return { available: !!e, threads: e ? 1 + (e.helpers?.ready() ?? 0) : 0 };
-}
-
-function ensureBytes(e: Engine, bytes: number): void {
-  const have = e.memory.buffer.byteLength;
-  if (bytes > have) e.memory.grow(Math.ceil((bytes - have) / PAGE));
-  if (e.f32.buffer !== e.memory.buffer || e.f32.length * 4 !== e.memory.buffer.byteLength) e.f32 = new Float32Array(e.memory.buffer);
+  return { available: !!e, threads: e ? e.threads() : 0, fma: !!e?.fma };
 }
 
 /**
@@ -94,40 +236,24 @@ export function wasmMatmulF32(
   M: number, K: number, N: number,
 ): boolean {
   const e = getEngine();
-  if (!e) return false;
-  const helpers = e.shared && 2 * M * N * K >= PARALLEL_FLOPS ? Math.min(threadCap - 1, e.helpers?.ready() ?? 0) : 0;
-  const work = gemmWorkBytes();
-  // every thread's scratch first (this thread's at 0, helper h's at (h + 1) * work), then A, B, C
-  const aAt = (1 + (e.helpers?.slots ?? 0)) * work;
-  const bAt = aAt + align(4 * M * K);
-  const cAt = bAt + align(4 * K * N);
-  const end = cAt + align(4 * M * N);
-  if (end > MAX_PAGES * PAGE) return false;
-  ensureBytes(e, end);
-  const f = e.f32;
-  f.set(a.subarray(aOff, aOff + M * K), aAt / 4);
-  f.set(b.subarray(bOff, bOff + K * N), bAt / 4);
-  const aI = transA ? 4 : 4 * K, aK = transA ? 4 * M : 4;
-  const bK = transB ? 4 : 4 * N, bJ = transB ? 4 * K : 4;
-  if (helpers === 0) {
-    e.gemm(aAt, aI, aK, bAt, bK, bJ, cAt, M, K, N, 0, N, 0);
-  } else {
-    // chunks of the longer side of C (rows by offsetting A and C, columns in multiples of NR),
-    // several per thread so that whoever is running takes the next one
-    const threads = helpers + 1;
-    const chunks = Math.max(threads, Math.min(MAX_JOBS, 4 * threads, Math.floor((2 * M * N * K) / CHUNK_FLOPS)));
-    const jobs: GemmJob[] = [];
-    if (M >= N) {
-      const rows = Math.ceil(M / chunks / 4) * 4;
-      for (let i0 = 0; i0 < M; i0 += rows) jobs.push([aAt + i0 * aI, aI, aK, bAt, bK, bJ, cAt + 4 * i0 * N, Math.min(rows, M - i0), K, N, 0, N]);
-    } else {
-      const cols = Math.ceil(N / chunks / NR) * NR;
-      for (let j0 = 0; j0 < N; j0 += cols) jobs.push([aAt, aI, aK, bAt, bK, bJ, cAt, M, K, N, j0, Math.min(N, j0 + cols)]);
-    }
-    e.helpers!.run(jobs, (job) => e.gemm(...job, 0));
-  }
-  out.set(e.f32.subarray(cAt / 4, cAt / 4 + M * N), outOff);
-  return true;
+  return !!e && e.matmul(a, aOff, transA, b, bOff, transB, out, outOff, M, K, N);
+}
+
+/** matmulF32Batched's contract (see matmul.ts); false where the kernel is unavailable or the operands do not fit. */
+export function wasmMatmulF32Batched(
+  a: Float32Array, aOff: number, strideA: number, transA: boolean,
+  b: Float32Array, bOff: number, strideB: number, transB: boolean,
+  out: Float32Array, outOff: number, strideC: number,
+  M: number, K: number, N: number, count: number,
+): boolean {
+  const e = getEngine();
+  return !!e && e.matmulBatched(a, aOff, strideA, transA, b, bOff, strideB, transB, out, outOff, strideC, M, K, N, count);
+}
+
+/** out = src^T for a float32 src [rows, cols]; false where the Wasm kernel is unavailable. */
+export function wasmTransposeF32(src: Float32Array, srcOff: number, rows: number, cols: number, out: Float32Array, outOff: number): boolean {
+  const e = getEngine();
+  return !!e && e.transpose(src, srcOff, rows, cols, out, outOff);
 }
 
 const align = (bytes: number) => Math.ceil(bytes / 64) * 64;

@@ -4,6 +4,7 @@
  * recorded into the context's open batch. Buffers return to the pool when their
  * tensors are garbage-collected.
  */
+import { asReduceOp } from '../../ir/reductions.ts';
 import { matmulDispatch, matmulParams, matmulVariantFor, matmulWGSL } from '../../codegen-wgsl/matmul.ts';
 import { elementwiseParams, elementwiseWGSL, EW_WORKGROUP } from '../../codegen-wgsl/elementwise.ts';
 import type { WgslLayout } from '../../codegen-wgsl/namespace.ts';
@@ -132,6 +133,7 @@ export class WebGPUBackend implements Backend {
     const pipe = this.ctx.pipeline(INDEX_CHECK_WGSL, 'check_index', INDEX_CHECK_LAYOUT);
     const grid = workgroupGrid(Math.ceil(n / CHECK_WORKGROUP), this.ctx.limits.maxComputeWorkgroupsPerDimension);
     this.ctx.dispatch(pipe, [s.buffer, this.ctx.checks.buffer], this.ctx.checks.params(slot, n, c), grid, n);
+    this.ctx.checkRecorded();
   }
 
   async read(storage: Storage): Promise<HostArray> {
@@ -232,7 +234,7 @@ export class WebGPUBackend implements Backend {
         const st = stridesOf(a.shape);
         const body: ReduceBody = {
           kind: 'reduce',
-          combine: op.name as ReduceBody['combine'],
+          combine: asReduceOp(op.name),
           kept: kept.map((d) => a.shape[d]),
           reduced: dims.map((d) => a.shape[d]),
           inputs: [{ dtype: a.dtype, access: 'strided', strides: [...kept.map((d) => st[d]), ...dims.map((d) => st[d])] }],

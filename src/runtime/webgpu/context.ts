@@ -11,7 +11,9 @@ import { BufferPool } from './buffer-pool.ts';
 import { WgtorchError } from '../../ir/errors.ts';
 import { PipelineCache, type ShaderLayout } from './pipeline-cache.ts';
 import { DeviceChecks } from './device-checks.ts';
+import { GATE_LAYOUT, GATE_WGSL, GateArgs } from './dispatch-gate.ts';
 import { platformGPU } from '../../platform/gpu.ts';
+import { BackgroundCompiler } from './background-compile.ts';
 import { envVar } from '../../platform/env.ts';
 
 export { BufferPool, sizeClass, type PoolStats } from './buffer-pool.ts';
@@ -150,6 +152,11 @@ export class GPUContext {
   private batchCompiles = false;
   private batchBuffers = new Set<GPUBuffer>();
   private batchLabels = new Set<string>();
+  /** counts of the batch's gated dispatches (see dispatch-gate.ts) */
+  private readonly gateArgs: GateArgs;
+  /** the batch has a gate kernel after its last check (or from its start) */
+  private batchGated = false;
+  private recordingGate = false;
   private submittedLabels: string[] = [];
   private lastPipeline: GPUComputePipeline | null = null;
 
@@ -195,6 +202,7 @@ export class GPUContext {
     const ringBytes = Math.max(64 * 1024, this.maxBatchDispatches * Math.max(align, 32));
     this.ring = device.createBuffer({ label: 'params-ring', size: ringBytes, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
     this.ringData = new Uint8Array(ringBytes);
+    this.gateArgs = new GateArgs(device, this.maxBatchDispatches);
     device.onuncapturederror = (ev) => {
       // Errors arrive asynchronously, usually about the batch submitted last.
       const labels = new Set([...this.submittedLabels, ...this.batchLabels]);
@@ -205,6 +213,12 @@ export class GPUContext {
       this.lost = info;
       if (current?.ctx === this) current = null; // the next getGPU() makes a fresh device
     });
+  }
+
+  private backgroundCompiler: BackgroundCompiler | null = null;
+  /** compiles pipelines on a second device, off this one's queue (see background-compile.ts) */
+  get background(): BackgroundCompiler {
+    return (this.backgroundCompiler ??= new BackgroundCompiler(this.gpu, this.device));
   }
 
   get adapterInfo(): GPUAdapterInfo {
@@ -246,13 +260,18 @@ export class GPUContext {
     const [x, y, z] = workgroups;
     const max = this.limits.maxComputeWorkgroupsPerDimension;
     if (x > max || y > max || z > max) throw new Error(`${info.label}: workgroups ${workgroups} exceed ${max} per dimension; use workgroupGrid`);
+    // while a device-side check is pending, nothing runs once it has failed (dispatch-gate.ts)
+    const gated = this.checks.armed && !this.recordingGate;
+    if (gated && this.gateArgs.full) this.flush();
 
     const slots: { offset: number; size: number }[] = [];
     let slotKey = '';
     const align = this.limits.minUniformBufferOffsetAlignment;
     const sizes = list.map((p) => Math.ceil(p.byteLength / 16) * 16);
     // all of one dispatch's params go into the same batch's ring
-    if (this.ringUsed + sizes.reduce((s, n) => s + Math.ceil(n / align) * align, 0) > this.ring.size) this.flush();
+    const gateBytes = gated && !this.batchGated ? Math.ceil(16 / align) * align : 0;
+    if (this.ringUsed + gateBytes + sizes.reduce((s, n) => s + Math.ceil(n / align) * align, 0) > this.ring.size) this.flush();
+    if (gated && !this.batchGated) this.recordGate();
     for (const [i, p] of list.entries()) {
       const size = sizes[i]!;
       if (size > this.limits.maxUniformBufferBindingSize) throw new Error(`${info.label}: params of ${size} bytes exceed maxUniformBufferBindingSize`);
@@ -293,7 +312,8 @@ export class GPUContext {
       this.lastPipeline = pipeline;
     }
     pass.setBindGroup(0, bg);
-    pass.dispatchWorkgroups(x, y, z);
+    if (gated) pass.dispatchWorkgroupsIndirect(this.gateArgs.buffer, this.gateArgs.add(x, y, z));
+    else pass.dispatchWorkgroups(x, y, z);
 
     for (const b of buffers) this.batchBuffers.add(bufferOf(b));
     this.batchLabels.add(info.label);
@@ -303,7 +323,22 @@ export class GPUContext {
       this.batchCompiles = true;
     }
     this.dispatches++;
-    if (++this.batchDispatches >= this.maxBatchDispatches) this.flush();
+    if (++this.batchDispatches >= this.maxBatchDispatches && !this.recordingGate) this.flush();
+  }
+
+  /** A value check was just recorded: dispatches after it get a gate of their own, which reads its flag. */
+  checkRecorded(): void {
+    this.batchGated = false;
+  }
+
+  private recordGate(): void {
+    this.recordingGate = true;
+    try {
+      this.dispatch(this.pipeline(GATE_WGSL, 'dispatch_gate', GATE_LAYOUT), [this.checks.buffer, this.gateArgs.buffer], this.gateArgs.gateParams(), [1, 1, 1], 64);
+    } finally {
+      this.recordingGate = false;
+    }
+    this.batchGated = true;
   }
 
   /** Ends the open pass and submits it. No-op when nothing is recorded. */
@@ -315,6 +350,8 @@ export class GPUContext {
   discardOpenBatch(): void {
     this.pass?.end();
     this.encoder = this.pass = null;
+    this.gateArgs.reset();
+    this.batchGated = false;
     this.ringUsed = this.batchDispatches = this.batchCost = 0;
     this.batchCompiles = false;
     this.batchBuffers.clear();
@@ -418,6 +455,8 @@ export class GPUContext {
     this.pass?.end();
     extra?.(this.encoder);
     if (this.ringUsed) this.device.queue.writeBuffer(this.ring, 0, this.ringData, 0, this.ringUsed);
+    this.gateArgs.upload(this.device.queue);
+    this.batchGated = false;
     this.device.queue.submit([this.encoder.finish()]);
     this.submits++;
     this.waiter.submitted(this.batchCost, this.batchCompiles);
@@ -443,6 +482,8 @@ export class GPUContext {
       this.errors = [];
       // The recorded batch may reference invalid objects: drop it rather than submit it.
       this.encoder = this.pass = null;
+      this.gateArgs.reset();
+      this.batchGated = false;
       this.ringUsed = this.batchDispatches = this.batchCost = 0;
       this.batchBuffers.clear();
       this.batchLabels.clear();

@@ -10,6 +10,7 @@
 import { WgtorchError } from '../../ir/errors.ts';
 import type { IndexCheckAttrs } from '../../ir/value-checks.ts';
 import { deviceIndexError } from '../../ir/value-checks.ts';
+import { pendingChecks } from '../pending-checks.ts';
 
 export const CHECK_WORKGROUP = 256;
 
@@ -35,7 +36,8 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) 
   }
 }`;
 
-const SLOTS = 64;
+export const CHECK_SLOTS = 64;
+const SLOTS = CHECK_SLOTS;
 const I32_MAX = 0x7fffffff;
 const I32_MIN = -0x80000000;
 
@@ -70,6 +72,7 @@ export class DeviceChecks {
       if (s === this.sites.length) this.sites.push({ key, attrs, shape: [...shape] });
       this.slotOf.set(key, s);
     }
+    if (!this.armed) pendingChecks.armed?.();
     this.armed = true;
     return s;
   }
@@ -88,6 +91,7 @@ export class DeviceChecks {
       if (count > 0) err = deviceIndexError(this.sites[s]!.attrs, this.sites[s]!.shape, { count: count!, first: first!, min: min!, max: max! });
     }
     if (err) this.device.queue.writeBuffer(this.buffer, 0, this.init);
+    pendingChecks.reported?.(err !== null);
     return err;
   }
 }

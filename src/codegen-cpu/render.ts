@@ -1,0 +1,367 @@
+/**
+ * Kernel IR -> CPU. The cpu target renders the same `Kernel` values the WGSL renderer
+ * renders (src/passes/kernel-build.ts builds them for both), into a few steps over typed
+ * arrays:
+ * - elementwise body: one generated JavaScript loop (js-kernels.ts);
+ * - reduce body (prologue, combine, epilogue): one generated loop nest;
+ * - matmul body: each operand's prologue as a loop into scratch, the product through the
+ *   Wasm SIMD GEMM, then its epilogue (bias, ReLU, masks, a weight's whole optimizer update,
+ *   written in place) as one loop over the output, and each operand reduction (a bias
+ *   gradient, a max over the rows of op(A), ...) with its consumers as a reduction and a
+ *   loop over the rows or columns;
+ * - index body (slice, gather, ...): the eager cpu kernel, on strided copies of operands
+ *   that are views.
+ * A step names its arrays by the kernel's bindings (or scratch of its own), never by what
+ * the IR around the kernel looks like; nothing reads generated code back.
+ */
+import type { DType } from '../ir/dtype.ts';
+import type { Attrs } from '../ir/registry.ts';
+import type { WindowMap } from '../ir/window.ts';
+import type { ElementwiseBody, ExprNode, IndexBody, Kernel, KernelOutput, MatmulBody, Ref, ReduceBody, TensorInput } from '../passes/kernel-ir.ts';
+import { compileJs, elementwiseJs, reduceJs, type JsKernel } from './js-kernels.ts';
+import { rowJs } from './row-js.ts';
+
+/** Where a step's array lives: one of the kernel's bindings, or scratch the kernel owns. */
+export type Slot = { binding: number } | { scratch: number };
+
+export type CpuStep =
+  | {
+      kind: 'js';
+      fn: JsKernel;
+      source: string;
+      /** the body's inputs in order (null: an in-place input, read through the output it overwrites) */
+      ins: (Slot | null)[];
+      outs: Slot[];
+    }
+  | {
+      kind: 'matmul';
+      a: Slot;
+      transA: boolean;
+      b: Slot;
+      transB: boolean;
+      out: Slot;
+      M: number;
+      K: number;
+      N: number;
+      batch: MatmulBody['batch'];
+    }
+  /** a registry op run by the eager cpu kernel (index ops), on contiguous inputs */
+  | { kind: 'op'; op: IndexBody['op']; attrs: Attrs; ins: { slot: Slot; shape: number[]; dtype: DType }[]; out: { slot: Slot; shape: number[]; dtype: DType } };
+
+export interface CpuKernel {
+  name: string;
+  /** the kernel IR this was rendered from (what graphs() shows; the steps below compute it) */
+  kernel: Kernel;
+  kind: Kernel['body']['kind'];
+  /** the generated JavaScript of every step, with a comment for the Wasm matmul */
+  source: string;
+  steps: CpuStep[];
+  /** arrays only its own steps use (prologue results, a product its epilogue consumes, row sums) */
+  scratch: { dtype: DType; size: number }[];
+}
+
+const prod = (s: readonly number[]) => s.reduce((a, b) => a * b, 1);
+
+const rowMajor = (shape: readonly number[]) => {
+  const s = new Array<number>(shape.length);
+  let acc = 1;
+  for (let d = shape.length - 1; d >= 0; d--) {
+    s[d] = acc;
+    acc *= shape[d];
+  }
+  return s;
+};
+
+/** Strides that read a tensor of `shape` in its own row-major order (size-1 dims never step). */
+const isRowMajor = (shape: readonly number[], strides: readonly number[]) => {
+  const rm = rowMajor(shape);
+  return strides.every((s, d) => shape[d] === 1 || s === rm[d]);
+};
+
+/** What an expression node says it computes, for the comment above a loop. */
+const origins = (nodes: ExprNode[]) =>
+  nodes
+    .filter((n) => n.origin)
+    .map((n) => `${n.origin!.ids.map((id) => `%${id}`).join(' ')} ${n.op}`)
+    .join(', ');
+
+const shapeText = (s: readonly number[]) => `[${s.join(', ')}]`;
+
+function jsStep(source: string, ins: (Slot | null)[], outs: Slot[]): CpuStep {
+  return { kind: 'js', fn: compileJs(source), source, ins, outs };
+}
+
+export function renderCpuKernel(k: Kernel): CpuKernel {
+  const b = k.body;
+  const steps: CpuStep[] = [];
+  const scratch: CpuKernel['scratch'] = [];
+  const newScratch = (dtype: DType, size: number): Slot => ({ scratch: scratch.push({ dtype, size }) - 1 });
+  const readSlots = k.bindings.flatMap((x, i) => (x.access === 'read' ? [{ binding: i }] : []));
+  const writeSlots = k.bindings.flatMap((x, i) => (x.access === 'write' ? [{ binding: i }] : []));
+  switch (b.kind) {
+    case 'elementwise': {
+      // bindings: the inputs that are not aliases, in order, then the outputs
+      let r = 0;
+      const ins = b.inputs.map((t) => (t.access === 'alias' ? null : readSlots[r++]!));
+      const header = [`elementwise: ${origins(b.nodes)} over ${shapeText(b.shape)}`];
+      steps.push(jsStep(elementwiseJs(b, b.shape, b.inputs.map((t) => (t.access === 'strided' ? t.strides! : null)), header), ins, writeSlots));
+      break;
+    }
+    case 'reduce': {
+      const header = [`reduce ${b.combine}: ${origins([...b.prologue, ...b.epilogue])} over ${shapeText(b.reduced)} for each of ${shapeText(b.kept)}`];
+      steps.push(jsStep(reduceJs(b, b.kept, b.reduced, b.inputs.map((t) => t.strides!), header), readSlots, writeSlots));
+      break;
+    }
+    case 'row': {
+      const header = [`row: ${b.steps.length} steps over ${shapeText(b.reduced)} for each of ${shapeText(b.kept)}; ${origins(b.nodes)}`];
+      steps.push(jsStep(rowJs(b, header), readSlots, writeSlots));
+      break;
+    }
+    case 'index':
+      renderIndex(k, b, steps, newScratch, readSlots, writeSlots[0]!);
+      break;
+    case 'matmul':
+      renderMatmul(k, b, steps, newScratch);
+      break;
+    case 'pack':
+      throw new Error(`internal compiler error: the cpu target runs no packs (kernel ${k.name}); it fuses without a binding limit`);
+    default: {
+      // a new body kind must get a cpu rendering here, not silently no steps
+      const unknown: never = b;
+      throw new Error(`internal compiler error: kernel ${k.name}: the cpu target cannot render a ${(unknown as { kind: string }).kind} body`);
+    }
+  }
+  const source = steps
+    .map((st) => {
+      if (st.kind === 'js') return st.source;
+      const at = (s: Slot) => ('binding' in s ? `%${k.bindings[s.binding]!.value}` : `scratch${s.scratch}`);
+      if (st.kind === 'matmul') {
+        const batch = st.batch.count > 1 ? ` x${st.batch.count}` : '';
+        return `// wasm simd matmul: ${at(st.out)} = ${at(st.a)}${st.transA ? '^T' : ''} @ ${at(st.b)}${st.transB ? '^T' : ''} (${st.M} x ${st.K} x ${st.N})${batch}`;
+      }
+      return `// eager cpu kernel: ${at(st.out.slot)} = ${st.op}(${st.ins.map((x) => at(x.slot)).join(', ')})`;
+    })
+    .join('\n\n');
+  return { name: k.name, kernel: k, kind: b.kind, source, steps, scratch };
+}
+
+/**
+ * An operand read through a convolution's index map: the patch matrix, once, into scratch for
+ * the Wasm GEMM (which copies every operand into its own memory anyway), by the eager im2col
+ * kernel over the source (copied to row-major first where it is a view).
+ */
+function windowOperand(k: Kernel, which: 'A' | 'B', w: WindowMap, src: Slot, shape: [number, number], steps: CpuStep[], newScratch: (d: DType, n: number) => Slot): Slot {
+  const dtype = k.bindings[which === 'A' ? 0 : 1]!.dtype;
+  const ins = renderOperands(k, 'im2col', [{ shape: [...w.src], strides: [...w.strides] }], [src], [dtype], steps, newScratch);
+  const out = newScratch('float32', prod(shape));
+  const attrs: Attrs = { kernel: w.kernel, stride: w.stride, padding: w.padding, dilation: w.dilation, out: w.rows, transposed: w.transposed, fill: w.fill === 0 ? 'zero' : '-inf' };
+  steps.push({ kind: 'op', op: 'im2col', attrs, ins, out: { slot: out, shape: [...shape], dtype: 'float32' } });
+  return out;
+}
+
+/** The operands of an eager kernel: each bound buffer, or a row-major copy of it into scratch where it is read through strides. */
+function renderOperands(k: Kernel, op: string, xs: { shape: number[]; strides: number[] }[], slots: Slot[], dtypes: DType[], steps: CpuStep[], newScratch: (d: DType, n: number) => Slot) {
+  return xs.map((x, i) => {
+    const dtype = dtypes[i]!;
+    if (isRowMajor(x.shape, x.strides)) return { slot: slots[i]!, shape: x.shape, dtype };
+    const copy: ElementwiseBody = {
+      kind: 'elementwise',
+      shape: [...x.shape],
+      inputs: [{ dtype, access: 'strided', strides: [...x.strides] }],
+      scalars: 0,
+      nodes: [{ op: 'copy', args: [{ kind: 'input', index: 0 }], attrs: {} }],
+      outputs: [{ ref: { kind: 'node', index: 0 }, dtype }],
+    };
+    const slot = newScratch(dtype, prod(x.shape));
+    const at = slots[i]!;
+    const header = [`operand ${i} of ${op}: ${'binding' in at ? `%${k.bindings[at.binding]!.value}` : `scratch${at.scratch}`} through strides ${shapeText(x.strides)}`];
+    steps.push(jsStep(elementwiseJs(copy, x.shape, [x.strides], header), [at], [slot]));
+    return { slot, shape: x.shape, dtype };
+  });
+}
+
+/** The eager kernel of an index op, after strided copies of the operands that are views. */
+function renderIndex(k: Kernel, b: IndexBody, steps: CpuStep[], newScratch: (d: DType, n: number) => Slot, readSlots: Slot[], out: Slot): void {
+  const dtypes = b.inputs.map((_, i) => k.bindings[(readSlots[i] as { binding: number }).binding]!.dtype);
+  const ins = renderOperands(k, b.op, b.inputs, readSlots, dtypes, steps, newScratch);
+  steps.push({ kind: 'op', op: b.op, attrs: b.attrs, ins, out: { slot: out, shape: b.shape, dtype: b.dtype } });
+}
+
+/**
+ * A matmul body's expression list as an elementwise body over `shape`: `acc` becomes a read
+ * of the accumulator array, the body's inputs the loads they stand for.
+ */
+function accBody(
+  b: MatmulBody,
+  nodes: ExprNode[],
+  outputs: KernelOutput[],
+  shape: number[],
+  /** input i of the matmul body as a tensor input of the loop (alias: which loop output) */
+  load: (i: number) => TensorInput,
+  /** the accumulator's dtype, when the loop reads one */
+  acc: DType | null,
+): { body: ElementwiseBody; inputOf: (i: number) => number } {
+  const inputs: TensorInput[] = [];
+  const origin: (number | 'acc')[] = [];
+  const inputIndex = (key: number | 'acc', t: () => TensorInput) => {
+    let j = origin.indexOf(key);
+    if (j < 0) {
+      origin.push(key);
+      j = inputs.push(t()) - 1;
+    }
+    return j;
+  };
+  const ref = (r: Ref): Ref => {
+    if (r.kind === 'acc') return { kind: 'input', index: inputIndex('acc', () => ({ dtype: acc!, access: 'direct' })) };
+    if (r.kind === 'input') return { kind: 'input', index: inputIndex(r.index, () => load(r.index)) };
+    if (r.kind === 'element') throw new Error('internal compiler error: a matmul epilogue reads no loaded element');
+    return r;
+  };
+  const body: ElementwiseBody = {
+    kind: 'elementwise',
+    shape,
+    inputs,
+    scalars: b.scalars,
+    nodes: nodes.map((n) => ({ ...n, args: n.args.map(ref) })),
+    outputs: outputs.map((o) => ({ ...o, ref: ref(o.ref) })),
+  };
+  return { body, inputOf: (i) => origin.indexOf(i) };
+}
+
+/** A loop input read at (row, col) through `strides` over `shape` (direct where that is row-major). */
+const stridedInput = (dtype: DType, shape: number[], strides: number[]): TensorInput =>
+  isRowMajor(shape, strides) ? { dtype, access: 'direct' } : { dtype, access: 'strided', strides };
+
+function renderMatmul(k: Kernel, b: MatmulBody, steps: CpuStep[], newScratch: (d: DType, n: number) => Slot): void {
+  const { M, N, K, batch } = b;
+  if (batch.count > 1 && (b.epilogue.length || b.reductions.length || b.outputs.length > 1 || b.prologueA.length || b.prologueB.length)) {
+    throw new Error(`internal compiler error: kernel ${k.name}: the cpu target fuses nothing into a batched matmul yet`);
+  }
+  const readBinding = (r: number) => 3 + r;
+  const outBinding = (j: number) => (j === 0 ? 2 : 3 + b.reads.length + j - 1);
+  const redBinding = (q: number, j: number) => 3 + b.reads.length + b.outputs.length - 1 + b.reductions.slice(0, q).reduce((t, r) => t + r.outputs.length, 0) + j;
+  const dtypeOfRead = (r: number) => b.reads[r]!.dtype;
+
+  // ---- prologues: the operand's elements through the prologue, into scratch of its layout
+  const operand = (which: 'A' | 'B'): Slot => {
+    const nodes = which === 'A' ? b.prologueA : b.prologueB;
+    const slot: Slot = { binding: which === 'A' ? 0 : 1 };
+    const window = which === 'A' ? b.windowA : b.windowB;
+    if (window) return windowOperand(k, which, window, slot, which === 'A' ? [M, K] : [K, N], steps, newScratch);
+    if (!nodes.length) return slot;
+    const stride = which === 'A' ? batch.strideA : batch.strideB;
+    const size = (batch.count - 1) * stride + (which === 'A' ? M * K : K * N);
+    const inputs: TensorInput[] = [{ dtype: 'float32', access: 'direct' }];
+    const slots: Slot[] = [slot];
+    const inputAt = new Map<number, number>();
+    const ref = (r: Ref): Ref => {
+      if (r.kind === 'element') return { kind: 'input', index: 0 };
+      if (r.kind !== 'input') return r;
+      const x = b.inputs[r.index]!;
+      if (x.at !== 'element') throw new Error(`internal compiler error: a matmul prologue reads a ${x.at} input`);
+      if (!inputAt.has(r.index)) {
+        inputAt.set(r.index, inputs.push({ dtype: dtypeOfRead(x.read), access: 'strided', strides: [0] }) - 1);
+        slots.push({ binding: readBinding(x.read) });
+      }
+      return { kind: 'input', index: inputAt.get(r.index)! };
+    };
+    const body: ElementwiseBody = {
+      kind: 'elementwise',
+      shape: [size],
+      inputs,
+      scalars: b.scalars,
+      nodes: nodes.map((n) => ({ ...n, args: n.args.map(ref) })),
+      outputs: [{ ref: { kind: 'node', index: nodes.length - 1 }, dtype: 'float32' }],
+    };
+    const out = newScratch('float32', size);
+    const header = [`matmul prologue ${which}: ${origins(nodes)} over each of ${size} elements of %${k.bindings[which === 'A' ? 0 : 1]!.value}`];
+    steps.push(jsStep(elementwiseJs(body, body.shape, inputs.map((t) => t.strides ?? null), header), slots, [out]));
+    return out;
+  };
+  const A = operand('A');
+  const B = operand('B');
+
+  // ---- the product: into C, unless the epilogue still reads C's old value there (in place)
+  const readsOldC = b.inputs.some((x) => x.at === 'alias' && x.region === 'epilogue' && x.output === 0);
+  const acc: Slot = readsOldC ? newScratch('float32', batch.count * M * N) : { binding: 2 };
+  steps.push({ kind: 'matmul', a: A, transA: b.transA, b: B, transB: b.transB, out: acc, M, K, N, batch });
+
+  // ---- the epilogue, once per (row, col); C already holds a product it only passes on
+  const stores = b.outputs.map((o, j) => ({ o, j })).filter(({ o, j }) => !(j === 0 && o.ref.kind === 'acc' && !readsOldC));
+  if (stores.length) {
+    const loopOut = (j: number) => stores.findIndex((s) => s.j === j);
+    const { body, inputOf } = accBody(
+      b,
+      b.epilogue,
+      stores.map((s) => s.o),
+      [M, N],
+      (i) => {
+        const x = b.inputs[i]!;
+        if (x.at === 'alias') {
+          if (x.region !== 'epilogue' || loopOut(x.output) < 0) throw new Error(`internal compiler error: kernel ${k.name}: an epilogue reads the old value of an output it does not write`);
+          return { dtype: b.outputs[x.output]!.dtype, access: 'alias', aliasOf: loopOut(x.output) };
+        }
+        if (x.at === 'rowcol') return stridedInput(dtypeOfRead(x.read), [M, N], [...x.strides]);
+        if (x.at === 'element') return { dtype: dtypeOfRead(x.read), access: 'strided', strides: [0, 0] };
+        throw new Error(`internal compiler error: a matmul epilogue reads a ${x.at} input`);
+      },
+      'float32',
+    );
+    const ins = body.inputs.map((t, j) => {
+      if (t.access === 'alias') return null;
+      const i = b.inputs.findIndex((_, q) => inputOf(q) === j);
+      if (i < 0) return acc;
+      return { binding: readBinding((b.inputs[i] as { read: number }).read) };
+    });
+    const header = [`matmul epilogue: ${origins(b.epilogue) || 'the product'} over ${shapeText([M, N])}`];
+    steps.push(jsStep(elementwiseJs(body, body.shape, body.inputs.map((t) => t.strides ?? null), header), ins, stores.map((s) => ({ binding: outBinding(s.j) }))));
+  }
+
+  // ---- once per row of op(A) / column of op(B): the operand reductions (of the operand after
+  // its prologue, as the matmul reads it), then what consumes them
+  b.reductions.forEach((r, q) => {
+    const onA = r.operand === 'A';
+    const L = onA ? M : N;
+    const values = newScratch('float32', L);
+    // op(A)[i, k] and op(B)[k, i] as (line i, k) strides over the stored operand
+    const strides = onA ? (b.transA ? [1, M] : [K, 1]) : b.transB ? [K, 1] : [1, N];
+    const red: ReduceBody = {
+      kind: 'reduce',
+      combine: r.combine,
+      kept: [L],
+      reduced: [K],
+      inputs: [{ dtype: 'float32', access: 'strided', strides }],
+      scalars: 0,
+      prologue: [],
+      value: { kind: 'input', index: 0 },
+      epilogue: [],
+      outputs: [{ ref: { kind: 'acc' }, dtype: 'float32' }],
+    };
+    steps.push(jsStep(reduceJs(red, [L], [K], [strides], [`${r.combine} along K of op(${r.operand}) over [${L}, ${K}]`]), [onA ? A : B], [values]));
+    const { body, inputOf } = accBody(
+      b,
+      r.epilogue,
+      r.outputs,
+      [L],
+      (i) => {
+        const x = b.inputs[i]!;
+        if (x.at === 'alias') {
+          if (x.region !== q) throw new Error(`internal compiler error: kernel ${k.name}: operand reduction ${q} reads the old value of another region's output`);
+          return { dtype: r.outputs[x.output]!.dtype, access: 'alias', aliasOf: x.output };
+        }
+        if (x.at === 'line') return stridedInput(dtypeOfRead(x.read), [L], [...x.strides]);
+        if (x.at === 'element') return { dtype: dtypeOfRead(x.read), access: 'strided', strides: [0] };
+        throw new Error(`internal compiler error: an operand reduction's epilogue reads a ${x.at} input`);
+      },
+      'float32',
+    );
+    const ins = body.inputs.map((t, j) => {
+      if (t.access === 'alias') return null;
+      const i = b.inputs.findIndex((_, p) => inputOf(p) === j);
+      if (i < 0) return values;
+      return { binding: readBinding((b.inputs[i] as { read: number }).read) };
+    });
+    const header = [`${r.combine} of op(${r.operand}) consumed: ${origins(r.epilogue) || 'the values'} over [${L}]`];
+    steps.push(jsStep(elementwiseJs(body, body.shape, body.inputs.map((t) => t.strides ?? null), header), ins, r.outputs.map((_, j) => ({ binding: redBinding(q, j) }))));
+  });
+}

@@ -1,0 +1,99 @@
+/**
+ * Row kernels (kernel IR `RowBody`) as JavaScript: for each row (kept index), each reduction
+ * step a loop over the row's elements, each map step one expression, then a loop writing the
+ * element outputs; sizes and strides are constants. Sums run in doubles in the eager kernel's
+ * order and are rounded to float32 like a stored sum, so the result agrees with eager cpu
+ * within float32 rounding.
+ */
+import { getOp } from '../ir/registry.ts';
+import { jsLang } from '../ir/scalar-lang.ts';
+import type { ExprNode, Ref, RowBody } from '../passes/kernel-ir.ts';
+
+function refName(r: Ref, prefix: string): string {
+  switch (r.kind) {
+    case 'input': return `x${r.index}`;
+    case 'scalar': return `s${r.index}`;
+    case 'node': return `${prefix}${r.index}`;
+    case 'stat': return `r${r.index}`;
+    default: throw new Error(`internal compiler error: a row kernel has no ${r.kind} value`);
+  }
+}
+
+function renderNodes(nodes: ExprNode[], prefix: string, input: (k: number) => string): string[] {
+  return nodes.map((n, i) => {
+    const op = getOp(n.op);
+    if (!op.formula) throw new Error(`op ${n.op} has no elementwise formula`);
+    const args = n.args.map((a) => (a.kind === 'input' ? input(a.index) : refName(a, prefix)));
+    const note = n.origin ? ` // ${n.origin.ids.map((id) => `%${id}`).join(' ')} ${n.op}${n.origin.scope ? ` (${n.origin.scope})` : ''}` : '';
+    return `const ${prefix}${i} = ${op.formula(jsLang, args, n.attrs)};${note}`;
+  });
+}
+
+const inputsRead = (nodes: ExprNode[], extra: Ref[] = []) =>
+  [...new Set([...nodes.flatMap((n) => n.args), ...extra].filter((a) => a.kind === 'input').map((a) => (a as { index: number }).index))].sort((a, b) => a - b);
+
+/** Nested loops over `dims` carrying one offset per stride list: `${tag}{k}` inside. */
+function nest(dims: number[], strides: number[][], tag: string, body: string[], pad: string): string[] {
+  const out: string[] = [];
+  const open = (d: number, p: string) => {
+    if (d === dims.length) {
+      out.push(...body.map((l) => p + l));
+      return;
+    }
+    out.push(`${p}for (let ${tag}i${d} = 0; ${tag}i${d} < ${dims[d]}; ${tag}i${d}++) {`);
+    strides.forEach((s, k) => out.push(`${p}  const ${tag}${k}_${d + 1} = ${tag}${k}_${d} + ${tag}i${d} * ${s[d]};`));
+    open(d + 1, p + '  ');
+    out.push(`${p}}`);
+  };
+  open(0, pad);
+  return out;
+}
+
+export function rowJs(b: RowBody, header: string[] = []): string {
+  const keptRank = b.kept.length;
+  const elementOuts = b.outputs.map((o, j) => ({ o, j })).filter(({ o }) => o.per === 'element');
+  const rowOuts = b.outputs.map((o, j) => ({ o, j })).filter(({ o }) => o.per === 'row');
+  const lines = [...header.map((h) => `// ${h}`)];
+  b.inputs.forEach((_, k) => lines.push(`const in${k} = ins[${k}];`));
+  b.outputs.forEach((_, j) => lines.push(`const out${j} = outs[${j}];`));
+  for (let s = 0; s < b.scalars; s++) lines.push(`const s${s} = sc[${s}];`);
+  // strides per array: the inputs, then the element outputs
+  const all = [...b.inputs.map((t) => t.strides!), ...elementOuts.map(({ o }) => o.strides!)];
+  const keptStrides = all.map((s) => s.slice(0, keptRank));
+  const redStrides = all.map((s) => s.slice(keptRank));
+  const base = (k: number) => `K${k}_${keptRank}`;
+  const at = (k: number) => `${base(k)} + R${k}_${b.reduced.length}`;
+  const rowBody: string[] = [];
+  const rowLoop = (used: number[], inner: string[]) => {
+    const loads = used.map((k) => `const x${k} = in${k}[${at(k)}];`);
+    const seed = all.map((_, k) => `const R${k}_0 = 0;`);
+    return ['{', ...seed.map((l) => '  ' + l), ...nest(b.reduced, redStrides, 'R', [...loads, ...inner], '  '), '}'];
+  };
+  b.steps.forEach((st, s) => {
+    if (st.kind === 'map') {
+      rowBody.push(...renderNodes([st.node], `m${s}_`, (k) => `in${k}[${base(k)}]`), `const r${s} = m${s}_0;`);
+      return;
+    }
+    const v = st.value.kind === 'input' ? `x${st.value.index}` : refName(st.value, `a${s}_`);
+    const combine =
+      st.combine === 'sum'
+        ? [`acc += ${v};`]
+        : // NaN propagates, as in PyTorch (and the eager kernel)
+          [`if (${v} > acc || (${v} !== ${v} && acc === acc)) acc = ${v};`];
+    rowBody.push(st.combine === 'sum' ? 'acc = 0;' : 'acc = -Infinity;');
+    rowBody.push(...rowLoop(inputsRead(st.nodes, [st.value]), [...renderNodes(st.nodes, `a${s}_`, (k) => `x${k}`), ...combine]));
+    // a max stays the double it is: an element recomputed later must compare equal to it (argmax masks)
+    rowBody.push(st.combine === 'sum' ? `const r${s} = Math.fround(acc);` : `const r${s} = acc;`);
+  });
+  if (elementOuts.length) {
+    const stores = elementOuts.map(({ o, j }, e) => `out${j}[${at(b.inputs.length + e)}] = ${store(o.dtype, refName(o.ref, 'v'))};`);
+    rowBody.push(...rowLoop(inputsRead(b.nodes, elementOuts.map(({ o }) => o.ref)), [...renderNodes(b.nodes, 'v', (k) => `x${k}`), ...stores]));
+  }
+  for (const { o, j } of rowOuts) rowBody.push(`out${j}[o] = ${store(o.dtype, refName(o.ref, 'v'))};`);
+  rowBody.push('o++;');
+  lines.push('let o = 0;', 'let acc = 0;', ...all.map((_, k) => `const K${k}_0 = 0;`));
+  lines.push(...nest(b.kept, keptStrides, 'K', rowBody, ''));
+  return lines.join('\n');
+}
+
+const store = (dtype: string, v: string) => (dtype === 'bool' ? `(${v} !== 0 ? 1 : 0)` : v);

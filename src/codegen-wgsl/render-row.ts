@@ -1,0 +1,170 @@
+/**
+ * Row kernels (kernel IR `RowBody`) as WGSL: one workgroup per row (kept index). Each
+ * reduction step is a pass over the row, its invocations striding over the elements (rows
+ * longer than the workgroup loop), then a tree in workgroup memory; every invocation then
+ * holds the row's value, and `map` steps compute on it. The last pass computes the element
+ * outputs; invocation 0 writes the per-row outputs.
+ *
+ * Params (u32 words): rows, R (elements per row), kept sizes, reduced sizes, per input its
+ * strides (kept, then reduced), per element output the same, the scalars' bits.
+ */
+import { WGSL_PRELUDE } from '../ir/scalar-lang.ts';
+import type { ExprNode, Ref, RowBody } from '../passes/kernel-ir.ts';
+import type { GeneratedKernel } from './elementwise.ts';
+import { renderNodes } from './expr.ts';
+import { paramsDecl, paramWords, putScalarBits, storeAs, wgslType } from './kernel-spec.ts';
+import { entryPoint, standalone, type Builtin, type Namespace } from './namespace.ts';
+
+/** the reduce kernels' size, so that row kernels pack with them */
+export const ROW_WORKGROUP = 64;
+
+function layout(b: RowBody) {
+  const keptAt = 2;
+  const redAt = keptAt + b.kept.length;
+  const per = b.kept.length + b.reduced.length;
+  const inAt = redAt + b.reduced.length;
+  const elementOuts = b.outputs.map((o, j) => (o.per === 'element' ? j : -1)).filter((j) => j >= 0);
+  const outAt = inAt + per * b.inputs.length;
+  const scalarAt = outAt + per * elementOuts.length;
+  return { keptAt, redAt, per, inAt, outAt, elementOuts, scalarAt, words: scalarAt + b.scalars };
+}
+
+const BUILTINS: Builtin[] = [
+  { kind: 'workgroup_id', name: 'wid', type: 'vec3<u32>' },
+  { kind: 'local_invocation_index', name: 'lid', type: 'u32' },
+  { kind: 'num_workgroups', name: 'nwg', type: 'vec3<u32>' },
+];
+
+const inputsRead = (nodes: ExprNode[], extra: Ref[] = []) =>
+  [...new Set([...nodes.flatMap((n) => n.args), ...extra].filter((a) => a.kind === 'input').map((a) => (a as { index: number }).index))].sort((a, b) => a - b);
+
+/** Storage bindings: the inputs, then the outputs; then the params uniform. */
+export function rowWGSL(b: RowBody, nsIn?: Namespace): GeneratedKernel {
+  const L = layout(b);
+  const WG = ROW_WORKGROUP;
+  const keptRank = b.kept.length;
+  const redRank = b.reduced.length;
+  const ns = nsIn ?? standalone(b.inputs.length + b.outputs.length);
+  const n = (s: string) => ns.prefix + s;
+  const P = (i: number) => `${n('P')}(${i}u)`;
+  const lines: string[] = ns.entry === 'compute' ? [WGSL_PRELUDE] : [];
+  b.inputs.forEach((t, k) => lines.push(`@group(0) @binding(${ns.storage(k)}) var<storage, read> ${n(`in${k}`)}: array<${wgslType(t.dtype)}>;`));
+  b.outputs.forEach((o, j) => lines.push(`@group(0) @binding(${ns.storage(b.inputs.length + j)}) var<storage, read_write> ${n(`out${j}`)}: array<${wgslType(o.dtype)}>;`));
+  lines.push(paramsDecl(ns.prefix, paramWords(L.words)));
+  lines.push(`@group(0) @binding(${ns.uniform(0)}) var<uniform> ${n('p')}: ${n('Params')};`);
+  lines.push(`fn ${n('P')}(i: u32) -> u32 { return ${n('p')}.v[i / 4u][i % 4u]; }`);
+  const sh = n('sh');
+  lines.push(`var<workgroup> ${sh}: array<f32, ${WG}>;`);
+  // NaN wins (PyTorch propagates it); tested through the bits, as lavapipe compiles `v != v` to false
+  const better = n('better');
+  if (b.steps.some((s) => s.kind === 'reduce' && s.combine === 'max')) {
+    lines.push(`fn ${better}(v: f32, best: f32) -> bool { return v > best || (wgt_isnan(v) && !wgt_isnan(best)); }`);
+  }
+  lines.push('');
+  lines.push(...entryPoint(ns, String(WG), BUILTINS));
+  lines.push('  let o = wid.x + wid.y * nwg.x;');
+  // the whole workgroup leaves together: the barriers below stay in uniform control flow
+  lines.push(`  if (o >= ${P(0)}) { return; }`);
+  lines.push('  var ko = o;');
+  for (let d = keptRank - 1; d >= 0; d--) lines.push(`  let k${d} = ko % ${P(L.keptAt + d)}; ko = ko / ${P(L.keptAt + d)};`);
+  const strideWord = (at: number, k: number, d: number) => P(at + k * L.per + d);
+  const baseOf = (at: number, k: number) => {
+    const terms = Array.from({ length: keptRank }, (_, d) => `k${d} * ${strideWord(at, k, d)}`);
+    return terms.length ? terms.join(' + ') : '0u';
+  };
+  b.inputs.forEach((_, k) => lines.push(`  let base${k} = ${baseOf(L.inAt, k)};`));
+  L.elementOuts.forEach((j, e) => lines.push(`  let obase${j} = ${baseOf(L.outAt, e)};`));
+  for (let s = 0; s < b.scalars; s++) lines.push(`  let s${s} = bitcast<f32>(${P(L.scalarAt + s)});`);
+  const offset = (at: number, k: number) => {
+    const terms = Array.from({ length: redRank }, (_, d) => `q${d} * ${strideWord(at, k, keptRank + d)}`);
+    return terms.length ? terms.join(' + ') : '0u';
+  };
+  /** the loop over the row's elements, with q0.. (the reduced index) and the loads of `used` */
+  const rowLoop = (used: number[], body: string[]) => {
+    const out = [`  for (var j = lid; j < ${P(1)}; j = j + ${WG}u) {`, '    var jj = j;'];
+    for (let d = redRank - 1; d >= 0; d--) out.push(`    let q${d} = jj % ${P(L.redAt + d)}; jj = jj / ${P(L.redAt + d)};`);
+    for (const k of used) out.push(`    let x${k} = f32(${n(`in${k}`)}[base${k} + ${offset(L.inAt, k)}]);`);
+    out.push(...body.map((l) => `    ${l}`), '  }');
+    return out;
+  };
+  const stat = (i: number) => `r${i}`;
+  const valueOf = (r: Ref, prefix: string) =>
+    r.kind === 'node' ? `${prefix}${r.index}` : r.kind === 'input' ? `x${r.index}` : r.kind === 'scalar' ? `s${r.index}` : r.kind === 'stat' ? stat(r.index) : 'acc';
+
+  if (b.steps.some((st) => st.kind === 'reduce')) lines.push('  var acc: f32;', '  var part: f32;', '  var cnt: u32;');
+  b.steps.forEach((st, s) => {
+    if (st.kind === 'map') {
+      // inputs of a map step are constant along the row: read at the row's first element
+      const names = { input: (k: number) => `f32(${n(`in${k}`)}[base${k}])`, scalar: (i: number) => `s${i}`, stat, prefix: `m${s}_` };
+      lines.push(...renderNodes([st.node], names, '  '));
+      lines.push(`  let ${stat(s)} = m${s}_0;`);
+      return;
+    }
+    const prefix = `a${s}_`;
+    const names = { input: (k: number) => `x${k}`, scalar: (i: number) => `s${i}`, stat, prefix };
+    const v = valueOf(st.value, prefix);
+    const body = renderNodes(st.nodes, names, '');
+    if (st.combine === 'sum') {
+      // blocks of 64 into acc: one running f32 sum of a long row drifts (the reduce kernels' rule)
+      lines.push('  acc = 0.0;', '  part = 0.0;', '  cnt = 0u;');
+      body.push(`part = part + ${v};`, 'cnt = cnt + 1u;', 'if (cnt == 64u) { acc = acc + part; part = 0.0; cnt = 0u; }');
+      lines.push(...rowLoop(inputsRead(st.nodes, [st.value]), body));
+      lines.push('  acc = acc + part;');
+    } else {
+      lines.push('  acc = f32bits(0xff800000u);');
+      body.push(`let val = ${v};`, `if (${better}(val, acc)) { acc = val; }`);
+      lines.push(...rowLoop(inputsRead(st.nodes, [st.value]), body));
+    }
+    lines.push(`  ${sh}[lid] = acc;`, '  workgroupBarrier();');
+    lines.push(`  for (var w = ${WG / 2}u; w > 0u; w = w >> 1u) {`, '    if (lid < w) {');
+    if (st.combine === 'sum') lines.push(`      ${sh}[lid] = ${sh}[lid] + ${sh}[lid + w];`);
+    else lines.push(`      if (${better}(${sh}[lid + w], ${sh}[lid])) { ${sh}[lid] = ${sh}[lid + w]; }`);
+    lines.push('    }', '    workgroupBarrier();', '  }');
+    lines.push(`  let ${stat(s)} = ${sh}[0];`, '  workgroupBarrier();');
+  });
+
+  const elementOuts = b.outputs.map((o, j) => ({ o, j })).filter(({ o }) => o.per === 'element');
+  if (elementOuts.length) {
+    const names = { input: (k: number) => `x${k}`, scalar: (i: number) => `s${i}`, stat, prefix: 'v' };
+    const body = renderNodes(b.nodes, names, '');
+    for (const { o, j } of elementOuts) {
+      const e = L.elementOuts.indexOf(j);
+      body.push(`${n(`out${j}`)}[obase${j} + ${offset(L.outAt, e)}] = ${storeAs(o.dtype, valueOf(o.ref, 'v'))};`);
+    }
+    lines.push(...rowLoop(inputsRead(b.nodes, elementOuts.map(({ o }) => o.ref)), body));
+  }
+  const rowOuts = b.outputs.map((o, j) => ({ o, j })).filter(({ o }) => o.per === 'row');
+  if (rowOuts.length) {
+    lines.push('  if (lid == 0u) {');
+    for (const { o, j } of rowOuts) lines.push(`    ${n(`out${j}`)}[o] = ${storeAs(o.dtype, valueOf(o.ref, 'v'))};`);
+    lines.push('  }');
+  }
+  lines.push('}');
+  return {
+    code: lines.join('\n'),
+    layout: {
+      storage: [...b.inputs.map(() => 'read' as const), ...b.outputs.map(() => 'read_write' as const)],
+      uniforms: 1,
+      workgroupSize: [WG, 1, 1],
+      workgroupBytes: 4 * WG,
+      builtins: BUILTINS,
+    },
+    paramWords: L.words,
+  };
+}
+
+/** One workgroup per row. */
+export const rowWorkgroups = (b: RowBody) => b.kept.reduce((p, d) => p * d, 1);
+
+export function rowParams(b: RowBody, scalars: readonly number[]): Uint32Array {
+  const L = layout(b);
+  const words = new Uint32Array(paramWords(L.words) * 4);
+  words[0] = b.kept.reduce((p, d) => p * d, 1);
+  words[1] = b.reduced.reduce((p, d) => p * d, 1);
+  b.kept.forEach((d, i) => (words[L.keptAt + i] = d));
+  b.reduced.forEach((d, i) => (words[L.redAt + i] = d));
+  b.inputs.forEach((t, k) => t.strides!.forEach((v, d) => (words[L.inAt + k * L.per + d] = v)));
+  L.elementOuts.forEach((j, e) => b.outputs[j]!.strides!.forEach((v, d) => (words[L.outAt + e * L.per + d] = v)));
+  putScalarBits(words, L.scalarAt, scalars);
+  return words;
+}

@@ -1,0 +1,29 @@
+/** [reduce-prologue] a reduction absorbs the elementwise producer chain read only by it. */
+import type { Rule } from '../driver.ts';
+import { kernelNodes } from '../groups.ts';
+
+export const reducePrologue: Rule<number> = {
+  name: 'reduce-prologue',
+  doc: 'an elementwise kernel whose only reader is a reduction (of its last value) becomes that reduction\'s prologue',
+  apply(st, ki) {
+    const k = st.kernels[ki];
+    if (!k || k.kind !== 'elementwise') return null;
+    const ids = new Set(k.nodes);
+    if (k.nodes.some((id) => st.outputs.has(id))) return null;
+    const tail = k.nodes[k.nodes.length - 1];
+    const ext = k.nodes.flatMap((id) => st.consumersThroughViews(id).filter((c) => !ids.has(c)).map((c) => ({ from: id, c })));
+    if (ext.length !== 1 || ext[0].from !== tail) return null;
+    const rk = st.kernelOf.get(ext[0].c);
+    if (rk === undefined) return null;
+    const r = st.kernels[rk];
+    if (!r || r.kind !== 'reduce' || r.node !== ext[0].c || r.prologue.length || st.node(r.node).inputs[0] !== tail) return null;
+    const why = st.overBindings([...kernelNodes(r), ...k.nodes]);
+    if (why) return { refused: `did not fuse kernel ${ki} into reduction %${r.node}: ${why}` };
+    if (k.nodes.some((id) => st.node(id).op === 'arange')) {
+      return { refused: `did not fuse kernel ${ki} into reduction %${r.node}: arange needs the index of its own elements` };
+    }
+    r.prologue.push(...k.nodes);
+    st.absorb(ki, rk, k.nodes);
+    return { fired: `fused kernel ${ki} (${k.nodes.map((id) => st.nodeTag(id)).join(', ')}) into reduction %${r.node} as its prologue` };
+  },
+};
