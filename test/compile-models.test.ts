@@ -24,7 +24,8 @@ const STEPS = 3;
  */
 const BASELINE = {
   cpu: { gptStep: { fused: 153, dispatches: 0 }, cnnStep: { fused: 38, dispatches: 0 } },
-  webgpu: { gptStep: { fused: 174, dispatches: 85 }, cnnStep: { fused: 62, dispatches: 38 } },
+  // GPT step: binding arenas let same-shape AdamW updates fuse past 16 bindings and all of them share one pack (174 / 85 without)
+  webgpu: { gptStep: { fused: 168, dispatches: 71 }, cnnStep: { fused: 62, dispatches: 38 } },
 };
 
 async function paramsClose(got: torch.nn.Module, want: torch.nn.Module, tol: number, what: string) {
@@ -68,7 +69,7 @@ describe.each(testDevices())('compiled GPT and CNN on %s', (device) => {
       // multi-tensor update: the AdamW updates of all 29 parameters (one fused kernel per shape,
       // over binding arenas) run in one pack, where they took 13 dispatches before
       const g = step.graphs()[0]!;
-      const isUpdate = (k: Kernel) => k.body.kind === 'elementwise' && k.body.nodes.some((n) => n.op === 'sqrt') && k.body.outputs.length >= 3;
+      const isUpdate = (k: Kernel) => k.body.kind === 'elementwise' && k.body.nodes.some((n) => n.op === 'sqrt') && k.body.inputs.some((x) => x.access === 'alias');
       expect(g.kernels.flatMap((k) => partsOf(k.kernel)).filter(isUpdate).length, 'update kernels').toBeGreaterThan(1);
       expect(g.kernels.filter((k) => partsOf(k.kernel).some(isUpdate)).length, 'dispatches of the optimizer update').toBeLessThanOrEqual(1);
     }

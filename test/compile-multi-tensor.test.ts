@@ -48,8 +48,8 @@ async function train(steps: number, compiled: boolean) {
   return { ...s, step: step as torch.Compiled<() => torch.Tensor>, losses };
 }
 
-/** an Adam update: an elementwise kernel with a square root that writes a parameter and its two moments */
-const isUpdate = (k: Kernel) => k.body.kind === 'elementwise' && k.body.nodes.some((n) => n.op === 'sqrt') && k.body.outputs.length >= 3;
+/** an Adam update: an elementwise kernel with a square root that updates values in place (a parameter, its moments) */
+const isUpdate = (k: Kernel) => k.body.kind === 'elementwise' && k.body.nodes.some((n) => n.op === 'sqrt') && k.body.inputs.some((x) => x.access === 'alias');
 
 function updateCost(step: torch.Compiled<() => torch.Tensor>) {
   const g = step.graphs()[0]!;
