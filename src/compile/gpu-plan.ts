@@ -146,7 +146,9 @@ export class GpuPlan {
     log.set(
       k.name,
       `[arena] bound ${members.join(', ')} of ${k.name} through one buffer: it would bind ${k.bindings.length} storage buffers,` +
-        ` ${budget < this.backend.ctx.limits.maxStorageBuffersPerShaderStage ? `more than the ${budget} left in its pack` : `more than the device's ${budget}`}`,
+        (k.bindings.length <= budget
+          ? ' within the limit, but WGTORCH_ARENA=force gives every kernel an arena'
+          : ` ${budget < this.backend.ctx.limits.maxStorageBuffersPerShaderStage ? `more than the ${budget} left in its pack` : `more than the device's ${budget}`}`),
     );
     return a;
   }
