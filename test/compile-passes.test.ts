@@ -245,11 +245,17 @@ describe.skipIf(!webgpuAvailable)('fusion through GpuPlan on webgpu', () => {
       );
       const bind = interpreterBinding(t.program);
       const want = await interpretOutputs(t.graph, bind);
-      const limited = await runGpuPlan(t.graph, bind, { maxBindings: 4 });
+      // without binding arenas the tail is split off
+      const limited = await runGpuPlan(t.graph, bind, { maxBindings: 4, arena: false });
       expect(await deviceError()).toBeNull();
       expectOutputsClose(limited.outputs, want, GPU_TOL, 'maxBindings 4');
       for (const k of limited.plan.kernels) expect(bindingsOf(k), `${k.name} binds`).toBeLessThanOrEqual(4);
       expect(limited.plan.kernels.length).toBeGreaterThan(1);
+      // with them (the default) the four small tail operands share one binding and the matmul keeps its tail
+      const arena = await runGpuPlan(t.graph, bind, { maxBindings: 4 });
+      expectOutputsClose(arena.outputs, want, GPU_TOL, 'maxBindings 4 with an arena');
+      expect(arena.plan.kernels.length).toBe(1);
+      for (const k of arena.plan.kernels) expect(bindingsOf(k), `${k.name} binds`).toBeLessThanOrEqual(4);
       const why = limited.plan.schedule.log.filter((l) => /did not fuse/.test(l));
       expect(why.join('\n')).toMatch(/did not fuse %\d+ \w+ into kernel \d+ \(matmul\): it would bind more than the device's 4 storage buffers/);
       expect(why.join('\n')).toMatch(/did not fuse %\d+ \w+ into kernel \d+ \(elementwise\): it would bind more than the device's 4 storage buffers/);

@@ -206,14 +206,14 @@ export interface PlanRun {
 export async function runGpuPlan(
   g: Graph,
   bind: (n: IRNode) => Storage | number,
-  opts: { maxBindings?: number; pack?: boolean; maxWorkgroupsPerDimension?: number } = {},
+  opts: { maxBindings?: number; pack?: boolean; maxWorkgroupsPerDimension?: number; arena?: boolean | 'force' } = {},
 ): Promise<PlanRun> {
   const webgpu = getBackend('webgpu') as WebGPUBackend;
   const over: Partial<Record<keyof GPUSupportedLimits, number>> = {};
   if (opts.maxBindings) over.maxStorageBuffersPerShaderStage = opts.maxBindings;
   if (opts.maxWorkgroupsPerDimension) over.maxComputeWorkgroupsPerDimension = opts.maxWorkgroupsPerDimension;
   const backend = Object.keys(over).length ? limitedBackend(webgpu, over) : webgpu;
-  const plan = new GpuPlan(g, backend, new Map(), { pack: opts.pack });
+  const plan = new GpuPlan(g, backend, new Map(), { pack: opts.pack, arena: opts.arena });
   const uploaded = new Map<number, Storage>();
   for (const n of g.nodes) {
     if (n.op !== 'input') continue;
@@ -228,9 +228,12 @@ export async function runGpuPlan(
   return { plan, outputs };
 }
 
-/** Storage buffers a lowered kernel binds. */
-export function bindingsOf(k: { kernel: { bindings: unknown[] } }): number {
-  return k.kernel.bindings.length;
+/**
+ * Storage buffers a lowered kernel binds on the device: its pipeline layout's, so values that
+ * share one binding arena (several logical bindings of the kernel IR) count once.
+ */
+export function bindingsOf(k: { kernel: { bindings: unknown[] }; layout?: { storage: unknown[] } }): number {
+  return k.layout ? k.layout.storage.length : k.kernel.bindings.length;
 }
 
 /** Flushes the device and returns its pending error (an invalid pipeline, say) instead of leaving it for the next test. */
