@@ -7,9 +7,10 @@
  */
 import { WGSL_PRELUDE, wgslIntLang, wgslLang } from '../ir/scalar-lang.ts';
 import { isIntKernel } from '../passes/int-kernels.ts';
-import type { ElementwiseBody, Ref } from '../passes/kernel-ir.ts';
+import type { Arena, ElementwiseBody, Ref } from '../passes/kernel-ir.ts';
 import { renderNodes } from './expr.ts';
 import { paramsDecl, paramWords, putScalarBits, storeAs, wgslType } from './kernel-spec.ts';
+import { StorageSlots } from './storage-slots.ts';
 import { entryPoint, standalone, type Builtin, type Namespace, type WgslLayout } from './namespace.ts';
 
 export const EW_WORKGROUP = 64;
@@ -39,26 +40,31 @@ const BUILTINS: Builtin[] = [
 ];
 
 /** Storage bindings: inputs that are not aliases, then outputs; then the params uniform. */
-export function elementwiseWGSL(body: ElementwiseBody, nsIn?: Namespace): GeneratedKernel {
+export function elementwiseWGSL(body: ElementwiseBody, nsIn?: Namespace, arena?: Arena): GeneratedKernel {
   const rank = body.shape.length;
   const int = isIntKernel(body);
   const L = layout(body);
-  const storage = body.inputs.filter((x) => x.access !== 'alias').length + body.outputs.length;
-  const ns = nsIn ?? standalone(storage);
+  const nIn = body.inputs.filter((x) => x.access !== 'alias').length;
+  const slots = new StorageSlots(nIn + body.outputs.length, arena);
+  const ns = nsIn ?? standalone(slots.count);
   const n = (s: string) => ns.prefix + s;
   const P = (i: string) => `${n('P')}(${i})`;
   const lines: string[] = ns.entry === 'compute' ? [WGSL_PRELUDE] : [];
-  let binding = 0;
+  // logical slots: the inputs that are not aliases, then the outputs
+  const inSlot: number[] = [];
   const access: WgslLayout['storage'] = [];
+  const declare = (slot: number, name: string, type: string, acc: 'read' | 'read_write') => {
+    const line = slots.declare(ns, slot, name, type, acc);
+    if (line) lines.push(line);
+    access.push(acc);
+  };
   body.inputs.forEach((inp, k) => {
     if (inp.access === 'alias') return;
-    lines.push(`@group(0) @binding(${ns.storage(binding++)}) var<storage, read> ${n(`in${k}`)}: array<${wgslType(inp.dtype)}>;`);
-    access.push('read');
+    inSlot[k] = access.length;
+    declare(inSlot[k]!, n(`in${k}`), `array<${wgslType(inp.dtype)}>`, 'read');
   });
-  body.outputs.forEach((o, j) => {
-    lines.push(`@group(0) @binding(${ns.storage(binding++)}) var<storage, read_write> ${n(`out${j}`)}: array<${wgslType(o.dtype)}>;`);
-    access.push('read_write');
-  });
+  body.outputs.forEach((o, j) => declare(nIn + j, n(`out${j}`), `array<${wgslType(o.dtype)}>`, 'read_write'));
+  const outAt = (j: number, idx: string) => slots.at(ns, nIn + j, n(`out${j}`), idx);
   lines.push(paramsDecl(ns.prefix, paramWords(L.words)));
   lines.push(`@group(0) @binding(${ns.uniform(0)}) var<uniform> ${n('p')}: ${n('Params')};`);
   lines.push(`fn ${n('P')}(i: u32) -> u32 { return ${n('p')}.v[i / 4u][i % 4u]; }`);
@@ -78,7 +84,7 @@ export function elementwiseWGSL(body: ElementwiseBody, nsIn?: Namespace): Genera
   body.inputs.forEach((inp, k) => {
     if (inp.access === 'gather') return;
     const idx = inp.access === 'strided' ? stridedIdx(k) : 'i';
-    const src = inp.access === 'alias' ? `${n(`out${inp.aliasOf ?? 0}`)}[i]` : `${n(`in${k}`)}[${idx}]`;
+    const src = inp.access === 'alias' ? outAt(inp.aliasOf ?? 0, 'i') : slots.at(ns, inSlot[k]!, n(`in${k}`), idx);
     sourceOf[k] = src;
     lines.push(`  let ${inputName(k)} = ${int ? 'i32' : 'f32'}(${src});`);
   });
@@ -99,12 +105,12 @@ export function elementwiseWGSL(body: ElementwiseBody, nsIn?: Namespace): Genera
     const k = copiedInput(body, o.ref);
     const exact = k !== null && o.dtype !== 'float32' && body.inputs[k].dtype === o.dtype;
     const store = int ? (o.dtype === 'int32' ? v : `u32(${v} != 0i)`) : storeAs(o.dtype, v);
-    lines.push(`  ${n(`out${j}`)}[i] = ${exact ? sourceOf[k] : store};`);
+    lines.push(`  ${outAt(j, 'i')} = ${exact ? sourceOf[k] : store};`);
   });
   lines.push('}');
   return {
     code: lines.join('\n'),
-    layout: { storage: access, uniforms: 1, workgroupSize: [EW_WORKGROUP, 1, 1], workgroupBytes: 0, builtins: BUILTINS },
+    layout: { storage: slots.access(access), uniforms: 1, workgroupSize: [EW_WORKGROUP, 1, 1], workgroupBytes: 0, builtins: BUILTINS },
     paramWords: L.words,
   };
 }

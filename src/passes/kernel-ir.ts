@@ -252,6 +252,14 @@ export interface Kernel {
   bindings: Binding[];
   /** IR scalar nodes whose values the body's scalar refs read, in order */
   scalars: number[];
+  /**
+   * Bindings served by one shared float32 buffer (the device's binding limit, see
+   * passes/binding-arena.ts): `members` index `bindings`; member i lives at element `offsets[i]`
+   * of an arena of `elements` floats, bound once (read_write) where the first member would be.
+   * The plan copies members' values in before the dispatch and written ones out after.
+   * Absent: every binding is a buffer of its own (always, on the cpu target).
+   */
+  arena?: Arena;
   /** IR nodes computed here (prologues are recomputed copies of other kernels' nodes), and their module paths */
   covers: { nodes: number[]; scopes: string[] };
   /** bytes read and written and floating-point operations per call (estimates for stats) */
@@ -259,11 +267,21 @@ export interface Kernel {
   flops: number;
 }
 
+export interface Arena {
+  members: number[];
+  offsets: number[];
+  elements: number;
+}
+
 export const reads = (k: Kernel): number[] => k.bindings.filter((b) => b.access === 'read').map((b) => b.value);
 export const writes = (k: Kernel): number[] => k.bindings.filter((b) => b.access === 'write').map((b) => b.value);
 
 /** The kernels a kernel stands for: itself, or a pack's parts. */
 export const partsOf = (k: Kernel): Kernel[] => (k.body.kind === 'pack' ? k.body.parts : [k]);
+
+/** Storage buffers the kernel binds on a device: its bindings, an arena's members counting once (a pack: its parts' sum). */
+export const boundBuffers = (k: Kernel): number =>
+  partsOf(k).reduce((s, p) => s + p.bindings.length - (p.arena?.members.length ? p.arena.members.length - 1 : 0), 0);
 
 // ------------------------------------------------------------------ printed form
 
@@ -392,6 +410,10 @@ export function printKernel(k: Kernel, opOf?: (id: number) => string): string {
       lines.push(`kernel ${k.name}: pack of ${b.parts.length} independent kernels`);
       for (const p of b.parts) lines.push(...printKernel(p, opOf).split('\n').map((l) => `  ${l}`));
       return lines.join('\n');
+  }
+  if (k.arena) {
+    const a = k.arena;
+    lines.push(`  arena of ${a.elements} floats, bound once: ${a.members.map((m, i) => `%${k.bindings[m]!.value} at ${a.offsets[i]}`).join(', ')}`);
   }
   lines.push(`  covers ${k.covers.nodes.map((id) => `%${id}${opOf ? ` ${opOf(id)}` : ''}`).join(', ')}${k.covers.scopes.length ? ` from ${k.covers.scopes.join(', ')}` : ''}`);
   return lines.join('\n');

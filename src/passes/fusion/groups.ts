@@ -66,6 +66,11 @@ export interface FusionOptions {
   inPlace?: Map<number, number>;
   /** make row kernels (default true; the plans turn it off for WGTORCH_ROW_KERNELS=0, to measure what they save) */
   rowKernels?: boolean;
+  /**
+   * The binding-limit rule (passes/binding-arena.ts): small buffers a kernel binds may share one
+   * arena buffer, so a group counts its arena-eligible buffers as one binding.
+   */
+  arena?: { eligible: (dtype: string, elements: number) => boolean };
 }
 
 export const kernelNodes = (k: Kernel): number[] => {

@@ -71,7 +71,7 @@ export async function synchronize(): Promise<void> {
  */
 export function counters() {
   const c = context();
-  return { dispatches: c.dispatches, submits: c.submits, pipelinesCompiled: c.pipelinesCompiled, largestBuffer: c.pool.largestRequest };
+  return { dispatches: c.dispatches, submits: c.submits, copies: c.copies, pipelinesCompiled: c.pipelinesCompiled, largestBuffer: c.pool.largestRequest };
 }
 export function resetCounters(): void {
   context().resetCounters();
