@@ -7,8 +7,8 @@
  */
 import { describe, expect, it } from 'vitest';
 import * as torch from '../src/index.ts';
-import { partsOf, printKernel, type Kernel } from '../src/passes/kernel-ir.ts';
-import { bindingsOf, deviceError, expectTensorClose, interpretOutputs, interpreterBinding, relDiff, runGpuPlan } from './helpers/compile-util.ts';
+import { boundBuffers, partsOf, printKernel, type Kernel } from '../src/passes/kernel-ir.ts';
+import { deviceError, expectTensorClose, interpretOutputs, interpreterBinding, relDiff, runGpuPlan } from './helpers/compile-util.ts';
 import { testDevices, webgpuAvailable } from './helpers/devices.ts';
 import { opsIntTensors, opsRecords, opsTensors, weightsLike } from './helpers/models-ref.ts';
 
@@ -284,7 +284,8 @@ describe.runIf(webgpuAvailable)('row kernels under a small binding limit (webgpu
     expect(await deviceError()).toBeNull();
     expect(limited.plan.schedule.log.join('\n')).toMatch(/\[row\] did not make a row kernel of .*: it would bind more than the device's 4 storage buffers/);
     expect(limited.plan.kernels.some((k) => k.kind === 'row')).toBe(false);
-    for (const k of limited.plan.kernels) expect(bindingsOf(k), `${k.name} binds`).toBeLessThanOrEqual(4);
+    // (the other rules may bind small buffers through one arena: the device sees one binding)
+    for (const k of limited.plan.kernels) expect(boundBuffers(k.kernel), `${k.name} binds`).toBeLessThanOrEqual(4);
     expect(relDiff(limited.outputs[0], want).rel).toBeLessThanOrEqual(1e-5);
   }, 300_000);
 });
