@@ -32,3 +32,4 @@ export * as utils from './utils.ts';
 export { save, saveAsync, load } from './io/serialization.ts';
 export type { SaveOptions } from './io/serialization.ts';
 export * as webgpu from './runtime/webgpu/index.ts';
+export * as cpu from './runtime/cpu/index.ts';

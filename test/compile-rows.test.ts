@@ -8,8 +8,8 @@
 import { describe, expect, it } from 'vitest';
 import * as torch from '../src/index.ts';
 import { partsOf, printKernel, type Kernel } from '../src/passes/kernel-ir.ts';
-import { expectTensorClose } from './helpers/compile-util.ts';
-import { testDevices } from './helpers/devices.ts';
+import { bindingsOf, deviceError, expectTensorClose, interpretOutputs, interpreterBinding, relDiff, runGpuPlan } from './helpers/compile-util.ts';
+import { testDevices, webgpuAvailable } from './helpers/devices.ts';
 import { opsIntTensors, opsRecords, opsTensors, weightsLike } from './helpers/models-ref.ts';
 
 type T = torch.Tensor;
@@ -266,5 +266,25 @@ describe.each(testDevices())('row kernels on %s', (device) => {
     const text = rowKernels(ks).map((x) => printKernel(x)).join('\n');
     expect(text).toMatch(/kernel k\d+_row_sum_sum: row over \[40\] for each of \[16\]/);
     expect(text).toMatch(/r\d+ = max\(in\d+\) over the row|r\d+ = max\(e\d+\) over the row/);
+  }, 300_000);
+});
+
+describe.runIf(webgpuAvailable)('row kernels under a small binding limit (webgpu)', () => {
+  it('a row group that would bind more than the device allows is left to the other rules: every kernel within the limit, results unchanged', async () => {
+    const C = 37;
+    const xs = [[6, C], [6, C], [C], [C]].map((shape, i) => torch.tensor(values(shape, 20 + i), { shape }));
+    // reads x, r, weight, bias and writes y: five buffers as one row kernel
+    const t = torch.trace((x: T, r: T, w: T, b: T) => torch.nn.functional.layerNorm(x.add(r), [C], w, b), ...xs);
+    const bind = interpreterBinding(t.program);
+    const [want] = await interpretOutputs(t.graph, bind);
+    const full = await runGpuPlan(t.graph, bind);
+    expect(full.plan.kernels.map((k) => k.kind)).toEqual(['row']);
+    expect(relDiff(full.outputs[0], want).rel).toBeLessThanOrEqual(1e-5);
+    const limited = await runGpuPlan(t.graph, bind, { maxBindings: 4 });
+    expect(await deviceError()).toBeNull();
+    expect(limited.plan.schedule.log.join('\n')).toMatch(/\[row\] did not make a row kernel of .*: it would bind more than the device's 4 storage buffers/);
+    expect(limited.plan.kernels.some((k) => k.kind === 'row')).toBe(false);
+    for (const k of limited.plan.kernels) expect(bindingsOf(k), `${k.name} binds`).toBeLessThanOrEqual(4);
+    expect(relDiff(limited.outputs[0], want).rel).toBeLessThanOrEqual(1e-5);
   }, 300_000);
 });

@@ -128,6 +128,12 @@ const PRIMITIVES: Record<string, Case[]> = {
     c('mm [1,5] x [5,1]', (p) => [p([1, 5]), p([5, 1])], (a, b) => a.mm(b)),
     c('mm with a transposed operand', (p) => [p([3, 4]), p([2, 4])], (a, b) => a.mm(b.t())),
   ],
+  bmm: [
+    c('bmm [2,3,4] x [2,4,2]', (p) => [p([2, 3, 4]), p([2, 4, 2])], (a, b) => a.bmm(b)),
+    c('matmul with broadcast batch dims [2,1,3,4] x [1,3,4,2]', (p) => [p([2, 1, 3, 4]), p([1, 3, 4, 2])], (a, b) => a.matmul(b)),
+    c('matmul of transposed batched operands', (p) => [p([2, 4, 3]), p([2, 2, 4])], (a, b) => a.transpose(-2, -1).matmul(b.transpose(1, 2))),
+    c('matmul [3,4] x [2,4,2] (the matrix read for every batch)', (p) => [p([3, 4]), p([2, 4, 2])], (a, b) => a.matmul(b)),
+  ],
   reshape: [
     c('reshape [3,4] -> [2,6]', (p) => [p([3, 4])], (a) => a.reshape(2, 6).mul(torch.arange(6).float())),
     c('view [-1] and unsqueeze/squeeze/flatten', (p) => [p([2, 3, 2])], (a) => a.flatten(1).unsqueeze(0).squeeze(0).view(-1).mul(a.reshape([12]))),
@@ -170,6 +176,17 @@ const PRIMITIVES: Record<string, Case[]> = {
     c('indexSelect(0) with repeats', (p) => [p([4, 3]), torch.tensor([3, 0, 3], { dtype: 'int32' })], (a, i) => a.indexSelect(0, i)),
     c('index with an int32 tensor (embedding lookup, rows repeat)', (p) => [p([6, 4]), torch.tensor([[1, 2], [5, 0], [1, 1]], { dtype: 'int32' })], (e, x) => e.index(x)),
     c('index with two tensors and a slice', (p) => [p([3, 4, 5]), torch.tensor([0, 2, -1], { dtype: 'int32' }), torch.tensor([1, 1, 3], { dtype: 'int32' })], (a, i, j) => a.index(i, torch.slice(1, 3), j)),
+  ],
+  // a convolution's patch matrix and its gradient; conv2d's own rules are checked in test/nn-gradcheck.test.ts
+  im2col: [
+    c('im2col kernel [3, 2] stride [2, 1] padding [1, 0] dilation [1, 2] (its gradient is col2im)', (p) => [p([2, 2, 5, 5])], (x) =>
+      x._im2col({ kernel: [3, 2], stride: [2, 1], padding: [1, 0], dilation: [1, 2], out: [3, 3], transposed: false, fill: 'zero' }),
+    ),
+  ],
+  col2im: [
+    c('col2im of overlapping windows (its gradient is im2col)', (p) => [p([18, 12])], (g) =>
+      g._col2im({ kernel: [3, 2], stride: [2, 1], padding: [1, 0], dilation: [1, 2], out: [3, 3], transposed: false, fill: 'zero', shape: [2, 2, 5, 5] }),
+    ),
   ],
   scatterAdd: [
     c('scatterAdd dim 1 with repeats (the gradient of gather, as an op of its own)', (p) => [p([3, 2]), torch.tensor([[0, 3], [1, 1], [2, 0]], { dtype: 'int32' })], (g, i) => g._scatterAdd(1, i, [3, 4])),

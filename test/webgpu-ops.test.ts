@@ -379,9 +379,22 @@ function buildTable(): Record<string, Case[]> {
   mm('N = 0', [4, 3], [3, 0]);
   push(
     'mm',
-    c('matmul batched x 2-D, 1-D x 2-D, batched x batched', [f([2, 3, 4], 'normal'), f([4, 5], 'normal'), f([4], 'normal'), f([2, 5, 3], 'normal')],
-      ([a, b, v, d]) => [a.matmul(b), v.matmul(b), a.matmul(b).matmul(d)], { tol: RED, runs: ['mm', 'mul', 'sum'] }),
+    c('matmul batched x 2-D, 1-D x 2-D', [f([2, 3, 4], 'normal'), f([4, 5], 'normal'), f([4], 'normal')],
+      ([a, b, v]) => [a.matmul(b), v.matmul(b)], { tol: RED, runs: ['mm'] }),
     c('nn.functional.linear with bias', [f([7, 13], 'normal'), f([5, 13], 'normal'), f([5], 'normal')], ([x, w, b]) => torch.nn.functional.linear(x, w, b), { tol: RED }),
+  );
+
+  // --- batched matmul: batch strides (0 where broadcast), transposed and strided operands
+  push(
+    'bmm',
+    c('bmm and batched matmul [2,3,4] x [2,4,5] x [2,5,3]', [f([2, 3, 4], 'normal'), f([2, 4, 5], 'normal'), f([2, 5, 3], 'normal')],
+      ([a, b, d]) => [a.bmm(b), a.matmul(b).matmul(d)], { tol: RED, runs: ['bmm'] }),
+    c('broadcast batch dims [3,1,5,6] x [1,4,6,7] and [5,6] x [2,6,3]', [f([3, 1, 5, 6], 'normal'), f([1, 4, 6, 7], 'normal'), f([5, 6], 'normal'), f([2, 6, 3], 'normal')],
+      ([a, b, m, d]) => [a.matmul(b), m.matmul(d)], { tol: RED, runs: ['bmm'] }),
+    c('attention-shaped [2,3,9,8] @ k^T, transposed operands', [f([2, 3, 9, 8], 'normal'), f([2, 3, 9, 8], 'normal')],
+      ([q, k]) => [q.matmul(k.transpose(-2, -1)), q.transpose(-2, -1).matmul(k)], { tol: RED, runs: ['bmm'] }),
+    c('rank 5 with mixed broadcast [2,1,3,4,5] x [1,2,3,5,4]', [f([2, 1, 3, 4, 5], 'normal'), f([1, 2, 3, 5, 4], 'normal')],
+      ([a, b]) => [a.matmul(b)], { tol: RED, runs: ['bmm'] }),
   );
 
   // --- movement
@@ -468,6 +481,21 @@ function buildTable(): Record<string, Case[]> {
     c(`the gradient of gather dim ${gd} (repeats add up)`, [f(gi)], ([g], dev) => g._scatterAdd(gd, iv(dev, gidx, gi), gs), { gradTol: RED }),
     c('a long index dim (an embedding gradient over 300 lookups)', [f([300, 16])], ([g], dev) => g._scatterAdd(0, iv(dev, emb300, [300, 1]).expand(300, 16), [12, 16]), { tol: RED }),
   );
+
+  // a convolution's patch matrix and its gradient (src/ir/window.ts); conv2d's gradients use the transposed map
+  const win = { kernel: [3, 2], stride: [2, 1], padding: [1, 0], dilation: [1, 2], out: [3, 3], transposed: false, fill: 'zero' };
+  push(
+    'im2col',
+    c('conv2d with stride, padding and dilation pairs (its input gradient reads the transposed map)', [f([2, 3, 7, 6]), f([4, 3, 3, 2]), f([4])], ([x, w, b]) =>
+      torch.nn.functional.conv2d(x, w, b, { stride: [2, 1], padding: [1, 2], dilation: [1, 2] }),
+    ),
+    c('im2col itself: kernel [3, 2], stride [2, 1], padding [1, 0], dilation [1, 2]', [f([2, 3, 5, 5])], ([x]) => x._im2col(win)),
+    c('max and avg pools (padding reads -inf / 0), their gradients through col2im', [f([2, 3, 6, 5], 'distinct')], ([x]) => [
+      torch.nn.functional.maxPool2d(x, 3, { stride: 2, padding: 1 }),
+      torch.nn.functional.avgPool2d(x, 2, { padding: 1 }),
+    ]),
+  );
+  push('col2im', c('col2im itself (overlapping windows add up)', [f([18, 18])], ([g]) => g._col2im({ ...win, shape: [2, 3, 5, 5] })));
 
   // --- sources
   const src = (label: string, fn: (dev: Device) => T | T[]) => c(label, [], (_xs, dev) => fn(dev));

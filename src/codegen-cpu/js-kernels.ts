@@ -116,7 +116,7 @@ function loops(dims: number[], strides: number[][], body: string[], indent: stri
  */
 export function elementwiseJs(spec: ElementwiseBody, shape: readonly number[], strides: (number[] | null)[], header: string[] = []): string {
   const total = shape.reduce((a, b) => a * b, 1);
-  const strided = spec.inputs.map((inp, k) => (inp.access === 'strided' ? k : -1)).filter((k) => k >= 0);
+  const strided = spec.inputs.map((inp, k) => (inp.access === 'strided' || inp.access === 'gather' ? k : -1)).filter((k) => k >= 0);
   const names: Names = {
     input: (k) => `x${k}`,
     scalar: (k) => `s${k}`,
@@ -130,12 +130,21 @@ export function elementwiseJs(spec: ElementwiseBody, shape: readonly number[], s
   for (let s = 0; s < spec.scalars; s++) lines.push(`const s${s} = sc[${s}];`);
   const used = new Set(spec.nodes.flatMap((n) => n.args.filter((a) => a.kind === 'input').map((a) => a.index)));
   for (const o of spec.outputs) if (o.ref.kind === 'input') used.add(o.ref.index);
+  for (const k of [...used]) if (spec.inputs[k].access === 'gather') used.add(spec.inputs[k].gather!.index);
   const body: string[] = [];
   for (const k of used) {
     const inp = spec.inputs[k];
+    if (inp.access === 'gather') continue;
     if (inp.access === 'direct') body.push(`const x${k} = in${k}[i];`);
     else if (inp.access === 'alias') body.push(`const x${k} = out${inp.aliasOf ?? 0}[i];`);
     else body.push(`const x${k} = in${k}[L${strided.indexOf(k)}];`);
+  }
+  // gathered elements, after the indices they read: NaN for an index outside the gathered dim
+  for (const k of used) {
+    const inp = spec.inputs[k];
+    if (inp.access !== 'gather') continue;
+    const { index, dimStride, size } = inp.gather!;
+    body.push(`const x${k} = x${index} >= 0 && x${index} < ${size} ? in${k}[L${strided.indexOf(k)} + x${index} * ${dimStride}] : NaN;`);
   }
   body.push(...renderNodes(spec.nodes, names, ''));
   spec.outputs.forEach((o, j) => body.push(`out${j}[i] = ${storeAs(o.dtype, refName(o.ref, names))};`));

@@ -19,6 +19,7 @@ import type { Attrs } from '../ir/registry.ts';
 import type { WindowMap } from '../ir/window.ts';
 import type { ElementwiseBody, ExprNode, IndexBody, Kernel, KernelOutput, MatmulBody, Ref, ReduceBody, TensorInput } from '../passes/kernel-ir.ts';
 import { compileJs, elementwiseJs, reduceJs, type JsKernel } from './js-kernels.ts';
+import { renderBatchedMatmul } from './render-bmm.ts';
 import { rowJs } from './row-js.ts';
 
 /** Where a step's array lives: one of the kernel's bindings, or scratch the kernel owns. */
@@ -44,6 +45,8 @@ export type CpuStep =
       K: number;
       N: number;
       batch: MatmulBody['batch'];
+      /** a batched body (bmm) of two levels: `count` outer steps, each `batch.count / count` matrices at batch's strides */
+      outer?: { count: number; strideA: number; strideB: number; strideC: number };
     }
   /** a registry op run by the eager cpu kernel (index ops), on contiguous inputs */
   | { kind: 'op'; op: IndexBody['op']; attrs: Attrs; ins: { slot: Slot; shape: number[]; dtype: DType }[]; out: { slot: Slot; shape: number[]; dtype: DType } };
@@ -79,7 +82,7 @@ const isRowMajor = (shape: readonly number[], strides: readonly number[]) => {
 };
 
 /** What an expression node says it computes, for the comment above a loop. */
-const origins = (nodes: ExprNode[]) =>
+export const origins = (nodes: ExprNode[]) =>
   nodes
     .filter((n) => n.origin)
     .map((n) => `${n.origin!.ids.map((id) => `%${id}`).join(' ')} ${n.op}`)
@@ -87,7 +90,7 @@ const origins = (nodes: ExprNode[]) =>
 
 const shapeText = (s: readonly number[]) => `[${s.join(', ')}]`;
 
-function jsStep(source: string, ins: (Slot | null)[], outs: Slot[]): CpuStep {
+export function jsStep(source: string, ins: (Slot | null)[], outs: Slot[]): CpuStep {
   return { kind: 'js', fn: compileJs(source), source, ins, outs };
 }
 
@@ -104,7 +107,7 @@ export function renderCpuKernel(k: Kernel): CpuKernel {
       let r = 0;
       const ins = b.inputs.map((t) => (t.access === 'alias' ? null : readSlots[r++]!));
       const header = [`elementwise: ${origins(b.nodes)} over ${shapeText(b.shape)}`];
-      steps.push(jsStep(elementwiseJs(b, b.shape, b.inputs.map((t) => (t.access === 'strided' ? t.strides! : null)), header), ins, writeSlots));
+      steps.push(jsStep(elementwiseJs(b, b.shape, b.inputs.map((t) => (t.access === 'strided' || t.access === 'gather' ? t.strides! : null)), header), ins, writeSlots));
       break;
     }
     case 'reduce': {
@@ -191,7 +194,7 @@ function renderIndex(k: Kernel, b: IndexBody, steps: CpuStep[], newScratch: (d: 
  * A matmul body's expression list as an elementwise body over `shape`: `acc` becomes a read
  * of the accumulator array, the body's inputs the loads they stand for.
  */
-function accBody(
+export function accBody(
   b: MatmulBody,
   nodes: ExprNode[],
   outputs: KernelOutput[],
@@ -229,10 +232,11 @@ function accBody(
 }
 
 /** A loop input read at (row, col) through `strides` over `shape` (direct where that is row-major). */
-const stridedInput = (dtype: DType, shape: number[], strides: number[]): TensorInput =>
+export const stridedInput = (dtype: DType, shape: number[], strides: number[]): TensorInput =>
   isRowMajor(shape, strides) ? { dtype, access: 'direct' } : { dtype, access: 'strided', strides };
 
 function renderMatmul(k: Kernel, b: MatmulBody, steps: CpuStep[], newScratch: (d: DType, n: number) => Slot): void {
+  if (b.batched) return renderBatchedMatmul(k, b, steps, newScratch);
   const { M, N, K, batch } = b;
   if (batch.count > 1 && (b.epilogue.length || b.reductions.length || b.outputs.length > 1 || b.prologueA.length || b.prologueB.length)) {
     throw new Error(`internal compiler error: kernel ${k.name}: the cpu target fuses nothing into a batched matmul yet`);

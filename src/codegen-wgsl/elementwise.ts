@@ -7,9 +7,10 @@
  */
 import { WGSL_PRELUDE, wgslIntLang, wgslLang } from '../ir/scalar-lang.ts';
 import { isIntKernel } from '../passes/int-kernels.ts';
-import type { ElementwiseBody, Ref } from '../passes/kernel-ir.ts';
+import type { Arena, ElementwiseBody, Ref } from '../passes/kernel-ir.ts';
 import { renderNodes } from './expr.ts';
 import { paramsDecl, paramWords, putScalarBits, storeAs, wgslType } from './kernel-spec.ts';
+import { StorageSlots } from './storage-slots.ts';
 import { entryPoint, standalone, type Builtin, type Namespace, type WgslLayout } from './namespace.ts';
 
 export const EW_WORKGROUP = 64;
@@ -26,7 +27,7 @@ function layout(body: ElementwiseBody) {
   const strideAt: number[] = [];
   body.inputs.forEach((inp, k) => {
     strideAt[k] = w;
-    if (inp.access === 'strided') w += rank;
+    if (inp.access === 'strided' || inp.access === 'gather') w += rank;
   });
   const scalarAt = w;
   w += body.scalars;
@@ -39,26 +40,31 @@ const BUILTINS: Builtin[] = [
 ];
 
 /** Storage bindings: inputs that are not aliases, then outputs; then the params uniform. */
-export function elementwiseWGSL(body: ElementwiseBody, nsIn?: Namespace): GeneratedKernel {
+export function elementwiseWGSL(body: ElementwiseBody, nsIn?: Namespace, arena?: Arena): GeneratedKernel {
   const rank = body.shape.length;
   const int = isIntKernel(body);
   const L = layout(body);
-  const storage = body.inputs.filter((x) => x.access !== 'alias').length + body.outputs.length;
-  const ns = nsIn ?? standalone(storage);
+  const nIn = body.inputs.filter((x) => x.access !== 'alias').length;
+  const slots = new StorageSlots(nIn + body.outputs.length, arena);
+  const ns = nsIn ?? standalone(slots.count);
   const n = (s: string) => ns.prefix + s;
   const P = (i: string) => `${n('P')}(${i})`;
   const lines: string[] = ns.entry === 'compute' ? [WGSL_PRELUDE] : [];
-  let binding = 0;
+  // logical slots: the inputs that are not aliases, then the outputs
+  const inSlot: number[] = [];
   const access: WgslLayout['storage'] = [];
+  const declare = (slot: number, name: string, type: string, acc: 'read' | 'read_write') => {
+    const line = slots.declare(ns, slot, name, type, acc);
+    if (line) lines.push(line);
+    access.push(acc);
+  };
   body.inputs.forEach((inp, k) => {
     if (inp.access === 'alias') return;
-    lines.push(`@group(0) @binding(${ns.storage(binding++)}) var<storage, read> ${n(`in${k}`)}: array<${wgslType(inp.dtype)}>;`);
-    access.push('read');
+    inSlot[k] = access.length;
+    declare(inSlot[k]!, n(`in${k}`), `array<${wgslType(inp.dtype)}>`, 'read');
   });
-  body.outputs.forEach((o, j) => {
-    lines.push(`@group(0) @binding(${ns.storage(binding++)}) var<storage, read_write> ${n(`out${j}`)}: array<${wgslType(o.dtype)}>;`);
-    access.push('read_write');
-  });
+  body.outputs.forEach((o, j) => declare(nIn + j, n(`out${j}`), `array<${wgslType(o.dtype)}>`, 'read_write'));
+  const outAt = (j: number, idx: string) => slots.at(ns, nIn + j, n(`out${j}`), idx);
   lines.push(paramsDecl(ns.prefix, paramWords(L.words)));
   lines.push(`@group(0) @binding(${ns.uniform(0)}) var<uniform> ${n('p')}: ${n('Params')};`);
   lines.push(`fn ${n('P')}(i: u32) -> u32 { return ${n('p')}.v[i / 4u][i % 4u]; }`);
@@ -66,7 +72,7 @@ export function elementwiseWGSL(body: ElementwiseBody, nsIn?: Namespace): Genera
   lines.push(...entryPoint(ns, String(EW_WORKGROUP), BUILTINS));
   lines.push(`  let i = gid.x + gid.y * nwg.x * ${EW_WORKGROUP}u;`);
   lines.push(`  if (i >= ${P('0u')}) { return; }`);
-  const strided = body.inputs.some((x) => x.access === 'strided');
+  const strided = body.inputs.some((x) => x.access === 'strided' || x.access === 'gather');
   if (strided && rank > 0) {
     lines.push('  var r = i;');
     for (let d = rank - 1; d >= 1; d--) lines.push(`  let c${d} = r % ${P(`${1 + d}u`)}; r = r / ${P(`${1 + d}u`)};`);
@@ -74,14 +80,22 @@ export function elementwiseWGSL(body: ElementwiseBody, nsIn?: Namespace): Genera
   }
   const inputName = (k: number) => `x${k}`;
   const sourceOf: string[] = [];
+  const stridedIdx = (k: number) => (rank === 0 ? '0u' : Array.from({ length: rank }, (_, d) => `c${d} * ${P(`${L.strideAt[k] + d}u`)}`).join(' + '));
   body.inputs.forEach((inp, k) => {
-    let idx = 'i';
-    if (inp.access === 'strided') {
-      idx = rank === 0 ? '0u' : Array.from({ length: rank }, (_, d) => `c${d} * ${P(`${L.strideAt[k] + d}u`)}`).join(' + ');
-    }
-    const src = inp.access === 'alias' ? `${n(`out${inp.aliasOf ?? 0}`)}[i]` : `${n(`in${k}`)}[${idx}]`;
+    if (inp.access === 'gather') return;
+    const idx = inp.access === 'strided' ? stridedIdx(k) : 'i';
+    const src = inp.access === 'alias' ? outAt(inp.aliasOf ?? 0, 'i') : slots.at(ns, inSlot[k]!, n(`in${k}`), idx);
     sourceOf[k] = src;
     lines.push(`  let ${inputName(k)} = ${int ? 'i32' : 'f32'}(${src});`);
+  });
+  // gathered elements, after the indices they read: NaN for an index outside the gathered dim
+  body.inputs.forEach((inp, k) => {
+    if (inp.access !== 'gather') return;
+    const { index, dimStride, size } = inp.gather!;
+    lines.push(`  let g${k} = i32(${sourceOf[index]});`);
+    lines.push(`  var ${inputName(k)} = f32bits(0x7fc00000u);`);
+    lines.push(`  if (g${k} >= 0 && g${k} < ${size}) { ${inputName(k)} = f32(${n(`in${k}`)}[${stridedIdx(k)} + u32(g${k}) * ${dimStride}u]); }`);
+    sourceOf[k] = inputName(k);
   });
   for (let s = 0; s < body.scalars; s++) lines.push(`  let s${s} = bitcast<${int ? 'i32' : 'f32'}>(${P(`${L.scalarAt + s}u`)});`);
   const names = { input: inputName, scalar: (s: number) => `s${s}`, prefix: 'v' };
@@ -91,12 +105,12 @@ export function elementwiseWGSL(body: ElementwiseBody, nsIn?: Namespace): Genera
     const k = copiedInput(body, o.ref);
     const exact = k !== null && o.dtype !== 'float32' && body.inputs[k].dtype === o.dtype;
     const store = int ? (o.dtype === 'int32' ? v : `u32(${v} != 0i)`) : storeAs(o.dtype, v);
-    lines.push(`  ${n(`out${j}`)}[i] = ${exact ? sourceOf[k] : store};`);
+    lines.push(`  ${outAt(j, 'i')} = ${exact ? sourceOf[k] : store};`);
   });
   lines.push('}');
   return {
     code: lines.join('\n'),
-    layout: { storage: access, uniforms: 1, workgroupSize: [EW_WORKGROUP, 1, 1], workgroupBytes: 0, builtins: BUILTINS },
+    layout: { storage: slots.access(access), uniforms: 1, workgroupSize: [EW_WORKGROUP, 1, 1], workgroupBytes: 0, builtins: BUILTINS },
     paramWords: L.words,
   };
 }
@@ -122,7 +136,7 @@ export function elementwiseParams(body: ElementwiseBody, scalars: readonly numbe
   words[0] = body.shape.reduce((p, d) => p * d, 1);
   body.shape.forEach((d, i) => (words[1 + i] = d));
   body.inputs.forEach((inp, k) => {
-    if (inp.access === 'strided') inp.strides!.forEach((s, d) => (words[L.strideAt[k] + d] = s));
+    if (inp.access === 'strided' || inp.access === 'gather') inp.strides!.forEach((s, d) => (words[L.strideAt[k] + d] = s));
   });
   if (isIntKernel(body)) scalars.forEach((v, s) => (words[L.scalarAt + s] = v)); // i32 words (two's complement)
   else putScalarBits(words, L.scalarAt, scalars);

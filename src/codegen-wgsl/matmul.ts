@@ -111,6 +111,13 @@ export interface MatmulOptions {
   extraParamWords?: number;
   /** module-scope names and bindings when the kernel is a part of a pack (the hooks' names are the caller's to prefix) */
   ns?: Namespace;
+  /**
+   * A batched product (see batchedMatmulParams): matrix z = gid.z + zBase sits at
+   * (z / inner) * outer stride + (z % inner) * stride in each operand, and rows of A and B are
+   * lda / ldb elements apart (strided views need no copy). main() then names the matrix `bz`,
+   * which the hooks may read.
+   */
+  batched?: boolean;
 }
 
 /**
@@ -175,6 +182,32 @@ export function matmulParams(M: number, N: number, K: number, strides?: { a: num
   return new Uint32Array([M, N, K, s.a, s.b, s.c, 0, 0]).buffer;
 }
 
+/** A batched product's layout: up to two levels of matrices (outer, inner) and the operands' row strides. */
+export interface MatmulBatch {
+  /** matrices in all (the z extent) */
+  count: number;
+  /** matrices per outer step (count when there is one level) */
+  inner: number;
+  /** element strides per inner step, then per outer step, of A, B and C */
+  stride: { a: number; b: number; c: number };
+  outer: { a: number; b: number; c: number };
+  /** elements between rows of A and of B as stored (K or M for a dense A, N or K for a dense B) */
+  lda: number;
+  ldb: number;
+}
+
+/** The params uniform of a batched kernel (MatmulOptions.batched), its first matrix zBase (word 13 is `zero`: see rolledBound); then `extraWords` zero words for the hooks. */
+export function batchedMatmulParams(M: number, N: number, K: number, b: MatmulBatch, zBase = 0, extraWords = 0): Uint32Array {
+  const words = new Uint32Array(16 + Math.ceil(extraWords / 4) * 4);
+  words.set([M, N, K, b.stride.a, b.stride.b, b.stride.c, b.inner, zBase, b.outer.a, b.outer.b, b.outer.c, b.lda, b.ldb, 0, 0, 0]);
+  return words;
+}
+
+/** Whether a vec4 variant may read this batch: every matrix and row starts on a multiple of 4 elements. */
+export function batchVec4Aligned(b: MatmulBatch): boolean {
+  return [b.stride.a, b.stride.b, b.stride.c, b.outer.a, b.outer.b, b.outer.c, b.lda, b.ldb].every((x) => x % 4 === 0);
+}
+
 /** What both kernel bodies share: the resolved options and index/hook helpers. */
 interface Gen {
   opts: MatmulOptions;
@@ -212,6 +245,9 @@ export function matmulWGSL(opts: MatmulOptions): MatmulKernel {
   const storage = 3 + (opts.extraBindings?.length ?? 0);
   const ns = opts.ns ?? standalone(storage);
   const P = `${ns.prefix}p`;
+  // elements between stored rows of A and B
+  const rowsA = opts.batched ? `${P}.lda` : transA ? `${P}.M` : `${P}.K`;
+  const rowsB = opts.batched ? `${P}.ldb` : transB ? `${P}.K` : `${P}.N`;
   const g: Gen = {
     ns,
     P,
@@ -226,8 +262,8 @@ export function matmulWGSL(opts: MatmulOptions): MatmulKernel {
     proA: opts.prologueA ?? ((x: string) => x),
     proB: opts.prologueB ?? ((x: string) => x),
     epi: opts.epilogue ?? ((acc: string) => acc),
-    idxA: (r, k) => (transA ? `offA + (${k}) * ${P}.M + ${r}` : `offA + (${r}) * ${P}.K + ${k}`),
-    idxB: (k, c) => (transB ? `offB + (${c}) * ${P}.K + ${k}` : `offB + (${k}) * ${P}.N + ${c}`),
+    idxA: (r, k) => (transA ? `offA + (${k}) * ${rowsA} + ${r}` : `offA + (${r}) * ${rowsA} + ${k}`),
+    idxB: (k, c) => (transB ? `offB + (${c}) * ${rowsB} + ${k}` : `offB + (${k}) * ${rowsB} + ${c}`),
     redA: opts.reduceA,
     redB: opts.reduceB,
     ldA: (r, k) => (opts.loadA ? opts.loadA(r, k) : `${ns.prefix}A[${g.idxA(r, k)}]`),
@@ -270,7 +306,9 @@ function emitHeader({ opts, V, emit, ns, P, nA, nB, nC }: Gen): number {
   const xWords = opts.extraParamWords ?? 0;
   const xField = xWords > 0 ? `, x: array<vec4<u32>, ${Math.ceil(xWords / 4)}>` : '';
   const elemT = V.vec4 ? 'vec4<f32>' : 'f32';
-  emit(`struct ${ns.prefix}Params { M: u32, N: u32, K: u32, strideA: u32, strideB: u32, strideC: u32, zero: u32, pad1: u32${xField} }`);
+  // `zero`, 0 at run time in both layouts, bounds the rolled loops (rolledBound)
+  const batchFields = opts.batched ? 'inner: u32, zBase: u32, outerA: u32, outerB: u32, outerC: u32, lda: u32, ldb: u32, zero: u32, pad1: u32, pad2: u32' : 'zero: u32, pad1: u32';
+  emit(`struct ${ns.prefix}Params { M: u32, N: u32, K: u32, strideA: u32, strideB: u32, strideC: u32, ${batchFields}${xField} }`);
   emit(`@group(0) @binding(${ns.storage(0)}) var<storage, read> ${nA}: array<${opts.loadA ? 'f32' : elemT}>;`);
   emit(`@group(0) @binding(${ns.storage(1)}) var<storage, read> ${nB}: array<${opts.loadB ? 'f32' : elemT}>;`);
   emit(`@group(0) @binding(${ns.storage(2)}) var<storage, read_write> ${nC}: array<${elemT}>;`);
@@ -281,6 +319,20 @@ function emitHeader({ opts, V, emit, ns, P, nA, nB, nC }: Gen): number {
   if (opts.extraCode) emit(opts.extraCode);
   emit('');
   return paramsBinding;
+}
+
+/** offA/offB/offC: where this invocation's matrices start (and bz, the matrix, when batched). */
+function emitBatchOffsets({ opts, emit, P }: Gen): void {
+  if (!opts.batched) {
+    emit(`  let offA = gid.z * ${P}.strideA;`);
+    emit(`  let offB = gid.z * ${P}.strideB;`);
+    emit(`  let offC = gid.z * ${P}.strideC;`);
+    return;
+  }
+  emit(`  let bz = gid.z + ${P}.zBase;`);
+  emit(`  let bzo = bz / ${P}.inner;`);
+  emit(`  let bzi = bz % ${P}.inner;`);
+  for (const x of ['A', 'B', 'C']) emit(`  let off${x} = bzo * ${P}.outer${x} + bzi * ${P}.stride${x};`);
 }
 
 /** Register-blocked, straight from storage (see the top of the file). */
@@ -294,9 +346,7 @@ function emitRegisterMain(g: Gen): void {
   emit(`  let row0 = gid.y * ${R}u;`);
   emit(`  let col0 = gid.x * ${C}u;`);
   emit(`  if (row0 >= ${P}.M || col0 >= ${P}.N) { return; }`);
-  emit(`  let offA = gid.z * ${P}.strideA;`);
-  emit(`  let offB = gid.z * ${P}.strideB;`);
-  emit(`  let offC = gid.z * ${P}.strideC;`);
+  emitBatchOffsets(g);
   // Edge blocks read clamped (valid, unused) rows/cols instead of branching in the K loop.
   for (const i of range(R)) emit(`  let r${i} = min(row0 + ${i}u, ${P}.M - 1u);`);
   // A transposed vec4 load needs an aligned start row: clamp groups of 4 to M-4
@@ -420,7 +470,7 @@ function emitRolledEpilogue({ V, emit, P }: Gen, width: 1 | 4, call: (acc: strin
 
 /**
  * The trip count of a rolled loop over the block, `n`, as the compiler cannot know it: the
- * params word `zero` is 0 at run time (matmulParams, matmulKernelParams), so this is n. A
+ * params word `zero` is 0 at run time (matmulParams, batchedMatmulParams, matmulKernelParams), so this is n. A
  * constant trip count let Mesa's NIR unroll the loop again whenever its body looked small
  * enough, and a body that calls a fused epilogue (inlined) was: the Adam-fused vec4 weight
  * gradient of the seed demo cost ~22 s of LLVM CPU time cold unrolled, ~5 s rolled, and its
@@ -490,9 +540,7 @@ function emitTiledMain(g: Gen, TK: number): void {
   emit(`  let tileRow = wid.y * ${TM}u;`);
   emit(`  let tileCol = wid.x * ${TN}u;`);
   emit(`  let li = lid.y * ${WX}u + lid.x;`);
-  emit(`  let offA = gid.z * ${P}.strideA;`);
-  emit(`  let offB = gid.z * ${P}.strideB;`);
-  emit(`  let offC = gid.z * ${P}.strideC;`);
+  emitBatchOffsets(g);
   for (const i of range(R)) for (const j of range(C / 4)) emit(`  var acc${i}_${j} = vec4<f32>(0.0);`);
   declareLines(g);
   emit(`  for (var k0 = 0u; k0 < ${P}.K; k0 = k0 + ${TK}u) {`);

@@ -10,10 +10,11 @@
 import { foldExpr, preferExpr, REDUCTIONS } from '../ir/reductions.ts';
 import { WGSL_PRELUDE, wgslF32, wgslIntLang, wgslLang } from '../ir/scalar-lang.ts';
 import { isIntReduce } from '../passes/int-kernels.ts';
-import type { ReduceBody } from '../passes/kernel-ir.ts';
+import type { Arena, ReduceBody } from '../passes/kernel-ir.ts';
 import { renderNodes } from './expr.ts';
 import type { GeneratedKernel } from './elementwise.ts';
 import { paramsDecl, paramWords, putScalarBits, storeAs, wgslType } from './kernel-spec.ts';
+import { StorageSlots } from './storage-slots.ts';
 import { entryPoint, standalone, type Builtin, type Namespace } from './namespace.ts';
 
 export const REDUCE_WORKGROUP = 64;
@@ -34,19 +35,24 @@ const BUILTINS: Builtin[] = [
 ];
 
 /** Storage bindings: the inputs, then the outputs; then the params uniform. */
-export function reduceWGSL(spec: ReduceBody, nsIn?: Namespace): GeneratedKernel {
+export function reduceWGSL(spec: ReduceBody, nsIn?: Namespace, arena?: Arena): GeneratedKernel {
   const L = layout(spec);
   const WG = REDUCE_WORKGROUP;
   const keptRank = spec.kept.length;
   const redRank = spec.reduced.length;
-  const ns = nsIn ?? standalone(spec.inputs.length + spec.outputs.length);
+  const nIn = spec.inputs.length;
+  const slots = new StorageSlots(nIn + spec.outputs.length, arena);
+  const ns = nsIn ?? standalone(slots.count);
   const n = (s: string) => ns.prefix + s;
   const P = (i: string) => `${n('P')}(${i})`;
   const lines: string[] = ns.entry === 'compute' ? [WGSL_PRELUDE] : [];
-  spec.inputs.forEach((inp, k) => lines.push(`@group(0) @binding(${ns.storage(k)}) var<storage, read> ${n(`in${k}`)}: array<${wgslType(inp.dtype)}>;`));
-  spec.outputs.forEach((r, j) =>
-    lines.push(`@group(0) @binding(${ns.storage(spec.inputs.length + j)}) var<storage, read_write> ${n(`out${j}`)}: array<${wgslType(r.dtype)}>;`),
-  );
+  const declare = (slot: number, name: string, type: string, acc: 'read' | 'read_write') => {
+    const line = slots.declare(ns, slot, name, type, acc);
+    if (line) lines.push(line);
+  };
+  spec.inputs.forEach((inp, k) => declare(k, n(`in${k}`), `array<${wgslType(inp.dtype)}>`, 'read'));
+  spec.outputs.forEach((r, j) => declare(nIn + j, n(`out${j}`), `array<${wgslType(r.dtype)}>`, 'read_write'));
+  const outAt = (j: number, idx: string) => slots.at(ns, nIn + j, n(`out${j}`), idx);
   lines.push(paramsDecl(ns.prefix, paramWords(L.words)));
   lines.push(`@group(0) @binding(${ns.uniform(0)}) var<uniform> ${n('p')}: ${n('Params')};`);
   lines.push(`fn ${n('P')}(i: u32) -> u32 { return ${n('p')}.v[i / 4u][i % 4u]; }`);
@@ -90,7 +96,7 @@ export function reduceWGSL(spec: ReduceBody, nsIn?: Namespace): GeneratedKernel 
   for (let d = redRank - 1; d >= 0; d--) lines.push(`    let q${d} = rr % ${P(`${L.redAt + d}u`)}; rr = rr / ${P(`${L.redAt + d}u`)};`);
   spec.inputs.forEach((_, k) => {
     const terms = Array.from({ length: redRank }, (_, d) => `q${d} * ${P(`${L.stridesAt + k * L.per + keptRank + d}u`)}`);
-    lines.push(`    let x${k} = ${T}(${n(`in${k}`)}[base${k}${terms.length ? ' + ' + terms.join(' + ') : ''}]);`);
+    lines.push(`    let x${k} = ${T}(${slots.at(ns, k, n(`in${k}`), `base${k}${terms.length ? ' + ' + terms.join(' + ') : ''}`)});`);
   });
   const names = { input: (k: number) => `x${k}`, scalar: (s: number) => `s${s}`, prefix: 'pv' };
   lines.push(...renderNodes(spec.prologue, names, '    ', lang));
@@ -120,14 +126,14 @@ export function reduceWGSL(spec: ReduceBody, nsIn?: Namespace): GeneratedKernel 
   lines.push('    workgroupBarrier();');
   lines.push('  }');
   lines.push('  if (lid == 0u) {');
-  if (isArg) lines.push(`    ${n('out0')}[o] = i32(${shi}[0]);`);
+  if (isArg) lines.push(`    ${outAt(0, 'o')} = i32(${shi}[0]);`);
   else {
     lines.push(`    let red = ${shv}[0];`);
     const enames = { input: (k: number) => `x${k}`, scalar: (s: number) => `s${s}`, acc: 'red', prefix: 'ev' };
     lines.push(...renderNodes(spec.epilogue, enames, '    ', lang));
     spec.outputs.forEach((r, j) => {
       const res = r.ref.kind === 'node' ? `ev${r.ref.index}` : 'red';
-      lines.push(`    ${n(`out${j}`)}[o] = ${int ? res : storeAs(r.dtype, res)};`);
+      lines.push(`    ${outAt(j, 'o')} = ${int ? res : storeAs(r.dtype, res)};`);
     });
   }
   lines.push('  }');
@@ -135,7 +141,7 @@ export function reduceWGSL(spec: ReduceBody, nsIn?: Namespace): GeneratedKernel 
   return {
     code: lines.join('\n'),
     layout: {
-      storage: [...spec.inputs.map(() => 'read' as const), ...spec.outputs.map(() => 'read_write' as const)],
+      storage: slots.access([...spec.inputs.map(() => 'read' as const), ...spec.outputs.map(() => 'read_write' as const)]),
       uniforms: 1,
       workgroupSize: [WG, 1, 1],
       workgroupBytes: (isArg ? 8 : 4) * WG,

@@ -52,12 +52,16 @@ export const matmulProblem = (k: Kernel): MatmulProblem | null =>
 export function renderCode(k: Kernel, variant: MatmulVariant | MatmulVariantName | undefined, ns?: Namespace): { code: string; layout: WgslLayout; variant?: MatmulVariant } {
   const b = k.body;
   switch (b.kind) {
-    case 'elementwise': return elementwiseWGSL(b, ns);
-    case 'reduce': return reduceWGSL(b, ns);
-    case 'row': return rowWGSL(b, ns);
-    case 'index': return indexWGSL(indexSpecOf(b), ns);
+    case 'elementwise': return elementwiseWGSL(b, ns, k.arena);
+    case 'reduce': return reduceWGSL(b, ns, k.arena);
+    case 'row':
+      if (k.arena) throw new Error('internal compiler error: a row kernel has no arena');
+      return rowWGSL(b, ns);
+    case 'index':
+      if (k.arena) throw new Error('internal compiler error: an index kernel has no arena');
+      return indexWGSL(indexSpecOf(b), ns);
     case 'matmul': {
-      return matmulKernelWGSL(b, variant, ns);
+      return matmulKernelWGSL(b, variant, ns, k.arena);
     }
     case 'pack': throw new Error('internal compiler error: render a pack with packKernels');
   }

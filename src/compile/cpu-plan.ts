@@ -14,6 +14,7 @@ import type { Graph } from '../ir/graph.ts';
 import { getOp } from '../ir/registry.ts';
 import { numel } from '../ir/shape.ts';
 import { fuse, type Schedule } from '../passes/fusion.ts';
+import { envVar } from '../platform/env.ts';
 import { buildKernels } from '../passes/kernel-build.ts';
 import { writes as writesOf, type Kernel } from '../passes/kernel-ir.ts';
 import { getBackend, type Storage } from '../runtime/backend.ts';
@@ -37,7 +38,7 @@ export class CpuPlan {
     /** mutation outputs: new value -> the graph input holding the tensor's old value (null if never read) */
     mutations: Map<number, number | null> = new Map(),
   ) {
-    this.schedule = fuse(graph, { maxBindings: Number.MAX_SAFE_INTEGER });
+    this.schedule = fuse(graph, { maxBindings: Number.MAX_SAFE_INTEGER, rowKernels: envVar('WGTORCH_ROW_KERNELS') !== '0' });
     for (const [v, c] of mutations) if (canWriteInPlace(this.schedule, v, c)) this.inPlace.set(v, c);
     const aliasIn = new Map<number, number>();
     for (const [v, c] of this.inPlace) if (c !== null) aliasIn.set(c, v);
@@ -147,7 +148,13 @@ export class CpuPlan {
           const b = array(st.b) as Float32Array;
           const c = array(st.out) as Float32Array;
           const { count, strideA, strideB, strideC } = st.batch;
-          matmulF32Batched(a, 0, strideA, st.transA, b, 0, strideB, st.transB, c, 0, strideC, st.M, st.K, st.N, count);
+          if (!st.outer) matmulF32Batched(a, 0, strideA, st.transA, b, 0, strideB, st.transB, c, 0, strideC, st.M, st.K, st.N, count);
+          else {
+            // a batched product's second level: `inner` matrices at the strides above, per outer step
+            const o = st.outer;
+            const inner = count / o.count;
+            for (let z = 0; z < o.count; z++) matmulF32Batched(a, z * o.strideA, strideA, st.transA, b, z * o.strideB, strideB, st.transB, c, z * o.strideC, strideC, st.M, st.K, st.N, inner);
+          }
         } else {
           st.fn(
             st.ins.map((s) => (s === null ? (null as unknown as HostArray) : array(s))),

@@ -13,7 +13,8 @@ import { WgtorchError } from '../ir/errors.ts';
 import { fuse, kernelNodes, ownedNodes, type Kernel as Group, type Schedule } from '../passes/fusion.ts';
 import { buildKernels } from '../passes/kernel-build.ts';
 import { nonIntegerScalar } from '../passes/int-kernels.ts';
-import { writes, type Kernel } from '../passes/kernel-ir.ts';
+import { partsOf, writes, type Kernel } from '../passes/kernel-ir.ts';
+import { arenaEligible, minStorage, withArena } from '../passes/binding-arena.ts';
 import type { Storage } from '../runtime/backend.ts';
 import { GpuStorage, type WebGPUBackend } from '../runtime/webgpu/backend.ts';
 import { workgroupGrid } from '../runtime/webgpu/context.ts';
@@ -44,6 +45,12 @@ export interface GpuPlanOptions {
   pack?: boolean;
   /** picks matmul variants by timing them on the device (see autotune()); without it, the default variant */
   tuner?: MatmulTuner | null;
+  /**
+   * serve small buffers of a kernel over the device's binding limit through one arena buffer
+   * (passes/binding-arena.ts) instead of splitting it (default true; env WGTORCH_ARENA=0 turns it off).
+   * 'force': every kernel with two or more candidates gets an arena, needed or not (tests of the renderers; env WGTORCH_ARENA=force)
+   */
+  arena?: boolean | 'force';
 }
 
 /** The variant a matmul kernel was generated with, and why (stats and the perf log show it). */
@@ -77,6 +84,10 @@ export class GpuPlan {
   private readonly pack: boolean;
   private readonly tuner: MatmulTuner | null;
   private tuning: Promise<void> | null = null;
+  private readonly arena: boolean;
+  private readonly forceArena: boolean;
+  /** the arena buffer of each part of each dispatch that has one ('dispatch:part'), kept between calls */
+  private arenaBuffers = new Map<string, GpuStorage>();
 
   /** values written straight into the storage they update (graph input id, or null: a tensor the graph never read) */
   readonly inPlace = new Map<number, number | null>();
@@ -90,22 +101,57 @@ export class GpuPlan {
   ) {
     const ctx = backend.ctx;
     const maxBindings = ctx.limits.maxStorageBuffersPerShaderStage;
-    // Fusion counts an in-place update's read of the old value as free (it is read in the
-    // output's buffer); where the plan then cannot write in place, fuse again without it.
-    let hints = new Map([...mutations].filter((e): e is [number, number] => e[1] !== null));
-    let schedule = fuse(graph, { maxBindings, inPlace: hints });
-    for (let round = 0; round < 3; round++) {
-      const granted = new Map([...hints].filter(([v, c]) => canWriteInPlace(schedule, v, c)));
-      if (granted.size === hints.size) break;
-      hints = granted;
-      schedule = fuse(graph, { maxBindings, inPlace: hints });
-    }
-    this.schedule = schedule;
-    this.outputIds = new Set(graph.outputs.map((o) => this.baseOf(o.id)));
+    const arenaEnv = envVar('WGTORCH_ARENA');
+    this.arena = opts.arena !== undefined ? opts.arena !== false : arenaEnv !== '0';
+    this.forceArena = opts.arena === 'force' || (opts.arena === undefined && arenaEnv === 'force');
+    const rowKernels = envVar('WGTORCH_ROW_KERNELS') !== '0';
+    const plan = (arena: boolean) => {
+      const arenaOpt = arena ? { eligible: arenaEligible } : undefined;
+      // Fusion counts an in-place update's read of the old value as free (it is read in the
+      // output's buffer); where the plan then cannot write in place, fuse again without it.
+      let hints = new Map([...mutations].filter((e): e is [number, number] => e[1] !== null));
+      let schedule = fuse(graph, { maxBindings, inPlace: hints, arena: arenaOpt, rowKernels });
+      for (let round = 0; round < 3; round++) {
+        const granted = new Map([...hints].filter(([v, c]) => canWriteInPlace(schedule, v, c)));
+        if (granted.size === hints.size) break;
+        hints = granted;
+        schedule = fuse(graph, { maxBindings, inPlace: hints, arena: arenaOpt, rowKernels });
+      }
+      return schedule;
+    };
     const packEnv = envVar('WGTORCH_PACK');
     this.pack = opts.pack ?? packEnv !== '0';
     this.tuner = opts.tuner ?? null;
+    this.schedule = plan(this.arena);
+    this.outputIds = new Set(graph.outputs.map((o) => this.baseOf(o.id)));
     this.build();
+    // fusion's count of what an arena saves is an estimate: where a kernel still binds too many, fuse without arenas
+    if (this.arena && this.fused.some((k) => k.layout.storage.length > maxBindings)) {
+      this.schedule.log.push(`[arena] a kernel still binds more than the device's ${maxBindings} storage buffers with an arena: fused again without arenas`);
+      const log = this.schedule.log;
+      this.schedule = plan(false);
+      this.schedule.log.unshift(...log);
+      this.arena = false;
+      this.build();
+    }
+  }
+
+  private readonly sizeOf = (id: number) => numel(this.graph.node(id).shape);
+
+  /** `k` within the device's binding limit through an arena, where one helps (else `k` itself) */
+  private fitted(k: Kernel, budget: number, log: Map<string, string>): Kernel {
+    if (!this.arena) return k;
+    const a = withArena(k, this.forceArena ? Math.min(budget, minStorage(k, this.sizeOf)) : budget, this.sizeOf);
+    if (!a || a === k) return k;
+    const members = a.arena!.members.map((m) => `%${k.bindings[m]!.value}`);
+    log.set(
+      k.name,
+      `[arena] bound ${members.join(', ')} of ${k.name} through one buffer: it would bind ${k.bindings.length} storage buffers,` +
+        (k.bindings.length <= budget
+          ? ' within the limit, but WGTORCH_ARENA=force gives every kernel an arena'
+          : ` ${budget < this.backend.ctx.limits.maxStorageBuffersPerShaderStage ? `more than the ${budget} left in its pack` : `more than the device's ${budget}`}`),
+    );
+    return a;
   }
 
   /** Lowers the schedule (with the tuner's current matmul choices), packs it, and plans buffer lifetimes. */
@@ -117,11 +163,19 @@ export class GpuPlan {
     this.renamed.clear();
     for (const [v, c] of this.mutations) if (canWriteInPlace(this.schedule, v, c)) this.inPlace.set(v, c);
     const tuner = this.tuner;
+    const limit = ctx.limits.maxStorageBuffersPerShaderStage;
+    const matmulVariant = tuner ? (p: MatmulProblem) => tuner.lookup(p).variant : undefined;
+    const render = (k: Kernel) => renderKernel(k, { matmulVariant });
+    /** the kernel IR of each fused kernel before any arena */
+    let plain: Kernel[] = [];
+    /** the arena each kernel ended with, by kernel name (a kernel given another in a pack says so once) */
+    const arenaLog = new Map<string, string>();
     const lowerAll = () => {
       const aliasIn = new Map<number, number>();
       for (const [v, c] of this.inPlace) if (c !== null) aliasIn.set(c, v);
-      const matmulVariant = tuner ? (p: MatmulProblem) => tuner.lookup(p).variant : undefined;
-      return buildKernels(this.schedule, aliasIn).map((k) => renderKernel(k, { matmulVariant }));
+      plain = buildKernels(this.schedule, aliasIn);
+      arenaLog.clear();
+      return plain.map((k) => render(this.fitted(k, limit, arenaLog)));
     };
     let fused = lowerAll();
     let dispatches = fused.map((_, i) => [i]);
@@ -130,7 +184,13 @@ export class GpuPlan {
       const renamable = new Set(
         [...this.inPlace].filter(([v, c]) => c !== null && graph.outputs.filter((o) => this.baseOf(o.id) === v).length === 1).map(([v]) => v),
       );
-      const packing = planPacks(fused, this.inPlace, renamable, ctx.limits);
+      // packs that fit only with arenas (copies) are worth it where they save a dispatch
+      let packing = planPacks(fused, this.inPlace, renamable, ctx.limits);
+      if (this.arena) {
+        const least = plain.map((k) => minStorage(k, this.sizeOf));
+        const withArenas = planPacks(fused, this.inPlace, renamable, ctx.limits, least);
+        if (withArenas.dispatches.length < packing.dispatches.length) packing = withArenas;
+      }
       if (packing.renamed.size) {
         for (const v of packing.renamed) {
           this.inPlace.delete(v);
@@ -142,15 +202,19 @@ export class GpuPlan {
       for (const line of packing.log) if (!log.includes(line)) log.push(line);
     }
     this.fused = fused;
+    for (const s of this.arenaBuffers.values()) this.backend.free(s);
+    this.arenaBuffers.clear();
     this.kernels = dispatches
       .flatMap((d) => {
-        const parts = d.map((i) => fused[i]!);
+        let parts = d.map((i) => fused[i]!);
         if (parts.length === 1) return parts;
+        if (!packFits(parts, ctx.limits) && this.arena) parts = this.shrinkPack(d, parts, plain, render, arenaLog);
         if (packFits(parts, ctx.limits)) return [packKernels(parts)];
         log.push(`[pack] no pack: ${parts.map((k) => k.name).join(' + ')} exceed the binding limits after renaming`);
         return parts;
       })
       .map((k) => (gridFits(k, ctx.limits.maxComputeWorkgroupsPerDimension) ? k : foldGrid(k)));
+    for (const line of arenaLog.values()) if (!log.includes(line)) log.push(line);
     this.matmuls = fused
       .filter((k) => k.matmul)
       .map((k) => {
@@ -170,6 +234,38 @@ export class GpuPlan {
     });
     this.pipelinesCache = null;
     this.preparing = null;
+  }
+
+  /**
+   * The parts of a pack over the binding limit, with arenas in as many of them (those that save
+   * the most first, each by no more than needed) as bring the pack within the limit.
+   */
+  private shrinkPack(indices: number[], parts: WgslKernel[], plain: Kernel[], render: (k: Kernel) => WgslKernel, log: Map<string, string>): WgslKernel[] {
+    const limit = this.backend.ctx.limits.maxStorageBuffersPerShaderStage;
+    let excess = parts.reduce((s, p) => s + p.layout.storage.length, 0) - limit;
+    const saving = indices.map((i, j) => parts[j]!.layout.storage.length - minStorage(plain[i]!, this.sizeOf));
+    const order = [...indices.keys()].sort((a, b) => saving[b]! - saving[a]!);
+    const out = [...parts];
+    for (const j of order) {
+      if (excess <= 0 || saving[j]! <= 0) break;
+      const cut = Math.min(excess, saving[j]!);
+      const k = plain[indices[j]!]!;
+      out[j] = render(this.fitted(k, out[j]!.layout.storage.length - cut, log));
+      excess -= parts[j]!.layout.storage.length - out[j]!.layout.storage.length;
+    }
+    return out;
+  }
+
+  /** The arena buffer of part `part` of dispatch `dispatch`, made once and kept between calls. */
+  private arenaBuffer(dispatch: number, part: number, elements: number): GPUBuffer {
+    const key = `${dispatch}:${part}`;
+    let s = this.arenaBuffers.get(key);
+    if (!s || s.size !== elements) {
+      if (s) this.backend.free(s);
+      s = this.backend.alloc('float32', elements);
+      this.arenaBuffers.set(key, s);
+    }
+    return s.buffer;
   }
 
   /** Matmul problems the tuner has not measured yet. */
@@ -303,11 +399,30 @@ export class GpuPlan {
         mine.add(s);
       }
       const order = k.kernel.bindings.map((b) => b.value);
-      const buffers = order.map((id) => {
+      const storageOf = (id: number) => {
         const v = values.get(id) as GpuStorage | undefined;
         if (!v) throw new Error(`internal compiler error: kernel ${k.name} reads %${id}, which no earlier kernel wrote`);
-        return v.buffer;
+        return v;
+      };
+      // an arena's members are copied in before the dispatch (values read, old values updated in place) and out after (values written)
+      const buffers: GPUBuffer[] = [];
+      const copyIn: [GPUBuffer, GPUBuffer, number, number][] = [];
+      const copyOut: [GPUBuffer, GPUBuffer, number, number][] = [];
+      partsOf(k.kernel).forEach((p, pi) => {
+        const arena = p.arena;
+        const at = new Map(arena?.members.map((m, j) => [m, arena.offsets[j]!]) ?? []);
+        let arenaBuf: GPUBuffer | null = null;
+        p.bindings.forEach((b, bi) => {
+          const v = storageOf(b.value);
+          const off = at.get(bi);
+          if (off === undefined) return void buffers.push(v.buffer);
+          if (!arenaBuf) buffers.push((arenaBuf = this.arenaBuffer(i, pi, arena!.elements)));
+          const bytes = 4 * v.size;
+          if (b.access === 'read' || (this.inPlace.get(b.value) ?? null) !== null) copyIn.push([v.buffer, arenaBuf, 4 * off, bytes]);
+          if (b.access === 'write') copyOut.push([arenaBuf, v.buffer, 4 * off, bytes]);
+        });
       });
+      for (const [src, dst, off, bytes] of copyIn) ctx.copy(src, 0, dst, off, bytes);
       const grid = Array.isArray(k.workgroups) ? k.workgroups : workgroupGrid(k.workgroups, ctx.limits.maxComputeWorkgroupsPerDimension);
       const scalarValues = k.kernel.scalars.map(scalars);
       const notInt = nonIntegerScalar(k.kernel, scalarValues);
@@ -319,6 +434,7 @@ export class GpuPlan {
       }
       const params = k.params(scalarValues);
       ctx.dispatch(this.pipelines[i], buffers, params, grid as [number, number, number], k.kernel.flops);
+      for (const [src, dst, off, bytes] of copyOut) ctx.copy(src, off, dst, 0, bytes);
       afterKernel?.((id) => values.get(this.baseOf(id)));
       if (capture) {
         capture.dispatches.push({ kernel: i, buffers, params, grid: grid as [number, number, number] });

@@ -40,9 +40,17 @@ interface Info {
 
 /**
  * kernels: lowered in their topological order. inPlace: value -> graph input it overwrites.
- * renamable: the in-place values whose tensor can adopt a fresh buffer.
+ * renamable: the in-place values whose tensor can adopt a fresh buffer. least: the fewest
+ * storage buffers each kernel can bind with a binding arena (passes/binding-arena.ts), where
+ * the plan may give its parts arenas to make a pack fit.
  */
-export function planPacks(kernels: WgslKernel[], inPlace: Map<number, number | null>, renamable: Set<number>, limits: PackLimits): PackPlan {
+export function planPacks(
+  kernels: WgslKernel[],
+  inPlace: Map<number, number | null>,
+  renamable: Set<number>,
+  limits: PackLimits,
+  least?: readonly number[],
+): PackPlan {
   const log: string[] = [];
   const infos: Info[] = kernels.map((k) => {
     const written = writes(k.kernel);
@@ -86,10 +94,15 @@ export function planPacks(kernels: WgslKernel[], inPlace: Map<number, number | n
     // a renamed value reads its old value through a binding of its own
     const members = new Set([...bin, k]);
     const renames = new Set(soft.filter(([i, j]) => members.has(j) && (members.has(i) || placedAt[i]! < 0)).map(([, , v]) => v));
-    const extra = renames.size;
+    // (with arenas, a renamed old value is one more small float buffer an arena can hold: the
+    // count is a plan, which the plan checks again once the renamed kernels are lowered)
+    const storage = Math.min(
+      all.reduce((s, x) => s + x.storage, 0) + renames.size,
+      least ? [...bin, k].reduce((s, i) => s + Math.min(least[i]!, infos[i]!.shape.storage), 0) : Infinity,
+    );
     return (
       all.every((s) => s.invocations === all[0]!.invocations) &&
-      all.reduce((s, x) => s + x.storage, 0) + extra <= limits.maxStorageBuffersPerShaderStage &&
+      storage <= limits.maxStorageBuffersPerShaderStage &&
       all.reduce((s, x) => s + x.uniforms, 0) <= limits.maxUniformBuffersPerShaderStage &&
       all.reduce((s, x) => s + x.workgroupBytes, 0) <= limits.maxComputeWorkgroupStorageSize
     );

@@ -1,19 +1,48 @@
 /**
  * matmul and bmm semantics in one place: PyTorch's rank rules (1-D operands promoted,
- * leading dims are broadcast batch dims), the errors, and the one batched kernel they reach,
- * `batchedMatmul`. Today that is a broadcast multiply and a sum over K (correct for any
- * batch shape, and its gradient comes from those ops); a batched matmul primitive can
- * replace it there without touching the callers.
+ * leading dims are broadcast batch dims), the errors, and the batched primitive they reach,
+ * `bmm` (src/ir/registry.ts): one or two batch dims, broadcast ones read with stride 0,
+ * so no operand is expanded and no [..., M, K, N] product is formed.
  */
 import { WgtorchError } from '../ir/errors.ts';
 import { broadcastShapes, fmtShape } from '../ir/shape.ts';
 import type { Tensor } from './tensor.ts';
 
-/** [..., M, K] @ [..., K, N] with broadcast batch dims (both operands at least 3-D or broadcast to it). */
+/**
+ * [..., M, K] @ [..., K, N] with broadcast batch dims. The primitive takes one or two batch
+ * dims as they are (views stay views); more are merged where both operands agree on which
+ * of them broadcasts, and expanded as a last resort.
+ */
 export function batchedMatmul(a: Tensor, b: Tensor): Tensor {
-  const ae = a.unsqueeze(-1); // [..., M, K, 1]
-  const be = b.unsqueeze(-3); // [..., 1, K, N]
-  return ae.mul(be).sum(-2);
+  const r = Math.max(a.dim(), b.dim());
+  const lift = (t: Tensor) => (t.dim() === r ? t : t.reshape([...new Array<number>(r - t.dim()).fill(1), ...t.shape]));
+  let x = lift(a);
+  let y = lift(b);
+  if (r <= 4) return x._bmm(y);
+  const [M, K] = x.shape.slice(-2);
+  const N = y.shape[r - 1];
+  const batch = broadcastShapes('matmul (batch dims)', x.shape.slice(0, -2), y.shape.slice(0, -2));
+  // runs of batch dims where the same operand (or neither) broadcasts fold into one dim
+  const kind = (i: number) => (batch[i] === 1 ? null : x.shape[i] === 1 ? 'a' : y.shape[i] === 1 ? 'b' : 'both');
+  const groups: { size: number; kind: string | null }[] = [];
+  batch.forEach((n, i) => {
+    const k = kind(i);
+    const last = groups[groups.length - 1];
+    if (last && (k === null || last.kind === k || last.kind === null)) {
+      last.size *= n;
+      last.kind ??= k;
+    } else groups.push({ size: n, kind: k });
+  });
+  if (groups.length > 2) {
+    // three alternating patterns: read both operands over the whole batch
+    x = x.expand([...batch, M, K]);
+    y = y.expand([...batch, K, N]);
+    const B = batch.reduce((p, n) => p * n, 1);
+    return x.reshape([B, M, K])._bmm(y.reshape([B, K, N])).reshape([...batch, M, N]);
+  }
+  const sizes = (t: 'a' | 'b') => groups.map((gr) => (gr.kind === t ? 1 : gr.size));
+  const out = x.reshape([...sizes('a'), M, K])._bmm(y.reshape([...sizes('b'), K, N]));
+  return out.reshape([...batch, M, N]);
 }
 
 /** matmul with PyTorch's rank rules: 1-D operands are promoted, leading dims are batch dims. */
@@ -71,5 +100,5 @@ export function bmm(a: Tensor, b: Tensor): Tensor {
   }
   void M;
   void N;
-  return batchedMatmul(a, b);
+  return a._bmm(b);
 }

@@ -447,6 +447,10 @@ export class Tensor {
   triu(diagonal = 0): Tensor {
     return idx.triu(this, diagonal);
   }
+  /** @internal the bmm primitive (src/ir/registry.ts): matmul and bmm reach it through src/eager/matmul.ts */
+  _bmm(other: Tensor): Tensor {
+    return apply('bmm', [this, other]);
+  }
   /** @internal the index primitives, for gradient rules */
   _slice(starts: readonly number[], steps: readonly number[], shape: readonly number[]): Tensor {
     return apply('slice', [this], { starts: [...starts], steps: [...steps], shape: [...shape] });

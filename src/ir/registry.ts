@@ -59,6 +59,8 @@ export interface GT {
   reshape(shape: readonly number[]): GT;
   permute(dims: readonly number[]): GT;
   mm(o: GT): GT;
+  /** the bmm primitive: [..., M, K] @ [..., K, N] with broadcast batch dims */
+  _bmm(o: GT): GT;
   t(): GT;
   toDType(dtype: DType): GT;
   /** the index primitives below, as their gradients need them */
@@ -426,6 +428,49 @@ def({
     return { shape: [x.shape[0], y.shape[1]], dtype: 'float32' };
   },
   grad: (g, { inputs: [a, b], needsGrad: [na, nb] }) => [na ? g.mm(T(b).t()) : null, nb ? T(a).t().mm(g) : null],
+});
+
+/** The last two dims swapped: a matmul operand read the other way round (a view, no copy). */
+const swapLast = (x: GT): GT => {
+  const r = x.shape.length;
+  return x.permute(x.shape.map((_, i) => (i === r - 2 ? r - 1 : i === r - 1 ? r - 2 : i)));
+};
+/**
+ * Batched matmul: [...a, M, K] @ [...b, K, N] -> [...batch, M, N]. Both operands have the
+ * same rank, 3 or 4 (one or two batch dims, as attention's [B, heads, T, d]); each batch dim
+ * is equal in both or 1 in one of them, which then is read again for every index there
+ * (stride 0, never an expanded copy). Kernels address every matrix through batch strides.
+ * The gradient is the same product with a transposed operand; the autograd engine sums it
+ * over the batch dims its input was broadcast over.
+ */
+def({
+  name: 'bmm',
+  kind: 'matmul',
+  arity: 2,
+  saves: { inputs: [0, 1] },
+  infer: ([a, b]) => {
+    const x = a as Meta;
+    const y = b as Meta;
+    const r = x.shape.length;
+    if (r !== y.shape.length || r < 3 || r > 4) {
+      throw new WgtorchError(
+        `bmm: expected two 3-D or two 4-D tensors, got ${fmtShape(x.shape)} and ${fmtShape(y.shape)}. Fix: use matmul, which brings the batch dims into this form.`,
+      );
+    }
+    const [M, K] = x.shape.slice(-2);
+    const [K2, N] = y.shape.slice(-2);
+    if (K !== K2) {
+      throw new WgtorchError(
+        `bmm: mat1 and mat2 shapes cannot be multiplied (${M}x${K} and ${K2}x${N}) for operands ${fmtShape(x.shape)} and ${fmtShape(y.shape)}. Fix: the last dim of the first operand must equal the second-to-last dim of the second.`,
+      );
+    }
+    if (x.dtype !== 'float32' || y.dtype !== 'float32') {
+      throw new WgtorchError(`bmm: expected float32 operands, got ${x.dtype} and ${y.dtype}. Fix: convert with .float().`);
+    }
+    const batch = broadcastShapes('bmm (batch dims)', x.shape.slice(0, -2), y.shape.slice(0, -2));
+    return { shape: [...batch, M, N], dtype: 'float32' };
+  },
+  grad: (g, { inputs: [a, b], needsGrad: [na, nb] }) => [na ? g._bmm(swapLast(T(b))) : null, nb ? swapLast(T(a))._bmm(g) : null],
 });
 
 // ---------------------------------------------------------------- movement

@@ -98,7 +98,7 @@ export function windowGradAt(w: WindowMap, n: number, c: number, y: number, x: n
 }
 
 /**
- * A WGSL function `fn name(m: u32, q: u32) -> f32` that loads element (m, q) from `buffer`
+ * A WGSL function `fn name(m: u32, q: u32) -> f32` (WGSL_PRELUDE in scope: -inf goes through f32bits) that loads element (m, q) from `buffer`
  * at `base` (a u32 expression), reading sizes through `v` (literals, or uniform words).
  */
 export function windowLoadWGSL(name: string, buffer: string, v: (what: WindowWord) => string, load: (index: string) => string = (i) => `f32(${buffer}[${i}])`): string {
@@ -118,7 +118,7 @@ export function windowLoadWGSL(name: string, buffer: string, v: (what: WindowWor
     lines.push(`  let ${s}f = i32(${o} * ${v(`stride${d}`)} + ${k} * ${v(`dil${d}`)}) - i32(${v(`pad${d}`)});`);
     lines.push(`  let ${s}t = select(-1, t${s} / ${st}, t${s} >= 0 && t${s} % ${st} == 0);`);
     lines.push(`  let ${s} = select(${s}f, ${s}t, ${v('transposed')} != 0u);`);
-    lines.push(`  if (${s} < 0 || ${s} >= ${size}) { return bitcast<f32>(${v('fill')}); }`);
+    lines.push(`  if (${s} < 0 || ${s} >= ${size}) { return f32bits(${v('fill')}); }`);
   }
   lines.push(`  return ${load(`base + n * ${v('s0')} + c * ${v('s1')} + u32(y) * ${v('s2')} + u32(x) * ${v('s3')}`)};`);
   lines.push('}');

@@ -8,10 +8,12 @@ import type { Graph, IRNode } from '../ir/graph.ts';
 import { numel, sameShape, stridesOf } from '../ir/shape.ts';
 import { isInt32Number } from '../ir/hash.ts';
 import { windowMap } from '../ir/window.ts';
+import { gatherLoad } from './gather-load.ts';
 import type { Kernel as Group, Schedule } from './fusion.ts';
 import { buildRowKernel } from './kernel-build-row.ts';
-import type { Binding, ElementwiseBody, ExprNode, IndexBody, Kernel, KernelOutput, MatmulInput, OperandReduction, ReduceBody, Ref, TensorInput } from './kernel-ir.ts';
-import { broadcastView, matmulLayout, type View } from './views.ts';
+import type { Binding, ElementwiseBody, ExprNode, IndexBody, Kernel, KernelOutput, MatmulBody, MatmulInput, OperandReduction, ReduceBody, Ref, TensorInput } from './kernel-ir.ts';
+import { batchLayout, operandBatchStrides } from '../ir/matmul-batch.ts';
+import { batchedOperand, broadcastView, matmulLayout, type View } from './views.ts';
 
 /** What building a kernel needs besides its group. */
 export interface BuildContext {
@@ -32,7 +34,7 @@ export function buildKernels(s: Schedule, inPlace: Map<number, number>): Kernel[
 
 export function buildKernel(cx: BuildContext, k: Group, index: number): Kernel {
   switch (k.kind) {
-    case 'elementwise': return buildElementwise(cx, k.nodes, k.shape, index);
+    case 'elementwise': return buildElementwise(cx, k.nodes, k.shape, index, new Set(k.gathers ?? []));
     case 'copy': return buildCopy(cx, k, index);
     case 'reduce': return buildReduce(cx, k, index);
     case 'matmul': return buildMatmul(cx, k, index);
@@ -74,10 +76,17 @@ export interface Operand {
   access: TensorInput['access'];
   dtype: IRNode['dtype'];
   aliasOf?: number;
+  gather?: TensorInput['gather'];
 }
 
 export const tensorInput = (t: Operand): TensorInput =>
-  t.access === 'strided' ? { dtype: t.dtype, access: 'strided', strides: t.strides! } : t.access === 'alias' ? { dtype: t.dtype, access: 'alias', aliasOf: t.aliasOf } : { dtype: t.dtype, access: 'direct' };
+  t.access === 'strided'
+    ? { dtype: t.dtype, access: 'strided', strides: t.strides! }
+    : t.access === 'gather'
+      ? { dtype: t.dtype, access: 'gather', strides: t.strides!, gather: t.gather }
+      : t.access === 'alias'
+        ? { dtype: t.dtype, access: 'alias', aliasOf: t.aliasOf }
+        : { dtype: t.dtype, access: 'direct' };
 
 /** Collects a body's tensor inputs (deduplicated by base and strides) and scalar refs. */
 export class Operands {
@@ -88,6 +97,8 @@ export class Operands {
     private readonly shape: readonly number[],
     /** values this kernel writes, in output order (for in-place reads) */
     private readonly written: number[] = [],
+    /** gather nodes read as loads of their source (rule [gather-load]) */
+    private readonly gathered: ReadonlySet<number> = new Set(),
   ) {}
   scalar(id: number): Ref {
     let s = this.scalars.indexOf(id);
@@ -100,6 +111,7 @@ export class Operands {
     if (n.op === 'scalar') return this.scalar(id);
     const v = this.cx.views.get(id) ?? { base: id, shape: n.shape, strides: stridesOf(n.shape) };
     if (this.cx.g.node(v.base).op === 'scalar') return this.ref(v.base, inside);
+    if (this.gathered.has(v.base)) return this.gatherRef(v);
     const strides = broadcastView(v, this.shape);
     // the stride of a size-1 dim is never used: [1, n] read with any stride there is read in order
     const rowMajor = stridesOf(this.shape);
@@ -115,6 +127,18 @@ export class Operands {
     const key = direct ? null : strides;
     let k = this.tensors.findIndex((t) => t.base === v.base && JSON.stringify(t.strides) === JSON.stringify(key));
     if (k < 0) k = this.tensors.push({ base: v.base, strides: key, access: direct ? 'direct' : 'strided', dtype }) - 1;
+    return { kind: 'input', index: k };
+  }
+  /** A gather's element, loaded from its source at the index read beside it. */
+  private gatherRef(v: View): Ref {
+    const gl = gatherLoad(this.cx.g, this.cx.views, v.base, v, this.shape);
+    if (!gl) throw new Error(`internal compiler error: gather %${v.base} is not readable as a load over [${this.shape.join(', ')}]`);
+    const same = (a: number[] | null, b: number[]) => a !== null && a.length === b.length && a.every((x, i) => x === b[i]);
+    let ik = this.tensors.findIndex((t) => t.access === 'strided' && t.base === gl.index.base && same(t.strides, gl.index.strides));
+    if (ik < 0) ik = this.tensors.push({ base: gl.index.base, strides: gl.index.strides, access: 'strided', dtype: this.cx.g.node(gl.index.base).dtype }) - 1;
+    const gather = { index: ik, dimStride: gl.dimStride, size: gl.size };
+    let k = this.tensors.findIndex((t) => t.access === 'gather' && t.base === gl.source.base && same(t.strides, gl.source.strides) && JSON.stringify(t.gather) === JSON.stringify(gather));
+    if (k < 0) k = this.tensors.push({ base: gl.source.base, strides: gl.source.strides, access: 'gather', dtype: this.cx.g.node(gl.source.base).dtype, gather }) - 1;
     return { kind: 'input', index: k };
   }
   /** the buffers read: every input but the aliases */
@@ -138,10 +162,10 @@ const bytesOf = (g: Graph, ids: number[]) => ids.reduce((s, i) => s + 4 * numel(
 const writeOf = (g: Graph, id: number): Binding => ({ value: id, dtype: g.node(id).dtype, access: 'write' });
 const opNames = (g: Graph, ids: number[]) => ids.map((i) => g.node(i).op).join('_');
 
-function buildElementwise(cx: BuildContext, ids: number[], shape: number[], index: number): Kernel {
+function buildElementwise(cx: BuildContext, ids: number[], shape: number[], index: number, gathered: ReadonlySet<number> = new Set()): Kernel {
   const { g } = cx;
   const written = ids.filter((id) => cx.writes.has(id));
-  const ops = new Operands(cx, shape, written);
+  const ops = new Operands(cx, shape, written, gathered);
   const inside = new Map<number, number>();
   const nodes = exprNodes(cx, ids, ops, inside);
   const body: ElementwiseBody = {
@@ -159,7 +183,7 @@ function buildElementwise(cx: BuildContext, ids: number[], shape: number[], inde
     body,
     bindings: [...ops.reads(), ...written.map((id) => writeOf(g, id))],
     scalars: ops.scalars,
-    covers: { nodes: ids, scopes: scopesOf(g, ids) },
+    covers: { nodes: [...gathered, ...ids], scopes: scopesOf(g, [...gathered, ...ids]) },
     bytes: bytesOf(g, [...ops.tensors.map((t) => t.base), ...written]),
     flops: numel(shape) * ids.length,
   };
@@ -243,8 +267,10 @@ function buildReduce(cx: BuildContext, k: Extract<Group, { kind: 'reduce' }>, in
 function buildMatmul(cx: BuildContext, k: Extract<Group, { kind: 'matmul' }>, index: number): Kernel {
   const { g } = cx;
   const mm = g.node(k.node);
-  const [M, N] = mm.shape;
-  const K = g.node(mm.inputs[0]).shape[1];
+  const batched = mm.op === 'bmm';
+  const batchShape = mm.shape.slice(0, -2);
+  const [M, N] = mm.shape.slice(-2);
+  const K = g.node(mm.inputs[0]).shape.at(-1)!;
   const scalars: number[] = [];
   const scalarRef = (id: number): Ref => {
     let s = scalars.indexOf(id);
@@ -259,10 +285,17 @@ function buildMatmul(cx: BuildContext, k: Extract<Group, { kind: 'matmul' }>, in
     return r;
   };
   const inputs: MatmulInput[] = [];
-  const inputRef = (x: MatmulInput): Ref => {
-    const key = JSON.stringify(x);
-    let i = inputs.findIndex((y) => JSON.stringify(y) === key);
-    if (i < 0) i = inputs.push(x) - 1;
+  /** a batched product's epilogue operands: their strides per batch dim, made levels below */
+  const batchDimsOf = new Map<number, number[]>();
+  const keys: string[] = [];
+  const inputRef = (x: MatmulInput, batchDims?: number[]): Ref => {
+    const key = JSON.stringify([x, batchDims ?? null]);
+    let i = keys.indexOf(key);
+    if (i < 0) {
+      i = inputs.push(x) - 1;
+      keys.push(key);
+      if (batchDims) batchDimsOf.set(i, batchDims);
+    }
     return { kind: 'input', index: i };
   };
   const viewOf = (id: number) => cx.views.get(id) ?? { base: id, shape: g.node(id).shape, strides: stridesOf(g.node(id).shape) };
@@ -272,12 +305,15 @@ function buildMatmul(cx: BuildContext, k: Extract<Group, { kind: 'matmul' }>, in
       // read through the conv's index map from the im2col's source (a view of it is read with its strides)
       const w = g.node(window);
       const src = viewOf(w.inputs[0]);
-      return { base: src.base, trans: false, nodes: [] as ExprNode[], window: windowMap(w.attrs, src.shape, src.strides) };
+      return { base: src.base, trans: false, nodes: [] as ExprNode[], window: windowMap(w.attrs, src.shape, src.strides), ld: 0, batchStrides: [] as number[] };
     }
     const v = viewOf(id);
-    const layout = matmulLayout(v, g.node(v.base).shape);
+    const bo = batched ? batchedOperand(v, batchShape) : null;
+    const layout = batched ? (bo ? (bo.trans ? 'transposed' : 'plain') : null) : matmulLayout(v, g.node(v.base).shape);
     if (!layout) throw new Error(`matmul operand %${id} is neither plain nor transposed`);
-    if (!prologue.length) return { base: v.base, trans: layout === 'transposed', nodes: [] as ExprNode[], window: undefined };
+    const ld = bo?.ld ?? 0;
+    const batchStrides = bo?.batch ?? [];
+    if (!prologue.length) return { base: v.base, trans: layout === 'transposed', nodes: [] as ExprNode[], window: undefined, ld, batchStrides };
     // the prologue reads one tensor shaped like its result (the element), plus scalars and one-element tensors
     const inside = new Map<number, number>();
     let src = -1;
@@ -295,7 +331,7 @@ function buildMatmul(cx: BuildContext, k: Extract<Group, { kind: 'matmul' }>, in
       inside.set(pid, inside.size);
       return e;
     });
-    return { base: src, trans: layout === 'transposed', nodes, window: undefined };
+    return { base: src, trans: layout === 'transposed', nodes, window: undefined, ld, batchStrides };
   };
   const A = operand(mm.inputs[0], k.prologueA, k.windowA);
   const B = operand(mm.inputs[1], k.prologueB, k.windowB);
@@ -314,6 +350,14 @@ function buildMatmul(cx: BuildContext, k: Extract<Group, { kind: 'matmul' }>, in
       const v = viewOf(i);
       if (g.node(v.base).op === 'scalar') return scalarRef(v.base);
       const over = overOf(v.base);
+      if (batched) {
+        const full = broadcastView(v, mm.shape);
+        if (over !== undefined && written.includes(over)) {
+          if (!sameShape(full, stridesOf(mm.shape))) throw new Error(`internal compiler error: in-place input %${v.base} read through a view`);
+          return inputRef({ at: 'alias', region: 'epilogue', output: written.indexOf(over) });
+        }
+        return inputRef({ at: 'rowcol', read: readOf(v.base), strides: [full.at(-2)!, full.at(-1)!] }, full.slice(0, -2));
+      }
       if (over !== undefined && written.includes(over)) {
         const [sr, scol] = broadcastView(v, [M, N]);
         // (the stride of a size-1 dim is never used: a [1, n] or [m, 1] tensor is read in order whatever it says)
@@ -360,6 +404,24 @@ function buildMatmul(cx: BuildContext, k: Extract<Group, { kind: 'matmul' }>, in
     reductionWrites.push(...redWritten);
   });
 
+  // ---- a batched product's matrices: at most two levels (bmm has at most two batch dims)
+  let batch = { count: 1, strideA: M * K, strideB: K * N, strideC: M * N };
+  let batchedLayout: MatmulBody['batched'];
+  if (batched) {
+    const dimLists = [...batchDimsOf.values()];
+    const layout = batchLayout(batchShape, [A.batchStrides, B.batchStrides, operandBatchStrides(mm.shape, batchShape), ...dimLists]);
+    if (layout.levels.length > 2) throw new Error(`internal compiler error: bmm %${k.node} has ${layout.levels.length} batch levels`);
+    const inner = layout.levels.at(-1);
+    const outer = layout.levels.length === 2 ? layout.levels[0] : null;
+    const at = (lvl: typeof inner | null, j: number) => lvl?.strides[j] ?? 0;
+    batch = { count: layout.count, strideA: at(inner, 0), strideB: at(inner, 1), strideC: inner ? at(inner, 2) : M * N };
+    batchedLayout = { inner: inner?.size ?? 1, outerA: at(outer, 0), outerB: at(outer, 1), outerC: at(outer, 2), lda: A.ld, ldb: B.ld };
+    [...batchDimsOf.keys()].forEach((i, j) => {
+      const x = inputs[i] as Extract<MatmulInput, { at: 'rowcol' }>;
+      x.batch = [at(outer, 3 + j), at(inner, 3 + j)];
+    });
+  }
+
   const windows = [...new Set([k.windowA, k.windowB].filter((w): w is number => w !== undefined))];
   const covered = [...windows, ...k.prologueA, ...k.prologueB, k.node, ...k.epilogue, ...k.reductions.flatMap((r) => [r.node, ...r.epilogue])];
   const readBinding = (id: number): Binding => ({ value: id, dtype: g.node(id).dtype, access: 'read' });
@@ -372,7 +434,8 @@ function buildMatmul(cx: BuildContext, k: Extract<Group, { kind: 'matmul' }>, in
       M,
       N,
       K,
-      batch: { count: 1, strideA: M * K, strideB: K * N, strideC: M * N },
+      batch,
+      ...(batchedLayout ? { batched: batchedLayout } : {}),
       transA: A.trans,
       transB: B.trans,
       prologueA: A.nodes,
@@ -390,7 +453,7 @@ function buildMatmul(cx: BuildContext, k: Extract<Group, { kind: 'matmul' }>, in
     scalars,
     covers: { nodes: covered, scopes: scopesOf(g, covered) },
     // a windowed operand is read from its source (each element about kh*kw times, mostly from cache)
-    bytes: 4 * ((A.window ? numel(g.node(A.base).shape) : M * K) + (B.window ? numel(g.node(B.base).shape) : K * N) + M * N * written.length),
-    flops: 2 * M * N * K,
+    bytes: 4 * batch.count * ((A.window ? numel(g.node(A.base).shape) : M * K) + (B.window ? numel(g.node(B.base).shape) : K * N) + M * N * written.length),
+    flops: 2 * M * N * K * batch.count,
   };
 }

@@ -45,9 +45,13 @@ export interface TensorInput {
   /**
    * direct: element i of a tensor shaped like the iteration space;
    * strided: read through `strides` over the iteration space (broadcasts, permutes);
-   * alias: the buffer of output `aliasOf` itself (an in-place update reads the old value where it writes the new).
+   * alias: the buffer of output `aliasOf` itself (an in-place update reads the old value where it writes the new);
+   * gather: a gather's element read from its source: `strides` over the iteration space for
+   * every dim but the gathered one, plus the index value (input `gather.index`, read as it
+   * is) times `gather.dimStride`; an index outside [0, gather.size) reads NaN.
    */
-  access: 'direct' | 'strided' | 'alias';
+  access: 'direct' | 'strided' | 'alias' | 'gather';
+  gather?: { index: number; dimStride: number; size: number };
   /** 'strided': one stride per dim of the iteration space (a reduction's: kept dims, then reduced dims) */
   strides?: number[];
   /** 'alias': which output's buffer holds the value (default 0) */
@@ -140,8 +144,12 @@ export interface RowBody {
 export type MatmulInput =
   /** a one-element tensor (a prologue's operand) */
   | { at: 'element'; read: number }
-  /** element (row, col) at row * strides[0] + col * strides[1] (an epilogue operand) */
-  | { at: 'rowcol'; read: number; strides: [number, number] }
+  /**
+   * element (row, col) at row * strides[0] + col * strides[1] (an epilogue operand); in a
+   * batched product plus, for matrix z, (z / inner) * batch[0] + (z % inner) * batch[1]
+   * (0 where it broadcasts: a [T, T] mask read for every matrix of [B, heads, T, T] scores)
+   */
+  | { at: 'rowcol'; read: number; strides: [number, number]; batch?: [number, number] }
   /** element i of a reduced line (row i of op(A), column i of op(B)) at i * strides[0] (an operand reduction's epilogue operand) */
   | { at: 'line'; read: number; strides: [number] }
   /** the old value of an in-place update, in the buffer of `output` (of the epilogue, or of operand reduction `region`) */
@@ -175,6 +183,12 @@ export interface MatmulBody {
   K: number;
   /** matrices per call and element strides between them (0 broadcasts an operand) */
   batch: { count: number; strideA: number; strideB: number; strideC: number };
+  /**
+   * A batched product (the bmm primitive): matrices in two levels, z = zo * inner + zi at
+   * zo * outer + zi * stride (the strides above), rows of A and B `lda`/`ldb` elements apart
+   * as stored (a strided view read in place). C and every output are contiguous [count, M, N].
+   */
+  batched?: { inner: number; outerA: number; outerB: number; outerC: number; lda: number; ldb: number };
   transA: boolean;
   transB: boolean;
   prologueA: ExprNode[];
@@ -238,6 +252,14 @@ export interface Kernel {
   bindings: Binding[];
   /** IR scalar nodes whose values the body's scalar refs read, in order */
   scalars: number[];
+  /**
+   * Bindings served by one shared float32 buffer (the device's binding limit, see
+   * passes/binding-arena.ts): `members` index `bindings`; member i lives at element `offsets[i]`
+   * of an arena of `elements` floats, bound once (read_write) where the first member would be.
+   * The plan copies members' values in before the dispatch and written ones out after.
+   * Absent: every binding is a buffer of its own (always, on the cpu target).
+   */
+  arena?: Arena;
   /** IR nodes computed here (prologues are recomputed copies of other kernels' nodes), and their module paths */
   covers: { nodes: number[]; scopes: string[] };
   /** bytes read and written and floating-point operations per call (estimates for stats) */
@@ -245,11 +267,21 @@ export interface Kernel {
   flops: number;
 }
 
+export interface Arena {
+  members: number[];
+  offsets: number[];
+  elements: number;
+}
+
 export const reads = (k: Kernel): number[] => k.bindings.filter((b) => b.access === 'read').map((b) => b.value);
 export const writes = (k: Kernel): number[] => k.bindings.filter((b) => b.access === 'write').map((b) => b.value);
 
 /** The kernels a kernel stands for: itself, or a pack's parts. */
 export const partsOf = (k: Kernel): Kernel[] => (k.body.kind === 'pack' ? k.body.parts : [k]);
+
+/** Storage buffers the kernel binds on a device: its bindings, an arena's members counting once (a pack: its parts' sum). */
+export const boundBuffers = (k: Kernel): number =>
+  partsOf(k).reduce((s, p) => s + p.bindings.length - (p.arena?.members.length ? p.arena.members.length - 1 : 0), 0);
 
 // ------------------------------------------------------------------ printed form
 
@@ -279,6 +311,7 @@ const outText = (o: KernelOutput, prefix = 'v') => (o.ref.kind === 'node' ? `${p
 
 function tensorInputText(t: TensorInput, i: number, bound: (i: number) => string): string {
   if (t.access === 'alias') return `in${i} = old value of out${t.aliasOf ?? 0} (in place)`;
+  if (t.access === 'gather') return `in${i} = ${bound(i)} ${t.dtype} strides ${shapeText(t.strides ?? [])} gathered at in${t.gather!.index} * ${t.gather!.dimStride} (size ${t.gather!.size})`;
   return `in${i} = ${bound(i)} ${t.dtype}${t.access === 'strided' ? ` strides ${shapeText(t.strides ?? [])}` : ''}`;
 }
 
@@ -316,7 +349,10 @@ export function printKernel(k: Kernel, opOf?: (id: number) => string): string {
     }
     case 'matmul': {
       const [A, B, C] = k.bindings;
-      const batch = b.batch.count > 1 ? ` x${b.batch.count} (batch strides ${b.batch.strideA}, ${b.batch.strideB}, ${b.batch.strideC})` : '';
+      const bt = b.batched;
+      const outer = bt && bt.inner !== b.batch.count ? `; ${b.batch.count / bt.inner} x ${bt.inner}, outer strides ${bt.outerA}, ${bt.outerB}, ${bt.outerC}` : '';
+      const lds = bt ? `; lda ${bt.lda}, ldb ${bt.ldb}` : '';
+      const batch = b.batch.count > 1 || bt ? ` x${b.batch.count} (batch strides ${b.batch.strideA}, ${b.batch.strideB}, ${b.batch.strideC}${outer}${lds})` : '';
       lines.push(
         `kernel ${k.name}: matmul [${b.M}, ${b.N}] = ${val(A)}${b.transA ? '^T' : ''} @ ${val(B)}${b.transB ? '^T' : ''}, K ${b.K}${batch}${scalars}`,
       );
@@ -325,7 +361,8 @@ export function printKernel(k: Kernel, opOf?: (id: number) => string): string {
         const x = b.inputs[i]!;
         if (x.at === 'alias') return `old(${x.region === 'epilogue' ? 'out' : `red${x.region}.out`}${x.output})`;
         const buf = val(extra[x.read]);
-        return x.at === 'element' ? `${buf}[0]` : x.at === 'line' ? `${buf}[i*${x.strides[0]}]` : `${buf}[row*${x.strides[0]} + col*${x.strides[1]}]`;
+        const z = x.at === 'rowcol' && x.batch ? `zo*${x.batch[0]} + zi*${x.batch[1]} + ` : '';
+        return x.at === 'element' ? `${buf}[0]` : x.at === 'line' ? `${buf}[i*${x.strides[0]}]` : `${buf}[${z}row*${x.strides[0]} + col*${x.strides[1]}]`;
       };
       for (const [which, w] of [['A', b.windowA], ['B', b.windowB]] as const) {
         if (!w) continue;
@@ -373,6 +410,10 @@ export function printKernel(k: Kernel, opOf?: (id: number) => string): string {
       lines.push(`kernel ${k.name}: pack of ${b.parts.length} independent kernels`);
       for (const p of b.parts) lines.push(...printKernel(p, opOf).split('\n').map((l) => `  ${l}`));
       return lines.join('\n');
+  }
+  if (k.arena) {
+    const a = k.arena;
+    lines.push(`  arena of ${a.elements} floats, bound once: ${a.members.map((m, i) => `%${k.bindings[m]!.value} at ${a.offsets[i]}`).join(', ')}`);
   }
   lines.push(`  covers ${k.covers.nodes.map((id) => `%${id}${opOf ? ` ${opOf(id)}` : ''}`).join(', ')}${k.covers.scopes.length ? ` from ${k.covers.scopes.join(', ')}` : ''}`);
   return lines.join('\n');

@@ -54,3 +54,31 @@ export function matmulLayout(v: View, baseShape: readonly number[]): 'plain' | '
   if ((v.strides[0] === 1 || r === 1) && (v.strides[1] === r || c === 1)) return 'transposed';
   return null;
 }
+
+/** How a batched matmul reads an operand: its matrices transposed or not, rows `ld` elements apart, batch strides per batch dim (0: broadcast). */
+export interface BatchedOperand {
+  trans: boolean;
+  ld: number;
+  batch: number[];
+}
+
+/**
+ * A view of rank batch.length + 2 as an operand of the bmm primitive, or null when its
+ * matrices are neither rows nor columns of memory (then it is copied first).
+ */
+export function batchedOperand(v: View, batch: readonly number[]): BatchedOperand | null {
+  const rank = v.shape.length;
+  if (rank !== batch.length + 2) return null;
+  const [r, c] = v.shape.slice(rank - 2);
+  const [sr, sc] = v.strides.slice(rank - 2);
+  const b = batch.map((_, d) => (v.shape[d] === 1 ? 0 : v.strides[d]));
+  if (sc === 1 || c === 1) return { trans: false, ld: r === 1 ? c : sr, batch: b };
+  if (sr === 1 || r === 1) return { trans: true, ld: c === 1 ? r : sc, batch: b };
+  return null;
+}
+
+/** Whether the operand's matrices are dense (rows of exactly one matrix row apart), as a plain GEMM reads them. */
+export const denseOperand = (v: View, o: BatchedOperand): boolean => {
+  const [r, c] = v.shape.slice(v.shape.length - 2);
+  return o.trans ? o.ld === r || c === 1 : o.ld === c || r === 1;
+};

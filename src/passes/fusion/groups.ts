@@ -6,7 +6,13 @@ import type { Graph } from '../../ir/graph.ts';
 import type { View } from '../views.ts';
 
 export type Kernel =
-  | { kind: 'elementwise'; shape: number[]; nodes: number[] }
+  | {
+      kind: 'elementwise';
+      shape: number[];
+      nodes: number[];
+      /** gather nodes read as loads of their source here instead of from memory (rules/gather-load.ts) */
+      gathers?: number[];
+    }
   | { kind: 'reduce'; node: number; prologue: number[]; epilogue: number[] }
   | {
       kind: 'matmul';
@@ -58,11 +64,18 @@ export interface FusionOptions {
    * output's own buffer, so that read costs no binding of its own.
    */
   inPlace?: Map<number, number>;
+  /** make row kernels (default true; the plans turn it off for WGTORCH_ROW_KERNELS=0, to measure what they save) */
+  rowKernels?: boolean;
+  /**
+   * The binding-limit rule (passes/binding-arena.ts): small buffers a kernel binds may share one
+   * arena buffer, so a group counts its arena-eligible buffers as one binding.
+   */
+  arena?: { eligible: (dtype: string, elements: number) => boolean };
 }
 
 export const kernelNodes = (k: Kernel): number[] => {
   switch (k.kind) {
-    case 'elementwise': return k.nodes;
+    case 'elementwise': return [...(k.gathers ?? []), ...k.nodes];
     case 'reduce': return [...k.prologue, k.node, ...k.epilogue];
     case 'matmul': return [...windowsOf(k), ...k.prologueA, ...k.prologueB, k.node, ...k.epilogue, ...k.reductions.flatMap((r) => [r.node, ...r.epilogue])];
     case 'copy': return [k.node];

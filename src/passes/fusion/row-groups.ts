@@ -74,11 +74,13 @@ export function findRowGroups(g: Graph, views: Map<number, View>, opts: RowFusio
   for (const n of g.nodes) if (kindOf(n.id) === 'matmul' && n.inputs.length) matmulReads.add(baseOf(n.inputs[0]));
 
   /**
-   * sums and maxes of float32; and int32 sums of bools (crossEntropy's count of the targets that
-   * count), which a row kernel adds in f32 like the reduce kernels: exact below 2^24
+   * sums and maxes of float32; and int32 sums of bools over fewer than 2^24 elements
+   * (crossEntropy's count of the targets that count): a row kernel adds in f32, where every
+   * partial count is then exact
    */
   const reducible = (n: IRNode) =>
-    (n.op === 'sum' || n.op === 'max') && (n.dtype === 'float32' || (n.op === 'sum' && n.dtype === 'int32' && node(n.inputs[0]).dtype === 'bool'));
+    (n.op === 'sum' || n.op === 'max') &&
+    (n.dtype === 'float32' || (n.op === 'sum' && n.dtype === 'int32' && node(n.inputs[0]).dtype === 'bool' && numel(node(n.inputs[0]).shape) < 2 ** 24));
   /** every candidate group's nodes, node -> group index (a group is placed as one kernel) */
   const groupOf = new Map<number, number>();
   const groups: (RowGroup | null)[] = [];

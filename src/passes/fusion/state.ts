@@ -11,6 +11,7 @@ import { sameShape } from '../../ir/shape.ts';
 import type { RowGroup } from './row-groups.ts';
 import { resolveViews, type View } from '../views.ts';
 import { kernelNodes, type FusionOptions, type Kernel } from './groups.ts';
+import { arenaBindingCount } from '../binding-arena.ts';
 
 export class FusionState {
   readonly views: Map<number, View>;
@@ -103,11 +104,12 @@ export class FusionState {
         reads.add(b);
       }
     }
-    let writes = 0;
+    const written: number[] = [];
     for (const id of ids) {
-      if (this.outputs.has(id) || this.consumersThroughViews(id).some((c) => !inside.has(c))) writes++;
+      if (this.outputs.has(id) || this.consumersThroughViews(id).some((c) => !inside.has(c))) written.push(id);
     }
-    return reads.size + writes;
+    if (!this.opts.arena) return reads.size + written.length;
+    return arenaBindingCount(this.g, ids, [...reads], written, (id) => this.baseOf(id), this.opts.arena.eligible);
   }
   /** the binding limit's refusal, or null when `ids` fit in one kernel */
   overBindings(ids: number[]): string | null {

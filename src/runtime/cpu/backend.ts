@@ -7,6 +7,7 @@ import { numel, stridesOf } from '../../ir/shape.ts';
 import { findBadIndex, indexCheckAttrs } from '../../ir/value-checks.ts';
 import type { Backend, KernelArg, Storage, TensorArg } from '../backend.ts';
 import { broadcastStrides, runElementwise, type EwArg } from './elementwise.ts';
+import { batchLayout, batchOffset, operandBatchStrides } from '../../ir/matmul-batch.ts';
 import { matmulF32 } from './matmul.ts';
 import { runIndex } from './indexing.ts';
 import { runReduce } from './reduce.ts';
@@ -37,11 +38,16 @@ function arr(a: TensorArg): HostArray {
   return s.data;
 }
 
+/** What the cpu backend allocated since the last reset (torch.cpu.counters()). */
+export const cpuAllocations = { largestBuffer: 0 };
+
 export class CpuBackend implements Backend {
   readonly device = 'cpu' as const;
 
   alloc(dtype: DType, size: number): Storage {
-    return new CpuStorage(this, dtype, hostArray(dtype, size));
+    const data = hostArray(dtype, size);
+    cpuAllocations.largestBuffer = Math.max(cpuAllocations.largestBuffer, data.byteLength);
+    return new CpuStorage(this, dtype, data);
   }
 
   fromHost(data: HostArray, dtype: DType): Storage {
@@ -80,9 +86,16 @@ export class CpuBackend implements Backend {
       }
       case 'matmul': {
         const [a, b] = args as TensorArg[];
-        const [M, K] = a.shape;
-        const N = b.shape[1];
-        matmulF32(arr(a) as Float32Array, 0, false, arr(b) as Float32Array, 0, false, o as Float32Array, 0, M, K, N);
+        const r = a.shape.length;
+        const [M, K] = a.shape.slice(r - 2);
+        const N = b.shape[r - 1];
+        const batch = out.shape.slice(0, -2);
+        // one product per matrix of the batch, each at its element offsets (stride 0 where broadcast)
+        const layout = batchLayout(batch, [operandBatchStrides(a.shape, batch), operandBatchStrides(b.shape, batch), operandBatchStrides(out.shape, batch)]);
+        for (let z = 0; z < layout.count; z++) {
+          const [oa, ob, oc] = [0, 1, 2].map((w) => batchOffset(layout, w, z));
+          matmulF32(arr(a) as Float32Array, oa, false, arr(b) as Float32Array, ob, false, o as Float32Array, oc, M, K, N);
+        }
         return;
       }
       case 'movement': {

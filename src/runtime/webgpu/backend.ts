@@ -5,7 +5,8 @@
  * tensors are garbage-collected.
  */
 import { asReduceOp } from '../../ir/reductions.ts';
-import { matmulDispatch, matmulParams, matmulVariantFor, matmulWGSL } from '../../codegen-wgsl/matmul.ts';
+import { batchedMatmulParams, batchVec4Aligned, matmulDispatch, matmulParams, matmulVariantFor, matmulWGSL, type MatmulBatch } from '../../codegen-wgsl/matmul.ts';
+import { batchLayout, operandBatchStrides } from '../../ir/matmul-batch.ts';
 import { elementwiseParams, elementwiseWGSL, EW_WORKGROUP } from '../../codegen-wgsl/elementwise.ts';
 import type { WgslLayout } from '../../codegen-wgsl/namespace.ts';
 import { indexParams, indexWGSL, INDEX_WORKGROUP, type IndexOp, type IndexSpec } from '../../codegen-wgsl/indexing.ts';
@@ -14,7 +15,7 @@ import type { ElementwiseBody, ReduceBody, Ref, TensorInput } from '../../passes
 import type { DType, HostArray } from '../../ir/dtype.ts';
 import { WgtorchError } from '../../ir/errors.ts';
 import type { Attrs, OpDef } from '../../ir/registry.ts';
-import { numel, sameShape, stridesOf } from '../../ir/shape.ts';
+import { fmtShape, numel, sameShape, stridesOf } from '../../ir/shape.ts';
 import type { Backend, KernelArg, Storage, TensorArg } from '../backend.ts';
 import { broadcastStrides } from '../cpu/elementwise.ts';
 import { workgroupGrid, type GPUContext } from './context.ts';
@@ -152,6 +153,50 @@ export class WebGPUBackend implements Backend {
     );
   }
 
+  /**
+   * The bmm primitive: the matmul template over the batch in z, each operand's matrices at
+   * their batch strides (0 where broadcast), in dispatches of at most the device's z limit.
+   */
+  private bmm([a, b]: TensorArg[], out: TensorArg): void {
+    const r = a.shape.length;
+    const [M, K] = a.shape.slice(r - 2);
+    const N = b.shape[r - 1];
+    const batchShape = out.shape.slice(0, -2);
+    const layout = batchLayout(batchShape, [operandBatchStrides(a.shape, batchShape), operandBatchStrides(b.shape, batchShape), operandBatchStrides(out.shape, batchShape)]);
+    if (M * N * layout.count === 0) return;
+    if (K === 0) return this.runElementwise('copy', {}, [], [0], out);
+    const [outer, inner] = layout.levels.length === 2 ? layout.levels : [null, layout.levels[0] ?? { size: 1, strides: [M * K, K * N, M * N] }];
+    const batch: MatmulBatch = {
+      count: layout.count,
+      inner: inner.size,
+      stride: { a: inner.strides[0], b: inner.strides[1], c: inner.strides[2] },
+      outer: { a: outer?.strides[0] ?? 0, b: outer?.strides[1] ?? 0, c: outer?.strides[2] ?? 0 },
+      lda: K,
+      ldb: N,
+    };
+    const tuned = this.autotune ? this.matmulTuner.lookup({ transA: false, transB: false, M, N, K }).variant : undefined;
+    let variant = matmulVariantFor(M, N, K, false, tuned);
+    // vec4 loads need every matrix and row to start on a multiple of 4 elements: else the scalar twin
+    if (variant.vec4 && !batchVec4Aligned(batch)) variant = { ...variant, name: variant.name.replace(/-vec4$/, ''), vec4: false };
+    const { code, label, layout: wl } = this.cached(`bmm|${variant.name}`, () => {
+      const k = matmulWGSL({ transA: false, transB: false, variant, batched: true });
+      return { code: k.code, label: `bmm_${variant.name}`, layout: k.layout };
+    });
+    const pipe = this.ctx.pipeline(code, label, wl);
+    const max = this.ctx.limits.maxComputeWorkgroupsPerDimension;
+    const [gx, gy] = matmulDispatch(M, N, variant);
+    if (gx > max || gy > max) {
+      throw new WgtorchError(
+        `bmm: a ${M}x${N} output matrix needs ${gx}x${gy} workgroups, more than this device's ${max} per dimension (operands ${fmtShape(a.shape)} and ${fmtShape(b.shape)}). Fix: split the matrices into blocks with narrow().`,
+      );
+    }
+    // more matrices than one dispatch may have: the next dispatch starts at matrix zBase
+    for (let z0 = 0; z0 < layout.count; z0 += max) {
+      const nz = Math.min(max, layout.count - z0);
+      this.ctx.dispatch(pipe, [buf(a), buf(b), (out.storage as GpuStorage).buffer], batchedMatmulParams(M, N, K, batch, z0), [gx, gy, nz], 2 * M * N * K * nz);
+    }
+  }
+
   exec(op: OpDef, args: KernelArg[], attrs: Attrs, out: TensorArg): void {
     const n = numel(out.shape);
     const o = out.storage as GpuStorage;
@@ -177,6 +222,7 @@ export class WebGPUBackend implements Backend {
         return;
       }
       case 'matmul': {
+        if (op.name === 'bmm') return this.bmm(args as TensorArg[], out);
         const [a, b] = args as TensorArg[];
         const [M, K] = a.shape;
         const N = b.shape[1];

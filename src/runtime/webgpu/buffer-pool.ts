@@ -65,7 +65,14 @@ export class BufferPool {
     return size;
   }
 
+  /** bytes of the largest request acquire() served since the last resetLargest() (tests check what an op allocates) */
+  largestRequest = 0;
+  resetLargest(): void {
+    this.largestRequest = 0;
+  }
+
   acquire(bytes: number): GPUBuffer {
+    this.largestRequest = Math.max(this.largestRequest, bytes);
     const size = this.classFor(bytes);
     let buf = this.free.get(size)?.pop();
     if (buf) {

@@ -124,6 +124,8 @@ export class GPUContext {
   dispatches = 0;
   /** queue submits since the last resetCounters() */
   submits = 0;
+  /** buffer-to-buffer copies recorded between dispatches since the last resetCounters() */
+  copies = 0;
   /** pipelines created since the last resetCounters() */
   pipelinesCompiled = 0;
   /** bind groups created (cache misses) since the last resetCounters() */
@@ -224,7 +226,8 @@ export class GPUContext {
   }
 
   resetCounters(): void {
-    this.dispatches = this.submits = this.pipelinesCompiled = this.bindGroupsCreated = 0;
+    this.dispatches = this.submits = this.copies = this.pipelinesCompiled = this.bindGroupsCreated = 0;
+    this.pool.resetLargest();
   }
 
   /** Cached pipeline for this WGSL, whose bindings and workgroup size its generator declares (see PipelineCache). */
@@ -423,8 +426,25 @@ export class GPUContext {
     this.device.destroy();
   }
 
+  /**
+   * Records a buffer-to-buffer copy into the open batch, in order with its dispatches (it ends
+   * the open compute pass; the next dispatch opens another). A copy is not a dispatch: compiled
+   * plans move the members of a binding arena this way. Offsets and size in bytes, multiples of 4.
+   */
+  copy(src: GPUBuffer, srcOffset: number, dst: GPUBuffer, dstOffset: number, size: number): void {
+    this.throwPending();
+    if (size <= 0) return;
+    this.encoder ??= this.device.createCommandEncoder();
+    this.pass?.end();
+    this.pass = null;
+    this.encoder.copyBufferToBuffer(src, srcOffset, dst, dstOffset, size);
+    this.batchBuffers.add(src);
+    this.batchBuffers.add(dst);
+    this.copies++;
+  }
+
   private open(): void {
-    this.encoder = this.device.createCommandEncoder();
+    this.encoder ??= this.device.createCommandEncoder();
     this.pass = this.encoder.beginComputePass();
     this.lastPipeline = null;
   }

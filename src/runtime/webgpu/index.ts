@@ -65,10 +65,13 @@ export async function synchronize(): Promise<void> {
   await context().sync();
 }
 
-/** Dispatches and submits counted since the last reset (for benchmarks and tests). */
+/**
+ * Dispatches and submits counted since the last reset (for benchmarks and tests), and
+ * largestBuffer: bytes of the largest device buffer requested from the pool since then.
+ */
 export function counters() {
   const c = context();
-  return { dispatches: c.dispatches, submits: c.submits, pipelinesCompiled: c.pipelinesCompiled };
+  return { dispatches: c.dispatches, submits: c.submits, copies: c.copies, pipelinesCompiled: c.pipelinesCompiled, largestBuffer: c.pool.largestRequest };
 }
 export function resetCounters(): void {
   context().resetCounters();

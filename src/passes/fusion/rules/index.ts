@@ -9,6 +9,7 @@
  */
 import type { RuleSet } from '../driver.ts';
 import { float } from './float.ts';
+import { hoist } from './hoist.ts';
 import { join } from './join.ts';
 import { pullInputs } from './pull-inputs.ts';
 import { recomputePrologue } from './recompute-prologue.ts';
@@ -20,6 +21,7 @@ import { seed } from './seed.ts';
 import { view } from './view.ts';
 import { viewCopy } from './view-copy.ts';
 import { windowOperand } from './window-operand.ts';
+import { gatherLoadRule } from './gather-load.ts';
 
 /** one site, the whole graph: the row groups, found before anything is placed */
 export const rows: RuleSet<number> = {
@@ -35,7 +37,7 @@ export const placement: RuleSet<number> = {
   sites: (st) => (st.order ?? st.g.nodes).filter((n) => n.op !== 'input' && n.op !== 'scalar').map((n) => n.id),
   settled: (st, id) => st.placed.has(id),
   order: 'site',
-  rules: [row, view, viewCopy, seed, float, join, pullInputs],
+  rules: [row, view, viewCopy, seed, float, join, hoist, pullInputs],
 };
 
 export const kernelRewrites: RuleSet<number> = {
@@ -46,4 +48,13 @@ export const kernelRewrites: RuleSet<number> = {
   rules: [recomputePrologue, operandReduction, reductionEpilogue, reducePrologue, windowOperand],
 };
 
-export const RULE_SETS: readonly RuleSet<number>[] = [rows, placement, kernelRewrites];
+/** loads moved into their readers, after every rule that moves elementwise kernels into others */
+export const loads: RuleSet<number> = {
+  name: 'loads',
+  sites: (st) => st.kernels.map((_, i) => i),
+  settled: (st, ki) => st.kernels[ki] === null,
+  order: 'rule',
+  rules: [gatherLoadRule],
+};
+
+export const RULE_SETS: readonly RuleSet<number>[] = [rows, placement, kernelRewrites, loads];

@@ -45,7 +45,8 @@ export const join: Rule<number> = {
   },
 };
 
-function canJoin(st: FusionState, k: Kernel, ki: number, n: IRNode): string | null {
+/** null when n may join kernel k as its next node (laterInputs: as if the kernels computing n's inputs ran before k) */
+export function canJoin(st: FusionState, k: Kernel, ki: number, n: IRNode, laterInputs = false): string | null {
   if (k.kind === 'copy') return 'a copy kernel takes no epilogue';
   if (k.kind === 'row') return 'a row kernel takes no epilogue';
   if (k.kind === 'index') return 'an index kernel takes no epilogue';
@@ -72,8 +73,9 @@ function canJoin(st: FusionState, k: Kernel, ki: number, n: IRNode): string | nu
     }
     if (st.node(b).op === 'scalar') continue;
     const p = st.producer(i);
-    if (p >= ki) return `input %${b} is computed by a later kernel`;
-    if (k.kind === 'matmul' && !sameShape(st.node(i).shape, n.shape) && st.views.has(i) === false && st.node(i).shape.length > 2) {
+    if (p >= ki && !laterInputs) return `input %${b} is computed by a later kernel`;
+    // (a batched product's epilogue reads its operands at (matrix, row, col), broadcast ones with stride 0)
+    if (k.kind === 'matmul' && st.node(k.node).op === 'mm' && !sameShape(st.node(i).shape, n.shape) && st.views.has(i) === false && st.node(i).shape.length > 2) {
       return 'epilogue operand not indexable by (row, col)';
     }
     if (k.kind === 'reduce') return `a reduction's epilogue reads only scalars, and %${b} is a tensor`;

@@ -13,6 +13,10 @@ export const rowGroups: Rule<number> = {
   doc: 'finds the row groups of the graph (reductions over one space read back over their rows) and the node order that keeps each together',
   apply(st) {
     if (st.order) return null;
+    if (st.opts.rowKernels === false) {
+      st.order = st.g.nodes;
+      return { fired: null };
+    }
     const groups = findRowGroups(st.g, st.views, { maxBindings: st.opts.maxBindings, inPlace: st.opts.inPlace, note: (rule, m) => st.note(rule, m) });
     for (const grp of groups) for (const id of grp.nodes) st.rowGroupOf.set(id, grp);
     st.order = groups.length ? orderWithRowGroups(st.g, groups) : st.g.nodes;

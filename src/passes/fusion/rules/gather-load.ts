@@ -1,0 +1,47 @@
+/**
+ * [gather-load] a gather (an embedding lookup, `indexSelect`, `t.index(intTensor)`) whose only
+ * readers are elementwise kernels is not a kernel of its own: each reader loads the gathered
+ * element from the gather's source at the index it reads beside it (src/passes/gather-load.ts),
+ * so the gathered tensor is never written. The index checks (check_index) run around the
+ * kernels as before; an index out of range reads NaN on the device, as the gather kernel does.
+ * It runs last, after every rule that moves elementwise kernels into others.
+ */
+import { gatherLoad } from '../../gather-load.ts';
+import type { Rule } from '../driver.ts';
+import { kernelNodes, type Kernel } from '../groups.ts';
+
+type Elementwise = Extract<Kernel, { kind: 'elementwise' }>;
+
+export const gatherLoadRule: Rule<number> = {
+  name: 'gather-load',
+  doc: 'a gather read only by elementwise kernels (along its coordinates) is loaded from its source inside them instead of written',
+  apply(st, ki) {
+    const k = st.kernels[ki];
+    if (!k || k.kind !== 'index' || st.node(k.node).op !== 'gather') return null;
+    const id = k.node;
+    const kept = (why: string) => ({ refused: `kept %${id} gather as a kernel of its own: ${why}` });
+    if (st.outputs.has(id)) return kept('the graph returns it');
+    if (st.node(id).dtype !== 'float32') return kept(`it gathers ${st.node(id).dtype} values`);
+    const readers = new Map<number, Elementwise>();
+    for (const c of st.consumersThroughViews(id)) {
+      const ci = st.kernelOf.get(c);
+      const ck = ci === undefined ? null : st.kernels[ci];
+      if (!ck || ck.kind !== 'elementwise' || !ck.nodes.includes(c)) return kept(`${st.nodeTag(c)} reads it outside an elementwise kernel`);
+      for (const i of st.node(c).inputs) {
+        if (st.baseOf(i) !== id) continue;
+        const v = st.views.get(i) ?? { base: id, shape: st.node(id).shape, strides: st.node(id).shape.map((_, d, s) => s.slice(d + 1).reduce((a, b) => a * b, 1)) };
+        if (!gatherLoad(st.g, st.views, id, v, ck.shape)) return kept(`${st.nodeTag(c)} reads it through a view that does not move along its coordinates`);
+      }
+      readers.set(ci!, ck);
+    }
+    if (!readers.size) return kept('nothing reads it');
+    for (const [ci, ck] of readers) {
+      // the reader binds the source and the index instead of the gathered tensor: one more buffer
+      const n = st.bindingsOf(kernelNodes(ck)) + 1;
+      if (n > st.opts.maxBindings) return kept(`kernel ${ci} would bind more than the device's ${st.opts.maxBindings} storage buffers`);
+    }
+    for (const ck of readers.values()) ck.gathers = [...(ck.gathers ?? []), id];
+    st.absorb(ki, [...readers.keys()][0]!, [id]);
+    return { fired: `loaded %${id} gather inside ${[...readers.keys()].map((r) => `kernel ${r}`).join(', ')} from its source instead of writing it` };
+  },
+};
