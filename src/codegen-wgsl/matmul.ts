@@ -175,7 +175,7 @@ export function matmulDispatch(M: number, N: number, variant: MatmulVariant | Ma
 
 /**
  * The params uniform: M, N, K, then per-batch element strides of A, B, C
- * (0 broadcasts an operand over the batch).
+ * (0 broadcasts an operand over the batch), then `zero` (see rolledBound) and a pad word.
  */
 export function matmulParams(M: number, N: number, K: number, strides?: { a: number; b: number; c: number }): ArrayBuffer {
   const s = strides ?? { a: M * K, b: K * N, c: M * N };
@@ -196,7 +196,7 @@ export interface MatmulBatch {
   ldb: number;
 }
 
-/** The params uniform of a batched kernel (MatmulOptions.batched), its first matrix zBase; then `extraWords` zero words for the hooks. */
+/** The params uniform of a batched kernel (MatmulOptions.batched), its first matrix zBase (word 13 is `zero`: see rolledBound); then `extraWords` zero words for the hooks. */
 export function batchedMatmulParams(M: number, N: number, K: number, b: MatmulBatch, zBase = 0, extraWords = 0): Uint32Array {
   const words = new Uint32Array(16 + Math.ceil(extraWords / 4) * 4);
   words.set([M, N, K, b.stride.a, b.stride.b, b.stride.c, b.inner, zBase, b.outer.a, b.outer.b, b.outer.c, b.lda, b.ldb, 0, 0, 0]);
@@ -306,7 +306,8 @@ function emitHeader({ opts, V, emit, ns, P, nA, nB, nC }: Gen): number {
   const xWords = opts.extraParamWords ?? 0;
   const xField = xWords > 0 ? `, x: array<vec4<u32>, ${Math.ceil(xWords / 4)}>` : '';
   const elemT = V.vec4 ? 'vec4<f32>' : 'f32';
-  const batchFields = opts.batched ? 'inner: u32, zBase: u32, outerA: u32, outerB: u32, outerC: u32, lda: u32, ldb: u32, pad0: u32, pad1: u32, pad2: u32' : 'pad0: u32, pad1: u32';
+  // `zero`, 0 at run time in both layouts, bounds the rolled loops (rolledBound)
+  const batchFields = opts.batched ? 'inner: u32, zBase: u32, outerA: u32, outerB: u32, outerC: u32, lda: u32, ldb: u32, zero: u32, pad1: u32, pad2: u32' : 'zero: u32, pad1: u32';
   emit(`struct ${ns.prefix}Params { M: u32, N: u32, K: u32, strideA: u32, strideB: u32, strideC: u32, ${batchFields}${xField} }`);
   emit(`@group(0) @binding(${ns.storage(0)}) var<storage, read> ${nA}: array<${opts.loadA ? 'f32' : elemT}>;`);
   emit(`@group(0) @binding(${ns.storage(1)}) var<storage, read> ${nB}: array<${opts.loadB ? 'f32' : elemT}>;`);
@@ -460,12 +461,23 @@ function emitRolledEpilogue({ V, emit, P }: Gen, width: 1 | 4, call: (acc: strin
   const CG = C / 4;
   const perRow = C / width;
   emit(`  var accv = array<vec4<f32>, ${R * CG}>(${range(R).flatMap((i) => range(CG).map((j) => `acc${i}_${j}`)).join(', ')});`);
-  emit(`  for (var e = 0u; e < ${R * perRow}u; e = e + 1u) {`);
+  emit(`  for (var e = 0u; e < ${rolledBound(P, R * perRow)}; e = e + 1u) {`);
   emit(`    let row = row0 + e / ${perRow}u;`);
   emit(`    let col = col0 + (e % ${perRow}u)${width === 4 ? ' * 4u' : ''};`);
   emit(`    if (row < ${P}.M && col < ${P}.N) { ${call(width === 4 ? 'accv[e]' : 'accv[e / 4u][e % 4u]', 'row', 'col')} }`);
   emit('  }');
 }
+
+/**
+ * The trip count of a rolled loop over the block, `n`, as the compiler cannot know it: the
+ * params word `zero` is 0 at run time (matmulParams, batchedMatmulParams, matmulKernelParams), so this is n. A
+ * constant trip count let Mesa's NIR unroll the loop again whenever its body looked small
+ * enough, and a body that calls a fused epilogue (inlined) was: the Adam-fused vec4 weight
+ * gradient of the seed demo cost ~22 s of LLVM CPU time cold unrolled, ~5 s rolled, and its
+ * forward matmul (bias + relu) 3 s against 0.9 s. A rolled loop runs once per output
+ * group against the K loop's K/4 iterations, so it costs nothing measurable at run time.
+ */
+const rolledBound = (P: string, n: number) => `max(${P}.zero, ${n}u)`;
 
 /** Declares the operand reductions' accumulators: rs<i> per row, cs<j> per column of the block. */
 function declareLines({ V, emit, redA, redB }: Gen): void {
@@ -485,7 +497,7 @@ function emitRolledLines({ V, emit, P, redA, redB }: Gen): void {
   if (redA) {
     emit('  if (gid.x == 0u) {');
     emit(`    var rsv = array<f32, ${V.rows}>(${range(V.rows).map((i) => `rs${i}`).join(', ')});`);
-    emit(`    for (var i = 0u; i < ${V.rows}u; i = i + 1u) {`);
+    emit(`    for (var i = 0u; i < ${rolledBound(P, V.rows)}; i = i + 1u) {`);
     emit('      let row = row0 + i;');
     emit(`      if (row < ${P}.M) { ${lineStatement(redA, 'rsv[i]', 'row')} }`);
     emit('    }');
@@ -494,7 +506,7 @@ function emitRolledLines({ V, emit, P, redA, redB }: Gen): void {
   if (redB) {
     emit('  if (gid.y == 0u) {');
     emit(`    var csv = array<f32, ${V.cols}>(${range(V.cols).map((j) => `cs${j}`).join(', ')});`);
-    emit(`    for (var j = 0u; j < ${V.cols}u; j = j + 1u) {`);
+    emit(`    for (var j = 0u; j < ${rolledBound(P, V.cols)}; j = j + 1u) {`);
     emit('      let col = col0 + j;');
     emit(`      if (col < ${P}.N) { ${lineStatement(redB, 'csv[j]', 'col')} }`);
     emit('    }');

@@ -228,6 +228,7 @@ export function matmulKernelParams(b: MatmulBody, values: readonly number[]): Ui
     return words;
   }
   const words = new Uint32Array(8 + Math.max(1, Math.ceil(values.length / 4)) * 4);
+  // word 6 is the template's `zero` (matmul.ts rolledBound)
   words.set([b.M, b.N, b.K, b.batch.strideA, b.batch.strideB, b.batch.strideC, 0, 0]);
   words.set(new Uint32Array(new Float32Array(values).buffer), 8);
   return words;

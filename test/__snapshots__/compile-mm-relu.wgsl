@@ -3,7 +3,7 @@
 // from 0, 1
 
 // matmul NT r4x8-8x8-vec4: 4x8 outputs per invocation, workgroup 8x8
-struct Params { M: u32, N: u32, K: u32, strideA: u32, strideB: u32, strideC: u32, pad0: u32, pad1: u32 }
+struct Params { M: u32, N: u32, K: u32, strideA: u32, strideB: u32, strideC: u32, zero: u32, pad1: u32 }
 @group(0) @binding(0) var<storage, read> A: array<vec4<f32>>;
 @group(0) @binding(1) var<storage, read> B: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read_write> C: array<vec4<f32>>;
@@ -84,7 +84,7 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     acc3_1 = fma(vec4<f32>(a3.w), b3_1, fma(vec4<f32>(a3.z), b2_1, fma(vec4<f32>(a3.y), b1_1, fma(vec4<f32>(a3.x), b0_1, acc3_1))));
   }
   var accv = array<vec4<f32>, 8>(acc0_0, acc0_1, acc1_0, acc1_1, acc2_0, acc2_1, acc3_0, acc3_1);
-  for (var e = 0u; e < 8u; e = e + 1u) {
+  for (var e = 0u; e < max(p.zero, 8u); e = e + 1u) {
     let row = row0 + e / 2u;
     let col = col0 + (e % 2u) * 4u;
     if (row < p.M && col < p.N) { epilogue4(accv[e], row, col); }
