@@ -6,18 +6,16 @@
 import { numel, sameShape } from '../../../ir/shape.ts';
 import type { Rule } from '../driver.ts';
 import { kernelNodes } from '../groups.ts';
+import { tailReaders } from './unwritten.ts';
 
 export const recomputePrologue: Rule<number> = {
   name: 'recompute-prologue',
   doc: 'an elementwise kernel loading one tensor of its shape, read only by matmul operands and reductions, becomes their prologue',
   apply(st, ki) {
-    const k = st.kernels[ki];
-    if (!k || k.kind !== 'elementwise') return null;
-    const ids = new Set(k.nodes);
-    if (k.nodes.some((id) => st.outputs.has(id))) return null;
-    const tail = k.nodes[k.nodes.length - 1];
-    const external = k.nodes.flatMap((id) => st.consumersThroughViews(id).filter((c) => !ids.has(c)).map((c) => ({ from: id, c })));
-    if (external.some((e) => e.from !== tail)) return null;
+    const found = tailReaders(st, ki);
+    if (!found) return null;
+    const { k, ids, tail } = found;
+    const external = found.readers.map((c) => ({ from: tail, c }));
     // the loads it makes: one tensor of its own shape read directly, plus scalars and 0-d values
     const loads = new Set<number>();
     for (const id of k.nodes) {

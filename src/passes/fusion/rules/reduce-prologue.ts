@@ -1,18 +1,16 @@
 /** [reduce-prologue] a reduction absorbs the elementwise producer chain read only by it. */
 import type { Rule } from '../driver.ts';
 import { kernelNodes } from '../groups.ts';
+import { tailReaders } from './unwritten.ts';
 
 export const reducePrologue: Rule<number> = {
   name: 'reduce-prologue',
   doc: 'an elementwise kernel whose only reader is a reduction (of its last value) becomes that reduction\'s prologue',
   apply(st, ki) {
-    const k = st.kernels[ki];
-    if (!k || k.kind !== 'elementwise') return null;
-    const ids = new Set(k.nodes);
-    if (k.nodes.some((id) => st.outputs.has(id))) return null;
-    const tail = k.nodes[k.nodes.length - 1];
-    const ext = k.nodes.flatMap((id) => st.consumersThroughViews(id).filter((c) => !ids.has(c)).map((c) => ({ from: id, c })));
-    if (ext.length !== 1 || ext[0].from !== tail) return null;
+    const found = tailReaders(st, ki);
+    if (!found || found.readers.length !== 1) return null;
+    const { k, tail } = found;
+    const ext = found.readers.map((c) => ({ from: tail, c }));
     const rk = st.kernelOf.get(ext[0].c);
     if (rk === undefined) return null;
     const r = st.kernels[rk];
