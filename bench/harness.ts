@@ -95,19 +95,19 @@ export async function collectGarbage(): Promise<boolean> {
   return true;
 }
 
-/** The Dawn calls counted, as (interface, method). */
+/** The Dawn calls counted, as (interface, methods): a gated dispatch (after a device-side check) is an indirect one. */
 const COUNTED = {
-  submits: ['GPUQueue', 'submit'],
-  dispatches: ['GPUComputePassEncoder', 'dispatchWorkgroups'],
-  writeBuffers: ['GPUQueue', 'writeBuffer'],
-  buffersCreated: ['GPUDevice', 'createBuffer'],
-  bindGroupsCreated: ['GPUDevice', 'createBindGroup'],
+  submits: ['GPUQueue', ['submit']],
+  dispatches: ['GPUComputePassEncoder', ['dispatchWorkgroups', 'dispatchWorkgroupsIndirect']],
+  writeBuffers: ['GPUQueue', ['writeBuffer']],
+  buffersCreated: ['GPUDevice', ['createBuffer']],
+  bindGroupsCreated: ['GPUDevice', ['createBindGroup']],
 } as const;
 export type CountName = keyof typeof COUNTED;
 
 /**
  * Counts Dawn calls (the `webgpu` package), whoever makes them, by wrapping
- * the prototypes: GPUQueue.submit, GPUComputePassEncoder.dispatchWorkgroups,
+ * the prototypes: GPUQueue.submit, GPUComputePassEncoder.dispatchWorkgroups(Indirect),
  * and the per-step costs that hide behind them (writeBuffer, createBuffer,
  * createBindGroup). The same instrument for every framework.
  */
@@ -118,15 +118,18 @@ export class GpuCallCounter {
   install(): this {
     if (this.restore.length) return this;
     const G = globals as unknown as Record<string, { prototype: Record<string, (...a: unknown[]) => unknown> }>;
-    for (const [name, [iface, method]] of Object.entries(COUNTED) as [CountName, readonly [string, string]][]) {
+    for (const [name, [iface, methods]] of Object.entries(COUNTED) as [CountName, readonly [string, readonly string[]]][]) {
       const proto = G[iface]!.prototype;
-      const orig = proto[method]!;
-      const counts = this.counts;
-      proto[method] = function (this: unknown, ...a: unknown[]) {
-        counts[name]++;
-        return orig.apply(this, a);
-      };
-      this.restore.push(() => (proto[method] = orig));
+      for (const method of methods) {
+        const orig = proto[method];
+        if (!orig) continue;
+        const counts = this.counts;
+        proto[method] = function (this: unknown, ...a: unknown[]) {
+          counts[name]++;
+          return orig.apply(this, a);
+        };
+        this.restore.push(() => (proto[method] = orig));
+      }
     }
     return this;
   }

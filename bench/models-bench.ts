@@ -173,7 +173,7 @@ export function modelTargets(rows: Row[]): string[] {
 export function modelMarkdown(res: { workloads: ModelWorkload[]; rows: Row[]; notes: string[]; command: string; date: string; partial?: boolean }): string {
   const L: string[] = ['<!-- models:start -->', '## Issue 12: GPT and CNN training steps', ''];
   if (res.partial) L.push('**This run is still going (or was stopped): the rows below are those measured so far.**', '');
-  L.push(`\`${res.command}\`, ${res.date}. Each step reads its loss. Dispatches: Dawn's dispatchWorkgroups calls per step, counted the same way for every framework.`, '');
+  L.push(`\`${res.command}\`, ${res.date}. Each step reads its loss. Dispatches: Dawn's dispatchWorkgroups and dispatchWorkgroupsIndirect calls per step, counted the same way for every framework.`, '');
   for (const n of res.notes) L.push(`- ${n}`);
   if (res.notes.length) L.push('');
   for (const w of res.workloads) {
