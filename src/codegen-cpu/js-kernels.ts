@@ -16,6 +16,7 @@ import { foldExpr, preferExpr, REDUCTIONS } from '../ir/reductions.ts';
 import { jsLang } from '../ir/scalar-lang.ts';
 import type { ElementwiseBody, ExprNode, Ref, ReduceBody } from '../passes/kernel-ir.ts';
 import { isIntReduce } from '../passes/int-kernels.ts';
+import { stridesOf } from '../ir/shape.ts';
 
 export type JsKernel = (ins: ArrayLike<number>[], outs: { [i: number]: number }[], sc: number[]) => void;
 
@@ -81,15 +82,6 @@ function mergeDims(shape: readonly number[], strides: number[][]): { dims: numbe
   return { dims, strides: out };
 }
 
-const rowMajor = (shape: readonly number[]) => {
-  const s = new Array<number>(shape.length);
-  let acc = 1;
-  for (let d = shape.length - 1; d >= 0; d--) {
-    s[d] = acc;
-    acc *= shape[d];
-  }
-  return s;
-};
 
 /**
  * Nested loops over `dims`; `offsets[k]` is the stride of array k per dim. The innermost body
@@ -153,7 +145,7 @@ export function elementwiseJs(spec: ElementwiseBody, shape: readonly number[], s
     return lines.join('\n');
   }
   // the output's own row-major strides ride along, so `i` is an offset like the others
-  const m = mergeDims(shape, [rowMajor(shape), ...strided.map((k) => strides[k]!)]);
+  const m = mergeDims(shape, [stridesOf(shape), ...strided.map((k) => strides[k]!)]);
   const inner = [`const i = Lp0_${m.dims.length - 1};`, ...strided.map((_, s) => `const L${s} = Lp${s + 1}_${m.dims.length - 1};`), ...body];
   lines.push(...loops(m.dims, m.strides, inner, '', 'L'));
   return lines.join('\n');

@@ -21,6 +21,7 @@ import type { ElementwiseBody, ExprNode, IndexBody, Kernel, KernelOutput, Matmul
 import { compileJs, elementwiseJs, reduceJs, type JsKernel } from './js-kernels.ts';
 import { renderBatchedMatmul } from './render-bmm.ts';
 import { rowJs } from './row-js.ts';
+import { numel, stridesOf } from '../ir/shape.ts';
 
 /** Where a step's array lives: one of the kernel's bindings, or scratch the kernel owns. */
 export type Slot = { binding: number } | { scratch: number };
@@ -63,21 +64,10 @@ export interface CpuKernel {
   scratch: { dtype: DType; size: number }[];
 }
 
-const prod = (s: readonly number[]) => s.reduce((a, b) => a * b, 1);
-
-const rowMajor = (shape: readonly number[]) => {
-  const s = new Array<number>(shape.length);
-  let acc = 1;
-  for (let d = shape.length - 1; d >= 0; d--) {
-    s[d] = acc;
-    acc *= shape[d];
-  }
-  return s;
-};
 
 /** Strides that read a tensor of `shape` in its own row-major order (size-1 dims never step). */
 const isRowMajor = (shape: readonly number[], strides: readonly number[]) => {
-  const rm = rowMajor(shape);
+  const rm = stridesOf(shape);
   return strides.every((s, d) => shape[d] === 1 || s === rm[d]);
 };
 
@@ -156,7 +146,7 @@ export function renderCpuKernel(k: Kernel): CpuKernel {
 function windowOperand(k: Kernel, which: 'A' | 'B', w: WindowMap, src: Slot, shape: [number, number], steps: CpuStep[], newScratch: (d: DType, n: number) => Slot): Slot {
   const dtype = k.bindings[which === 'A' ? 0 : 1]!.dtype;
   const ins = renderOperands(k, 'im2col', [{ shape: [...w.src], strides: [...w.strides] }], [src], [dtype], steps, newScratch);
-  const out = newScratch('float32', prod(shape));
+  const out = newScratch('float32', numel(shape));
   const attrs: Attrs = { kernel: w.kernel, stride: w.stride, padding: w.padding, dilation: w.dilation, out: w.rows, transposed: w.transposed, fill: w.fill === 0 ? 'zero' : '-inf' };
   steps.push({ kind: 'op', op: 'im2col', attrs, ins, out: { slot: out, shape: [...shape], dtype: 'float32' } });
   return out;
@@ -175,7 +165,7 @@ function renderOperands(k: Kernel, op: string, xs: { shape: number[]; strides: n
       nodes: [{ op: 'copy', args: [{ kind: 'input', index: 0 }], attrs: {} }],
       outputs: [{ ref: { kind: 'node', index: 0 }, dtype }],
     };
-    const slot = newScratch(dtype, prod(x.shape));
+    const slot = newScratch(dtype, numel(x.shape));
     const at = slots[i]!;
     const header = [`operand ${i} of ${op}: ${'binding' in at ? `%${k.bindings[at.binding]!.value}` : `scratch${at.scratch}`} through strides ${shapeText(x.strides)}`];
     steps.push(jsStep(elementwiseJs(copy, x.shape, [x.strides], header), [at], [slot]));
