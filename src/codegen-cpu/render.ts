@@ -9,8 +9,9 @@
  *   written in place) as one loop over the output, and each operand reduction (a bias
  *   gradient, a max over the rows of op(A), ...) with its consumers as a reduction and a
  *   loop over the rows or columns;
- * - index body (slice, gather, ...): the eager cpu kernel, on strided copies of operands
- *   that are views.
+ * - index body: slice, sliceScatter, gather and scatterAdd as one loop reading operands
+ *   through their strides (index-js.ts); im2col/col2im as the eager cpu kernel, on strided
+ *   copies of operands that are views.
  * A step names its arrays by the kernel's bindings (or scratch of its own), never by what
  * the IR around the kernel looks like; nothing reads generated code back.
  */
@@ -21,6 +22,7 @@ import type { ElementwiseBody, ExprNode, IndexBody, Kernel, KernelOutput, Matmul
 import { compileJs, elementwiseJs, reduceJs, type JsKernel } from './js-kernels.ts';
 import { renderBatchedMatmul } from './render-bmm.ts';
 import { rowJs } from './row-js.ts';
+import { indexJs } from './index-js.ts';
 import { numel, stridesOf } from '../ir/shape.ts';
 
 /** Where a step's array lives: one of the kernel's bindings, or scratch the kernel owns. */
@@ -173,8 +175,16 @@ function renderOperands(k: Kernel, op: string, xs: { shape: number[]; strides: n
   });
 }
 
-/** The eager kernel of an index op, after strided copies of the operands that are views. */
+/**
+ * An index op as one loop over its operands where they lie (index-js.ts), else (im2col,
+ * col2im) the eager kernel after strided copies of the operands that are views.
+ */
 function renderIndex(k: Kernel, b: IndexBody, steps: CpuStep[], newScratch: (d: DType, n: number) => Slot, readSlots: Slot[], out: Slot): void {
+  const loop = indexJs(b, [`${b.op}: ${b.inputs.map((x) => `${shapeText(x.shape)} through strides ${shapeText(x.strides)}`).join(', ')} into ${shapeText(b.shape)}`]);
+  if (loop) {
+    steps.push({ kind: 'js', fn: loop.fn, source: loop.source, ins: readSlots, outs: [out] });
+    return;
+  }
   const dtypes = b.inputs.map((_, i) => k.bindings[(readSlots[i] as { binding: number }).binding]!.dtype);
   const ins = renderOperands(k, b.op, b.inputs, readSlots, dtypes, steps, newScratch);
   steps.push({ kind: 'op', op: b.op, attrs: b.attrs, ins, out: { slot: out, shape: b.shape, dtype: b.dtype } });
