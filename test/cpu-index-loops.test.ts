@@ -107,3 +107,36 @@ describe('cpu index loops equal eager cpu', () => {
     expect(() => fast(emb, bad)).toThrow(/out of bounds/);
   });
 });
+
+describe('cpu window loops (im2col, col2im) equal eager cpu', () => {
+  const F = torch.nn.functional;
+  it('convolutions with stride, padding and dilation, on a permuted view (patch-matrix operands, the transposed map of an input gradient)', async () => {
+    const fn = (x: T, w: T) => {
+      const v = x.permute(0, 1, 3, 2); // the source read through strides
+      const a = F.conv2d(v, w, null, { stride: 2, padding: 1 });
+      const b = F.conv2d(v, w, null, { padding: 2, dilation: 2 });
+      return a.sum([2, 3]).add(b.sum([2, 3]));
+    };
+    const eager = await run(fn, () => [rnd([2, 3, 7, 6], 11), rnd([4, 3, 3, 3], 12)], false);
+    const fast = await run(fn, () => [rnd([2, 3, 7, 6], 11), rnd([4, 3, 3, 3], 12)], true);
+    fast.y.forEach((v, i) => expect(v).toBeCloseTo(eager.y[i], 4));
+    fast.grads.forEach((g, k) => g.forEach((v, i) => expect(v, `grad ${k}[${i}]`).toBeCloseTo(eager.grads[k][i], 4)));
+    // the patch matrices are matmul operands read through the map, built by a loop, never an eager kernel
+    const t = torch.trace(fn, rnd([2, 3, 7, 6], 11), rnd([4, 3, 3, 3], 12), { backward: true });
+    const plan = new CpuPlan(optimize(takeChecks(t.graph).graph));
+    const mm = plan.kernels.filter((k) => k.kernel.body.kind === 'matmul').map((k) => k.kernel.body as Extract<typeof k.kernel.body, { kind: 'matmul' }>);
+    expect(mm.filter((b) => b.windowA || b.windowB).length).toBeGreaterThanOrEqual(4);
+    expect(mm.some((b) => b.windowA?.transposed || b.windowB?.transposed)).toBe(true);
+    expect(plan.kernels.flatMap((k) => k.steps.filter((s) => s.kind === 'op'))).toEqual([]);
+  });
+
+  it('max and average pools (-inf padding, col2im of their gradients) are one loop each and equal eager bit for bit', async () => {
+    const fn = (x: T) => F.maxPool2d(x.transpose(2, 3), 3, { stride: 2, padding: 1 }).add(F.avgPool2d(x, 2, { stride: 1, padding: 1 }).narrow(2, 0, 3).narrow(3, 0, 3));
+    await expectEagerEqual(fn, () => [rnd([2, 2, 5, 5], 13)], []);
+    const t = torch.trace(fn, rnd([2, 2, 5, 5], 13), { backward: true });
+    const plan = new CpuPlan(optimize(takeChecks(t.graph).graph));
+    const windows = plan.kernels.filter((k) => k.kernel.body.kind === 'index' && ['im2col', 'col2im'].includes((k.kernel.body as { op: string }).op));
+    expect(windows.map((k) => (k.kernel.body as { op: string }).op)).toEqual(expect.arrayContaining(['im2col', 'col2im']));
+    for (const k of windows) expect(k.steps.map((s) => s.kind), k.name).toEqual(['js']);
+  });
+});

@@ -1,5 +1,5 @@
 /**
- * Index bodies (slice, sliceScatter, gather, scatterAdd) as generated JavaScript loops that
+ * Index bodies (slice, sliceScatter, gather, scatterAdd; im2col and col2im in window-js.ts) as generated JavaScript loops that
  * read every operand through its strides where it lies: no row-major copy of a view first,
  * no coordinates per element (the eager kernel's general walk cost ~30 ns an element, the
  * copy before it as much again). Each computes what the eager kernel
@@ -11,6 +11,8 @@ import { outOfBounds } from '../ir/value-checks.ts';
 import { numel, stridesOf } from '../ir/shape.ts';
 import { compileJs, type JsKernel } from './js-kernels.ts';
 import { offsetLoops } from './loop-nest.ts';
+import { col2imLines, im2colLines } from './window-js.ts';
+import { windowMap } from '../ir/window.ts';
 
 export interface IndexJs {
   source: string;
@@ -23,10 +25,7 @@ const isRowMajor = (shape: readonly number[], strides: readonly number[]) => {
   return strides.every((s, d) => shape[d] === 1 || s === rm[d]);
 };
 
-/**
- * The loops of an index body, or null where this module has no loop for it (im2col,
- * col2im: the caller runs the eager kernel).
- */
+/** The loops of an index body, or null where this module has no loop for it (the caller runs the eager kernel). */
 export function indexJs(b: IndexBody, header: string[] = []): IndexJs | null {
   const lines = [...header.map((h) => `// ${h}`)];
   b.inputs.forEach((_, k) => lines.push(`const in${k} = ins[${k}];`));
@@ -74,6 +73,16 @@ export function indexJs(b: IndexBody, header: string[] = []): IndexJs | null {
       lines.push(...offsetLoops(x.shape, [{ base: 0, strides: os }, { base: 0, strides: x.strides }, { base: 0, strides: index.strides }], [`acc[p0 + in1[p2] * ${outRm[dim]}] += in0[p1];`], 'p'));
       lines.push('out0.set(acc);');
       return checked(lines, dim, size);
+    }
+    case 'im2col': {
+      const [x] = b.inputs;
+      lines.push(...im2colLines(windowMap(b.attrs, x.shape, x.strides), 'in0', 'out0'));
+      return plain(lines);
+    }
+    case 'col2im': {
+      const [x] = b.inputs;
+      lines.push(...col2imLines(windowMap(b.attrs, b.shape, outRm), 'in0', x.strides, 'out0'));
+      return plain(lines);
     }
     default:
       return null;
