@@ -9,8 +9,9 @@
  *   written in place) as one loop over the output, and each operand reduction (a bias
  *   gradient, a max over the rows of op(A), ...) with its consumers as a reduction and a
  *   loop over the rows or columns;
- * - index body (slice, gather, ...): the eager cpu kernel, on strided copies of operands
- *   that are views.
+ * - index body (slice, sliceScatter, gather, scatterAdd, im2col, col2im): one generated loop
+ *   reading its operands through their strides (index-js.ts, window-js.ts); a convolution's
+ *   patch-matrix operand of a matmul is the same im2col loop into scratch.
  * A step names its arrays by the kernel's bindings (or scratch of its own), never by what
  * the IR around the kernel looks like; nothing reads generated code back.
  */
@@ -21,6 +22,8 @@ import type { ElementwiseBody, ExprNode, IndexBody, Kernel, KernelOutput, Matmul
 import { compileJs, elementwiseJs, reduceJs, type JsKernel } from './js-kernels.ts';
 import { renderBatchedMatmul } from './render-bmm.ts';
 import { rowJs } from './row-js.ts';
+import { indexJs } from './index-js.ts';
+import { im2colLines } from './window-js.ts';
 import { numel, stridesOf } from '../ir/shape.ts';
 
 /** Where a step's array lives: one of the kernel's bindings, or scratch the kernel owns. */
@@ -140,15 +143,14 @@ export function renderCpuKernel(k: Kernel): CpuKernel {
 
 /**
  * An operand read through a convolution's index map: the patch matrix, once, into scratch for
- * the Wasm GEMM (which copies every operand into its own memory anyway), by the eager im2col
- * kernel over the source (copied to row-major first where it is a view).
+ * the Wasm GEMM (which copies every operand into its own memory anyway), by one generated loop
+ * over the window (window-js.ts) reading the source through its strides.
  */
 function windowOperand(k: Kernel, which: 'A' | 'B', w: WindowMap, src: Slot, shape: [number, number], steps: CpuStep[], newScratch: (d: DType, n: number) => Slot): Slot {
-  const dtype = k.bindings[which === 'A' ? 0 : 1]!.dtype;
-  const ins = renderOperands(k, 'im2col', [{ shape: [...w.src], strides: [...w.strides] }], [src], [dtype], steps, newScratch);
   const out = newScratch('float32', numel(shape));
-  const attrs: Attrs = { kernel: w.kernel, stride: w.stride, padding: w.padding, dilation: w.dilation, out: w.rows, transposed: w.transposed, fill: w.fill === 0 ? 'zero' : '-inf' };
-  steps.push({ kind: 'op', op: 'im2col', attrs, ins, out: { slot: out, shape: [...shape], dtype: 'float32' } });
+  const at = 'binding' in src ? `%${k.bindings[src.binding]!.value}` : `scratch${src.scratch}`;
+  const header = [`// operand ${which}: the patch matrix ${shapeText(shape)} of ${at} ${shapeText(w.src)} through strides ${shapeText(w.strides)}`];
+  steps.push(jsStep([...header, 'const in0 = ins[0];', 'const out0 = outs[0];', ...im2colLines(w, 'in0', 'out0')].join('\n'), [src], [out]));
   return out;
 }
 
@@ -173,8 +175,16 @@ function renderOperands(k: Kernel, op: string, xs: { shape: number[]; strides: n
   });
 }
 
-/** The eager kernel of an index op, after strided copies of the operands that are views. */
+/**
+ * An index op as one loop over its operands where they lie (index-js.ts), else (im2col,
+ * col2im) the eager kernel after strided copies of the operands that are views.
+ */
 function renderIndex(k: Kernel, b: IndexBody, steps: CpuStep[], newScratch: (d: DType, n: number) => Slot, readSlots: Slot[], out: Slot): void {
+  const loop = indexJs(b, [`${b.op}: ${b.inputs.map((x) => `${shapeText(x.shape)} through strides ${shapeText(x.strides)}`).join(', ')} into ${shapeText(b.shape)}`]);
+  if (loop) {
+    steps.push({ kind: 'js', fn: loop.fn, source: loop.source, ins: readSlots, outs: [out] });
+    return;
+  }
   const dtypes = b.inputs.map((_, i) => k.bindings[(readSlots[i] as { binding: number }).binding]!.dtype);
   const ins = renderOperands(k, b.op, b.inputs, readSlots, dtypes, steps, newScratch);
   steps.push({ kind: 'op', op: b.op, attrs: b.attrs, ins, out: { slot: out, shape: b.shape, dtype: b.dtype } });
