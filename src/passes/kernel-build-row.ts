@@ -6,7 +6,7 @@
  */
 import type { IRNode } from '../ir/graph.ts';
 import { numel, sameShape, stridesOf } from '../ir/shape.ts';
-import type { Binding, ExprNode, Kernel, Ref, RowBody, RowOutput, RowStep, TensorInput } from './kernel-ir.ts';
+import type { Binding, ExprNode, Kernel, Ref, RowBody, RowOutput, RowStep, RowTotalStep, TensorInput } from './kernel-ir.ts';
 import type { BuildContext } from './kernel-build.ts';
 import { gatherLoad } from './gather-load.ts';
 import { broadcastView } from './views.ts';
@@ -17,6 +17,10 @@ export interface RowGroupKernel {
   nodes: number[];
   /** gathers read as loads of their source by the per-element expressions (rule [gather-load]) */
   gathers?: number[];
+  /** aranges recomputed from the element index */
+  sources?: number[];
+  /** nodes computed once over all rows (reductions of per-row values and what follows them) */
+  total?: number[];
 }
 
 export function buildRowKernel(cx: BuildContext, k: RowGroupKernel, index: number): Kernel {
@@ -29,8 +33,10 @@ export function buildRowKernel(cx: BuildContext, k: RowGroupKernel, index: numbe
   const keptShape = keptDims.map((d) => shape[d]);
   const order = (st: number[]) => [...keptDims.map((d) => st[d]), ...dims.map((d) => st[d])];
   const members = new Set(k.nodes);
+  const sources = new Set(k.sources ?? []);
+  const totalIds = new Set(k.total ?? []);
   const isReduce = (n: IRNode) => n.op === 'sum' || n.op === 'max';
-  const isElement = (id: number) => !isReduce(node(id)) && sameShape(node(id).shape, shape);
+  const isElement = (id: number) => !totalIds.has(id) && !isReduce(node(id)) && sameShape(node(id).shape, shape);
 
   const gathered = new Set(k.gathers ?? []);
   const inputs: { base: number; strides: number[]; dtype: TensorInput['dtype']; gather?: TensorInput['gather'] }[] = [];
@@ -42,6 +48,10 @@ export function buildRowKernel(cx: BuildContext, k: RowGroupKernel, index: numbe
   };
   /** a tensor read from outside, with its strides over (kept, reduced) */
   const inputRef = (base: number, strides: number[]): Ref => {
+    if (sources.has(base)) {
+      const a = node(base).attrs;
+      return { kind: 'index', strides, start: a.start as number, step: a.step as number };
+    }
     const key = JSON.stringify(strides);
     let i = inputs.findIndex((t) => !t.gather && t.base === base && JSON.stringify(t.strides) === key);
     if (i < 0) i = inputs.push({ base, strides, dtype: node(base).dtype }) - 1;
@@ -99,8 +109,19 @@ export function buildRowKernel(cx: BuildContext, k: RowGroupKernel, index: numbe
     return { nodes, ref, inside };
   };
 
+  const total: RowTotalStep[] = [];
+  /** a total step's value: a stat numbered after the per-row steps */
+  const totalOf = new Map<number, number>();
+  const totalRef = (consumer: IRNode, i: number): Ref => {
+    const b = baseOf(i);
+    if (node(b).op === 'scalar') return scalarRef(b);
+    if (totalOf.has(b)) return { kind: 'stat', index: steps.length + totalOf.get(b)! };
+    if (members.has(b)) return { kind: 'stat', index: stepOf.get(b)! };
+    return inputRef(b, order(rowStrides(consumer, i)));
+  };
   for (const id of k.nodes) {
     const n = node(id);
+    if (totalIds.has(id)) continue;
     if (isReduce(n)) {
       const list = elementList();
       const value = list.ref(n.inputs[0]);
@@ -119,9 +140,19 @@ export function buildRowKernel(cx: BuildContext, k: RowGroupKernel, index: numbe
     }
   }
 
+  // after every row: the totals over the rows, in graph order
+  for (const id of k.nodes) {
+    if (!totalIds.has(id)) continue;
+    const n = node(id);
+    if (isReduce(n)) total.push({ kind: 'reduce', combine: n.op as 'sum' | 'max', value: totalRef(n, n.inputs[0]) });
+    else total.push({ kind: 'map', node: { op: n.op, args: n.inputs.map((i) => totalRef(n, i)), attrs: n.attrs, dtype: n.dtype, origin: { ids: [id], scope: n.scope } } });
+    totalOf.set(id, total.length - 1);
+  }
+
   const written = k.nodes.filter((id) => cx.writes.has(id));
   const final = elementList();
   const outputs: RowOutput[] = written.map((id) => {
+    if (totalOf.has(id)) return { ref: { kind: 'stat', index: steps.length + totalOf.get(id)! }, dtype: node(id).dtype, per: 'total' };
     if (isElement(id)) return { ref: final.ref(id), dtype: node(id).dtype, per: 'element', strides: order(stridesOf(shape)) };
     return { ref: { kind: 'stat', index: stepOf.get(id)! }, dtype: node(id).dtype, per: 'row' };
   });
@@ -134,6 +165,7 @@ export function buildRowKernel(cx: BuildContext, k: RowGroupKernel, index: numbe
     steps,
     nodes: final.nodes,
     outputs,
+    ...(total.length ? { total } : {}),
   };
   const readBinding = (id: number): Binding => ({ value: id, dtype: node(id).dtype, access: 'read' });
   const writeBinding = (id: number): Binding => ({ value: id, dtype: node(id).dtype, access: 'write' });
@@ -141,11 +173,11 @@ export function buildRowKernel(cx: BuildContext, k: RowGroupKernel, index: numbe
   const scopes = [...new Set([...gathered, ...k.nodes].map((id) => node(id).scope).filter((s): s is string => !!s))];
   const elements = numel(shape);
   return {
-    name: `k${index}_row_${reductions.join('_')}`,
+    name: `k${index}_row_${reductions.join('_')}${total.length ? '_total' : ''}`,
     body,
     bindings: [...inputs.map((t) => readBinding(t.base)), ...written.map(writeBinding)],
     scalars,
-    covers: { nodes: [...gathered, ...k.nodes], scopes },
+    covers: { nodes: [...gathered, ...sources, ...k.nodes], scopes },
     bytes: 4 * (inputs.reduce((s, t) => s + numel(node(t.base).shape), 0) + written.reduce((s, id) => s + numel(node(id).shape), 0)),
     flops: elements * (steps.reduce((s, st) => s + (st.kind === 'reduce' ? st.nodes.length + 1 : 0), 0) + final.nodes.length),
   };

@@ -34,6 +34,10 @@ export type Kernel =
       nodes: number[];
       /** gather nodes its per-element expressions load from their source (rules/gather-load.ts) */
       gathers?: number[];
+      /** aranges it reads, recomputed from its element index instead of read from memory (like prologues) */
+      sources?: number[];
+      /** the nodes of `nodes` computed once over all rows: reductions of per-row values over every row and what follows them (row-totals.ts) */
+      total?: number[];
     }
   /** an index primitive (slice, gather, ... see codegen-wgsl/indexing.ts): its own kernel, reading its inputs through their views */
   | { kind: 'index'; node: number }
@@ -87,7 +91,7 @@ export const kernelNodes = (k: Kernel): number[] => {
     case 'matmul': return [...windowsOf(k), ...k.prologueA, ...k.prologueB, k.node, ...k.epilogue, ...k.reductions.flatMap((r) => [r.node, ...r.epilogue])];
     case 'copy': return [k.node];
     case 'index': return [k.node];
-    case 'row': return [...(k.gathers ?? []), ...k.nodes];
+    case 'row': return [...(k.gathers ?? []), ...(k.sources ?? []), ...k.nodes];
   }
 };
 
