@@ -38,7 +38,14 @@ export const row: Rule<number> = {
       return { fired: `recomputed %${id} arange in the row kernels that read it, from their element index` };
     }
     // aranges not computed by a kernel of their own (placed above): recomputed here
-    const sources = [...new Set(grp.nodes.flatMap((m) => st.node(m).inputs.map((i) => st.baseOf(i))))].filter((b) => st.node(b).op === 'arange' && !st.kernelOf.has(b));
+    // (an arange another row kernel already recomputes, e.g. one CSE shared by two pools, is recomputed here too)
+    const recomputedOnly = (b: number) => {
+      const ki = st.kernelOf.get(b);
+      if (ki === undefined) return true;
+      const other = st.kernels[ki];
+      return other?.kind === 'row' && (other.sources ?? []).includes(b);
+    };
+    const sources = [...new Set(grp.nodes.flatMap((m) => st.node(m).inputs.map((i) => st.baseOf(i))))].filter((b) => st.node(b).op === 'arange' && recomputedOnly(b));
     st.add({ kind: 'row', shape: grp.shape, dims: grp.dims, nodes: grp.nodes, ...(sources.length ? { sources } : {}), ...(grp.total ? { total: grp.total } : {}) });
     for (const m of grp.nodes) st.placed.add(m);
     return { fired: null };
