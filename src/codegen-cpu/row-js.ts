@@ -89,15 +89,18 @@ export function rowJs(b: RowBody, header: string[] = []): string {
       return;
     }
     const v = st.value.kind === 'input' ? `x${st.value.index}` : refName(st.value, `a${s}_`);
+    const arg = st.combine === 'argmax';
+    // the element's index along the row (argmax: the first maximum's)
+    const j = b.reduced.map((_, d) => `Ri${d} * ${b.reduced.slice(d + 1).reduce((p, x) => p * x, 1)}`).join(' + ') || '0';
     const combine =
       st.combine === 'sum'
         ? [`acc += ${v};`]
-        : // NaN propagates, as in PyTorch (and the eager kernel)
-          [`if (${v} > acc || (${v} !== ${v} && acc === acc)) acc = ${v};`];
-    rowBody.push(st.combine === 'sum' ? 'acc = 0;' : 'acc = -Infinity;');
+        : // NaN propagates, as in PyTorch (and the eager kernel); ties keep the first index
+          [`if (${v} > acc || (${v} !== ${v} && acc === acc)) { acc = ${v};${arg ? ` at = ${j};` : ''} }`];
+    rowBody.push(st.combine === 'sum' ? 'acc = 0;' : 'acc = -Infinity;', ...(arg ? ['at = 0;'] : []));
     rowBody.push(...rowLoop(inputsRead(st.nodes, [st.value]), [...renderNodes(st.nodes, `a${s}_`, (k) => `x${k}`), ...combine]));
     // a max stays the double it is: an element recomputed later must compare equal to it (argmax masks)
-    rowBody.push(st.combine === 'sum' ? `const r${s} = Math.fround(acc);` : `const r${s} = acc;`);
+    rowBody.push(st.combine === 'sum' ? `const r${s} = Math.fround(acc);` : arg ? `const r${s} = at;` : `const r${s} = acc;`);
   });
   if (elementOuts.length) {
     const stores = elementOuts.map(({ o, j }, e) => `out${j}[${at(b.inputs.length + e)}] = ${store(o.dtype, refName(o.ref, 'v'))};`);
@@ -105,7 +108,7 @@ export function rowJs(b: RowBody, header: string[] = []): string {
   }
   for (const { o, j } of rowOuts) rowBody.push(`out${j}[o] = ${store(o.dtype, refName(o.ref, 'v'))};`);
   rowBody.push('o++;');
-  lines.push('let o = 0;', 'let acc = 0;', ...all.map((_, k) => `const K${k}_0 = 0;`));
+  lines.push('let o = 0;', 'let acc = 0;', 'let at = 0;', ...all.map((_, k) => `const K${k}_0 = 0;`));
   lines.push(...nest(b.kept, keptStrides, 'K', rowBody, ''));
   return lines.join('\n');
 }

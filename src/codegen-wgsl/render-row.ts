@@ -55,9 +55,12 @@ export function rowWGSL(b: RowBody, nsIn?: Namespace): GeneratedKernel {
   lines.push(`fn ${n('P')}(i: u32) -> u32 { return ${n('p')}.v[i / 4u][i % 4u]; }`);
   const sh = n('sh');
   lines.push(`var<workgroup> ${sh}: array<f32, ${WG}>;`);
+  const hasArg = b.steps.some((st) => st.kind === 'reduce' && st.combine === 'argmax');
+  const shi = n('shi');
+  if (hasArg) lines.push(`var<workgroup> ${shi}: array<u32, ${WG}>;`);
   // NaN wins (PyTorch propagates it); tested through the bits, as lavapipe compiles `v != v` to false
   const better = n('better');
-  if (b.steps.some((s) => s.kind === 'reduce' && s.combine === 'max')) {
+  if (b.steps.some((s) => s.kind === 'reduce' && s.combine !== 'sum')) {
     lines.push(`fn ${better}(v: f32, best: f32) -> bool { return v > best || (wgt_isnan(v) && !wgt_isnan(best)); }`);
   }
   lines.push('');
@@ -111,6 +114,7 @@ export function rowWGSL(b: RowBody, nsIn?: Namespace): GeneratedKernel {
     r.kind === 'node' ? `${prefix}${r.index}` : r.kind === 'input' ? `x${r.index}` : r.kind === 'scalar' ? `s${r.index}` : r.kind === 'stat' ? stat(r.index) : 'acc';
 
   if (b.steps.some((st) => st.kind === 'reduce')) lines.push('  var acc: f32;', '  var part: f32;', '  var cnt: u32;');
+  if (hasArg) lines.push('  var at: u32;');
   b.steps.forEach((st, s) => {
     if (st.kind === 'map') {
       // inputs of a map step are constant along the row: read at the row's first element
@@ -130,16 +134,25 @@ export function rowWGSL(b: RowBody, nsIn?: Namespace): GeneratedKernel {
       lines.push(...rowLoop(inputsRead(st.nodes, [st.value]), body));
       lines.push('  acc = acc + part;');
     } else {
+      const arg = st.combine === 'argmax';
       lines.push('  acc = f32bits(0xff800000u);');
-      body.push(`let val = ${v};`, `if (${better}(val, acc)) { acc = val; }`);
+      if (arg) lines.push('  at = 0u;');
+      body.push(`let val = ${v};`, `if (${better}(val, acc)) { acc = val;${arg ? ' at = j;' : ''} }`);
       lines.push(...rowLoop(inputsRead(st.nodes, [st.value]), body));
     }
-    lines.push(`  ${sh}[lid] = acc;`, '  workgroupBarrier();');
+    const arg = st.combine === 'argmax';
+    lines.push(`  ${sh}[lid] = acc;`, ...(arg ? [`  ${shi}[lid] = at;`] : []), '  workgroupBarrier();');
     lines.push(`  for (var w = ${WG / 2}u; w > 0u; w = w >> 1u) {`, '    if (lid < w) {');
     if (st.combine === 'sum') lines.push(`      ${sh}[lid] = ${sh}[lid] + ${sh}[lid + w];`);
-    else lines.push(`      if (${better}(${sh}[lid + w], ${sh}[lid])) { ${sh}[lid] = ${sh}[lid + w]; }`);
+    else if (!arg) lines.push(`      if (${better}(${sh}[lid + w], ${sh}[lid])) { ${sh}[lid] = ${sh}[lid + w]; }`);
+    else {
+      // ties keep the smaller index, as PyTorch's argmax does (and the reduce kernel)
+      const same = `(${sh}[lid + w] == ${sh}[lid] || (wgt_isnan(${sh}[lid + w]) && wgt_isnan(${sh}[lid])))`;
+      lines.push(`      if (${better}(${sh}[lid + w], ${sh}[lid]) || (${same} && ${shi}[lid + w] < ${shi}[lid])) { ${sh}[lid] = ${sh}[lid + w]; ${shi}[lid] = ${shi}[lid + w]; }`);
+    }
     lines.push('    }', '    workgroupBarrier();', '  }');
-    lines.push(`  let ${stat(s)} = ${sh}[0];`, '  workgroupBarrier();');
+    // argmax: the index (exact in f32: rows are shorter than 2^24)
+    lines.push(`  let ${stat(s)} = ${arg ? `f32(${shi}[0])` : `${sh}[0]`};`, '  workgroupBarrier();');
   });
 
   const elementOuts = b.outputs.map((o, j) => ({ o, j })).filter(({ o }) => o.per === 'element');
@@ -165,7 +178,7 @@ export function rowWGSL(b: RowBody, nsIn?: Namespace): GeneratedKernel {
       storage: [...b.inputs.map(() => 'read' as const), ...b.outputs.map(() => 'read_write' as const)],
       uniforms: 1,
       workgroupSize: [WG, 1, 1],
-      workgroupBytes: 4 * WG,
+      workgroupBytes: (hasArg ? 8 : 4) * WG,
       builtins: BUILTINS,
     },
     paramWords: L.words,

@@ -6,7 +6,7 @@
  */
 import type { IRNode } from '../ir/graph.ts';
 import { numel, sameShape, stridesOf } from '../ir/shape.ts';
-import type { Binding, ExprNode, Kernel, Ref, RowBody, RowOutput, RowStep, TensorInput } from './kernel-ir.ts';
+import type { Binding, ExprNode, Kernel, Ref, RowBody, RowCombine, RowOutput, RowStep, TensorInput } from './kernel-ir.ts';
 import type { BuildContext } from './kernel-build.ts';
 import { gatherLoad } from './gather-load.ts';
 import { broadcastView } from './views.ts';
@@ -29,7 +29,7 @@ export function buildRowKernel(cx: BuildContext, k: RowGroupKernel, index: numbe
   const keptShape = keptDims.map((d) => shape[d]);
   const order = (st: number[]) => [...keptDims.map((d) => st[d]), ...dims.map((d) => st[d])];
   const members = new Set(k.nodes);
-  const isReduce = (n: IRNode) => n.op === 'sum' || n.op === 'max';
+  const isReduce = (n: IRNode) => n.op === 'sum' || n.op === 'max' || n.op === 'argmax';
   const isElement = (id: number) => !isReduce(node(id)) && sameShape(node(id).shape, shape);
 
   const gathered = new Set(k.gathers ?? []);
@@ -104,7 +104,7 @@ export function buildRowKernel(cx: BuildContext, k: RowGroupKernel, index: numbe
     if (isReduce(n)) {
       const list = elementList();
       const value = list.ref(n.inputs[0]);
-      steps.push({ kind: 'reduce', combine: n.op as 'sum' | 'max', nodes: list.nodes, value });
+      steps.push({ kind: 'reduce', combine: n.op as RowCombine, nodes: list.nodes, value });
       stepOf.set(id, steps.length - 1);
     } else if (!isElement(id)) {
       const args = n.inputs.map((i): Ref => {

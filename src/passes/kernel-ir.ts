@@ -97,13 +97,20 @@ export interface ReduceBody {
   outputs: KernelOutput[];
 }
 
+/** What a row kernel's reduction step computes: a value reduction of src/ir/reductions.ts, or argmax's index. */
+export type RowCombine = 'sum' | 'max' | 'argmax';
+
 /**
  * One step of a row kernel, computed once per row (per kept index) in order: a reduction over
  * the row of per-element expressions, or an expression of earlier steps' values.
  */
 export type RowStep =
-  /** combine(value) over the reduced elements; `nodes` run per element and read inputs, scalars, earlier steps */
-  | { kind: 'reduce'; combine: 'sum' | 'max'; nodes: ExprNode[]; value: Ref }
+  /**
+   * combine(value) over the reduced elements; `nodes` run per element and read inputs, scalars,
+   * earlier steps. argmax: the index along the row (its one reduced dim) of the first maximum,
+   * NaN winning, as the reduce kernel's (a max pool's window index beside its value)
+   */
+  | { kind: 'reduce'; combine: RowCombine; nodes: ExprNode[]; value: Ref }
   /** one op over earlier steps, scalars and inputs that are constant along the row */
   | { kind: 'map'; node: ExprNode };
 
