@@ -2,7 +2,8 @@
  * Max pooling compiled (issue 12: pooling fused into its producer): maxPool2d is a max over the
  * columns of an im2col whose gradient goes to the index max(dim) returns, so its argmax, the max
  * over the element at that index and the gradient's masks are one row kernel (argmax a row step
- * beside max and sum). Values, indices and gradients equal eager on every device: ties (the first
+ * beside max and sum) that reads the pooled tensor through the pool's index map ([window-load]:
+ * the im2col is never written). Values, indices and gradients equal eager on every device: ties (the first
  * maximum gets the gradient, as PyTorch's max_pool2d), NaN windows, padding (-inf) and
  * overlapping windows.
  */
@@ -59,6 +60,12 @@ describe.each(testDevices())('max pooling compiled on %s', (device) => {
       const fwd = kernelsOf(c.f as never, 'forward');
       expect(argmaxRows(fwd), 'row kernels with an argmax step').toHaveLength(1);
       expect(fwd.filter((x) => x.body.kind === 'reduce' && x.body.combine === 'argmax'), 'argmax reduce kernels').toEqual([]);
+      // [window-load]: the im2col is not written, the row kernel reads the input through the pool's index map
+      expect(fwd.filter((x) => x.body.kind === 'index'), 'index kernels (im2col)').toEqual([]);
+      const row = argmaxRows(fwd)[0]!;
+      expect(row.body.kind === 'row' && row.body.inputs.filter((t) => t.access === 'window').length).toBe(1);
+      // besides it only the window positions (an arange of k*k int32s)
+      expect(fwd.filter((x) => x !== row).map((x) => x.name)).toEqual([expect.stringMatching(/arange$/)]);
     });
   }
 

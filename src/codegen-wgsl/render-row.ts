@@ -9,6 +9,7 @@
  * strides (kept, then reduced), per element output the same, the scalars' bits.
  */
 import { WGSL_PRELUDE } from '../ir/scalar-lang.ts';
+import { windowLoadWGSL, windowWordValues } from '../ir/window.ts';
 import type { ExprNode, Ref, RowBody } from '../passes/kernel-ir.ts';
 import type { GeneratedKernel } from './elementwise.ts';
 import { renderNodes } from './expr.ts';
@@ -53,6 +54,12 @@ export function rowWGSL(b: RowBody, nsIn?: Namespace): GeneratedKernel {
   lines.push(paramsDecl(ns.prefix, paramWords(L.words)));
   lines.push(`@group(0) @binding(${ns.uniform(0)}) var<uniform> ${n('p')}: ${n('Params')};`);
   lines.push(`fn ${n('P')}(i: u32) -> u32 { return ${n('p')}.v[i / 4u][i % 4u]; }`);
+  // windowed inputs (rule [window-load]): the index map with its sizes as literals
+  b.inputs.forEach((t, k) => {
+    if (t.access !== 'window') return;
+    const words = windowWordValues(t.window!);
+    lines.push(windowLoadWGSL(n(`win${k}`), n(`in${k}`), (w) => `${words[w]}u`));
+  });
   const sh = n('sh');
   lines.push(`var<workgroup> ${sh}: array<f32, ${WG}>;`);
   const hasArg = b.steps.some((st) => st.kind === 'reduce' && st.combine === 'argmax');
@@ -89,6 +96,8 @@ export function rowWGSL(b: RowBody, nsIn?: Namespace): GeneratedKernel {
    */
   const loadInput = (k: number): string[] => {
     const t = b.inputs[k]!;
+    // one row per window, its columns the reduced index: the patch matrix's (m, q) is (o, j)
+    if (t.access === 'window') return [`let x${k} = ${n(`win${k}`)}(o, j, 0u);`];
     if (t.access !== 'gather') return [`let x${k} = f32(${at(k)});`];
     const { index, dimStride, size } = t.gather!;
     return [
@@ -106,7 +115,7 @@ export function rowWGSL(b: RowBody, nsIn?: Namespace): GeneratedKernel {
     return out;
   };
   const mapInput = (k: number) => {
-    if (b.inputs[k]!.access === 'gather') throw new Error('internal compiler error: a row kernel\'s map step reads a gathered input, which is loaded per element');
+    if (b.inputs[k]!.access === 'gather' || b.inputs[k]!.access === 'window') throw new Error('internal compiler error: a row kernel\'s map step reads a gathered input, which is loaded per element');
     return `f32(${n(`in${k}`)}[base${k}])`;
   };
   const stat = (i: number) => `r${i}`;

@@ -34,6 +34,8 @@ export type Kernel =
       nodes: number[];
       /** gather nodes its per-element expressions load from their source (rules/gather-load.ts) */
       gathers?: number[];
+      /** im2col nodes it reads through their index map instead of from memory (rules/window-load.ts) */
+      windows?: number[];
     }
   /** an index primitive (slice, gather, ... see codegen-wgsl/indexing.ts): its own kernel, reading its inputs through their views */
   | { kind: 'index'; node: number }
@@ -87,7 +89,7 @@ export const kernelNodes = (k: Kernel): number[] => {
     case 'matmul': return [...windowsOf(k), ...k.prologueA, ...k.prologueB, k.node, ...k.epilogue, ...k.reductions.flatMap((r) => [r.node, ...r.epilogue])];
     case 'copy': return [k.node];
     case 'index': return [k.node];
-    case 'row': return [...(k.gathers ?? []), ...k.nodes];
+    case 'row': return [...(k.gathers ?? []), ...(k.windows ?? []), ...k.nodes];
   }
 };
 
