@@ -69,8 +69,8 @@ describe.each(testDevices())('max pooling compiled on %s', (device) => {
     });
   }
 
-  it('max(dim) with indices compiled: values and indices equal eager (ties: the first index; NaN wins)', async () => {
-    const x = input(device, [5, 7]).requiresGrad_();
+  it.each([[5, 7], [3, 300]])('max(dim) with indices compiled over [%i, %i]: values and indices equal eager (ties: the first index; NaN wins)', async (rows, cols) => {
+    const x = input(device, [rows, cols]).requiresGrad_();
     const f = torch.compile((a: T) => {
       const r = a.max(1);
       return [r.values.mul(2), r.indices];
