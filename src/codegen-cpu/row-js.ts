@@ -9,6 +9,7 @@
 import { getOp } from '../ir/registry.ts';
 import { jsLang } from '../ir/scalar-lang.ts';
 import type { ExprNode, Ref, RowBody } from '../passes/kernel-ir.ts';
+import type { WindowMap } from '../ir/window.ts';
 
 /** a recomputed arange: its element index from the loop counters (Ki<d> over kept dims, then Ri<d> over reduced dims) */
 function indexJs(r: Extract<Ref, { kind: 'index' }>, keptRank: number): string {
@@ -76,18 +77,21 @@ export function rowJs(b: RowBody, header: string[] = []): string {
   const redStrides = all.map((s) => s.slice(keptRank));
   const base = (k: number) => `K${k}_${keptRank}`;
   const at = (k: number) => `${base(k)} + R${k}_${b.reduced.length}`;
+  /** the element's flat index along the row */
+  const reducedIndex = b.reduced.map((_, d) => `Ri${d} * ${b.reduced.slice(d + 1).reduce((p, x) => p * x, 1)}`).join(' + ') || '0';
   /**
    * input k's element: a gathered one (rule [gather-load]) from its source at the index read
    * beside it, NaN for an index outside the gathered dim, as the gather kernel reads
    */
   const loadInput = (k: number): string[] => {
     const t = b.inputs[k]!;
+    if (t.access === 'window') return windowLoadJs(t.window!, `x${k}`, `in${k}`, 'o', reducedIndex);
     if (t.access !== 'gather') return [`const x${k} = in${k}[${at(k)}];`];
     const { index, dimStride, size } = t.gather!;
     return [`const g${k} = in${index}[${at(index)}];`, `const x${k} = g${k} >= 0 && g${k} < ${size} ? in${k}[${at(k)} + g${k} * ${dimStride}] : NaN;`];
   };
   const mapInput = (k: number) => {
-    if (b.inputs[k]!.access === 'gather') throw new Error("internal compiler error: a row kernel's map step reads a gathered input, which is loaded per element");
+    if (b.inputs[k]!.access === 'gather' || b.inputs[k]!.access === 'window') throw new Error("internal compiler error: a row kernel's map step reads a gathered input, which is loaded per element");
     return `in${k}[${base(k)}]`;
   };
   const rowBody: string[] = [];
@@ -102,11 +106,20 @@ export function rowJs(b: RowBody, header: string[] = []): string {
       return;
     }
     const v = st.value.kind === 'input' ? `x${st.value.index}` : refName(st.value, `a${s}_`, keptRank);
-    const combine = st.combine === 'sum' ? [`acc += ${v};`] : [maxInto('acc', v)];
-    rowBody.push(st.combine === 'sum' ? 'acc = 0;' : 'acc = -Infinity;');
+    const arg = st.combine === 'argmax';
+    // the element's index along the row (argmax: the first maximum's)
+    const j = reducedIndex;
+    const combine =
+      st.combine === 'sum'
+        ? [`acc += ${v};`]
+        : arg
+          ? // NaN propagates, as in PyTorch (and the eager kernel); ties keep the first index
+            [`if (${v} > acc || (${v} !== ${v} && acc === acc)) { acc = ${v}; at = ${j}; }`]
+          : [maxInto('acc', v)];
+    rowBody.push(st.combine === 'sum' ? 'acc = 0;' : 'acc = -Infinity;', ...(arg ? ['at = 0;'] : []));
     rowBody.push(...rowLoop(inputsRead(st.nodes, [st.value]), [...renderNodes(st.nodes, `a${s}_`, (k) => `x${k}`, keptRank), ...combine]));
     // a max stays the double it is: an element recomputed later must compare equal to it (argmax masks)
-    rowBody.push(st.combine === 'sum' ? `const r${s} = Math.fround(acc);` : `const r${s} = acc;`);
+    rowBody.push(st.combine === 'sum' ? `const r${s} = Math.fround(acc);` : arg ? `const r${s} = at;` : `const r${s} = acc;`);
   });
   if (elementOuts.length) {
     const stores = elementOuts.map(({ o, j }, e) => `out${j}[${at(b.inputs.length + e)}] = ${store(o.dtype, refName(o.ref, 'v', keptRank))};`);
@@ -122,7 +135,7 @@ export function rowJs(b: RowBody, header: string[] = []): string {
     rowBody.push(`{ const tv = Math.fround(${v}); ${st.combine === 'sum' ? `t${t} += tv;` : maxInto(`t${t}`, 'tv')} }`);
   });
   rowBody.push('o++;');
-  lines.push('let o = 0;', 'let acc = 0;', ...all.map((_, k) => `const K${k}_0 = 0;`));
+  lines.push('let o = 0;', 'let acc = 0;', 'let at = 0;', ...all.map((_, k) => `const K${k}_0 = 0;`));
   totals.forEach((st, t) => st.kind === 'reduce' && lines.push(`let t${t} = ${st.combine === 'sum' ? '0' : '-Infinity'};`));
   lines.push(...nest(b.kept, keptStrides, 'K', rowBody, ''));
   totals.forEach((st, t) => {
@@ -131,6 +144,24 @@ export function rowJs(b: RowBody, header: string[] = []): string {
   });
   for (const { o, j } of totalOuts) lines.push(`out${j}[0] = ${store(o.dtype, refName(o.ref, 'v', keptRank))};`);
   return lines.join('\n');
+}
+
+/**
+ * `const v = ` element (m, q) of an im2col's patch matrix, read from `src` through the (forward)
+ * index map, the map's fill outside the source (rule [window-load]).
+ */
+function windowLoadJs(w: WindowMap, v: string, src: string, m: string, q: string): string[] {
+  if (w.transposed) throw new Error('internal compiler error: a row kernel reads an im2col through the transposed map');
+  const [R0, R1] = w.rows;
+  const [kh, kw] = w.kernel;
+  const [s0, s1, s2, s3] = w.strides;
+  const p = `${v}_`;
+  return [
+    `const ${p}m = ${m}, ${p}q = ${q};`,
+    `const ${p}y = (Math.floor(${p}m / ${R1}) % ${R0}) * ${w.stride[0]} - ${w.padding[0]} + (Math.floor(${p}q / ${kw}) % ${kh}) * ${w.dilation[0]};`,
+    `const ${p}x = (${p}m % ${R1}) * ${w.stride[1]} - ${w.padding[1]} + (${p}q % ${kw}) * ${w.dilation[1]};`,
+    `const ${v} = ${p}y >= 0 && ${p}y < ${w.src[2]} && ${p}x >= 0 && ${p}x < ${w.src[3]} ? ${src}[Math.floor(${p}m / ${R0 * R1}) * ${s0} + Math.floor(${p}q / ${kh * kw}) * ${s1} + ${p}y * ${s2} + ${p}x * ${s3}] : ${w.fill === -Infinity ? '-Infinity' : String(w.fill)};`,
+  ];
 }
 
 const store = (dtype: string, v: string) => (dtype === 'bool' ? `(${v} !== 0 ? 1 : 0)` : v);
