@@ -15,6 +15,7 @@ import type { GeneratedKernel } from './elementwise.ts';
 import { renderNodes } from './expr.ts';
 import { paramsDecl, paramWords, putScalarBits, storeAs, wgslType } from './kernel-spec.ts';
 import { entryPoint, standalone, type Builtin, type Namespace } from './namespace.ts';
+import { indexWGSL } from './render-row-total.ts';
 
 /** the reduce kernels' size, so that row kernels pack with them */
 export const ROW_WORKGROUP = 64;
@@ -119,21 +120,22 @@ export function rowWGSL(b: RowBody, nsIn?: Namespace): GeneratedKernel {
     return `f32(${n(`in${k}`)}[base${k}])`;
   };
   const stat = (i: number) => `r${i}`;
+  const index = (r: Extract<Ref, { kind: 'index' }>) => indexWGSL(r, keptRank);
   const valueOf = (r: Ref, prefix: string) =>
-    r.kind === 'node' ? `${prefix}${r.index}` : r.kind === 'input' ? `x${r.index}` : r.kind === 'scalar' ? `s${r.index}` : r.kind === 'stat' ? stat(r.index) : 'acc';
+    r.kind === 'node' ? `${prefix}${r.index}` : r.kind === 'input' ? `x${r.index}` : r.kind === 'scalar' ? `s${r.index}` : r.kind === 'stat' ? stat(r.index) : r.kind === 'index' ? index(r) : 'acc';
 
   if (b.steps.some((st) => st.kind === 'reduce')) lines.push('  var acc: f32;', '  var part: f32;', '  var cnt: u32;');
   if (hasArg) lines.push('  var at: u32;');
   b.steps.forEach((st, s) => {
     if (st.kind === 'map') {
       // inputs of a map step are constant along the row: read at the row's first element
-      const names = { input: (k: number) => mapInput(k), scalar: (i: number) => `s${i}`, stat, prefix: `m${s}_` };
+      const names = { input: (k: number) => mapInput(k), scalar: (i: number) => `s${i}`, stat, index, prefix: `m${s}_` };
       lines.push(...renderNodes([st.node], names, '  '));
       lines.push(`  let ${stat(s)} = m${s}_0;`);
       return;
     }
     const prefix = `a${s}_`;
-    const names = { input: (k: number) => `x${k}`, scalar: (i: number) => `s${i}`, stat, prefix };
+    const names = { input: (k: number) => `x${k}`, scalar: (i: number) => `s${i}`, stat, index, prefix };
     const v = valueOf(st.value, prefix);
     const body = renderNodes(st.nodes, names, '');
     if (st.combine === 'sum') {
@@ -166,7 +168,7 @@ export function rowWGSL(b: RowBody, nsIn?: Namespace): GeneratedKernel {
 
   const elementOuts = b.outputs.map((o, j) => ({ o, j })).filter(({ o }) => o.per === 'element');
   if (elementOuts.length) {
-    const names = { input: (k: number) => `x${k}`, scalar: (i: number) => `s${i}`, stat, prefix: 'v' };
+    const names = { input: (k: number) => `x${k}`, scalar: (i: number) => `s${i}`, stat, index, prefix: 'v' };
     const body = renderNodes(b.nodes, names, '');
     for (const { o, j } of elementOuts) {
       const e = L.elementOuts.indexOf(j);

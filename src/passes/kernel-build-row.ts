@@ -6,7 +6,7 @@
  */
 import type { IRNode } from '../ir/graph.ts';
 import { numel, sameShape, stridesOf } from '../ir/shape.ts';
-import type { Binding, ExprNode, Kernel, Ref, RowBody, RowCombine, RowOutput, RowStep, TensorInput } from './kernel-ir.ts';
+import type { Binding, ExprNode, Kernel, Ref, RowBody, RowCombine, RowOutput, RowStep, RowTotalStep, TensorInput } from './kernel-ir.ts';
 import type { BuildContext } from './kernel-build.ts';
 import { windowMap } from '../ir/window.ts';
 import { gatherLoad } from './gather-load.ts';
@@ -20,6 +20,10 @@ export interface RowGroupKernel {
   gathers?: number[];
   /** im2cols read through their index map (rule [window-load]) */
   windows?: number[];
+  /** aranges recomputed from the element index */
+  sources?: number[];
+  /** nodes computed once over all rows (reductions of per-row values and what follows them) */
+  total?: number[];
 }
 
 export function buildRowKernel(cx: BuildContext, k: RowGroupKernel, index: number): Kernel {
@@ -32,8 +36,10 @@ export function buildRowKernel(cx: BuildContext, k: RowGroupKernel, index: numbe
   const keptShape = keptDims.map((d) => shape[d]);
   const order = (st: number[]) => [...keptDims.map((d) => st[d]), ...dims.map((d) => st[d])];
   const members = new Set(k.nodes);
+  const sources = new Set(k.sources ?? []);
+  const totalIds = new Set(k.total ?? []);
   const isReduce = (n: IRNode) => n.op === 'sum' || n.op === 'max' || n.op === 'argmax';
-  const isElement = (id: number) => !isReduce(node(id)) && sameShape(node(id).shape, shape);
+  const isElement = (id: number) => !totalIds.has(id) && !isReduce(node(id)) && sameShape(node(id).shape, shape);
 
   const gathered = new Set(k.gathers ?? []);
   const loaded = [...gathered, ...(k.windows ?? [])];
@@ -47,6 +53,10 @@ export function buildRowKernel(cx: BuildContext, k: RowGroupKernel, index: numbe
   };
   /** a tensor read from outside, with its strides over (kept, reduced) */
   const inputRef = (base: number, strides: number[]): Ref => {
+    if (sources.has(base)) {
+      const a = node(base).attrs;
+      return { kind: 'index', strides, start: a.start as number, step: a.step as number };
+    }
     const key = JSON.stringify(strides);
     let i = inputs.findIndex((t) => !t.gather && !t.window && t.base === base && JSON.stringify(t.strides) === key);
     if (i < 0) i = inputs.push({ base, strides, dtype: node(base).dtype }) - 1;
@@ -114,8 +124,19 @@ export function buildRowKernel(cx: BuildContext, k: RowGroupKernel, index: numbe
     return { nodes, ref, inside };
   };
 
+  const total: RowTotalStep[] = [];
+  /** a total step's value: a stat numbered after the per-row steps */
+  const totalOf = new Map<number, number>();
+  const totalRef = (consumer: IRNode, i: number): Ref => {
+    const b = baseOf(i);
+    if (node(b).op === 'scalar') return scalarRef(b);
+    if (totalOf.has(b)) return { kind: 'stat', index: steps.length + totalOf.get(b)! };
+    if (members.has(b)) return { kind: 'stat', index: stepOf.get(b)! };
+    return inputRef(b, order(rowStrides(consumer, i)));
+  };
   for (const id of k.nodes) {
     const n = node(id);
+    if (totalIds.has(id)) continue;
     if (isReduce(n)) {
       const list = elementList();
       const value = list.ref(n.inputs[0]);
@@ -134,9 +155,19 @@ export function buildRowKernel(cx: BuildContext, k: RowGroupKernel, index: numbe
     }
   }
 
+  // after every row: the totals over the rows, in graph order
+  for (const id of k.nodes) {
+    if (!totalIds.has(id)) continue;
+    const n = node(id);
+    if (isReduce(n)) total.push({ kind: 'reduce', combine: n.op as 'sum' | 'max', value: totalRef(n, n.inputs[0]) });
+    else total.push({ kind: 'map', node: { op: n.op, args: n.inputs.map((i) => totalRef(n, i)), attrs: n.attrs, dtype: n.dtype, origin: { ids: [id], scope: n.scope } } });
+    totalOf.set(id, total.length - 1);
+  }
+
   const written = k.nodes.filter((id) => cx.writes.has(id));
   const final = elementList();
   const outputs: RowOutput[] = written.map((id) => {
+    if (totalOf.has(id)) return { ref: { kind: 'stat', index: steps.length + totalOf.get(id)! }, dtype: node(id).dtype, per: 'total' };
     if (isElement(id)) return { ref: final.ref(id), dtype: node(id).dtype, per: 'element', strides: order(stridesOf(shape)) };
     return { ref: { kind: 'stat', index: stepOf.get(id)! }, dtype: node(id).dtype, per: 'row' };
   });
@@ -155,6 +186,7 @@ export function buildRowKernel(cx: BuildContext, k: RowGroupKernel, index: numbe
     steps,
     nodes: final.nodes,
     outputs,
+    ...(total.length ? { total } : {}),
   };
   const readBinding = (id: number): Binding => ({ value: id, dtype: node(id).dtype, access: 'read' });
   const writeBinding = (id: number): Binding => ({ value: id, dtype: node(id).dtype, access: 'write' });
@@ -162,11 +194,11 @@ export function buildRowKernel(cx: BuildContext, k: RowGroupKernel, index: numbe
   const scopes = [...new Set([...loaded, ...k.nodes].map((id) => node(id).scope).filter((s): s is string => !!s))];
   const elements = numel(shape);
   return {
-    name: `k${index}_row_${reductions.join('_')}`,
+    name: `k${index}_row_${reductions.join('_')}${total.length ? '_total' : ''}`,
     body,
     bindings: [...inputs.map((t) => readBinding(t.base)), ...written.map(writeBinding)],
     scalars,
-    covers: { nodes: [...loaded, ...k.nodes], scopes },
+    covers: { nodes: [...loaded, ...sources, ...k.nodes], scopes },
     bytes: 4 * (inputs.reduce((s, t) => s + numel(node(t.base).shape), 0) + written.reduce((s, id) => s + numel(node(id).shape), 0)),
     flops: elements * (steps.reduce((s, st) => s + (st.kind === 'reduce' ? st.nodes.length + 1 : 0), 0) + final.nodes.length),
   };

@@ -25,8 +25,17 @@ export type Ref =
   | { kind: 'acc' }
   /** the operand element being loaded, inside a matmul prologue */
   | { kind: 'element' }
-  /** a row kernel's per-row value: the result of its step `index` */
-  | { kind: 'stat'; index: number };
+  /**
+   * a row kernel's per-row value: the result of its step `index`; an index past its `steps`
+   * names step `index - steps.length` of its `total` (one value for the whole kernel)
+   */
+  | { kind: 'stat'; index: number }
+  /**
+   * a recomputed arange's element inside a row kernel: start + step * (sum over dims of
+   * i_d * strides[d]), i over the kernel's iteration space (kept dims, then reduced dims),
+   * instead of a load of the arange from memory
+   */
+  | { kind: 'index'; strides: number[]; start: number; step: number };
 
 /** One registry op applied to refs: the expression trees of every body are lists of these. */
 export interface ExprNode {
@@ -118,11 +127,14 @@ export type RowStep =
   /** one op over earlier steps, scalars and inputs that are constant along the row */
   | { kind: 'map'; node: ExprNode };
 
-/** What a row kernel writes: an element of the row (`nodes`' values) or one value per row (a step's). */
+/**
+ * What a row kernel writes: an element of the row (`nodes`' values), one value per row (a
+ * step's), or one value for the whole kernel (a `total` step's, at element 0).
+ */
 export interface RowOutput {
   ref: Ref;
   dtype: DType;
-  per: 'element' | 'row';
+  per: 'element' | 'row' | 'total';
   /** 'element': where element (kept, reduced) is stored, strides over kept dims then reduced dims; 'row': at the kept index */
   strides?: number[];
 }
@@ -146,7 +158,18 @@ export interface RowBody {
   /** per element, after every step: reads inputs, scalars and steps ({ kind: 'stat' }) */
   nodes: ExprNode[];
   outputs: RowOutput[];
+  /**
+   * Per-row values reduced over every row within the same kernel (crossEntropy's mean over
+   * the rows and its count of the targets that count): its steps run after the rows, their
+   * values are stats numbered after `steps` (stat steps.length + t is total step t). A
+   * 'reduce' total combines its value (a per-row step's result, or an input constant along the
+   * row) over the rows; a 'map' total reads only totals, scalars and one-element inputs. On
+   * WebGPU such a kernel is one workgroup, one row per invocation (kernel-build-row bounds its size).
+   */
+  total?: RowTotalStep[];
 }
+
+export type RowTotalStep = { kind: 'reduce'; combine: 'sum' | 'max'; value: Ref } | { kind: 'map'; node: ExprNode };
 
 /**
  * An extra tensor a matmul's prologue or epilogue reads. `read` is its binding among the
@@ -306,6 +329,7 @@ function refText(r: Ref, inputs: (i: number) => string): string {
     case 'acc': return 'acc';
     case 'element': return 'x';
     case 'stat': return `r${r.index}`;
+    case 'index': return `arange(${r.start} + ${r.step} * index ${shapeText(r.strides)})`;
   }
 }
 
@@ -411,9 +435,13 @@ export function printKernel(k: Kernel, opOf?: (id: number) => string): string {
         lines.push(`  r${s} = ${st.combine}(${v}) over the row`);
       });
       if (b.nodes.length) lines.push('  each element:', ...exprLines(b.nodes, inName, '    ', 'v'));
-      b.outputs.forEach((o, j) =>
-        lines.push(`  out${j} ${val(writeVals[j])} ${o.dtype} = ${outText(o)}${o.per === 'row' ? ' (one per row)' : ` strides ${shapeText(o.strides ?? [])}`}`),
-      );
+      (b.total ?? []).forEach((st, t) => {
+        const s = b.steps.length + t;
+        if (st.kind === 'map') lines.push(...exprLines([st.node], inName, '  ', 'r').map((l) => l.replace(/^  r0 =/, `  r${s} =`)));
+        else lines.push(`  r${s} = ${st.combine}(${refText(st.value, inName)}) over the rows`);
+      });
+      const per = (o: RowOutput) => (o.per === 'row' ? ' (one per row)' : o.per === 'total' ? ' (one in all)' : ` strides ${shapeText(o.strides ?? [])}`);
+      b.outputs.forEach((o, j) => lines.push(`  out${j} ${val(writeVals[j])} ${o.dtype} = ${outText(o)}${per(o)}`));
       break;
     }
     case 'index':

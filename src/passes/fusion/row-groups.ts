@@ -24,6 +24,7 @@ import type { Graph, IRNode } from '../../ir/graph.ts';
 import { getOp } from '../../ir/registry.ts';
 import { numel, sameShape, stridesOf } from '../../ir/shape.ts';
 import { broadcastView, isMovement, type View } from '../views.ts';
+import { mergeRowTotals } from './row-totals.ts';
 
 export interface RowGroup {
   /** the element shape and the dims reduced over it (sorted) */
@@ -31,6 +32,8 @@ export interface RowGroup {
   dims: number[];
   /** group nodes in graph order */
   nodes: number[];
+  /** the nodes computed once over all rows (row-totals.ts) */
+  total?: number[];
 }
 
 export interface RowFusionOptions {
@@ -293,7 +296,7 @@ export function findRowGroups(g: Graph, views: Map<number, View>, opts: RowFusio
     }
     opts.note('row', `one row kernel over [${grp.shape}] reducing dims [${grp.dims}]: ${grp.nodes.map((id) => `%${id} ${node(id).op}`).join(', ')}`);
   }
-  return groups.filter((x): x is RowGroup => x !== null);
+  return mergeRowTotals(g, views, groups.filter((x): x is RowGroup => x !== null), opts);
 }
 
 /**
