@@ -107,8 +107,7 @@ export function rowJs(b: RowBody, header: string[] = []): string {
     }
     const v = st.value.kind === 'input' ? `x${st.value.index}` : refName(st.value, `a${s}_`, keptRank);
     const arg = st.combine === 'argmax';
-    // the element's index along the row (argmax: the first maximum's)
-    const j = reducedIndex;
+    // NaN propagates, as in PyTorch (and the eager kernel); argmax: the first maximum's index along the row
     const combine =
       st.combine === 'sum'
         ? [`acc += ${v};`]
