@@ -7,7 +7,8 @@
 // global object each time it schedules the next poll, so for the length of a
 // wait we install a setImmediate that parks the thread briefly (Atomics.wait:
 // no CPU) before running a native callback. Callbacks written in JavaScript,
-// anyone else's, run as before.
+// anyone else's, run as before (a bound function reads as native, so one
+// scheduled during a wait runs up to a pause late).
 
 /**
  * How long each of Dawn's polls waits first, in ms, at the start of a wait: short against a
