@@ -50,6 +50,23 @@ export interface WasmGemm {
   ): boolean;
   /** out = src^T for src [rows, cols] (row-major), through the packing kernel's 4 x 4 register transposes; false where it does not fit */
   transpose(src: Float32Array, srcOff: number, rows: number, cols: number, out: Float32Array, outOff: number): boolean;
+  /** the memory the kernels run in: other modules (the SIMD epilogues) import it with these limits */
+  readonly memory: WebAssembly.Memory;
+  readonly memoryLimits: { min: number; max: number; shared: boolean };
+  /**
+   * op(A) @ op(B) (matmul's layout) left in the Wasm memory for a kernel that reads it there:
+   * the product's byte address, and the first free byte after it with `extraBytes` more
+   * available from there; null where that does not fit. Valid until the next call.
+   */
+  product(
+    a: Float32Array, aOff: number, transA: boolean,
+    b: Float32Array, bOff: number, transB: boolean,
+    M: number, K: number, N: number, extraBytes: number,
+  ): { c: number; free: number } | null;
+  /** the byte address of `bytes` free bytes of the memory (past every thread's scratch), or null; valid until the next call */
+  reserve(bytes: number): number | null;
+  /** views of the memory as it is now (a grow replaces the buffer: take them after product or reserve) */
+  heap(): { f32: Float32Array; u8: Uint8Array };
 }
 
 let engine: WasmGemm | null | undefined;
@@ -92,6 +109,7 @@ export function createWasmGemm(o: WasmGemmOptions = {}): WasmGemm | null {
   const pack = exports.pack as (...args: number[]) => void;
   const helpers: GemmHelpers | null = shared ? gemmHelpers(module, memory, workBytes) : null;
   let f32 = new Float32Array(memory.buffer);
+  let u8 = new Uint8Array(memory.buffer);
   const own = (job: GemmJob) => (job[0] === JOB_PACK ? pack(...job.slice(1)) : gemm(...job.slice(1), 0));
 
   const ensureBytes = (bytes: number) => {
@@ -103,7 +121,25 @@ export function createWasmGemm(o: WasmGemmOptions = {}): WasmGemm | null {
   return {
     fma,
     threads: () => 1 + (helpers?.ready() ?? 0),
+    memory,
+    memoryLimits: { min: initial, max: MAX_PAGES, shared },
+    heap() {
+      if (u8.buffer !== f32.buffer) u8 = new Uint8Array(f32.buffer);
+      return { f32, u8 };
+    },
+    reserve(bytes) {
+      const at = align((1 + (helpers?.slots ?? 0)) * workBytes);
+      if (at + bytes > MAX_PAGES * PAGE) return null;
+      ensureBytes(at + bytes);
+      return at;
+    },
     matmul(a, aOff, transA, b, bOff, transB, out, outOff, M, K, N) {
+      const p = this.product(a, aOff, transA, b, bOff, transB, M, K, N, 0);
+      if (!p) return false;
+      out.set(f32.subarray(p.c / 4, p.c / 4 + M * N), outOff);
+      return true;
+    },
+    product(a, aOff, transA, b, bOff, transB, M, K, N, extraBytes) {
       const flops = 2 * M * N * K;
       const nHelpers = helpers && flops >= PARALLEL_FLOPS ? Math.min(threadCap - 1, helpers.ready()) : 0;
       const threads = nHelpers + 1;
@@ -116,8 +152,8 @@ export function createWasmGemm(o: WasmGemmOptions = {}): WasmGemm | null {
       const bpAt = cAt + align(4 * M * N);
       const apAt = bpAt + align(4 * packedElements(N, K, NR));
       const end = apAt + (packA ? align(4 * packedElements(M, K, MR)) : 0);
-      if (end > MAX_PAGES * PAGE) return false;
-      ensureBytes(end);
+      if (end + extraBytes > MAX_PAGES * PAGE) return null;
+      ensureBytes(end + extraBytes);
       f32.set(a.subarray(aOff, aOff + M * K), aAt / 4);
       f32.set(b.subarray(bOff, bOff + K * N), bAt / 4);
       const aI = transA ? 4 : 4 * K, aK = transA ? 4 * M : 4;
@@ -152,8 +188,7 @@ export function createWasmGemm(o: WasmGemmOptions = {}): WasmGemm | null {
         }
         helpers!.run(jobs, own);
       }
-      out.set(f32.subarray(cAt / 4, cAt / 4 + M * N), outOff);
-      return true;
+      return { c: cAt, free: end };
     },
     matmulBatched(a, aOff, strideA, transA, b, bOff, strideB, transB, out, outOff, strideC, M, K, N, count) {
       const flops = 2 * M * N * K;
@@ -213,7 +248,7 @@ export function createWasmGemm(o: WasmGemmOptions = {}): WasmGemm | null {
 }
 
 /** The shared instance (created on first use), or null where WebAssembly SIMD is missing. */
-function getEngine(): WasmGemm | null {
+export function getEngine(): WasmGemm | null {
   if (engine === undefined) engine = createWasmGemm();
   return engine;
 }
