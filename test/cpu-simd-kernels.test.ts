@@ -235,6 +235,55 @@ describe.skipIf(!hasSimd)('Wasm SIMD expression kernels', () => {
   });
 });
 
+describe.skipIf(!hasSimd)('a compiled matmul epilogue on the cpu', () => {
+  it('runs in Wasm where its compared scalars are float32 numbers, else as its JavaScript loop, equal to eager either way', () => {
+    torch.manualSeed(1);
+    const x = torch.randn(33, 17);
+    const w = torch.randn(17, 29);
+    const b = torch.randn(29);
+    for (const [t, wasmRuns] of [[0.1, 0], [0.25, 1]] as const) {
+      const f = (x: torch.Tensor, w: torch.Tensor, b: torch.Tensor) => {
+        const y = x.mm(w).add(b);
+        return torch.where(y.gt(t), y.mul(0.3), y.sqrt()).add(y.le(t + 0.5));
+      };
+      const fast = torch.compile(f);
+      const before = { ...simdKernelCounters };
+      const got = fast(x, w, b).toArraySync();
+      expect(simdKernelCounters.wasm - before.wasm, `threshold ${t}`).toBe(wasmRuns);
+      expect(simdKernelCounters.fallback - before.fallback, `threshold ${t}`).toBe(1 - wasmRuns);
+      const want = f(x, w, b).toArraySync();
+      for (let i = 0; i < want.length; i++) {
+        if (Number.isNaN(want[i]!)) expect(got[i], `element ${i}`).toBeNaN();
+        else expect(Math.abs(got[i]! - want[i]!), `element ${i}`).toBeLessThanOrEqual(1e-6 * Math.max(1, Math.abs(want[i]!)));
+      }
+    }
+  });
+});
+
+describe.skipIf(!hasSimd)('a compiled elementwise kernel on the cpu', () => {
+  it('of 1024 or more contiguous elements runs in Wasm (with a row broadcast over it too); one with exp, or a small one, stays JavaScript; all equal eager', () => {
+    torch.manualSeed(2);
+    type F = (a: torch.Tensor, b: torch.Tensor, c: torch.Tensor) => torch.Tensor;
+    const cases: [string, number[], F, number][] = [
+      ['mul add relu over [64, 33]', [64, 33], (a, b) => a.mul(b).add(1).relu(), 1],
+      ['where over a broadcast row', [40, 37], (a, b, c) => torch.where(a.gt(0), a.div(b.abs().add(0.5)), c.neg()), 1],
+      ['exp', [64, 33], (a, b) => a.exp().mul(b), 0],
+      ['small', [7, 9], (a, b) => a.mul(b).add(1).relu(), 0],
+    ];
+    for (const [what, shape, f, wasmRuns] of cases) {
+      const a = torch.randn(shape);
+      const b = torch.randn(shape);
+      const c = torch.randn(shape[1]!);
+      const fast = torch.compile(f);
+      const before = simdKernelCounters.wasm;
+      const got = fast(a, b, c).toArraySync();
+      expect(simdKernelCounters.wasm - before, what).toBe(wasmRuns);
+      const d = relDiff(got, f(a, b, c).toArraySync());
+      expect(d.rel, `${what}: ${d.detail}`).toBeLessThanOrEqual(1e-6);
+    }
+  });
+});
+
 describe.skipIf(!hasSimd)('the compiled seed Adam step on the cpu runs its epilogues in Wasm', () => {
   afterEach(() => {
     delete process.env.WGTORCH_WASM_EPILOGUE;

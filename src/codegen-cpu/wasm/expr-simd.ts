@@ -97,7 +97,6 @@ function merge(shape: readonly number[], strides: number[][]): { dims: number[];
  * op, a dtype, a gather or an operand that is not one of the layouts).
  */
 export function simdKernelOf(body: ElementwiseBody): SimdKernel | null {
-  if (body.integerScalars) return null;
   if (!body.nodes.every(supported)) return null;
   if (!body.outputs.every((o) => stored(o.dtype) && (o.ref.kind === 'node' || o.ref.kind === 'input' || o.ref.kind === 'scalar'))) return null;
   if (!body.inputs.every((t) => stored(t.dtype) && t.access !== 'gather')) return null;
