@@ -2,11 +2,14 @@
  * Kernel IR -> CPU. The cpu target renders the same `Kernel` values the WGSL renderer
  * renders (src/passes/kernel-build.ts builds them for both), into a few steps over typed
  * arrays:
- * - elementwise body: one generated JavaScript loop (js-kernels.ts);
+ * - elementwise body: one generated JavaScript loop (js-kernels.ts), and, where its ops and
+ *   operands allow and it is large enough to pay, the same body as a Wasm SIMD kernel
+ *   (wasm/expr-simd.ts) that runs instead;
  * - reduce body (prologue, combine, epilogue): one generated loop nest;
  * - matmul body: each operand's prologue as a loop into scratch, the product through the
  *   Wasm SIMD GEMM, then its epilogue (bias, ReLU, masks, a weight's whole optimizer update,
- *   written in place) as one loop over the output, and each operand reduction (a bias
+ *   written in place) as a Wasm SIMD kernel on the product in the Wasm memory or one loop
+ *   over the output, and each operand reduction (a bias
  *   gradient, a max over the rows of op(A), ...) with its consumers as a reduction and a
  *   loop over the rows or columns;
  * - index body (slice, gather, ...): the eager cpu kernel, on strided copies of operands
