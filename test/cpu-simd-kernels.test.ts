@@ -18,7 +18,10 @@ import { getOp } from '../src/ir/registry.ts';
 import { jsLang } from '../src/ir/scalar-lang.ts';
 import type { ElementwiseBody, ExprNode, Ref, TensorInput } from '../src/passes/kernel-ir.ts';
 import { runSimdKernel, simdKernelCounters } from '../src/runtime/cpu/wasm-simd-kernels.ts';
-import { wasmGemmInfo } from '../src/runtime/cpu/matmul.ts';
+import { matmulF32, wasmGemmInfo } from '../src/runtime/cpu/matmul.ts';
+import { getEngine } from '../src/runtime/cpu/wasm-gemm.ts';
+import { makeResident, residentAddress } from '../src/runtime/cpu/wasm-resident.ts';
+import type { CpuStorage } from '../src/runtime/cpu/backend.ts';
 import { relDiff, SEED, TwoLayerNet } from './helpers/compile-util.ts';
 
 const hasSimd = wasmGemmInfo().available;
@@ -352,5 +355,89 @@ describe.skipIf(!hasSimd)('the compiled seed Adam step on the cpu runs its epilo
       const b = await fastOff().item();
       expect(Math.abs(a - b) / Math.abs(b)).toBeLessThanOrEqual(1e-5);
     }
+  });
+});
+
+describe.skipIf(!hasSimd || !getEngine()?.memoryLimits.shared)('tensors resident in the Wasm memory', () => {
+  it('the compiled seed Adam step keeps weights and moments in the Wasm memory (same storages), updated in place with no copy, equal to eager', async () => {
+    const eager = (() => {
+      torch.manualSeed(0);
+      const { N, D_in, H, D_out } = SEED;
+      const x = torch.randn(N, D_in);
+      const y = torch.randn(N, D_out);
+      const model = new TwoLayerNet(D_in, H, D_out);
+      const lossFn = new torch.nn.MSELoss({ reduction: 'sum' });
+      const opt = new torch.optim.Adam(model.parameters(), { lr: 1e-3 });
+      return { model, opt, step: () => { const l = lossFn(model(x), y); opt.zeroGrad(); l.backward(); opt.step(); return l; } };
+    });
+    const e = eager();
+    const c = eager();
+    const fast = torch.compile(c.step);
+    const storages = c.model.parameters().map((p) => p._storage);
+    for (let i = 0; i < 6; i++) {
+      const le = await e.step().item();
+      const lc = await fast().item();
+      expect(Math.abs(lc - le) / Math.abs(le), `step ${i}`).toBeLessThanOrEqual(1e-5);
+    }
+    const weights = c.model.parameters().filter((p) => p.dim() === 2);
+    expect(weights).toHaveLength(2);
+    for (const w of weights) {
+      expect(residentAddress((w._storage as CpuStorage).data)).toBeGreaterThanOrEqual(0);
+      const state = c.opt.state.get(w) as Record<string, torch.Tensor>;
+      const moments = Object.values(state).filter((t) => t instanceof torch.Tensor && t.numel() === w.numel());
+      expect(moments).toHaveLength(2);
+      for (const m of moments) expect(residentAddress((m._storage as CpuStorage).data)).toBeGreaterThanOrEqual(0);
+      // what users read is an ordinary array
+      expect(w.toArraySync().buffer).toBeInstanceOf(ArrayBuffer);
+    }
+    c.model.parameters().forEach((p, i) => {
+      expect(p._storage).toBe(storages[i]);
+      const d = relDiff(p.toArraySync(), e.model.parameters()[i]!.toArraySync());
+      expect(d.rel, `parameter ${i}: ${d.detail}`).toBeLessThanOrEqual(1e-5);
+    });
+    // a resident tensor goes to the GPU and into a file like any other
+    if (await torch.webgpu.isAvailable()) expect(sameBits(await weights[0]!.to('webgpu').toArray(), weights[0]!.toArraySync())).toBeNull();
+    const saved = torch.load(torch.save(Object.fromEntries(weights.map((w, i) => [`w${i}`, w]))) as Uint8Array);
+    expect(sameBits(saved.w1!.toArraySync(), weights[1]!.toArraySync())).toBeNull();
+    // an eager step on the same tensors continues the run
+    await e.step().item();
+    await c.step().item();
+    c.model.parameters().forEach((p, i) => expect(relDiff(p.toArraySync(), e.model.parameters()[i]!.toArraySync()).rel).toBeLessThanOrEqual(1e-5));
+  });
+
+  it("a resident tensor survives later products' scratch and the memory growing, and its block is reused once freed", () => {
+    const eng = getEngine()!;
+    const t = torch.randn(1000, 37);
+    const want = Float32Array.from(t.toArraySync());
+    expect(makeResident(t._storage as CpuStorage)).toBe(true);
+    const view = (t._storage as CpuStorage).data as Float32Array;
+    const at = residentAddress(view);
+    expect(at).toBeGreaterThanOrEqual(0);
+    expect(view.buffer).not.toBeInstanceOf(ArrayBuffer);
+    // a product whose scratch is far larger than the memory so far: the memory grows
+    const pages = eng.memory.buffer.byteLength;
+    const M = 700, K = 900, N = 800;
+    const a = Float32Array.from({ length: M * K }, (_, i) => (i % 7) - 3);
+    const b = Float32Array.from({ length: K * N }, (_, i) => (i % 5) - 2);
+    const out = new Float32Array(M * N);
+    matmulF32(a, 0, false, b, 0, false, out, 0, M, K, N);
+    expect(eng.memory.buffer.byteLength).toBeGreaterThan(pages);
+    expect(sameBits(view, want)).toBeNull();
+    expect(sameBits(t.toArraySync(), want)).toBeNull();
+    // blocks: a freed one is reused, and freeing the top gives it back to the scratch
+    // (blocks of tensors collected meanwhile may free holes and lower the top: hence <=)
+    const scratchBefore = eng.reserve(64)!;
+    const b1 = eng.allocResident(4096)!;
+    const b2 = eng.allocResident(4096)!;
+    expect(b2).not.toBe(b1);
+    expect(eng.reserve(64)! + 64).toBeGreaterThan(Math.max(b1, b2) + 4096);
+    eng.freeResident(b1);
+    // first fit: b1's hole, or a lower one
+    const b3 = eng.allocResident(1000)!;
+    expect(b3).toBeLessThanOrEqual(b1);
+    eng.freeResident(b3);
+    eng.freeResident(b2);
+    expect(eng.reserve(64)).toBeLessThanOrEqual(scratchBefore);
+    expect(sameBits(view, want)).toBeNull();
   });
 });

@@ -21,6 +21,7 @@ import { getBackend, type Storage } from '../runtime/backend.ts';
 import type { CpuStorage } from '../runtime/cpu/backend.ts';
 import { matmulF32Batched } from '../runtime/cpu/matmul.ts';
 import { runMatmulSimdEpilogue, runSimdKernel } from '../runtime/cpu/wasm-simd-kernels.ts';
+import { makeResident } from '../runtime/cpu/wasm-resident.ts';
 import { canWriteInPlace, constantOr, type MatmulPick, type PlanStats } from './gpu-plan.ts';
 
 export class CpuPlan {
@@ -33,6 +34,8 @@ export class CpuPlan {
   private readonly arena = new Map<number, Storage>();
   /** each kernel's own scratch arrays, reused by every call */
   private readonly scratchOf: Storage[][];
+  /** whether tensors the Wasm kernels update in place move into the Wasm memory (WGTORCH_WASM_RESIDENT=0: never) */
+  private readonly resident = envVar('WGTORCH_WASM_RESIDENT') !== '0';
 
   constructor(
     readonly graph: Graph,
@@ -139,7 +142,14 @@ export class CpuPlan {
       };
       const array = (s: Slot): HostArray => ('scratch' in s ? (scratch[s.scratch] as CpuStorage).data : data(bindings[s.binding]!.value));
       const sc = k.kernel.scalars.map((id) => constantOr(g, id, bound));
+      // parameters and optimizer state a Wasm kernel updates in place move into the Wasm memory
+      // (once: then it reads and writes them there, with no copy in or out)
+      const keepResident = (outs: Slot[]) => {
+        if (!this.resident) return;
+        for (const s of outs) if ('binding' in s && this.inPlace.has(bindings[s.binding]!.value)) makeResident(storage(s) as CpuStorage);
+      };
       const runJs = (st: JsStep) => {
+        if (st.simd) keepResident(st.outs);
         const ins = st.ins.map((s) => (s === null ? (null as unknown as HostArray) : array(s)));
         const outs = st.outs.map(array);
         if (!st.simd || !runSimdKernel(st.simd, ins, outs, sc)) st.fn(ins, outs, sc);
@@ -149,6 +159,7 @@ export class CpuPlan {
         if (st.kind === 'matmul' && st.epilogue) {
           // the product stays in the Wasm memory for the epilogue, which runs there too
           const ep = st.epilogue;
+          keepResident(ep.js.outs);
           let t1 = t0;
           const ran = runMatmulSimdEpilogue(
             array(st.a) as Float32Array, st.transA, array(st.b) as Float32Array, st.transB, st.M, st.K, st.N,

@@ -9,6 +9,7 @@
 import { layoutElements, simdModuleBytes, type SimdKernel } from '../../codegen-cpu/wasm/expr-simd.ts';
 import type { HostArray } from '../../ir/dtype.ts';
 import { getEngine, type WasmGemm } from './wasm-gemm.ts';
+import { residentAddress } from './wasm-resident.ts';
 
 type Run = (...ptrs: number[]) => void;
 const instances = new WeakMap<WasmGemm, Map<SimdKernel, Run>>();
@@ -74,15 +75,22 @@ function runAt(e: WasmGemm, k: SimdKernel, ins: (HostArray | null)[], outs: Host
   };
   const scAt = take(4 * k.scalars);
   for (let s = 0; s < k.scalars; s++) heap.f32[scAt / 4 + s] = sc[s]!;
-  const outAt = k.outputs.map((o) => take(elementBytes(o.dtype) * total));
+  // an output whose data lives in the memory (./wasm-resident.ts) is written, and read as its old value, in place
+  const outResident = outs.map((o) => residentAddress(o));
+  const outAt = k.outputs.map((o, j) => (outResident[j]! >= 0 ? outResident[j]! : take(elementBytes(o.dtype) * total)));
   const ptrs: number[] = [];
   k.inputs.forEach((t, i) => {
     if ('alias' in t) {
-      copyIn(heap, k.outputs[t.alias]!.dtype, outs[t.alias]!, total, outAt[t.alias]!);
+      if (outResident[t.alias]! < 0) copyIn(heap, k.outputs[t.alias]!.dtype, outs[t.alias]!, total, outAt[t.alias]!);
       return;
     }
     if (preset && preset.input === i) {
       ptrs.push(preset.at);
+      return;
+    }
+    const at = residentAddress(ins[i]!);
+    if (at >= 0) {
+      ptrs.push(at);
       return;
     }
     const n = layoutElements(t.layout, k.rows, k.cols);
@@ -92,6 +100,7 @@ function runAt(e: WasmGemm, k: SimdKernel, ins: (HostArray | null)[], outs: Host
   });
   runnerOf(e, k)(...ptrs, ...outAt, scAt);
   k.outputs.forEach((o, j) => {
+    if (outResident[j]! >= 0) return;
     const out = outs[j]!;
     if (o.dtype === 'float32') (out as Float32Array).set(heap.f32.subarray(outAt[j]! / 4, outAt[j]! / 4 + total));
     else (out as Uint8Array).set(heap.u8.subarray(outAt[j]!, outAt[j]! + total));
