@@ -25,11 +25,13 @@ const STEPS = 3;
 const BASELINE = {
   // gptStep was 153 (cpu) / 174 in 85 before attention's products became the bmm primitive (166 / 81)
   // and binding arenas let same-shape AdamW updates fuse past 16 bindings, all of them in one pack (168 / 71);
-  // both together: 160 / 67. Row kernels taking in their reductions over all rows (crossEntropy's
-  // mean and count, clipGradNorm's per-parameter squared norms beside layerNorm's weight gradients)
-  // and recomputing arange: GPT 145 -> 136 (cpu) / 160 -> 144 (webgpu, dispatches unchanged), CNN 38 -> 35 / 62 -> 59
-  cpu: { gptStep: { fused: 136, dispatches: 0 }, cnnStep: { fused: 35, dispatches: 0 } },
-  webgpu: { gptStep: { fused: 144, dispatches: 67 }, cnnStep: { fused: 59, dispatches: 38 } },
+  // both together: 160 / 67; 145 / 160 in 67 before the embeddings' gathers became loads of the first layerNorm's row kernel
+  // row totals (crossEntropy's mean and count, clipGradNorm's squared norms) and aranges recomputed in
+  // row kernels with the gathers as loads and the pool's [window-load]: 133 / 141 in 72, when totals
+  // also took the grad-norm's additions over the parameters (which chained one row kernel after
+  // the other and cost 6 dispatches); totals that read only totals, scalars and graph inputs: 134 / 142 in 66
+  cpu: { gptStep: { fused: 134, dispatches: 0 }, cnnStep: { fused: 35, dispatches: 0 } },
+  webgpu: { gptStep: { fused: 142, dispatches: 66 }, cnnStep: { fused: 59, dispatches: 38 } },
 };
 
 async function paramsClose(got: torch.nn.Module, want: torch.nn.Module, tol: number, what: string) {
@@ -94,6 +96,20 @@ describe.each(testDevices())('compiled GPT and CNN on %s', (device) => {
     for (const [name, p] of comp.model.namedParameters()) await expectTensorClose(p.grad, w.get(name)!.grad, 1e-4, `GPT grad ${name}`);
     console.log(`GPT model (${CFG.layers} layers) on ${device}: ${summary(fast)}`);
     expect(graphCosts(fast)[0].part).toBe('forward+backward');
+    // the token and position embeddings, their add and the first layerNorm: one row kernel that loads
+    // both tables at the indices (no gather kernel, no gathered [B, T, C] tensor) and writes the
+    // embedding sum once, for the residual stream (and what the backward saves); 37 forward kernels before
+    const g = fast.graphs()[0]!;
+    const forward = g.kernels.filter((k) => k.part === 'forward').flatMap((k) => partsOf(k.kernel));
+    expect(forward.filter((k) => k.body.kind === 'index' && k.body.op === 'gather'), 'forward gather kernels').toEqual([]);
+    const first = forward.find((k) => k.body.kind !== 'elementwise' || k.body.outputs.some((o) => o.dtype === 'float32'))!;
+    expect(first.body.kind).toBe('row');
+    expect(first.body.kind === 'row' && first.body.inputs.filter((x) => x.access === 'gather').length).toBe(2);
+    const fg = g.plans.forward.graph;
+    const written = first.bindings.filter((b) => b.access === 'write').map((b) => fg.node(b.value).op);
+    expect(written).not.toContain('gather');
+    expect(written, 'the embedding sum, for the residual stream').toContain('add');
+    expect(g.plans.forward.stats.fusedKernels).toBeLessThanOrEqual(35);
   }, 600_000);
 
   it('digits CNN whole training step (BatchNorm2d, SGD momentum): losses, parameters, running stats equal eager; kernel counts', async () => {

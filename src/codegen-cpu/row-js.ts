@@ -76,15 +76,29 @@ export function rowJs(b: RowBody, header: string[] = []): string {
   const redStrides = all.map((s) => s.slice(keptRank));
   const base = (k: number) => `K${k}_${keptRank}`;
   const at = (k: number) => `${base(k)} + R${k}_${b.reduced.length}`;
+  /**
+   * input k's element: a gathered one (rule [gather-load]) from its source at the index read
+   * beside it, NaN for an index outside the gathered dim, as the gather kernel reads
+   */
+  const loadInput = (k: number): string[] => {
+    const t = b.inputs[k]!;
+    if (t.access !== 'gather') return [`const x${k} = in${k}[${at(k)}];`];
+    const { index, dimStride, size } = t.gather!;
+    return [`const g${k} = in${index}[${at(index)}];`, `const x${k} = g${k} >= 0 && g${k} < ${size} ? in${k}[${at(k)} + g${k} * ${dimStride}] : NaN;`];
+  };
+  const mapInput = (k: number) => {
+    if (b.inputs[k]!.access === 'gather') throw new Error("internal compiler error: a row kernel's map step reads a gathered input, which is loaded per element");
+    return `in${k}[${base(k)}]`;
+  };
   const rowBody: string[] = [];
   const rowLoop = (used: number[], inner: string[]) => {
-    const loads = used.map((k) => `const x${k} = in${k}[${at(k)}];`);
+    const loads = used.flatMap(loadInput);
     const seed = all.map((_, k) => `const R${k}_0 = 0;`);
     return ['{', ...seed.map((l) => '  ' + l), ...nest(b.reduced, redStrides, 'R', [...loads, ...inner], '  '), '}'];
   };
   b.steps.forEach((st, s) => {
     if (st.kind === 'map') {
-      rowBody.push(...renderNodes([st.node], `m${s}_`, (k) => `in${k}[${base(k)}]`, keptRank), `const r${s} = m${s}_0;`);
+      rowBody.push(...renderNodes([st.node], `m${s}_`, mapInput, keptRank), `const r${s} = m${s}_0;`);
       return;
     }
     const v = st.value.kind === 'input' ? `x${st.value.index}` : refName(st.value, `a${s}_`, keptRank);

@@ -80,13 +80,32 @@ export function rowWGSL(b: RowBody, nsIn?: Namespace): GeneratedKernel {
     const terms = Array.from({ length: redRank }, (_, d) => `q${d} * ${strideWord(at, k, keptRank + d)}`);
     return terms.length ? terms.join(' + ') : '0u';
   };
+  const at = (k: number) => `${n(`in${k}`)}[base${k} + ${offset(L.inAt, k)}]`;
+  /**
+   * input k's element at (k0.., q0..): a gathered one (rule [gather-load]) from its source at the
+   * index read beside it, NaN for an index outside the gathered dim, as the gather kernel reads
+   */
+  const loadInput = (k: number): string[] => {
+    const t = b.inputs[k]!;
+    if (t.access !== 'gather') return [`let x${k} = f32(${at(k)});`];
+    const { index, dimStride, size } = t.gather!;
+    return [
+      `let g${k} = i32(${at(index)});`,
+      `var x${k} = f32bits(0x7fc00000u);`,
+      `if (g${k} >= 0 && g${k} < ${size}) { x${k} = f32(${n(`in${k}`)}[base${k} + ${offset(L.inAt, k)} + u32(g${k}) * ${dimStride}u]); }`,
+    ];
+  };
   /** the loop over the row's elements, with q0.. (the reduced index) and the loads of `used` */
   const rowLoop = (used: number[], body: string[]) => {
     const out = [`  for (var j = lid; j < ${P(1)}; j = j + ${WG}u) {`, '    var jj = j;'];
     for (let d = redRank - 1; d >= 0; d--) out.push(`    let q${d} = jj % ${P(L.redAt + d)}; jj = jj / ${P(L.redAt + d)};`);
-    for (const k of used) out.push(`    let x${k} = f32(${n(`in${k}`)}[base${k} + ${offset(L.inAt, k)}]);`);
+    out.push(...used.flatMap(loadInput).map((l) => `    ${l}`));
     out.push(...body.map((l) => `    ${l}`), '  }');
     return out;
+  };
+  const mapInput = (k: number) => {
+    if (b.inputs[k]!.access === 'gather') throw new Error('internal compiler error: a row kernel\'s map step reads a gathered input, which is loaded per element');
+    return `f32(${n(`in${k}`)}[base${k}])`;
   };
   const stat = (i: number) => `r${i}`;
   const index = (r: Extract<Ref, { kind: 'index' }>) => indexWGSL(r, keptRank);
@@ -97,7 +116,7 @@ export function rowWGSL(b: RowBody, nsIn?: Namespace): GeneratedKernel {
   b.steps.forEach((st, s) => {
     if (st.kind === 'map') {
       // inputs of a map step are constant along the row: read at the row's first element
-      const names = { input: (k: number) => `f32(${n(`in${k}`)}[base${k}])`, scalar: (i: number) => `s${i}`, stat, index, prefix: `m${s}_` };
+      const names = { input: (k: number) => mapInput(k), scalar: (i: number) => `s${i}`, stat, index, prefix: `m${s}_` };
       lines.push(...renderNodes([st.node], names, '  '));
       lines.push(`  let ${stat(s)} = m${s}_0;`);
       return;

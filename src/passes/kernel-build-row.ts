@@ -8,12 +8,15 @@ import type { IRNode } from '../ir/graph.ts';
 import { numel, sameShape, stridesOf } from '../ir/shape.ts';
 import type { Binding, ExprNode, Kernel, Ref, RowBody, RowOutput, RowStep, RowTotalStep, TensorInput } from './kernel-ir.ts';
 import type { BuildContext } from './kernel-build.ts';
+import { gatherLoad } from './gather-load.ts';
 import { broadcastView } from './views.ts';
 
 export interface RowGroupKernel {
   shape: number[];
   dims: number[];
   nodes: number[];
+  /** gathers read as loads of their source by the per-element expressions (rule [gather-load]) */
+  gathers?: number[];
   /** aranges recomputed from the element index */
   sources?: number[];
   /** nodes computed once over all rows (reductions of per-row values and what follows them) */
@@ -35,7 +38,8 @@ export function buildRowKernel(cx: BuildContext, k: RowGroupKernel, index: numbe
   const isReduce = (n: IRNode) => n.op === 'sum' || n.op === 'max';
   const isElement = (id: number) => !totalIds.has(id) && !isReduce(node(id)) && sameShape(node(id).shape, shape);
 
-  const inputs: { base: number; strides: number[]; dtype: TensorInput['dtype'] }[] = [];
+  const gathered = new Set(k.gathers ?? []);
+  const inputs: { base: number; strides: number[]; dtype: TensorInput['dtype']; gather?: TensorInput['gather'] }[] = [];
   const scalars: number[] = [];
   const scalarRef = (id: number): Ref => {
     let s = scalars.indexOf(id);
@@ -49,9 +53,21 @@ export function buildRowKernel(cx: BuildContext, k: RowGroupKernel, index: numbe
       return { kind: 'index', strides, start: a.start as number, step: a.step as number };
     }
     const key = JSON.stringify(strides);
-    let i = inputs.findIndex((t) => t.base === base && JSON.stringify(t.strides) === key);
+    let i = inputs.findIndex((t) => !t.gather && t.base === base && JSON.stringify(t.strides) === key);
     if (i < 0) i = inputs.push({ base, strides, dtype: node(base).dtype }) - 1;
     return { kind: 'input', index: i };
+  };
+  /** a gather's element over the row space, loaded from its source at the index read beside it */
+  const gatherRef = (i: number): Ref => {
+    const gl = gatherLoad(g, cx.views, baseOf(i), viewOf(i), shape);
+    if (!gl) throw new Error(`internal compiler error: gather %${baseOf(i)} is not readable as a load over [${shape.join(', ')}]`);
+    const ix = inputRef(gl.index.base, order(gl.index.strides)) as { kind: 'input'; index: number };
+    const gather = { index: ix.index, dimStride: gl.dimStride, size: gl.size };
+    const strides = order(gl.source.strides);
+    const key = JSON.stringify({ strides, gather });
+    let at = inputs.findIndex((t) => t.base === gl.source.base && t.gather && JSON.stringify({ strides: t.strides, gather: t.gather }) === key);
+    if (at < 0) at = inputs.push({ base: gl.source.base, strides, dtype: node(gl.source.base).dtype, gather }) - 1;
+    return { kind: 'input', index: at };
   };
   /** strides over `shape` of input i as a row-class consumer reads it: along its own row */
   const rowStrides = (consumer: IRNode, i: number): number[] => {
@@ -78,6 +94,7 @@ export function buildRowKernel(cx: BuildContext, k: RowGroupKernel, index: numbe
         if (s === undefined) throw new Error(`internal compiler error: row value %${b} read before its step`);
         return { kind: 'stat', index: s };
       }
+      if (gathered.has(b)) return gatherRef(i);
       return inputRef(b, order(broadcastView(viewOf(i), shape)));
     };
     const visit = (id: number): number => {
@@ -115,6 +132,7 @@ export function buildRowKernel(cx: BuildContext, k: RowGroupKernel, index: numbe
         const b = baseOf(i);
         if (node(b).op === 'scalar') return scalarRef(b);
         if (members.has(b)) return { kind: 'stat', index: stepOf.get(b)! };
+        if (gathered.has(b)) throw new Error(`internal compiler error: per-row node %${id} reads gather %${b}, which is loaded per element`);
         return inputRef(b, order(rowStrides(n, i)));
       });
       steps.push({ kind: 'map', node: { op: n.op, args, attrs: n.attrs, dtype: n.dtype, origin: { ids: [id], scope: n.scope } } });
@@ -142,7 +160,7 @@ export function buildRowKernel(cx: BuildContext, k: RowGroupKernel, index: numbe
     kind: 'row',
     kept: keptShape,
     reduced: dims.map((d) => shape[d]),
-    inputs: inputs.map((t) => ({ dtype: t.dtype, access: 'strided', strides: t.strides })),
+    inputs: inputs.map((t): TensorInput => (t.gather ? { dtype: t.dtype, access: 'gather', strides: t.strides, gather: t.gather } : { dtype: t.dtype, access: 'strided', strides: t.strides })),
     scalars: scalars.length,
     steps,
     nodes: final.nodes,
@@ -152,14 +170,14 @@ export function buildRowKernel(cx: BuildContext, k: RowGroupKernel, index: numbe
   const readBinding = (id: number): Binding => ({ value: id, dtype: node(id).dtype, access: 'read' });
   const writeBinding = (id: number): Binding => ({ value: id, dtype: node(id).dtype, access: 'write' });
   const reductions = k.nodes.filter((id) => isReduce(node(id))).map((id) => node(id).op);
-  const scopes = [...new Set(k.nodes.map((id) => node(id).scope).filter((s): s is string => !!s))];
+  const scopes = [...new Set([...gathered, ...k.nodes].map((id) => node(id).scope).filter((s): s is string => !!s))];
   const elements = numel(shape);
   return {
     name: `k${index}_row_${reductions.join('_')}${total.length ? '_total' : ''}`,
     body,
     bindings: [...inputs.map((t) => readBinding(t.base)), ...written.map(writeBinding)],
     scalars,
-    covers: { nodes: [...sources, ...k.nodes], scopes },
+    covers: { nodes: [...gathered, ...sources, ...k.nodes], scopes },
     bytes: 4 * (inputs.reduce((s, t) => s + numel(node(t.base).shape), 0) + written.reduce((s, id) => s + numel(node(id).shape), 0)),
     flops: elements * (steps.reduce((s, st) => s + (st.kind === 'reduce' ? st.nodes.length + 1 : 0), 0) + final.nodes.length),
   };

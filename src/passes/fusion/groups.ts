@@ -32,6 +32,8 @@ export type Kernel =
       shape: number[];
       dims: number[];
       nodes: number[];
+      /** gather nodes its per-element expressions load from their source (rules/gather-load.ts) */
+      gathers?: number[];
       /** aranges it reads, recomputed from its element index instead of read from memory (like prologues) */
       sources?: number[];
       /** the nodes of `nodes` computed once over all rows: reductions of per-row values over every row and what follows them (row-totals.ts) */
@@ -89,7 +91,7 @@ export const kernelNodes = (k: Kernel): number[] => {
     case 'matmul': return [...windowsOf(k), ...k.prologueA, ...k.prologueB, k.node, ...k.epilogue, ...k.reductions.flatMap((r) => [r.node, ...r.epilogue])];
     case 'copy': return [k.node];
     case 'index': return [k.node];
-    case 'row': return [...(k.sources ?? []), ...k.nodes];
+    case 'row': return [...(k.gathers ?? []), ...(k.sources ?? []), ...k.nodes];
   }
 };
 
