@@ -31,8 +31,10 @@ const BASELINE = {
   // row totals (crossEntropy's mean and count, clipGradNorm's squared norms) and aranges recomputed in
   // row kernels with the gathers as loads and the pool's [window-load]: 133 / 141; the webgpu dispatches
   // rose 66 -> 72 with them (row kernels that walk all rows in one workgroup pack with fewer others)
-  cpu: { gptStep: { fused: 133, dispatches: 0 }, cnnStep: { fused: 30, dispatches: 0 } },
-  webgpu: { gptStep: { fused: 141, dispatches: 72 }, cnnStep: { fused: 54, dispatches: 34 } },
+  // +1 each (134 / 31, 142 / 55) since fuse12a's cbf4631 (row totals read only totals, scalars and
+  // inputs): a `div` after crossEntropy's row kernel with totals is a kernel of its own again
+  cpu: { gptStep: { fused: 134, dispatches: 0 }, cnnStep: { fused: 31, dispatches: 0 } },
+  webgpu: { gptStep: { fused: 142, dispatches: 72 }, cnnStep: { fused: 55, dispatches: 34 } },
 };
 
 async function paramsClose(got: torch.nn.Module, want: torch.nn.Module, tol: number, what: string) {
@@ -142,7 +144,8 @@ describe.each(testDevices())('compiled GPT and CNN on %s', (device) => {
     expect(pools, 'pool kernels').toHaveLength(2);
     for (const p of pools) expect(p.body.kind === 'row' && p.body.inputs.some((t) => t.access === 'window'), `${p.name} reads through the window`).toBe(true);
     expect(forward.filter((k) => k.body.kind === 'index'), 'index kernels (im2col, argmax)').toEqual([]);
-    expect(g.plans.forward.stats.fusedKernels).toBeLessThanOrEqual(device === 'cpu' ? 9 : 11);
+    // 8 (10 in 7) since the pools' window positions (an arange) are recomputed in their row kernels
+    expect(g.plans.forward.stats.fusedKernels).toBeLessThanOrEqual(device === 'cpu' ? 8 : 10);
     if (device === 'webgpu') expect(g.plans.forward.stats.dispatches).toBeLessThanOrEqual(7);
   }, 600_000);
 
