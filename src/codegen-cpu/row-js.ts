@@ -6,7 +6,7 @@
  * within float32 rounding.
  */
 import { getOp } from '../ir/registry.ts';
-import { jsLang } from '../ir/scalar-lang.ts';
+import { cpuLang } from './js-kernels.ts';
 import type { ExprNode, Ref, RowBody } from '../passes/kernel-ir.ts';
 
 function refName(r: Ref, prefix: string): string {
@@ -25,7 +25,7 @@ function renderNodes(nodes: ExprNode[], prefix: string, input: (k: number) => st
     if (!op.formula) throw new Error(`op ${n.op} has no elementwise formula`);
     const args = n.args.map((a) => (a.kind === 'input' ? input(a.index) : refName(a, prefix)));
     const note = n.origin ? ` // ${n.origin.ids.map((id) => `%${id}`).join(' ')} ${n.op}${n.origin.scope ? ` (${n.origin.scope})` : ''}` : '';
-    return `const ${prefix}${i} = ${op.formula(jsLang, args, n.attrs)};${note}`;
+    return `const ${prefix}${i} = ${op.formula(cpuLang, args, n.attrs)};${note}`;
   });
 }
 
