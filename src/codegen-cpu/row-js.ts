@@ -29,6 +29,40 @@ function renderNodes(nodes: ExprNode[], prefix: string, input: (k: number) => st
   });
 }
 
+/** Ops that cost a call (e^x, a log, ...): worth keeping per element rather than computing twice. */
+const COSTLY = new Set(['exp', 'log', 'tanh', 'sigmoid', 'erf', 'pow', 'sin', 'cos']);
+
+/** A structural key per node of a list: equal keys compute the same double from the same operands. */
+function nodeKeys(nodes: ExprNode[]): string[] {
+  const keys: string[] = [];
+  const arg = (a: Ref): string => (a.kind === 'node' ? `(${keys[a.index]})` : a.kind === 'input' ? `x${a.index}` : a.kind === 'scalar' ? `s${a.index}` : a.kind === 'stat' ? `r${a.index}` : a.kind);
+  for (const n of nodes) keys.push(`${n.op}:${n.dtype ?? ''}:${JSON.stringify(n.attrs)}[${n.args.map(arg).join(',')}]`);
+  return keys;
+}
+
+/**
+ * The element nodes whose value a reduction step's pass already computed (softmax's
+ * e^(x - max), summed in one pass and divided in the last): element node -> [step, node of
+ * that step]. The step's pass keeps those values of the row in a buffer; the element pass
+ * reads them back instead of calling exp again (the same double, so the same bits).
+ */
+export function reusedValues(b: RowBody): Map<number, [number, number]> {
+  const stepKeys = b.steps.map((st) => (st.kind === 'reduce' ? nodeKeys(st.nodes) : []));
+  const keys = nodeKeys(b.nodes);
+  const reuse = new Map<number, [number, number]>();
+  b.nodes.forEach((n, i) => {
+    if (!COSTLY.has(n.op)) return;
+    for (let s = 0; s < stepKeys.length; s++) {
+      const j = stepKeys[s].indexOf(keys[i]);
+      if (j >= 0) {
+        reuse.set(i, [s, j]);
+        return;
+      }
+    }
+  });
+  return reuse;
+}
+
 const inputsRead = (nodes: ExprNode[], extra: Ref[] = []) =>
   [...new Set([...nodes.flatMap((n) => n.args), ...extra].filter((a) => a.kind === 'input').map((a) => (a as { index: number }).index))].sort((a, b) => a - b);
 
@@ -64,11 +98,19 @@ export function rowJs(b: RowBody, header: string[] = []): string {
   const base = (k: number) => `K${k}_${keptRank}`;
   const at = (k: number) => `${base(k)} + R${k}_${b.reduced.length}`;
   const rowBody: string[] = [];
-  const rowLoop = (used: number[], inner: string[]) => {
+  // `t`: the element's place in the row, where a pass keeps values for a later one
+  const rowLoop = (used: number[], inner: string[], counted = false) => {
     const loads = used.map((k) => `const x${k} = in${k}[${at(k)}];`);
     const seed = all.map((_, k) => `const R${k}_0 = 0;`);
-    return ['{', ...seed.map((l) => '  ' + l), ...nest(b.reduced, redStrides, 'R', [...loads, ...inner], '  '), '}'];
+    const count = counted ? ['let t = 0;'] : [];
+    return ['{', ...[...seed, ...count].map((l) => '  ' + l), ...nest(b.reduced, redStrides, 'R', [...loads, ...inner, ...(counted ? ['t++;'] : [])], '  '), '}'];
   };
+  const reuse = reusedValues(b);
+  const kept = (s: number) => [...new Set([...reuse.values()].filter(([q]) => q === s).map(([, j]) => j))];
+  const rowLength = b.reduced.reduce((p, n) => p * n, 1);
+  b.steps.forEach((_, s) => {
+    for (const j of kept(s)) lines.push(`const t${s}_${j} = new Float64Array(${rowLength});`);
+  });
   b.steps.forEach((st, s) => {
     if (st.kind === 'map') {
       rowBody.push(...renderNodes([st.node], `m${s}_`, (k) => `in${k}[${base(k)}]`), `const r${s} = m${s}_0;`);
@@ -81,13 +123,28 @@ export function rowJs(b: RowBody, header: string[] = []): string {
         : // NaN propagates, as in PyTorch (and the eager kernel)
           [`if (${v} > acc || (${v} !== ${v} && acc === acc)) acc = ${v};`];
     rowBody.push(st.combine === 'sum' ? 'acc = 0;' : 'acc = -Infinity;');
-    rowBody.push(...rowLoop(inputsRead(st.nodes, [st.value]), [...renderNodes(st.nodes, `a${s}_`, (k) => `x${k}`), ...combine]));
+    const keep = kept(s).map((j) => `t${s}_${j}[t] = a${s}_${j};`);
+    rowBody.push(...rowLoop(inputsRead(st.nodes, [st.value]), [...renderNodes(st.nodes, `a${s}_`, (k) => `x${k}`), ...keep, ...combine], keep.length > 0));
     // a max stays the double it is: an element recomputed later must compare equal to it (argmax masks)
     rowBody.push(st.combine === 'sum' ? `const r${s} = Math.fround(acc);` : `const r${s} = acc;`);
   });
   if (elementOuts.length) {
     const stores = elementOuts.map(({ o, j }, e) => `out${j}[${at(b.inputs.length + e)}] = ${store(o.dtype, refName(o.ref, 'v'))};`);
-    rowBody.push(...rowLoop(inputsRead(b.nodes, elementOuts.map(({ o }) => o.ref)), [...renderNodes(b.nodes, 'v', (k) => `x${k}`), ...stores]));
+    // the nodes the stores need, not through a value an earlier pass kept
+    const live = new Set<number>();
+    const visit = (r: Ref) => {
+      if (r.kind !== 'node' || live.has(r.index)) return;
+      live.add(r.index);
+      if (!reuse.has(r.index)) b.nodes[r.index].args.forEach(visit);
+    };
+    elementOuts.forEach(({ o }) => visit(o.ref));
+    const computed = b.nodes.filter((_, i) => live.has(i) && !reuse.has(i));
+    const nodes = renderNodes(b.nodes, 'v', (k) => `x${k}`).flatMap((line, i) => {
+      if (!live.has(i)) return [];
+      const r = reuse.get(i);
+      return r ? [`const v${i} = t${r[0]}_${r[1]}[t]; // ${b.nodes[i].op}, kept by step ${r[0]}`] : [line];
+    });
+    rowBody.push(...rowLoop(inputsRead(computed, elementOuts.map(({ o }) => o.ref)), [...nodes, ...stores], reuse.size > 0));
   }
   for (const { o, j } of rowOuts) rowBody.push(`out${j}[o] = ${store(o.dtype, refName(o.ref, 'v'))};`);
   rowBody.push('o++;');
