@@ -1,6 +1,6 @@
 /**
  * The exp of the generated cpu loops (src/codegen-cpu/fast-math.ts) against Math.exp: within
- * 2 double ulps everywhere, the same special values, and the same float32 bits where a
+ * 2.5 double ulps everywhere, the same special values, and the same float32 bits where a
  * kernel stores it; compiled exp-heavy ops (softmax, GELU, sigmoid) equal eager cpu.
  */
 import { describe, expect, it } from 'vitest';
@@ -8,7 +8,7 @@ import * as torch from '../src/index.ts';
 import { exp } from '../src/codegen-cpu/fast-math.ts';
 
 describe('fast exp of the cpu loops', () => {
-  it('is within 2 ulp of Math.exp and rounds to the same float32 over the whole range', () => {
+  it('is within 2.5 ulp of Math.exp and rounds to the same float32 over the whole range', () => {
     let worst = 0;
     const differ: number[] = [];
     let seed = 7;
@@ -22,12 +22,12 @@ describe('fast exp of the cpu loops', () => {
       if (Math.fround(got) !== Math.fround(want)) differ.push(x);
     }
     expect(differ).toEqual([]);
-    expect(worst / Number.EPSILON).toBeLessThanOrEqual(2);
+    expect(worst / Number.EPSILON).toBeLessThanOrEqual(2.5);
   });
 
   it('keeps the special values: NaN, infinities, -0, overflow and underflow', () => {
     for (const x of [NaN, Infinity, -Infinity, 0, -0, 708.9, 709, 709.7, 710, -707.9, -708, -745.1, -746, 1e-300, -1e-300, 88.72, -103.97]) {
-      expect(Object.is(exp(x), Math.exp(x)) || Math.abs(exp(x) - Math.exp(x)) <= 2 * Number.EPSILON * Math.exp(x), `x = ${x}`).toBe(true);
+      expect(Object.is(exp(x), Math.exp(x)) || Math.abs(exp(x) - Math.exp(x)) <= 2.5 * Number.EPSILON * Math.exp(x), `x = ${x}`).toBe(true);
     }
     expect(exp(NaN)).toBeNaN();
     expect(exp(Infinity)).toBe(Infinity);
