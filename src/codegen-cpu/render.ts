@@ -235,6 +235,55 @@ export function accBody(
 export const stridedInput = (dtype: DType, shape: number[], strides: number[]): TensorInput =>
   isRowMajor(shape, strides) ? { dtype, access: 'direct' } : { dtype, access: 'strided', strides };
 
+/**
+ * A matmul body's epilogue as one loop over `shape` (the output's [M, N], led by batch
+ * levels for a batched body), reading the product from `acc`. C's own store is skipped
+ * where C already holds the product the epilogue only passes on.
+ */
+export function renderEpilogue(
+  k: Kernel,
+  b: MatmulBody,
+  steps: CpuStep[],
+  acc: Slot,
+  readsOldC: boolean,
+  shape: number[],
+  /** a (row, col) input's strides over `shape` */
+  rowcolStrides: (x: Extract<MatmulBody['inputs'][number], { at: 'rowcol' }>) => number[],
+  /** what the loop runs over, for its comment */
+  over: string,
+): void {
+  const readBinding = (r: number) => 3 + r;
+  const outBinding = (j: number) => (j === 0 ? 2 : 3 + b.reads.length + j - 1);
+  const stores = b.outputs.map((o, j) => ({ o, j })).filter(({ o, j }) => !(j === 0 && o.ref.kind === 'acc' && !readsOldC));
+  if (!stores.length) return;
+  const loopOut = (j: number) => stores.findIndex((s) => s.j === j);
+  const { body, inputOf } = accBody(
+    b,
+    b.epilogue,
+    stores.map((s) => s.o),
+    shape,
+    (i) => {
+      const x = b.inputs[i]!;
+      if (x.at === 'alias') {
+        if (x.region !== 'epilogue' || loopOut(x.output) < 0) throw new Error(`internal compiler error: kernel ${k.name}: an epilogue reads the old value of an output it does not write`);
+        return { dtype: b.outputs[x.output]!.dtype, access: 'alias', aliasOf: loopOut(x.output) };
+      }
+      if (x.at === 'rowcol') return stridedInput(b.reads[x.read]!.dtype, shape, rowcolStrides(x));
+      if (x.at === 'element') return { dtype: b.reads[x.read]!.dtype, access: 'strided', strides: shape.map(() => 0) };
+      throw new Error(`internal compiler error: a matmul epilogue reads a ${x.at} input`);
+    },
+    'float32',
+  );
+  const ins = body.inputs.map((t, j) => {
+    if (t.access === 'alias') return null;
+    const i = b.inputs.findIndex((_, q) => inputOf(q) === j);
+    if (i < 0) return acc;
+    return { binding: readBinding((b.inputs[i] as { read: number }).read) };
+  });
+  const header = [`matmul epilogue: ${origins(b.epilogue) || 'the product'} over ${over}`];
+  steps.push(jsStep(elementwiseJs(body, shape, body.inputs.map((t) => t.strides ?? null), header), ins, stores.map((s) => ({ binding: outBinding(s.j) }))));
+}
+
 function renderMatmul(k: Kernel, b: MatmulBody, steps: CpuStep[], newScratch: (d: DType, n: number) => Slot): void {
   if (b.batched) return renderBatchedMatmul(k, b, steps, newScratch);
   const { M, N, K, batch } = b;
@@ -242,7 +291,6 @@ function renderMatmul(k: Kernel, b: MatmulBody, steps: CpuStep[], newScratch: (d
     throw new Error(`internal compiler error: kernel ${k.name}: the cpu target fuses nothing into a batched matmul yet`);
   }
   const readBinding = (r: number) => 3 + r;
-  const outBinding = (j: number) => (j === 0 ? 2 : 3 + b.reads.length + j - 1);
   const redBinding = (q: number, j: number) => 3 + b.reads.length + b.outputs.length - 1 + b.reductions.slice(0, q).reduce((t, r) => t + r.outputs.length, 0) + j;
   const dtypeOfRead = (r: number) => b.reads[r]!.dtype;
 
@@ -291,35 +339,7 @@ function renderMatmul(k: Kernel, b: MatmulBody, steps: CpuStep[], newScratch: (d
   steps.push({ kind: 'matmul', a: A, transA: b.transA, b: B, transB: b.transB, out: acc, M, K, N, batch });
 
   // ---- the epilogue, once per (row, col); C already holds a product it only passes on
-  const stores = b.outputs.map((o, j) => ({ o, j })).filter(({ o, j }) => !(j === 0 && o.ref.kind === 'acc' && !readsOldC));
-  if (stores.length) {
-    const loopOut = (j: number) => stores.findIndex((s) => s.j === j);
-    const { body, inputOf } = accBody(
-      b,
-      b.epilogue,
-      stores.map((s) => s.o),
-      [M, N],
-      (i) => {
-        const x = b.inputs[i]!;
-        if (x.at === 'alias') {
-          if (x.region !== 'epilogue' || loopOut(x.output) < 0) throw new Error(`internal compiler error: kernel ${k.name}: an epilogue reads the old value of an output it does not write`);
-          return { dtype: b.outputs[x.output]!.dtype, access: 'alias', aliasOf: loopOut(x.output) };
-        }
-        if (x.at === 'rowcol') return stridedInput(dtypeOfRead(x.read), [M, N], [...x.strides]);
-        if (x.at === 'element') return { dtype: dtypeOfRead(x.read), access: 'strided', strides: [0, 0] };
-        throw new Error(`internal compiler error: a matmul epilogue reads a ${x.at} input`);
-      },
-      'float32',
-    );
-    const ins = body.inputs.map((t, j) => {
-      if (t.access === 'alias') return null;
-      const i = b.inputs.findIndex((_, q) => inputOf(q) === j);
-      if (i < 0) return acc;
-      return { binding: readBinding((b.inputs[i] as { read: number }).read) };
-    });
-    const header = [`matmul epilogue: ${origins(b.epilogue) || 'the product'} over ${shapeText([M, N])}`];
-    steps.push(jsStep(elementwiseJs(body, body.shape, body.inputs.map((t) => t.strides ?? null), header), ins, stores.map((s) => ({ binding: outBinding(s.j) }))));
-  }
+  renderEpilogue(k, b, steps, acc, readsOldC, [M, N], (x) => [...x.strides], shapeText([M, N]));
 
   // ---- once per row of op(A) / column of op(B): the operand reductions (of the operand after
   // its prologue, as the matmul reads it), then what consumes them

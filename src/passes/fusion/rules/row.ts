@@ -29,8 +29,24 @@ export const row: Rule<number> = {
   doc: 'a node of a row group: the group becomes one row kernel where its first node is placed',
   apply(st, id) {
     const grp = st.rowGroupOf.get(id);
-    if (!grp) return null;
-    st.add({ kind: 'row', shape: grp.shape, dims: grp.dims, nodes: grp.nodes });
+    if (!grp) {
+      // an arange read only by row kernels (not returned as a view) is recomputed in each from the element index
+      if (st.node(id).op !== 'arange' || st.outputs.has(id)) return null;
+      const readers = st.consumersThroughViews(id);
+      if (!readers.length || readers.some((c) => st.views.has(c) || !st.rowGroupOf.has(c))) return null;
+      st.placed.add(id);
+      return { fired: `recomputed %${id} arange in the row kernels that read it, from their element index` };
+    }
+    // aranges not computed by a kernel of their own (placed above): recomputed here
+    // (an arange another row kernel already recomputes, e.g. one CSE shared by two pools, is recomputed here too)
+    const recomputedOnly = (b: number) => {
+      const ki = st.kernelOf.get(b);
+      if (ki === undefined) return true;
+      const other = st.kernels[ki];
+      return other?.kind === 'row' && (other.sources ?? []).includes(b);
+    };
+    const sources = [...new Set(grp.nodes.flatMap((m) => st.node(m).inputs.map((i) => st.baseOf(i))))].filter((b) => st.node(b).op === 'arange' && recomputedOnly(b));
+    st.add({ kind: 'row', shape: grp.shape, dims: grp.dims, nodes: grp.nodes, ...(sources.length ? { sources } : {}), ...(grp.total ? { total: grp.total } : {}) });
     for (const m of grp.nodes) st.placed.add(m);
     return { fired: null };
   },
