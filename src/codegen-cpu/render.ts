@@ -52,7 +52,7 @@ export type CpuStep =
       /** a batched body (bmm) of two levels: `count` outer steps, each `batch.count / count` matrices at batch's strides */
       outer?: { count: number; strideA: number; strideB: number; strideC: number };
     }
-  /** a registry op run by the eager cpu kernel (index ops), on contiguous inputs */
+  /** a registry op run by the eager cpu kernel (an index op with no generated loop: a gather whose index is not the output's shape), on contiguous inputs */
   | { kind: 'op'; op: IndexBody['op']; attrs: Attrs; ins: { slot: Slot; shape: number[]; dtype: DType }[]; out: { slot: Slot; shape: number[]; dtype: DType } };
 
 export interface CpuKernel {
