@@ -14,8 +14,12 @@ import { numel, sameShape } from '../../ir/shape.ts';
 import { isMovement, type View } from '../views.ts';
 import type { RowGroup } from './row-groups.ts';
 
-/** elements of a row group that takes its totals in: one workgroup of invocations walks them all (a pass per reduction) */
-export const MAX_TOTAL_ELEMENTS = 1 << 20;
+/**
+ * elements of a row group that takes its totals in: one workgroup of 64 invocations walks them
+ * all (a pass per reduction), 2048 elements each at most, which costs about what the dispatch it
+ * saves does; the large GPT's loss [1024, 65] and its layerNorm gradients [1024, 128] fit
+ */
+export const MAX_TOTAL_ELEMENTS = 1 << 17;
 
 export interface RowTotalOptions {
   maxBindings: number;
@@ -54,6 +58,9 @@ export function mergeRowTotals(g: Graph, views: Map<number, View>, groups: RowGr
     (n.dtype === 'float32' || (n.op === 'sum' && n.dtype === 'int32' && node(n.inputs[0]).dtype === 'bool' && numel(space) < 2 ** 24));
   const isElementwise = (n: IRNode) =>
     n.op !== 'input' && n.op !== 'scalar' && !isMovement(n.op) && getOp(n.op).kind === 'elementwise' && !!getOp(n.op).formula && n.dtype !== 'int32';
+
+  /** a one-element value no kernel computes (a graph input, a scalar): what a total may read from outside */
+  const isSource = (i: number) => (node(baseOf(i)).op === 'input' || node(baseOf(i)).op === 'scalar') && numel(node(i).shape) === 1;
 
   /** whether `from` depends on a node of `members` (another group counts as one node: it runs as one kernel) */
   const dependsOn = (from: number, members: Set<number>, self: number[]): boolean => {
@@ -108,7 +115,9 @@ export function mergeRowTotals(g: Graph, views: Map<number, View>, groups: RowGr
             !fromRow &&
             isElementwise(cn) &&
             sameShape(cn.shape, node(m).shape) &&
-            cn.inputs.every((i) => total.has(baseOf(i)) || (!inA.has(baseOf(i)) && !perRow.has(baseOf(i)) && !groupOf.has(baseOf(i)) && numel(node(i).shape) === 1))
+            // a value another kernel computes would chain this kernel after that one (a sum of
+            // grad norms over the parameters, added one kernel at a time): graph inputs and scalars only
+            cn.inputs.every((i) => total.has(baseOf(i)) || isSource(i))
           ) {
             total.add(c);
             grew = true;
@@ -123,7 +132,7 @@ export function mergeRowTotals(g: Graph, views: Map<number, View>, groups: RowGr
     // per-row nodes read no total; a total reads only totals, per-row values, scalars and one-element values from outside
     const totalShape = (id: number) => numel(node(id).shape) === 1;
     const fits = [...perRow].every((id) => node(id).inputs.every((i) => !total.has(baseOf(i)))) &&
-      [...total].every((id) => isReduceOver(node(id), keptShape) || (totalShape(id) && node(id).inputs.every((i) => members.has(baseOf(i)) ? total.has(baseOf(i)) : numel(node(i).shape) === 1)));
+      [...total].every((id) => isReduceOver(node(id), keptShape) || (totalShape(id) && node(id).inputs.every((i) => (members.has(baseOf(i)) ? total.has(baseOf(i)) : isSource(i)))));
     if (!fits) {
       opts.note('row', `did not take ${tag} into the row kernel of [${A.shape}]: it is not a reduction of per-row values over every row`);
       continue;
