@@ -59,6 +59,8 @@ export function mergeRowTotals(g: Graph, views: Map<number, View>, groups: RowGr
   const isElementwise = (n: IRNode) =>
     n.op !== 'input' && n.op !== 'scalar' && !isMovement(n.op) && getOp(n.op).kind === 'elementwise' && !!getOp(n.op).formula && n.dtype !== 'int32';
 
+  /** a one-element value no kernel computes (a graph input, a scalar): what a total may read from outside */
+  const isSource = (i: number) => (node(baseOf(i)).op === 'input' || node(baseOf(i)).op === 'scalar') && numel(node(i).shape) === 1;
   /** whether `from` is computed from a row group's values (other than those of `self`) */
   const fromOtherRows = (from: number, self: number[]): boolean => {
     const seen = new Set<number>();
