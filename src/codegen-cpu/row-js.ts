@@ -107,14 +107,12 @@ export function rowJs(b: RowBody, header: string[] = []): string {
     }
     const v = st.value.kind === 'input' ? `x${st.value.index}` : refName(st.value, `a${s}_`, keptRank);
     const arg = st.combine === 'argmax';
-    // the element's index along the row (argmax: the first maximum's)
-    const j = reducedIndex;
+    // NaN propagates, as in PyTorch (and the eager kernel); argmax: the first maximum's index along the row
     const combine =
       st.combine === 'sum'
         ? [`acc += ${v};`]
         : arg
-          ? // NaN propagates, as in PyTorch (and the eager kernel); ties keep the first index
-            [`if (${v} > acc || (${v} !== ${v} && acc === acc)) { acc = ${v}; at = ${j}; }`]
+          ? [`if (${v} > acc || (${v} !== ${v} && acc === acc)) { acc = ${v}; at = ${reducedIndex}; }`]
           : [maxInto('acc', v)];
     rowBody.push(st.combine === 'sum' ? 'acc = 0;' : 'acc = -Infinity;', ...(arg ? ['at = 0;'] : []));
     rowBody.push(...rowLoop(inputsRead(st.nodes, [st.value]), [...renderNodes(st.nodes, `a${s}_`, (k) => `x${k}`, keptRank), ...combine]));

@@ -18,12 +18,12 @@ export interface RowGroupKernel {
   nodes: number[];
   /** gathers read as loads of their source by the per-element expressions (rule [gather-load]) */
   gathers?: number[];
+  /** im2cols read through their index map (rule [window-load]) */
+  windows?: number[];
   /** aranges recomputed from the element index */
   sources?: number[];
   /** nodes computed once over all rows (reductions of per-row values and what follows them) */
   total?: number[];
-  /** im2cols read through their index map (rule [window-load]) */
-  windows?: number[];
 }
 
 export function buildRowKernel(cx: BuildContext, k: RowGroupKernel, index: number): Kernel {

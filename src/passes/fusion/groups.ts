@@ -34,12 +34,12 @@ export type Kernel =
       nodes: number[];
       /** gather nodes its per-element expressions load from their source (rules/gather-load.ts) */
       gathers?: number[];
+      /** im2col nodes it reads through their index map instead of from memory (rules/window-load.ts) */
+      windows?: number[];
       /** aranges it reads, recomputed from its element index instead of read from memory (like prologues) */
       sources?: number[];
       /** the nodes of `nodes` computed once over all rows: reductions of per-row values over every row and what follows them (row-totals.ts) */
       total?: number[];
-      /** im2col nodes it reads through their index map instead of from memory (rules/window-load.ts) */
-      windows?: number[];
     }
   /** an index primitive (slice, gather, ... see codegen-wgsl/indexing.ts): its own kernel, reading its inputs through their views */
   | { kind: 'index'; node: number }

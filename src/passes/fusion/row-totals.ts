@@ -14,8 +14,12 @@ import { numel, sameShape } from '../../ir/shape.ts';
 import { isMovement, type View } from '../views.ts';
 import type { RowGroup } from './row-groups.ts';
 
-/** elements of a row group that takes its totals in: one workgroup of invocations walks them all (a pass per reduction) */
-export const MAX_TOTAL_ELEMENTS = 1 << 20;
+/**
+ * elements of a row group that takes its totals in: one workgroup of 64 invocations walks them
+ * all (a pass per reduction), 2048 elements each at most, which costs about what the dispatch it
+ * saves does; the large GPT's loss [1024, 65] and its layerNorm gradients [1024, 128] fit
+ */
+export const MAX_TOTAL_ELEMENTS = 1 << 17;
 
 export interface RowTotalOptions {
   maxBindings: number;
@@ -69,6 +73,13 @@ export function mergeRowTotals(g: Graph, views: Map<number, View>, groups: RowGr
     }
     return false;
   };
+  /**
+   * A one-element value from outside that a total may read: none computed from another row
+   * kernel's values, which would chain this kernel after that one (clipGradNorm's sum of squared
+   * norms, added parameter by parameter, made the row kernels that take the norms in a chain of
+   * dispatches). A count another kernel takes of the targets alone (crossEntropy's mean) is read.
+   */
+  const outsideValue = (i: number, self: number[]) => numel(node(i).shape) === 1 && !fromOtherRows(baseOf(i), self);
 
   /** whether `from` depends on a node of `members` (another group counts as one node: it runs as one kernel) */
   const dependsOn = (from: number, members: Set<number>, self: number[]): boolean => {
@@ -124,10 +135,7 @@ export function mergeRowTotals(g: Graph, views: Map<number, View>, groups: RowGr
             !fromRow &&
             isElementwise(cn) &&
             sameShape(cn.shape, node(m).shape) &&
-            // a one-element value from outside, but none computed from another row kernel's values: the
-            // whole kernel would wait for that one, and clipGradNorm's running sum of squared norms
-            // (add(sum so far, this norm^2)) chained the row kernels one after another, a dispatch each
-            cn.inputs.every((i) => total.has(baseOf(i)) || (!inA.has(baseOf(i)) && !perRow.has(baseOf(i)) && numel(node(i).shape) === 1 && !fromOtherRows(baseOf(i), self)))
+            cn.inputs.every((i) => total.has(baseOf(i)) || (!inA.has(baseOf(i)) && !perRow.has(baseOf(i)) && outsideValue(i, self)))
           ) {
             total.add(c);
             grew = true;
@@ -141,7 +149,7 @@ export function mergeRowTotals(g: Graph, views: Map<number, View>, groups: RowGr
     // per-row nodes read no total; a total reads only totals, per-row values, scalars and one-element values from outside
     const totalShape = (id: number) => numel(node(id).shape) === 1;
     const fits = [...perRow].every((id) => node(id).inputs.every((i) => !total.has(baseOf(i)))) &&
-      [...total].every((id) => isReduceOver(node(id), keptShape) || (totalShape(id) && node(id).inputs.every((i) => members.has(baseOf(i)) ? total.has(baseOf(i)) : numel(node(i).shape) === 1)));
+      [...total].every((id) => isReduceOver(node(id), keptShape) || (totalShape(id) && node(id).inputs.every((i) => (members.has(baseOf(i)) ? total.has(baseOf(i)) : outsideValue(i, self)))));
     if (!fits) {
       opts.note('row', `did not take ${tag} into the row kernel of [${A.shape}]: it is not a reduction of per-row values over every row`);
       continue;

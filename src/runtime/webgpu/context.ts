@@ -51,26 +51,27 @@ export function workgroupGrid(totalWorkgroups: number, maxPerDim = 65535): [numb
 }
 
 /**
- * Decides how long to sleep before awaiting GPU completion. Awaiting
- * mapAsync/onSubmittedWorkDone in Dawn-node polls on the main thread and takes
+ * Can sleep before awaiting GPU completion, for part of the expected time (a
+ * queue simulation with a learned ns-per-cost-unit rate). Awaiting
+ * mapAsync/onSubmittedWorkDone in Dawn-node polls on the main thread and took
  * a core that lavapipe's workers need; sleeping through most of the expected
- * time first measured ~30% faster GPU work on 2 cores. The expected time comes
- * from a queue simulation with a learned ns-per-cost-unit rate.
+ * time first measured ~30% faster GPU work on 2 cores.
  *
- * Since the polls pause between themselves (gentle-poll.ts), a wait costs
- * little CPU even unslept, and a timer's overshoot (1 ms granularity, more
- * under load) costs a short step more than the sleep saves: the seed
- * compiled step, A/B in one process under load, 22.1 ms median spinning after
- * a sleep, 13.7 polling gently after a sleep, 9.6 polling gently unslept. So
- * only waits expected to last longer than minSleepMs sleep first.
+ * The polls now pause between themselves, longer as a wait goes on
+ * (gentle-poll.ts), which saves that core without an estimate, so the sleep
+ * is off by default (sleepFraction 0). Under load the estimate fed on its own
+ * oversleeps (slept time counts as busy time), and a timer overshoots by 1 ms
+ * or more: the seed compiled step, A/B in one process under load, 22.1 ms
+ * median spinning after a sleep, 13.7 polling gently after a sleep, 9.6
+ * polling gently unslept.
  */
 class WaitEstimator {
   /** ns per cost unit (cost: rough FLOP-equivalents, see GPUContext.dispatch) */
   nsPerCost = 0.1;
-  /** part of the expected remaining time to sleep; 0 disables sleeping */
-  sleepFraction = 0.85;
-  /** below this expected remaining time (ms) just await (gently): a timer's overshoot outweighs the CPU a sleep saves */
-  minSleepMs = 20;
+  /** part of the expected remaining time to sleep; 0 (the default) disables sleeping */
+  sleepFraction = 0;
+  /** below this expected remaining time (ms) just await: timers are ~1 ms coarse */
+  minSleepMs = 2;
   /** ms each of Dawn-node's polls pauses instead of spinning a core (gentle-poll.ts); 0 spins */
   pollPauseMs = POLL_PAUSE_MS;
   private static readonly OVERHEAD_MS = 0.1; // fixed per-wait cost, kept out of the rate
