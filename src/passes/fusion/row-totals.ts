@@ -59,8 +59,6 @@ export function mergeRowTotals(g: Graph, views: Map<number, View>, groups: RowGr
   const isElementwise = (n: IRNode) =>
     n.op !== 'input' && n.op !== 'scalar' && !isMovement(n.op) && getOp(n.op).kind === 'elementwise' && !!getOp(n.op).formula && n.dtype !== 'int32';
 
-  /** a one-element value no kernel computes (a graph input, a scalar): what a total may read from outside */
-  const isSource = (i: number) => (node(baseOf(i)).op === 'input' || node(baseOf(i)).op === 'scalar') && numel(node(i).shape) === 1;
   /** whether `from` is computed from a row group's values (other than those of `self`) */
   const fromOtherRows = (from: number, self: number[]): boolean => {
     const seen = new Set<number>();
@@ -75,6 +73,13 @@ export function mergeRowTotals(g: Graph, views: Map<number, View>, groups: RowGr
     }
     return false;
   };
+  /**
+   * A one-element value from outside that a total may read: none computed from another row
+   * kernel's values, which would chain this kernel after that one (clipGradNorm's sum of squared
+   * norms, added parameter by parameter, made the row kernels that take the norms in a chain of
+   * dispatches). A count another kernel takes of the targets alone (crossEntropy's mean) is read.
+   */
+  const outsideValue = (i: number, self: number[]) => numel(node(i).shape) === 1 && !fromOtherRows(baseOf(i), self);
 
   /** whether `from` depends on a node of `members` (another group counts as one node: it runs as one kernel) */
   const dependsOn = (from: number, members: Set<number>, self: number[]): boolean => {
@@ -130,10 +135,7 @@ export function mergeRowTotals(g: Graph, views: Map<number, View>, groups: RowGr
             !fromRow &&
             isElementwise(cn) &&
             sameShape(cn.shape, node(m).shape) &&
-            // a one-element value from outside, but none computed from another row kernel's values: the
-            // whole kernel would wait for that one, and clipGradNorm's running sum of squared norms
-            // (add(sum so far, this norm^2)) chained the row kernels one after another, a dispatch each
-            cn.inputs.every((i) => total.has(baseOf(i)) || (!inA.has(baseOf(i)) && !perRow.has(baseOf(i)) && numel(node(i).shape) === 1 && !fromOtherRows(baseOf(i), self)))
+            cn.inputs.every((i) => total.has(baseOf(i)) || (!inA.has(baseOf(i)) && !perRow.has(baseOf(i)) && outsideValue(i, self)))
           ) {
             total.add(c);
             grew = true;
@@ -147,7 +149,7 @@ export function mergeRowTotals(g: Graph, views: Map<number, View>, groups: RowGr
     // per-row nodes read no total; a total reads only totals, per-row values, scalars and one-element values from outside
     const totalShape = (id: number) => numel(node(id).shape) === 1;
     const fits = [...perRow].every((id) => node(id).inputs.every((i) => !total.has(baseOf(i)))) &&
-      [...total].every((id) => isReduceOver(node(id), keptShape) || (totalShape(id) && node(id).inputs.every((i) => (members.has(baseOf(i)) ? total.has(baseOf(i)) : isSource(i)))));
+      [...total].every((id) => isReduceOver(node(id), keptShape) || (totalShape(id) && node(id).inputs.every((i) => (members.has(baseOf(i)) ? total.has(baseOf(i)) : outsideValue(i, self)))));
     if (!fits) {
       opts.note('row', `did not take ${tag} into the row kernel of [${A.shape}]: it is not a reduction of per-row values over every row`);
       continue;
