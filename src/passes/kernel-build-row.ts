@@ -8,6 +8,7 @@ import type { IRNode } from '../ir/graph.ts';
 import { numel, sameShape, stridesOf } from '../ir/shape.ts';
 import type { Binding, ExprNode, Kernel, Ref, RowBody, RowOutput, RowStep, TensorInput } from './kernel-ir.ts';
 import type { BuildContext } from './kernel-build.ts';
+import { rowLanes } from './row-lanes.ts';
 import { broadcastView } from './views.ts';
 
 export interface RowGroupKernel {
@@ -116,6 +117,7 @@ export function buildRowKernel(cx: BuildContext, k: RowGroupKernel, index: numbe
     steps,
     nodes: final.nodes,
     outputs,
+    lanes: rowLanes(dims.map((d) => shape[d]!)),
   };
   const readBinding = (id: number): Binding => ({ value: id, dtype: node(id).dtype, access: 'read' });
   const writeBinding = (id: number): Binding => ({ value: id, dtype: node(id).dtype, access: 'write' });

@@ -95,6 +95,8 @@ export interface ReduceBody {
   /** elementwise consumers of the reduced value ({ kind: 'acc' }), once per output; they read scalars only */
   epilogue: ExprNode[];
   outputs: KernelOutput[];
+  /** invocations per output on WebGPU, as a row kernel's `lanes` (absent: 64, one output per workgroup) */
+  lanes?: number;
 }
 
 /**
@@ -135,6 +137,13 @@ export interface RowBody {
   /** per element, after every step: reads inputs, scalars and steps ({ kind: 'stat' }) */
   nodes: ExprNode[];
   outputs: RowOutput[];
+  /**
+   * Invocations that share one row on WebGPU (a power of two up to the workgroup's 64; absent:
+   * 64, one row per workgroup). Short rows take fewer lanes and several rows per workgroup, down
+   * to one lane walking its row alone, without workgroup memory or barriers (passes/row-lanes.ts
+   * chooses). The cpu target runs each row in one loop whatever it says.
+   */
+  lanes?: number;
 }
 
 /**
@@ -286,6 +295,7 @@ export const boundBuffers = (k: Kernel): number =>
 // ------------------------------------------------------------------ printed form
 
 const shapeText = (s: readonly number[]) => `[${s.join(', ')}]`;
+const lanesText = (lanes: number | undefined) => (lanes === undefined ? '' : `, ${lanes} lane${lanes === 1 ? '' : 's'} each`);
 
 function refText(r: Ref, inputs: (i: number) => string): string {
   switch (r.kind) {
@@ -335,7 +345,7 @@ export function printKernel(k: Kernel, opOf?: (id: number) => string): string {
       b.inputs.forEach((t, i) => (boundAt[i] = t.access === 'alias' ? -1 : r++));
       const bound = (i: number) => val(readVals[boundAt[i]!]);
       if (b.kind === 'elementwise') lines.push(`kernel ${k.name}: elementwise over ${shapeText(b.shape)}${scalars}`);
-      else lines.push(`kernel ${k.name}: reduce ${b.combine} over ${shapeText(b.reduced)} for each of ${shapeText(b.kept)}${scalars}`);
+      else lines.push(`kernel ${k.name}: reduce ${b.combine} over ${shapeText(b.reduced)} for each of ${shapeText(b.kept)}${lanesText(b.lanes)}${scalars}`);
       b.inputs.forEach((t, i) => lines.push(`  ${tensorInputText(t, i, bound)}`));
       const inName = (i: number) => `in${i}`;
       if (b.kind === 'elementwise') lines.push(...exprLines(b.nodes, inName, '  '));
@@ -383,7 +393,7 @@ export function printKernel(k: Kernel, opOf?: (id: number) => string): string {
       break;
     }
     case 'row': {
-      lines.push(`kernel ${k.name}: row over ${shapeText(b.reduced)} for each of ${shapeText(b.kept)}${scalars}`);
+      lines.push(`kernel ${k.name}: row over ${shapeText(b.reduced)} for each of ${shapeText(b.kept)}${lanesText(b.lanes)}${scalars}`);
       b.inputs.forEach((t, i) => lines.push(`  ${tensorInputText(t, i, (j) => val(readVals[j]))}`));
       const inName = (i: number) => `in${i}`;
       b.steps.forEach((st, s) => {

@@ -1,0 +1,28 @@
+/**
+ * How many invocations share one row of a row kernel or one output of a reduction on WebGPU
+ * (the bodies' `lanes`): just enough that no lane walks more than `LANE_SPAN` elements, so
+ * short rows (attention's 32 scores, a layerNorm's 48 features) run one row per invocation,
+ * 64 rows per workgroup, without workgroup memory or barriers, and long rows keep the tree.
+ *
+ * Measured on lavapipe (.scratch/lanes-ab.ts, softmax rows): one lane per row of 32 ran the
+ * forward 10 to 20x faster than a 64-invocation workgroup per row, and was never much slower
+ * up to rows of 256; past that a few lanes split the walk.
+ */
+import { numel } from '../ir/shape.ts';
+import type { Kernel } from './kernel-ir.ts';
+
+/** the most elements one lane walks (four of the blocked sums' blocks of 64) */
+export const LANE_SPAN = 256;
+const MAX_LANES = 64;
+
+export function rowLanes(reduced: readonly number[]): number {
+  const R = numel(reduced);
+  let lanes = 1;
+  while (lanes < MAX_LANES && lanes * LANE_SPAN < R) lanes *= 2;
+  return lanes;
+}
+
+/** the kernels with every row kernel and reduction at `lanes` lanes (WGTORCH_ROW_LANES: to measure the mapping against another) */
+export function withLanes(kernels: Kernel[], lanes: number): Kernel[] {
+  return kernels.map((k) => (k.body.kind === 'row' || k.body.kind === 'reduce' ? { ...k, body: { ...k.body, lanes } } : k));
+}
