@@ -98,7 +98,9 @@ export function reduceWGSL(spec: ReduceBody, nsIn?: Namespace, arena?: Arena): G
   if (fold) lines.push(`  var part: ${T} = ${identity};`, '  var cnt: u32 = 0u;');
   lines.push(`  for (var r = ${lane(lanes)}; r < ${P('1u')}; r = r + ${lanes}u) {`);
   lines.push('    var rr = r;');
-  for (let d = redRank - 1; d >= 0; d--) lines.push(`    let q${d} = rr % ${P(`${L.redAt + d}u`)}; rr = rr / ${P(`${L.redAt + d}u`)};`);
+  // (r < R: what is left for the outermost reduced dim is its index, no division)
+  for (let d = redRank - 1; d > 0; d--) lines.push(`    let q${d} = rr % ${P(`${L.redAt + d}u`)}; rr = rr / ${P(`${L.redAt + d}u`)};`);
+  if (redRank) lines.push('    let q0 = rr;');
   spec.inputs.forEach((_, k) => {
     const terms = Array.from({ length: redRank }, (_, d) => `q${d} * ${P(`${L.stridesAt + k * L.per + keptRank + d}u`)}`);
     lines.push(`    let x${k} = ${T}(${slots.at(ns, k, n(`in${k}`), `base${k}${terms.length ? ' + ' + terms.join(' + ') : ''}`)});`);

@@ -86,7 +86,9 @@ export function rowWGSL(b: RowBody, nsIn?: Namespace): GeneratedKernel {
   /** the loop over the row's elements, with q0.. (the reduced index) and the loads of `used` */
   const rowLoop = (used: number[], body: string[]) => {
     const out = [`  for (var j = ${lane(lanes)}; j < ${P(1)}; j = j + ${lanes}u) {`, '    var jj = j;'];
-    for (let d = redRank - 1; d >= 0; d--) out.push(`    let q${d} = jj % ${P(L.redAt + d)}; jj = jj / ${P(L.redAt + d)};`);
+    // (j < R: what is left for the outermost reduced dim is its index, no division)
+    for (let d = redRank - 1; d > 0; d--) out.push(`    let q${d} = jj % ${P(L.redAt + d)}; jj = jj / ${P(L.redAt + d)};`);
+    if (redRank) out.push('    let q0 = jj;');
     for (const k of used) out.push(`    let x${k} = f32(${n(`in${k}`)}[base${k} + ${offset(L.inAt, k)}]);`);
     out.push(...body.map((l) => `    ${l}`), '  }');
     return out;

@@ -117,7 +117,7 @@ export function buildRowKernel(cx: BuildContext, k: RowGroupKernel, index: numbe
     steps,
     nodes: final.nodes,
     outputs,
-    lanes: rowLanes(dims.map((d) => shape[d]!)),
+    lanes: rowLanes(keptShape, dims.map((d) => shape[d]!)),
   };
   const readBinding = (id: number): Binding => ({ value: id, dtype: node(id).dtype, access: 'read' });
   const writeBinding = (id: number): Binding => ({ value: id, dtype: node(id).dtype, access: 'write' });

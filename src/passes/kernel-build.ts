@@ -246,7 +246,7 @@ function buildReduce(cx: BuildContext, k: Extract<Group, { kind: 'reduce' }>, in
       ref: (id === k.node ? { kind: 'acc' } : { kind: 'node', index: epiInside.get(id)! }) as Ref,
       dtype: g.node(id).dtype,
     })),
-    lanes: rowLanes(dims.map((d) => inShape[d]!)),
+    lanes: rowLanes(kept.map((d) => inShape[d]!), dims.map((d) => inShape[d]!)),
   };
   const ids = [...k.prologue, k.node, ...k.epilogue];
   return {
