@@ -7,7 +7,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import * as torch from '../src/index.ts';
-import { boundBuffers, partsOf, printKernel, type Kernel } from '../src/passes/kernel-ir.ts';
+import { boundBuffers, partsOf, printKernel, type Kernel, type RowBody } from '../src/passes/kernel-ir.ts';
 import { deviceError, expectTensorClose, interpretOutputs, interpreterBinding, relDiff, runGpuPlan } from './helpers/compile-util.ts';
 import { testDevices, webgpuAvailable } from './helpers/devices.ts';
 import { opsIntTensors, opsRecords, opsTensors, weightsLike } from './helpers/models-ref.ts';
@@ -92,30 +92,61 @@ describe.each(testDevices())('row kernels on %s', (device) => {
     }, 300_000);
   }
 
-  it('crossEntropy: the row part is one kernel (max, sum of exp, log, the target pick), the mean over rows a second; backward two kernels; equal to eager', async () => {
-    for (const [N, C] of [[6, 11], [4, 300]]) {
-      const tgt = torch.tensor(Int32Array.from({ length: N }, (_, i) => (i * 5) % C), { shape: [N], device });
-      const fn = (x: T) => torch.nn.functional.crossEntropy(x, tgt);
-      const xe = torch.tensor(values([N, C], 4), { shape: [N, C], device, requiresGrad: true });
-      const xk = torch.tensor(values([N, C], 4), { shape: [N, C], device, requiresGrad: true });
-      const le = fn(xe);
-      le.backward();
-      const fast = torch.compile(fn);
-      const lk = fast(xk);
-      lk.backward();
-      const what = `crossEntropy [${N}, ${C}] on ${device}`;
-      await expectTensorClose(lk, le, 1e-6, `${what}: loss`);
-      await expectTensorClose(xk.grad, xe.grad, 1e-5, `${what}: grad`);
-      const fwd = kernelsOf(fast, 'forward');
-      const bwd = kernelsOf(fast, 'backward');
-      // the rows (over C), then the mean over the rows (the sums of the losses and of the
-      // targets that count, their quotient: two sums over one space, one kernel); besides
-      // them arange(C), the classes the one-hot compares with
-      expect(rowKernels(fwd).map((k) => (k.body as { reduced: number[] }).reduced), `${what}: forward row kernels`).toEqual([[C], [N]]);
-      expect(fwd.length, `${what}: forward kernels ${fwd.map((k) => k.name)}`).toBeLessThanOrEqual(3);
-      expect(bwd.length, `${what}: backward kernels ${bwd.map((k) => k.name)}`).toBeLessThanOrEqual(2);
-      expect(rowKernels(bwd)).toHaveLength(1);
+  it('crossEntropy forward is ONE kernel (the rows, their mean or sum over the rows, the count of the targets that count) in every variant; backward at most two; equal to eager', async () => {
+    type Variant = { what: string; opts: NonNullable<Parameters<typeof torch.nn.functional.crossEntropy>[2]>; probs?: boolean; ignore?: number };
+    const variants: Variant[] = [
+      { what: 'mean', opts: {} },
+      { what: 'sum', opts: { reduction: 'sum' } },
+      { what: 'none', opts: { reduction: 'none' } },
+      { what: 'ignoreIndex', opts: { ignoreIndex: 3 }, ignore: 3 },
+      { what: 'ignoreIndex, sum', opts: { ignoreIndex: 3, reduction: 'sum' }, ignore: 3 },
+      { what: 'labelSmoothing', opts: { labelSmoothing: 0.1 } },
+      { what: 'labelSmoothing, ignoreIndex', opts: { labelSmoothing: 0.2, ignoreIndex: 3 }, ignore: 3 },
+      { what: 'class probabilities', opts: {}, probs: true },
+      { what: 'class probabilities, labelSmoothing, sum', opts: { labelSmoothing: 0.1, reduction: 'sum' }, probs: true },
+    ];
+    // rows fewer and more than a workgroup (each invocation of the one workgroup walks several), rows longer than one
+    for (const [N, C] of [[6, 11], [150, 7], [4, 300]]) {
+      for (const v of variants) {
+        const ids = Int32Array.from({ length: N }, (_, i) => (v.ignore !== undefined && i % 4 === 1 ? v.ignore : (i * 5) % C));
+        const tgt = v.probs
+          ? torch.tensor(values([N, C], 9), { shape: [N, C], device }).softmax(-1)
+          : torch.tensor(ids, { shape: [N], device });
+        const fn = (x: T) => torch.nn.functional.crossEntropy(x, tgt, v.opts);
+        const xe = torch.tensor(values([N, C], 4), { shape: [N, C], device, requiresGrad: true });
+        const xk = torch.tensor(values([N, C], 4), { shape: [N, C], device, requiresGrad: true });
+        const le = fn(xe);
+        const gw = torch.tensor(weightsLike(le.numel()), { shape: le.shape, device });
+        le.mul(gw).sum().backward();
+        const fast = torch.compile(fn);
+        const lk = fast(xk);
+        lk.mul(gw).sum().backward();
+        const what = `crossEntropy [${N}, ${C}] ${v.what} on ${device}`;
+        await expectTensorClose(lk, le, 1e-6, `${what}: loss`);
+        await expectTensorClose(xk.grad, xe.grad, 1e-5, `${what}: grad`);
+        const fwd = kernelsOf(fast, 'forward');
+        const bwd = kernelsOf(fast, 'backward');
+        expect(fwd.map((k) => k.name), `${what}: forward kernels`).toHaveLength(1);
+        const body = fwd[0].body as RowBody;
+        expect(body.kind, `${what}: the forward kernel is a row kernel`).toBe('row');
+        // a reduced loss is the row kernel's total over its rows: no [N] losses between two kernels
+        expect((body.total ?? []).filter((t) => t.kind === 'reduce').length, `${what}: reductions over the rows inside the kernel`).toBe(
+          // the mean over class indices divides by the count of the targets that count: a second total
+          v.opts.reduction === 'none' ? 0 : !v.probs && v.opts.reduction !== 'sum' ? 2 : 1,
+        );
+        expect(bwd.length, `${what}: backward kernels ${bwd.map((k) => k.name)}`).toBeLessThanOrEqual(2);
+      }
     }
+  }, 600_000);
+
+  it('crossEntropy with every target ignored: the mean is NaN (0/0) as eager and PyTorch, compiled in one kernel', async () => {
+    const tgt = torch.tensor(Int32Array.from([-100, -100, -100]), { shape: [3], device });
+    const fn = (x: T) => torch.nn.functional.crossEntropy(x, tgt);
+    const x = torch.tensor(values([3, 5], 2), { shape: [3, 5], device });
+    const fast = torch.compile(fn);
+    expect(await fn(x).item()).toBeNaN();
+    expect(await fast(x).item()).toBeNaN();
+    expect(kernelsOf(fast, 'forward')).toHaveLength(1);
   }, 300_000);
 
   it('masked attention: the softmax over [B, heads, T, T] scores is one row kernel; -inf entries and a fully masked row (NaN) as eager', async () => {

@@ -45,6 +45,7 @@ function refName(r: Ref, names: Names): string {
     case 'acc': return 'acc';
     case 'element': throw new Error('internal compiler error: a cpu loop has no matmul operand element');
     case 'stat': return `r${r.index}`;
+    case 'index': throw new Error('internal compiler error: only a row kernel recomputes an arange from its index');
   }
 }
 

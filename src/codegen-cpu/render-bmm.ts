@@ -10,7 +10,7 @@
 import type { DType } from '../ir/dtype.ts';
 import type { ElementwiseBody, Kernel, MatmulBody, Ref, TensorInput } from '../passes/kernel-ir.ts';
 import { elementwiseJs } from './js-kernels.ts';
-import { accBody, jsStep, origins, stridedInput, type CpuStep, type Slot } from './render.ts';
+import { jsStep, origins, renderEpilogue, type CpuStep, type Slot } from './render.ts';
 
 export function renderBatchedMatmul(k: Kernel, b: MatmulBody, steps: CpuStep[], newScratch: (d: DType, n: number) => Slot): void {
   const { M, N, K, batch } = b;
@@ -19,7 +19,6 @@ export function renderBatchedMatmul(k: Kernel, b: MatmulBody, steps: CpuStep[], 
   const inner = bt.inner;
   const outer = batch.count / inner;
   const readBinding = (r: number) => 3 + r;
-  const outBinding = (j: number) => (j === 0 ? 2 : 3 + b.reads.length + j - 1);
   const dtypeOfRead = (r: number) => b.reads[r]!.dtype;
 
   // ---- operands: read in place at their offsets, or written densely into scratch first
@@ -73,33 +72,5 @@ export function renderBatchedMatmul(k: Kernel, b: MatmulBody, steps: CpuStep[], 
   steps.push({ kind: 'matmul', a: A.slot, transA: b.transA, b: B.slot, transB: b.transB, out: acc, M, K, N, batch: stepBatch, ...stepOuter });
 
   // ---- the epilogue over [outer, inner, M, N]
-  const stores = b.outputs.map((o, j) => ({ o, j })).filter(({ o, j }) => !(j === 0 && o.ref.kind === 'acc' && !readsOldC));
-  if (!stores.length) return;
-  const shape = [outer, inner, M, N];
-  const loopOut = (j: number) => stores.findIndex((s) => s.j === j);
-  const { body, inputOf } = accBody(
-    b,
-    b.epilogue,
-    stores.map((s) => s.o),
-    shape,
-    (i) => {
-      const x = b.inputs[i]!;
-      if (x.at === 'alias') {
-        if (x.region !== 'epilogue' || loopOut(x.output) < 0) throw new Error(`internal compiler error: kernel ${k.name}: an epilogue reads the old value of an output it does not write`);
-        return { dtype: b.outputs[x.output]!.dtype, access: 'alias', aliasOf: loopOut(x.output) };
-      }
-      if (x.at === 'rowcol') return stridedInput(dtypeOfRead(x.read), shape, [...(x.batch ?? [0, 0]), ...x.strides]);
-      if (x.at === 'element') return { dtype: dtypeOfRead(x.read), access: 'strided', strides: [0, 0, 0, 0] };
-      throw new Error(`internal compiler error: a matmul epilogue reads a ${x.at} input`);
-    },
-    'float32',
-  );
-  const ins = body.inputs.map((t, j) => {
-    if (t.access === 'alias') return null;
-    const i = b.inputs.findIndex((_, q) => inputOf(q) === j);
-    if (i < 0) return acc;
-    return { binding: readBinding((b.inputs[i] as { read: number }).read) };
-  });
-  const header = [`matmul epilogue: ${origins(b.epilogue) || 'the product'} over ${batch.count} matrices [${M}, ${N}]`];
-  steps.push(jsStep(elementwiseJs(body, shape, body.inputs.map((t) => t.strides ?? null), header), ins, stores.map((s) => ({ binding: outBinding(s.j) }))));
+  renderEpilogue(k, b, steps, acc, readsOldC, [outer, inner, M, N], (x) => [...(x.batch ?? [0, 0]), ...x.strides], `${batch.count} matrices [${M}, ${N}]`);
 }

@@ -2,15 +2,19 @@
  * Kernel IR -> CPU. The cpu target renders the same `Kernel` values the WGSL renderer
  * renders (src/passes/kernel-build.ts builds them for both), into a few steps over typed
  * arrays:
- * - elementwise body: one generated JavaScript loop (js-kernels.ts);
+ * - elementwise body: one generated JavaScript loop (js-kernels.ts), and, where its ops and
+ *   operands allow and it is large enough to pay, the same body as a Wasm SIMD kernel
+ *   (wasm/expr-simd.ts) that runs instead;
  * - reduce body (prologue, combine, epilogue): one generated loop nest;
  * - matmul body: each operand's prologue as a loop into scratch, the product through the
  *   Wasm SIMD GEMM, then its epilogue (bias, ReLU, masks, a weight's whole optimizer update,
- *   written in place) as one loop over the output, and each operand reduction (a bias
+ *   written in place) as a Wasm SIMD kernel on the product in the Wasm memory or one loop
+ *   over the output, and each operand reduction (a bias
  *   gradient, a max over the rows of op(A), ...) with its consumers as a reduction and a
  *   loop over the rows or columns;
- * - index body (slice, gather, ...): the eager cpu kernel, on strided copies of operands
- *   that are views.
+ * - index body (slice, sliceScatter, gather, scatterAdd, im2col, col2im): one generated loop
+ *   reading its operands through their strides (index-js.ts, window-js.ts); a convolution's
+ *   patch-matrix operand of a matmul is the same im2col loop into scratch.
  * A step names its arrays by the kernel's bindings (or scratch of its own), never by what
  * the IR around the kernel looks like; nothing reads generated code back.
  */
@@ -21,20 +25,28 @@ import type { ElementwiseBody, ExprNode, IndexBody, Kernel, KernelOutput, Matmul
 import { compileJs, elementwiseJs, reduceJs, type JsKernel } from './js-kernels.ts';
 import { renderBatchedMatmul } from './render-bmm.ts';
 import { rowJs } from './row-js.ts';
+import { indexJs } from './index-js.ts';
+import { im2colLines } from './window-js.ts';
 import { numel, stridesOf } from '../ir/shape.ts';
+import { envVar } from '../platform/env.ts';
+import { simdKernelOf, type SimdKernel } from './wasm/expr-simd.ts';
 
 /** Where a step's array lives: one of the kernel's bindings, or scratch the kernel owns. */
 export type Slot = { binding: number } | { scratch: number };
 
+/** A generated JavaScript loop, and the same body as a Wasm SIMD kernel where it has one (the loop then runs only where that cannot). */
+export interface JsStep {
+  kind: 'js';
+  fn: JsKernel;
+  source: string;
+  /** the body's inputs in order (null: an in-place input, read through the output it overwrites) */
+  ins: (Slot | null)[];
+  outs: Slot[];
+  simd?: SimdKernel;
+}
+
 export type CpuStep =
-  | {
-      kind: 'js';
-      fn: JsKernel;
-      source: string;
-      /** the body's inputs in order (null: an in-place input, read through the output it overwrites) */
-      ins: (Slot | null)[];
-      outs: Slot[];
-    }
+  | JsStep
   | {
       kind: 'matmul';
       a: Slot;
@@ -48,6 +60,12 @@ export type CpuStep =
       batch: MatmulBody['batch'];
       /** a batched body (bmm) of two levels: `count` outer steps, each `batch.count / count` matrices at batch's strides */
       outer?: { count: number; strideA: number; strideB: number; strideC: number };
+      /**
+       * the epilogue as a Wasm SIMD kernel run on the product where the GEMM leaves it (its
+       * input `acc` reads it; `out` receives it only where it is C itself), or as `js.fn`
+       * after the product where the kernel cannot run
+       */
+      epilogue?: { js: JsStep & { simd: SimdKernel }; acc: number; storeC: boolean };
     }
   /** a registry op run by the eager cpu kernel (index ops), on contiguous inputs */
   | { kind: 'op'; op: IndexBody['op']; attrs: Attrs; ins: { slot: Slot; shape: number[]; dtype: DType }[]; out: { slot: Slot; shape: number[]; dtype: DType } };
@@ -80,8 +98,17 @@ export const origins = (nodes: ExprNode[]) =>
 
 const shapeText = (s: readonly number[]) => `[${s.join(', ')}]`;
 
-export function jsStep(source: string, ins: (Slot | null)[], outs: Slot[]): CpuStep {
+export function jsStep(source: string, ins: (Slot | null)[], outs: Slot[]): JsStep {
   return { kind: 'js', fn: compileJs(source), source, ins, outs };
+}
+
+/** Elementwise kernels below this many elements stay JavaScript: copying into the Wasm memory and the call cost more than the loop. */
+const SIMD_MIN_ELEMENTS = 1024;
+
+/** The body as a Wasm SIMD kernel, unless WGTORCH_WASM_EPILOGUE=0 turns them off (to measure what they save) or it has none. */
+function simdOf(body: ElementwiseBody): SimdKernel | null {
+  if (envVar('WGTORCH_WASM_EPILOGUE') === '0') return null;
+  return simdKernelOf(body);
 }
 
 export function renderCpuKernel(k: Kernel): CpuKernel {
@@ -97,7 +124,10 @@ export function renderCpuKernel(k: Kernel): CpuKernel {
       let r = 0;
       const ins = b.inputs.map((t) => (t.access === 'alias' ? null : readSlots[r++]!));
       const header = [`elementwise: ${origins(b.nodes)} over ${shapeText(b.shape)}`];
-      steps.push(jsStep(elementwiseJs(b, b.shape, b.inputs.map((t) => (t.access === 'strided' || t.access === 'gather' ? t.strides! : null)), header), ins, writeSlots));
+      const step = jsStep(elementwiseJs(b, b.shape, b.inputs.map((t) => (t.access === 'strided' || t.access === 'gather' ? t.strides! : null)), header), ins, writeSlots);
+      const simd = numel(b.shape) >= SIMD_MIN_ELEMENTS ? simdOf(b) : null;
+      if (simd) step.simd = simd;
+      steps.push(step);
       break;
     }
     case 'reduce': {
@@ -126,11 +156,13 @@ export function renderCpuKernel(k: Kernel): CpuKernel {
   }
   const source = steps
     .map((st) => {
-      if (st.kind === 'js') return st.source;
+      const simdNote = (x: SimdKernel) => `// runs as a Wasm SIMD kernel over [${x.rows}, ${x.cols}] (f32x4, rounding every op to float32); this loop where it cannot\n`;
+      if (st.kind === 'js') return (st.simd ? simdNote(st.simd) : '') + st.source;
       const at = (s: Slot) => ('binding' in s ? `%${k.bindings[s.binding]!.value}` : `scratch${s.scratch}`);
       if (st.kind === 'matmul') {
         const batch = st.batch.count > 1 ? ` x${st.batch.count}` : '';
-        return `// wasm simd matmul: ${at(st.out)} = ${at(st.a)}${st.transA ? '^T' : ''} @ ${at(st.b)}${st.transB ? '^T' : ''} (${st.M} x ${st.K} x ${st.N})${batch}`;
+        const mm = `// wasm simd matmul: ${at(st.out)} = ${at(st.a)}${st.transA ? '^T' : ''} @ ${at(st.b)}${st.transB ? '^T' : ''} (${st.M} x ${st.K} x ${st.N})${batch}`;
+        return st.epilogue ? `${mm}, then its epilogue in the Wasm memory:\n\n${simdNote(st.epilogue.js.simd)}${st.epilogue.js.source}` : mm;
       }
       return `// eager cpu kernel: ${at(st.out.slot)} = ${st.op}(${st.ins.map((x) => at(x.slot)).join(', ')})`;
     })
@@ -140,15 +172,14 @@ export function renderCpuKernel(k: Kernel): CpuKernel {
 
 /**
  * An operand read through a convolution's index map: the patch matrix, once, into scratch for
- * the Wasm GEMM (which copies every operand into its own memory anyway), by the eager im2col
- * kernel over the source (copied to row-major first where it is a view).
+ * the Wasm GEMM (which copies every operand into its own memory anyway), by one generated loop
+ * over the window (window-js.ts) reading the source through its strides.
  */
 function windowOperand(k: Kernel, which: 'A' | 'B', w: WindowMap, src: Slot, shape: [number, number], steps: CpuStep[], newScratch: (d: DType, n: number) => Slot): Slot {
-  const dtype = k.bindings[which === 'A' ? 0 : 1]!.dtype;
-  const ins = renderOperands(k, 'im2col', [{ shape: [...w.src], strides: [...w.strides] }], [src], [dtype], steps, newScratch);
   const out = newScratch('float32', numel(shape));
-  const attrs: Attrs = { kernel: w.kernel, stride: w.stride, padding: w.padding, dilation: w.dilation, out: w.rows, transposed: w.transposed, fill: w.fill === 0 ? 'zero' : '-inf' };
-  steps.push({ kind: 'op', op: 'im2col', attrs, ins, out: { slot: out, shape: [...shape], dtype: 'float32' } });
+  const at = 'binding' in src ? `%${k.bindings[src.binding]!.value}` : `scratch${src.scratch}`;
+  const header = [`// operand ${which}: the patch matrix ${shapeText(shape)} of ${at} ${shapeText(w.src)} through strides ${shapeText(w.strides)}`];
+  steps.push(jsStep([...header, 'const in0 = ins[0];', 'const out0 = outs[0];', ...im2colLines(w, 'in0', 'out0')].join('\n'), [src], [out]));
   return out;
 }
 
@@ -173,8 +204,16 @@ function renderOperands(k: Kernel, op: string, xs: { shape: number[]; strides: n
   });
 }
 
-/** The eager kernel of an index op, after strided copies of the operands that are views. */
+/**
+ * An index op as one loop over its operands where they lie (index-js.ts), else (im2col,
+ * col2im) the eager kernel after strided copies of the operands that are views.
+ */
 function renderIndex(k: Kernel, b: IndexBody, steps: CpuStep[], newScratch: (d: DType, n: number) => Slot, readSlots: Slot[], out: Slot): void {
+  const loop = indexJs(b, [`${b.op}: ${b.inputs.map((x) => `${shapeText(x.shape)} through strides ${shapeText(x.strides)}`).join(', ')} into ${shapeText(b.shape)}`]);
+  if (loop) {
+    steps.push({ kind: 'js', fn: loop.fn, source: loop.source, ins: readSlots, outs: [out] });
+    return;
+  }
   const dtypes = b.inputs.map((_, i) => k.bindings[(readSlots[i] as { binding: number }).binding]!.dtype);
   const ins = renderOperands(k, b.op, b.inputs, readSlots, dtypes, steps, newScratch);
   steps.push({ kind: 'op', op: b.op, attrs: b.attrs, ins, out: { slot: out, shape: b.shape, dtype: b.dtype } });
@@ -225,6 +264,60 @@ export function accBody(
 export const stridedInput = (dtype: DType, shape: number[], strides: number[]): TensorInput =>
   isRowMajor(shape, strides) ? { dtype, access: 'direct' } : { dtype, access: 'strided', strides };
 
+/**
+ * A matmul body's epilogue as one loop over `shape` (the output's [M, N], led by batch
+ * levels for a batched body), reading the product from `acc`. C's own store is skipped
+ * where C already holds the product the epilogue only passes on.
+ */
+export function renderEpilogue(
+  k: Kernel,
+  b: MatmulBody,
+  steps: CpuStep[],
+  acc: Slot,
+  readsOldC: boolean,
+  shape: number[],
+  /** a (row, col) input's strides over `shape` */
+  rowcolStrides: (x: Extract<MatmulBody['inputs'][number], { at: 'rowcol' }>) => number[],
+  /** what the loop runs over, for its comment */
+  over: string,
+  /** the product's step: a 2-D epilogue that compiles to Wasm SIMD runs inside it, on the product in the Wasm memory */
+  product?: Extract<CpuStep, { kind: 'matmul' }>,
+): void {
+  const readBinding = (r: number) => 3 + r;
+  const outBinding = (j: number) => (j === 0 ? 2 : 3 + b.reads.length + j - 1);
+  const stores = b.outputs.map((o, j) => ({ o, j })).filter(({ o, j }) => !(j === 0 && o.ref.kind === 'acc' && !readsOldC));
+  if (!stores.length) return;
+  const loopOut = (j: number) => stores.findIndex((s) => s.j === j);
+  const { body, inputOf } = accBody(
+    b,
+    b.epilogue,
+    stores.map((s) => s.o),
+    shape,
+    (i) => {
+      const x = b.inputs[i]!;
+      if (x.at === 'alias') {
+        if (x.region !== 'epilogue' || loopOut(x.output) < 0) throw new Error(`internal compiler error: kernel ${k.name}: an epilogue reads the old value of an output it does not write`);
+        return { dtype: b.outputs[x.output]!.dtype, access: 'alias', aliasOf: loopOut(x.output) };
+      }
+      if (x.at === 'rowcol') return stridedInput(b.reads[x.read]!.dtype, shape, rowcolStrides(x));
+      if (x.at === 'element') return { dtype: b.reads[x.read]!.dtype, access: 'strided', strides: shape.map(() => 0) };
+      throw new Error(`internal compiler error: a matmul epilogue reads a ${x.at} input`);
+    },
+    'float32',
+  );
+  const ins = body.inputs.map((t, j) => {
+    if (t.access === 'alias') return null;
+    const i = b.inputs.findIndex((_, q) => inputOf(q) === j);
+    if (i < 0) return acc;
+    return { binding: readBinding((b.inputs[i] as { read: number }).read) };
+  });
+  const header = [`matmul epilogue: ${origins(b.epilogue) || 'the product'} over ${over}`];
+  const step = jsStep(elementwiseJs(body, shape, body.inputs.map((t) => t.strides ?? null), header), ins, stores.map((s) => ({ binding: outBinding(s.j) })));
+  const simd = product && product.batch.count === 1 ? simdOf(body) : null;
+  if (simd) product!.epilogue = { js: { ...step, simd }, acc: ins.indexOf(acc), storeC: !readsOldC };
+  else steps.push(step);
+}
+
 function renderMatmul(k: Kernel, b: MatmulBody, steps: CpuStep[], newScratch: (d: DType, n: number) => Slot): void {
   if (b.batched) return renderBatchedMatmul(k, b, steps, newScratch);
   const { M, N, K, batch } = b;
@@ -232,7 +325,6 @@ function renderMatmul(k: Kernel, b: MatmulBody, steps: CpuStep[], newScratch: (d
     throw new Error(`internal compiler error: kernel ${k.name}: the cpu target fuses nothing into a batched matmul yet`);
   }
   const readBinding = (r: number) => 3 + r;
-  const outBinding = (j: number) => (j === 0 ? 2 : 3 + b.reads.length + j - 1);
   const redBinding = (q: number, j: number) => 3 + b.reads.length + b.outputs.length - 1 + b.reductions.slice(0, q).reduce((t, r) => t + r.outputs.length, 0) + j;
   const dtypeOfRead = (r: number) => b.reads[r]!.dtype;
 
@@ -278,38 +370,11 @@ function renderMatmul(k: Kernel, b: MatmulBody, steps: CpuStep[], newScratch: (d
   // ---- the product: into C, unless the epilogue still reads C's old value there (in place)
   const readsOldC = b.inputs.some((x) => x.at === 'alias' && x.region === 'epilogue' && x.output === 0);
   const acc: Slot = readsOldC ? newScratch('float32', batch.count * M * N) : { binding: 2 };
-  steps.push({ kind: 'matmul', a: A, transA: b.transA, b: B, transB: b.transB, out: acc, M, K, N, batch });
+  const product: Extract<CpuStep, { kind: 'matmul' }> = { kind: 'matmul', a: A, transA: b.transA, b: B, transB: b.transB, out: acc, M, K, N, batch };
+  steps.push(product);
 
   // ---- the epilogue, once per (row, col); C already holds a product it only passes on
-  const stores = b.outputs.map((o, j) => ({ o, j })).filter(({ o, j }) => !(j === 0 && o.ref.kind === 'acc' && !readsOldC));
-  if (stores.length) {
-    const loopOut = (j: number) => stores.findIndex((s) => s.j === j);
-    const { body, inputOf } = accBody(
-      b,
-      b.epilogue,
-      stores.map((s) => s.o),
-      [M, N],
-      (i) => {
-        const x = b.inputs[i]!;
-        if (x.at === 'alias') {
-          if (x.region !== 'epilogue' || loopOut(x.output) < 0) throw new Error(`internal compiler error: kernel ${k.name}: an epilogue reads the old value of an output it does not write`);
-          return { dtype: b.outputs[x.output]!.dtype, access: 'alias', aliasOf: loopOut(x.output) };
-        }
-        if (x.at === 'rowcol') return stridedInput(dtypeOfRead(x.read), [M, N], [...x.strides]);
-        if (x.at === 'element') return { dtype: dtypeOfRead(x.read), access: 'strided', strides: [0, 0] };
-        throw new Error(`internal compiler error: a matmul epilogue reads a ${x.at} input`);
-      },
-      'float32',
-    );
-    const ins = body.inputs.map((t, j) => {
-      if (t.access === 'alias') return null;
-      const i = b.inputs.findIndex((_, q) => inputOf(q) === j);
-      if (i < 0) return acc;
-      return { binding: readBinding((b.inputs[i] as { read: number }).read) };
-    });
-    const header = [`matmul epilogue: ${origins(b.epilogue) || 'the product'} over ${shapeText([M, N])}`];
-    steps.push(jsStep(elementwiseJs(body, body.shape, body.inputs.map((t) => t.strides ?? null), header), ins, stores.map((s) => ({ binding: outBinding(s.j) }))));
-  }
+  renderEpilogue(k, b, steps, acc, readsOldC, [M, N], (x) => [...x.strides], shapeText([M, N]), product);
 
   // ---- once per row of op(A) / column of op(B): the operand reductions (of the operand after
   // its prologue, as the matmul reads it), then what consumes them

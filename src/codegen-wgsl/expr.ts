@@ -13,6 +13,8 @@ export interface ExprNames {
   prefix: string;
   /** a row kernel's per-row values (default r0, r1, ...) */
   stat?(index: number): string;
+  /** a row kernel's recomputed arange element */
+  index?(r: Extract<Ref, { kind: 'index' }>): string;
 }
 
 export function refName(r: Ref, names: ExprNames): string {
@@ -23,6 +25,9 @@ export function refName(r: Ref, names: ExprNames): string {
     case 'acc': return names.acc ?? 'acc';
     case 'element': return names.element ?? 'x';
     case 'stat': return names.stat?.(r.index) ?? `r${r.index}`;
+    case 'index':
+      if (!names.index) throw new Error('internal compiler error: only a row kernel recomputes an arange from its index');
+      return names.index(r);
   }
 }
 

@@ -10,12 +10,14 @@
  * strides (kept, then reduced), per element output the same, the scalars' bits.
  */
 import { WGSL_PRELUDE } from '../ir/scalar-lang.ts';
+import { windowLoadWGSL, windowWordValues } from '../ir/window.ts';
 import type { ExprNode, Ref, RowBody } from '../passes/kernel-ir.ts';
 import type { GeneratedKernel } from './elementwise.ts';
 import { renderNodes } from './expr.ts';
 import { paramsDecl, paramWords, putScalarBits, storeAs, wgslType } from './kernel-spec.ts';
 import { checkLanes, lane, laneHeader, laneRoot, laneTree, laneWorkgroups, LANE_WORKGROUP, partial, writesRow } from './lanes.ts';
 import { entryPoint, standalone, type Builtin, type Namespace } from './namespace.ts';
+import { indexWGSL } from './render-row-total.ts';
 
 /** the reduce kernels' size, so that row kernels pack with them */
 export const ROW_WORKGROUP = LANE_WORKGROUP;
@@ -59,11 +61,20 @@ export function rowWGSL(b: RowBody, nsIn?: Namespace): GeneratedKernel {
   lines.push(paramsDecl(ns.prefix, paramWords(L.words)));
   lines.push(`@group(0) @binding(${ns.uniform(0)}) var<uniform> ${n('p')}: ${n('Params')};`);
   lines.push(`fn ${n('P')}(i: u32) -> u32 { return ${n('p')}.v[i / 4u][i % 4u]; }`);
+  // windowed inputs (rule [window-load]): the index map with its sizes as literals
+  b.inputs.forEach((t, k) => {
+    if (t.access !== 'window') return;
+    const words = windowWordValues(t.window!);
+    lines.push(windowLoadWGSL(n(`win${k}`), n(`in${k}`), (w) => `${words[w]}u`));
+  });
   const sh = n('sh');
   if (lanes > 1) lines.push(`var<workgroup> ${sh}: array<f32, ${WG}>;`);
+  const hasArg = b.steps.some((st) => st.kind === 'reduce' && st.combine === 'argmax');
+  const shi = n('shi');
+  if (hasArg && lanes > 1) lines.push(`var<workgroup> ${shi}: array<u32, ${WG}>;`);
   // NaN wins (PyTorch propagates it); tested through the bits, as lavapipe compiles `v != v` to false
   const better = n('better');
-  if (b.steps.some((s) => s.kind === 'reduce' && s.combine === 'max')) {
+  if (b.steps.some((s) => s.kind === 'reduce' && s.combine !== 'sum')) {
     lines.push(`fn ${better}(v: f32, best: f32) -> bool { return v > best || (wgt_isnan(v) && !wgt_isnan(best)); }`);
   }
   lines.push('');
@@ -83,31 +94,54 @@ export function rowWGSL(b: RowBody, nsIn?: Namespace): GeneratedKernel {
     const terms = Array.from({ length: redRank }, (_, d) => `q${d} * ${strideWord(at, k, keptRank + d)}`);
     return terms.length ? terms.join(' + ') : '0u';
   };
+  const at = (k: number) => `${n(`in${k}`)}[base${k} + ${offset(L.inAt, k)}]`;
+  /**
+   * input k's element at (k0.., q0..): a gathered one (rule [gather-load]) from its source at the
+   * index read beside it, NaN for an index outside the gathered dim, as the gather kernel reads
+   */
+  const loadInput = (k: number): string[] => {
+    const t = b.inputs[k]!;
+    // one row per window, its columns the reduced index: the patch matrix's (m, q) is (o, j)
+    if (t.access === 'window') return [`let x${k} = ${n(`win${k}`)}(o, j, 0u);`];
+    if (t.access !== 'gather') return [`let x${k} = f32(${at(k)});`];
+    const { index, dimStride, size } = t.gather!;
+    return [
+      `let g${k} = i32(${at(index)});`,
+      `var x${k} = f32bits(0x7fc00000u);`,
+      `if (g${k} >= 0 && g${k} < ${size}) { x${k} = f32(${n(`in${k}`)}[base${k} + ${offset(L.inAt, k)} + u32(g${k}) * ${dimStride}u]); }`,
+    ];
+  };
   /** the loop over the row's elements, with q0.. (the reduced index) and the loads of `used` */
   const rowLoop = (used: number[], body: string[]) => {
     const out = [`  for (var j = ${lane(lanes)}; j < ${P(1)}; j = j + ${lanes}u) {`, '    var jj = j;'];
     // (j < R: what is left for the outermost reduced dim is its index, no division)
     for (let d = redRank - 1; d > 0; d--) out.push(`    let q${d} = jj % ${P(L.redAt + d)}; jj = jj / ${P(L.redAt + d)};`);
     if (redRank) out.push('    let q0 = jj;');
-    for (const k of used) out.push(`    let x${k} = f32(${n(`in${k}`)}[base${k} + ${offset(L.inAt, k)}]);`);
+    out.push(...used.flatMap(loadInput).map((l) => `    ${l}`));
     out.push(...body.map((l) => `    ${l}`), '  }');
     return out;
   };
+  const mapInput = (k: number) => {
+    if (b.inputs[k]!.access === 'gather' || b.inputs[k]!.access === 'window') throw new Error('internal compiler error: a row kernel\'s map step reads a gathered input, which is loaded per element');
+    return `f32(${n(`in${k}`)}[base${k}])`;
+  };
   const stat = (i: number) => `r${i}`;
+  const index = (r: Extract<Ref, { kind: 'index' }>) => indexWGSL(r, keptRank);
   const valueOf = (r: Ref, prefix: string) =>
-    r.kind === 'node' ? `${prefix}${r.index}` : r.kind === 'input' ? `x${r.index}` : r.kind === 'scalar' ? `s${r.index}` : r.kind === 'stat' ? stat(r.index) : 'acc';
+    r.kind === 'node' ? `${prefix}${r.index}` : r.kind === 'input' ? `x${r.index}` : r.kind === 'scalar' ? `s${r.index}` : r.kind === 'stat' ? stat(r.index) : r.kind === 'index' ? index(r) : 'acc';
 
   if (b.steps.some((st) => st.kind === 'reduce')) lines.push('  var acc: f32;', '  var part: f32;', '  var cnt: u32;');
+  if (hasArg) lines.push('  var at: u32;');
   b.steps.forEach((st, s) => {
     if (st.kind === 'map') {
       // inputs of a map step are constant along the row: read at the row's first element
-      const names = { input: (k: number) => `f32(${n(`in${k}`)}[base${k}])`, scalar: (i: number) => `s${i}`, stat, prefix: `m${s}_` };
+      const names = { input: (k: number) => mapInput(k), scalar: (i: number) => `s${i}`, stat, index, prefix: `m${s}_` };
       lines.push(...renderNodes([st.node], names, '  '));
       lines.push(`  let ${stat(s)} = m${s}_0;`);
       return;
     }
     const prefix = `a${s}_`;
-    const names = { input: (k: number) => `x${k}`, scalar: (i: number) => `s${i}`, stat, prefix };
+    const names = { input: (k: number) => `x${k}`, scalar: (i: number) => `s${i}`, stat, index, prefix };
     const v = valueOf(st.value, prefix);
     const body = renderNodes(st.nodes, names, '');
     if (st.combine === 'sum') {
@@ -117,26 +151,35 @@ export function rowWGSL(b: RowBody, nsIn?: Namespace): GeneratedKernel {
       lines.push(...rowLoop(inputsRead(st.nodes, [st.value]), body));
       lines.push('  acc = acc + part;');
     } else {
+      const arg = st.combine === 'argmax';
       lines.push('  acc = f32bits(0xff800000u);');
-      body.push(`let val = ${v};`, `if (${better}(val, acc)) { acc = val; }`);
+      if (arg) lines.push('  at = 0u;');
+      body.push(`let val = ${v};`, `if (${better}(val, acc)) { acc = val;${arg ? ' at = j;' : ''} }`);
       lines.push(...rowLoop(inputsRead(st.nodes, [st.value]), body));
     }
+    const arg = st.combine === 'argmax';
+    // argmax: the index (exact in f32: rows are shorter than 2^24)
     if (lanes === 1) {
-      lines.push(`  let ${stat(s)} = acc;`);
+      lines.push(`  let ${stat(s)} = ${arg ? 'f32(at)' : 'acc'};`);
       return;
     }
-    lines.push(`  ${sh}[lid] = acc;`);
+    lines.push(`  ${sh}[lid] = acc;`, ...(arg ? [`  ${shi}[lid] = at;`] : []));
     lines.push(
-      ...laneTree(lanes, (to, from) =>
-        st.combine === 'sum' ? `${sh}[${to}] = ${sh}[${to}] + ${sh}[${from}];` : `if (${better}(${sh}[${from}], ${sh}[${to}])) { ${sh}[${to}] = ${sh}[${from}]; }`,
-      ),
+      ...laneTree(lanes, (to, from) => {
+        if (st.combine === 'sum') return `${sh}[${to}] = ${sh}[${to}] + ${sh}[${from}];`;
+        if (!arg) return `if (${better}(${sh}[${from}], ${sh}[${to}])) { ${sh}[${to}] = ${sh}[${from}]; }`;
+        // ties keep the smaller index, as PyTorch's argmax does (and the reduce kernel)
+        const same = `(${sh}[${from}] == ${sh}[${to}] || (wgt_isnan(${sh}[${from}]) && wgt_isnan(${sh}[${to}])))`;
+        return `if (${better}(${sh}[${from}], ${sh}[${to}]) || (${same} && ${shi}[${from}] < ${shi}[${to}])) { ${sh}[${to}] = ${sh}[${from}]; ${shi}[${to}] = ${shi}[${from}]; }`;
+      }),
     );
-    lines.push(`  let ${stat(s)} = ${sh}[${laneRoot(lanes)}];`, '  workgroupBarrier();');
+    const root = laneRoot(lanes);
+    lines.push(`  let ${stat(s)} = ${arg ? `f32(${shi}[${root}])` : `${sh}[${root}]`};`, '  workgroupBarrier();');
   });
 
   const elementOuts = b.outputs.map((o, j) => ({ o, j })).filter(({ o }) => o.per === 'element');
   if (elementOuts.length) {
-    const names = { input: (k: number) => `x${k}`, scalar: (i: number) => `s${i}`, stat, prefix: 'v' };
+    const names = { input: (k: number) => `x${k}`, scalar: (i: number) => `s${i}`, stat, index, prefix: 'v' };
     const body = renderNodes(b.nodes, names, '');
     for (const { o, j } of elementOuts) {
       const e = L.elementOuts.indexOf(j);
@@ -160,7 +203,7 @@ export function rowWGSL(b: RowBody, nsIn?: Namespace): GeneratedKernel {
       storage: [...b.inputs.map(() => 'read' as const), ...b.outputs.map(() => 'read_write' as const)],
       uniforms: 1,
       workgroupSize: [WG, 1, 1],
-      workgroupBytes: lanes > 1 ? 4 * WG : 0,
+      workgroupBytes: lanes > 1 ? (hasArg ? 8 : 4) * WG : 0,
       builtins: BUILTINS,
     },
     paramWords: L.words,

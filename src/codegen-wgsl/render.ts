@@ -12,6 +12,7 @@ import { indexBodyParams, indexSpecOf, indexWGSL, INDEX_WORKGROUP } from './inde
 import { reduceParams, reduceWGSL, reduceWorkgroups } from './reduce.ts';
 import { matmulKernelParams, matmulKernelWGSL } from './render-matmul.ts';
 import { rowParams, rowWGSL, rowWorkgroups } from './render-row.ts';
+import { rowTotalParams, rowTotalWGSL } from './render-row-total.ts';
 
 export interface MatmulProblem {
   transA: boolean;
@@ -56,7 +57,7 @@ export function renderCode(k: Kernel, variant: MatmulVariant | MatmulVariantName
     case 'reduce': return reduceWGSL(b, ns, k.arena);
     case 'row':
       if (k.arena) throw new Error('internal compiler error: a row kernel has no arena');
-      return rowWGSL(b, ns);
+      return b.total ? rowTotalWGSL(b, ns) : rowWGSL(b, ns);
     case 'index':
       if (k.arena) throw new Error('internal compiler error: an index kernel has no arena');
       return indexWGSL(indexSpecOf(b), ns);
@@ -79,6 +80,8 @@ export function renderKernel(k: Kernel, opts: RenderOptions = {}): WgslKernel {
     case 'reduce':
       return { ...base, workgroups: reduceWorkgroups(b), params: (v) => reduceParams(b, v) };
     case 'row':
+      // totals over the rows: one workgroup walks them all (render-row-total.ts)
+      if (b.total) return { ...base, workgroups: 1, params: (v) => rowTotalParams(b, v) };
       return { ...base, workgroups: rowWorkgroups(b), params: (v) => rowParams(b, v) };
     case 'index':
       return { ...base, workgroups: Math.ceil(b.shape.reduce((p, d) => p * d, 1) / INDEX_WORKGROUP), params: () => indexBodyParams(b) };

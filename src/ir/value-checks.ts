@@ -25,6 +25,11 @@ export function indexCheckAttrs(a: Attrs): IndexCheckAttrs {
   return a as unknown as IndexCheckAttrs;
 }
 
+/** An index kernel's own range check (gather, scatterAdd): the value, its dim and the dim's size. */
+export function outOfBounds(v: number, dim: number, size: number): WgtorchError {
+  return new WgtorchError(`index ${v} is out of bounds for dimension ${dim} with size ${size}`);
+}
+
 const inRange = (c: IndexCheckAttrs, v: number) => (v >= c.lo && v < c.hi) || (c.ignore !== null && v === c.ignore);
 
 /** The first value of `data` outside the range, as an error; null when all are in range. */

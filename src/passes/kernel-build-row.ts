@@ -6,8 +6,10 @@
  */
 import type { IRNode } from '../ir/graph.ts';
 import { numel, sameShape, stridesOf } from '../ir/shape.ts';
-import type { Binding, ExprNode, Kernel, Ref, RowBody, RowOutput, RowStep, TensorInput } from './kernel-ir.ts';
+import type { Binding, ExprNode, Kernel, Ref, RowBody, RowCombine, RowOutput, RowStep, RowTotalStep, TensorInput } from './kernel-ir.ts';
 import type { BuildContext } from './kernel-build.ts';
+import { windowMap } from '../ir/window.ts';
+import { gatherLoad } from './gather-load.ts';
 import { rowLanes } from './row-lanes.ts';
 import { broadcastView } from './views.ts';
 
@@ -15,6 +17,14 @@ export interface RowGroupKernel {
   shape: number[];
   dims: number[];
   nodes: number[];
+  /** gathers read as loads of their source by the per-element expressions (rule [gather-load]) */
+  gathers?: number[];
+  /** im2cols read through their index map (rule [window-load]) */
+  windows?: number[];
+  /** aranges recomputed from the element index */
+  sources?: number[];
+  /** nodes computed once over all rows (reductions of per-row values and what follows them) */
+  total?: number[];
 }
 
 export function buildRowKernel(cx: BuildContext, k: RowGroupKernel, index: number): Kernel {
@@ -27,10 +37,15 @@ export function buildRowKernel(cx: BuildContext, k: RowGroupKernel, index: numbe
   const keptShape = keptDims.map((d) => shape[d]);
   const order = (st: number[]) => [...keptDims.map((d) => st[d]), ...dims.map((d) => st[d])];
   const members = new Set(k.nodes);
-  const isReduce = (n: IRNode) => n.op === 'sum' || n.op === 'max';
-  const isElement = (id: number) => !isReduce(node(id)) && sameShape(node(id).shape, shape);
+  const sources = new Set(k.sources ?? []);
+  const totalIds = new Set(k.total ?? []);
+  const isReduce = (n: IRNode) => n.op === 'sum' || n.op === 'max' || n.op === 'argmax';
+  const isElement = (id: number) => !totalIds.has(id) && !isReduce(node(id)) && sameShape(node(id).shape, shape);
 
-  const inputs: { base: number; strides: number[]; dtype: TensorInput['dtype'] }[] = [];
+  const gathered = new Set(k.gathers ?? []);
+  const loaded = [...gathered, ...(k.windows ?? [])];
+  const windowed = new Set(k.windows ?? []);
+  const inputs: { base: number; strides: number[]; dtype: TensorInput['dtype']; gather?: TensorInput['gather']; window?: TensorInput['window'] }[] = [];
   const scalars: number[] = [];
   const scalarRef = (id: number): Ref => {
     let s = scalars.indexOf(id);
@@ -39,10 +54,35 @@ export function buildRowKernel(cx: BuildContext, k: RowGroupKernel, index: numbe
   };
   /** a tensor read from outside, with its strides over (kept, reduced) */
   const inputRef = (base: number, strides: number[]): Ref => {
+    if (sources.has(base)) {
+      const a = node(base).attrs;
+      return { kind: 'index', strides, start: a.start as number, step: a.step as number };
+    }
     const key = JSON.stringify(strides);
-    let i = inputs.findIndex((t) => t.base === base && JSON.stringify(t.strides) === key);
+    let i = inputs.findIndex((t) => !t.gather && !t.window && t.base === base && JSON.stringify(t.strides) === key);
     if (i < 0) i = inputs.push({ base, strides, dtype: node(base).dtype }) - 1;
     return { kind: 'input', index: i };
+  };
+  /** a gather's element over the row space, loaded from its source at the index read beside it */
+  const gatherRef = (i: number): Ref => {
+    const gl = gatherLoad(g, cx.views, baseOf(i), viewOf(i), shape);
+    if (!gl) throw new Error(`internal compiler error: gather %${baseOf(i)} is not readable as a load over [${shape.join(', ')}]`);
+    const ix = inputRef(gl.index.base, order(gl.index.strides)) as { kind: 'input'; index: number };
+    const gather = { index: ix.index, dimStride: gl.dimStride, size: gl.size };
+    const strides = order(gl.source.strides);
+    const key = JSON.stringify({ strides, gather });
+    let at = inputs.findIndex((t) => t.base === gl.source.base && t.gather && JSON.stringify({ strides: t.strides, gather: t.gather }) === key);
+    if (at < 0) at = inputs.push({ base: gl.source.base, strides, dtype: node(gl.source.base).dtype, gather }) - 1;
+    return { kind: 'input', index: at };
+  };
+  /** element (row, col) of an im2col over [rows, cols], loaded from its source through the index map */
+  const windowRef = (id: number): Ref => {
+    const src = viewOf(node(id).inputs[0]);
+    const window = windowMap(node(id).attrs, src.shape, src.strides);
+    const key = JSON.stringify(window);
+    let at = inputs.findIndex((t) => t.base === src.base && t.window && JSON.stringify(t.window) === key);
+    if (at < 0) at = inputs.push({ base: src.base, strides: [0, 0], dtype: node(src.base).dtype, window }) - 1;
+    return { kind: 'input', index: at };
   };
   /** strides over `shape` of input i as a row-class consumer reads it: along its own row */
   const rowStrides = (consumer: IRNode, i: number): number[] => {
@@ -69,6 +109,8 @@ export function buildRowKernel(cx: BuildContext, k: RowGroupKernel, index: numbe
         if (s === undefined) throw new Error(`internal compiler error: row value %${b} read before its step`);
         return { kind: 'stat', index: s };
       }
+      if (gathered.has(b)) return gatherRef(i);
+      if (windowed.has(b)) return windowRef(b);
       return inputRef(b, order(broadcastView(viewOf(i), shape)));
     };
     const visit = (id: number): number => {
@@ -83,18 +125,30 @@ export function buildRowKernel(cx: BuildContext, k: RowGroupKernel, index: numbe
     return { nodes, ref, inside };
   };
 
+  const total: RowTotalStep[] = [];
+  /** a total step's value: a stat numbered after the per-row steps */
+  const totalOf = new Map<number, number>();
+  const totalRef = (consumer: IRNode, i: number): Ref => {
+    const b = baseOf(i);
+    if (node(b).op === 'scalar') return scalarRef(b);
+    if (totalOf.has(b)) return { kind: 'stat', index: steps.length + totalOf.get(b)! };
+    if (members.has(b)) return { kind: 'stat', index: stepOf.get(b)! };
+    return inputRef(b, order(rowStrides(consumer, i)));
+  };
   for (const id of k.nodes) {
     const n = node(id);
+    if (totalIds.has(id)) continue;
     if (isReduce(n)) {
       const list = elementList();
       const value = list.ref(n.inputs[0]);
-      steps.push({ kind: 'reduce', combine: n.op as 'sum' | 'max', nodes: list.nodes, value });
+      steps.push({ kind: 'reduce', combine: n.op as RowCombine, nodes: list.nodes, value });
       stepOf.set(id, steps.length - 1);
     } else if (!isElement(id)) {
       const args = n.inputs.map((i): Ref => {
         const b = baseOf(i);
         if (node(b).op === 'scalar') return scalarRef(b);
         if (members.has(b)) return { kind: 'stat', index: stepOf.get(b)! };
+        if (gathered.has(b) || windowed.has(b)) throw new Error(`internal compiler error: per-row node %${id} reads %${b}, which is loaded per element`);
         return inputRef(b, order(rowStrides(n, i)));
       });
       steps.push({ kind: 'map', node: { op: n.op, args, attrs: n.attrs, dtype: n.dtype, origin: { ids: [id], scope: n.scope } } });
@@ -102,9 +156,19 @@ export function buildRowKernel(cx: BuildContext, k: RowGroupKernel, index: numbe
     }
   }
 
+  // after every row: the totals over the rows, in graph order
+  for (const id of k.nodes) {
+    if (!totalIds.has(id)) continue;
+    const n = node(id);
+    if (isReduce(n)) total.push({ kind: 'reduce', combine: n.op as 'sum' | 'max', value: totalRef(n, n.inputs[0]) });
+    else total.push({ kind: 'map', node: { op: n.op, args: n.inputs.map((i) => totalRef(n, i)), attrs: n.attrs, dtype: n.dtype, origin: { ids: [id], scope: n.scope } } });
+    totalOf.set(id, total.length - 1);
+  }
+
   const written = k.nodes.filter((id) => cx.writes.has(id));
   const final = elementList();
   const outputs: RowOutput[] = written.map((id) => {
+    if (totalOf.has(id)) return { ref: { kind: 'stat', index: steps.length + totalOf.get(id)! }, dtype: node(id).dtype, per: 'total' };
     if (isElement(id)) return { ref: final.ref(id), dtype: node(id).dtype, per: 'element', strides: order(stridesOf(shape)) };
     return { ref: { kind: 'stat', index: stepOf.get(id)! }, dtype: node(id).dtype, per: 'row' };
   });
@@ -112,24 +176,31 @@ export function buildRowKernel(cx: BuildContext, k: RowGroupKernel, index: numbe
     kind: 'row',
     kept: keptShape,
     reduced: dims.map((d) => shape[d]),
-    inputs: inputs.map((t) => ({ dtype: t.dtype, access: 'strided', strides: t.strides })),
+    inputs: inputs.map((t): TensorInput =>
+      t.gather
+        ? { dtype: t.dtype, access: 'gather', strides: t.strides, gather: t.gather }
+        : t.window
+          ? { dtype: t.dtype, access: 'window', strides: t.strides, window: t.window }
+          : { dtype: t.dtype, access: 'strided', strides: t.strides },
+    ),
     scalars: scalars.length,
     steps,
     nodes: final.nodes,
     outputs,
-    lanes: rowLanes(keptShape, dims.map((d) => shape[d]!)),
+    // (a kernel with totals is one workgroup walking whole rows: render-row-total.ts)
+    ...(total.length ? { total } : { lanes: rowLanes(keptShape, dims.map((d) => shape[d]!)) }),
   };
   const readBinding = (id: number): Binding => ({ value: id, dtype: node(id).dtype, access: 'read' });
   const writeBinding = (id: number): Binding => ({ value: id, dtype: node(id).dtype, access: 'write' });
   const reductions = k.nodes.filter((id) => isReduce(node(id))).map((id) => node(id).op);
-  const scopes = [...new Set(k.nodes.map((id) => node(id).scope).filter((s): s is string => !!s))];
+  const scopes = [...new Set([...loaded, ...k.nodes].map((id) => node(id).scope).filter((s): s is string => !!s))];
   const elements = numel(shape);
   return {
-    name: `k${index}_row_${reductions.join('_')}`,
+    name: `k${index}_row_${reductions.join('_')}${total.length ? '_total' : ''}`,
     body,
     bindings: [...inputs.map((t) => readBinding(t.base)), ...written.map(writeBinding)],
     scalars,
-    covers: { nodes: [...k.nodes], scopes },
+    covers: { nodes: [...loaded, ...sources, ...k.nodes], scopes },
     bytes: 4 * (inputs.reduce((s, t) => s + numel(node(t.base).shape), 0) + written.reduce((s, id) => s + numel(node(id).shape), 0)),
     flops: elements * (steps.reduce((s, st) => s + (st.kind === 'reduce' ? st.nodes.length + 1 : 0), 0) + final.nodes.length),
   };

@@ -25,8 +25,17 @@ export type Ref =
   | { kind: 'acc' }
   /** the operand element being loaded, inside a matmul prologue */
   | { kind: 'element' }
-  /** a row kernel's per-row value: the result of its step `index` */
-  | { kind: 'stat'; index: number };
+  /**
+   * a row kernel's per-row value: the result of its step `index`; an index past its `steps`
+   * names step `index - steps.length` of its `total` (one value for the whole kernel)
+   */
+  | { kind: 'stat'; index: number }
+  /**
+   * a recomputed arange's element inside a row kernel: start + step * (sum over dims of
+   * i_d * strides[d]), i over the kernel's iteration space (kept dims, then reduced dims),
+   * instead of a load of the arange from memory
+   */
+  | { kind: 'index'; strides: number[]; start: number; step: number };
 
 /** One registry op applied to refs: the expression trees of every body are lists of these. */
 export interface ExprNode {
@@ -48,10 +57,14 @@ export interface TensorInput {
    * alias: the buffer of output `aliasOf` itself (an in-place update reads the old value where it writes the new);
    * gather: a gather's element read from its source: `strides` over the iteration space for
    * every dim but the gathered one, plus the index value (input `gather.index`, read as it
-   * is) times `gather.dimStride`; an index outside [0, gather.size) reads NaN.
+   * is) times `gather.dimStride`; an index outside [0, gather.size) reads NaN;
+   * window (row kernels over an im2col's [rows, cols], reducing the cols): element (row, col) of
+   * the patch matrix, read from the bound buffer through `window` (src/ir/window.ts; `strides`
+   * unused), the map's fill where it reads outside the source.
    */
-  access: 'direct' | 'strided' | 'alias' | 'gather';
+  access: 'direct' | 'strided' | 'alias' | 'gather' | 'window';
   gather?: { index: number; dimStride: number; size: number };
+  window?: WindowMap;
   /** 'strided': one stride per dim of the iteration space (a reduction's: kept dims, then reduced dims) */
   strides?: number[];
   /** 'alias': which output's buffer holds the value (default 0) */
@@ -99,21 +112,31 @@ export interface ReduceBody {
   lanes?: number;
 }
 
+/** What a row kernel's reduction step computes: a value reduction of src/ir/reductions.ts, or argmax's index. */
+export type RowCombine = 'sum' | 'max' | 'argmax';
+
 /**
  * One step of a row kernel, computed once per row (per kept index) in order: a reduction over
  * the row of per-element expressions, or an expression of earlier steps' values.
  */
 export type RowStep =
-  /** combine(value) over the reduced elements; `nodes` run per element and read inputs, scalars, earlier steps */
-  | { kind: 'reduce'; combine: 'sum' | 'max'; nodes: ExprNode[]; value: Ref }
+  /**
+   * combine(value) over the reduced elements; `nodes` run per element and read inputs, scalars,
+   * earlier steps. argmax: the index along the row (its one reduced dim) of the first maximum,
+   * NaN winning, as the reduce kernel's (a max pool's window index beside its value)
+   */
+  | { kind: 'reduce'; combine: RowCombine; nodes: ExprNode[]; value: Ref }
   /** one op over earlier steps, scalars and inputs that are constant along the row */
   | { kind: 'map'; node: ExprNode };
 
-/** What a row kernel writes: an element of the row (`nodes`' values) or one value per row (a step's). */
+/**
+ * What a row kernel writes: an element of the row (`nodes`' values), one value per row (a
+ * step's), or one value for the whole kernel (a `total` step's, at element 0).
+ */
 export interface RowOutput {
   ref: Ref;
   dtype: DType;
-  per: 'element' | 'row';
+  per: 'element' | 'row' | 'total';
   /** 'element': where element (kept, reduced) is stored, strides over kept dims then reduced dims; 'row': at the kept index */
   strides?: number[];
 }
@@ -141,10 +164,22 @@ export interface RowBody {
    * Invocations that share one row on WebGPU (a power of two up to the workgroup's 64; absent:
    * 64, one row per workgroup). Short rows take fewer lanes and several rows per workgroup, down
    * to one lane walking its row alone, without workgroup memory or barriers (passes/row-lanes.ts
-   * chooses). The cpu target runs each row in one loop whatever it says.
+   * chooses). Not with `total` (that kernel has a mapping of its own); the cpu target runs each
+   * row in one loop whatever it says.
    */
   lanes?: number;
+  /**
+   * Per-row values reduced over every row within the same kernel (crossEntropy's mean over
+   * the rows and its count of the targets that count): its steps run after the rows, their
+   * values are stats numbered after `steps` (stat steps.length + t is total step t). A
+   * 'reduce' total combines its value (a per-row step's result, or an input constant along the
+   * row) over the rows; a 'map' total reads only totals, scalars and one-element inputs. On
+   * WebGPU such a kernel is one workgroup, one row per invocation (kernel-build-row bounds its size).
+   */
+  total?: RowTotalStep[];
 }
+
+export type RowTotalStep = { kind: 'reduce'; combine: 'sum' | 'max'; value: Ref } | { kind: 'map'; node: ExprNode };
 
 /**
  * An extra tensor a matmul's prologue or epilogue reads. `read` is its binding among the
@@ -305,6 +340,7 @@ function refText(r: Ref, inputs: (i: number) => string): string {
     case 'acc': return 'acc';
     case 'element': return 'x';
     case 'stat': return `r${r.index}`;
+    case 'index': return `arange(${r.start} + ${r.step} * index ${shapeText(r.strides)})`;
   }
 }
 
@@ -322,6 +358,10 @@ const outText = (o: KernelOutput, prefix = 'v') => (o.ref.kind === 'node' ? `${p
 function tensorInputText(t: TensorInput, i: number, bound: (i: number) => string): string {
   if (t.access === 'alias') return `in${i} = old value of out${t.aliasOf ?? 0} (in place)`;
   if (t.access === 'gather') return `in${i} = ${bound(i)} ${t.dtype} strides ${shapeText(t.strides ?? [])} gathered at in${t.gather!.index} * ${t.gather!.dimStride} (size ${t.gather!.size})`;
+  if (t.access === 'window') {
+    const w = t.window!;
+    return `in${i} = ${bound(i)} ${t.dtype} read through im2col of ${shapeText(w.src)} strides ${shapeText(w.strides)}: kernel ${shapeText(w.kernel)} stride ${shapeText(w.stride)} padding ${shapeText(w.padding)} dilation ${shapeText(w.dilation)}, rows over ${shapeText(w.rows)}, fill ${w.fill}`;
+  }
   return `in${i} = ${bound(i)} ${t.dtype}${t.access === 'strided' ? ` strides ${shapeText(t.strides ?? [])}` : ''}`;
 }
 
@@ -406,9 +446,13 @@ export function printKernel(k: Kernel, opOf?: (id: number) => string): string {
         lines.push(`  r${s} = ${st.combine}(${v}) over the row`);
       });
       if (b.nodes.length) lines.push('  each element:', ...exprLines(b.nodes, inName, '    ', 'v'));
-      b.outputs.forEach((o, j) =>
-        lines.push(`  out${j} ${val(writeVals[j])} ${o.dtype} = ${outText(o)}${o.per === 'row' ? ' (one per row)' : ` strides ${shapeText(o.strides ?? [])}`}`),
-      );
+      (b.total ?? []).forEach((st, t) => {
+        const s = b.steps.length + t;
+        if (st.kind === 'map') lines.push(...exprLines([st.node], inName, '  ', 'r').map((l) => l.replace(/^  r0 =/, `  r${s} =`)));
+        else lines.push(`  r${s} = ${st.combine}(${refText(st.value, inName)}) over the rows`);
+      });
+      const per = (o: RowOutput) => (o.per === 'row' ? ' (one per row)' : o.per === 'total' ? ' (one in all)' : ` strides ${shapeText(o.strides ?? [])}`);
+      b.outputs.forEach((o, j) => lines.push(`  out${j} ${val(writeVals[j])} ${o.dtype} = ${outText(o)}${per(o)}`));
       break;
     }
     case 'index':

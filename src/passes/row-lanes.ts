@@ -27,5 +27,8 @@ export function rowLanes(kept: readonly number[], reduced: readonly number[]): n
 
 /** the kernels with every row kernel and reduction at `lanes` lanes (WGTORCH_ROW_LANES: to measure the mapping against another) */
 export function withLanes(kernels: Kernel[], lanes: number): Kernel[] {
-  return kernels.map((k) => (k.body.kind === 'row' || k.body.kind === 'reduce' ? { ...k, body: { ...k.body, lanes } } : k));
+  if (!(Number.isInteger(lanes) && lanes >= 1 && lanes <= MAX_LANES && (lanes & (lanes - 1)) === 0)) {
+    throw new Error(`WGTORCH_ROW_LANES=${lanes}: lanes per row must be a power of two from 1 to ${MAX_LANES} (or leave it unset for the chosen mapping)`);
+  }
+  return kernels.map((k) => ((k.body.kind === 'row' && !k.body.total) || k.body.kind === 'reduce' ? { ...k, body: { ...k.body, lanes } } : k));
 }

@@ -4,7 +4,7 @@
  * written.
  */
 import type { HostArray } from '../../ir/dtype.ts';
-import { WgtorchError } from '../../ir/errors.ts';
+import { outOfBounds } from '../../ir/value-checks.ts';
 import type { Attrs } from '../../ir/registry.ts';
 import { numel, stridesOf } from '../../ir/shape.ts';
 import { windowGradAt, windowMap, windowOffset } from '../../ir/window.ts';
@@ -22,9 +22,7 @@ function forEachIndex(shape: readonly number[], fn: (flat: number, c: number[]) 
   }
 }
 
-export function outOfBounds(v: number, dim: number, size: number): WgtorchError {
-  return new WgtorchError(`index ${v} is out of bounds for dimension ${dim} with size ${size}`);
-}
+export { outOfBounds };
 
 export function runIndex(
   name: string,

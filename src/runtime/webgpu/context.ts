@@ -15,6 +15,7 @@ import { GATE_LAYOUT, GATE_WGSL, GateArgs } from './dispatch-gate.ts';
 import { platformGPU } from '../../platform/gpu.ts';
 import { BackgroundCompiler } from './background-compile.ts';
 import { envVar } from '../../platform/env.ts';
+import { POLL_PAUSE_MS, pollGently } from './gentle-poll.ts';
 
 export { BufferPool, sizeClass, type PoolStats } from './buffer-pool.ts';
 export { PipelineCache, type PipelineInfo, type PipelineRequest } from './pipeline-cache.ts';
@@ -50,19 +51,29 @@ export function workgroupGrid(totalWorkgroups: number, maxPerDim = 65535): [numb
 }
 
 /**
- * Decides how long to sleep before awaiting GPU completion. Awaiting
- * mapAsync/onSubmittedWorkDone in Dawn-node polls on the main thread and takes
+ * Can sleep before awaiting GPU completion, for part of the expected time (a
+ * queue simulation with a learned ns-per-cost-unit rate). Awaiting
+ * mapAsync/onSubmittedWorkDone in Dawn-node polls on the main thread and took
  * a core that lavapipe's workers need; sleeping through most of the expected
- * time first measured ~30% faster GPU work on 2 cores. The expected time comes
- * from a queue simulation with a learned ns-per-cost-unit rate.
+ * time first measured ~30% faster GPU work on 2 cores.
+ *
+ * The polls now pause between themselves, longer as a wait goes on
+ * (gentle-poll.ts), which saves that core without an estimate, so the sleep
+ * is off by default (sleepFraction 0). Under load the estimate fed on its own
+ * oversleeps (slept time counts as busy time), and a timer overshoots by 1 ms
+ * or more: the seed compiled step, A/B in one process under load, 22.1 ms
+ * median spinning after a sleep, 13.7 polling gently after a sleep, 9.6
+ * polling gently unslept.
  */
 class WaitEstimator {
   /** ns per cost unit (cost: rough FLOP-equivalents, see GPUContext.dispatch) */
   nsPerCost = 0.1;
-  /** part of the expected remaining time to sleep; 0 disables sleeping */
-  sleepFraction = 0.85;
+  /** part of the expected remaining time to sleep; 0 (the default) disables sleeping */
+  sleepFraction = 0;
   /** below this expected remaining time (ms) just await: timers are ~1 ms coarse */
   minSleepMs = 2;
+  /** ms each of Dawn-node's polls pauses instead of spinning a core (gentle-poll.ts); 0 spins */
+  pollPauseMs = POLL_PAUSE_MS;
   private static readonly OVERHEAD_MS = 0.1; // fixed per-wait cost, kept out of the rate
   private static readonly MIN_LEARN_COST = 1e6;
   private static readonly MIN_NS_PER_COST = 0.005;
@@ -92,7 +103,7 @@ class WaitEstimator {
       slept = true;
     }
     const woke = performance.now();
-    await done();
+    await pollGently(done, this.pollPauseMs);
     const end = performance.now();
     const busy = end - this.idleStart - WaitEstimator.OVERHEAD_MS;
     // Learn only from batches large enough to time (a tiny batch's "busy" time is mostly the

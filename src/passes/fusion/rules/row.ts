@@ -6,6 +6,7 @@
  * group in one kernel where its first node comes.
  */
 import type { Rule } from '../driver.ts';
+import type { FusionState } from '../state.ts';
 import { findRowGroups, orderWithRowGroups } from '../row-groups.ts';
 
 export const rowGroups: Rule<number> = {
@@ -24,13 +25,25 @@ export const rowGroups: Rule<number> = {
   },
 };
 
+/** an arange read only by row kernels (not returned, nor as a view): each recomputes it from its element index */
+function recomputedArange(st: FusionState, id: number): boolean {
+  if (st.node(id).op !== 'arange' || st.outputs.has(id)) return false;
+  const readers = st.consumersThroughViews(id);
+  return readers.length > 0 && readers.every((c) => !st.views.has(c) && st.rowGroupOf.has(c));
+}
+
 export const row: Rule<number> = {
   name: 'row',
   doc: 'a node of a row group: the group becomes one row kernel where its first node is placed',
   apply(st, id) {
     const grp = st.rowGroupOf.get(id);
-    if (!grp) return null;
-    st.add({ kind: 'row', shape: grp.shape, dims: grp.dims, nodes: grp.nodes });
+    if (!grp) {
+      if (!recomputedArange(st, id)) return null;
+      st.placed.add(id);
+      return { fired: `recomputed %${id} arange in the row kernels that read it, from their element index` };
+    }
+    const sources = [...new Set(grp.nodes.flatMap((m) => st.node(m).inputs.map((i) => st.baseOf(i))))].filter((b) => recomputedArange(st, b));
+    st.add({ kind: 'row', shape: grp.shape, dims: grp.dims, nodes: grp.nodes, ...(sources.length ? { sources } : {}), ...(grp.total ? { total: grp.total } : {}) });
     for (const m of grp.nodes) st.placed.add(m);
     return { fired: null };
   },
