@@ -29,10 +29,11 @@ const BASELINE = {
   // cnnStep was 38 (cpu) / 62 in 38 before a max pool's argmax joined the row kernel of its max and
   // masks (36 / 60 in 36), and that row kernel read the pooled tensor through the pool's index map
   // row totals (crossEntropy's mean and count, clipGradNorm's squared norms) and aranges recomputed in
-  // row kernels with the gathers as loads and the pool's [window-load]: 133 / 141; the webgpu dispatches
-  // rose 66 -> 72 with them (row kernels that walk all rows in one workgroup pack with fewer others)
-  cpu: { gptStep: { fused: 133, dispatches: 0 }, cnnStep: { fused: 30, dispatches: 0 } },
-  webgpu: { gptStep: { fused: 141, dispatches: 72 }, cnnStep: { fused: 54, dispatches: 34 } },
+  // row kernels with the gathers as loads and the pool's [window-load]: 133 / 141 in 72, when totals
+  // also took the grad-norm's additions over the parameters (which chained one row kernel after
+  // the other and cost 6 dispatches); totals that read only totals, scalars and graph inputs: 134 / 142 in 66
+  cpu: { gptStep: { fused: 134, dispatches: 0 }, cnnStep: { fused: 35, dispatches: 0 } },
+  webgpu: { gptStep: { fused: 142, dispatches: 66 }, cnnStep: { fused: 59, dispatches: 38 } },
 };
 
 async function paramsClose(got: torch.nn.Module, want: torch.nn.Module, tol: number, what: string) {
@@ -142,7 +143,8 @@ describe.each(testDevices())('compiled GPT and CNN on %s', (device) => {
     expect(pools, 'pool kernels').toHaveLength(2);
     for (const p of pools) expect(p.body.kind === 'row' && p.body.inputs.some((t) => t.access === 'window'), `${p.name} reads through the window`).toBe(true);
     expect(forward.filter((k) => k.body.kind === 'index'), 'index kernels (im2col, argmax)').toEqual([]);
-    expect(g.plans.forward.stats.fusedKernels).toBeLessThanOrEqual(device === 'cpu' ? 9 : 11);
+    // 8 (10 in 7) since the pools' window positions (an arange) are recomputed in their row kernels
+    expect(g.plans.forward.stats.fusedKernels).toBeLessThanOrEqual(device === 'cpu' ? 8 : 10);
     if (device === 'webgpu') expect(g.plans.forward.stats.dispatches).toBeLessThanOrEqual(7);
   }, 600_000);
 

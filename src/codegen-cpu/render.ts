@@ -67,7 +67,7 @@ export type CpuStep =
        */
       epilogue?: { js: JsStep & { simd: SimdKernel }; acc: number; storeC: boolean };
     }
-  /** a registry op run by the eager cpu kernel (index ops), on contiguous inputs */
+  /** a registry op run by the eager cpu kernel (an index op with no generated loop: a gather whose index is not the output's shape), on contiguous inputs */
   | { kind: 'op'; op: IndexBody['op']; attrs: Attrs; ins: { slot: Slot; shape: number[]; dtype: DType }[]; out: { slot: Slot; shape: number[]; dtype: DType } };
 
 export interface CpuKernel {
