@@ -90,6 +90,17 @@ export function mergeRowTotals(g: Graph, views: Map<number, View>, groups: RowGr
     const perRow = new Set<number>();
     const total = new Set<number>();
     let absorbed = -1;
+    // what the rows read already, and everything before it: a one-element value among them
+    // costs a total no new order (crossEntropy's count in a whole step, computed before the rows for 1/count)
+    const before = new Set<number>();
+    const stack = A.nodes.flatMap((id) => node(id).inputs.map(baseOf).filter((x) => !inA.has(x)));
+    while (stack.length) {
+      const x = stack.pop()!;
+      if (before.has(x)) continue;
+      before.add(x);
+      stack.push(...node(x).inputs.map(baseOf));
+    }
+    const readable = (i: number) => isSource(i) || (numel(node(i).shape) === 1 && before.has(baseOf(i)));
     // a group over the kept shape reducing all of it joins whole
     const b = live.findIndex(
       (B, i) => i !== a && !!B && sameShape(B.shape, keptShape) && B.dims.length === keptShape.length && B.nodes.some((id) => node(id).inputs.some((x) => inA.has(baseOf(x)))),
@@ -116,8 +127,9 @@ export function mergeRowTotals(g: Graph, views: Map<number, View>, groups: RowGr
             isElementwise(cn) &&
             sameShape(cn.shape, node(m).shape) &&
             // a value another kernel computes would chain this kernel after that one (a sum of
-            // grad norms over the parameters, added one kernel at a time): graph inputs and scalars only
-            cn.inputs.every((i) => total.has(baseOf(i)) || isSource(i))
+            // grad norms over the parameters, added one kernel at a time): graph inputs, scalars
+            // and values the rows wait for anyway only
+            cn.inputs.every((i) => total.has(baseOf(i)) || readable(i))
           ) {
             total.add(c);
             grew = true;
@@ -132,7 +144,7 @@ export function mergeRowTotals(g: Graph, views: Map<number, View>, groups: RowGr
     // per-row nodes read no total; a total reads only totals, per-row values, scalars and one-element values from outside
     const totalShape = (id: number) => numel(node(id).shape) === 1;
     const fits = [...perRow].every((id) => node(id).inputs.every((i) => !total.has(baseOf(i)))) &&
-      [...total].every((id) => isReduceOver(node(id), keptShape) || (totalShape(id) && node(id).inputs.every((i) => (members.has(baseOf(i)) ? total.has(baseOf(i)) : isSource(i)))));
+      [...total].every((id) => isReduceOver(node(id), keptShape) || (totalShape(id) && node(id).inputs.every((i) => (members.has(baseOf(i)) ? total.has(baseOf(i)) : readable(i)))));
     if (!fits) {
       opts.note('row', `did not take ${tag} into the row kernel of [${A.shape}]: it is not a reduction of per-row values over every row`);
       continue;
