@@ -63,13 +63,15 @@ describe('the cpu target renders the kernel IR', () => {
     cpu.kernels.forEach((k, i) => {
       expect(k.kernel).toBe(cpu.kernelIR[i]);
       expect(k.name).toBe(k.kernel.name);
-      const slots = k.steps.flatMap((s) => (s.kind === 'js' ? [...s.ins.filter((x) => x !== null), ...s.outs] : s.kind === 'matmul' ? [s.a, s.b, s.out] : [...s.ins.map((x) => x.slot), s.out.slot]));
+      // a matmul's Wasm epilogue (its JavaScript loop's slots) is a step of its own here
+      const steps = k.steps.flatMap((s) => (s.kind === 'matmul' && s.epilogue ? [s, s.epilogue.js] : [s]));
+      const slots = steps.flatMap((s) => (s.kind === 'js' ? [...s.ins.filter((x) => x !== null), ...s.outs] : s.kind === 'matmul' ? [s.a, s.b, s.out] : [...s.ins.map((x) => x.slot), s.out.slot]));
       for (const s of slots) {
         if ('binding' in s) expect(s.binding).toBeLessThan(k.kernel.bindings.length);
         else expect(s.scratch).toBeLessThan(k.scratch.length);
       }
       // every write binding is written by some step
-      const written = new Set(k.steps.flatMap((s) => (s.kind === 'js' ? s.outs : s.kind === 'matmul' ? [s.out] : [s.out.slot])).flatMap((s) => ('binding' in s ? [s.binding] : [])));
+      const written = new Set(steps.flatMap((s) => (s.kind === 'js' ? s.outs : s.kind === 'matmul' ? [s.out] : [s.out.slot])).flatMap((s) => ('binding' in s ? [s.binding] : [])));
       k.kernel.bindings.forEach((b, j) => {
         if (b.access === 'write') expect(written.has(j), `${k.name} binding ${j} (%${b.value})`).toBe(true);
       });

@@ -49,6 +49,23 @@ describe('gentle polling (Dawn-node polls through the global setImmediate)', () 
     expect(g.setImmediate).toBe(rec.fn);
   });
 
+  it('the pause grows with the time waited (5% of it, at most 1 ms)', async () => {
+    let ranAfter = -1;
+    await pollGently(async () => {
+      await new Promise((r) => setTimeout(r, 40)); // a wait already 40 ms long: a 1 ms pause, not 0.01
+      const t0 = performance.now();
+      await new Promise<void>((resolve) =>
+        g.setImmediate(
+          function () {
+            ranAfter = performance.now() - t0;
+            resolve();
+          }.bind(null),
+        ),
+      );
+    }, 0.01);
+    expect(ranAfter).toBeGreaterThanOrEqual(0.9);
+  });
+
   it('overlapping waits share one installation; a pause of 0 installs nothing', async () => {
     const rec = recordingSetImmediate();
     g.setImmediate = rec.fn;

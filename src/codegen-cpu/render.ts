@@ -2,11 +2,14 @@
  * Kernel IR -> CPU. The cpu target renders the same `Kernel` values the WGSL renderer
  * renders (src/passes/kernel-build.ts builds them for both), into a few steps over typed
  * arrays:
- * - elementwise body: one generated JavaScript loop (js-kernels.ts);
+ * - elementwise body: one generated JavaScript loop (js-kernels.ts), and, where its ops and
+ *   operands allow and it is large enough to pay, the same body as a Wasm SIMD kernel
+ *   (wasm/expr-simd.ts) that runs instead;
  * - reduce body (prologue, combine, epilogue): one generated loop nest;
  * - matmul body: each operand's prologue as a loop into scratch, the product through the
  *   Wasm SIMD GEMM, then its epilogue (bias, ReLU, masks, a weight's whole optimizer update,
- *   written in place) as one loop over the output, and each operand reduction (a bias
+ *   written in place) as a Wasm SIMD kernel on the product in the Wasm memory or one loop
+ *   over the output, and each operand reduction (a bias
  *   gradient, a max over the rows of op(A), ...) with its consumers as a reduction and a
  *   loop over the rows or columns;
  * - index body (slice, sliceScatter, gather, scatterAdd, im2col, col2im): one generated loop
@@ -25,19 +28,25 @@ import { rowJs } from './row-js.ts';
 import { indexJs } from './index-js.ts';
 import { im2colLines } from './window-js.ts';
 import { numel, stridesOf } from '../ir/shape.ts';
+import { envVar } from '../platform/env.ts';
+import { simdKernelOf, type SimdKernel } from './wasm/expr-simd.ts';
 
 /** Where a step's array lives: one of the kernel's bindings, or scratch the kernel owns. */
 export type Slot = { binding: number } | { scratch: number };
 
+/** A generated JavaScript loop, and the same body as a Wasm SIMD kernel where it has one (the loop then runs only where that cannot). */
+export interface JsStep {
+  kind: 'js';
+  fn: JsKernel;
+  source: string;
+  /** the body's inputs in order (null: an in-place input, read through the output it overwrites) */
+  ins: (Slot | null)[];
+  outs: Slot[];
+  simd?: SimdKernel;
+}
+
 export type CpuStep =
-  | {
-      kind: 'js';
-      fn: JsKernel;
-      source: string;
-      /** the body's inputs in order (null: an in-place input, read through the output it overwrites) */
-      ins: (Slot | null)[];
-      outs: Slot[];
-    }
+  | JsStep
   | {
       kind: 'matmul';
       a: Slot;
@@ -51,8 +60,14 @@ export type CpuStep =
       batch: MatmulBody['batch'];
       /** a batched body (bmm) of two levels: `count` outer steps, each `batch.count / count` matrices at batch's strides */
       outer?: { count: number; strideA: number; strideB: number; strideC: number };
+      /**
+       * the epilogue as a Wasm SIMD kernel run on the product where the GEMM leaves it (its
+       * input `acc` reads it; `out` receives it only where it is C itself), or as `js.fn`
+       * after the product where the kernel cannot run
+       */
+      epilogue?: { js: JsStep & { simd: SimdKernel }; acc: number; storeC: boolean };
     }
-  /** a registry op run by the eager cpu kernel (index ops), on contiguous inputs */
+  /** a registry op run by the eager cpu kernel (an index op with no generated loop: a gather whose index is not the output's shape), on contiguous inputs */
   | { kind: 'op'; op: IndexBody['op']; attrs: Attrs; ins: { slot: Slot; shape: number[]; dtype: DType }[]; out: { slot: Slot; shape: number[]; dtype: DType } };
 
 export interface CpuKernel {
@@ -83,8 +98,17 @@ export const origins = (nodes: ExprNode[]) =>
 
 const shapeText = (s: readonly number[]) => `[${s.join(', ')}]`;
 
-export function jsStep(source: string, ins: (Slot | null)[], outs: Slot[]): CpuStep {
+export function jsStep(source: string, ins: (Slot | null)[], outs: Slot[]): JsStep {
   return { kind: 'js', fn: compileJs(source), source, ins, outs };
+}
+
+/** Elementwise kernels below this many elements stay JavaScript: copying into the Wasm memory and the call cost more than the loop. */
+const SIMD_MIN_ELEMENTS = 1024;
+
+/** The body as a Wasm SIMD kernel, unless WGTORCH_WASM_EPILOGUE=0 turns them off (to measure what they save) or it has none. */
+function simdOf(body: ElementwiseBody): SimdKernel | null {
+  if (envVar('WGTORCH_WASM_EPILOGUE') === '0') return null;
+  return simdKernelOf(body);
 }
 
 export function renderCpuKernel(k: Kernel): CpuKernel {
@@ -100,7 +124,10 @@ export function renderCpuKernel(k: Kernel): CpuKernel {
       let r = 0;
       const ins = b.inputs.map((t) => (t.access === 'alias' ? null : readSlots[r++]!));
       const header = [`elementwise: ${origins(b.nodes)} over ${shapeText(b.shape)}`];
-      steps.push(jsStep(elementwiseJs(b, b.shape, b.inputs.map((t) => (t.access === 'strided' || t.access === 'gather' ? t.strides! : null)), header), ins, writeSlots));
+      const step = jsStep(elementwiseJs(b, b.shape, b.inputs.map((t) => (t.access === 'strided' || t.access === 'gather' ? t.strides! : null)), header), ins, writeSlots);
+      const simd = numel(b.shape) >= SIMD_MIN_ELEMENTS ? simdOf(b) : null;
+      if (simd) step.simd = simd;
+      steps.push(step);
       break;
     }
     case 'reduce': {
@@ -129,11 +156,13 @@ export function renderCpuKernel(k: Kernel): CpuKernel {
   }
   const source = steps
     .map((st) => {
-      if (st.kind === 'js') return st.source;
+      const simdNote = (x: SimdKernel) => `// runs as a Wasm SIMD kernel over [${x.rows}, ${x.cols}] (f32x4, rounding every op to float32); this loop where it cannot\n`;
+      if (st.kind === 'js') return (st.simd ? simdNote(st.simd) : '') + st.source;
       const at = (s: Slot) => ('binding' in s ? `%${k.bindings[s.binding]!.value}` : `scratch${s.scratch}`);
       if (st.kind === 'matmul') {
         const batch = st.batch.count > 1 ? ` x${st.batch.count}` : '';
-        return `// wasm simd matmul: ${at(st.out)} = ${at(st.a)}${st.transA ? '^T' : ''} @ ${at(st.b)}${st.transB ? '^T' : ''} (${st.M} x ${st.K} x ${st.N})${batch}`;
+        const mm = `// wasm simd matmul: ${at(st.out)} = ${at(st.a)}${st.transA ? '^T' : ''} @ ${at(st.b)}${st.transB ? '^T' : ''} (${st.M} x ${st.K} x ${st.N})${batch}`;
+        return st.epilogue ? `${mm}, then its epilogue in the Wasm memory:\n\n${simdNote(st.epilogue.js.simd)}${st.epilogue.js.source}` : mm;
       }
       return `// eager cpu kernel: ${at(st.out.slot)} = ${st.op}(${st.ins.map((x) => at(x.slot)).join(', ')})`;
     })
@@ -251,6 +280,8 @@ export function renderEpilogue(
   rowcolStrides: (x: Extract<MatmulBody['inputs'][number], { at: 'rowcol' }>) => number[],
   /** what the loop runs over, for its comment */
   over: string,
+  /** the product's step: a 2-D epilogue that compiles to Wasm SIMD runs inside it, on the product in the Wasm memory */
+  product?: Extract<CpuStep, { kind: 'matmul' }>,
 ): void {
   const readBinding = (r: number) => 3 + r;
   const outBinding = (j: number) => (j === 0 ? 2 : 3 + b.reads.length + j - 1);
@@ -281,7 +312,10 @@ export function renderEpilogue(
     return { binding: readBinding((b.inputs[i] as { read: number }).read) };
   });
   const header = [`matmul epilogue: ${origins(b.epilogue) || 'the product'} over ${over}`];
-  steps.push(jsStep(elementwiseJs(body, shape, body.inputs.map((t) => t.strides ?? null), header), ins, stores.map((s) => ({ binding: outBinding(s.j) }))));
+  const step = jsStep(elementwiseJs(body, shape, body.inputs.map((t) => t.strides ?? null), header), ins, stores.map((s) => ({ binding: outBinding(s.j) })));
+  const simd = product && product.batch.count === 1 ? simdOf(body) : null;
+  if (simd) product!.epilogue = { js: { ...step, simd }, acc: ins.indexOf(acc), storeC: !readsOldC };
+  else steps.push(step);
 }
 
 function renderMatmul(k: Kernel, b: MatmulBody, steps: CpuStep[], newScratch: (d: DType, n: number) => Slot): void {
@@ -336,10 +370,11 @@ function renderMatmul(k: Kernel, b: MatmulBody, steps: CpuStep[], newScratch: (d
   // ---- the product: into C, unless the epilogue still reads C's old value there (in place)
   const readsOldC = b.inputs.some((x) => x.at === 'alias' && x.region === 'epilogue' && x.output === 0);
   const acc: Slot = readsOldC ? newScratch('float32', batch.count * M * N) : { binding: 2 };
-  steps.push({ kind: 'matmul', a: A, transA: b.transA, b: B, transB: b.transB, out: acc, M, K, N, batch });
+  const product: Extract<CpuStep, { kind: 'matmul' }> = { kind: 'matmul', a: A, transA: b.transA, b: B, transB: b.transB, out: acc, M, K, N, batch };
+  steps.push(product);
 
   // ---- the epilogue, once per (row, col); C already holds a product it only passes on
-  renderEpilogue(k, b, steps, acc, readsOldC, [M, N], (x) => [...x.strides], shapeText([M, N]));
+  renderEpilogue(k, b, steps, acc, readsOldC, [M, N], (x) => [...x.strides], shapeText([M, N]), product);
 
   // ---- once per row of op(A) / column of op(B): the operand reductions (of the operand after
   // its prologue, as the matmul reads it), then what consumes them

@@ -7,8 +7,9 @@
  * accumulator as the rows go by, and computes its total steps after the last row.
  */
 import { getOp } from '../ir/registry.ts';
-import { jsLang } from '../ir/scalar-lang.ts';
+import { cpuLang } from './js-kernels.ts';
 import type { ExprNode, Ref, RowBody } from '../passes/kernel-ir.ts';
+import type { WindowMap } from '../ir/window.ts';
 
 /** a recomputed arange: its element index from the loop counters (Ki<d> over kept dims, then Ri<d> over reduced dims) */
 function indexJs(r: Extract<Ref, { kind: 'index' }>, keptRank: number): string {
@@ -34,8 +35,42 @@ function renderNodes(nodes: ExprNode[], prefix: string, input: (k: number) => st
     if (!op.formula) throw new Error(`op ${n.op} has no elementwise formula`);
     const args = n.args.map((a) => (a.kind === 'input' ? input(a.index) : refName(a, prefix, keptRank)));
     const note = n.origin ? ` // ${n.origin.ids.map((id) => `%${id}`).join(' ')} ${n.op}${n.origin.scope ? ` (${n.origin.scope})` : ''}` : '';
-    return `const ${prefix}${i} = ${op.formula(jsLang, args, n.attrs)};${note}`;
+    return `const ${prefix}${i} = ${op.formula(cpuLang, args, n.attrs)};${note}`;
   });
+}
+
+/** Ops that cost a call (e^x, a log, ...): worth keeping per element rather than computing twice. */
+const COSTLY = new Set(['exp', 'log', 'tanh', 'sigmoid', 'erf', 'pow', 'sin', 'cos']);
+
+/** A structural key per node of a list: equal keys compute the same double from the same operands. */
+function nodeKeys(nodes: ExprNode[]): string[] {
+  const keys: string[] = [];
+  const arg = (a: Ref): string => (a.kind === 'node' ? `(${keys[a.index]})` : JSON.stringify(a));
+  for (const n of nodes) keys.push(`${n.op}:${n.dtype ?? ''}:${JSON.stringify(n.attrs)}[${n.args.map(arg).join(',')}]`);
+  return keys;
+}
+
+/**
+ * The element nodes whose value a reduction step's pass already computed (softmax's
+ * e^(x - max), summed in one pass and divided in the last): element node -> [step, node of
+ * that step]. The step's pass keeps those values of the row in a buffer; the element pass
+ * reads them back instead of calling exp again (the same double, so the same bits).
+ */
+export function reusedValues(b: RowBody): Map<number, [number, number]> {
+  const stepKeys = b.steps.map((st) => (st.kind === 'reduce' ? nodeKeys(st.nodes) : []));
+  const keys = nodeKeys(b.nodes);
+  const reuse = new Map<number, [number, number]>();
+  b.nodes.forEach((n, i) => {
+    if (!COSTLY.has(n.op)) return;
+    for (let s = 0; s < stepKeys.length; s++) {
+      const j = stepKeys[s].indexOf(keys[i]);
+      if (j >= 0) {
+        reuse.set(i, [s, j]);
+        return;
+      }
+    }
+  });
+  return reuse;
 }
 
 const inputsRead = (nodes: ExprNode[], extra: Ref[] = []) =>
@@ -76,41 +111,74 @@ export function rowJs(b: RowBody, header: string[] = []): string {
   const redStrides = all.map((s) => s.slice(keptRank));
   const base = (k: number) => `K${k}_${keptRank}`;
   const at = (k: number) => `${base(k)} + R${k}_${b.reduced.length}`;
+  /** the element's flat index along the row */
+  const reducedIndex = b.reduced.map((_, d) => `Ri${d} * ${b.reduced.slice(d + 1).reduce((p, x) => p * x, 1)}`).join(' + ') || '0';
   /**
    * input k's element: a gathered one (rule [gather-load]) from its source at the index read
    * beside it, NaN for an index outside the gathered dim, as the gather kernel reads
    */
   const loadInput = (k: number): string[] => {
     const t = b.inputs[k]!;
+    if (t.access === 'window') return windowLoadJs(t.window!, `x${k}`, `in${k}`, 'o', reducedIndex);
     if (t.access !== 'gather') return [`const x${k} = in${k}[${at(k)}];`];
     const { index, dimStride, size } = t.gather!;
     return [`const g${k} = in${index}[${at(index)}];`, `const x${k} = g${k} >= 0 && g${k} < ${size} ? in${k}[${at(k)} + g${k} * ${dimStride}] : NaN;`];
   };
   const mapInput = (k: number) => {
-    if (b.inputs[k]!.access === 'gather') throw new Error("internal compiler error: a row kernel's map step reads a gathered input, which is loaded per element");
+    if (b.inputs[k]!.access === 'gather' || b.inputs[k]!.access === 'window') throw new Error("internal compiler error: a row kernel's map step reads a gathered input, which is loaded per element");
     return `in${k}[${base(k)}]`;
   };
   const rowBody: string[] = [];
-  const rowLoop = (used: number[], inner: string[]) => {
+  // `t`: the element's place in the row, where a pass keeps values for a later one
+  const rowLoop = (used: number[], inner: string[], counted = false) => {
     const loads = used.flatMap(loadInput);
     const seed = all.map((_, k) => `const R${k}_0 = 0;`);
-    return ['{', ...seed.map((l) => '  ' + l), ...nest(b.reduced, redStrides, 'R', [...loads, ...inner], '  '), '}'];
+    const count = counted ? ['let t = 0;'] : [];
+    return ['{', ...[...seed, ...count].map((l) => '  ' + l), ...nest(b.reduced, redStrides, 'R', [...loads, ...inner, ...(counted ? ['t++;'] : [])], '  '), '}'];
   };
+  const reuse = reusedValues(b);
+  const kept = (s: number) => [...new Set([...reuse.values()].filter(([q]) => q === s).map(([, j]) => j))];
+  const rowLength = b.reduced.reduce((p, n) => p * n, 1);
+  b.steps.forEach((_, s) => {
+    for (const j of kept(s)) lines.push(`const t${s}_${j} = new Float64Array(${rowLength});`);
+  });
   b.steps.forEach((st, s) => {
     if (st.kind === 'map') {
       rowBody.push(...renderNodes([st.node], `m${s}_`, mapInput, keptRank), `const r${s} = m${s}_0;`);
       return;
     }
     const v = st.value.kind === 'input' ? `x${st.value.index}` : refName(st.value, `a${s}_`, keptRank);
-    const combine = st.combine === 'sum' ? [`acc += ${v};`] : [maxInto('acc', v)];
-    rowBody.push(st.combine === 'sum' ? 'acc = 0;' : 'acc = -Infinity;');
-    rowBody.push(...rowLoop(inputsRead(st.nodes, [st.value]), [...renderNodes(st.nodes, `a${s}_`, (k) => `x${k}`, keptRank), ...combine]));
+    const arg = st.combine === 'argmax';
+    // NaN propagates, as in PyTorch (and the eager kernel); argmax: the first maximum's index along the row
+    const combine =
+      st.combine === 'sum'
+        ? [`acc += ${v};`]
+        : arg
+          ? [`if (${v} > acc || (${v} !== ${v} && acc === acc)) { acc = ${v}; at = ${reducedIndex}; }`]
+          : [maxInto('acc', v)];
+    rowBody.push(st.combine === 'sum' ? 'acc = 0;' : 'acc = -Infinity;', ...(arg ? ['at = 0;'] : []));
+    const keep = kept(s).map((q) => `t${s}_${q}[t] = a${s}_${q};`);
+    rowBody.push(...rowLoop(inputsRead(st.nodes, [st.value]), [...renderNodes(st.nodes, `a${s}_`, (k) => `x${k}`, keptRank), ...keep, ...combine], keep.length > 0));
     // a max stays the double it is: an element recomputed later must compare equal to it (argmax masks)
-    rowBody.push(st.combine === 'sum' ? `const r${s} = Math.fround(acc);` : `const r${s} = acc;`);
+    rowBody.push(st.combine === 'sum' ? `const r${s} = Math.fround(acc);` : arg ? `const r${s} = at;` : `const r${s} = acc;`);
   });
   if (elementOuts.length) {
     const stores = elementOuts.map(({ o, j }, e) => `out${j}[${at(b.inputs.length + e)}] = ${store(o.dtype, refName(o.ref, 'v', keptRank))};`);
-    rowBody.push(...rowLoop(inputsRead(b.nodes, elementOuts.map(({ o }) => o.ref)), [...renderNodes(b.nodes, 'v', (k) => `x${k}`, keptRank), ...stores]));
+    // the nodes the stores need, not through a value an earlier pass kept
+    const live = new Set<number>();
+    const visit = (r: Ref) => {
+      if (r.kind !== 'node' || live.has(r.index)) return;
+      live.add(r.index);
+      if (!reuse.has(r.index)) b.nodes[r.index].args.forEach(visit);
+    };
+    elementOuts.forEach(({ o }) => visit(o.ref));
+    const computed = b.nodes.filter((_, i) => live.has(i) && !reuse.has(i));
+    const nodes = renderNodes(b.nodes, 'v', (k) => `x${k}`, keptRank).flatMap((line, i) => {
+      if (!live.has(i)) return [];
+      const r = reuse.get(i);
+      return r ? [`const v${i} = t${r[0]}_${r[1]}[t]; // ${b.nodes[i].op}, kept by step ${r[0]}`] : [line];
+    });
+    rowBody.push(...rowLoop(inputsRead(computed, elementOuts.map(({ o }) => o.ref)), [...nodes, ...stores], reuse.size > 0));
   }
   for (const { o, j } of rowOuts) rowBody.push(`out${j}[o] = ${store(o.dtype, refName(o.ref, 'v', keptRank))};`);
   // totals: each row's value (rounded as the stored per-row tensor eager sums) into its accumulator
@@ -122,7 +190,7 @@ export function rowJs(b: RowBody, header: string[] = []): string {
     rowBody.push(`{ const tv = Math.fround(${v}); ${st.combine === 'sum' ? `t${t} += tv;` : maxInto(`t${t}`, 'tv')} }`);
   });
   rowBody.push('o++;');
-  lines.push('let o = 0;', 'let acc = 0;', ...all.map((_, k) => `const K${k}_0 = 0;`));
+  lines.push('let o = 0;', 'let acc = 0;', 'let at = 0;', ...all.map((_, k) => `const K${k}_0 = 0;`));
   totals.forEach((st, t) => st.kind === 'reduce' && lines.push(`let t${t} = ${st.combine === 'sum' ? '0' : '-Infinity'};`));
   lines.push(...nest(b.kept, keptStrides, 'K', rowBody, ''));
   totals.forEach((st, t) => {
@@ -131,6 +199,24 @@ export function rowJs(b: RowBody, header: string[] = []): string {
   });
   for (const { o, j } of totalOuts) lines.push(`out${j}[0] = ${store(o.dtype, refName(o.ref, 'v', keptRank))};`);
   return lines.join('\n');
+}
+
+/**
+ * `const v = ` element (m, q) of an im2col's patch matrix, read from `src` through the (forward)
+ * index map, the map's fill outside the source (rule [window-load]).
+ */
+function windowLoadJs(w: WindowMap, v: string, src: string, m: string, q: string): string[] {
+  if (w.transposed) throw new Error('internal compiler error: a row kernel reads an im2col through the transposed map');
+  const [R0, R1] = w.rows;
+  const [kh, kw] = w.kernel;
+  const [s0, s1, s2, s3] = w.strides;
+  const p = `${v}_`;
+  return [
+    `const ${p}m = ${m}, ${p}q = ${q};`,
+    `const ${p}y = (Math.floor(${p}m / ${R1}) % ${R0}) * ${w.stride[0]} - ${w.padding[0]} + (Math.floor(${p}q / ${kw}) % ${kh}) * ${w.dilation[0]};`,
+    `const ${p}x = (${p}m % ${R1}) * ${w.stride[1]} - ${w.padding[1]} + (${p}q % ${kw}) * ${w.dilation[1]};`,
+    `const ${v} = ${p}y >= 0 && ${p}y < ${w.src[2]} && ${p}x >= 0 && ${p}x < ${w.src[3]} ? ${src}[Math.floor(${p}m / ${R0 * R1}) * ${s0} + Math.floor(${p}q / ${kh * kw}) * ${s1} + ${p}y * ${s2} + ${p}x * ${s3}] : ${w.fill === -Infinity ? '-Infinity' : String(w.fill)};`,
+  ];
 }
 
 const store = (dtype: string, v: string) => (dtype === 'bool' ? `(${v} !== 0 ? 1 : 0)` : v);

@@ -19,18 +19,28 @@ export function gridFits(k: WgslKernel, maxPerDim: number): boolean {
 /** The same kernel, dispatched as a linear count of workgroups the executor folds into (x, y, z). */
 export function foldGrid(k: WgslKernel): WgslKernel {
   if (k.kind === 'pack') throw new Error('internal compiler error: a pack folds its grid already');
-  const grid = kernelGrid(k);
-  const [gx, gy, gz] = grid;
-  const count = gx * gy * gz;
   const prefix = 'f_';
   const storage = k.layout.storage.length;
   const { code, layout } = renderCode(k.kernel, k.matmul?.template, { prefix, storage: (b) => b, uniform: (b) => storage + b, entry: 'function' });
+  const folded = foldedEntry(k.name, code, layout, kernelGrid(k), prefix);
+  return { ...k, code: folded.code, layout: folded.layout, workgroups: folded.count };
+}
+
+/**
+ * A shader whose entry point runs `code` (a kernel rendered with a plain-function entry
+ * point `<prefix>main` taking `layout`'s builtins) over its own `grid`, from a linear count of
+ * workgroups folded into a 2-D/3-D dispatch (workgroupGrid) of any shape.
+ */
+export function foldedEntry(name: string, code: string, layout: WgslLayout, grid: [number, number, number], prefix: string): { code: string; layout: WgslLayout; count: number } {
+  const [gx, gy, gz] = grid;
+  const count = gx * gy * gz;
+  if (count > 0xffffffff) throw new Error(`internal compiler error: kernel ${name}: ${count} workgroups do not fit a u32`);
   const size = layout.workgroupSize;
   const [X, Y] = size;
   const S = size[0] * size[1] * size[2];
   const args = layout.builtins.map((b: Builtin) => builtinValue(b.kind, size, grid)).join(', ');
   const text = [
-    `// ${k.name}: its ${gx} x ${gy} x ${gz} workgroups folded into a linear count (device limit per dimension)`,
+    `// ${name}: its ${gx} x ${gy} x ${gz} workgroups folded into a linear count (device limit per dimension)`,
     WGSL_PRELUDE,
     code.trim(),
     '',
@@ -54,5 +64,5 @@ export function foldGrid(k: WgslKernel): WgslKernel {
       { kind: 'num_workgroups', name: 'fnwg', type: 'vec3<u32>' },
     ],
   };
-  return { ...k, code: text, layout: folded, workgroups: count };
+  return { code: text, layout: folded, count };
 }

@@ -9,6 +9,7 @@
  * strides (kept, then reduced), per element output the same, the scalars' bits.
  */
 import { WGSL_PRELUDE } from '../ir/scalar-lang.ts';
+import { windowLoadWGSL, windowWordValues } from '../ir/window.ts';
 import type { ExprNode, Ref, RowBody } from '../passes/kernel-ir.ts';
 import type { GeneratedKernel } from './elementwise.ts';
 import { renderNodes } from './expr.ts';
@@ -54,11 +55,20 @@ export function rowWGSL(b: RowBody, nsIn?: Namespace): GeneratedKernel {
   lines.push(paramsDecl(ns.prefix, paramWords(L.words)));
   lines.push(`@group(0) @binding(${ns.uniform(0)}) var<uniform> ${n('p')}: ${n('Params')};`);
   lines.push(`fn ${n('P')}(i: u32) -> u32 { return ${n('p')}.v[i / 4u][i % 4u]; }`);
+  // windowed inputs (rule [window-load]): the index map with its sizes as literals
+  b.inputs.forEach((t, k) => {
+    if (t.access !== 'window') return;
+    const words = windowWordValues(t.window!);
+    lines.push(windowLoadWGSL(n(`win${k}`), n(`in${k}`), (w) => `${words[w]}u`));
+  });
   const sh = n('sh');
   lines.push(`var<workgroup> ${sh}: array<f32, ${WG}>;`);
+  const hasArg = b.steps.some((st) => st.kind === 'reduce' && st.combine === 'argmax');
+  const shi = n('shi');
+  if (hasArg) lines.push(`var<workgroup> ${shi}: array<u32, ${WG}>;`);
   // NaN wins (PyTorch propagates it); tested through the bits, as lavapipe compiles `v != v` to false
   const better = n('better');
-  if (b.steps.some((s) => s.kind === 'reduce' && s.combine === 'max')) {
+  if (b.steps.some((s) => s.kind === 'reduce' && s.combine !== 'sum')) {
     lines.push(`fn ${better}(v: f32, best: f32) -> bool { return v > best || (wgt_isnan(v) && !wgt_isnan(best)); }`);
   }
   lines.push('');
@@ -87,6 +97,8 @@ export function rowWGSL(b: RowBody, nsIn?: Namespace): GeneratedKernel {
    */
   const loadInput = (k: number): string[] => {
     const t = b.inputs[k]!;
+    // one row per window, its columns the reduced index: the patch matrix's (m, q) is (o, j)
+    if (t.access === 'window') return [`let x${k} = ${n(`win${k}`)}(o, j, 0u);`];
     if (t.access !== 'gather') return [`let x${k} = f32(${at(k)});`];
     const { index, dimStride, size } = t.gather!;
     return [
@@ -104,7 +116,7 @@ export function rowWGSL(b: RowBody, nsIn?: Namespace): GeneratedKernel {
     return out;
   };
   const mapInput = (k: number) => {
-    if (b.inputs[k]!.access === 'gather') throw new Error('internal compiler error: a row kernel\'s map step reads a gathered input, which is loaded per element');
+    if (b.inputs[k]!.access === 'gather' || b.inputs[k]!.access === 'window') throw new Error('internal compiler error: a row kernel\'s map step reads a gathered input, which is loaded per element');
     return `f32(${n(`in${k}`)}[base${k}])`;
   };
   const stat = (i: number) => `r${i}`;
@@ -113,6 +125,7 @@ export function rowWGSL(b: RowBody, nsIn?: Namespace): GeneratedKernel {
     r.kind === 'node' ? `${prefix}${r.index}` : r.kind === 'input' ? `x${r.index}` : r.kind === 'scalar' ? `s${r.index}` : r.kind === 'stat' ? stat(r.index) : r.kind === 'index' ? index(r) : 'acc';
 
   if (b.steps.some((st) => st.kind === 'reduce')) lines.push('  var acc: f32;', '  var part: f32;', '  var cnt: u32;');
+  if (hasArg) lines.push('  var at: u32;');
   b.steps.forEach((st, s) => {
     if (st.kind === 'map') {
       // inputs of a map step are constant along the row: read at the row's first element
@@ -132,16 +145,25 @@ export function rowWGSL(b: RowBody, nsIn?: Namespace): GeneratedKernel {
       lines.push(...rowLoop(inputsRead(st.nodes, [st.value]), body));
       lines.push('  acc = acc + part;');
     } else {
+      const arg = st.combine === 'argmax';
       lines.push('  acc = f32bits(0xff800000u);');
-      body.push(`let val = ${v};`, `if (${better}(val, acc)) { acc = val; }`);
+      if (arg) lines.push('  at = 0u;');
+      body.push(`let val = ${v};`, `if (${better}(val, acc)) { acc = val;${arg ? ' at = j;' : ''} }`);
       lines.push(...rowLoop(inputsRead(st.nodes, [st.value]), body));
     }
-    lines.push(`  ${sh}[lid] = acc;`, '  workgroupBarrier();');
+    const arg = st.combine === 'argmax';
+    lines.push(`  ${sh}[lid] = acc;`, ...(arg ? [`  ${shi}[lid] = at;`] : []), '  workgroupBarrier();');
     lines.push(`  for (var w = ${WG / 2}u; w > 0u; w = w >> 1u) {`, '    if (lid < w) {');
     if (st.combine === 'sum') lines.push(`      ${sh}[lid] = ${sh}[lid] + ${sh}[lid + w];`);
-    else lines.push(`      if (${better}(${sh}[lid + w], ${sh}[lid])) { ${sh}[lid] = ${sh}[lid + w]; }`);
+    else if (!arg) lines.push(`      if (${better}(${sh}[lid + w], ${sh}[lid])) { ${sh}[lid] = ${sh}[lid + w]; }`);
+    else {
+      // ties keep the smaller index, as PyTorch's argmax does (and the reduce kernel)
+      const same = `(${sh}[lid + w] == ${sh}[lid] || (wgt_isnan(${sh}[lid + w]) && wgt_isnan(${sh}[lid])))`;
+      lines.push(`      if (${better}(${sh}[lid + w], ${sh}[lid]) || (${same} && ${shi}[lid + w] < ${shi}[lid])) { ${sh}[lid] = ${sh}[lid + w]; ${shi}[lid] = ${shi}[lid + w]; }`);
+    }
     lines.push('    }', '    workgroupBarrier();', '  }');
-    lines.push(`  let ${stat(s)} = ${sh}[0];`, '  workgroupBarrier();');
+    // argmax: the index (exact in f32: rows are shorter than 2^24)
+    lines.push(`  let ${stat(s)} = ${arg ? `f32(${shi}[0])` : `${sh}[0]`};`, '  workgroupBarrier();');
   });
 
   const elementOuts = b.outputs.map((o, j) => ({ o, j })).filter(({ o }) => o.per === 'element');
@@ -167,7 +189,7 @@ export function rowWGSL(b: RowBody, nsIn?: Namespace): GeneratedKernel {
       storage: [...b.inputs.map(() => 'read' as const), ...b.outputs.map(() => 'read_write' as const)],
       uniforms: 1,
       workgroupSize: [WG, 1, 1],
-      workgroupBytes: 4 * WG,
+      workgroupBytes: (hasArg ? 8 : 4) * WG,
       builtins: BUILTINS,
     },
     paramWords: L.words,

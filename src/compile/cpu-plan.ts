@@ -7,7 +7,7 @@
  * value (the rule the GPU plan follows); scratch and intermediates that nobody returns keep
  * their arrays from call to call.
  */
-import { renderCpuKernel, type CpuKernel, type Slot } from '../codegen-cpu/render.ts';
+import { renderCpuKernel, type CpuKernel, type JsStep, type Slot } from '../codegen-cpu/render.ts';
 import type { DType, HostArray } from '../ir/dtype.ts';
 import { WgtorchError } from '../ir/errors.ts';
 import type { Graph } from '../ir/graph.ts';
@@ -20,6 +20,8 @@ import { writes as writesOf, type Kernel } from '../passes/kernel-ir.ts';
 import { getBackend, type Storage } from '../runtime/backend.ts';
 import type { CpuStorage } from '../runtime/cpu/backend.ts';
 import { matmulF32Batched } from '../runtime/cpu/matmul.ts';
+import { runMatmulSimdEpilogue, runSimdKernel } from '../runtime/cpu/wasm-simd-kernels.ts';
+import { makeResident } from '../runtime/cpu/wasm-resident.ts';
 import { canWriteInPlace, constantOr, type MatmulPick, type PlanStats } from './gpu-plan.ts';
 
 export class CpuPlan {
@@ -32,6 +34,8 @@ export class CpuPlan {
   private readonly arena = new Map<number, Storage>();
   /** each kernel's own scratch arrays, reused by every call */
   private readonly scratchOf: Storage[][];
+  /** whether tensors the Wasm kernels update in place move into the Wasm memory (WGTORCH_WASM_RESIDENT=0: never) */
+  private readonly resident = envVar('WGTORCH_WASM_RESIDENT') !== '0';
 
   constructor(
     readonly graph: Graph,
@@ -138,8 +142,42 @@ export class CpuPlan {
       };
       const array = (s: Slot): HostArray => ('scratch' in s ? (scratch[s.scratch] as CpuStorage).data : data(bindings[s.binding]!.value));
       const sc = k.kernel.scalars.map((id) => constantOr(g, id, bound));
+      // parameters and optimizer state a Wasm kernel updates in place move into the Wasm memory
+      // (once: then it reads and writes them there, with no copy in or out)
+      const keepResident = (outs: Slot[]) => {
+        if (!this.resident) return;
+        for (const s of outs) if ('binding' in s && this.inPlace.has(bindings[s.binding]!.value)) makeResident(storage(s) as CpuStorage);
+      };
+      const runJs = (st: JsStep) => {
+        if (st.simd) keepResident(st.outs);
+        const ins = st.ins.map((s) => (s === null ? (null as unknown as HostArray) : array(s)));
+        const outs = st.outs.map(array);
+        if (!st.simd || !runSimdKernel(st.simd, ins, outs, sc)) st.fn(ins, outs, sc);
+      };
       for (const st of k.steps) {
         const t0 = timed ? performance.now() : 0;
+        if (st.kind === 'matmul' && st.epilogue) {
+          // the product stays in the Wasm memory for the epilogue, which runs there too
+          const ep = st.epilogue;
+          keepResident(ep.js.outs);
+          let t1 = t0;
+          const ran = runMatmulSimdEpilogue(
+            array(st.a) as Float32Array, st.transA, array(st.b) as Float32Array, st.transB, st.M, st.K, st.N,
+            ep.js.simd, ep.acc, ep.js.ins.map((s, i) => (s === null || i === ep.acc ? null : array(s))), ep.js.outs.map(array), sc,
+            ep.storeC ? (array(st.out) as Float32Array) : null,
+            timed ? () => (t1 = performance.now()) : undefined,
+          );
+          if (!ran) {
+            matmulF32Batched(array(st.a) as Float32Array, 0, 0, st.transA, array(st.b) as Float32Array, 0, 0, st.transB, array(st.out) as Float32Array, 0, 0, st.M, st.K, st.N, 1);
+            if (timed) t1 = performance.now();
+            ep.js.fn(ep.js.ins.map((s) => (s === null ? (null as unknown as HostArray) : array(s))), ep.js.outs.map(array), sc);
+          }
+          if (timed) {
+            timed(ki, true, t1 - t0);
+            timed(ki, false, performance.now() - t1);
+          }
+          continue;
+        }
         if (st.kind === 'op') {
           const arg = (x: { slot: Slot; shape: number[]; dtype: DType }) => ({ storage: storage(x.slot), shape: x.shape, dtype: x.dtype });
           cpu.exec(getOp(st.op), st.ins.map(arg), st.attrs, arg(st.out));
@@ -155,13 +193,7 @@ export class CpuPlan {
             const inner = count / o.count;
             for (let z = 0; z < o.count; z++) matmulF32Batched(a, z * o.strideA, strideA, st.transA, b, z * o.strideB, strideB, st.transB, c, z * o.strideC, strideC, st.M, st.K, st.N, inner);
           }
-        } else {
-          st.fn(
-            st.ins.map((s) => (s === null ? (null as unknown as HostArray) : array(s))),
-            st.outs.map(array),
-            sc,
-          );
-        }
+        } else runJs(st);
         timed?.(ki, st.kind === 'matmul', performance.now() - t0);
       }
       afterKernel?.((id) => values.get(this.baseOf(id)));

@@ -6,8 +6,9 @@
  */
 import type { IRNode } from '../ir/graph.ts';
 import { numel, sameShape, stridesOf } from '../ir/shape.ts';
-import type { Binding, ExprNode, Kernel, Ref, RowBody, RowOutput, RowStep, RowTotalStep, TensorInput } from './kernel-ir.ts';
+import type { Binding, ExprNode, Kernel, Ref, RowBody, RowCombine, RowOutput, RowStep, RowTotalStep, TensorInput } from './kernel-ir.ts';
 import type { BuildContext } from './kernel-build.ts';
+import { windowMap } from '../ir/window.ts';
 import { gatherLoad } from './gather-load.ts';
 import { broadcastView } from './views.ts';
 
@@ -17,6 +18,8 @@ export interface RowGroupKernel {
   nodes: number[];
   /** gathers read as loads of their source by the per-element expressions (rule [gather-load]) */
   gathers?: number[];
+  /** im2cols read through their index map (rule [window-load]) */
+  windows?: number[];
   /** aranges recomputed from the element index */
   sources?: number[];
   /** nodes computed once over all rows (reductions of per-row values and what follows them) */
@@ -35,11 +38,13 @@ export function buildRowKernel(cx: BuildContext, k: RowGroupKernel, index: numbe
   const members = new Set(k.nodes);
   const sources = new Set(k.sources ?? []);
   const totalIds = new Set(k.total ?? []);
-  const isReduce = (n: IRNode) => n.op === 'sum' || n.op === 'max';
+  const isReduce = (n: IRNode) => n.op === 'sum' || n.op === 'max' || n.op === 'argmax';
   const isElement = (id: number) => !totalIds.has(id) && !isReduce(node(id)) && sameShape(node(id).shape, shape);
 
   const gathered = new Set(k.gathers ?? []);
-  const inputs: { base: number; strides: number[]; dtype: TensorInput['dtype']; gather?: TensorInput['gather'] }[] = [];
+  const loaded = [...gathered, ...(k.windows ?? [])];
+  const windowed = new Set(k.windows ?? []);
+  const inputs: { base: number; strides: number[]; dtype: TensorInput['dtype']; gather?: TensorInput['gather']; window?: TensorInput['window'] }[] = [];
   const scalars: number[] = [];
   const scalarRef = (id: number): Ref => {
     let s = scalars.indexOf(id);
@@ -53,7 +58,7 @@ export function buildRowKernel(cx: BuildContext, k: RowGroupKernel, index: numbe
       return { kind: 'index', strides, start: a.start as number, step: a.step as number };
     }
     const key = JSON.stringify(strides);
-    let i = inputs.findIndex((t) => !t.gather && t.base === base && JSON.stringify(t.strides) === key);
+    let i = inputs.findIndex((t) => !t.gather && !t.window && t.base === base && JSON.stringify(t.strides) === key);
     if (i < 0) i = inputs.push({ base, strides, dtype: node(base).dtype }) - 1;
     return { kind: 'input', index: i };
   };
@@ -67,6 +72,15 @@ export function buildRowKernel(cx: BuildContext, k: RowGroupKernel, index: numbe
     const key = JSON.stringify({ strides, gather });
     let at = inputs.findIndex((t) => t.base === gl.source.base && t.gather && JSON.stringify({ strides: t.strides, gather: t.gather }) === key);
     if (at < 0) at = inputs.push({ base: gl.source.base, strides, dtype: node(gl.source.base).dtype, gather }) - 1;
+    return { kind: 'input', index: at };
+  };
+  /** element (row, col) of an im2col over [rows, cols], loaded from its source through the index map */
+  const windowRef = (id: number): Ref => {
+    const src = viewOf(node(id).inputs[0]);
+    const window = windowMap(node(id).attrs, src.shape, src.strides);
+    const key = JSON.stringify(window);
+    let at = inputs.findIndex((t) => t.base === src.base && t.window && JSON.stringify(t.window) === key);
+    if (at < 0) at = inputs.push({ base: src.base, strides: [0, 0], dtype: node(src.base).dtype, window }) - 1;
     return { kind: 'input', index: at };
   };
   /** strides over `shape` of input i as a row-class consumer reads it: along its own row */
@@ -95,6 +109,7 @@ export function buildRowKernel(cx: BuildContext, k: RowGroupKernel, index: numbe
         return { kind: 'stat', index: s };
       }
       if (gathered.has(b)) return gatherRef(i);
+      if (windowed.has(b)) return windowRef(b);
       return inputRef(b, order(broadcastView(viewOf(i), shape)));
     };
     const visit = (id: number): number => {
@@ -125,14 +140,14 @@ export function buildRowKernel(cx: BuildContext, k: RowGroupKernel, index: numbe
     if (isReduce(n)) {
       const list = elementList();
       const value = list.ref(n.inputs[0]);
-      steps.push({ kind: 'reduce', combine: n.op as 'sum' | 'max', nodes: list.nodes, value });
+      steps.push({ kind: 'reduce', combine: n.op as RowCombine, nodes: list.nodes, value });
       stepOf.set(id, steps.length - 1);
     } else if (!isElement(id)) {
       const args = n.inputs.map((i): Ref => {
         const b = baseOf(i);
         if (node(b).op === 'scalar') return scalarRef(b);
         if (members.has(b)) return { kind: 'stat', index: stepOf.get(b)! };
-        if (gathered.has(b)) throw new Error(`internal compiler error: per-row node %${id} reads gather %${b}, which is loaded per element`);
+        if (gathered.has(b) || windowed.has(b)) throw new Error(`internal compiler error: per-row node %${id} reads %${b}, which is loaded per element`);
         return inputRef(b, order(rowStrides(n, i)));
       });
       steps.push({ kind: 'map', node: { op: n.op, args, attrs: n.attrs, dtype: n.dtype, origin: { ids: [id], scope: n.scope } } });
@@ -160,7 +175,13 @@ export function buildRowKernel(cx: BuildContext, k: RowGroupKernel, index: numbe
     kind: 'row',
     kept: keptShape,
     reduced: dims.map((d) => shape[d]),
-    inputs: inputs.map((t): TensorInput => (t.gather ? { dtype: t.dtype, access: 'gather', strides: t.strides, gather: t.gather } : { dtype: t.dtype, access: 'strided', strides: t.strides })),
+    inputs: inputs.map((t): TensorInput =>
+      t.gather
+        ? { dtype: t.dtype, access: 'gather', strides: t.strides, gather: t.gather }
+        : t.window
+          ? { dtype: t.dtype, access: 'window', strides: t.strides, window: t.window }
+          : { dtype: t.dtype, access: 'strided', strides: t.strides },
+    ),
     scalars: scalars.length,
     steps,
     nodes: final.nodes,
@@ -170,14 +191,14 @@ export function buildRowKernel(cx: BuildContext, k: RowGroupKernel, index: numbe
   const readBinding = (id: number): Binding => ({ value: id, dtype: node(id).dtype, access: 'read' });
   const writeBinding = (id: number): Binding => ({ value: id, dtype: node(id).dtype, access: 'write' });
   const reductions = k.nodes.filter((id) => isReduce(node(id))).map((id) => node(id).op);
-  const scopes = [...new Set([...gathered, ...k.nodes].map((id) => node(id).scope).filter((s): s is string => !!s))];
+  const scopes = [...new Set([...loaded, ...k.nodes].map((id) => node(id).scope).filter((s): s is string => !!s))];
   const elements = numel(shape);
   return {
     name: `k${index}_row_${reductions.join('_')}${total.length ? '_total' : ''}`,
     body,
     bindings: [...inputs.map((t) => readBinding(t.base)), ...written.map(writeBinding)],
     scalars,
-    covers: { nodes: [...gathered, ...sources, ...k.nodes], scopes },
+    covers: { nodes: [...loaded, ...sources, ...k.nodes], scopes },
     bytes: 4 * (inputs.reduce((s, t) => s + numel(node(t.base).shape), 0) + written.reduce((s, id) => s + numel(node(id).shape), 0)),
     flops: elements * (steps.reduce((s, st) => s + (st.kind === 'reduce' ? st.nodes.length + 1 : 0), 0) + final.nodes.length),
   };

@@ -57,10 +57,14 @@ export interface TensorInput {
    * alias: the buffer of output `aliasOf` itself (an in-place update reads the old value where it writes the new);
    * gather: a gather's element read from its source: `strides` over the iteration space for
    * every dim but the gathered one, plus the index value (input `gather.index`, read as it
-   * is) times `gather.dimStride`; an index outside [0, gather.size) reads NaN.
+   * is) times `gather.dimStride`; an index outside [0, gather.size) reads NaN;
+   * window (row kernels over an im2col's [rows, cols], reducing the cols): element (row, col) of
+   * the patch matrix, read from the bound buffer through `window` (src/ir/window.ts; `strides`
+   * unused), the map's fill where it reads outside the source.
    */
-  access: 'direct' | 'strided' | 'alias' | 'gather';
+  access: 'direct' | 'strided' | 'alias' | 'gather' | 'window';
   gather?: { index: number; dimStride: number; size: number };
+  window?: WindowMap;
   /** 'strided': one stride per dim of the iteration space (a reduction's: kept dims, then reduced dims) */
   strides?: number[];
   /** 'alias': which output's buffer holds the value (default 0) */
@@ -106,13 +110,20 @@ export interface ReduceBody {
   outputs: KernelOutput[];
 }
 
+/** What a row kernel's reduction step computes: a value reduction of src/ir/reductions.ts, or argmax's index. */
+export type RowCombine = 'sum' | 'max' | 'argmax';
+
 /**
  * One step of a row kernel, computed once per row (per kept index) in order: a reduction over
  * the row of per-element expressions, or an expression of earlier steps' values.
  */
 export type RowStep =
-  /** combine(value) over the reduced elements; `nodes` run per element and read inputs, scalars, earlier steps */
-  | { kind: 'reduce'; combine: 'sum' | 'max'; nodes: ExprNode[]; value: Ref }
+  /**
+   * combine(value) over the reduced elements; `nodes` run per element and read inputs, scalars,
+   * earlier steps. argmax: the index along the row (its one reduced dim) of the first maximum,
+   * NaN winning, as the reduce kernel's (a max pool's window index beside its value)
+   */
+  | { kind: 'reduce'; combine: RowCombine; nodes: ExprNode[]; value: Ref }
   /** one op over earlier steps, scalars and inputs that are constant along the row */
   | { kind: 'map'; node: ExprNode };
 
@@ -336,6 +347,10 @@ const outText = (o: KernelOutput, prefix = 'v') => (o.ref.kind === 'node' ? `${p
 function tensorInputText(t: TensorInput, i: number, bound: (i: number) => string): string {
   if (t.access === 'alias') return `in${i} = old value of out${t.aliasOf ?? 0} (in place)`;
   if (t.access === 'gather') return `in${i} = ${bound(i)} ${t.dtype} strides ${shapeText(t.strides ?? [])} gathered at in${t.gather!.index} * ${t.gather!.dimStride} (size ${t.gather!.size})`;
+  if (t.access === 'window') {
+    const w = t.window!;
+    return `in${i} = ${bound(i)} ${t.dtype} read through im2col of ${shapeText(w.src)} strides ${shapeText(w.strides)}: kernel ${shapeText(w.kernel)} stride ${shapeText(w.stride)} padding ${shapeText(w.padding)} dilation ${shapeText(w.dilation)}, rows over ${shapeText(w.rows)}, fill ${w.fill}`;
+  }
   return `in${i} = ${bound(i)} ${t.dtype}${t.access === 'strided' ? ` strides ${shapeText(t.strides ?? [])}` : ''}`;
 }
 

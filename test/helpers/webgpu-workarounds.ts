@@ -7,7 +7,9 @@
  * the rate then feeds on its own sleeps (the slept time counts as busy time). Reads then
  * sleep for seconds: single waits of 11-62 s were measured in test/webgpu-ops.test.ts
  * (267 s instead of ~20 s), and the memory test timed out at 120 s. Tests of values and
- * memory do not depend on how the runtime waits, so they turn the sleeping off.
+ * memory do not depend on how the runtime waits, so they turn the sleeping off. (It is off
+ * by default since the waits poll gently (runtime/webgpu/gentle-poll.ts); this keeps these
+ * tests off it whatever the default.)
  */
 import * as torch from '../../src/index.ts';
 

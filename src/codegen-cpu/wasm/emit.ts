@@ -15,15 +15,22 @@ export const op = {
   block: 0x02, loop: 0x03, if: 0x04, else: 0x05, end: 0x0b, br: 0x0c, brIf: 0x0d, return: 0x0f, call: 0x10,
   drop: 0x1a, select: 0x1b,
   localGet: 0x20, localSet: 0x21, localTee: 0x22,
-  f32Load: 0x2a, f32Store: 0x38, i32Const: 0x41, f32Const: 0x43,
+  f32Load: 0x2a, i32Load8U: 0x2d, f32Store: 0x38, i32Store8: 0x3a, i32Const: 0x41, f32Const: 0x43,
   i32Eqz: 0x45, i32Eq: 0x46, i32Ne: 0x47, i32LtS: 0x48, i32LtU: 0x49, i32GtS: 0x4a, i32LeS: 0x4c, i32GeS: 0x4e,
   i32Add: 0x6a, i32Sub: 0x6b, i32Mul: 0x6c, i32DivU: 0x6e, i32And: 0x71, i32Or: 0x72, i32Shl: 0x74,
+  f32ConvertI32U: 0xb3,
 } as const;
 
 /** SIMD opcodes (after the 0xfd prefix, LEB128-encoded). */
 export const simd = {
   v128Load: 0x00, v128Load32Splat: 0x09, v128Store: 0x0b, v128Const: 0x0c, i8x16Shuffle: 0x0d,
   f32x4Splat: 0x13, f32x4Add: 0xe4, f32x4Sub: 0xe5, f32x4Mul: 0xe6,
+  i32x4Splat: 0x11, i32x4ExtractLane: 0x1b, f32x4ExtractLane: 0x1f,
+  f32x4Eq: 0x41, f32x4Ne: 0x42, f32x4Lt: 0x43, f32x4Gt: 0x44, f32x4Le: 0x45, f32x4Ge: 0x46,
+  v128And: 0x4e, v128Bitselect: 0x52, v128Store32Lane: 0x5a, v128Load32Zero: 0x5c,
+  i8x16NarrowI16x8U: 0x66, i16x8NarrowI32x4U: 0x86, i16x8ExtendLowI8x16U: 0x89, i32x4ExtendLowI16x8U: 0xa9,
+  f32x4Abs: 0xe0, f32x4Neg: 0xe1, f32x4Sqrt: 0xe3, f32x4Div: 0xe7, f32x4Min: 0xe8, f32x4Max: 0xe9,
+  f32x4ConvertI32x4U: 0xfb,
   /** relaxed SIMD: a * b + c, fused where the CPU has FMA (results may differ by one rounding) */
   f32x4RelaxedMadd: 0x105,
 } as const;

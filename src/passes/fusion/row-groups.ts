@@ -14,6 +14,8 @@
  * - up: producers of the same kinds that read nothing depending on the group, except elementwise
  *   ones on a matmul's result of their own shape (they belong in its epilogue, which writes that
  *   tensor anyway; a 3-D residual add on a 2-D product's view cannot go there, so it comes here).
+ * argmax is a reduction too (max(dim) computes its values as a max over the element at the index
+ * it returns, so its argmax, that max and the gradient's masks are one row kernel: a max pool).
  * A group is kept when it has two reductions, or one whose result a per-element node reads back
  * (otherwise the reduction rules do as well); sibling groups over one space that do not depend on
  * each other merge (layerNorm's weight and bias gradients: two column sums in one kernel).
@@ -82,8 +84,11 @@ export function findRowGroups(g: Graph, views: Map<number, View>, opts: RowFusio
    * partial count is then exact
    */
   const reducible = (n: IRNode) =>
-    (n.op === 'sum' || n.op === 'max') &&
-    (n.dtype === 'float32' || (n.op === 'sum' && n.dtype === 'int32' && node(n.inputs[0]).dtype === 'bool' && numel(node(n.inputs[0]).shape) < 2 ** 24));
+    ((n.op === 'sum' || n.op === 'max') &&
+      (n.dtype === 'float32' || (n.op === 'sum' && n.dtype === 'int32' && node(n.inputs[0]).dtype === 'bool' && numel(node(n.inputs[0]).shape) < 2 ** 24))) ||
+    // argmax of float32 along one dim of fewer than 2^24 elements (its index is exact in f32): max(dim)'s
+    // index beside its value, a max pool's window position
+    (n.op === 'argmax' && node(n.inputs[0]).dtype === 'float32' && (n.attrs.dims as number[]).length === 1 && node(n.inputs[0]).shape[(n.attrs.dims as number[])[0]] < 2 ** 24);
   /** every candidate group's nodes, node -> group index (a group is placed as one kernel) */
   const groupOf = new Map<number, number>();
   const groups: (RowGroup | null)[] = [];

@@ -50,6 +50,32 @@ export interface WasmGemm {
   ): boolean;
   /** out = src^T for src [rows, cols] (row-major), through the packing kernel's 4 x 4 register transposes; false where it does not fit */
   transpose(src: Float32Array, srcOff: number, rows: number, cols: number, out: Float32Array, outOff: number): boolean;
+  /** the memory the kernels run in: other modules (the SIMD epilogues) import it with these limits */
+  readonly memory: WebAssembly.Memory;
+  readonly memoryLimits: { min: number; max: number; shared: boolean };
+  /**
+   * op(A) @ op(B) (matmul's layout) left in the Wasm memory for a kernel that reads it there:
+   * the product's byte address, and the first free byte after it with `extraBytes` more
+   * available from there; null where that does not fit. Valid until the next call.
+   */
+  product(
+    a: Float32Array, aOff: number, transA: boolean,
+    b: Float32Array, bOff: number, transB: boolean,
+    M: number, K: number, N: number, extraBytes: number,
+    /** byte addresses of a and b where their data already lives in the memory (-1: copy it in) */
+    resident?: { a: number; b: number },
+  ): { c: number; free: number } | null;
+  /** the byte address of `bytes` free bytes of the memory (past every thread's scratch), or null; valid until the next call */
+  reserve(bytes: number): number | null;
+  /** views of the memory as it is now (a grow replaces the buffer: take them after product or reserve) */
+  heap(): { f32: Float32Array; u8: Uint8Array };
+  /**
+   * `bytes` of the memory that no call's scratch overwrites until freeResident, for data that
+   * lives there: its byte address, or null (a memory that is not shared, whose views a grow
+   * would detach; or no room)
+   */
+  allocResident(bytes: number): number | null;
+  freeResident(at: number): void;
 }
 
 let engine: WasmGemm | null | undefined;
@@ -92,7 +118,16 @@ export function createWasmGemm(o: WasmGemmOptions = {}): WasmGemm | null {
   const pack = exports.pack as (...args: number[]) => void;
   const helpers: GemmHelpers | null = shared ? gemmHelpers(module, memory, workBytes) : null;
   let f32 = new Float32Array(memory.buffer);
+  let u8 = new Uint8Array(memory.buffer);
   const own = (job: GemmJob) => (job[0] === JOB_PACK ? pack(...job.slice(1)) : gemm(...job.slice(1), 0));
+
+  // blocks that stay (tensors' data living in the memory, ./wasm-resident.ts) sit between the
+  // threads' scratch and the scratch of each call, which starts above the highest of them
+  const workEnd = align((1 + (helpers?.slots ?? 0)) * workBytes);
+  let residentTop = workEnd;
+  const blocks = new Map<number, number>();
+  let holes: { at: number; size: number }[] = [];
+  const scratchBase = () => residentTop;
 
   const ensureBytes = (bytes: number) => {
     const have = memory.buffer.byteLength;
@@ -103,23 +138,82 @@ export function createWasmGemm(o: WasmGemmOptions = {}): WasmGemm | null {
   return {
     fma,
     threads: () => 1 + (helpers?.ready() ?? 0),
+    memory,
+    memoryLimits: { min: initial, max: MAX_PAGES, shared },
+    heap() {
+      if (u8.buffer !== f32.buffer) u8 = new Uint8Array(f32.buffer);
+      return { f32, u8 };
+    },
+    allocResident(bytes) {
+      if (!shared) return null;
+      const size = align(Math.max(bytes, 1));
+      const hole = holes.findIndex((h) => h.size >= size);
+      let at: number;
+      if (hole >= 0) {
+        at = holes[hole]!.at;
+        if (holes[hole]!.size === size) holes.splice(hole, 1);
+        else holes[hole] = { at: at + size, size: holes[hole]!.size - size };
+      } else {
+        if (residentTop + size > MAX_PAGES * PAGE) return null;
+        at = residentTop;
+        ensureBytes(at + size);
+        residentTop += size;
+      }
+      blocks.set(at, size);
+      return at;
+    },
+    freeResident(at) {
+      const size = blocks.get(at);
+      if (size === undefined) return;
+      blocks.delete(at);
+      holes.push({ at, size });
+      holes.sort((x, y) => x.at - y.at);
+      // merge neighbours, then give the top back to the scratch
+      const merged: typeof holes = [];
+      for (const h of holes) {
+        const last = merged[merged.length - 1];
+        if (last && last.at + last.size === h.at) last.size += h.size;
+        else merged.push({ ...h });
+      }
+      holes = merged;
+      const top = holes[holes.length - 1];
+      if (top && top.at + top.size === residentTop) {
+        residentTop = top.at;
+        holes.pop();
+      }
+    },
+    reserve(bytes) {
+      const at = scratchBase();
+      if (at + bytes > MAX_PAGES * PAGE) return null;
+      ensureBytes(at + bytes);
+      return at;
+    },
     matmul(a, aOff, transA, b, bOff, transB, out, outOff, M, K, N) {
+      const p = this.product(a, aOff, transA, b, bOff, transB, M, K, N, 0);
+      if (!p) return false;
+      out.set(f32.subarray(p.c / 4, p.c / 4 + M * N), outOff);
+      return true;
+    },
+    product(a, aOff, transA, b, bOff, transB, M, K, N, extraBytes, resident) {
       const flops = 2 * M * N * K;
       const nHelpers = helpers && flops >= PARALLEL_FLOPS ? Math.min(threadCap - 1, helpers.ready()) : 0;
       const threads = nHelpers + 1;
       // a transposed A is packed (reading it in place steps a whole row of memory per k); B always is
       const packA = transA && M > 1;
       // every thread's scratch first (this thread's at 0, helper h's at (h + 1) * work), then A, B, C and the packed operands
-      const aAt = align((1 + (helpers?.slots ?? 0)) * workBytes);
+      const aAt = scratchBase();
       const bAt = aAt + align(4 * M * K);
       const cAt = bAt + align(4 * K * N);
       const bpAt = cAt + align(4 * M * N);
       const apAt = bpAt + align(4 * packedElements(N, K, NR));
       const end = apAt + (packA ? align(4 * packedElements(M, K, MR)) : 0);
-      if (end > MAX_PAGES * PAGE) return false;
-      ensureBytes(end);
-      f32.set(a.subarray(aOff, aOff + M * K), aAt / 4);
-      f32.set(b.subarray(bOff, bOff + K * N), bAt / 4);
+      if (end + extraBytes > MAX_PAGES * PAGE) return null;
+      ensureBytes(end + extraBytes);
+      // an operand already in the memory is read where it lies (the GEMM only reads its operands)
+      const aSrc = resident && resident.a >= 0 ? resident.a + 4 * aOff : aAt;
+      const bSrc = resident && resident.b >= 0 ? resident.b + 4 * bOff : bAt;
+      if (aSrc === aAt) f32.set(a.subarray(aOff, aOff + M * K), aAt / 4);
+      if (bSrc === bAt) f32.set(b.subarray(bOff, bOff + K * N), bAt / 4);
       const aI = transA ? 4 : 4 * K, aK = transA ? 4 * M : 4;
       const bK = transB ? 4 : 4 * N, bJ = transB ? 4 * K : 4;
 
@@ -130,14 +224,14 @@ export function createWasmGemm(o: WasmGemmOptions = {}): WasmGemm | null {
         const step = Math.ceil(lanes / parts / width) * width;
         for (let l0 = 0; l0 < lanes; l0 += step) packs.push([JOB_PACK, src, kStride, laneStride, lanes, K, dst, l0, Math.min(lanes, l0 + step), width]);
       };
-      packJobs(bAt, bK, bJ, N, bpAt, NR);
-      if (packA) packJobs(aAt, aK, aI, M, apAt, MR);
+      packJobs(bSrc, bK, bJ, N, bpAt, NR);
+      if (packA) packJobs(aSrc, aK, aI, M, apAt, MR);
       if (packs.length > 2 && helpers) helpers.run(packs, own);
       else packs.forEach(own);
 
       // phase 2: C in chunks of its longer side (rows in multiples of MR, columns of NR), several per
       // thread so that whoever is running takes the next one
-      const A = packA ? apAt : aAt, aPacked = packA ? 1 : 0;
+      const A = packA ? apAt : aSrc, aPacked = packA ? 1 : 0;
       if (nHelpers === 0) {
         gemm(A, aI, aK, aPacked, bpAt, cAt, M, K, N, 0, M, 0, N, 0);
       } else {
@@ -152,8 +246,7 @@ export function createWasmGemm(o: WasmGemmOptions = {}): WasmGemm | null {
         }
         helpers!.run(jobs, own);
       }
-      out.set(f32.subarray(cAt / 4, cAt / 4 + M * N), outOff);
-      return true;
+      return { c: cAt, free: end };
     },
     matmulBatched(a, aOff, strideA, transA, b, bOff, strideB, transB, out, outOff, strideC, M, K, N, count) {
       const flops = 2 * M * N * K;
@@ -166,7 +259,7 @@ export function createWasmGemm(o: WasmGemmOptions = {}): WasmGemm | null {
       const nA = strideA === 0 ? 1 : count, nB = strideB === 0 ? 1 : count;
       const packA = transA && M > 1;
       const sizeA = M * K, sizeB = K * N, sizeC = M * N, sizeBp = packedElements(N, K, NR), sizeAp = packA ? packedElements(M, K, MR) : 0;
-      const aAt = align((1 + (helpers?.slots ?? 0)) * workBytes);
+      const aAt = scratchBase();
       const bAt = aAt + align(4 * nA * sizeA);
       const cAt = bAt + align(4 * nB * sizeB);
       const bpAt = cAt + align(4 * count * sizeC);
@@ -201,7 +294,7 @@ export function createWasmGemm(o: WasmGemmOptions = {}): WasmGemm | null {
     },
     transpose(src, srcOff, rows, cols, out, outOff) {
       // one panel as wide as src has rows, one group per column: group j is out's row j
-      const sAt = align((1 + (helpers?.slots ?? 0)) * workBytes), dAt = sAt + align(4 * rows * cols), end = dAt + align(4 * rows * cols);
+      const sAt = scratchBase(), dAt = sAt + align(4 * rows * cols), end = dAt + align(4 * rows * cols);
       if (end > MAX_PAGES * PAGE) return false;
       ensureBytes(end);
       f32.set(src.subarray(srcOff, srcOff + rows * cols), sAt / 4);
@@ -213,7 +306,7 @@ export function createWasmGemm(o: WasmGemmOptions = {}): WasmGemm | null {
 }
 
 /** The shared instance (created on first use), or null where WebAssembly SIMD is missing. */
-function getEngine(): WasmGemm | null {
+export function getEngine(): WasmGemm | null {
   if (engine === undefined) engine = createWasmGemm();
   return engine;
 }

@@ -19,7 +19,8 @@ import { fmtShape, numel, sameShape, stridesOf } from '../../ir/shape.ts';
 import type { Backend, KernelArg, Storage, TensorArg } from '../backend.ts';
 import { broadcastStrides } from '../cpu/elementwise.ts';
 import { workgroupGrid, type GPUContext } from './context.ts';
-import { GcPressure } from './gc-pressure.ts';
+import { foldedEntry } from '../../codegen-wgsl/fold.ts';
+import { sweepableRegistry } from '../../platform/gc.ts';
 import { CHECK_WORKGROUP, INDEX_CHECK_LAYOUT, INDEX_CHECK_WGSL } from './device-checks.ts';
 import { findBadIndex, indexCheckAttrs } from '../../ir/value-checks.ts';
 import { MatmulTuner } from './matmul-tuner.ts';
@@ -53,10 +54,13 @@ export class WebGPUBackend implements Backend {
   private readonly code = new Map<string, { code: string; label: string; layout: WgslLayout }>();
 
   constructor(readonly ctx: GPUContext) {
-    this.finalizer = new FinalizationRegistry((buf) => ctx.pool.release(buf));
+    this.finalizer = ctx.pressure.sweeps(sweepableRegistry<GPUBuffer>((buf) => ctx.pool.release(buf)));
   }
 
-  private readonly pressure = new GcPressure();
+  /** A library call ended: in a loop that never yields, dead tensors' buffers come back here (gc-pressure.ts). */
+  safePoint(): void {
+    if (this.ctx.pressure.callEnded()) this.ctx.pool.settle();
+  }
   private tuner: MatmulTuner | null = null;
   /** matmuls use the autotuner's winners (compiled graphs tune, eager ops only look up) unless WGTORCH_AUTOTUNE=0 */
   autotune = envVar('WGTORCH_AUTOTUNE') !== '0';
@@ -76,7 +80,7 @@ export class WebGPUBackend implements Backend {
       );
     }
     const buf = this.ctx.pool.acquire(bytesOf(size));
-    this.pressure.allocated(buf.size);
+    this.ctx.pressure.allocated(buf.size);
     const s = new GpuStorage(this, dtype, size, buf);
     this.finalizer.register(s, buf, s);
     return s;
@@ -155,7 +159,8 @@ export class WebGPUBackend implements Backend {
 
   /**
    * The bmm primitive: the matmul template over the batch in z, each operand's matrices at
-   * their batch strides (0 where broadcast), in dispatches of at most the device's z limit.
+   * their batch strides (0 where broadcast), in dispatches of at most the device's z limit;
+   * a matrix with more tiles in x or y than the device allows runs with its grid folded.
    */
   private bmm([a, b]: TensorArg[], out: TensorArg): void {
     const r = a.shape.length;
@@ -178,22 +183,32 @@ export class WebGPUBackend implements Backend {
     let variant = matmulVariantFor(M, N, K, false, tuned);
     // vec4 loads need every matrix and row to start on a multiple of 4 elements: else the scalar twin
     if (variant.vec4 && !batchVec4Aligned(batch)) variant = { ...variant, name: variant.name.replace(/-vec4$/, ''), vec4: false };
+    const max = this.ctx.limits.maxComputeWorkgroupsPerDimension;
+    const [gx, gy] = matmulDispatch(M, N, variant);
+    const args = [buf(a), buf(b), (out.storage as GpuStorage).buffer];
+    const flops = 2 * M * N * K;
+    if (gx > max || gy > max) {
+      // one matrix needs more tiles in x or y than a dispatch may have: the grid folded into a
+      // linear count of workgroups, as compiled kernels do (codegen-wgsl/fold.ts), in one dispatch
+      const grid: [number, number, number] = [gx, gy, layout.count];
+      const { code, label, layout: wl } = this.cached(`bmm|${variant.name}|fold ${grid.join('x')}`, () => {
+        const k = matmulWGSL({ transA: false, transB: false, variant, batched: true, ns: { prefix: 'f_', storage: (i) => i, uniform: (i) => 3 + i, entry: 'function' } });
+        const f = foldedEntry(`bmm_${variant.name}`, k.code, k.layout, grid, 'f_');
+        return { code: f.code, label: `bmm_${variant.name}_folded`, layout: f.layout };
+      });
+      const pipe = this.ctx.pipeline(code, label, wl);
+      this.ctx.dispatch(pipe, args, batchedMatmulParams(M, N, K, batch), workgroupGrid(gx * gy * layout.count, max), flops * layout.count);
+      return;
+    }
     const { code, label, layout: wl } = this.cached(`bmm|${variant.name}`, () => {
       const k = matmulWGSL({ transA: false, transB: false, variant, batched: true });
       return { code: k.code, label: `bmm_${variant.name}`, layout: k.layout };
     });
     const pipe = this.ctx.pipeline(code, label, wl);
-    const max = this.ctx.limits.maxComputeWorkgroupsPerDimension;
-    const [gx, gy] = matmulDispatch(M, N, variant);
-    if (gx > max || gy > max) {
-      throw new WgtorchError(
-        `bmm: a ${M}x${N} output matrix needs ${gx}x${gy} workgroups, more than this device's ${max} per dimension (operands ${fmtShape(a.shape)} and ${fmtShape(b.shape)}). Fix: split the matrices into blocks with narrow().`,
-      );
-    }
     // more matrices than one dispatch may have: the next dispatch starts at matrix zBase
     for (let z0 = 0; z0 < layout.count; z0 += max) {
       const nz = Math.min(max, layout.count - z0);
-      this.ctx.dispatch(pipe, [buf(a), buf(b), (out.storage as GpuStorage).buffer], batchedMatmulParams(M, N, K, batch, z0), [gx, gy, nz], 2 * M * N * K * nz);
+      this.ctx.dispatch(pipe, args, batchedMatmulParams(M, N, K, batch, z0), [gx, gy, nz], flops * nz);
     }
   }
 

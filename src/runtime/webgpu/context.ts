@@ -15,6 +15,8 @@ import { GATE_LAYOUT, GATE_WGSL, GateArgs } from './dispatch-gate.ts';
 import { platformGPU } from '../../platform/gpu.ts';
 import { BackgroundCompiler } from './background-compile.ts';
 import { envVar } from '../../platform/env.ts';
+import { sweepableRegistry } from '../../platform/gc.ts';
+import { GcPressure } from './gc-pressure.ts';
 import { POLL_PAUSE_MS, pollGently } from './gentle-poll.ts';
 
 export { BufferPool, sizeClass, type PoolStats } from './buffer-pool.ts';
@@ -51,26 +53,27 @@ export function workgroupGrid(totalWorkgroups: number, maxPerDim = 65535): [numb
 }
 
 /**
- * Decides how long to sleep before awaiting GPU completion. Awaiting
- * mapAsync/onSubmittedWorkDone in Dawn-node polls on the main thread and takes
+ * Can sleep before awaiting GPU completion, for part of the expected time (a
+ * queue simulation with a learned ns-per-cost-unit rate). Awaiting
+ * mapAsync/onSubmittedWorkDone in Dawn-node polls on the main thread and took
  * a core that lavapipe's workers need; sleeping through most of the expected
- * time first measured ~30% faster GPU work on 2 cores. The expected time comes
- * from a queue simulation with a learned ns-per-cost-unit rate.
+ * time first measured ~30% faster GPU work on 2 cores.
  *
- * Since the polls pause between themselves (gentle-poll.ts), a wait costs
- * little CPU even unslept, and a timer's overshoot (1 ms granularity, more
- * under load) costs a short step more than the sleep saves: the seed
- * compiled step, A/B in one process under load, 22.1 ms median spinning after
- * a sleep, 13.7 polling gently after a sleep, 9.6 polling gently unslept. So
- * only waits expected to last longer than minSleepMs sleep first.
+ * The polls now pause between themselves, longer as a wait goes on
+ * (gentle-poll.ts), which saves that core without an estimate, so the sleep
+ * is off by default (sleepFraction 0). Under load the estimate fed on its own
+ * oversleeps (slept time counts as busy time), and a timer overshoots by 1 ms
+ * or more: the seed compiled step, A/B in one process under load, 22.1 ms
+ * median spinning after a sleep, 13.7 polling gently after a sleep, 9.6
+ * polling gently unslept.
  */
 class WaitEstimator {
   /** ns per cost unit (cost: rough FLOP-equivalents, see GPUContext.dispatch) */
   nsPerCost = 0.1;
-  /** part of the expected remaining time to sleep; 0 disables sleeping */
-  sleepFraction = 0.85;
-  /** below this expected remaining time (ms) just await (gently): a timer's overshoot outweighs the CPU a sleep saves */
-  minSleepMs = 20;
+  /** part of the expected remaining time to sleep; 0 (the default) disables sleeping */
+  sleepFraction = 0;
+  /** below this expected remaining time (ms) just await: timers are ~1 ms coarse */
+  minSleepMs = 2;
   /** ms each of Dawn-node's polls pauses instead of spinning a core (gentle-poll.ts); 0 spins */
   pollPauseMs = POLL_PAUSE_MS;
   private static readonly OVERHEAD_MS = 0.1; // fixed per-wait cost, kept out of the rate
@@ -125,7 +128,8 @@ const BIND_GROUP_CACHE_MAX = 4096;
  * fails with advice instead of crashing: lavapipe ended the process with SIGSEGV near 65,536 live
  * bind groups. Each eager op on a new tensor needs a new bind group, and V8 collects the old ones
  * only between tasks, so a loop that never awaits piles them up (~50 per step of the README
- * model: a loop reading its loss every 1000 steps crashed near step 1000).
+ * model: a loop reading its loss every 1000 steps crashed near step 1000) unless it ends
+ * library calls, where gc-pressure.ts reclaims in the task.
  */
 const LIVE_BIND_GROUPS_MAX = 56_000;
 
@@ -186,7 +190,9 @@ export class GPUContext {
   private bindGroups = new Map<string, GPUBindGroup>();
   /** bind groups whose JS objects are still alive (FinalizationRegistry counts them down) */
   liveBindGroups = 0;
-  private readonly bindGroupGone = new FinalizationRegistry<null>(() => this.liveBindGroups--);
+  /** collections on demand and in-task finalizers, for buffers and bind groups (see gc-pressure.ts) */
+  readonly pressure = new GcPressure();
+  private readonly bindGroupGone = this.pressure.sweeps(sweepableRegistry<null>(() => this.liveBindGroups--));
   private bufferIds = new WeakMap<GPUBuffer, number>();
   private nextBufferId = 1;
 
@@ -315,6 +321,7 @@ export class GPUContext {
       this.bindGroupGone.register(bg, null);
       this.bindGroups.set(key, bg);
       this.bindGroupsCreated++;
+      this.pressure.boundGroup();
     }
 
     const pass = this.pass!;
@@ -334,6 +341,7 @@ export class GPUContext {
       this.batchCompiles = true;
     }
     this.dispatches++;
+    this.pressure.dispatched();
     if (++this.batchDispatches >= this.maxBatchDispatches && !this.recordingGate) this.flush();
   }
 

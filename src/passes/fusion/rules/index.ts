@@ -22,6 +22,7 @@ import { view } from './view.ts';
 import { viewCopy } from './view-copy.ts';
 import { windowOperand } from './window-operand.ts';
 import { gatherLoadRule } from './gather-load.ts';
+import { windowLoad } from './window-load.ts';
 
 /** one site, the whole graph: the row groups, found before anything is placed */
 export const rows: RuleSet<number> = {
@@ -54,7 +55,7 @@ export const loads: RuleSet<number> = {
   sites: (st) => st.kernels.map((_, i) => i),
   settled: (st, ki) => st.kernels[ki] === null,
   order: 'rule',
-  rules: [gatherLoadRule],
+  rules: [gatherLoadRule, windowLoad],
 };
 
 export const RULE_SETS: readonly RuleSet<number>[] = [rows, placement, kernelRewrites, loads];

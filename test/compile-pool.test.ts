@@ -1,0 +1,85 @@
+/**
+ * Max pooling compiled (issue 12: pooling fused into its producer): maxPool2d is a max over the
+ * columns of an im2col whose gradient goes to the index max(dim) returns, so its argmax, the max
+ * over the element at that index and the gradient's masks are one row kernel (argmax a row step
+ * beside max and sum) that reads the pooled tensor through the pool's index map ([window-load]:
+ * the im2col is never written). Values, indices and gradients equal eager on every device: ties (the first
+ * maximum gets the gradient, as PyTorch's max_pool2d), NaN windows, padding (-inf) and
+ * overlapping windows.
+ */
+import { describe, expect, it } from 'vitest';
+import * as torch from '../src/index.ts';
+import { partsOf, type Kernel } from '../src/passes/kernel-ir.ts';
+import { testDevices } from './helpers/devices.ts';
+
+const F = torch.nn.functional;
+type T = torch.Tensor;
+const kernelsOf = (f: { graphs(): torch.CompiledGraph[] }, part?: 'forward' | 'backward'): Kernel[] =>
+  f.graphs().flatMap((g) => g.kernels.filter((k) => !part || k.part === part).flatMap((k) => partsOf(k.kernel)));
+const argmaxRows = (ks: Kernel[]) => ks.filter((k) => k.body.kind === 'row' && k.body.steps.some((s) => s.kind === 'reduce' && s.combine === 'argmax'));
+
+/** values on a coarse grid (many ties inside a window), with a NaN in one window */
+function input(device: torch.Device, shape: number[], nan = true): T {
+  torch.manualSeed(3);
+  const a = torch.randn(shape).toArraySync().map((v) => Math.round(v * 2) / 2);
+  if (nan) a[5] = NaN;
+  return torch.tensor(a, { shape }).to(device);
+}
+
+async function expectSame(got: T, want: T, what: string) {
+  const [g, w] = [await got.toArray(), await want.toArray()];
+  expect(g.length, what).toBe(w.length);
+  for (let i = 0; i < w.length; i++) {
+    if (Number.isNaN(w[i])) expect(g[i], `${what}[${i}]`).toBeNaN();
+    else expect(g[i], `${what}[${i}]`).toBeCloseTo(w[i], 5);
+  }
+}
+
+describe.each(testDevices())('max pooling compiled on %s', (device) => {
+  for (const [name, k, opts] of [
+    ['2x2 stride 2', 2, {}],
+    ['3x3 stride 2 padding 1 (overlapping, padded)', 3, { stride: 2, padding: 1 }],
+  ] as const) {
+    it(`${name}: forward one row kernel (argmax, max and the gradient's masks); values and gradients equal eager`, async () => {
+      const shape = [2, 3, 6, 6];
+      const up = torch.randn([2, 3, ...(k === 2 ? [3, 3] : [3, 3])]).to(device);
+      const pool = (x: T) => F.maxPool2d(x, k, opts);
+      const run = async (compiled: boolean) => {
+        const x = input(device, shape).requiresGrad_();
+        const f = compiled ? torch.compile(pool) : pool;
+        const y = f(x);
+        y.mul(up).sum().backward();
+        return { y, g: x.grad!, f };
+      };
+      const [e, c] = [await run(false), await run(true)];
+      await expectSame(c.y, e.y, 'pooled');
+      await expectSame(c.g, e.g, 'grad');
+      // the inputs have ties and a NaN: the test means something only if they reach the output
+      const ys = await e.y.toArray();
+      expect(ys.some((v) => Number.isNaN(v))).toBe(true);
+      const fwd = kernelsOf(c.f as never, 'forward');
+      expect(argmaxRows(fwd), 'row kernels with an argmax step').toHaveLength(1);
+      expect(fwd.filter((x) => x.body.kind === 'reduce' && x.body.combine === 'argmax'), 'argmax reduce kernels').toEqual([]);
+      // [window-load]: the im2col is not written, the row kernel reads the input through the pool's index map
+      expect(fwd.filter((x) => x.body.kind === 'index'), 'index kernels (im2col)').toEqual([]);
+      const row = argmaxRows(fwd)[0]!;
+      expect(row.body.kind === 'row' && row.body.inputs.filter((t) => t.access === 'window').length).toBe(1);
+      // nothing besides it: the window positions (an arange of k*k) are recomputed from the element index
+      expect(fwd.filter((x) => x !== row).map((x) => x.name)).toEqual([]);
+    });
+  }
+
+  it.each([[5, 7], [3, 300]])('max(dim) with indices compiled over [%i, %i]: values and indices equal eager (ties: the first index; NaN wins)', async (rows, cols) => {
+    const x = input(device, [rows, cols]).requiresGrad_();
+    const f = torch.compile((a: T) => {
+      const r = a.max(1);
+      return [r.values.mul(2), r.indices];
+    });
+    const [v, i] = f(x) as unknown as T[];
+    const r = x.max(1);
+    await expectSame(v, r.values.mul(2), 'values');
+    expect([...(await i.toArray())]).toEqual([...(await r.indices.toArray())]);
+    expect(i.dtype).toBe('int32');
+    expect(argmaxRows(kernelsOf(f as never))).toHaveLength(1);
+  });
+});
