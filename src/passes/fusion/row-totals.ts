@@ -95,7 +95,8 @@ export function mergeRowTotals(g: Graph, views: Map<number, View>, groups: RowGr
 
   for (let a = 0; a < live.length; a++) {
     const A = live[a];
-    if (!A || numel(A.shape) > MAX_TOTAL_ELEMENTS) continue;
+    // (render-row-total.ts renders sums and maxes: an argmax row, a max pool's, keeps its totals apart)
+    if (!A || numel(A.shape) > MAX_TOTAL_ELEMENTS || A.nodes.some((id) => node(id).op === 'argmax')) continue;
     const keptShape = A.shape.filter((_, d) => !A.dims.includes(d));
     if (numel(keptShape) < 2) continue;
     const inA = new Set(A.nodes);
