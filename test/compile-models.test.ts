@@ -154,7 +154,8 @@ describe.each(testDevices())('compiled GPT and CNN on %s', (device) => {
     expect(pools, 'pool kernels').toHaveLength(2);
     for (const p of pools) expect(p.body.kind === 'row' && p.body.inputs.some((t) => t.access === 'window'), `${p.name} reads through the window`).toBe(true);
     expect(forward.filter((k) => k.body.kind === 'index'), 'index kernels (im2col, argmax)').toEqual([]);
-    expect(g.plans.forward.stats.fusedKernels).toBeLessThanOrEqual(device === 'cpu' ? 9 : 11);
+    // 8 (10 in 7) since the pools' window positions (an arange) are recomputed in their row kernels
+    expect(g.plans.forward.stats.fusedKernels).toBeLessThanOrEqual(device === 'cpu' ? 8 : 10);
     if (device === 'webgpu') expect(g.plans.forward.stats.dispatches).toBeLessThanOrEqual(7);
   }, 600_000);
 

@@ -121,4 +121,56 @@ describe.runIf(webgpuAvailable)('webgpu memory', () => {
     expect(last.pooled - mid.pooled, `pooled buffers over the second half\n${table}`).toBeLessThanOrEqual(2);
     expect(last.pooledBytes, `pooled bytes stay bounded\n${table}`).toBeLessThanOrEqual(64 * 1024 * 1024);
   }, 120_000);
+
+  it('an Adam loop that never yields (450 steps without an await) keeps buffers and bind groups flat, and trains as the awaiting loop does', async () => {
+    // Finalizers run only between tasks: before the library reclaimed at the end of its own
+    // calls, each such step kept ~15 buffers and created ~50 bind groups for good, and lavapipe
+    // crashed near 65,536 of them (step ~1100 of the README model)
+    const nn = torch.nn;
+    const setup = () => {
+      torch.manualSeed(11);
+      const model = new nn.Sequential(new nn.Linear(16, 32), new nn.ReLU(), new nn.Linear(32, 4)).to('webgpu');
+      const opt = new torch.optim.Adam(model.parameters(), { lr: 3e-3 });
+      const x = torch.randn(64, 16, { device: 'webgpu' });
+      const y = torch.randn(64, 4, { device: 'webgpu' });
+      const step = () => {
+        const loss = torch.nn.functional.mseLoss(model(x), y);
+        opt.zeroGrad();
+        loss.backward();
+        opt.step();
+        return loss;
+      };
+      return { model, step };
+    };
+    const ctx = torch.webgpu.context();
+    const sync = setup();
+    // the reclaim period doubles up to its length within ~60 steps; the first period at that length finds new bind groups
+    const WARM = 150;
+    const STEPS = 300;
+    for (let t = 0; t < WARM; t++) sync.step();
+    const before = { created: ctx.pool.stats().created, bindGroups: ctx.bindGroupsCreated, live: ctx.pool.stats().liveBuffers };
+    let last!: torch.Tensor;
+    for (let t = 0; t < STEPS; t++) last = sync.step();
+    const after = { created: ctx.pool.stats().created, bindGroups: ctx.bindGroupsCreated, live: ctx.pool.stats().liveBuffers };
+    const seen = `before ${JSON.stringify(before)}, after ${JSON.stringify(after)}, ${ctx.pressure.callsWithoutYield} library calls without a task boundary`;
+    expect(ctx.pressure.callsWithoutYield, 'the loop really never yielded').toBeGreaterThanOrEqual(2 * (WARM + STEPS));
+    expect(ctx.pressure.reclaimPeriod).toBeGreaterThan(2);
+    if (gc) {
+      expect(after.created - before.created, `buffers created in ${STEPS} steps: ${seen}`).toBeLessThanOrEqual(4);
+      expect(after.live, `live buffers: ${seen}`).toBeLessThanOrEqual(before.live + 8);
+      expect(after.bindGroups - before.bindGroups, `bind groups created in ${STEPS} steps: ${seen}`).toBeLessThanOrEqual(50);
+    }
+    const syncLoss = await last.item();
+
+    // the same steps, reading the loss every step: the same numbers
+    const awaited = setup();
+    let loss = 0;
+    for (let t = 0; t < WARM + STEPS; t++) loss = await awaited.step().item();
+    expect(syncLoss).toBeCloseTo(loss, 6);
+    const [pa, pb] = [sync.model.parameters(), awaited.model.parameters()];
+    for (let i = 0; i < pa.length; i++) {
+      const [a, b] = [await pa[i]!.toArray(), await pb[i]!.toArray()];
+      expect(Math.max(...a.map((v, j) => Math.abs(v - b[j]!))), `parameter ${i}`).toBeLessThan(1e-6);
+    }
+  }, 120_000);
 });

@@ -33,6 +33,9 @@ export function withTemporaries<R>(fn: () => R, keep: () => Iterable<Tensor | nu
   for (const s of mine) if (!kept.has(s)) s.backend.release?.(s);
   // end the batch here: the next step's kernels then sit at the same places in their batch,
   // so their cached bind groups (keyed by the params' slot) are found again
-  for (const b of new Set(mine.map((s) => s.backend))) b.flush?.();
+  for (const b of new Set(mine.map((s) => s.backend))) {
+    b.flush?.();
+    b.safePoint?.();
+  }
   return r;
 }

@@ -37,6 +37,12 @@ export interface Backend {
   check(op: OpDef, arg: TensorArg, attrs: Attrs): void;
   /** Gives the memory of a storage no tensor will use again back now (optional: the cpu leaves it to the GC). */
   release?(storage: Storage): void;
+  /**
+   * A library call (backward, optimizer.step) ended; the eager layer holds only tensors here,
+   * no raw device memory. The backend may reclaim dead tensors' memory now, inside the running
+   * task (optional: a loop that never awaits otherwise gets none of it back).
+   */
+  safePoint?(): void;
   /** Submits recorded work (optional): called where a library call ends (optimizer.step, backward). */
   flush?(): void;
   read(storage: Storage): Promise<HostArray>;

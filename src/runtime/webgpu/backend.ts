@@ -19,8 +19,8 @@ import { fmtShape, numel, sameShape, stridesOf } from '../../ir/shape.ts';
 import type { Backend, KernelArg, Storage, TensorArg } from '../backend.ts';
 import { broadcastStrides } from '../cpu/elementwise.ts';
 import { workgroupGrid, type GPUContext } from './context.ts';
-import { GcPressure } from './gc-pressure.ts';
 import { foldedEntry } from '../../codegen-wgsl/fold.ts';
+import { sweepableRegistry } from '../../platform/gc.ts';
 import { CHECK_WORKGROUP, INDEX_CHECK_LAYOUT, INDEX_CHECK_WGSL } from './device-checks.ts';
 import { findBadIndex, indexCheckAttrs } from '../../ir/value-checks.ts';
 import { MatmulTuner } from './matmul-tuner.ts';
@@ -54,10 +54,13 @@ export class WebGPUBackend implements Backend {
   private readonly code = new Map<string, { code: string; label: string; layout: WgslLayout }>();
 
   constructor(readonly ctx: GPUContext) {
-    this.finalizer = new FinalizationRegistry((buf) => ctx.pool.release(buf));
+    this.finalizer = ctx.pressure.sweeps(sweepableRegistry<GPUBuffer>((buf) => ctx.pool.release(buf)));
   }
 
-  private readonly pressure = new GcPressure();
+  /** A library call ended: in a loop that never yields, dead tensors' buffers come back here (gc-pressure.ts). */
+  safePoint(): void {
+    if (this.ctx.pressure.callEnded()) this.ctx.pool.settle();
+  }
   private tuner: MatmulTuner | null = null;
   /** matmuls use the autotuner's winners (compiled graphs tune, eager ops only look up) unless WGTORCH_AUTOTUNE=0 */
   autotune = envVar('WGTORCH_AUTOTUNE') !== '0';
@@ -77,7 +80,7 @@ export class WebGPUBackend implements Backend {
       );
     }
     const buf = this.ctx.pool.acquire(bytesOf(size));
-    this.pressure.allocated(buf.size);
+    this.ctx.pressure.allocated(buf.size);
     const s = new GpuStorage(this, dtype, size, buf);
     this.finalizer.register(s, buf, s);
     return s;

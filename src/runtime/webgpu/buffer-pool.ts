@@ -45,6 +45,8 @@ export function sizeClass(bytes: number): number {
 export class BufferPool {
   private free = new Map<number, GPUBuffer[]>();
   private live = new Map<GPUBuffer, number>();
+  /** creation order, for settle() */
+  private serial = new WeakMap<GPUBuffer, number>();
   private counts = { liveBytes: 0, pooledBuffers: 0, pooledBytes: 0, created: 0 };
 
   constructor(
@@ -80,7 +82,7 @@ export class BufferPool {
       this.counts.pooledBytes -= size;
     } else {
       buf = this.device.createBuffer({ size, usage: this.usage, label: `${this.label}:${size}` });
-      this.counts.created++;
+      this.serial.set(buf, this.counts.created++);
     }
     this.live.set(buf, size);
     this.counts.liveBytes += size;
@@ -97,6 +99,15 @@ export class BufferPool {
     list.push(buf); // LIFO: a repeated step gets the same buffers back, which keeps bind-group caches hot
     this.counts.pooledBuffers++;
     this.counts.pooledBytes += size;
+  }
+
+  /**
+   * Orders each size class's free buffers by creation, oldest handed out first: after many
+   * releases in an order nobody chose (finalizers run by a collection), what acquire() hands
+   * out depends only on which buffers are free, so a repeated step finds its bind groups again.
+   */
+  settle(): void {
+    for (const list of this.free.values()) list.sort((a, b) => this.serial.get(b)! - this.serial.get(a)!);
   }
 
   /** Destroys every pooled (released) buffer; live ones are untouched. */

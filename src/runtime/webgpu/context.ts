@@ -15,6 +15,8 @@ import { GATE_LAYOUT, GATE_WGSL, GateArgs } from './dispatch-gate.ts';
 import { platformGPU } from '../../platform/gpu.ts';
 import { BackgroundCompiler } from './background-compile.ts';
 import { envVar } from '../../platform/env.ts';
+import { sweepableRegistry } from '../../platform/gc.ts';
+import { GcPressure } from './gc-pressure.ts';
 import { POLL_PAUSE_MS, pollGently } from './gentle-poll.ts';
 
 export { BufferPool, sizeClass, type PoolStats } from './buffer-pool.ts';
@@ -126,7 +128,8 @@ const BIND_GROUP_CACHE_MAX = 4096;
  * fails with advice instead of crashing: lavapipe ended the process with SIGSEGV near 65,536 live
  * bind groups. Each eager op on a new tensor needs a new bind group, and V8 collects the old ones
  * only between tasks, so a loop that never awaits piles them up (~50 per step of the README
- * model: a loop reading its loss every 1000 steps crashed near step 1000).
+ * model: a loop reading its loss every 1000 steps crashed near step 1000) unless it ends
+ * library calls, where gc-pressure.ts reclaims in the task.
  */
 const LIVE_BIND_GROUPS_MAX = 56_000;
 
@@ -187,7 +190,9 @@ export class GPUContext {
   private bindGroups = new Map<string, GPUBindGroup>();
   /** bind groups whose JS objects are still alive (FinalizationRegistry counts them down) */
   liveBindGroups = 0;
-  private readonly bindGroupGone = new FinalizationRegistry<null>(() => this.liveBindGroups--);
+  /** collections on demand and in-task finalizers, for buffers and bind groups (see gc-pressure.ts) */
+  readonly pressure = new GcPressure();
+  private readonly bindGroupGone = this.pressure.sweeps(sweepableRegistry<null>(() => this.liveBindGroups--));
   private bufferIds = new WeakMap<GPUBuffer, number>();
   private nextBufferId = 1;
 
@@ -316,6 +321,7 @@ export class GPUContext {
       this.bindGroupGone.register(bg, null);
       this.bindGroups.set(key, bg);
       this.bindGroupsCreated++;
+      this.pressure.boundGroup();
     }
 
     const pass = this.pass!;
@@ -335,6 +341,7 @@ export class GPUContext {
       this.batchCompiles = true;
     }
     this.dispatches++;
+    this.pressure.dispatched();
     if (++this.batchDispatches >= this.maxBatchDispatches && !this.recordingGate) this.flush();
   }
 
