@@ -73,6 +73,13 @@ export function mergeRowTotals(g: Graph, views: Map<number, View>, groups: RowGr
     }
     return false;
   };
+  /**
+   * A one-element value from outside that a total may read: none computed from another row
+   * kernel's values, which would chain this kernel after that one (clipGradNorm's sum of squared
+   * norms, added parameter by parameter, made the row kernels that take the norms in a chain of
+   * dispatches). A count another kernel takes of the targets alone (crossEntropy's mean) is read.
+   */
+  const outsideValue = (i: number, self: number[]) => numel(node(i).shape) === 1 && !fromOtherRows(baseOf(i), self);
 
   /** whether `from` depends on a node of `members` (another group counts as one node: it runs as one kernel) */
   const dependsOn = (from: number, members: Set<number>, self: number[]): boolean => {
@@ -126,7 +133,7 @@ export function mergeRowTotals(g: Graph, views: Map<number, View>, groups: RowGr
     }
     const self = absorbed >= 0 ? [a, absorbed] : [a];
     const tailReadable = (i: number) =>
-      readable(i) || (!inA.has(baseOf(i)) && !perRow.has(baseOf(i)) && numel(node(i).shape) === 1 && !fromOtherRows(baseOf(i), self));
+      readable(i) || (!inA.has(baseOf(i)) && !perRow.has(baseOf(i)) && outsideValue(i, self));
     // free reductions of per-row values over every row, and the elementwise work after them
     let grew = true;
     while (grew) {
