@@ -11,7 +11,7 @@
 
 import type { Runner } from './harness.ts';
 import type { GptConfig } from './models.ts';
-import { useBackend, type JaxBackend } from './jaxjs.ts';
+import { adamUpdate, useBackend, type JaxBackend } from './jaxjs.ts';
 import type { SharedDevice } from './tfjs.ts';
 
 type Arr = import('@jax-js/jax').Array;
@@ -115,20 +115,7 @@ export async function jaxjsGptRunner(cfg: GptConfig, b: JaxBackend, shared: () =
     const coef = np.minimum(np.reciprocal(np.sqrt(sq!).add(1e-6)), 1);
     for (const k of keys) g[k] = g[k]!.mul(coef.ref);
     coef.dispose();
-    const np2: Params = {};
-    const nm: Params = {};
-    const nv: Params = {};
-    for (const k of keys) {
-      const gk = g[k]!;
-      const mk2 = mq[k]!.mul(beta1).add(gk.ref.mul(1 - beta1));
-      const vk = vq[k]!.mul(beta2).add(np.square(gk).mul(1 - beta2));
-      const denom = np.sqrt(vk.ref).div(sqrtBc2.ref).add(eps);
-      np2[k] = q[k]!.mul(1 - lr * wd).sub(mk2.ref.div(denom).mul(stepSize.ref));
-      nm[k] = mk2;
-      nv[k] = vk;
-    }
-    stepSize.dispose();
-    sqrtBc2.dispose();
+    const [np2, nm, nv] = adamUpdate(np, keys, q, g, mq, vq, stepSize, sqrtBc2, { beta1, beta2, eps, decay: lr * wd });
     return [loss, np2, nm, nv] as [Arr, Params, Params, Params];
   });
   let t = 0;

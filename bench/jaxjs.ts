@@ -70,6 +70,41 @@ function normal(n: number, seed: number): Float32Array {
 type Params = { w1: Arr; b1: Arr; w2: Arr; b2: Arr };
 const KEYS = ['w1', 'b1', 'w2', 'b2'] as const;
 
+/**
+ * PyTorch's Adam update of every parameter `keys` names, inside a jit: new parameters and
+ * moments from the gradients. stepSize is lr / bc1, sqrtBc2 sqrt(bc2) (both consumed);
+ * `decay` (AdamW's lr * weightDecay) scales a parameter before its update. jaxjs-gpt.ts's
+ * AdamW is this with a decay.
+ */
+export function adamUpdate<P extends Record<string, Arr>>(
+  np: Jax['numpy'],
+  keys: readonly (keyof P & string)[],
+  q: P,
+  g: P,
+  mq: P,
+  vq: P,
+  stepSize: Arr,
+  sqrtBc2: Arr,
+  h: { beta1: number; beta2: number; eps: number; decay?: number },
+): [P, P, P] {
+  const np2: Record<string, Arr> = {};
+  const nm: Record<string, Arr> = {};
+  const nv: Record<string, Arr> = {};
+  for (const k of keys) {
+    const gk = g[k]!;
+    const mk = mq[k]!.mul(h.beta1).add(gk.ref.mul(1 - h.beta1));
+    const vk = vq[k]!.mul(h.beta2).add(np.square(gk).mul(1 - h.beta2));
+    const denom = np.sqrt(vk.ref).div(sqrtBc2.ref).add(h.eps);
+    const base = h.decay ? q[k]!.mul(1 - h.decay) : q[k]!;
+    np2[k] = base.sub(mk.ref.div(denom).mul(stepSize.ref));
+    nm[k] = mk;
+    nv[k] = vk;
+  }
+  stepSize.dispose();
+  sqrtBc2.dispose();
+  return [np2 as P, nm as P, nv as P];
+}
+
 export async function jaxjsRunner(w: Workload, b: JaxBackend, shared: () => Promise<SharedDevice>): Promise<Runner> {
   const jax = await useBackend(b, shared);
   const { numpy: np, jit, valueAndGrad, tree } = jax;
@@ -95,21 +130,8 @@ export async function jaxjsRunner(w: Workload, b: JaxBackend, shared: () => Prom
   // the whole step, one jit: loss, gradients, Adam on every parameter
   const step = jit((q: Params, mq: Params, vq: Params, stepSize: Arr, sqrtBc2: Arr, xs: Arr, ys: Arr) => {
     const [loss, g] = valueAndGrad(lossOf)(tree.ref(q), xs, ys) as [Arr, Params];
-    const np2: Partial<Params> = {};
-    const nm: Partial<Params> = {};
-    const nv: Partial<Params> = {};
-    for (const k of KEYS) {
-      const gk = g[k];
-      const mk = mq[k].mul(beta1).add(gk.ref.mul(1 - beta1));
-      const vk = vq[k].mul(beta2).add(np.square(gk).mul(1 - beta2));
-      const denom = np.sqrt(vk.ref).div(sqrtBc2.ref).add(eps);
-      np2[k] = q[k].sub(mk.ref.div(denom).mul(stepSize.ref));
-      nm[k] = mk;
-      nv[k] = vk;
-    }
-    stepSize.dispose();
-    sqrtBc2.dispose();
-    return [loss, np2 as Params, nm as Params, nv as Params] as [Arr, Params, Params, Params];
+    const [np2, nm, nv] = adamUpdate(np, KEYS, q, g, mq, vq, stepSize, sqrtBc2, { beta1, beta2, eps });
+    return [loss, np2, nm, nv] as [Arr, Params, Params, Params];
   });
   let t = 0;
   return {

@@ -173,13 +173,32 @@ export function matmulDispatch(M: number, N: number, variant: MatmulVariant | Ma
   return [Math.ceil(N / (r.cols * r.wg[0])), Math.ceil(M / (r.rows * r.wg[1])), batch];
 }
 
+/** The params struct's u32 words in order, plain and batched (the hooks' scalars follow, as `x`). */
+const PARAM_WORDS = ['M', 'N', 'K', 'strideA', 'strideB', 'strideC', 'zero', 'pad1'] as const;
+const BATCHED_PARAM_WORDS = ['M', 'N', 'K', 'strideA', 'strideB', 'strideC', 'inner', 'zBase', 'outerA', 'outerB', 'outerC', 'lda', 'ldb', 'zero', 'pad1', 'pad2'] as const;
+/** Where each layout keeps `zero`, the word the rolled loops take their trip count from (rolledBound). */
+export const ZERO_WORD = { plain: PARAM_WORDS.indexOf('zero'), batched: BATCHED_PARAM_WORDS.indexOf('zero') } as const;
+
+/**
+ * Throws unless the params' `zero` word is 0. A rolled loop runs max(zero, n) times, so any
+ * other value would run it past its block, storing outside the tile: every writer of matmul
+ * params (matmulParams, batchedMatmulParams, render-matmul's matmulKernelParams) checks here.
+ */
+export function checkZeroWord<W extends Uint32Array>(words: W, batched: boolean): W {
+  const at = batched ? ZERO_WORD.batched : ZERO_WORD.plain;
+  if (words[at] !== 0) {
+    throw new Error(`internal compiler error: matmul params word ${at} (\`zero\`, the rolled loops' bound) is ${words[at]}, not 0: a writer put something else there`);
+  }
+  return words;
+}
+
 /**
  * The params uniform: M, N, K, then per-batch element strides of A, B, C
  * (0 broadcasts an operand over the batch), then `zero` (see rolledBound) and a pad word.
  */
 export function matmulParams(M: number, N: number, K: number, strides?: { a: number; b: number; c: number }): ArrayBuffer {
   const s = strides ?? { a: M * K, b: K * N, c: M * N };
-  return new Uint32Array([M, N, K, s.a, s.b, s.c, 0, 0]).buffer;
+  return checkZeroWord(new Uint32Array([M, N, K, s.a, s.b, s.c, 0, 0]) as Uint32Array<ArrayBuffer>, false).buffer;
 }
 
 /** A batched product's layout: up to two levels of matrices (outer, inner) and the operands' row strides. */
@@ -200,7 +219,7 @@ export interface MatmulBatch {
 export function batchedMatmulParams(M: number, N: number, K: number, b: MatmulBatch, zBase = 0, extraWords = 0): Uint32Array {
   const words = new Uint32Array(16 + Math.ceil(extraWords / 4) * 4);
   words.set([M, N, K, b.stride.a, b.stride.b, b.stride.c, b.inner, zBase, b.outer.a, b.outer.b, b.outer.c, b.lda, b.ldb, 0, 0, 0]);
-  return words;
+  return checkZeroWord(words, true);
 }
 
 /** Whether a vec4 variant may read this batch: every matrix and row starts on a multiple of 4 elements. */
@@ -307,8 +326,8 @@ function emitHeader({ opts, V, emit, ns, P, nA, nB, nC }: Gen): number {
   const xField = xWords > 0 ? `, x: array<vec4<u32>, ${Math.ceil(xWords / 4)}>` : '';
   const elemT = V.vec4 ? 'vec4<f32>' : 'f32';
   // `zero`, 0 at run time in both layouts, bounds the rolled loops (rolledBound)
-  const batchFields = opts.batched ? 'inner: u32, zBase: u32, outerA: u32, outerB: u32, outerC: u32, lda: u32, ldb: u32, zero: u32, pad1: u32, pad2: u32' : 'zero: u32, pad1: u32';
-  emit(`struct ${ns.prefix}Params { M: u32, N: u32, K: u32, strideA: u32, strideB: u32, strideC: u32, ${batchFields}${xField} }`);
+  const fields = (opts.batched ? BATCHED_PARAM_WORDS : PARAM_WORDS).map((f) => `${f}: u32`).join(', ');
+  emit(`struct ${ns.prefix}Params { ${fields}${xField} }`);
   emit(`@group(0) @binding(${ns.storage(0)}) var<storage, read> ${nA}: array<${opts.loadA ? 'f32' : elemT}>;`);
   emit(`@group(0) @binding(${ns.storage(1)}) var<storage, read> ${nB}: array<${opts.loadB ? 'f32' : elemT}>;`);
   emit(`@group(0) @binding(${ns.storage(2)}) var<storage, read_write> ${nC}: array<${elemT}>;`);
@@ -470,7 +489,7 @@ function emitRolledEpilogue({ V, emit, P }: Gen, width: 1 | 4, call: (acc: strin
 
 /**
  * The trip count of a rolled loop over the block, `n`, as the compiler cannot know it: the
- * params word `zero` is 0 at run time (matmulParams, batchedMatmulParams, matmulKernelParams), so this is n. A
+ * params word `zero` is 0 at run time (ZERO_WORD; every writer checks it, checkZeroWord), so this is n. A
  * constant trip count let Mesa's NIR unroll the loop again whenever its body looked small
  * enough, and a body that calls a fused epilogue (inlined) was: the Adam-fused vec4 weight
  * gradient of the seed demo cost ~22 s of LLVM CPU time cold unrolled, ~5 s rolled, and its

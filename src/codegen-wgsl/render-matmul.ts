@@ -12,7 +12,7 @@ import type { Arena, MatmulBody, MatmulInput } from '../passes/kernel-ir.ts';
 import { windowLoadWGSL, windowWordValues } from '../ir/window.ts';
 import { renderNodes } from './expr.ts';
 import { storeAs, wgslType } from './kernel-spec.ts';
-import { batchedMatmulParams, batchVec4Aligned, matmulVariantFor, matmulWGSL, type LineReduction, type MatmulBatch, type MatmulVariant, type MatmulVariantName } from './matmul.ts';
+import { batchedMatmulParams, batchVec4Aligned, checkZeroWord, matmulParams, matmulVariantFor, matmulWGSL, type LineReduction, type MatmulBatch, type MatmulVariant, type MatmulVariantName } from './matmul.ts';
 import { standalone, type Namespace, type WgslLayout } from './namespace.ts';
 import { StorageSlots } from './storage-slots.ts';
 
@@ -225,11 +225,10 @@ export function matmulKernelParams(b: MatmulBody, values: readonly number[]): Ui
   if (b.batched) {
     const words = batchedMatmulParams(b.M, b.N, b.K, batchOf(b), 0, Math.max(1, values.length));
     words.set(new Uint32Array(new Float32Array(values).buffer), 16);
-    return words;
+    return checkZeroWord(words, true);
   }
   const words = new Uint32Array(8 + Math.max(1, Math.ceil(values.length / 4)) * 4);
-  // word 6 is the template's `zero` (matmul.ts rolledBound)
-  words.set([b.M, b.N, b.K, b.batch.strideA, b.batch.strideB, b.batch.strideC, 0, 0]);
+  words.set(new Uint32Array(matmulParams(b.M, b.N, b.K, { a: b.batch.strideA, b: b.batch.strideB, c: b.batch.strideC })));
   words.set(new Uint32Array(new Float32Array(values).buffer), 8);
-  return words;
+  return checkZeroWord(words, false);
 }

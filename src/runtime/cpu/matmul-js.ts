@@ -28,6 +28,17 @@ let packB = new Float64Array(0);
 let accTiles = new Float64Array(0); // partial sums of every tile of a block while K is split
 const tile = new Float64Array(MR * NR);
 
+/**
+ * The products with nothing to multiply: none where M or N is 0, zeros where K is 0. Returns
+ * whether it handled the product (every matmul entry point starts here).
+ */
+export function emptyProduct(out: Float32Array, outOff: number, M: number, K: number, N: number): boolean {
+  if (M <= 0 || N <= 0) return true;
+  if (K > 0) return false;
+  out.fill(0, outOff, outOff + M * N);
+  return true;
+}
+
 /** out[M,N] = op(A) @ op(B), overwriting out (float32 storage; accumulate in JS doubles).
  * A is stored row-major as [M,K], or as [K,M] when transA (i.e. A^T is used);
  * B is stored row-major as [K,N], or as [N,K] when transB.
@@ -39,11 +50,7 @@ export function matmulF32Js(
   out: Float32Array, outOff: number,
   M: number, K: number, N: number,
 ): void {
-  if (M <= 0 || N <= 0) return;
-  if (K <= 0) {
-    out.fill(0, outOff, outOff + M * N);
-    return;
-  }
+  if (emptyProduct(out, outOff, M, K, N)) return;
   // op(A)[i,k] = a[aOff + i*aI + k*aK];  op(B)[k,j] = b[bOff + k*bK + j*bJ]
   const aI = transA ? 1 : K, aK = transA ? M : 1;
   const bK = transB ? 1 : N, bJ = transB ? K : 1;

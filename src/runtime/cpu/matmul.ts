@@ -3,7 +3,7 @@
  * the generated WebAssembly SIMD kernel (./wasm-gemm.ts, on several threads for large
  * products), or the JavaScript kernel (./matmul-js.ts) where WebAssembly SIMD is missing.
  */
-import { matmulF32Js } from './matmul-js.ts';
+import { emptyProduct, matmulF32Js } from './matmul-js.ts';
 import { wasmMatmulF32, wasmMatmulF32Batched } from './wasm-gemm.ts';
 
 export { matmulF32Js } from './matmul-js.ts';
@@ -18,11 +18,7 @@ export function matmulF32(
   out: Float32Array, outOff: number,
   M: number, K: number, N: number,
 ): void {
-  if (M <= 0 || N <= 0) return;
-  if (K <= 0) {
-    out.fill(0, outOff, outOff + M * N);
-    return;
-  }
+  if (emptyProduct(out, outOff, M, K, N)) return;
   if (!wasmMatmulF32(a, aOff, transA, b, bOff, transB, out, outOff, M, K, N)) matmulF32Js(a, aOff, transA, b, bOff, transB, out, outOff, M, K, N);
 }
 
@@ -38,7 +34,7 @@ export function matmulF32Batched(
 ): void {
   if (count <= 0 || M <= 0 || N <= 0) return;
   if (K <= 0) {
-    for (let i = 0; i < count; i++) out.fill(0, outOff + i * strideC, outOff + i * strideC + M * N);
+    for (let i = 0; i < count; i++) emptyProduct(out, outOff + i * strideC, M, K, N);
     return;
   }
   if (wasmMatmulF32Batched(a, aOff, strideA, transA, b, bOff, strideB, transB, out, outOff, strideC, M, K, N, count)) return;
