@@ -264,7 +264,7 @@ describe.skipIf(!hasSimd)('a compiled matmul epilogue on the cpu', () => {
 });
 
 describe.skipIf(!hasSimd)('a compiled elementwise kernel on the cpu', () => {
-  it('of 1024 or more contiguous elements runs in Wasm (with a row broadcast over it too); one with exp, or a small one, stays JavaScript; all equal eager', () => {
+  it('of 1024 or more contiguous elements runs in Wasm (with a row broadcast over it too); one with exp, a small one or one that only copies stays JavaScript; all equal eager', () => {
     torch.manualSeed(2);
     type F = (a: torch.Tensor, b: torch.Tensor, c: torch.Tensor) => torch.Tensor;
     const cases: [string, number[], F, number][] = [
@@ -272,6 +272,7 @@ describe.skipIf(!hasSimd)('a compiled elementwise kernel on the cpu', () => {
       ['where over a broadcast row', [40, 37], (a, b, c) => torch.where(a.gt(0), a.div(b.abs().add(0.5)), c.neg()), 1],
       ['exp', [64, 33], (a, b) => a.exp().mul(b), 0],
       ['small', [7, 9], (a, b) => a.mul(b).add(1).relu(), 0],
+      ['only copies', [64, 33], (a) => a.clone(), 0],
     ];
     for (const [what, shape, f, wasmRuns] of cases) {
       const a = torch.randn(shape);

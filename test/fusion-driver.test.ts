@@ -55,7 +55,7 @@ describe('fusion driver', () => {
   it('the rule sets are named values with documented rules, in the order they run', () => {
     expect(RULE_SETS.map((s) => s.name)).toEqual(['rows', 'placement', 'kernels', 'loads']);
     const names = RULE_SETS.flatMap((s) => s.rules.map((r) => r.name));
-    expect(names).toEqual(['row-groups', 'row', 'view', 'view-copy', 'seed', 'float', 'join', 'hoist', 'pull-inputs', 'recompute-prologue', 'operand-reduction', 'reduction-epilogue', 'reduce-prologue', 'window-operand', 'gather-load']);
+    expect(names).toEqual(['row-groups', 'row', 'view', 'view-copy', 'seed', 'float', 'join', 'hoist', 'pull-inputs', 'recompute-prologue', 'operand-reduction', 'reduction-epilogue', 'reduce-prologue', 'window-operand', 'gather-load', 'window-load']);
     for (const s of RULE_SETS) for (const r of s.rules) expect(r.doc.length, r.name).toBeGreaterThan(20);
   });
 
@@ -80,5 +80,34 @@ describe('fusion driver', () => {
     // with 4 bindings the bias update cannot ride along: the refusal names the rule and the limit
     const tight = fuse(optimize(t.graph), { maxBindings: 4 });
     expect(tight.log.some((l) => /^\[(operand-reduction|reduction-epilogue)\] did not fuse .*4 storage buffers/.test(l)), tight.log.join('\n')).toBe(true);
+  });
+  it('[hoist] an elementwise node joins an earlier elementwise kernel once the later kernel computing its other input moves before it', async () => {
+    torch.manualSeed(3);
+    const w = torch.randn([]);
+    const y = torch.randn(8, 12);
+    // e is written (returned), so e + r either joins e's kernel or costs a third kernel
+    const independent = (w: torch.Tensor, y: torch.Tensor) => {
+      const e = w.exp();
+      const r = y.pow(2).sum();
+      return [e, e.add(r)];
+    };
+    const s = fuse(optimize(torch.trace(independent, w, y).graph), { maxBindings: 16 });
+    expect(s.log.some((l) => /^\[hoist\] moved kernels .* before elementwise kernel .* and fused %\d+ add into it$/.test(l)), s.log.join('\n')).toBe(true);
+    expect(s.kernels.map((k) => k.kind)).toEqual(['reduce', 'elementwise']);
+    const fast = torch.compile(independent);
+    const [ge, gs] = fast(w, y);
+    const [we, ws] = independent(w, y);
+    expect(await ge!.item()).toBeCloseTo(await we!.item(), 5);
+    expect(await gs!.item()).toBeCloseTo(await ws!.item(), 4);
+    // a reduction that reads e cannot run before e's kernel: the add stays a kernel of its own
+    const dependent = (w: torch.Tensor, y: torch.Tensor) => {
+      const e = w.exp();
+      const r = y.mul(e).sum();
+      return [e, e.add(r)];
+    };
+    // (without row kernels, which would take y * e, its sum and the add as one row kernel)
+    const d = fuse(optimize(torch.trace(dependent, w, y).graph), { maxBindings: 16, rowKernels: false });
+    expect(d.log.some((l) => /^\[hoist\] did not move the producers of %\d+ add's inputs before elementwise kernel \d+: they depend on it$/.test(l)), d.log.join('\n')).toBe(true);
+    expect(d.kernels.length).toBe(3);
   });
 });

@@ -13,19 +13,31 @@
 import type { DType } from '../ir/dtype.ts';
 import { getOp } from '../ir/registry.ts';
 import { foldExpr, preferExpr, REDUCTIONS } from '../ir/reductions.ts';
-import { jsLang } from '../ir/scalar-lang.ts';
+import { jsLang, type ScalarLang } from '../ir/scalar-lang.ts';
+import { exp as fastExp } from './fast-math.ts';
 import type { ElementwiseBody, ExprNode, Ref, ReduceBody } from '../passes/kernel-ir.ts';
 import { isIntReduce } from '../passes/int-kernels.ts';
 import { stridesOf } from '../ir/shape.ts';
 
 export type JsKernel = (ins: ArrayLike<number>[], outs: { [i: number]: number }[], sc: number[]) => void;
 
+/**
+ * The formulas of the generated loops: the registry's JavaScript, with e^x as `EXP`, the
+ * inlinable exp of fast-math.ts (every kernel function sees it).
+ */
+export const cpuLang: ScalarLang = {
+  ...jsLang,
+  call(fn, ...a) {
+    return fn === 'exp' ? `EXP(${a[0]})` : jsLang.call.call(this, fn, ...a);
+  },
+};
+
 const cache = new Map<string, JsKernel>();
 /** Compiles a rendered kernel (one Function per distinct source text). */
 export function compileJs(source: string): JsKernel {
   let f = cache.get(source);
   if (!f) {
-    f = new Function('ins', 'outs', 'sc', source) as JsKernel;
+    f = new Function('EXP', `return function kernel(ins, outs, sc) {\n${source}\n};`)(fastExp) as JsKernel;
     cache.set(source, f);
   }
   return f;
@@ -53,7 +65,7 @@ function renderNodes(nodes: ExprNode[], names: Names, indent: string): string[] 
   return nodes.map((n, i) => {
     const op = getOp(n.op);
     if (!op.formula) throw new Error(`op ${n.op} has no elementwise formula`);
-    const expr = op.formula(jsLang, n.args.map((a) => refName(a, names)), n.attrs);
+    const expr = op.formula(cpuLang, n.args.map((a) => refName(a, names)), n.attrs);
     const note = n.origin ? ` // ${n.origin.ids.map((id) => `%${id}`).join(' ')} ${n.op}${n.origin.scope ? ` (${n.origin.scope})` : ''}` : '';
     return `${indent}const ${names.prefix}${i} = ${expr};${note}`;
   });
@@ -176,7 +188,7 @@ export function reduceJs(spec: ReduceBody, kept: readonly number[], reduced: rea
   // Integers fold wrapping at every step, as PyTorch's int32 does (a double sum rounds past 2^53).
   const int = isIntReduce(spec);
   if (red.kind === 'fold') inner.push(int ? `acc = ${red.op === 'add' ? `(acc + ${v}) | 0` : `Math.imul(acc, ${v})`};` : `acc = ${foldExpr(red, 'acc', v)};`);
-  else inner.push(`if (${preferExpr(red, jsLang, v, 'acc')} !== 0) { acc = ${v}; at = r; }`, 'r++;');
+  else inner.push(`if (${preferExpr(red, cpuLang, v, 'acc')} !== 0) { acc = ${v}; at = r; }`, 'r++;');
   // reduced loops: offsets per input relative to the kept base
   const redBody = (() => {
     if (!reduced.length) return inner.map((l) => l.replace(/R(\d+)/g, '0'));
@@ -186,7 +198,7 @@ export function reduceJs(spec: ReduceBody, kept: readonly number[], reduced: rea
   })();
   const epi: Names = { input: (k) => `x${k}`, scalar: (k) => `s${k}`, prefix: 'e' };
   const keptBody = [
-    red.kind === 'fold' ? `let acc = ${jsLang.lit(red.identity)};` : `let acc = ${jsLang.lit(red.identity)}; let at = 0; let r = 0;`,
+    red.kind === 'fold' ? `let acc = ${cpuLang.lit(red.identity)};` : `let acc = ${cpuLang.lit(red.identity)}; let at = 0; let r = 0;`,
     ...redBody,
     ...(red.kind === 'select' ? [red.index ? 'acc = at;' : `if (${R} === 0) acc = NaN;`] : int ? [] : ['acc = Math.fround(acc);']),
     ...renderNodes(spec.epilogue, epi, ''),

@@ -67,7 +67,7 @@ export type CpuStep =
        */
       epilogue?: { js: JsStep & { simd: SimdKernel }; acc: number; storeC: boolean };
     }
-  /** a registry op run by the eager cpu kernel (index ops), on contiguous inputs */
+  /** a registry op run by the eager cpu kernel (an index op with no generated loop: a gather whose index is not the output's shape), on contiguous inputs */
   | { kind: 'op'; op: IndexBody['op']; attrs: Attrs; ins: { slot: Slot; shape: number[]; dtype: DType }[]; out: { slot: Slot; shape: number[]; dtype: DType } };
 
 export interface CpuKernel {
@@ -125,7 +125,9 @@ export function renderCpuKernel(k: Kernel): CpuKernel {
       const ins = b.inputs.map((t) => (t.access === 'alias' ? null : readSlots[r++]!));
       const header = [`elementwise: ${origins(b.nodes)} over ${shapeText(b.shape)}`];
       const step = jsStep(elementwiseJs(b, b.shape, b.inputs.map((t) => (t.access === 'strided' || t.access === 'gather' ? t.strides! : null)), header), ins, writeSlots);
-      const simd = numel(b.shape) >= SIMD_MIN_ELEMENTS ? simdOf(b) : null;
+      // a body that only moves values (copies) is a memcpy-like loop already: through the Wasm memory it would move them twice more
+      const computes = b.nodes.some((n) => n.op !== 'copy' && !(n.op === 'cast' && n.attrs.dtype === 'float32'));
+      const simd = computes && numel(b.shape) >= SIMD_MIN_ELEMENTS ? simdOf(b) : null;
       if (simd) step.simd = simd;
       steps.push(step);
       break;

@@ -7,7 +7,7 @@
  * accumulator as the rows go by, and computes its total steps after the last row.
  */
 import { getOp } from '../ir/registry.ts';
-import { jsLang } from '../ir/scalar-lang.ts';
+import { cpuLang } from './js-kernels.ts';
 import type { ExprNode, Ref, RowBody } from '../passes/kernel-ir.ts';
 import type { WindowMap } from '../ir/window.ts';
 
@@ -35,8 +35,42 @@ function renderNodes(nodes: ExprNode[], prefix: string, input: (k: number) => st
     if (!op.formula) throw new Error(`op ${n.op} has no elementwise formula`);
     const args = n.args.map((a) => (a.kind === 'input' ? input(a.index) : refName(a, prefix, keptRank)));
     const note = n.origin ? ` // ${n.origin.ids.map((id) => `%${id}`).join(' ')} ${n.op}${n.origin.scope ? ` (${n.origin.scope})` : ''}` : '';
-    return `const ${prefix}${i} = ${op.formula(jsLang, args, n.attrs)};${note}`;
+    return `const ${prefix}${i} = ${op.formula(cpuLang, args, n.attrs)};${note}`;
   });
+}
+
+/** Ops that cost a call (e^x, a log, ...): worth keeping per element rather than computing twice. */
+const COSTLY = new Set(['exp', 'log', 'tanh', 'sigmoid', 'erf', 'pow', 'sin', 'cos']);
+
+/** A structural key per node of a list: equal keys compute the same double from the same operands. */
+function nodeKeys(nodes: ExprNode[]): string[] {
+  const keys: string[] = [];
+  const arg = (a: Ref): string => (a.kind === 'node' ? `(${keys[a.index]})` : JSON.stringify(a));
+  for (const n of nodes) keys.push(`${n.op}:${n.dtype ?? ''}:${JSON.stringify(n.attrs)}[${n.args.map(arg).join(',')}]`);
+  return keys;
+}
+
+/**
+ * The element nodes whose value a reduction step's pass already computed (softmax's
+ * e^(x - max), summed in one pass and divided in the last): element node -> [step, node of
+ * that step]. The step's pass keeps those values of the row in a buffer; the element pass
+ * reads them back instead of calling exp again (the same double, so the same bits).
+ */
+export function reusedValues(b: RowBody): Map<number, [number, number]> {
+  const stepKeys = b.steps.map((st) => (st.kind === 'reduce' ? nodeKeys(st.nodes) : []));
+  const keys = nodeKeys(b.nodes);
+  const reuse = new Map<number, [number, number]>();
+  b.nodes.forEach((n, i) => {
+    if (!COSTLY.has(n.op)) return;
+    for (let s = 0; s < stepKeys.length; s++) {
+      const j = stepKeys[s].indexOf(keys[i]);
+      if (j >= 0) {
+        reuse.set(i, [s, j]);
+        return;
+      }
+    }
+  });
+  return reuse;
 }
 
 const inputsRead = (nodes: ExprNode[], extra: Ref[] = []) =>
@@ -95,11 +129,19 @@ export function rowJs(b: RowBody, header: string[] = []): string {
     return `in${k}[${base(k)}]`;
   };
   const rowBody: string[] = [];
-  const rowLoop = (used: number[], inner: string[]) => {
+  // `t`: the element's place in the row, where a pass keeps values for a later one
+  const rowLoop = (used: number[], inner: string[], counted = false) => {
     const loads = used.flatMap(loadInput);
     const seed = all.map((_, k) => `const R${k}_0 = 0;`);
-    return ['{', ...seed.map((l) => '  ' + l), ...nest(b.reduced, redStrides, 'R', [...loads, ...inner], '  '), '}'];
+    const count = counted ? ['let t = 0;'] : [];
+    return ['{', ...[...seed, ...count].map((l) => '  ' + l), ...nest(b.reduced, redStrides, 'R', [...loads, ...inner, ...(counted ? ['t++;'] : [])], '  '), '}'];
   };
+  const reuse = reusedValues(b);
+  const kept = (s: number) => [...new Set([...reuse.values()].filter(([q]) => q === s).map(([, j]) => j))];
+  const rowLength = b.reduced.reduce((p, n) => p * n, 1);
+  b.steps.forEach((_, s) => {
+    for (const j of kept(s)) lines.push(`const t${s}_${j} = new Float64Array(${rowLength});`);
+  });
   b.steps.forEach((st, s) => {
     if (st.kind === 'map') {
       rowBody.push(...renderNodes([st.node], `m${s}_`, mapInput, keptRank), `const r${s} = m${s}_0;`);
@@ -115,13 +157,28 @@ export function rowJs(b: RowBody, header: string[] = []): string {
           ? [`if (${v} > acc || (${v} !== ${v} && acc === acc)) { acc = ${v}; at = ${reducedIndex}; }`]
           : [maxInto('acc', v)];
     rowBody.push(st.combine === 'sum' ? 'acc = 0;' : 'acc = -Infinity;', ...(arg ? ['at = 0;'] : []));
-    rowBody.push(...rowLoop(inputsRead(st.nodes, [st.value]), [...renderNodes(st.nodes, `a${s}_`, (k) => `x${k}`, keptRank), ...combine]));
+    const keep = kept(s).map((q) => `t${s}_${q}[t] = a${s}_${q};`);
+    rowBody.push(...rowLoop(inputsRead(st.nodes, [st.value]), [...renderNodes(st.nodes, `a${s}_`, (k) => `x${k}`, keptRank), ...keep, ...combine], keep.length > 0));
     // a max stays the double it is: an element recomputed later must compare equal to it (argmax masks)
     rowBody.push(st.combine === 'sum' ? `const r${s} = Math.fround(acc);` : arg ? `const r${s} = at;` : `const r${s} = acc;`);
   });
   if (elementOuts.length) {
     const stores = elementOuts.map(({ o, j }, e) => `out${j}[${at(b.inputs.length + e)}] = ${store(o.dtype, refName(o.ref, 'v', keptRank))};`);
-    rowBody.push(...rowLoop(inputsRead(b.nodes, elementOuts.map(({ o }) => o.ref)), [...renderNodes(b.nodes, 'v', (k) => `x${k}`, keptRank), ...stores]));
+    // the nodes the stores need, not through a value an earlier pass kept
+    const live = new Set<number>();
+    const visit = (r: Ref) => {
+      if (r.kind !== 'node' || live.has(r.index)) return;
+      live.add(r.index);
+      if (!reuse.has(r.index)) b.nodes[r.index].args.forEach(visit);
+    };
+    elementOuts.forEach(({ o }) => visit(o.ref));
+    const computed = b.nodes.filter((_, i) => live.has(i) && !reuse.has(i));
+    const nodes = renderNodes(b.nodes, 'v', (k) => `x${k}`, keptRank).flatMap((line, i) => {
+      if (!live.has(i)) return [];
+      const r = reuse.get(i);
+      return r ? [`const v${i} = t${r[0]}_${r[1]}[t]; // ${b.nodes[i].op}, kept by step ${r[0]}`] : [line];
+    });
+    rowBody.push(...rowLoop(inputsRead(computed, elementOuts.map(({ o }) => o.ref)), [...nodes, ...stores], reuse.size > 0));
   }
   for (const { o, j } of rowOuts) rowBody.push(`out${j}[o] = ${store(o.dtype, refName(o.ref, 'v', keptRank))};`);
   // totals: each row's value (rounded as the stored per-row tensor eager sums) into its accumulator

@@ -1,8 +1,9 @@
 /**
  * Reductions (every one src/ir/reductions.ts declares, rendered from its combine and
  * identity) with fused elementwise producers (prologue) and
- * consumers (epilogue). One workgroup per output element: its invocations stride
- * over the reduced elements, then combine in workgroup memory.
+ * consumers (epilogue). The body's `lanes` (lanes.ts) invocations per output element stride
+ * over its reduced elements, then combine in workgroup memory (64, the default: one output per
+ * workgroup; one lane: 64 outputs per workgroup, each a serial loop without barriers).
  *
  * Params (u32 words): nOut, R (reduced count), kept shape[keptRank], reduced shape[redRank],
  * per input strides[keptRank + redRank], scalar bits.
@@ -15,9 +16,13 @@ import { renderNodes } from './expr.ts';
 import type { GeneratedKernel } from './elementwise.ts';
 import { paramsDecl, paramWords, putScalarBits, storeAs, wgslType } from './kernel-spec.ts';
 import { StorageSlots } from './storage-slots.ts';
+import { checkLanes, lane, laneHeader, laneRoot, laneTree, laneWorkgroups, LANE_WORKGROUP, writesRow } from './lanes.ts';
 import { entryPoint, standalone, type Builtin, type Namespace } from './namespace.ts';
 
-export const REDUCE_WORKGROUP = 64;
+export const REDUCE_WORKGROUP = LANE_WORKGROUP;
+
+/** invocations per output: the body's choice, else a whole workgroup */
+export const reduceLanesOf = (spec: ReduceBody) => checkLanes(spec.lanes ?? REDUCE_WORKGROUP, 'a reduction');
 
 function layout(spec: ReduceBody) {
   const keptAt = 2;
@@ -38,6 +43,7 @@ const BUILTINS: Builtin[] = [
 export function reduceWGSL(spec: ReduceBody, nsIn?: Namespace, arena?: Arena): GeneratedKernel {
   const L = layout(spec);
   const WG = REDUCE_WORKGROUP;
+  const lanes = reduceLanesOf(spec);
   const keptRank = spec.kept.length;
   const redRank = spec.reduced.length;
   const nIn = spec.inputs.length;
@@ -65,8 +71,8 @@ export function reduceWGSL(spec: ReduceBody, nsIn?: Namespace, arena?: Arena): G
   const lang = int ? wgslIntLang : undefined;
   const shv = n('shv');
   const shi = n('shi');
-  lines.push(`var<workgroup> ${shv}: array<${T}, ${WG}>;`);
-  if (isArg) lines.push(`var<workgroup> ${shi}: array<u32, ${WG}>;`);
+  if (lanes > 1) lines.push(`var<workgroup> ${shv}: array<${T}, ${WG}>;`);
+  if (isArg && lanes > 1) lines.push(`var<workgroup> ${shi}: array<u32, ${WG}>;`);
   const better = n('better');
   if (red.kind === 'select') {
     lines.push(
@@ -75,8 +81,7 @@ export function reduceWGSL(spec: ReduceBody, nsIn?: Namespace, arena?: Arena): G
   }
   lines.push('');
   lines.push(...entryPoint(ns, String(WG), BUILTINS));
-  lines.push('  let o = wid.x + wid.y * nwg.x;');
-  lines.push(`  if (o >= ${P('0u')}) { return; }`);
+  lines.push(...laneHeader(lanes, P('0u')));
   // base offsets from the kept index
   lines.push('  var ko = o;');
   for (let d = keptRank - 1; d >= 0; d--) {
@@ -91,9 +96,11 @@ export function reduceWGSL(spec: ReduceBody, nsIn?: Namespace, arena?: Arena): G
   lines.push(`  var acc: ${T} = ${identity};`);
   if (isArg) lines.push('  var at: u32 = 0u;');
   if (fold) lines.push(`  var part: ${T} = ${identity};`, '  var cnt: u32 = 0u;');
-  lines.push(`  for (var r = lid; r < ${P('1u')}; r = r + ${WG}u) {`);
+  lines.push(`  for (var r = ${lane(lanes)}; r < ${P('1u')}; r = r + ${lanes}u) {`);
   lines.push('    var rr = r;');
-  for (let d = redRank - 1; d >= 0; d--) lines.push(`    let q${d} = rr % ${P(`${L.redAt + d}u`)}; rr = rr / ${P(`${L.redAt + d}u`)};`);
+  // (r < R: what is left for the outermost reduced dim is its index, no division)
+  for (let d = redRank - 1; d > 0; d--) lines.push(`    let q${d} = rr % ${P(`${L.redAt + d}u`)}; rr = rr / ${P(`${L.redAt + d}u`)};`);
+  if (redRank) lines.push('    let q0 = rr;');
   spec.inputs.forEach((_, k) => {
     const terms = Array.from({ length: redRank }, (_, d) => `q${d} * ${P(`${L.stridesAt + k * L.per + keptRank + d}u`)}`);
     lines.push(`    let x${k} = ${T}(${slots.at(ns, k, n(`in${k}`), `base${k}${terms.length ? ' + ' + terms.join(' + ') : ''}`)});`);
@@ -110,25 +117,27 @@ export function reduceWGSL(spec: ReduceBody, nsIn?: Namespace, arena?: Arena): G
   }
   lines.push('  }');
   if (fold) lines.push(`  acc = ${foldExpr(fold, 'acc', 'part')};`);
-  lines.push(`  ${shv}[lid] = acc;`);
-  if (isArg) lines.push(`  ${shi}[lid] = at;`);
-  lines.push('  workgroupBarrier();');
-  lines.push(`  for (var s = ${WG / 2}u; s > 0u; s = s >> 1u) {`);
-  lines.push('    if (lid < s) {');
-  if (fold) lines.push(`      ${shv}[lid] = ${foldExpr(fold, `${shv}[lid]`, `${shv}[lid + s]`)};`);
-  else {
-    // ties keep the smaller index, as PyTorch's argmax and argmin do
-    const same = int ? `${shv}[lid + s] == ${shv}[lid]` : `(${shv}[lid + s] == ${shv}[lid] || (wgt_isnan(${shv}[lid + s]) && wgt_isnan(${shv}[lid])))`;
-    const tie = isArg ? ` || (${same} && ${shi}[lid + s] < ${shi}[lid])` : '';
-    lines.push(`      if (${better}(${shv}[lid + s], ${shv}[lid])${tie}) { ${shv}[lid] = ${shv}[lid + s];${isArg ? ` ${shi}[lid] = ${shi}[lid + s];` : ''} }`);
+  let total = 'acc';
+  let index = 'at';
+  if (lanes > 1) {
+    lines.push(`  ${shv}[lid] = acc;`);
+    if (isArg) lines.push(`  ${shi}[lid] = at;`);
+    lines.push(
+      ...laneTree(lanes, (to, from) => {
+        if (fold) return `${shv}[${to}] = ${foldExpr(fold, `${shv}[${to}]`, `${shv}[${from}]`)};`;
+        // ties keep the smaller index, as PyTorch's argmax and argmin do
+        const same = int ? `${shv}[${from}] == ${shv}[${to}]` : `(${shv}[${from}] == ${shv}[${to}] || (wgt_isnan(${shv}[${from}]) && wgt_isnan(${shv}[${to}])))`;
+        const tie = isArg ? ` || (${same} && ${shi}[${from}] < ${shi}[${to}])` : '';
+        return `if (${better}(${shv}[${from}], ${shv}[${to}])${tie}) { ${shv}[${to}] = ${shv}[${from}];${isArg ? ` ${shi}[${to}] = ${shi}[${from}];` : ''} }`;
+      }),
+    );
+    total = `${shv}[${laneRoot(lanes)}]`;
+    index = `${shi}[${laneRoot(lanes)}]`;
   }
-  lines.push('    }');
-  lines.push('    workgroupBarrier();');
-  lines.push('  }');
-  lines.push('  if (lid == 0u) {');
-  if (isArg) lines.push(`    ${outAt(0, 'o')} = i32(${shi}[0]);`);
+  lines.push(writesRow(lanes) ? `  if (${writesRow(lanes)}) {` : '  {');
+  if (isArg) lines.push(`    ${outAt(0, 'o')} = i32(${index});`);
   else {
-    lines.push(`    let red = ${shv}[0];`);
+    lines.push(`    let red = ${total};`);
     const enames = { input: (k: number) => `x${k}`, scalar: (s: number) => `s${s}`, acc: 'red', prefix: 'ev' };
     lines.push(...renderNodes(spec.epilogue, enames, '    ', lang));
     spec.outputs.forEach((r, j) => {
@@ -144,7 +153,7 @@ export function reduceWGSL(spec: ReduceBody, nsIn?: Namespace, arena?: Arena): G
       storage: slots.access([...spec.inputs.map(() => 'read' as const), ...spec.outputs.map(() => 'read_write' as const)]),
       uniforms: 1,
       workgroupSize: [WG, 1, 1],
-      workgroupBytes: (isArg ? 8 : 4) * WG,
+      workgroupBytes: lanes > 1 ? (isArg ? 8 : 4) * WG : 0,
       builtins: BUILTINS,
     },
     paramWords: L.words,
@@ -158,8 +167,8 @@ function intIdentity(v: number): string {
   return `${v}i`;
 }
 
-/** One workgroup per output element. */
-export const reduceWorkgroups = (spec: ReduceBody) => spec.kept.reduce((p, d) => p * d, 1);
+/** 64 / lanes output elements per workgroup */
+export const reduceWorkgroups = (spec: ReduceBody) => laneWorkgroups(spec.kept.reduce((p, d) => p * d, 1), reduceLanesOf(spec));
 
 /** The params for one dispatch: the kept and reduced sizes, every input's strides, the scalars' values. */
 export function reduceParams(spec: ReduceBody, scalars: readonly number[]): Uint32Array {

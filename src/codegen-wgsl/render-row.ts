@@ -1,9 +1,10 @@
 /**
- * Row kernels (kernel IR `RowBody`) as WGSL: one workgroup per row (kept index). Each
- * reduction step is a pass over the row, its invocations striding over the elements (rows
- * longer than the workgroup loop), then a tree in workgroup memory; every invocation then
- * holds the row's value, and `map` steps compute on it. The last pass computes the element
- * outputs; invocation 0 writes the per-row outputs.
+ * Row kernels (kernel IR `RowBody`) as WGSL. The body's `lanes` (lanes.ts) says how many
+ * invocations share a row: 64 (the default), one row per workgroup; fewer, 64 / lanes rows per
+ * workgroup. Each reduction step is a pass over the row, a row's lanes striding over its
+ * elements, then a tree in workgroup memory over those lanes (none for a single lane); every
+ * lane then holds the row's value, and `map` steps compute on it. The last pass computes the
+ * element outputs; lane 0 writes the per-row outputs.
  *
  * Params (u32 words): rows, R (elements per row), kept sizes, reduced sizes, per input its
  * strides (kept, then reduced), per element output the same, the scalars' bits.
@@ -14,11 +15,15 @@ import type { ExprNode, Ref, RowBody } from '../passes/kernel-ir.ts';
 import type { GeneratedKernel } from './elementwise.ts';
 import { renderNodes } from './expr.ts';
 import { paramsDecl, paramWords, putScalarBits, storeAs, wgslType } from './kernel-spec.ts';
+import { checkLanes, lane, laneHeader, laneRoot, laneTree, laneWorkgroups, LANE_WORKGROUP, partial, writesRow } from './lanes.ts';
 import { entryPoint, standalone, type Builtin, type Namespace } from './namespace.ts';
 import { indexWGSL } from './render-row-total.ts';
 
 /** the reduce kernels' size, so that row kernels pack with them */
-export const ROW_WORKGROUP = 64;
+export const ROW_WORKGROUP = LANE_WORKGROUP;
+
+/** invocations per row: the body's choice, else a whole workgroup */
+export const rowLanesOf = (b: RowBody) => checkLanes(b.lanes ?? ROW_WORKGROUP, 'a row kernel');
 
 function layout(b: RowBody) {
   const keptAt = 2;
@@ -44,6 +49,7 @@ const inputsRead = (nodes: ExprNode[], extra: Ref[] = []) =>
 export function rowWGSL(b: RowBody, nsIn?: Namespace): GeneratedKernel {
   const L = layout(b);
   const WG = ROW_WORKGROUP;
+  const lanes = rowLanesOf(b);
   const keptRank = b.kept.length;
   const redRank = b.reduced.length;
   const ns = nsIn ?? standalone(b.inputs.length + b.outputs.length);
@@ -62,10 +68,10 @@ export function rowWGSL(b: RowBody, nsIn?: Namespace): GeneratedKernel {
     lines.push(windowLoadWGSL(n(`win${k}`), n(`in${k}`), (w) => `${words[w]}u`));
   });
   const sh = n('sh');
-  lines.push(`var<workgroup> ${sh}: array<f32, ${WG}>;`);
+  if (lanes > 1) lines.push(`var<workgroup> ${sh}: array<f32, ${WG}>;`);
   const hasArg = b.steps.some((st) => st.kind === 'reduce' && st.combine === 'argmax');
   const shi = n('shi');
-  if (hasArg) lines.push(`var<workgroup> ${shi}: array<u32, ${WG}>;`);
+  if (hasArg && lanes > 1) lines.push(`var<workgroup> ${shi}: array<u32, ${WG}>;`);
   // NaN wins (PyTorch propagates it); tested through the bits, as lavapipe compiles `v != v` to false
   const better = n('better');
   if (b.steps.some((s) => s.kind === 'reduce' && s.combine !== 'sum')) {
@@ -73,9 +79,7 @@ export function rowWGSL(b: RowBody, nsIn?: Namespace): GeneratedKernel {
   }
   lines.push('');
   lines.push(...entryPoint(ns, String(WG), BUILTINS));
-  lines.push('  let o = wid.x + wid.y * nwg.x;');
-  // the whole workgroup leaves together: the barriers below stay in uniform control flow
-  lines.push(`  if (o >= ${P(0)}) { return; }`);
+  lines.push(...laneHeader(lanes, P(0)));
   lines.push('  var ko = o;');
   for (let d = keptRank - 1; d >= 0; d--) lines.push(`  let k${d} = ko % ${P(L.keptAt + d)}; ko = ko / ${P(L.keptAt + d)};`);
   const strideWord = (at: number, k: number, d: number) => P(at + k * L.per + d);
@@ -109,8 +113,10 @@ export function rowWGSL(b: RowBody, nsIn?: Namespace): GeneratedKernel {
   };
   /** the loop over the row's elements, with q0.. (the reduced index) and the loads of `used` */
   const rowLoop = (used: number[], body: string[]) => {
-    const out = [`  for (var j = lid; j < ${P(1)}; j = j + ${WG}u) {`, '    var jj = j;'];
-    for (let d = redRank - 1; d >= 0; d--) out.push(`    let q${d} = jj % ${P(L.redAt + d)}; jj = jj / ${P(L.redAt + d)};`);
+    const out = [`  for (var j = ${lane(lanes)}; j < ${P(1)}; j = j + ${lanes}u) {`, '    var jj = j;'];
+    // (j < R: what is left for the outermost reduced dim is its index, no division)
+    for (let d = redRank - 1; d > 0; d--) out.push(`    let q${d} = jj % ${P(L.redAt + d)}; jj = jj / ${P(L.redAt + d)};`);
+    if (redRank) out.push('    let q0 = jj;');
     out.push(...used.flatMap(loadInput).map((l) => `    ${l}`));
     out.push(...body.map((l) => `    ${l}`), '  }');
     return out;
@@ -152,18 +158,23 @@ export function rowWGSL(b: RowBody, nsIn?: Namespace): GeneratedKernel {
       lines.push(...rowLoop(inputsRead(st.nodes, [st.value]), body));
     }
     const arg = st.combine === 'argmax';
-    lines.push(`  ${sh}[lid] = acc;`, ...(arg ? [`  ${shi}[lid] = at;`] : []), '  workgroupBarrier();');
-    lines.push(`  for (var w = ${WG / 2}u; w > 0u; w = w >> 1u) {`, '    if (lid < w) {');
-    if (st.combine === 'sum') lines.push(`      ${sh}[lid] = ${sh}[lid] + ${sh}[lid + w];`);
-    else if (!arg) lines.push(`      if (${better}(${sh}[lid + w], ${sh}[lid])) { ${sh}[lid] = ${sh}[lid + w]; }`);
-    else {
-      // ties keep the smaller index, as PyTorch's argmax does (and the reduce kernel)
-      const same = `(${sh}[lid + w] == ${sh}[lid] || (wgt_isnan(${sh}[lid + w]) && wgt_isnan(${sh}[lid])))`;
-      lines.push(`      if (${better}(${sh}[lid + w], ${sh}[lid]) || (${same} && ${shi}[lid + w] < ${shi}[lid])) { ${sh}[lid] = ${sh}[lid + w]; ${shi}[lid] = ${shi}[lid + w]; }`);
-    }
-    lines.push('    }', '    workgroupBarrier();', '  }');
     // argmax: the index (exact in f32: rows are shorter than 2^24)
-    lines.push(`  let ${stat(s)} = ${arg ? `f32(${shi}[0])` : `${sh}[0]`};`, '  workgroupBarrier();');
+    if (lanes === 1) {
+      lines.push(`  let ${stat(s)} = ${arg ? 'f32(at)' : 'acc'};`);
+      return;
+    }
+    lines.push(`  ${sh}[lid] = acc;`, ...(arg ? [`  ${shi}[lid] = at;`] : []));
+    lines.push(
+      ...laneTree(lanes, (to, from) => {
+        if (st.combine === 'sum') return `${sh}[${to}] = ${sh}[${to}] + ${sh}[${from}];`;
+        if (!arg) return `if (${better}(${sh}[${from}], ${sh}[${to}])) { ${sh}[${to}] = ${sh}[${from}]; }`;
+        // ties keep the smaller index, as PyTorch's argmax does (and the reduce kernel)
+        const same = `(${sh}[${from}] == ${sh}[${to}] || (wgt_isnan(${sh}[${from}]) && wgt_isnan(${sh}[${to}])))`;
+        return `if (${better}(${sh}[${from}], ${sh}[${to}]) || (${same} && ${shi}[${from}] < ${shi}[${to}])) { ${sh}[${to}] = ${sh}[${from}]; ${shi}[${to}] = ${shi}[${from}]; }`;
+      }),
+    );
+    const root = laneRoot(lanes);
+    lines.push(`  let ${stat(s)} = ${arg ? `f32(${shi}[${root}])` : `${sh}[${root}]`};`, '  workgroupBarrier();');
   });
 
   const elementOuts = b.outputs.map((o, j) => ({ o, j })).filter(({ o }) => o.per === 'element');
@@ -174,11 +185,14 @@ export function rowWGSL(b: RowBody, nsIn?: Namespace): GeneratedKernel {
       const e = L.elementOuts.indexOf(j);
       body.push(`${n(`out${j}`)}[obase${j} + ${offset(L.outAt, e)}] = ${storeAs(o.dtype, valueOf(o.ref, 'v'))};`);
     }
-    lines.push(...rowLoop(inputsRead(b.nodes, elementOuts.map(({ o }) => o.ref)), body));
+    const loop = rowLoop(inputsRead(b.nodes, elementOuts.map(({ o }) => o.ref)), body);
+    // (a lane without a row computed the last row again: it writes nothing)
+    if (partial(lanes)) lines.push('  if (live) {', ...loop.map((l) => `  ${l}`), '  }');
+    else lines.push(...loop);
   }
   const rowOuts = b.outputs.map((o, j) => ({ o, j })).filter(({ o }) => o.per === 'row');
   if (rowOuts.length) {
-    lines.push('  if (lid == 0u) {');
+    lines.push(writesRow(lanes) ? `  if (${writesRow(lanes)}) {` : '  {');
     for (const { o, j } of rowOuts) lines.push(`    ${n(`out${j}`)}[o] = ${storeAs(o.dtype, valueOf(o.ref, 'v'))};`);
     lines.push('  }');
   }
@@ -189,15 +203,15 @@ export function rowWGSL(b: RowBody, nsIn?: Namespace): GeneratedKernel {
       storage: [...b.inputs.map(() => 'read' as const), ...b.outputs.map(() => 'read_write' as const)],
       uniforms: 1,
       workgroupSize: [WG, 1, 1],
-      workgroupBytes: (hasArg ? 8 : 4) * WG,
+      workgroupBytes: lanes > 1 ? (hasArg ? 8 : 4) * WG : 0,
       builtins: BUILTINS,
     },
     paramWords: L.words,
   };
 }
 
-/** One workgroup per row. */
-export const rowWorkgroups = (b: RowBody) => b.kept.reduce((p, d) => p * d, 1);
+/** 64 / lanes rows per workgroup */
+export const rowWorkgroups = (b: RowBody) => laneWorkgroups(b.kept.reduce((p, d) => p * d, 1), rowLanesOf(b));
 
 export function rowParams(b: RowBody, scalars: readonly number[]): Uint32Array {
   const L = layout(b);

@@ -12,6 +12,7 @@ import { fmtShape, numel, sameShape } from '../ir/shape.ts';
 import { WgtorchError } from '../ir/errors.ts';
 import { fuse, kernelNodes, ownedNodes, type Kernel as Group, type Schedule } from '../passes/fusion.ts';
 import { buildKernels } from '../passes/kernel-build.ts';
+import { withLanes } from '../passes/row-lanes.ts';
 import { nonIntegerScalar } from '../passes/int-kernels.ts';
 import { partsOf, writes, type Kernel } from '../passes/kernel-ir.ts';
 import { arenaEligible, minStorage, withArena } from '../passes/binding-arena.ts';
@@ -166,6 +167,7 @@ export class GpuPlan {
     const limit = ctx.limits.maxStorageBuffersPerShaderStage;
     const matmulVariant = tuner ? (p: MatmulProblem) => tuner.lookup(p).variant : undefined;
     const render = (k: Kernel) => renderKernel(k, { matmulVariant });
+    const fixedLanes = envVar('WGTORCH_ROW_LANES');
     /** the kernel IR of each fused kernel before any arena */
     let plain: Kernel[] = [];
     /** the arena each kernel ended with, by kernel name (a kernel given another in a pack says so once) */
@@ -174,6 +176,7 @@ export class GpuPlan {
       const aliasIn = new Map<number, number>();
       for (const [v, c] of this.inPlace) if (c !== null) aliasIn.set(c, v);
       plain = buildKernels(this.schedule, aliasIn);
+      if (fixedLanes) plain = withLanes(plain, Number(fixedLanes));
       arenaLog.clear();
       return plain.map((k) => render(this.fitted(k, limit, arenaLog)));
     };

@@ -10,6 +10,7 @@ import type { Binding, ExprNode, Kernel, Ref, RowBody, RowCombine, RowOutput, Ro
 import type { BuildContext } from './kernel-build.ts';
 import { windowMap } from '../ir/window.ts';
 import { gatherLoad } from './gather-load.ts';
+import { rowLanes } from './row-lanes.ts';
 import { broadcastView } from './views.ts';
 
 export interface RowGroupKernel {
@@ -186,7 +187,8 @@ export function buildRowKernel(cx: BuildContext, k: RowGroupKernel, index: numbe
     steps,
     nodes: final.nodes,
     outputs,
-    ...(total.length ? { total } : {}),
+    // (a kernel with totals is one workgroup walking whole rows: render-row-total.ts)
+    ...(total.length ? { total } : { lanes: rowLanes(keptShape, dims.map((d) => shape[d]!)) }),
   };
   const readBinding = (id: number): Binding => ({ value: id, dtype: node(id).dtype, access: 'read' });
   const writeBinding = (id: number): Binding => ({ value: id, dtype: node(id).dtype, access: 'write' });

@@ -11,6 +11,7 @@ import { windowMap } from '../ir/window.ts';
 import { gatherLoad } from './gather-load.ts';
 import type { Kernel as Group, Schedule } from './fusion.ts';
 import { buildRowKernel } from './kernel-build-row.ts';
+import { rowLanes } from './row-lanes.ts';
 import type { Binding, ElementwiseBody, ExprNode, IndexBody, Kernel, KernelOutput, MatmulBody, MatmulInput, OperandReduction, ReduceBody, Ref, TensorInput } from './kernel-ir.ts';
 import { batchLayout, operandBatchStrides } from '../ir/matmul-batch.ts';
 import { batchedOperand, broadcastView, matmulLayout, type View } from './views.ts';
@@ -245,6 +246,7 @@ function buildReduce(cx: BuildContext, k: Extract<Group, { kind: 'reduce' }>, in
       ref: (id === k.node ? { kind: 'acc' } : { kind: 'node', index: epiInside.get(id)! }) as Ref,
       dtype: g.node(id).dtype,
     })),
+    lanes: rowLanes(kept.map((d) => inShape[d]!), dims.map((d) => inShape[d]!)),
   };
   const ids = [...k.prologue, k.node, ...k.epilogue];
   return {

@@ -108,6 +108,8 @@ export interface ReduceBody {
   /** elementwise consumers of the reduced value ({ kind: 'acc' }), once per output; they read scalars only */
   epilogue: ExprNode[];
   outputs: KernelOutput[];
+  /** invocations per output on WebGPU, as a row kernel's `lanes` (absent: 64, one output per workgroup) */
+  lanes?: number;
 }
 
 /** What a row kernel's reduction step computes: a value reduction of src/ir/reductions.ts, or argmax's index. */
@@ -158,6 +160,14 @@ export interface RowBody {
   /** per element, after every step: reads inputs, scalars and steps ({ kind: 'stat' }) */
   nodes: ExprNode[];
   outputs: RowOutput[];
+  /**
+   * Invocations that share one row on WebGPU (a power of two up to the workgroup's 64; absent:
+   * 64, one row per workgroup). Short rows take fewer lanes and several rows per workgroup, down
+   * to one lane walking its row alone, without workgroup memory or barriers (passes/row-lanes.ts
+   * chooses). Not with `total` (that kernel has a mapping of its own); the cpu target runs each
+   * row in one loop whatever it says.
+   */
+  lanes?: number;
   /**
    * Per-row values reduced over every row within the same kernel (crossEntropy's mean over
    * the rows and its count of the targets that count): its steps run after the rows, their
@@ -320,6 +330,7 @@ export const boundBuffers = (k: Kernel): number =>
 // ------------------------------------------------------------------ printed form
 
 const shapeText = (s: readonly number[]) => `[${s.join(', ')}]`;
+const lanesText = (lanes: number | undefined) => (lanes === undefined ? '' : `, ${lanes} lane${lanes === 1 ? '' : 's'} each`);
 
 function refText(r: Ref, inputs: (i: number) => string): string {
   switch (r.kind) {
@@ -374,7 +385,7 @@ export function printKernel(k: Kernel, opOf?: (id: number) => string): string {
       b.inputs.forEach((t, i) => (boundAt[i] = t.access === 'alias' ? -1 : r++));
       const bound = (i: number) => val(readVals[boundAt[i]!]);
       if (b.kind === 'elementwise') lines.push(`kernel ${k.name}: elementwise over ${shapeText(b.shape)}${scalars}`);
-      else lines.push(`kernel ${k.name}: reduce ${b.combine} over ${shapeText(b.reduced)} for each of ${shapeText(b.kept)}${scalars}`);
+      else lines.push(`kernel ${k.name}: reduce ${b.combine} over ${shapeText(b.reduced)} for each of ${shapeText(b.kept)}${lanesText(b.lanes)}${scalars}`);
       b.inputs.forEach((t, i) => lines.push(`  ${tensorInputText(t, i, bound)}`));
       const inName = (i: number) => `in${i}`;
       if (b.kind === 'elementwise') lines.push(...exprLines(b.nodes, inName, '  '));
@@ -422,7 +433,7 @@ export function printKernel(k: Kernel, opOf?: (id: number) => string): string {
       break;
     }
     case 'row': {
-      lines.push(`kernel ${k.name}: row over ${shapeText(b.reduced)} for each of ${shapeText(b.kept)}${scalars}`);
+      lines.push(`kernel ${k.name}: row over ${shapeText(b.reduced)} for each of ${shapeText(b.kept)}${lanesText(b.lanes)}${scalars}`);
       b.inputs.forEach((t, i) => lines.push(`  ${tensorInputText(t, i, (j) => val(readVals[j]))}`));
       const inName = (i: number) => `in${i}`;
       b.steps.forEach((st, s) => {

@@ -31,7 +31,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
   for (var r = lid; r < P(1u); r = r + 64u) {
     var rr = r;
     let q1 = rr % P(3u); rr = rr / P(3u);
-    let q0 = rr % P(2u); rr = rr / P(2u);
+    let q0 = rr;
     let x0 = f32(in0[base0 + q0 * P(4u) + q1 * P(5u)]);
     let x1 = f32(in1[base1 + q0 * P(6u) + q1 * P(7u)]);
     let pv0 = (x0 - x1); // %2 sub

@@ -59,8 +59,27 @@ export function mergeRowTotals(g: Graph, views: Map<number, View>, groups: RowGr
   const isElementwise = (n: IRNode) =>
     n.op !== 'input' && n.op !== 'scalar' && !isMovement(n.op) && getOp(n.op).kind === 'elementwise' && !!getOp(n.op).formula && n.dtype !== 'int32';
 
-  /** a one-element value no kernel computes (a graph input, a scalar): what a total may read from outside */
-  const isSource = (i: number) => (node(baseOf(i)).op === 'input' || node(baseOf(i)).op === 'scalar') && numel(node(i).shape) === 1;
+  /** whether `from` is computed from a row group's values (other than those of `self`) */
+  const fromOtherRows = (from: number, self: number[]): boolean => {
+    const seen = new Set<number>();
+    const stack = [from];
+    while (stack.length) {
+      const x = stack.pop()!;
+      if (seen.has(x)) continue;
+      seen.add(x);
+      const h = groupOf.get(x);
+      if (h !== undefined && live[h] && !self.includes(h)) return true;
+      for (const i of node(x).inputs) stack.push(i);
+    }
+    return false;
+  };
+  /**
+   * A one-element value from outside that a total may read: none computed from another row
+   * kernel's values, which would chain this kernel after that one (clipGradNorm's sum of squared
+   * norms, added parameter by parameter, made the row kernels that take the norms in a chain of
+   * dispatches). A count another kernel takes of the targets alone (crossEntropy's mean) is read.
+   */
+  const outsideValue = (i: number, self: number[]) => numel(node(i).shape) === 1 && !fromOtherRows(baseOf(i), self);
 
   /** whether `from` depends on a node of `members` (another group counts as one node: it runs as one kernel) */
   const dependsOn = (from: number, members: Set<number>, self: number[]): boolean => {
@@ -99,6 +118,7 @@ export function mergeRowTotals(g: Graph, views: Map<number, View>, groups: RowGr
       for (const id of B.nodes) (sameShape(node(id).shape, keptShape) && !isReduceOver(node(id), keptShape) ? perRow : total).add(id);
       absorbed = b;
     }
+    const self = absorbed >= 0 ? [a, absorbed] : [a];
     // free reductions of per-row values over every row, and the elementwise work after them
     let grew = true;
     while (grew) {
@@ -115,9 +135,7 @@ export function mergeRowTotals(g: Graph, views: Map<number, View>, groups: RowGr
             !fromRow &&
             isElementwise(cn) &&
             sameShape(cn.shape, node(m).shape) &&
-            // a value another kernel computes would chain this kernel after that one (a sum of
-            // grad norms over the parameters, added one kernel at a time): graph inputs and scalars only
-            cn.inputs.every((i) => total.has(baseOf(i)) || isSource(i))
+            cn.inputs.every((i) => total.has(baseOf(i)) || (!inA.has(baseOf(i)) && !perRow.has(baseOf(i)) && outsideValue(i, self)))
           ) {
             total.add(c);
             grew = true;
@@ -127,12 +145,11 @@ export function mergeRowTotals(g: Graph, views: Map<number, View>, groups: RowGr
     }
     if (!total.size) continue;
     const members = new Set([...inA, ...perRow, ...total]);
-    const self = absorbed >= 0 ? [a, absorbed] : [a];
     const tag = [...total].filter((id) => node(id).op === 'sum' || node(id).op === 'max').map((id) => `%${id} ${node(id).op}`).join(', ');
     // per-row nodes read no total; a total reads only totals, per-row values, scalars and one-element values from outside
     const totalShape = (id: number) => numel(node(id).shape) === 1;
     const fits = [...perRow].every((id) => node(id).inputs.every((i) => !total.has(baseOf(i)))) &&
-      [...total].every((id) => isReduceOver(node(id), keptShape) || (totalShape(id) && node(id).inputs.every((i) => (members.has(baseOf(i)) ? total.has(baseOf(i)) : isSource(i)))));
+      [...total].every((id) => isReduceOver(node(id), keptShape) || (totalShape(id) && node(id).inputs.every((i) => (members.has(baseOf(i)) ? total.has(baseOf(i)) : outsideValue(i, self)))));
     if (!fits) {
       opts.note('row', `did not take ${tag} into the row kernel of [${A.shape}]: it is not a reduction of per-row values over every row`);
       continue;

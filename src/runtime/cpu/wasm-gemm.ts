@@ -62,6 +62,8 @@ export interface WasmGemm {
     a: Float32Array, aOff: number, transA: boolean,
     b: Float32Array, bOff: number, transB: boolean,
     M: number, K: number, N: number, extraBytes: number,
+    /** byte addresses of a and b where their data already lives in the memory (-1: copy it in) */
+    resident?: { a: number; b: number },
   ): { c: number; free: number } | null;
   /** the byte address of `bytes` free bytes of the memory (past every thread's scratch), or null; valid until the next call */
   reserve(bytes: number): number | null;
@@ -192,7 +194,7 @@ export function createWasmGemm(o: WasmGemmOptions = {}): WasmGemm | null {
       out.set(f32.subarray(p.c / 4, p.c / 4 + M * N), outOff);
       return true;
     },
-    product(a, aOff, transA, b, bOff, transB, M, K, N, extraBytes) {
+    product(a, aOff, transA, b, bOff, transB, M, K, N, extraBytes, resident) {
       const flops = 2 * M * N * K;
       const nHelpers = helpers && flops >= PARALLEL_FLOPS ? Math.min(threadCap - 1, helpers.ready()) : 0;
       const threads = nHelpers + 1;
@@ -207,8 +209,11 @@ export function createWasmGemm(o: WasmGemmOptions = {}): WasmGemm | null {
       const end = apAt + (packA ? align(4 * packedElements(M, K, MR)) : 0);
       if (end + extraBytes > MAX_PAGES * PAGE) return null;
       ensureBytes(end + extraBytes);
-      f32.set(a.subarray(aOff, aOff + M * K), aAt / 4);
-      f32.set(b.subarray(bOff, bOff + K * N), bAt / 4);
+      // an operand already in the memory is read where it lies (the GEMM only reads its operands)
+      const aSrc = resident && resident.a >= 0 ? resident.a + 4 * aOff : aAt;
+      const bSrc = resident && resident.b >= 0 ? resident.b + 4 * bOff : bAt;
+      if (aSrc === aAt) f32.set(a.subarray(aOff, aOff + M * K), aAt / 4);
+      if (bSrc === bAt) f32.set(b.subarray(bOff, bOff + K * N), bAt / 4);
       const aI = transA ? 4 : 4 * K, aK = transA ? 4 * M : 4;
       const bK = transB ? 4 : 4 * N, bJ = transB ? 4 * K : 4;
 
@@ -219,14 +224,14 @@ export function createWasmGemm(o: WasmGemmOptions = {}): WasmGemm | null {
         const step = Math.ceil(lanes / parts / width) * width;
         for (let l0 = 0; l0 < lanes; l0 += step) packs.push([JOB_PACK, src, kStride, laneStride, lanes, K, dst, l0, Math.min(lanes, l0 + step), width]);
       };
-      packJobs(bAt, bK, bJ, N, bpAt, NR);
-      if (packA) packJobs(aAt, aK, aI, M, apAt, MR);
+      packJobs(bSrc, bK, bJ, N, bpAt, NR);
+      if (packA) packJobs(aSrc, aK, aI, M, apAt, MR);
       if (packs.length > 2 && helpers) helpers.run(packs, own);
       else packs.forEach(own);
 
       // phase 2: C in chunks of its longer side (rows in multiples of MR, columns of NR), several per
       // thread so that whoever is running takes the next one
-      const A = packA ? apAt : aAt, aPacked = packA ? 1 : 0;
+      const A = packA ? apAt : aSrc, aPacked = packA ? 1 : 0;
       if (nHelpers === 0) {
         gemm(A, aI, aK, aPacked, bpAt, cAt, M, K, N, 0, M, 0, N, 0);
       } else {

@@ -130,7 +130,7 @@ export function runMatmulSimdEpilogue(
 ): boolean {
   const e = getEngine();
   if (!e || M <= 0 || N <= 0 || K <= 0 || k.rows * k.cols !== M * N || !scalarsFit(k, sc)) return fallback();
-  const p = e.product(a, 0, transA, b, 0, transB, M, K, N, simdBytes(k, acc));
+  const p = e.product(a, 0, transA, b, 0, transB, M, K, N, simdBytes(k, acc), { a: residentAddress(a), b: residentAddress(b) });
   if (!p) return fallback();
   if (cOut) cOut.set(e.heap().f32.subarray(p.c / 4, p.c / 4 + M * N));
   onProduct?.();
