@@ -22,6 +22,21 @@ function kernelsOf(fn: Inspectable, part: 'forward' | 'backward'): Kernel[] {
   return gs[0].kernels.filter((k) => k.part === part).flatMap((k) => partsOf(k.kernel));
 }
 const rowKernels = (ks: Kernel[]) => ks.filter((k) => k.body.kind === 'row');
+const count = (s: readonly number[]) => s.reduce((p, d) => p * d, 1);
+/** [value, elements] of each value a kernel writes, from its body (writes follow its outputs in order) */
+function writtenSizes(k: Kernel): [number, number][] {
+  const b = k.body;
+  const sizes: number[] =
+    b.kind === 'elementwise' ? b.outputs.map(() => count(b.shape))
+    : b.kind === 'reduce' ? b.outputs.map(() => count(b.kept))
+    : b.kind === 'row' ? b.outputs.map((o) => (o.per === 'element' ? count(b.kept) * count(b.reduced) : o.per === 'row' ? count(b.kept) : 1))
+    : b.kind === 'matmul' ? [...b.outputs.map(() => b.batch.count * b.M * b.N), ...b.reductions.flatMap((r) => r.outputs.map(() => (r.operand === 'A' ? b.M : b.N)))]
+    : b.kind === 'index' ? [count(b.shape)]
+    : [];
+  const written = k.bindings.filter((x) => x.access === 'write');
+  expect(written.length, `${k.name}: one write binding per output`).toBe(sizes.length);
+  return written.map((x, i) => [x.value, sizes[i]!]);
+}
 
 /** deterministic values with a spread that exercises exp (no two rows alike) */
 function values(shape: number[], seed: number): Float32Array {
@@ -203,6 +218,40 @@ describe.each(testDevices())('row kernels on %s', (device) => {
     const fwd = kernelsOf(fast, 'forward');
     const exps = fwd.filter((k) => k.covers.nodes.some((id) => fast.graphs()[0].irNodes('forward').find((n) => n.id === id)?.op === 'exp'));
     expect(exps.map((k) => k.body.kind)).toEqual(['row']);
+  }, 300_000);
+
+  it('attention as the user writes it (q @ k^T, scale, causal maskedFill, softmax, @ v) and scaledDotProductAttention: the same kernels; each [B, heads, T, T] tensor written once, two forward (scores, probabilities) and two backward (their gradients); softmax backward one row kernel; equal to eager', async () => {
+    const [B, H, T, E] = [2, 3, 9, 4];
+    const mk = (s: number) => torch.tensor(values([B, H, T, E], s), { shape: [B, H, T, E], device, requiresGrad: true });
+    const byHand = (q: T, k: T, v: T) => {
+      const mask = torch.tril(torch.ones([T, T], { device })).eq(0);
+      return q.matmul(k.transpose(-2, -1)).mul(1 / Math.sqrt(E)).maskedFill(mask, -Infinity).softmax(-1).matmul(v);
+    };
+    const sdpa = (q: T, k: T, v: T) => torch.nn.functional.scaledDotProductAttention(q, k, v, { isCausal: true });
+    const W = torch.tensor(weightsLike(B * H * T * E), { shape: [B, H, T, E], device });
+    const names: string[][] = [];
+    for (const [what, fn] of [['by hand', byHand], ['scaledDotProductAttention', sdpa]] as const) {
+      const [qe, ke, ve] = [mk(6), mk(7), mk(8)];
+      const [qk, kk, vk] = [mk(6), mk(7), mk(8)];
+      fn(qe, ke, ve).mul(W).sum().backward();
+      const fast = torch.compile(fn);
+      const out = fast(qk, kk, vk);
+      out.backward(W);
+      await expectTensorClose(out, fn(qe.detach(), ke.detach(), ve.detach()), 1e-5, `${what}: output`);
+      for (const [a, b, n] of [[qk, qe, 'q'], [kk, ke, 'k'], [vk, ve, 'v']] as const) await expectTensorClose(a.grad, b.grad, 1e-5, `${what}: grad ${n}`);
+      for (const part of ['forward', 'backward'] as const) {
+        const ks = kernelsOf(fast, part);
+        // every value a kernel of this part writes that holds B * heads * T * T elements
+        const big = ks.flatMap((k) => writtenSizes(k).filter(([, n]) => n === B * H * T * T).map(([v]) => v));
+        expect(new Set(big).size, `${what} ${part}: each [B, heads, T, T] tensor written by one kernel`).toBe(big.length);
+        expect(big.length, `${what} ${part}: [B, heads, T, T] tensors written (${ks.map((k) => k.name)})`).toBe(2);
+        const rows = rowKernels(ks);
+        expect(rows.map((k) => (k.body as RowBody).kept), `${what} ${part}: the softmax (or its gradient) is one row kernel`).toEqual([[B, H, T]]);
+      }
+      names.push(['forward', 'backward'].flatMap((p) => kernelsOf(fast, p as 'forward').map((k) => k.name.replace(/^k\d+_/, ''))));
+    }
+    // (in its own order: it builds the mask after the scores)
+    expect([...names[1]].sort(), 'scaledDotProductAttention lowers to the kernels of attention written by hand').toEqual([...names[0]].sort());
   }, 300_000);
 
   it('NaN in a row propagates as in eager: softmax and layerNorm rows with a NaN are NaN', async () => {

@@ -7,7 +7,7 @@ import { getBackend, type Device, type Storage } from '../runtime/backend.ts';
 import { runBackward, type BackwardOptions, type Node } from './autograd.ts';
 import { ClosureNode } from './closure-node.ts';
 import { apply, applyInPlace, assertNotTracing } from './dispatch.ts';
-import { enableGrad, isGradEnabled } from './grad-mode.ts';
+import { enableGrad, isGradEnabled, noGrad } from './grad-mode.ts';
 import { formatTensor } from './inspect.ts';
 import { checkOptions } from './options.ts';
 import { recordUndo, undoActive } from './undo.ts';
@@ -380,8 +380,17 @@ export class Tensor {
   }
   softmax(dim: number | { dim: number }): Tensor {
     const d = normalizeDim('softmax', dimKeyword('softmax', dim), this.dim());
-    const e = this.sub(this.detach().amax(d, true)).exp();
-    return e.div(e.sum(d, true));
+    const y = noGrad(() => {
+      const e = this.sub(this.amax(d, true)).exp();
+      return e.div(e.sum(d, true));
+    });
+    if (!isGradEnabled() || !this.requiresGrad) return y;
+    // softmax's own gradient, y * (g - sum(g * y)), rather than the division's: backward saves y
+    // alone and is one row kernel of the incoming gradient, so attention's [B, heads, T, T]
+    // scores are written once each way (through the division, exp was saved beside y and the
+    // scores' gradient matmul wrote g / sum and -g)
+    y.gradFn = new ClosureNode('SoftmaxBackward', [this], (g) => [y.mul(g.sub(g.mul(y).sum(d, true)))], [y]);
+    return y;
   }
   logSoftmax(dim: number | { dim: number }): Tensor {
     const d = normalizeDim('logSoftmax', dimKeyword('logSoftmax', dim), this.dim());

@@ -195,8 +195,12 @@ export function findRowGroups(g: Graph, views: Map<number, View>, opts: RowFusio
           const b = baseOf(i);
           const bn = node(b);
           if (!can(bn) || (!isRowElementwise(bn) && !isSpaceReduce(bn))) continue;
-          // work on a matmul's result of its own shape joins that matmul's epilogue instead
-          if (bn.inputs.some((x) => kindOf(baseOf(x)) === 'matmul' && sameShape(node(baseOf(x)).shape, bn.shape))) continue;
+          // work on a matmul's result of its own shape joins that matmul's epilogue instead, unless
+          // the product is written anyway for another reader (softmax's gradient reads g and g * y):
+          // there the epilogue would write a second tensor of that shape, which the row recomputes
+          const epilogueWork = (x: number) =>
+            kindOf(baseOf(x)) === 'matmul' && sameShape(node(baseOf(x)).shape, bn.shape) && readersOf(baseOf(x)).every((c) => c === bn.id);
+          if (bn.inputs.some(epilogueWork)) continue;
           if (!readsFit(node(m), (id) => members.has(id) || id === b)) continue;
           if (!readsFit(bn, (id) => members.has(id))) continue;
           if (tryAdd(b)) changed = true;

@@ -102,13 +102,26 @@ export function mergeRowTotals(g: Graph, views: Map<number, View>, groups: RowGr
 
   for (let a = 0; a < live.length; a++) {
     const A = live[a];
-    if (!A || numel(A.shape) > MAX_TOTAL_ELEMENTS) continue;
+    // (render-row-total.ts renders sums and maxes: an argmax row, a max pool's, keeps its totals apart)
+    if (!A || numel(A.shape) > MAX_TOTAL_ELEMENTS || A.nodes.some((id) => node(id).op === 'argmax')) continue;
     const keptShape = A.shape.filter((_, d) => !A.dims.includes(d));
     if (numel(keptShape) < 2) continue;
     const inA = new Set(A.nodes);
     const perRow = new Set<number>();
     const total = new Set<number>();
     let absorbed = -1;
+    // what the rows read already, and everything before it: a one-element value among them
+    // costs a total no new order (crossEntropy's count in a whole step, computed before the rows for 1/count)
+    const before = new Set<number>();
+    const stack = A.nodes.flatMap((id) => node(id).inputs.map(baseOf).filter((x) => !inA.has(x)));
+    while (stack.length) {
+      const x = stack.pop()!;
+      if (before.has(x)) continue;
+      before.add(x);
+      stack.push(...node(x).inputs.map(baseOf));
+    }
+    const isSource = (i: number) => (node(baseOf(i)).op === 'input' || node(baseOf(i)).op === 'scalar') && numel(node(i).shape) === 1;
+    const readable = (i: number) => isSource(i) || (numel(node(i).shape) === 1 && before.has(baseOf(i)));
     // a group over the kept shape reducing all of it joins whole
     const b = live.findIndex(
       (B, i) => i !== a && !!B && sameShape(B.shape, keptShape) && B.dims.length === keptShape.length && B.nodes.some((id) => node(id).inputs.some((x) => inA.has(baseOf(x)))),
@@ -119,6 +132,8 @@ export function mergeRowTotals(g: Graph, views: Map<number, View>, groups: RowGr
       absorbed = b;
     }
     const self = absorbed >= 0 ? [a, absorbed] : [a];
+    const tailReadable = (i: number) =>
+      readable(i) || (!inA.has(baseOf(i)) && !perRow.has(baseOf(i)) && numel(node(i).shape) === 1 && !fromOtherRows(baseOf(i), self));
     // free reductions of per-row values over every row, and the elementwise work after them
     let grew = true;
     while (grew) {
@@ -135,7 +150,11 @@ export function mergeRowTotals(g: Graph, views: Map<number, View>, groups: RowGr
             !fromRow &&
             isElementwise(cn) &&
             sameShape(cn.shape, node(m).shape) &&
-            cn.inputs.every((i) => total.has(baseOf(i)) || (!inA.has(baseOf(i)) && !perRow.has(baseOf(i)) && outsideValue(i, self)))
+            // a one-element value from outside, but none computed from another row kernel's values
+            // unless the rows wait for it anyway: the whole kernel would wait for that one, and
+            // clipGradNorm's running sum of squared norms (add(sum so far, this norm^2)) chained the
+            // row kernels one after another, a dispatch each
+            cn.inputs.every((i) => total.has(baseOf(i)) || tailReadable(i))
           ) {
             total.add(c);
             grew = true;
@@ -149,7 +168,7 @@ export function mergeRowTotals(g: Graph, views: Map<number, View>, groups: RowGr
     // per-row nodes read no total; a total reads only totals, per-row values, scalars and one-element values from outside
     const totalShape = (id: number) => numel(node(id).shape) === 1;
     const fits = [...perRow].every((id) => node(id).inputs.every((i) => !total.has(baseOf(i)))) &&
-      [...total].every((id) => isReduceOver(node(id), keptShape) || (totalShape(id) && node(id).inputs.every((i) => (members.has(baseOf(i)) ? total.has(baseOf(i)) : outsideValue(i, self)))));
+      [...total].every((id) => isReduceOver(node(id), keptShape) || (totalShape(id) && node(id).inputs.every((i) => (members.has(baseOf(i)) ? total.has(baseOf(i)) : tailReadable(i)))));
     if (!fits) {
       opts.note('row', `did not take ${tag} into the row kernel of [${A.shape}]: it is not a reduction of per-row values over every row`);
       continue;

@@ -24,7 +24,8 @@ type Reader = Extract<Kernel, { kind: 'elementwise' | 'row' }>;
  */
 function elementSpace(st: FusionState, ck: Kernel, c: number): number[] | null {
   if (ck.kind === 'elementwise') return ck.nodes.includes(c) ? ck.shape : null;
-  if (ck.kind !== 'row' || !ck.nodes.includes(c)) return null;
+  // (a row kernel with totals walks whole rows in one workgroup on WebGPU, which loads plain inputs only)
+  if (ck.kind !== 'row' || ck.total || !ck.nodes.includes(c)) return null;
   const n = st.node(c);
   const reducesTheSpace = (n.op === 'sum' || n.op === 'max') && sameShape(st.node(n.inputs[0]).shape, ck.shape);
   return reducesTheSpace || (!['sum', 'max'].includes(n.op) && sameShape(n.shape, ck.shape)) ? ck.shape : null;

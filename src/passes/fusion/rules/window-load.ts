@@ -30,6 +30,7 @@ export const windowLoad: Rule<number> = {
       const ci = st.kernelOf.get(c);
       const ck = ci === undefined ? null : st.kernels[ci];
       if (!ck || ck.kind !== 'row' || !ck.nodes.includes(c)) return kept(`${st.nodeTag(c)} reads it outside a row kernel`);
+      if (ck.total) return kept(`the row kernel of ${st.nodeTag(c)} has totals (render-row-total.ts loads plain inputs only)`);
       // one row per window, its columns the reduced dim: element (row, col) is the map's (m, q)
       if (!sameShape(ck.shape, n.shape) || ck.dims.length !== 1 || ck.dims[0] !== 1) return kept(`the row kernel of ${st.nodeTag(c)} does not run over its rows`);
       const cn = st.node(c);
