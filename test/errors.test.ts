@@ -18,6 +18,15 @@ describe('shape errors', () => {
     expectThrowsUnchanged(() => torch.mm(x, w), ['mat1 and mat2 shapes cannot be multiplied (64x1000 and 100x10)'], [x, w]);
   });
 
+  it('mm and bmm of an int32 operand name the dtypes and the fix', () => {
+    const i = torch.tensor([[1, 2], [3, 4]], { dtype: 'int32' });
+    const f = torch.randn(2, 2);
+    expectThrowsUnchanged(() => torch.mm(i, f), ['mm: expected float32 operands, got int32 and float32', 'Fix: convert with .float()'], [i, f]);
+    const ib = i.reshape(1, 2, 2);
+    const fb = f.reshape(1, 2, 2);
+    expectThrowsUnchanged(() => torch.bmm(fb, ib), ['bmm: expected float32 operands, got float32 and int32', '.float()'], [ib, fb]);
+  });
+
   it('matmul and linear report the same mismatch', () => {
     const x = torch.randn(64, 1000);
     const w = torch.randn(100, 10);

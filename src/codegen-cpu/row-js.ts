@@ -125,7 +125,7 @@ export function rowJs(b: RowBody, header: string[] = []): string {
     return [`const g${k} = in${index}[${at(index)}];`, `const x${k} = g${k} >= 0 && g${k} < ${size} ? in${k}[${at(k)} + g${k} * ${dimStride}] : NaN;`];
   };
   const mapInput = (k: number) => {
-    if (b.inputs[k]!.access === 'gather' || b.inputs[k]!.access === 'window') throw new Error("internal compiler error: a row kernel's map step reads a gathered input, which is loaded per element");
+    if (b.inputs[k]!.access === 'gather' || b.inputs[k]!.access === 'window') throw new Error("internal compiler error: a row kernel's map step reads a gathered or windowed input, which is loaded per element");
     return `in${k}[${base(k)}]`;
   };
   const rowBody: string[] = [];

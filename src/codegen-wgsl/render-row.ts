@@ -122,7 +122,7 @@ export function rowWGSL(b: RowBody, nsIn?: Namespace): GeneratedKernel {
     return out;
   };
   const mapInput = (k: number) => {
-    if (b.inputs[k]!.access === 'gather' || b.inputs[k]!.access === 'window') throw new Error('internal compiler error: a row kernel\'s map step reads a gathered input, which is loaded per element');
+    if (b.inputs[k]!.access === 'gather' || b.inputs[k]!.access === 'window') throw new Error('internal compiler error: a row kernel\'s map step reads a gathered or windowed input, which is loaded per element');
     return `f32(${n(`in${k}`)}[base${k}])`;
   };
   const stat = (i: number) => `r${i}`;

@@ -403,6 +403,13 @@ for (const name of Object.keys(REDUCTIONS) as ReduceOp[]) {
 }
 
 // ---------------------------------------------------------------- matmul
+/** mm and bmm multiply float32 only (int products would need their own kernels). */
+function floatOperands(op: string, x: Meta, y: Meta): void {
+  if (x.dtype !== 'float32' || y.dtype !== 'float32') {
+    throw new WgtorchError(`${op}: expected float32 operands, got ${x.dtype} and ${y.dtype}. Fix: convert with .float().`);
+  }
+}
+
 def({
   name: 'mm',
   kind: 'matmul',
@@ -422,9 +429,7 @@ def({
           ` Fix: the columns of mat1 (${x.shape[1]}) must equal the rows of mat2 (${y.shape[0]}); transpose one operand with .t() if it is stored the other way round.`,
       );
     }
-    if (x.dtype !== 'float32' || y.dtype !== 'float32') {
-      throw new WgtorchError(`mm: expected float32 operands, got ${x.dtype} and ${y.dtype}. Fix: convert with .float().`);
-    }
+    floatOperands('mm', x, y);
     return { shape: [x.shape[0], y.shape[1]], dtype: 'float32' };
   },
   grad: (g, { inputs: [a, b], needsGrad: [na, nb] }) => [na ? g.mm(T(b).t()) : null, nb ? T(a).t().mm(g) : null],
@@ -464,9 +469,7 @@ def({
         `bmm: mat1 and mat2 shapes cannot be multiplied (${M}x${K} and ${K2}x${N}) for operands ${fmtShape(x.shape)} and ${fmtShape(y.shape)}. Fix: the last dim of the first operand must equal the second-to-last dim of the second.`,
       );
     }
-    if (x.dtype !== 'float32' || y.dtype !== 'float32') {
-      throw new WgtorchError(`bmm: expected float32 operands, got ${x.dtype} and ${y.dtype}. Fix: convert with .float().`);
-    }
+    floatOperands('bmm', x, y);
     const batch = broadcastShapes('bmm (batch dims)', x.shape.slice(0, -2), y.shape.slice(0, -2));
     return { shape: [...batch, M, N], dtype: 'float32' };
   },

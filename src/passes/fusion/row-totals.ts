@@ -133,7 +133,7 @@ export function mergeRowTotals(g: Graph, views: Map<number, View>, groups: RowGr
     }
     const self = absorbed >= 0 ? [a, absorbed] : [a];
     const tailReadable = (i: number) =>
-      readable(i) || (!inA.has(baseOf(i)) && !perRow.has(baseOf(i)) && numel(node(i).shape) === 1 && !fromOtherRows(baseOf(i), self));
+      readable(i) || (!inA.has(baseOf(i)) && !perRow.has(baseOf(i)) && outsideValue(i, self));
     // free reductions of per-row values over every row, and the elementwise work after them
     let grew = true;
     while (grew) {
