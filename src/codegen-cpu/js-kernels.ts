@@ -15,6 +15,7 @@ import { getOp } from '../ir/registry.ts';
 import { foldExpr, preferExpr, REDUCTIONS } from '../ir/reductions.ts';
 import { jsLang, type ScalarLang } from '../ir/scalar-lang.ts';
 import { exp as fastExp } from './fast-math.ts';
+import { mergeDims as mergeNestDims } from './loop-nest.ts';
 import type { ElementwiseBody, ExprNode, Ref, ReduceBody } from '../passes/kernel-ir.ts';
 import { isIntReduce } from '../passes/int-kernels.ts';
 import { stridesOf } from '../ir/shape.ts';
@@ -76,23 +77,10 @@ function storeAs(dtype: DType, v: string): string {
   return dtype === 'bool' ? `(${v} !== 0 ? 1 : 0)` : v;
 }
 
-/** Folds dims that are contiguous for every array (and drops size-1 dims): fewer, longer loops. */
+/** loop-nest.ts's merged dims, with one dim of 1 for a loop over a single element (rank 0, all size-1 dims) */
 function mergeDims(shape: readonly number[], strides: number[][]): { dims: number[]; strides: number[][] } {
-  const dims: number[] = [];
-  const out: number[][] = strides.map(() => []);
-  for (let d = 0; d < shape.length; d++) {
-    if (shape[d] === 1) continue;
-    const last = dims.length - 1;
-    if (last >= 0 && strides.every((s, k) => out[k][last] === s[d] * shape[d])) {
-      dims[last] *= shape[d];
-      strides.forEach((s, k) => (out[k][last] = s[d]));
-    } else {
-      dims.push(shape[d]);
-      strides.forEach((s, k) => out[k].push(s[d]));
-    }
-  }
-  if (!dims.length) return { dims: [1], strides: strides.map(() => [0]) };
-  return { dims, strides: out };
+  const m = mergeNestDims(shape, strides);
+  return m.dims.length ? m : { dims: [1], strides: strides.map(() => [0]) };
 }
 
 

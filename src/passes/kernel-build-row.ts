@@ -9,23 +9,13 @@ import { numel, sameShape, stridesOf } from '../ir/shape.ts';
 import type { Binding, ExprNode, Kernel, Ref, RowBody, RowCombine, RowOutput, RowStep, RowTotalStep, TensorInput } from './kernel-ir.ts';
 import type { BuildContext } from './kernel-build.ts';
 import { windowMap } from '../ir/window.ts';
+import type { Kernel as Group } from './fusion.ts';
 import { gatherLoad } from './gather-load.ts';
 import { rowLanes } from './row-lanes.ts';
 import { broadcastView } from './views.ts';
 
-export interface RowGroupKernel {
-  shape: number[];
-  dims: number[];
-  nodes: number[];
-  /** gathers read as loads of their source by the per-element expressions (rule [gather-load]) */
-  gathers?: number[];
-  /** im2cols read through their index map (rule [window-load]) */
-  windows?: number[];
-  /** aranges recomputed from the element index */
-  sources?: number[];
-  /** nodes computed once over all rows (reductions of per-row values and what follows them) */
-  total?: number[];
-}
+/** the fusion's row kernel (fusion/groups.ts): its nodes, the space they reduce, what it loads or recomputes */
+export type RowGroupKernel = Extract<Group, { kind: 'row' }>;
 
 export function buildRowKernel(cx: BuildContext, k: RowGroupKernel, index: number): Kernel {
   const { g } = cx;
