@@ -10,7 +10,7 @@
 import type { DType } from '../ir/dtype.ts';
 import type { ElementwiseBody, Kernel, MatmulBody, Ref, TensorInput } from '../passes/kernel-ir.ts';
 import { elementwiseJs } from './js-kernels.ts';
-import { jsStep, origins, renderEpilogue, type CpuStep, type Slot } from './render.ts';
+import { jsStep, origins, prologueRef, renderEpilogue, type CpuStep, type Slot } from './render.ts';
 
 export function renderBatchedMatmul(k: Kernel, b: MatmulBody, steps: CpuStep[], newScratch: (d: DType, n: number) => Slot): void {
   const { M, N, K, batch } = b;
@@ -18,8 +18,6 @@ export function renderBatchedMatmul(k: Kernel, b: MatmulBody, steps: CpuStep[], 
   if (b.reductions.length || b.windowA || b.windowB) throw new Error(`internal compiler error: kernel ${k.name}: a batched matmul takes no operand reductions or windows`);
   const inner = bt.inner;
   const outer = batch.count / inner;
-  const readBinding = (r: number) => 3 + r;
-  const dtypeOfRead = (r: number) => b.reads[r]!.dtype;
 
   // ---- operands: read in place at their offsets, or written densely into scratch first
   /** the operand's slot and its (outer, inner) matrix strides there */
@@ -35,18 +33,7 @@ export function renderBatchedMatmul(k: Kernel, b: MatmulBody, steps: CpuStep[], 
     const shape = [outer, inner, rows, cols];
     const inputs: TensorInput[] = [{ dtype: 'float32', access: 'strided', strides: [so, si, ld, 1] }];
     const slots: Slot[] = [slot];
-    const inputAt = new Map<number, number>();
-    const ref = (r: Ref): Ref => {
-      if (r.kind === 'element') return { kind: 'input', index: 0 };
-      if (r.kind !== 'input') return r;
-      const x = b.inputs[r.index]!;
-      if (x.at !== 'element') throw new Error(`internal compiler error: a matmul prologue reads a ${x.at} input`);
-      if (!inputAt.has(r.index)) {
-        inputAt.set(r.index, inputs.push({ dtype: dtypeOfRead(x.read), access: 'strided', strides: [0, 0, 0, 0] }) - 1);
-        slots.push({ binding: readBinding(x.read) });
-      }
-      return { kind: 'input', index: inputAt.get(r.index)! };
-    };
+    const ref = prologueRef(b, inputs, slots, 4);
     const body: ElementwiseBody = {
       kind: 'elementwise',
       shape,

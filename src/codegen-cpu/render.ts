@@ -320,6 +320,27 @@ export function renderEpilogue(
   else steps.push(step);
 }
 
+/**
+ * A matmul operand prologue's refs as those of an elementwise body over the operand: its
+ * element is input 0 (already in `inputs`), each element input of the matmul an input of its
+ * own, read from its binding at stride 0 over the body's `rank` dims (added to `inputs` and
+ * `slots` on first use).
+ */
+export function prologueRef(b: MatmulBody, inputs: TensorInput[], slots: Slot[], rank: number): (r: Ref) => Ref {
+  const inputAt = new Map<number, number>();
+  return (r) => {
+    if (r.kind === 'element') return { kind: 'input', index: 0 };
+    if (r.kind !== 'input') return r;
+    const x = b.inputs[r.index]!;
+    if (x.at !== 'element') throw new Error(`internal compiler error: a matmul prologue reads a ${x.at} input`);
+    if (!inputAt.has(r.index)) {
+      inputAt.set(r.index, inputs.push({ dtype: b.reads[x.read]!.dtype, access: 'strided', strides: new Array(rank).fill(0) }) - 1);
+      slots.push({ binding: 3 + x.read });
+    }
+    return { kind: 'input', index: inputAt.get(r.index)! };
+  };
+}
+
 function renderMatmul(k: Kernel, b: MatmulBody, steps: CpuStep[], newScratch: (d: DType, n: number) => Slot): void {
   if (b.batched) return renderBatchedMatmul(k, b, steps, newScratch);
   const { M, N, K, batch } = b;
@@ -341,18 +362,7 @@ function renderMatmul(k: Kernel, b: MatmulBody, steps: CpuStep[], newScratch: (d
     const size = (batch.count - 1) * stride + (which === 'A' ? M * K : K * N);
     const inputs: TensorInput[] = [{ dtype: 'float32', access: 'direct' }];
     const slots: Slot[] = [slot];
-    const inputAt = new Map<number, number>();
-    const ref = (r: Ref): Ref => {
-      if (r.kind === 'element') return { kind: 'input', index: 0 };
-      if (r.kind !== 'input') return r;
-      const x = b.inputs[r.index]!;
-      if (x.at !== 'element') throw new Error(`internal compiler error: a matmul prologue reads a ${x.at} input`);
-      if (!inputAt.has(r.index)) {
-        inputAt.set(r.index, inputs.push({ dtype: dtypeOfRead(x.read), access: 'strided', strides: [0] }) - 1);
-        slots.push({ binding: readBinding(x.read) });
-      }
-      return { kind: 'input', index: inputAt.get(r.index)! };
-    };
+    const ref = prologueRef(b, inputs, slots, 1);
     const body: ElementwiseBody = {
       kind: 'elementwise',
       shape: [size],

@@ -11,41 +11,24 @@
  * Params (u32 words): rows, R (elements per row), kept sizes, reduced sizes, per input its
  * strides (kept, then reduced), per element output the same, the scalars' bits.
  */
-import { WGSL_PRELUDE, wgslLang } from '../ir/scalar-lang.ts';
+import { WGSL_PRELUDE } from '../ir/scalar-lang.ts';
 import type { ExprNode, Ref, RowBody } from '../passes/kernel-ir.ts';
 import type { GeneratedKernel } from './elementwise.ts';
 import { renderNodes } from './expr.ts';
-import { paramsDecl, paramWords, putScalarBits, storeAs, wgslType } from './kernel-spec.ts';
+import { paramsDecl, paramWords, storeAs, wgslType } from './kernel-spec.ts';
 import { entryPoint, standalone, type Builtin, type Namespace } from './namespace.ts';
+import { indexWGSL, rowParamLayout } from './row-params.ts';
 
 /** invocations of the one workgroup (the reduce kernels' size, so that it packs with them) */
 export const ROW_TOTAL_WORKGROUP = 64;
-
-function layout(b: RowBody) {
-  const keptAt = 2;
-  const redAt = keptAt + b.kept.length;
-  const per = b.kept.length + b.reduced.length;
-  const inAt = redAt + b.reduced.length;
-  const elementOuts = b.outputs.map((o, j) => (o.per === 'element' ? j : -1)).filter((j) => j >= 0);
-  const outAt = inAt + per * b.inputs.length;
-  const scalarAt = outAt + per * elementOuts.length;
-  return { keptAt, redAt, per, inAt, outAt, elementOuts, scalarAt, words: scalarAt + b.scalars };
-}
 
 const BUILTINS: Builtin[] = [{ kind: 'local_invocation_index', name: 'lid', type: 'u32' }];
 
 const inputsRead = (nodes: ExprNode[], extra: Ref[] = []) =>
   [...new Set([...nodes.flatMap((n) => n.args), ...extra].filter((a) => a.kind === 'input').map((a) => (a as { index: number }).index))].sort((a, b) => a - b);
 
-/** a recomputed arange's element: its index over (kept, reduced) from the loop's k<d>, q<d> */
-export function indexWGSL(r: Extract<Ref, { kind: 'index' }>, keptRank: number): string {
-  const terms = r.strides.flatMap((s, d) => (s === 0 ? [] : [`${d < keptRank ? `k${d}` : `q${d - keptRank}`} * ${s}u`]));
-  const i = `f32(${terms.length ? terms.join(' + ') : '0u'})`;
-  return r.start === 0 && r.step === 1 ? i : `(${wgslLang.lit(r.start)} + ${wgslLang.lit(r.step)} * ${i})`;
-}
-
 export function rowTotalWGSL(b: RowBody, nsIn?: Namespace): GeneratedKernel {
-  const L = layout(b);
+  const L = rowParamLayout(b);
   const WG = ROW_TOTAL_WORKGROUP;
   const keptRank = b.kept.length;
   const redRank = b.reduced.length;
@@ -172,17 +155,4 @@ export function rowTotalWGSL(b: RowBody, nsIn?: Namespace): GeneratedKernel {
     },
     paramWords: L.words,
   };
-}
-
-export function rowTotalParams(b: RowBody, scalars: readonly number[]): Uint32Array {
-  const L = layout(b);
-  const words = new Uint32Array(paramWords(L.words) * 4);
-  words[0] = b.kept.reduce((p, d) => p * d, 1);
-  words[1] = b.reduced.reduce((p, d) => p * d, 1);
-  b.kept.forEach((d, i) => (words[L.keptAt + i] = d));
-  b.reduced.forEach((d, i) => (words[L.redAt + i] = d));
-  b.inputs.forEach((t, k) => t.strides!.forEach((v, d) => (words[L.inAt + k * L.per + d] = v)));
-  L.elementOuts.forEach((j, e) => b.outputs[j]!.strides!.forEach((v, d) => (words[L.outAt + e * L.per + d] = v)));
-  putScalarBits(words, L.scalarAt, scalars);
-  return words;
 }

@@ -14,10 +14,10 @@ import { windowLoadWGSL, windowWordValues } from '../ir/window.ts';
 import type { ExprNode, Ref, RowBody } from '../passes/kernel-ir.ts';
 import type { GeneratedKernel } from './elementwise.ts';
 import { renderNodes } from './expr.ts';
-import { paramsDecl, paramWords, putScalarBits, storeAs, wgslType } from './kernel-spec.ts';
+import { paramsDecl, paramWords, storeAs, wgslType } from './kernel-spec.ts';
 import { checkLanes, lane, laneHeader, laneRoot, laneTree, laneWorkgroups, LANE_WORKGROUP, partial, writesRow } from './lanes.ts';
 import { entryPoint, standalone, type Builtin, type Namespace } from './namespace.ts';
-import { indexWGSL } from './render-row-total.ts';
+import { indexWGSL, rowParamLayout } from './row-params.ts';
 
 /** the reduce kernels' size, so that row kernels pack with them */
 export const ROW_WORKGROUP = LANE_WORKGROUP;
@@ -25,16 +25,6 @@ export const ROW_WORKGROUP = LANE_WORKGROUP;
 /** invocations per row: the body's choice, else a whole workgroup */
 export const rowLanesOf = (b: RowBody) => checkLanes(b.lanes ?? ROW_WORKGROUP, 'a row kernel');
 
-function layout(b: RowBody) {
-  const keptAt = 2;
-  const redAt = keptAt + b.kept.length;
-  const per = b.kept.length + b.reduced.length;
-  const inAt = redAt + b.reduced.length;
-  const elementOuts = b.outputs.map((o, j) => (o.per === 'element' ? j : -1)).filter((j) => j >= 0);
-  const outAt = inAt + per * b.inputs.length;
-  const scalarAt = outAt + per * elementOuts.length;
-  return { keptAt, redAt, per, inAt, outAt, elementOuts, scalarAt, words: scalarAt + b.scalars };
-}
 
 const BUILTINS: Builtin[] = [
   { kind: 'workgroup_id', name: 'wid', type: 'vec3<u32>' },
@@ -47,7 +37,7 @@ const inputsRead = (nodes: ExprNode[], extra: Ref[] = []) =>
 
 /** Storage bindings: the inputs, then the outputs; then the params uniform. */
 export function rowWGSL(b: RowBody, nsIn?: Namespace): GeneratedKernel {
-  const L = layout(b);
+  const L = rowParamLayout(b);
   const WG = ROW_WORKGROUP;
   const lanes = rowLanesOf(b);
   const keptRank = b.kept.length;
@@ -212,16 +202,3 @@ export function rowWGSL(b: RowBody, nsIn?: Namespace): GeneratedKernel {
 
 /** 64 / lanes rows per workgroup */
 export const rowWorkgroups = (b: RowBody) => laneWorkgroups(b.kept.reduce((p, d) => p * d, 1), rowLanesOf(b));
-
-export function rowParams(b: RowBody, scalars: readonly number[]): Uint32Array {
-  const L = layout(b);
-  const words = new Uint32Array(paramWords(L.words) * 4);
-  words[0] = b.kept.reduce((p, d) => p * d, 1);
-  words[1] = b.reduced.reduce((p, d) => p * d, 1);
-  b.kept.forEach((d, i) => (words[L.keptAt + i] = d));
-  b.reduced.forEach((d, i) => (words[L.redAt + i] = d));
-  b.inputs.forEach((t, k) => t.strides!.forEach((v, d) => (words[L.inAt + k * L.per + d] = v)));
-  L.elementOuts.forEach((j, e) => b.outputs[j]!.strides!.forEach((v, d) => (words[L.outAt + e * L.per + d] = v)));
-  putScalarBits(words, L.scalarAt, scalars);
-  return words;
-}

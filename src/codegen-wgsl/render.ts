@@ -11,8 +11,9 @@ import type { Namespace, WgslLayout } from './namespace.ts';
 import { indexBodyParams, indexSpecOf, indexWGSL, INDEX_WORKGROUP } from './indexing.ts';
 import { reduceParams, reduceWGSL, reduceWorkgroups } from './reduce.ts';
 import { matmulKernelParams, matmulKernelWGSL } from './render-matmul.ts';
-import { rowParams, rowWGSL, rowWorkgroups } from './render-row.ts';
-import { rowTotalParams, rowTotalWGSL } from './render-row-total.ts';
+import { rowWGSL, rowWorkgroups } from './render-row.ts';
+import { rowParams } from './row-params.ts';
+import { rowTotalWGSL } from './render-row-total.ts';
 
 export interface MatmulProblem {
   transA: boolean;
@@ -81,7 +82,7 @@ export function renderKernel(k: Kernel, opts: RenderOptions = {}): WgslKernel {
       return { ...base, workgroups: reduceWorkgroups(b), params: (v) => reduceParams(b, v) };
     case 'row':
       // totals over the rows: one workgroup walks them all (render-row-total.ts)
-      if (b.total) return { ...base, workgroups: 1, params: (v) => rowTotalParams(b, v) };
+      if (b.total) return { ...base, workgroups: 1, params: (v) => rowParams(b, v) };
       return { ...base, workgroups: rowWorkgroups(b), params: (v) => rowParams(b, v) };
     case 'index':
       return { ...base, workgroups: Math.ceil(b.shape.reduce((p, d) => p * d, 1) / INDEX_WORKGROUP), params: () => indexBodyParams(b) };
