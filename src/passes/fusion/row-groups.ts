@@ -45,16 +45,16 @@ export interface RowFusionOptions {
 
 type Cls = 'element' | 'row';
 
-export function findRowGroups(g: Graph, views: Map<number, View>, opts: RowFusionOptions): RowGroup[] {
-  const node = (id: number) => g.node(id);
-  const baseOf = (id: number) => views.get(id)?.base ?? id;
-  const viewOf = (id: number): View => views.get(id) ?? { base: id, shape: node(id).shape, strides: stridesOf(node(id).shape) };
+/**
+ * Each node's place in the graph's order, and its readers that compute (views looked through;
+ * a returned view counts as a reader outside, -1): what the row-group and row-total searches walk.
+ */
+export function graphReaders(g: Graph, views: Map<number, View>): { pos: Map<number, number>; readersOf: (id: number) => number[] } {
   const pos = new Map<number, number>();
   g.nodes.forEach((n, i) => pos.set(n.id, i));
   const consumers = new Map<number, number[]>();
   for (const n of g.nodes) for (const i of n.inputs) consumers.set(i, [...(consumers.get(i) ?? []), n.id]);
   const outputs = new Set(g.outputs.map((o) => o.id));
-  /** consumers that compute (views looked through); a returned view counts as a consumer outside */
   const readersOf = (id: number): number[] => {
     const out: number[] = [];
     const visit = (v: number) => {
@@ -68,6 +68,15 @@ export function findRowGroups(g: Graph, views: Map<number, View>, opts: RowFusio
     visit(id);
     return out;
   };
+  return { pos, readersOf };
+}
+
+export function findRowGroups(g: Graph, views: Map<number, View>, opts: RowFusionOptions): RowGroup[] {
+  const node = (id: number) => g.node(id);
+  const baseOf = (id: number) => views.get(id)?.base ?? id;
+  const viewOf = (id: number): View => views.get(id) ?? { base: id, shape: node(id).shape, strides: stridesOf(node(id).shape) };
+  const { pos, readersOf } = graphReaders(g, views);
+  const outputs = new Set(g.outputs.map((o) => o.id));
   /** the registry kind of a node's op ('input' and 'scalar' are no registry ops) */
   const kindOf = (id: number): string => {
     const op = node(id).op;

@@ -12,7 +12,7 @@ import type { Graph, IRNode } from '../../ir/graph.ts';
 import { getOp } from '../../ir/registry.ts';
 import { numel, sameShape } from '../../ir/shape.ts';
 import { isMovement, type View } from '../views.ts';
-import type { RowGroup } from './row-groups.ts';
+import { graphReaders, type RowGroup } from './row-groups.ts';
 
 /**
  * elements of a row group that takes its totals in: one workgroup of 64 invocations walks them
@@ -29,24 +29,8 @@ export interface RowTotalOptions {
 export function mergeRowTotals(g: Graph, views: Map<number, View>, groups: RowGroup[], opts: RowTotalOptions): RowGroup[] {
   const node = (id: number) => g.node(id);
   const baseOf = (id: number) => views.get(id)?.base ?? id;
-  const pos = new Map<number, number>();
-  g.nodes.forEach((n, i) => pos.set(n.id, i));
-  const consumers = new Map<number, number[]>();
-  for (const n of g.nodes) for (const i of n.inputs) consumers.set(i, [...(consumers.get(i) ?? []), n.id]);
+  const { pos, readersOf } = graphReaders(g, views);
   const outputs = new Set(g.outputs.map((o) => o.id));
-  const readersOf = (id: number): number[] => {
-    const out: number[] = [];
-    const visit = (v: number) => {
-      for (const c of consumers.get(v) ?? []) {
-        if (views.has(c)) {
-          if (outputs.has(c)) out.push(-1);
-          visit(c);
-        } else out.push(c);
-      }
-    };
-    visit(id);
-    return out;
-  };
   const live = groups.map((grp) => grp as RowGroup | null);
   const groupOf = new Map<number, number>();
   live.forEach((grp, gi) => grp!.nodes.forEach((id) => groupOf.set(id, gi)));
