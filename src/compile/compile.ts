@@ -419,7 +419,7 @@ function execute(entry: CompiledGraph, program: TracedProgram): unknown {
     // (not while a device check is pending: the new buffer may never have been written, and a gated copy keeps the old value)
     const pendingCheck = storage instanceof GpuStorage && storage.backend.ctx.checks.armed;
     if (src !== storage && !pendingCheck && plan instanceof GpuPlan && plan.renamed.has(o.id) && storage instanceof GpuStorage && src instanceof GpuStorage) {
-      storage.backend.adopt(storage, src);
+      plan.adoptRenamed(o.id, storage, src);
     } else if (src !== storage) {
       const n = g.node(o.id);
       storage.backend.exec(getOp('copy'), [{ storage: src, shape: n.shape, dtype: n.dtype }], {}, { storage, shape: n.shape, dtype: n.dtype });
