@@ -14,6 +14,8 @@
  *     j0 <= j < j1 (i0 a multiple of MR when A is packed, j0 of NR), from packed B at bp and
  *     either packed A at a (aPacked 1) or op(A)[i, k] in place at a + i*aI + k*aK; `work` is
  *     this thread's scratch (one edge tile).
+ *   gemmNT(a, b, c, M, K, N, i0, i1, j0, j1, work)
+ *     C = A @ B^T with both operands read along K in place, no packing (gemm-nt-dot.ts).
  *
  * Packing every panel once per product (not once per thread or chunk) lets threads split C
  * into any row and column chunks without repeating work. The micro-kernel keeps MR x NR/4
@@ -22,6 +24,7 @@
  * the CPU has one); without it, f32x4.mul then f32x4.add.
  */
 import { emitModule, F32, FnBuilder, I32, op, simd, V128 } from './emit.ts';
+import { gemmNT, microDot } from './gemm-nt-dot.ts';
 
 export interface GemmShape {
   /** rows of a register tile */
@@ -75,12 +78,15 @@ export function gemmModuleBytes(o: GemmModuleOptions): Uint8Array<ArrayBuffer> {
       { fn: packPanel() },
       { name: 'pack', fn: pack(s.KC) },
       { name: 'gemm', fn: gemm(s) },
+      { fn: microDot(fma) },
+      { name: 'gemmNT', fn: gemmNT(MICRO_DOT) },
     ],
   });
 }
 const MICRO_IN_PLACE = 0;
 const MICRO_PACKED = 1;
 const PACK_PANEL = 2;
+const MICRO_DOT = 5;
 
 /**
  * micro(pa, aLane, aK, mr, pb, K, c, ldc, beta): the MR x NR tile at c (row stride ldc bytes) =
