@@ -6,7 +6,7 @@
  * are split between this thread and the helpers of `src/platform/threads.ts` (worker_threads
  * in Node; none in the browser build, whose twin runs everything on the calling thread).
  */
-import { GEMM_SHAPE, gemmModuleBytes, gemmWorkBytes, packedElements, type GemmShape } from '../../codegen-cpu/wasm/gemm-module.ts';
+import { GEMM_A_PACKED, GEMM_B_IN_PLACE, GEMM_SHAPE, gemmModuleBytes, gemmWorkBytes, packedElements, type GemmShape } from '../../codegen-cpu/wasm/gemm-module.ts';
 import { DOT_COLS, DOT_KC, DOT_ROWS } from '../../codegen-cpu/wasm/gemm-nt-dot.ts';
 import { envVar } from '../../platform/env.ts';
 import { gemmHelpers, JOB_GEMM, JOB_GEMM_NT, JOB_PACK, MAX_JOBS, type GemmHelpers, type GemmJob } from '../../platform/threads.ts';
@@ -26,6 +26,8 @@ const PARALLEL_PACK = 1 << 18;
  * packed kernel, whose blocking bounds that traffic)
  */
 const DOT_MAX_A_BLOCK = 256 << 10;
+/** the most rows (K) of a row-major B that the packed kernel reads in place instead of packing */
+const B_IN_PLACE_MAX_K = 64;
 
 export interface WasmGemmOptions {
   /** fused multiply-add through relaxed SIMD where the engine validates it (default: yes) */
@@ -91,8 +93,16 @@ let threadCap = Infinity;
 /** whether A @ B^T may run the unpacked dot-product kernel (WGTORCH_WASM_NT_DOT=0: always the packed one) */
 let ntDot = envVar('WGTORCH_WASM_NT_DOT') !== '0';
 
-/** Products run by each kernel so far (tests read it): the dot-product A @ B^T one, and the packed one. */
-export const gemmKernelCounts = { dot: 0, packed: 0 };
+/** whether a row-major B of at most B_IN_PLACE_MAX_K rows is read in place (WGTORCH_WASM_B_IN_PLACE=0: always packed) */
+let bInPlace = envVar('WGTORCH_WASM_B_IN_PLACE') !== '0';
+
+/** Picks whether a short row-major B is read in place or packed (the same bits either way; benchmarks compare the two). */
+export function setWasmGemmBInPlace(on: boolean): void {
+  bInPlace = on;
+}
+
+/** Products run by each kernel so far (tests read it): the dot-product A @ B^T one, the packed one, and of those how many read B in place. */
+export const gemmKernelCounts = { dot: 0, packed: 0, bInPlace: 0 };
 
 /** Picks the kernel of A @ B^T (benchmarks compare the two in one process): the dot-product one where it fits, or always the packed one. */
 export function setWasmGemmNtDot(on: boolean): void {
@@ -219,14 +229,17 @@ export function createWasmGemm(o: WasmGemmOptions = {}): WasmGemm | null {
       const threads = nHelpers + 1;
       // A @ B^T with both read along K in place (no packing) where A's K block stays in L2
       const dot = dotKernel(transA, transB, M, K);
-      // a transposed A is packed (reading it in place steps a whole row of memory per k); B always is, but for the dot kernel
+      // a transposed A is packed (reading it in place steps a whole row of memory per k); B is, but for the dot
+      // kernel and a row-major B of few rows, whose rows the micro-kernel reads in place (every k a new row: with
+      // K small the rows a panel touches stay in L1 and the TLB)
       const packA = !dot && transA && M > 1;
+      const flatB = !dot && bInPlace && !transB && K <= B_IN_PLACE_MAX_K;
       // every thread's scratch first (this thread's at 0, helper h's at (h + 1) * work), then A, B, C and the packed operands
       const aAt = scratchBase();
       const bAt = aAt + align(4 * M * K);
       const cAt = bAt + align(4 * K * N);
       const bpAt = cAt + align(4 * M * N);
-      const apAt = bpAt + (dot ? 0 : align(4 * packedElements(N, K, NR)));
+      const apAt = bpAt + (dot || flatB ? 0 : align(4 * packedElements(N, K, NR)));
       const end = apAt + (packA ? align(4 * packedElements(M, K, MR)) : 0);
       if (end + extraBytes > MAX_PAGES * PAGE) return null;
       ensureBytes(end + extraBytes);
@@ -261,20 +274,22 @@ export function createWasmGemm(o: WasmGemmOptions = {}): WasmGemm | null {
 
       // phase 1: pack B (and a transposed A), in panel ranges shared between the threads when large
       gemmKernelCounts.packed++;
+      if (flatB) gemmKernelCounts.bInPlace++;
       const packs: GemmJob[] = [];
       const packJobs = (src: number, kStride: number, laneStride: number, lanes: number, dst: number, width: number) => {
         const parts = nHelpers > 0 && lanes * K >= PARALLEL_PACK ? Math.min(2 * threads, Math.ceil(lanes / width)) : 1;
         const step = Math.ceil(lanes / parts / width) * width;
         for (let l0 = 0; l0 < lanes; l0 += step) packs.push([JOB_PACK, src, kStride, laneStride, lanes, K, dst, l0, Math.min(lanes, l0 + step), width]);
       };
-      packJobs(bSrc, bK, bJ, N, bpAt, NR);
+      if (!flatB) packJobs(bSrc, bK, bJ, N, bpAt, NR);
       if (packA) packJobs(aSrc, aK, aI, M, apAt, MR);
       if (packs.length > 2 && helpers) helpers.run(packs, own);
       else packs.forEach(own);
 
       // phase 2: the packed GEMM
-      const A = packA ? apAt : aSrc, aPacked = packA ? 1 : 0;
-      split(MR, NR, (i0, i1, j0, j1) => [JOB_GEMM, A, aI, aK, aPacked, bpAt, cAt, M, K, N, i0, i1, j0, j1]);
+      const A = packA ? apAt : aSrc, B = flatB ? bSrc : bpAt;
+      const flags = (packA ? GEMM_A_PACKED : 0) | (flatB ? GEMM_B_IN_PLACE : 0);
+      split(MR, NR, (i0, i1, j0, j1) => [JOB_GEMM, A, aI, aK, flags, B, cAt, M, K, N, i0, i1, j0, j1]);
       return { c: cAt, free: end };
     },
     matmulBatched(a, aOff, strideA, transA, b, bOff, strideB, transB, out, outOff, strideC, M, K, N, count) {
@@ -314,7 +329,7 @@ export function createWasmGemm(o: WasmGemmOptions = {}): WasmGemm | null {
         const ia = strideA === 0 ? 0 : i, ib = strideB === 0 ? 0 : i;
         if (dot) return [JOB_GEMM_NT, aAt + 4 * ia * sizeA, bAt + 4 * ib * sizeB, cAt + 4 * i * sizeC, M, K, N, 0, M, 0, N];
         const A = packA ? apAt + 4 * ia * sizeAp : aAt + 4 * ia * sizeA;
-        return [JOB_GEMM, A, aI, aK, packA ? 1 : 0, bpAt + 4 * ib * sizeBp, cAt + 4 * i * sizeC, M, K, N, 0, M, 0, N];
+        return [JOB_GEMM, A, aI, aK, packA ? GEMM_A_PACKED : 0, bpAt + 4 * ib * sizeBp, cAt + 4 * i * sizeC, M, K, N, 0, M, 0, N];
       };
       const nHelpers = helpers && count * flops >= PARALLEL_FLOPS ? Math.min(threadCap - 1, helpers.ready()) : 0;
       if (nHelpers === 0) {
