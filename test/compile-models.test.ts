@@ -34,9 +34,14 @@ const BASELINE = {
   // the previous one's total); with the totals independent and the sum one kernel ([hoist] into an
   // elementwise kernel): 131 / 138 in 63, the length of the step's longest dependency chain;
   // softmax's own gradient y * (g - sum(g * y)) (one row kernel, y the only saved [B, heads, T, T]) and
-  // totals that read a one-element value the rows wait for anyway (crossEntropy's count in a step): 122 / 130 in 63
-  cpu: { gptStep: { fused: 122, dispatches: 0 }, cnnStep: { fused: 30, dispatches: 0 } },
-  webgpu: { gptStep: { fused: 130, dispatches: 63 }, cnnStep: { fused: 54, dispatches: 34 } },
+  // totals that read a one-element value the rows wait for anyway (crossEntropy's count in a step): 122 / 130 in 63;
+  // [scatter-select] (the qkv split's gradient: a zero fill, three copies, three sliceScatters and an add per
+  // block became one select reading the three bmm results in place) and reshapes of strided views that
+  // lie evenly in memory read as views (the key gradient's copy): 106 / 113 in 59
+  // cnnStep was 30 (cpu) / 54 in 34 before a max pool's gradient became one col2imAt kernel (g at each
+  // window's argmax, from the destination side) instead of a division, the mask's where and a col2im
+  cpu: { gptStep: { fused: 106, dispatches: 0 }, cnnStep: { fused: 25, dispatches: 0 } },
+  webgpu: { gptStep: { fused: 113, dispatches: 59 }, cnnStep: { fused: 49, dispatches: 29 } },
 };
 
 async function paramsClose(got: torch.nn.Module, want: torch.nn.Module, tol: number, what: string) {

@@ -23,6 +23,7 @@ import { workgroupGrid } from '../runtime/webgpu/context.ts';
 import { packFits, planPacks } from './pack-schedule.ts';
 import { envVar } from '../platform/env.ts';
 import type { MatmulChoice, MatmulTuner } from '../runtime/webgpu/matmul-tuner.ts';
+import { assignSlots, PlanBuffers, buffersOfDroppedPlans } from './gpu-memory.ts';
 
 /** A scalar's value: folded constants carry theirs, traced scalars are bound per call. */
 export function constantOr(g: Graph, id: number, bound: (id: number) => number): number {
@@ -53,6 +54,12 @@ export interface GpuPlanOptions {
    * 'force': every kernel with two or more candidates gets an arena, needed or not (tests of the renderers; env WGTORCH_ARENA=force)
    */
   arena?: boolean | 'force';
+  /**
+   * give the intermediates that never leave a call buffers of the plan's own, assigned once by
+   * liveness and kept between calls (gpu-memory.ts), instead of taking them from the pool every
+   * call (default true; env WGTORCH_MEMPLAN=0 turns it off)
+   */
+  memplan?: boolean;
 }
 
 /** The variant a matmul kernel was generated with, and why (stats and the perf log show it). */
@@ -90,6 +97,9 @@ export class GpuPlan {
   private readonly forceArena: boolean;
   /** the arena buffer of each part of each dispatch that has one ('dispatch:part'), kept between calls */
   private arenaBuffers = new Map<string, GpuStorage>();
+  private readonly memplan: boolean;
+  /** the static memory plan: a storage of the plan's own for every planned intermediate, made at the first run after a build */
+  private memory: { storages: Map<number, GpuStorage>; buffers: PlanBuffers } | null = null;
 
   /** values written straight into the storage they update (graph input id, or null: a tensor the graph never read) */
   readonly inPlace = new Map<number, number | null>();
@@ -122,6 +132,7 @@ export class GpuPlan {
       return schedule;
     };
     const packEnv = envVar('WGTORCH_PACK');
+    this.memplan = opts.memplan ?? envVar('WGTORCH_MEMPLAN') !== '0';
     this.pack = opts.pack ?? packEnv !== '0';
     this.tuner = opts.tuner ?? null;
     this.schedule = plan(this.arena);
@@ -241,6 +252,53 @@ export class GpuPlan {
     });
     this.pipelinesCache = null;
     this.preparing = null;
+    this.releaseMemory();
+  }
+
+  /**
+   * The planned intermediates: values a kernel writes that are not outputs (returned, saved for
+   * the backward, gradients, mutations) and not written in place, so no one sees them after the call.
+   */
+  private planMemory(): { storages: Map<number, GpuStorage>; buffers: PlanBuffers } {
+    const writesOf = this.kernels.map((k) => writes(k.kernel).filter((w) => !this.inPlace.has(w) && !this.outputIds.has(w)));
+    const bytes = (id: number) => 4 * Math.max(1, this.sizeOf(id));
+    const { slotOf, slotBytes } = assignSlots(writesOf, this.lastUse, bytes);
+    const buffers = new PlanBuffers(this.backend.ctx.pool, slotBytes);
+    buffersOfDroppedPlans.register(this, buffers, buffers);
+    const storages = new Map<number, GpuStorage>();
+    for (const [id, slot] of slotOf) {
+      const n = this.graph.node(id);
+      storages.set(id, new GpuStorage(this.backend, n.dtype, numel(n.shape), buffers.slots[slot]!));
+    }
+    return { storages, buffers };
+  }
+
+  /** Bytes held between calls by the static memory plan (0 before the first run, or with it off). */
+  get plannedBytes(): number {
+    return this.memory?.buffers.bytes ?? 0;
+  }
+
+  /** Gives the memory plan's buffers back to the pool; the next run plans again. */
+  releaseMemory(): void {
+    if (!this.memory) return;
+    buffersOfDroppedPlans.unregister(this.memory.buffers);
+    this.memory.buffers.release();
+    this.memory = null;
+  }
+
+  /**
+   * The tensor `target` updated by renamed value `v` takes over `src`, the storage the call
+   * computed `v` into. With the memory plan, its old buffer becomes the spare that the next
+   * call computes `v` into (the tensor alternates between two buffers, and every bind group
+   * hits); without it, the old buffer goes back to the pool.
+   */
+  adoptRenamed(v: number, target: GpuStorage, src: GpuStorage): void {
+    const buffers = this.memory?.buffers;
+    if (buffers && this.renamed.has(v) && (buffers.spares.get(v) ?? src) === src && this.backend.swap(target, src)) {
+      buffers.spares.set(v, src);
+      return;
+    }
+    this.backend.adopt(target, src);
   }
 
   /**
@@ -393,11 +451,17 @@ export class GpuPlan {
     const values = new Map<number, Storage>();
     for (const n of this.graph.nodes) if (n.op === 'input') values.set(n.id, inputs(n.id));
     const mine = new Set<GpuStorage>();
+    const planned = this.memplan ? (this.memory ??= this.planMemory()).storages : null;
     this.kernels.forEach((k, i) => {
       for (const w of writes(k.kernel)) {
         if (this.inPlace.has(w)) {
           const c = this.inPlace.get(w)!;
           values.set(w, c !== null ? values.get(c)! : targets.get(w)!);
+          continue;
+        }
+        const p = planned?.get(w) ?? this.memory?.buffers.spares.get(w);
+        if (p) {
+          values.set(w, p);
           continue;
         }
         const n = this.graph.node(w);

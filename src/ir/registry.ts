@@ -718,6 +718,38 @@ def({
   },
   grad: (g, { attrs }) => [g._im2col({ ...attrs, shape: null, fill: 'zero' })],
 });
+/**
+ * A max pool's gradient without its patch matrix: each element of out [N, C, H, W] (attrs.shape)
+ * sums, over the pool windows that contain it, g of those whose argmax it is: g and idx are
+ * [N, C, Ho, Wo], one per window (idx int32, the kernel position i * kw + j of the window's
+ * maximum). From the destination side, so no mask, no patch matrix and no atomics. attrs: the
+ * pool's im2col map (kernel, stride, padding, dilation, out = [Ho, Wo]) and shape.
+ */
+def({
+  name: 'col2imAt',
+  kind: 'index',
+  arity: 2,
+  saves: { inputs: [1] },
+  infer: ([a, i], attrs) => {
+    const g = a as Meta;
+    const idx = i as Meta;
+    const shape = ints(attrs.shape);
+    const [oh, ow] = ints(attrs.out);
+    if (idx.dtype !== 'int32') throw new WgtorchError(`col2imAt: expected an int32 index (the windows' argmax), got dtype ${idx.dtype}.`);
+    const want = [shape[0], shape[1], oh, ow];
+    if (shape.length !== 4 || !sameShapeMeta(g.shape, want) || !sameShapeMeta(idx.shape, want)) {
+      throw new WgtorchError(`col2imAt: a gradient ${fmtShape(g.shape)} and index ${fmtShape(idx.shape)} (one per window) do not fit ${fmtShape(shape)}: both must be ${fmtShape(want)}.`);
+    }
+    return { shape: [...shape], dtype: g.dtype };
+  },
+  // out is linear in g: its gradient reads back, for each window, the element at its argmax
+  grad: (g, { inputs: [, i], attrs }) => {
+    const [N, C, H, W] = g.shape;
+    const idx = T(i);
+    const cols = g.reshape([N * C, 1, H, W])._im2col({ ...attrs, shape: null, fill: 'zero' });
+    return [cols._gather(1, idx.reshape([numel(idx.shape), 1])).reshape(idx.shape), null];
+  },
+});
 
 // ---------------------------------------------------------------- value checks
 /**

@@ -268,12 +268,12 @@ export interface MatmulBody {
  */
 export interface IndexBody {
   kind: 'index';
-  op: 'slice' | 'sliceScatter' | 'gather' | 'scatterAdd' | 'im2col' | 'col2im';
+  op: 'slice' | 'sliceScatter' | 'gather' | 'scatterAdd' | 'im2col' | 'col2im' | 'col2imAt';
   /** the output shape */
   shape: number[];
   dtype: DType;
   attrs: Attrs;
-  /** each input as read: the data, then the index (gather, scatterAdd) or the slice's source (sliceScatter) */
+  /** each input as read: the data, then the index (gather, scatterAdd, col2imAt) or the slice's source (sliceScatter) */
   inputs: { shape: number[]; strides: number[] }[];
 }
 
