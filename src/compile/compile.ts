@@ -1,7 +1,9 @@
 /**
  * torch.compile: every call re-traces the function (cheap: no kernel runs while tracing),
  * hashes the graph and looks it up in a cache of compiled plans, so JavaScript control
- * flow is always honoured: a new path compiles once, then hits. With backward needed, the
+ * flow is always honoured: a new path compiles once, then hits. A trace that repeats the
+ * previous call's graph node for node is that graph's hit without being built or hashed
+ * (trace/expectation.ts). With backward needed, the
  * forward and the symbolically derived backward are compiled together and split (as
  * AOTAutograd does); a function that calls backward() and optimizer.step() itself is
  * compiled as one graph that updates parameters and optimizer state on the device.
