@@ -76,6 +76,23 @@ describe.each(testDevices())('max pooling compiled on %s', (device) => {
     });
   }
 
+  for (const [name, kind, k, opts] of [
+    ['max 2x2 stride 2', 'max', 2, {}],
+    ['max 3x3 stride 2 padding 1', 'max', 3, { stride: 2, padding: 1 }],
+    ['max [3, 2] stride [1, 2] padding [1, 0]', 'max', [3, 2], { stride: [1, 2], padding: [1, 0] }],
+    ['avg 2x2 padding 1 (padded zeros count)', 'avg', 2, { padding: 1 }],
+  ] as const) {
+    it(`${name} without a gradient (noGrad, eval): one row kernel reading the input through the pool's index map; equal to eager`, async () => {
+      const x = input(device, [2, 3, 6, 6]);
+      const pool = (a: T) => torch.noGrad(() => (kind === 'max' ? F.maxPool2d(a, k, opts) : F.avgPool2d(a, k, opts)));
+      const f = torch.compile(pool);
+      await expectSame(f(x), pool(x), 'pooled');
+      const ks = kernelsOf(f as never);
+      expect(ks.map((x) => x.body.kind), 'kernels').toEqual(['row']);
+      expect(ks[0]!.body.kind === 'row' && ks[0]!.body.inputs.map((t) => t.access)).toEqual(['window']);
+    });
+  }
+
   it('ties and all -inf windows: the gradient goes whole to the first maximum of each window (PyTorch\'s max_pool2d), eager and compiled', async () => {
     // 2x2 windows at stride 1 over a constant 3x3 plane: each window's first maximum is its top-left element;
     // the second plane is -inf everywhere, so every window ties at -inf (PyTorch: index 0 gets all of g)
