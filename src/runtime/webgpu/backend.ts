@@ -117,6 +117,23 @@ export class WebGPUBackend implements Backend {
     if (owned) this.ctx.pool.release(old);
   }
 
+  /**
+   * `target` takes over `src`'s buffer and `src` takes `target`'s old one, which the caller then
+   * owns (no finalizer returns it to the pool): a compiled plan computes the tensor's next update
+   * into it, so the tensor alternates between two buffers and the plan's bind groups hit.
+   * False (nothing changed) where `target` does not own its buffer.
+   */
+  swap(target: GpuStorage, src: GpuStorage): boolean {
+    if (target.size !== src.size || target.dtype !== src.dtype) throw new Error('internal error: swap needs storages of one size and dtype');
+    if (!this.finalizer.unregister(target)) return false;
+    this.finalizer.unregister(src);
+    const old = target.buffer;
+    target.buffer = src.buffer;
+    this.finalizer.register(target, target.buffer, target);
+    src.buffer = old;
+    return true;
+  }
+
   fromHost(data: HostArray, dtype: DType): Storage {
     const s = this.alloc(dtype, data.length);
     if (data.length) this.ctx.write(s.buffer, data instanceof Uint8Array ? Uint32Array.from(data) : data);
