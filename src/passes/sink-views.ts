@@ -8,6 +8,7 @@
  */
 import { Graph, type IRNode } from '../ir/graph.ts';
 import { sameShape } from '../ir/shape.ts';
+import { envVar } from '../platform/env.ts';
 import { getOp } from '../ir/registry.ts';
 
 const SINKS = new Set(['permute', 'reshape']);
@@ -44,6 +45,7 @@ function sinkOf(g: Graph, n: IRNode, outputs: Set<number>): Sink | null {
   const kind = src.op === 'input' || src.op === 'scalar' ? 'input' : getOp(src.op).kind;
   if (kind !== 'matmul' && kind !== 'elementwise') return null;
   if (tensors.length === 1) return { at: [viewed[0]!.k], src: [first.src], chains: [first.chain] };
+  if (envVar('WGTORCH_SINK_WITH_OPERANDS') === '0') return null; // to measure what it saves
   // with other operands: only where the reshapes change the shape (a reshape back to the result's
   // own shape, crossEntropy's view(-1, V) of the logits, stays where the row kernels find it),
   // reshapes only, every viewed operand from a source of one shape
