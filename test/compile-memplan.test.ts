@@ -205,3 +205,33 @@ describe.skipIf(!webgpuAvailable)('static memory plan of a compiled webgpu step'
     expect(liveBefore - ctx.pool.stats().liveBytes, 'live bytes given back by the dropped plan').toBeGreaterThanOrEqual(dropped);
   }, 120_000);
 });
+
+describe.skipIf(!webgpuAvailable)('index checks of values known when tracing', () => {
+  it('positions from arange within the embedding are checked once when traced: the compiled call dispatches no check and no gate, and equals eager', async () => {
+    torch.manualSeed(3);
+    const emb = new torch.nn.Embedding(8, 4).to('webgpu');
+    const x = torch.randn(6, 4).to('webgpu');
+    const f = (t: Tensor) => emb(torch.arange(6, { device: 'webgpu' })).mul(t).sum();
+    const want = await f(x).item();
+    const fast = torch.compile(f);
+    await fast(x).item();
+    const ctx = torch.webgpu.context();
+    const d0 = ctx.dispatches;
+    const got = await fast(x).item();
+    expect(Math.abs(got - want)).toBeLessThanOrEqual(1e-5 * Math.max(1, Math.abs(want)));
+    expect(ctx.dispatches - d0, 'only the plan\'s own dispatches').toBe(planOf(fast).stats.dispatches);
+  });
+
+  it('positions from arange past the embedding still fail the compiled call as in eager mode', async () => {
+    const emb = new torch.nn.Embedding(4, 3).to('webgpu');
+    const f = () => emb(torch.arange(5, { device: 'webgpu' })).sum();
+    let eager = '';
+    try {
+      await f().item();
+    } catch (e) {
+      eager = (e as Error).message;
+    }
+    expect(eager).toMatch(/out of bounds/);
+    await expect(torch.compile(f)().item()).rejects.toThrow(/out of bounds/);
+  });
+});
