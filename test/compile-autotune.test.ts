@@ -123,4 +123,62 @@ describe.skipIf(!webgpuAvailable)('autotuned matmuls in torch.compile', () => {
       expect(m.variant.startsWith(DEFAULT_MATMUL_VARIANT.replace(/-vec4$/, ''))).toBe(true);
     }
   });
+
+  it('subgroup winners on disk (the forward NT matmul; the Adam-fused TN weight gradient, packed with a row reduction): the step equals eager, in 4 dispatches', async () => {
+    await torch.webgpu.init();
+    const ctx = torch.webgpu.context();
+    if (!ctx.subgroupsFit) return; // the subgroup variants run only where subgroups are 8 wide (lavapipe here)
+    const key = deviceKey(ctx.adapterInfo);
+    const at = new Date().toISOString();
+    const file = {
+      version: 1,
+      entries: { [key]: { 'NT m64 n128 k1024': { variant: 'sg-r16x4-32x2', gflops: {}, at }, 'TN m128 n1024 k64': { variant: 'sg-r32x4-16x4', gflops: {}, at } } },
+    };
+    writeFileSync(join(dir, 'matmul-tuning.json'), JSON.stringify(file));
+    // a fresh tuner reads the file (the backend's remembers the earlier tests' winners); last, as it replaces the file
+    const be = getBackend('webgpu') as WebGPUBackend;
+    (be as unknown as { tuner: null }).tuner = null;
+    const step = torch.compile(seed([64, 1000, 100, 10]), { autotune: true });
+    const first = await losses(step, 1);
+    const g = step.graphs()[0]!;
+    const variants = Object.fromEntries(g.stats.matmuls.map((m) => [m.problem, m.variant]));
+    expect(variants['NT 64x100x1000'], JSON.stringify(g.stats.matmuls)).toBe('sg-r16x4-32x2');
+    expect(variants['TN 100x1000x64'], JSON.stringify(g.stats.matmuls)).toBe('sg-r32x4-16x4');
+    expect(g.stats.dispatches).toBe(4);
+    const wgsl = g.kernels.map((k) => k.wgsl).join('\n');
+    expect(wgsl).toContain('subgroupBroadcast(');
+    const eager = seed([64, 1000, 100, 10]);
+    const want = await losses(eager, 6);
+    expectLossesClose([...first, ...(await losses(step, 5))], want, 1e-5, 'compiled with subgroup variants');
+    (be as unknown as { tuner: null }).tuner = null;
+  });
+
+  it('two subgroup matmuls packed into one dispatch (the hidden and weight gradients of a second layer): the pack passes each its subgroup builtin, and the step equals eager', async () => {
+    await torch.webgpu.init();
+    const ctx = torch.webgpu.context();
+    if (!ctx.subgroupsFit) return;
+    const at = new Date().toISOString();
+    const sg = { variant: 'sg-r16x4-32x2', gflops: {}, at };
+    // 64x256 -> 256 -> 64: every matmul of the step has 2 MFLOP or more, so each uses its class's winner
+    const classes = ['NT m64 n256 k256', 'NT m64 n64 k256', 'NN m64 n256 k64', 'TN m64 n256 k64', 'TN m256 n256 k64'];
+    const file = { version: 1, entries: { [deviceKey(ctx.adapterInfo)]: Object.fromEntries(classes.map((c) => [c, sg])) } };
+    writeFileSync(join(dir, 'matmul-tuning.json'), JSON.stringify(file));
+    const be = getBackend('webgpu') as WebGPUBackend;
+    (be as unknown as { tuner: null }).tuner = null;
+    const step = torch.compile(seed([64, 256, 256, 64]), { autotune: true });
+    const first = await losses(step, 1);
+    const g = step.graphs()[0]!;
+    expect(g.stats.matmuls.every((m) => m.variant === 'sg-r16x4-32x2'), JSON.stringify(g.stats.matmuls)).toBe(true);
+    const packed = g.kernels.filter((k) => (k.parts?.length ?? 0) > 1 && (k.wgsl.match(/subgroupBroadcast\(/g) ?? []).length > 0);
+    expect(packed.length, g.kernels.map((k) => k.name).join(', ')).toBeGreaterThan(0);
+    // the directive opens the module (after graphs()' comment header), once
+    for (const k of packed) {
+      expect(k.wgsl.split('\n').find((l) => l.trim() && !l.trim().startsWith('//'))).toBe('enable subgroups;');
+      expect(k.wgsl.split('enable subgroups;').length).toBe(2);
+    }
+    const eager = seed([64, 256, 256, 64]);
+    const want = await losses(eager, 6);
+    expectLossesClose([...first, ...(await losses(step, 5))], want, 1e-5, 'compiled with packed subgroup variants');
+    (be as unknown as { tuner: null }).tuner = null;
+  });
 });

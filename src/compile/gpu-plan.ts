@@ -13,6 +13,7 @@ import { WgtorchError } from '../ir/errors.ts';
 import { fuse, kernelNodes, ownedNodes, type Kernel as Group, type Schedule } from '../passes/fusion.ts';
 import { buildKernels } from '../passes/kernel-build.ts';
 import { withLanes } from '../passes/row-lanes.ts';
+import { withVectorLoads } from '../passes/vector-loads.ts';
 import { nonIntegerScalar } from '../passes/int-kernels.ts';
 import { partsOf, writes, type Kernel } from '../passes/kernel-ir.ts';
 import { arenaEligible, minStorage, withArena } from '../passes/binding-arena.ts';
@@ -181,6 +182,8 @@ export class GpuPlan {
     const matmulVariant = tuner ? (p: MatmulProblem) => tuner.lookup(p).variant : undefined;
     const render = (k: Kernel) => renderKernel(k, { matmulVariant });
     const fixedLanes = envVar('WGTORCH_ROW_LANES');
+    // WGTORCH_VEC4=0: the scalar mapping of every kernel (to measure the vec4 one against it)
+    const vectorLoads = envVar('WGTORCH_VEC4') !== '0';
     /** the kernel IR of each fused kernel before any arena */
     let plain: Kernel[] = [];
     /** the arena each kernel ended with, by kernel name (a kernel given another in a pack says so once) */
@@ -190,6 +193,7 @@ export class GpuPlan {
       for (const [v, c] of this.inPlace) if (c !== null) aliasIn.set(c, v);
       plain = buildKernels(this.schedule, aliasIn);
       if (fixedLanes) plain = withLanes(plain, Number(fixedLanes));
+      if (vectorLoads) plain = withVectorLoads(plain);
       arenaLog.clear();
       return plain.map((k) => render(this.fitted(k, limit, arenaLog)));
     };

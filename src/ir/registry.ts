@@ -8,7 +8,7 @@
 import type { DType } from './dtype.ts';
 import { promoteTypes } from './dtype.ts';
 import { WgtorchError } from './errors.ts';
-import { broadcastShapes, fmtShape, numel, reducedShape } from './shape.ts';
+import { broadcastShapes, fmtShape, numel, reducedShape, sameShape } from './shape.ts';
 import type { ScalarLang } from './scalar-lang.ts';
 import { REDUCTIONS, type ReduceOp } from './reductions.ts';
 
@@ -117,8 +117,20 @@ function def(op: OpDef): void {
 const isNum = (x: InputMeta): x is number => typeof x === 'number';
 const metaShape = (x: InputMeta): number[] => (isNum(x) ? [] : x.shape);
 
+/** broadcastShapes' common case without its arguments array: every tensor operand of one shape (0-d ones aside), copied; else null. */
+function sameShapes(inputs: InputMeta[]): number[] | null {
+  let first: number[] | null = null;
+  for (let i = 0; i < inputs.length; i++) {
+    const x = inputs[i];
+    if (isNum(x) || x.shape.length === 0) continue;
+    if (first === null) first = x.shape;
+    else if (!sameShape(first, x.shape)) return null;
+  }
+  return first === null ? [] : [...first];
+}
+
 function elementwiseMeta(op: string, inputs: InputMeta[], dtype: 'promote' | 'bool' | 'float'): Meta {
-  const shape = broadcastShapes(op, ...inputs.map(metaShape));
+  const shape = sameShapes(inputs) ?? broadcastShapes(op, ...inputs.map(metaShape));
   if (dtype === 'bool') return { shape, dtype: 'bool' };
   if (dtype === 'float') return { shape, dtype: 'float32' };
   let dt: DType | null = null;
@@ -494,6 +506,16 @@ def({
   },
   grad: (g, { inputs: [a] }) => [g.reshape(T(a).shape)],
 });
+/** Whether d holds each of 0..d.length-1 once (every traced permute asks: no sorted copy). */
+function isPermutation(d: readonly number[]): boolean {
+  if (d.length > 31) return [...d].sort((p, q) => p - q).every((v, i) => v === i);
+  let seen = 0;
+  for (const v of d) {
+    if (!Number.isInteger(v) || v < 0 || v >= d.length || seen & (1 << v)) return false;
+    seen |= 1 << v;
+  }
+  return true;
+}
 def({
   name: 'permute',
   kind: 'movement',
@@ -501,7 +523,7 @@ def({
   infer: ([a], { dims }) => {
     const x = a as Meta;
     const d = dims as number[];
-    const ok = d.length === x.shape.length && [...d].sort((p, q) => p - q).every((v, i) => v === i);
+    const ok = d.length === x.shape.length && isPermutation(d);
     if (!ok) {
       throw new WgtorchError(
         `permute: dims ${fmtShape(d)} is not a permutation of the ${x.shape.length} dims of a tensor of shape ${fmtShape(x.shape)}.`,

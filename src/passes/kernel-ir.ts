@@ -87,6 +87,8 @@ export interface ElementwiseBody {
   integerScalars?: boolean;
   nodes: ExprNode[];
   outputs: KernelOutput[];
+  /** WebGPU: each invocation step loads and stores 4 consecutive elements as one vec4 (passes/vector-loads.ts sets it where every access allows) */
+  vec?: 4;
 }
 
 /** How a reduction combines: a reduction declared in src/ir/reductions.ts (its identity and pairwise rule). */
@@ -110,6 +112,8 @@ export interface ReduceBody {
   outputs: KernelOutput[];
   /** invocations per output on WebGPU, as a row kernel's `lanes` (absent: 64, one output per workgroup) */
   lanes?: number;
+  /** WebGPU: each invocation computes 4 consecutive outputs of the innermost kept dim, reading them as vec4 (passes/vector-loads.ts; `lanes` then unused) */
+  vec?: 4;
 }
 
 /** What a row kernel's reduction step computes: a value reduction of src/ir/reductions.ts, or argmax's index. */
@@ -168,6 +172,11 @@ export interface RowBody {
    * row in one loop whatever it says.
    */
   lanes?: number;
+  /**
+   * WebGPU: groups of four read and written as vec4 (passes/vector-loads.ts): four consecutive
+   * elements of the row per lane step; with `total`, four consecutive rows per invocation step
+   */
+  vec?: 4;
   /**
    * Per-row values reduced over every row within the same kernel (crossEntropy's mean over
    * the rows and its count of the targets that count): its steps run after the rows, their
@@ -360,7 +369,8 @@ function tensorInputText(t: TensorInput, i: number, bound: (i: number) => string
   if (t.access === 'gather') return `in${i} = ${bound(i)} ${t.dtype} strides ${shapeText(t.strides ?? [])} gathered at in${t.gather!.index} * ${t.gather!.dimStride} (size ${t.gather!.size})`;
   if (t.access === 'window') {
     const w = t.window!;
-    return `in${i} = ${bound(i)} ${t.dtype} read through im2col of ${shapeText(w.src)} strides ${shapeText(w.strides)}: kernel ${shapeText(w.kernel)} stride ${shapeText(w.stride)} padding ${shapeText(w.padding)} dilation ${shapeText(w.dilation)}, rows over ${shapeText(w.rows)}, fill ${w.fill}`;
+    const planes = w.planes ? ` (images ${w.planes.channels} planes each, at strides ${shapeText([w.planes.outer, w.planes.inner])})` : '';
+    return `in${i} = ${bound(i)} ${t.dtype} read through im2col of ${shapeText(w.src)} strides ${shapeText(w.strides)}${planes}: kernel ${shapeText(w.kernel)} stride ${shapeText(w.stride)} padding ${shapeText(w.padding)} dilation ${shapeText(w.dilation)}, rows over ${shapeText(w.rows)}, fill ${w.fill}`;
   }
   return `in${i} = ${bound(i)} ${t.dtype}${t.access === 'strided' ? ` strides ${shapeText(t.strides ?? [])}` : ''}`;
 }

@@ -67,11 +67,18 @@ export class TraceExpectation {
     const e: IRNode = nodes[id];
     if (e.op !== op || e.dtype !== dtype || e.phase !== phase) return false;
     if (!sameNumbers(e.inputs, inputs) || !sameNumbers(e.shape, shape)) return false;
-    if (op === 'scalar') {
-      const keyed = this.intScalars[id];
-      return keyed === NOT_KEYED || (isInt32Number(attrs.value) ? KEYED_INT : KEYED_FLOAT) === keyed;
-    }
+    if (op === 'scalar') return this.matchesScalar(id, attrs.value as number, phase);
     return sameAttrs(e.attrs, attrs);
+  }
+
+  /** matches() for a lifted number: a scalar node of this phase whose value's int32-ness, where keyed, is the same. */
+  matchesScalar(id: number, value: number, phase: Phase): boolean {
+    const nodes = this.graph.nodes;
+    if (id >= nodes.length) return false;
+    const e = nodes[id];
+    if (e.op !== 'scalar' || e.phase !== phase) return false;
+    const keyed = this.intScalars[id];
+    return keyed === NOT_KEYED || (isInt32Number(value) ? KEYED_INT : KEYED_FLOAT) === keyed;
   }
 
   /** Whether a trace's own outputs, in order, are the expected graph's. */

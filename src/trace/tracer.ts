@@ -38,7 +38,7 @@ function userFrame(): string | null {
 export class Tracer implements TraceRecorder {
   readonly graph = new Graph();
   phase: Phase = 'forward';
-  /** Current graph value of every storage the trace has seen (in-place writes move it). */
+  /** Current graph value of every real storage the trace has read (in-place writes move it); a traced storage holds its own. */
   private readonly values = new Map<Storage, number>();
   readonly args: { id: number; tensor: Tensor }[] = [];
   readonly captures: Capture[] = [];
@@ -61,7 +61,7 @@ export class Tracer implements TraceRecorder {
   private expect: TraceExpectation | null;
   /** Nodes checked so far; their scopes and input names, which a copy of them needs. */
   private checked = 0;
-  private readonly checkedScopes: (string | undefined)[] = [];
+  private readonly checkedScopes: (string | undefined)[];
   private readonly checkedNames = new Map<number, string>();
 
   constructor(
@@ -71,6 +71,7 @@ export class Tracer implements TraceRecorder {
     expect: TraceExpectation | null = null,
   ) {
     this.expect = expect;
+    this.checkedScopes = expect ? new Array<string | undefined>(expect.length) : [];
   }
 
   /** Whether the trace so far repeats the expected graph, node for node. */
@@ -89,7 +90,7 @@ export class Tracer implements TraceRecorder {
       const id = this.checked;
       if ((device === null || device === x.device) && x.matches(id, op, inputs, attrs, shape, dtype, phase)) {
         this.checked = id + 1;
-        this.checkedScopes.push(scope);
+        this.checkedScopes[id] = scope;
         if (name !== undefined) this.checkedNames.set(id, name);
         return id;
       }
@@ -157,13 +158,14 @@ export class Tracer implements TraceRecorder {
   private storageFor(device: Device, id: number, dtype: Tensor['dtype'], shape: readonly number[]): TraceStorage {
     let be = this.backends.get(device);
     if (!be) this.backends.set(device, (be = new TraceBackend(device, (what) => this.untraceable(what, null))));
-    const s = new TraceStorage(be, dtype, numel(shape), this, id);
-    this.values.set(s, id);
-    return s;
+    return new TraceStorage(be, dtype, numel(shape), this, id);
   }
 
   private scalar(v: number): number {
-    const id = this.node('scalar', [], { value: v }, [], 'float32', this.phase, undefined, undefined, null);
+    const x = this.expect;
+    const id = x !== null && x.matchesScalar(this.checked, v, this.phase)
+      ? this.checked++
+      : this.node('scalar', [], { value: v }, [], 'float32', this.phase, undefined, undefined, null);
     this.scalars.push({ id, value: v });
     return id;
   }
@@ -171,7 +173,7 @@ export class Tracer implements TraceRecorder {
   /** The graph value a tensor holds now: traced, written in place, or a real tensor read for the first time. */
   valueOf(t: Tensor): number {
     const s = t._storage;
-    let id = this.values.get(s);
+    let id = s instanceof TraceStorage && s.owner === this ? s.value : this.values.get(s);
     if (id === undefined) {
       if (s instanceof TraceStorage) {
         throw new WgtorchError(
@@ -192,11 +194,16 @@ export class Tracer implements TraceRecorder {
 
   // ---------------------------------------------------------------- recording
   record(op: OpDef, inputs: (Tensor | number)[], attrs: Attrs, meta: Meta, device: Device, target: Storage | null): Storage {
-    const ids = inputs.map((x) => (typeof x === 'number' ? this.scalar(x) : this.valueOf(x)));
+    const ids = new Array<number>(inputs.length);
+    for (let i = 0; i < inputs.length; i++) {
+      const x = inputs[i];
+      ids[i] = typeof x === 'number' ? this.scalar(x) : this.valueOf(x);
+    }
     // attrs and meta are fresh objects of this call: the node can own them
     const id = this.node(op.name, ids, attrs, meta.shape, meta.dtype, this.phase, this.scope(), undefined, null);
     if (target) {
-      this.values.set(target, id);
+      if (target instanceof TraceStorage && target.owner === this) target.value = id;
+      else this.values.set(target, id);
       if (!(target instanceof TraceStorage)) {
         const self = inputs.find((x): x is Tensor => typeof x !== 'number' && x._storage === target);
         const prev = this.mutations.get(target);
@@ -230,14 +237,19 @@ export class Tracer implements TraceRecorder {
     let path: string;
     if (m === this.rootModule) path = '';
     else if (parent) {
-      const child = [...parent.module.namedChildren()].find(([, c]) => c === m)?.[0] ?? m.constructor.name;
+      let child = m.constructor.name;
+      for (const [k, c] of parent.module.namedChildren()) {
+        if (c === m) {
+          child = k;
+          break;
+        }
+      }
       path = parent.path ? `${parent.path}.${child}` : child;
     } else path = m.constructor.name;
     this.scopes.push({ module: m, path });
     this.modules.add(m);
-    for (const [n, p] of [...m.namedParameters('', false), ...m.namedBuffers('', false)]) {
-      if (!this.names.has(p._storage)) this.names.set(p._storage, path ? `${path}.${n}` : n);
-    }
+    for (const [n, p] of m.namedParameters('', false)) if (!this.names.has(p._storage)) this.names.set(p._storage, path ? `${path}.${n}` : n);
+    for (const [n, b] of m.namedBuffers('', false)) if (!this.names.has(b._storage)) this.names.set(b._storage, path ? `${path}.${n}` : n);
     try {
       return run();
     } finally {

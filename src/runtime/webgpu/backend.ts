@@ -5,7 +5,7 @@
  * tensors are garbage-collected.
  */
 import { asReduceOp } from '../../ir/reductions.ts';
-import { batchedMatmulParams, batchVec4Aligned, matmulDispatch, matmulParams, matmulVariantFor, matmulWGSL, type MatmulBatch } from '../../codegen-wgsl/matmul.ts';
+import { batchedMatmulParams, batchVec4Aligned, matmulDispatch, matmulParams, matmulVariantFor, matmulWGSL, scalarTwin, type MatmulBatch } from '../../codegen-wgsl/matmul.ts';
 import { batchLayout, operandBatchStrides } from '../../ir/matmul-batch.ts';
 import { elementwiseParams, elementwiseWGSL, EW_WORKGROUP } from '../../codegen-wgsl/elementwise.ts';
 import type { WgslLayout } from '../../codegen-wgsl/namespace.ts';
@@ -199,7 +199,7 @@ export class WebGPUBackend implements Backend {
     const tuned = this.autotune ? this.matmulTuner.lookup({ transA: false, transB: false, M, N, K }).variant : undefined;
     let variant = matmulVariantFor(M, N, K, false, tuned);
     // vec4 loads need every matrix and row to start on a multiple of 4 elements: else the scalar twin
-    if (variant.vec4 && !batchVec4Aligned(batch)) variant = { ...variant, name: variant.name.replace(/-vec4$/, ''), vec4: false };
+    if (variant.vec4 && !batchVec4Aligned(batch)) variant = scalarTwin(variant);
     const max = this.ctx.limits.maxComputeWorkgroupsPerDimension;
     const [gx, gy] = matmulDispatch(M, N, variant);
     const args = [buf(a), buf(b), (out.storage as GpuStorage).buffer];

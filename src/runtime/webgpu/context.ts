@@ -18,6 +18,7 @@ import { envVar } from '../../platform/env.ts';
 import { sweepableRegistry } from '../../platform/gc.ts';
 import { GcPressure } from './gc-pressure.ts';
 import { POLL_PAUSE_MS, pollGently } from './gentle-poll.ts';
+import { subgroupsFit } from '../../codegen-wgsl/matmul.ts';
 
 export { BufferPool, sizeClass, type PoolStats } from './buffer-pool.ts';
 export { PipelineCache, type PipelineInfo, type PipelineRequest } from './pipeline-cache.ts';
@@ -265,6 +266,11 @@ export class GPUContext {
 
   get adapterInfo(): GPUAdapterInfo {
     return this.adapter.info;
+  }
+
+  /** Whether the subgroup matmul variants may run here: the feature on, subgroups exactly as wide as they were written for. */
+  get subgroupsFit(): boolean {
+    return subgroupsFit(this.adapter.info as { subgroupMinSize?: number; subgroupMaxSize?: number }, this.device.features.has('subgroups'));
   }
 
   resetCounters(): void {
@@ -611,7 +617,8 @@ async function createContext(overrides: LimitOverrides): Promise<GPUContext> {
     if (!(k in requiredLimits)) throw new Error(`WebGPU: unknown device limit '${k}'. Fix: use one of ${Object.keys(requiredLimits).join(', ')}.`);
     if (v !== undefined) requiredLimits[k] = Math.min(v, requiredLimits[k]!);
   }
-  const requiredFeatures = (['shader-f16'] as GPUFeatureName[]).filter((f) => adapter.features.has(f));
+  // 'subgroups': the subgroup matmul variants (codegen-wgsl/matmul.ts), tuning candidates where they fit (subgroupsFit)
+  const requiredFeatures = (['shader-f16', 'subgroups'] as GPUFeatureName[]).filter((f) => adapter.features.has(f));
   const device = await adapter.requestDevice({ requiredLimits, requiredFeatures, label: 'wgtorch' });
   return new GPUContext(gpu, adapter, device, overrides);
 }
