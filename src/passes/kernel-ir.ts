@@ -172,7 +172,10 @@ export interface RowBody {
    * row in one loop whatever it says.
    */
   lanes?: number;
-  /** WebGPU: each lane step reads and writes four consecutive elements of the row as vec4 (passes/vector-loads.ts; not with `total`) */
+  /**
+   * WebGPU: groups of four read and written as vec4 (passes/vector-loads.ts): four consecutive
+   * elements of the row per lane step; with `total`, four consecutive rows per invocation step
+   */
   vec?: 4;
   /**
    * Per-row values reduced over every row within the same kernel (crossEntropy's mean over
