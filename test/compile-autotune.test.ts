@@ -123,4 +123,33 @@ describe.skipIf(!webgpuAvailable)('autotuned matmuls in torch.compile', () => {
       expect(m.variant.startsWith(DEFAULT_MATMUL_VARIANT.replace(/-vec4$/, ''))).toBe(true);
     }
   });
+
+  it('subgroup winners on disk (the forward NT matmul; the Adam-fused TN weight gradient, packed with a row reduction): the step equals eager, in 4 dispatches', async () => {
+    await torch.webgpu.init();
+    const ctx = torch.webgpu.context();
+    if (!ctx.subgroupsFit) return; // the subgroup variants run only where subgroups are 8 wide (lavapipe here)
+    const key = deviceKey(ctx.adapterInfo);
+    const at = new Date().toISOString();
+    const file = {
+      version: 1,
+      entries: { [key]: { 'NT m64 n128 k1024': { variant: 'sg-r16x4-32x2', gflops: {}, at }, 'TN m128 n1024 k64': { variant: 'sg-r32x4-16x4', gflops: {}, at } } },
+    };
+    writeFileSync(join(dir, 'matmul-tuning.json'), JSON.stringify(file));
+    // a fresh tuner reads the file (the backend's remembers the earlier tests' winners); last, as it replaces the file
+    const be = getBackend('webgpu') as WebGPUBackend;
+    (be as unknown as { tuner: null }).tuner = null;
+    const step = torch.compile(seed([64, 1000, 100, 10]), { autotune: true });
+    const first = await losses(step, 1);
+    const g = step.graphs()[0]!;
+    const variants = Object.fromEntries(g.stats.matmuls.map((m) => [m.problem, m.variant]));
+    expect(variants['NT 64x100x1000'], JSON.stringify(g.stats.matmuls)).toBe('sg-r16x4-32x2');
+    expect(variants['TN 100x1000x64'], JSON.stringify(g.stats.matmuls)).toBe('sg-r32x4-16x4');
+    expect(g.stats.dispatches).toBe(4);
+    const wgsl = g.kernels.map((k) => k.wgsl).join('\n');
+    expect(wgsl).toContain('subgroupBroadcast(');
+    const eager = seed([64, 1000, 100, 10]);
+    const want = await losses(eager, 6);
+    expectLossesClose([...first, ...(await losses(step, 5))], want, 1e-5, 'compiled with subgroup variants');
+    (be as unknown as { tuner: null }).tuner = null;
+  });
 });

@@ -36,13 +36,15 @@ async function expectSame(got: T, want: T, what: string) {
 }
 
 describe.each(testDevices())('max pooling compiled on %s', (device) => {
-  for (const [name, k, opts] of [
-    ['2x2 stride 2', 2, {}],
-    ['3x3 stride 2 padding 1 (overlapping, padded)', 3, { stride: 2, padding: 1 }],
+  for (const [name, k, opts, out] of [
+    ['2x2 stride 2', 2, {}, [3, 3]],
+    ['3x3 stride 2 padding 1 (overlapping, padded)', 3, { stride: 2, padding: 1 }, [3, 3]],
+    ['2x2 stride 1 (every element in up to four windows)', 2, { stride: 1 }, [5, 5]],
+    ['[3, 2] stride [1, 2] padding [1, 0] (stride != kernel size, per dim)', [3, 2], { stride: [1, 2], padding: [1, 0] }, [6, 3]],
   ] as const) {
-    it(`${name}: forward one row kernel (argmax, max and the gradient's masks); values and gradients equal eager`, async () => {
+    it(`${name}: forward one row kernel (argmax and max), backward one col2imAt kernel; values and gradients equal eager`, async () => {
       const shape = [2, 3, 6, 6];
-      const up = torch.randn([2, 3, ...(k === 2 ? [3, 3] : [3, 3])]).to(device);
+      const up = torch.randn([2, 3, ...out]).to(device);
       const pool = (x: T) => F.maxPool2d(x, k, opts);
       const run = async (compiled: boolean) => {
         const x = input(device, shape).requiresGrad_();
@@ -66,8 +68,46 @@ describe.each(testDevices())('max pooling compiled on %s', (device) => {
       expect(row.body.kind === 'row' && row.body.inputs.filter((t) => t.access === 'window').length).toBe(1);
       // nothing besides it: the window positions (an arange of k*k) are recomputed from the element index
       expect(fwd.filter((x) => x !== row).map((x) => x.name)).toEqual([]);
+      // the forward writes the pooled values and the argmax, no [rows, k*k] masks for the backward
+      expect(row.body.kind === 'row' && row.body.outputs.length).toBe(2);
+      // backward: g at each window's argmax, summed from the input's side: no col2im, no mask kernels
+      const bwd = kernelsOf(c.f as never, 'backward');
+      expect(bwd.map((x) => (x.body.kind === 'index' ? x.body.op : x.name))).toEqual(['col2imAt']);
     });
   }
+
+  for (const [name, kind, k, opts] of [
+    ['max 2x2 stride 2', 'max', 2, {}],
+    ['max 3x3 stride 2 padding 1', 'max', 3, { stride: 2, padding: 1 }],
+    ['max [3, 2] stride [1, 2] padding [1, 0]', 'max', [3, 2], { stride: [1, 2], padding: [1, 0] }],
+    ['avg 2x2 padding 1 (padded zeros count)', 'avg', 2, { padding: 1 }],
+  ] as const) {
+    it(`${name} without a gradient (noGrad, eval): one row kernel reading the input through the pool's index map; equal to eager`, async () => {
+      const x = input(device, [2, 3, 6, 6]);
+      const pool = (a: T) => torch.noGrad(() => (kind === 'max' ? F.maxPool2d(a, k, opts) : F.avgPool2d(a, k, opts)));
+      const f = torch.compile(pool);
+      await expectSame(f(x), pool(x), 'pooled');
+      const ks = kernelsOf(f as never);
+      expect(ks.map((x) => x.body.kind), 'kernels').toEqual(['row']);
+      expect(ks[0]!.body.kind === 'row' && ks[0]!.body.inputs.map((t) => t.access)).toEqual(['window']);
+    });
+  }
+
+  it('ties and all -inf windows: the gradient goes whole to the first maximum of each window (PyTorch\'s max_pool2d), eager and compiled', async () => {
+    // 2x2 windows at stride 1 over a constant 3x3 plane: each window's first maximum is its top-left element;
+    // the second plane is -inf everywhere, so every window ties at -inf (PyTorch: index 0 gets all of g)
+    const x = torch.tensor([...Array(9).fill(0.5), ...Array(9).fill(-Infinity)], { shape: [1, 2, 3, 3] }).to(device);
+    const g = torch.tensor([1, 2, 3, 4, 5, 6, 7, 8], { shape: [1, 2, 2, 2] }).to(device);
+    const want = [1, 2, 0, 3, 4, 0, 0, 0, 0, 5, 6, 0, 7, 8, 0, 0, 0, 0];
+    for (const compiled of [false, true]) {
+      const xs = x.detach().requiresGrad_();
+      const pool = (a: T) => F.maxPool2d(a, 2, { stride: 1 });
+      const y = (compiled ? torch.compile(pool) : pool)(xs);
+      expect([...(await y.toArray())], `values (${compiled ? 'compiled' : 'eager'})`).toEqual([0.5, 0.5, 0.5, 0.5, -Infinity, -Infinity, -Infinity, -Infinity]);
+      y.backward(g);
+      expect([...(await xs.grad!.toArray())], `gradient (${compiled ? 'compiled' : 'eager'})`).toEqual(want);
+    }
+  });
 
   it.each([[5, 7], [3, 300]])('max(dim) with indices compiled over [%i, %i]: values and indices equal eager (ties: the first index; NaN wins)', async (rows, cols) => {
     const x = input(device, [rows, cols]).requiresGrad_();

@@ -1,6 +1,6 @@
 import { beforeAll, describe, it, expect } from 'vitest';
 import { matmulF32 as matmulDefault, matmulF32Batched, matmulF32Js, wasmGemmInfo } from '../src/runtime/cpu/matmul.ts';
-import { createWasmGemm, type WasmGemm } from '../src/runtime/cpu/wasm-gemm.ts';
+import { createWasmGemm, gemmKernelCounts, setWasmGemmBInPlace, setWasmGemmNtDot, type WasmGemm } from '../src/runtime/cpu/wasm-gemm.ts';
 
 type MatmulFn = typeof matmulDefault;
 let matmulF32: MatmulFn = matmulDefault;
@@ -227,5 +227,81 @@ describe('matmulF32Batched', () => {
     const out = new Float32Array(2 * 7).fill(5);
     matmulF32Batched(new Float32Array(0), 0, 0, false, new Float32Array(0), 0, 0, false, out, 1, 7, 2, 0, 3, 2);
     expect(Array.from(out)).toEqual([5, 0, 0, 0, 0, 0, 0, 5, 0, 0, 0, 0, 0, 0]);
+  });
+});
+
+describe('A @ B^T: the dot-product kernel (operands read along K in place) and the packed one', () => {
+  it('runs the dot-product kernel where A fits and the packed one otherwise or when turned off, each matching the reference', () => {
+    matmulF32 = matmulDefault;
+    const shapes: [number, number, number][] = [[1, 1, 1], [2, 4, 4], [3, 5, 6], [64, 1000, 100], [64, 100, 10], [5, 513, 9], [33, 1031, 37], [7, 3, 130], [9, 1030, 33], [65, 1, 65]];
+    try {
+      for (const on of [true, false]) {
+        setWasmGemmNtDot(on);
+        let seed = on ? 900 : 950;
+        const before = { ...gemmKernelCounts };
+        for (const [M, K, N] of shapes) check(M, K, N, false, true, seed++);
+        expect(gemmKernelCounts.dot - before.dot).toBe(on ? shapes.length : 0);
+        expect(gemmKernelCounts.packed - before.packed).toBe(on ? 0 : shapes.length);
+      }
+      // A's K block past DOT_MAX_A_BLOCK (256 KiB): the packed kernel's blocking
+      setWasmGemmNtDot(true);
+      const before = gemmKernelCounts.packed;
+      check(200, 700, 20, false, true, 990);
+      expect(gemmKernelCounts.packed - before).toBe(1);
+    } finally {
+      setWasmGemmNtDot(true);
+    }
+  });
+
+  it('gives the same bits on one thread and several (rows and columns split in multiples of its 2 x 4 tile)', async () => {
+    const cores = (await import('node:os')).availableParallelism();
+    const deadline = Date.now() + 10_000;
+    while (cores > 1 && wasmGemmInfo().threads < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    const single = createWasmGemm({ fma: wasmGemmInfo().fma, threads: false })!;
+    const rnd = prng(78);
+    for (const [M, K, N] of [[64, 1000, 100], [300, 200, 41], [41, 200, 300], [101, 700, 131]] as [number, number, number][]) {
+      const a = randArray(M * K, rnd), b = randArray(K * N, rnd);
+      const split = new Float32Array(M * N), one = new Float32Array(M * N);
+      const before = gemmKernelCounts.dot;
+      matmulDefault(a, 0, false, b, 0, true, split, 0, M, K, N);
+      expect(gemmKernelCounts.dot - before).toBe(1);
+      expect(single.matmul(a, 0, false, b, 0, true, one, 0, M, K, N)).toBe(true);
+      for (let i = 0; i < M * N; i++) if (split[i] !== one[i]) expect.fail(`M=${M} K=${K} N=${N}: out[${i}] = ${split[i]} on several threads, ${one[i]} on one`);
+    }
+  });
+});
+
+describe('a row-major B of few rows (K <= 64) read in place by the packed kernel', () => {
+  it('gives the bits of packing it (ragged column tiles, packed or in-place A, one thread and several) and matches the reference', async () => {
+    matmulF32 = matmulDefault;
+    const cores = (await import('node:os')).availableParallelism();
+    const deadline = Date.now() + 10_000;
+    while (cores > 1 && wasmGemmInfo().threads < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    const rnd = prng(79);
+    const shapes: [number, number, number][] = [[100, 64, 1000], [10, 64, 100], [1, 1, 1], [5, 3, 7], [33, 64, 9], [64, 17, 130], [130, 64, 64]];
+    try {
+      for (const [M, K, N] of shapes) {
+        for (const tA of [false, true]) {
+          const a = randArray(M * K, rnd), b = randArray(K * N, rnd);
+          const flat = new Float32Array(M * N), packed = new Float32Array(M * N);
+          setWasmGemmBInPlace(true);
+          const before = gemmKernelCounts.bInPlace;
+          matmulDefault(a, 0, tA, b, 0, false, flat, 0, M, K, N);
+          expect(gemmKernelCounts.bInPlace - before, `M=${M} K=${K} N=${N}`).toBe(1);
+          setWasmGemmBInPlace(false);
+          matmulDefault(a, 0, tA, b, 0, false, packed, 0, M, K, N);
+          expect(gemmKernelCounts.bInPlace - before).toBe(1);
+          for (let i = 0; i < M * N; i++) if (flat[i] !== packed[i]) expect.fail(`M=${M} K=${K} N=${N} transA=${tA}: out[${i}] = ${flat[i]} with B in place, ${packed[i]} packed`);
+        }
+      }
+      setWasmGemmBInPlace(true);
+      let seed = 1200;
+      for (const [M, K, N] of shapes) for (const tA of [false, true]) check(M, K, N, tA, false, seed++);
+      const before = gemmKernelCounts.bInPlace;
+      check(20, 65, 30, false, false, seed++); // past 64 rows: packed
+      expect(gemmKernelCounts.bInPlace - before).toBe(0);
+    } finally {
+      setWasmGemmBInPlace(true);
+    }
   });
 });

@@ -188,6 +188,14 @@ const PRIMITIVES: Record<string, Case[]> = {
       g._col2im({ kernel: [3, 2], stride: [2, 1], padding: [1, 0], dilation: [1, 2], out: [3, 3], transposed: false, fill: 'zero', shape: [2, 2, 5, 5] }),
     ),
   ],
+  // a max pool's gradient (g at each window's argmax, summed over overlapping windows); its gradient reads im2col at the argmax
+  col2imAt: [
+    c('col2imAt of overlapping windows, several argmaxes landing on one element', (p) => [p([2, 2, 3, 3])], (g) =>
+      apply('col2imAt', [g, torch.tensor(Array.from({ length: 36 }, (_, k) => (k * 5) % 6), { shape: [2, 2, 3, 3], dtype: 'int32' })], {
+        kernel: [3, 2], stride: [2, 1], padding: [1, 0], dilation: [1, 2], out: [3, 3], transposed: false, fill: 'zero', shape: [2, 2, 5, 5],
+      }),
+    ),
+  ],
   scatterAdd: [
     c('scatterAdd dim 1 with repeats (the gradient of gather, as an op of its own)', (p) => [p([3, 2]), torch.tensor([[0, 3], [1, 1], [2, 0]], { dtype: 'int32' })], (g, i) => g._scatterAdd(1, i, [3, 4])),
     c('scatterAdd dim 0 into a larger source', (p) => [p([2, 3]), torch.tensor([[2, 0, 2], [2, 1, 0]], { dtype: 'int32' })], (g, i) => g._scatterAdd(0, i, [4, 5])),

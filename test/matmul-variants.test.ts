@@ -14,14 +14,23 @@ import {
   matmulParams,
   matmulVariantFor,
   matmulWGSL,
+  subgroupsFit,
+  SUBGROUP_LANES,
   type MatmulOptions,
   type MatmulVariantName,
 } from '../src/codegen-wgsl/matmul.ts';
+import { SUBGROUPS_ENABLE } from '../src/codegen-wgsl/namespace.ts';
 import { getGPU } from '../src/runtime/webgpu/context.ts';
 import { webgpuAvailable } from './helpers/devices.ts';
 import { rng } from './helpers/gradcheck.ts';
 
 const TILED = (Object.keys(MATMUL_VARIANTS) as MatmulVariantName[]).filter((n) => 'shared' in MATMUL_VARIANTS[n]);
+const SUBGROUP = (Object.keys(MATMUL_VARIANTS) as MatmulVariantName[]).filter((n) => 'subgroup' in MATMUL_VARIANTS[n]);
+// on the device, two of them (each pipeline compiles for seconds on lavapipe): two row shares per lane
+// (and, transposed, half the lanes loading), and two subgroups per workgroup row; the rest differ in sizes only
+const SUBGROUP_RUN: MatmulVariantName[] = ['sg-r16x4-32x2', 'sg-r32x4-16x4'];
+/** A subgroup variant runs only where subgroups are 8 wide (lavapipe here); elsewhere its device cases have nothing to check. */
+const runsHere = async (n: MatmulVariantName) => !('subgroup' in MATMUL_VARIANTS[n]) || (await getGPU()).subgroupsFit;
 const LAYOUTS = [
   [false, false],
   [false, true],
@@ -31,6 +40,7 @@ const LAYOUTS = [
 const SHAPES = [
   [37, 45, 19], // M, N, K: nothing aligned, K < one tile step for tileK 16 + a partial step
   [64, 100, 1000], // vec4-aligned: the default takes its vec4 path
+  [44, 36, 20], // vec4-aligned, but no dimension a multiple of a subgroup variant's tile: clamped rows and columns
 ] as const;
 const TOL = 1e-4;
 
@@ -167,10 +177,40 @@ describe('matmul variants: pure', () => {
   });
 });
 
+describe('matmul variants: subgroup, pure', () => {
+  it('share rows through subgroupBroadcast, loading vec4, with 64 invocations and no early return; unaligned shapes take the default scalar twin', () => {
+    expect(SUBGROUP.length).toBeGreaterThan(0);
+    for (const n of SUBGROUP) {
+      const v = MATMUL_VARIANTS[n];
+      expect(v.wg[0] * v.wg[1]).toBe(64);
+      expect(v.wg[0] % SUBGROUP_LANES).toBe(0);
+      for (const [tA, tB] of LAYOUTS) {
+        const k = matmulWGSL({ transA: tA, transB: tB, variant: n });
+        expect(k.code.startsWith(`${SUBGROUPS_ENABLE}\n`)).toBe(true);
+        expect(k.code).toContain('subgroupBroadcast(');
+        // every lane reaches the broadcasts in the K loop
+        expect(k.code).not.toMatch(/return;/);
+        expect(k.layout.builtins.map((b) => b.kind)).toContain('subgroup_invocation_id');
+        // inside a pack or a folded grid the directive moves to the module's top
+        const part = matmulWGSL({ transA: tA, transB: tB, variant: n, ns: { prefix: 'q_', storage: (i) => i, uniform: (i) => 3 + i, entry: 'function' } });
+        expect(part.code).not.toContain(SUBGROUPS_ENABLE);
+      }
+      expect(matmulVariantFor(37, 45, 19, false, n)).toEqual(matmulVariantFor(37, 45, 19, false, DEFAULT_MATMUL_VARIANT));
+      expect(matmulVariantFor(64, 100, 1000, false, n)).toBe(v);
+    }
+    expect(subgroupsFit({ subgroupMinSize: 8, subgroupMaxSize: 8 }, true)).toBe(true);
+    expect(subgroupsFit({ subgroupMinSize: 8, subgroupMaxSize: 8 }, false)).toBe(false);
+    expect(subgroupsFit({ subgroupMinSize: 4, subgroupMaxSize: 8 }, true)).toBe(false);
+    expect(subgroupsFit({ subgroupMinSize: 32, subgroupMaxSize: 32 }, true)).toBe(false);
+    expect(subgroupsFit({}, true)).toBe(false);
+  });
+});
+
 describe.skipIf(!webgpuAvailable)('matmul variants on the device', () => {
-  for (const variant of [...TILED, DEFAULT_MATMUL_VARIANT])
+  for (const variant of [...TILED, ...SUBGROUP_RUN, DEFAULT_MATMUL_VARIANT])
     for (const [tA, tB] of LAYOUTS)
       it(`${variant} ${layoutName(tA, tB)}: plain and with every hook, odd and aligned shapes, batch 2`, async () => {
+        if (!(await runsHere(variant))) return;
         for (const [M, N, K] of SHAPES) {
           const base = { transA: tA, transB: tB, M, N, K, batch: 2 };
           // own strides per batch, padded (by multiples of 4, as vec4 loads need) so that a wrong batch offset reads other data
@@ -183,10 +223,12 @@ describe.skipIf(!webgpuAvailable)('matmul variants on the device', () => {
         }
       });
 
-  for (const variant of [...TILED, DEFAULT_MATMUL_VARIANT])
+  for (const variant of [...TILED, ...SUBGROUP_RUN, DEFAULT_MATMUL_VARIANT])
     it(`${variant}: epilogueCall and the operand reductions' calls run once per element, per row (a sum of op(A)) and per column (a max of op(B))`, async () => {
       const ctx = await getGPU();
-      const [M, N, K] = [37, 45, 19];
+      if (!(await runsHere(variant))) return;
+      // vec4-aligned, so that a subgroup variant runs itself rather than the default's scalar twin
+      const [M, N, K] = 'subgroup' in MATMUL_VARIANTS[variant] ? [44, 36, 20] : [37, 45, 19];
       for (const [tA, tB] of [LAYOUTS[0], LAYOUTS[3]]) {
         const V = matmulVariantFor(M, N, K, tA, variant);
         const kernel = matmulWGSL({
@@ -224,11 +266,13 @@ describe.skipIf(!webgpuAvailable)('matmul variants on the device', () => {
       }
     });
 
-  it(`${DEFAULT_MATMUL_VARIANT}: epilogueCall4 runs once per group of 4 outputs, with vec4 loads and stores, every layout`, async () => {
+  for (const variant of [DEFAULT_MATMUL_VARIANT, ...SUBGROUP_RUN])
+  it(`${variant}: epilogueCall4 runs once per group of 4 outputs, with vec4 loads and stores, every layout`, async () => {
     const ctx = await getGPU();
+    if (!(await runsHere(variant))) return;
     const [M, N, K] = [37, 44, 20]; // N and K multiples of 4 (vec4), M not: the edge rows are guarded
     for (const [tA, tB] of LAYOUTS) {
-      const V = matmulVariantFor(M, N, K, tA, DEFAULT_MATMUL_VARIANT);
+      const V = matmulVariantFor(M, N, K, tA, variant);
       if (!V.vec4) continue; // a transposed A needs M % 4 == 0 for vec4
       const kernel = matmulWGSL({
         transA: tA,
@@ -239,7 +283,7 @@ describe.skipIf(!webgpuAvailable)('matmul variants on the device', () => {
       });
       // 4x8 outputs per invocation: one call per group of 4, in a loop whose trip count the
       // compiler cannot see (`zero` is 0), so that it stays rolled (cheap to compile)
-      expect(kernel.code).toContain('e < max(p.zero, 8u)');
+      expect(kernel.code).toContain(`e < max(p.zero, ${(V.rows * V.cols) / 4}u)`);
       expect(new Uint32Array(matmulParams(M, N, K))[6]).toBe(0);
       const a = random(M * K, 21);
       const bm = random(K * N, 22);
@@ -257,9 +301,10 @@ describe.skipIf(!webgpuAvailable)('matmul variants on the device', () => {
 });
 
 describe.skipIf(!webgpuAvailable)('matmul variants on the device: operands loaded through loadA / loadB (an index map, as a conv reads its im2col)', () => {
-  for (const variant of [...TILED, DEFAULT_MATMUL_VARIANT, 'r4x8-8x8'] as MatmulVariantName[])
+  for (const variant of [...TILED, ...SUBGROUP_RUN, DEFAULT_MATMUL_VARIANT, 'r4x8-8x8'] as MatmulVariantName[])
     it(`${variant}: A and B loaded by the hooks (here: read transposed from their buffers), odd and vec4-aligned shapes`, async () => {
       const ctx = await getGPU();
+      if (!(await runsHere(variant))) return;
       for (const [M, N, K] of SHAPES) {
         const V = matmulVariantFor(M, N, K, false, variant);
         const kernel = matmulWGSL({

@@ -496,12 +496,21 @@ function buildTable(): Record<string, Case[]> {
       torch.nn.functional.conv2d(x, w, b, { stride: [2, 1], padding: [1, 2], dilation: [1, 2] }),
     ),
     c('im2col itself: kernel [3, 2], stride [2, 1], padding [1, 0], dilation [1, 2]', [f([2, 3, 5, 5])], ([x]) => x._im2col(win)),
-    c('max and avg pools (padding reads -inf / 0), their gradients through col2im', [f([2, 3, 6, 5], 'distinct')], ([x]) => [
+    c('avg pools (padding reads 0), their gradients through col2im', [f([2, 3, 6, 5], 'distinct')], ([x]) => [torch.nn.functional.avgPool2d(x, 2, { padding: 1 })]),
+    c('max pools (padding reads -inf; overlapping windows, stride != kernel size), their gradients through col2imAt', [f([2, 3, 6, 5], 'distinct')], ([x]) => [
       torch.nn.functional.maxPool2d(x, 3, { stride: 2, padding: 1 }),
-      torch.nn.functional.avgPool2d(x, 2, { padding: 1 }),
+      torch.nn.functional.maxPool2d(x, [2, 3], { stride: [1, 2] }),
     ]),
   );
   push('col2im', c('col2im itself (overlapping windows add up)', [f([18, 18])], ([g]) => g._col2im({ ...win, shape: [2, 3, 5, 5] })));
+  // a max pool's gradient: g at each window's argmax, summed over the windows an element lies in
+  const argmaxes = Array.from({ length: 54 }, (_, k) => (k * 5) % 6);
+  push(
+    'col2imAt',
+    c('col2imAt itself (several argmaxes land on one element)', [f([2, 3, 3, 3])], ([g], dev) =>
+      apply('col2imAt', [g, torch.tensor(argmaxes, { shape: [2, 3, 3, 3], dtype: 'int32', device: dev })], { ...win, shape: [2, 3, 5, 5] }),
+    ),
+  );
 
   // --- sources
   const src = (label: string, fn: (dev: Device) => T | T[]) => c(label, [], (_xs, dev) => fn(dev));

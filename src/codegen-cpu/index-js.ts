@@ -1,5 +1,5 @@
 /**
- * Index bodies (slice, sliceScatter, gather, scatterAdd; im2col and col2im in window-js.ts) as generated JavaScript loops that
+ * Index bodies (slice, sliceScatter, gather, scatterAdd; im2col, col2im and col2imAt in window-js.ts) as generated JavaScript loops that
  * read every operand through its strides where it lies: no row-major copy of a view first,
  * no coordinates per element (the eager kernel's general walk cost ~30 ns an element, the
  * copy before it as much again). Each computes what the eager kernel
@@ -11,7 +11,7 @@ import { outOfBounds } from '../ir/value-checks.ts';
 import { numel, stridesOf } from '../ir/shape.ts';
 import { compileJs, type JsKernel } from './js-kernels.ts';
 import { offsetLoops } from './loop-nest.ts';
-import { col2imLines, im2colLines } from './window-js.ts';
+import { col2imAtLines, col2imLines, im2colLines } from './window-js.ts';
 import { windowMap } from '../ir/window.ts';
 
 export interface IndexJs {
@@ -82,6 +82,11 @@ export function indexJs(b: IndexBody, header: string[] = []): IndexJs | null {
     case 'col2im': {
       const [x] = b.inputs;
       lines.push(...col2imLines(windowMap(b.attrs, b.shape, outRm), 'in0', x.strides, 'out0'));
+      return plain(lines);
+    }
+    case 'col2imAt': {
+      const [g, idx] = b.inputs;
+      lines.push(...col2imAtLines(windowMap(b.attrs, b.shape, outRm), 'in0', g.strides, 'in1', idx.strides, 'out0'));
       return plain(lines);
     }
     default:

@@ -1,5 +1,5 @@
 /**
- * A convolution's patch matrix (im2col) and its gradient (col2im) as generated loops over
+ * A convolution's patch matrix (im2col) and its gradient (col2im, and a max pool's col2imAt) as generated loops over
  * the window map's own coordinates (ir/window.ts): batch, output position, channel and
  * kernel position as nested loops with the sizes as constants, the source read through its
  * strides where it lies. The eager kernel decomposes every (m, q) back into six
@@ -61,10 +61,25 @@ export function im2colLines(w: WindowMap, src: string, out: string): string[] {
  * covers it, of the matrix element that read it (windowGradAt's order, in a double).
  */
 export function col2imLines(w: WindowMap, mat: string, matStrides: readonly number[], out: string): string[] {
+  const [sm, sq] = matStrides;
+  return windowGradLines(w, (m, q) => `${mat}[(${m}) * ${sm} + (${q}) * ${sq}]`, out);
+}
+
+/**
+ * col2imAt (a max pool's gradient): the same sum with no matrix, the window at (n, c, a, b)
+ * adding g there where its argmax idx is this kernel position (both [N, C, Ho, Wo], read
+ * through their strides).
+ */
+export function col2imAtLines(w: WindowMap, g: string, gStrides: readonly number[], idx: string, idxStrides: readonly number[], out: string): string[] {
+  const off = (s: readonly number[]) => `n * ${s[0]} + c * ${s[1]} + a * ${s[2]} + b * ${s[3]}`;
+  return windowGradLines(w, () => `(${idx}[${off(idxStrides)}] === i * ${w.kernel[1]} + j ? ${g}[${off(gStrides)}] : 0)`, out);
+}
+
+/** The loops of windowGradAt; `term` reads the element (m, q) with n, c, a, b, i, j in scope. */
+function windowGradLines(w: WindowMap, term: (m: string, q: string) => string, out: string): string[] {
   const [N, C, H, W] = w.src;
   const [R0, R1] = w.rows;
   const [kh, kw] = w.kernel;
-  const [sm, sq] = matStrides;
   if (N * C * H * W === 0) return [];
   const pos = (d: 0 | 1, at: string, k: string, v: string, rows: number) => {
     const s = w.stride[d];
@@ -86,7 +101,7 @@ export function col2imLines(w: WindowMap, mat: string, matStrides: readonly numb
     ...pos(0, 'y', 'i', 'a', R0).map((l) => '          ' + l),
     `          for (let j = 0; j < ${kw}; j++) {`,
     ...pos(1, 'x', 'j', 'b', R1).map((l) => '            ' + l),
-    `            acc += ${mat}[((n * ${R0} + a) * ${R1} + b) * ${sm} + ((c * ${kh} + i) * ${kw} + j) * ${sq}];`,
+    `            acc += ${term(`(n * ${R0} + a) * ${R1} + b`, `(c * ${kh} + i) * ${kw} + j`)};`,
     '          }',
     '        }',
     `        ${out}[o++] = acc;`,

@@ -12,6 +12,7 @@ import { renderNodes } from './expr.ts';
 import { paramsDecl, paramWords, putScalarBits, storeAs, wgslType } from './kernel-spec.ts';
 import { StorageSlots } from './storage-slots.ts';
 import { entryPoint, standalone, type Builtin, type Namespace, type WgslLayout } from './namespace.ts';
+import { elementwiseVec4WGSL, vec4Workgroups } from './elementwise-vec4.ts';
 
 export const EW_WORKGROUP = 64;
 
@@ -21,7 +22,8 @@ export interface GeneratedKernel {
   paramWords: number;
 }
 
-function layout(body: ElementwiseBody) {
+/** the params words: n, the shape, each strided input's strides, the scalars */
+export function elementwiseLayout(body: ElementwiseBody) {
   const rank = body.shape.length;
   let w = 1 + rank;
   const strideAt: number[] = [];
@@ -43,7 +45,8 @@ const BUILTINS: Builtin[] = [
 export function elementwiseWGSL(body: ElementwiseBody, nsIn?: Namespace, arena?: Arena): GeneratedKernel {
   const rank = body.shape.length;
   const int = isIntKernel(body);
-  const L = layout(body);
+  if (body.vec && !arena) return elementwiseVec4WGSL(body, nsIn);
+  const L = elementwiseLayout(body);
   const nIn = body.inputs.filter((x) => x.access !== 'alias').length;
   const slots = new StorageSlots(nIn + body.outputs.length, arena);
   const ns = nsIn ?? standalone(slots.count);
@@ -116,7 +119,8 @@ export function elementwiseWGSL(body: ElementwiseBody, nsIn?: Namespace, arena?:
 }
 
 /** Workgroups of an elementwise body (the executor folds them into a 2-D grid). */
-export const elementwiseWorkgroups = (body: ElementwiseBody) => Math.ceil(body.shape.reduce((p, d) => p * d, 1) / EW_WORKGROUP);
+export const elementwiseWorkgroups = (body: ElementwiseBody) =>
+  body.vec ? vec4Workgroups(body) : Math.ceil(body.shape.reduce((p, d) => p * d, 1) / EW_WORKGROUP);
 
 /**
  * The input an output merely copies (movement ops, clone, copy_), if any. Such an int32
@@ -131,7 +135,7 @@ function copiedInput(body: ElementwiseBody, ref: Ref): number | null {
 
 /** The params for one dispatch of `body`: its shape, the strides of its strided inputs, the scalars' values. */
 export function elementwiseParams(body: ElementwiseBody, scalars: readonly number[]): Uint32Array {
-  const L = layout(body);
+  const L = elementwiseLayout(body);
   const words = new Uint32Array(paramWords(L.words) * 4);
   words[0] = body.shape.reduce((p, d) => p * d, 1);
   body.shape.forEach((d, i) => (words[1 + i] = d));

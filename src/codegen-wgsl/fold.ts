@@ -7,7 +7,7 @@
  * kernel IR is unchanged: folding is how it is dispatched, not what it computes.
  */
 import { WGSL_PRELUDE } from '../ir/scalar-lang.ts';
-import type { Builtin, WgslLayout } from './namespace.ts';
+import { SUBGROUPS_ENABLE, usesSubgroups, type Builtin, type WgslLayout } from './namespace.ts';
 import { builtinValue, kernelGrid } from './pack.ts';
 import { renderCode, type WgslKernel } from './render.ts';
 
@@ -39,13 +39,15 @@ export function foldedEntry(name: string, code: string, layout: WgslLayout, grid
   const [X, Y] = size;
   const S = size[0] * size[1] * size[2];
   const args = layout.builtins.map((b: Builtin) => builtinValue(b.kind, size, grid)).join(', ');
+  const sg = usesSubgroups(layout);
   const text = [
+    ...(sg ? [SUBGROUPS_ENABLE] : []),
     `// ${name}: its ${gx} x ${gy} x ${gz} workgroups folded into a linear count (device limit per dimension)`,
     WGSL_PRELUDE,
     code.trim(),
     '',
     `@compute @workgroup_size(${S})`,
-    'fn main(@builtin(workgroup_id) fw: vec3<u32>, @builtin(local_invocation_index) li: u32, @builtin(num_workgroups) fnwg: vec3<u32>) {',
+    `fn main(@builtin(workgroup_id) fw: vec3<u32>, @builtin(local_invocation_index) li: u32, @builtin(num_workgroups) fnwg: vec3<u32>${sg ? ', @builtin(subgroup_invocation_id) sl: u32' : ''}) {`,
     '  let f = fw.x + (fw.y + fw.z * fnwg.y) * fnwg.x;',
     // a whole workgroup leaves together: barriers inside the kernel stay in uniform control flow
     `  if (f >= ${count}u) { return; }`,
@@ -62,6 +64,7 @@ export function foldedEntry(name: string, code: string, layout: WgslLayout, grid
       { kind: 'workgroup_id', name: 'fw', type: 'vec3<u32>' },
       { kind: 'local_invocation_index', name: 'li', type: 'u32' },
       { kind: 'num_workgroups', name: 'fnwg', type: 'vec3<u32>' },
+      ...(sg ? [{ kind: 'subgroup_invocation_id', name: 'sl', type: 'u32' }] : []),
     ],
   };
   return { code: text, layout: folded, count };

@@ -17,18 +17,19 @@
  *   scatterAdd:   dim, index shape[R], source strides[R], index strides[R]
  *   im2col:       the window map's words (src/ir/window.ts, WINDOW_WORDS)
  *   col2im:       the window map's words (its source: the output), the patch matrix's strides[2]
+ *   col2imAt:     the window map's words, g's strides[4], the index's strides[4]
  */
 import type { DType } from '../ir/dtype.ts';
 import { WGSL_PRELUDE } from '../ir/scalar-lang.ts';
 import type { IndexBody } from '../passes/kernel-ir.ts';
 import type { GeneratedKernel } from './elementwise.ts';
-import { windowGradWGSL, windowLoadWGSL, windowMap, windowWordValues, WINDOW_WORDS, type WindowWord } from '../ir/window.ts';
+import { windowGradWGSL, windowLoadWGSL, windowMap, windowWordValues, WINDOW_WORDS, type WindowPlace, type WindowWord } from '../ir/window.ts';
 import { paramsDecl, paramWords, wgslType } from './kernel-spec.ts';
 import { entryPoint, standalone, type Builtin, type Namespace } from './namespace.ts';
 
 export const INDEX_WORKGROUP = 64;
-export type IndexOp = 'slice' | 'sliceScatter' | 'gather' | 'scatterAdd' | 'im2col' | 'col2im';
-export const INDEX_OPS: readonly string[] = ['slice', 'sliceScatter', 'gather', 'scatterAdd', 'im2col', 'col2im'];
+export type IndexOp = 'slice' | 'sliceScatter' | 'gather' | 'scatterAdd' | 'im2col' | 'col2im' | 'col2imAt';
+export const INDEX_OPS: readonly string[] = ['slice', 'sliceScatter', 'gather', 'scatterAdd', 'im2col', 'col2im', 'col2imAt'];
 
 export interface IndexSpec {
   op: IndexOp;
@@ -52,6 +53,11 @@ function layout(spec: IndexSpec) {
     case 'col2im':
       at.b = at.a + WINDOW_WORDS.length;
       at.words = at.b + 2;
+      break;
+    case 'col2imAt':
+      at.b = at.a + WINDOW_WORDS.length;
+      at.c = at.b + 4;
+      at.words = at.c + 4;
       break;
     case 'sliceScatter':
       at.b = at.a + R;
@@ -88,7 +94,7 @@ export function indexWGSL(spec: IndexSpec, nsIn?: Namespace): GeneratedKernel {
   const R = spec.rank;
   const L = layout(spec);
   const T = wgslType(spec.dtype);
-  const hasIndex = spec.op === 'gather' || spec.op === 'scatterAdd';
+  const hasIndex = spec.op === 'gather' || spec.op === 'scatterAdd' || spec.op === 'col2imAt';
   const ob = spec.op === 'slice' || spec.op === 'im2col' || spec.op === 'col2im' ? 1 : 2;
   const ns = nsIn ?? standalone(ob + 1);
   const n = (s: string) => ns.prefix + s;
@@ -103,6 +109,13 @@ export function indexWGSL(spec: IndexSpec, nsIn?: Namespace): GeneratedKernel {
   const word = (w: WindowWord) => `${n('P')}(${L.a + WINDOW_WORDS.indexOf(w)}u)`;
   if (spec.op === 'im2col') lines.push(windowLoadWGSL(n('window'), n('in0'), word));
   if (spec.op === 'col2im') lines.push(windowGradWGSL(n('window'), word, (m, q) => `f32(${n('in0')}[(${m}) * ${n('P')}(${L.b}u) + (${q}) * ${n('P')}(${L.b + 1}u)])`));
+  // no matrix: the window at (a, b) sends g there to its argmax, the kernel position i * kw + j
+  if (spec.op === 'col2imAt') {
+    const off = (at: number, p: WindowPlace<string>) => `n * ${n('P')}(${at}u) + c * ${n('P')}(${at + 1}u) + ${p.a} * ${n('P')}(${at + 2}u) + ${p.b} * ${n('P')}(${at + 3}u)`;
+    const load = (_m: string, _q: string, p: WindowPlace<string>) =>
+      `select(0.0, f32(${n('in0')}[${off(L.b, p)}]), ${n('in1')}[${off(L.c, p)}] == i32(${p.i} * ${word('kw')} + ${p.j}))`;
+    lines.push(windowGradWGSL(n('window'), word, load));
+  }
   lines.push('');
   lines.push(...entryPoint(ns, String(INDEX_WORKGROUP), BUILTINS));
   lines.push(`  let i = gid.x + gid.y * nwg.x * ${INDEX_WORKGROUP}u;`);
@@ -121,6 +134,7 @@ export function indexWGSL(spec: IndexSpec, nsIn?: Namespace): GeneratedKernel {
       lines.push(`  ${n('out0')}[i] = ${T}(${n('window')}(c0, c1, 0u));`);
       break;
     case 'col2im':
+    case 'col2imAt':
       lines.push(`  ${n('out0')}[i] = ${T}(${n('window')}(c0, c1, c2, c3));`);
       break;
     case 'sliceScatter': {
@@ -208,6 +222,13 @@ export function indexParams(spec: IndexSpec, o: IndexOperands): Uint32Array {
       const vals = windowWordValues(windowMap(a as never, o.out, o.out.map(() => 0)));
       put(L.a, WINDOW_WORDS.map((k) => vals[k]));
       put(L.b, x.strides);
+      break;
+    }
+    case 'col2imAt': {
+      const vals = windowWordValues(windowMap(a as never, o.out, o.out.map(() => 0)));
+      put(L.a, WINDOW_WORDS.map((k) => vals[k]));
+      put(L.b, x.strides);
+      put(L.c, y.strides);
       break;
     }
     case 'gather':

@@ -19,7 +19,7 @@
 //
 // Bindings (group 0): 0 = A, 1 = B, 2 = C, 3.. = extraBindings, last = params.
 
-import { entryPoint, standalone, type Builtin, type Namespace, type WgslLayout } from './namespace.ts';
+import { entryPoint, standalone, SUBGROUPS_ENABLE, type Builtin, type Namespace, type WgslLayout } from './namespace.ts';
 
 export interface MatmulVariant {
   name: string;
@@ -38,10 +38,34 @@ export interface MatmulVariant {
    * winner on discrete GPUs, hence a tuning candidate.
    */
   shared?: { tileK: number };
+  /**
+   * Rows shared through the subgroup (SUBGROUP_LANES invocations in a row of the workgroup):
+   * each lane loads a 1/8 share of its subgroup's `rows` rows of op(A) and subgroupBroadcast
+   * hands every row to all lanes, which own `cols` columns each. On lavapipe every load at a
+   * computed address costs a scalar load per lane and component (SSBO accesses are never
+   * treated as uniform there) while a broadcast is a register shuffle, so a tile of 32 rows
+   * costs each lane 4 row loads instead of 32 (see the top of the file). Needs the device's
+   * subgroups exactly SUBGROUP_LANES wide (subgroupsFit), vec4 loads and wg.x a multiple of
+   * SUBGROUP_LANES.
+   */
+  subgroup?: true;
 }
 
 const v = (name: string, rows: number, cols: number, wg: [number, number], vec4: boolean, shared?: { tileK: number }): MatmulVariant =>
   shared ? { name, rows, cols, wg, vec4, shared } : { name, rows, cols, wg, vec4 };
+const sg = (name: string, rows: number, cols: number, wg: [number, number]): MatmulVariant => ({ name, rows, cols, wg, vec4: true, subgroup: true });
+
+/** Lanes per subgroup the subgroup variants are written for (lavapipe's 8-wide AVX2 SIMD). */
+export const SUBGROUP_LANES = 8;
+
+/**
+ * Whether the subgroup variants are valid on a device: subgroups of exactly SUBGROUP_LANES
+ * invocations (then, with wg.x a multiple of it, each subgroup is 8 consecutive invocations
+ * of one workgroup row, all sharing the row's rows of op(A)).
+ */
+export function subgroupsFit(info: { subgroupMinSize?: number; subgroupMaxSize?: number }, hasFeature: boolean): boolean {
+  return hasFeature && info.subgroupMinSize === SUBGROUP_LANES && info.subgroupMaxSize === SUBGROUP_LANES;
+}
 
 export const MATMUL_VARIANTS = {
   'r4x8-8x8-vec4': v('r4x8-8x8-vec4', 4, 8, [8, 8], true),
@@ -54,6 +78,9 @@ export const MATMUL_VARIANTS = {
   'r8x8-8x8-vec4': v('r8x8-8x8-vec4', 8, 8, [8, 8], true),
   'r4x16-8x8-vec4': v('r4x16-8x8-vec4', 4, 16, [8, 8], true),
   'r2x4-8x8-vec4': v('r2x4-8x8-vec4', 2, 4, [8, 8], true),
+  'sg-r16x4-32x2': sg('sg-r16x4-32x2', 16, 4, [32, 2]),
+  'sg-r32x4-32x2': sg('sg-r32x4-32x2', 32, 4, [32, 2]),
+  'sg-r32x4-16x4': sg('sg-r32x4-16x4', 32, 4, [16, 4]),
   'tiled16-r4x4-8x8': v('tiled16-r4x4-8x8', 4, 4, [8, 8], false, { tileK: 16 }),
   'tiled8-r8x8-8x8': v('tiled8-r8x8-8x8', 8, 8, [8, 8], false, { tileK: 8 }),
 } satisfies Record<string, MatmulVariant>;
@@ -152,6 +179,9 @@ export function resolveVariant(variant: MatmulVariant | MatmulVariantName = DEFA
   if (!r) throw new Error(`unknown matmul variant ${String(variant)}`);
   if (r.cols % 4 !== 0) throw new Error(`matmul variant ${r.name}: cols must be a multiple of 4`);
   if (r.shared && r.vec4) throw new Error(`matmul variant ${r.name}: the tiled kernel loads scalars (vec4 must be false)`);
+  if (r.subgroup && (!r.vec4 || r.shared || r.wg[0] % SUBGROUP_LANES !== 0 || r.rows % SUBGROUP_LANES !== 0)) {
+    throw new Error(`matmul variant ${r.name}: a subgroup variant loads vec4, has wg.x and rows multiples of ${SUBGROUP_LANES} and no workgroup tiles`);
+  }
   return r;
 }
 
@@ -164,7 +194,16 @@ export function vec4Aligned(M: number, N: number, K: number, transA: boolean): b
 export function matmulVariantFor(M: number, N: number, K: number, transA: boolean, variant: MatmulVariant | MatmulVariantName = DEFAULT_MATMUL_VARIANT): MatmulVariant {
   const r = resolveVariant(variant);
   if (!r.vec4 || (vec4Aligned(M, N, K, transA) && (!transA || r.rows % 4 === 0))) return r;
-  return { ...r, name: r.name.replace(/-vec4$/, ''), vec4: false };
+  return scalarTwin(r);
+}
+
+/**
+ * A vec4 variant's scalar form (the same blocks, scalar loads): what unaligned shapes run. The
+ * subgroup kernel loads vec4 only, so its shapes take the default's scalar twin.
+ */
+export function scalarTwin(r: MatmulVariant): MatmulVariant {
+  if (r.subgroup) return scalarTwin(MATMUL_VARIANTS[DEFAULT_MATMUL_VARIANT]);
+  return r.vec4 ? { ...r, name: r.name.replace(/-vec4$/, ''), vec4: false } : r;
 }
 
 /** Workgroup counts for an [M,N] output (z = batch). */
@@ -299,12 +338,13 @@ export function matmulWGSL(opts: MatmulOptions): MatmulKernel {
     uniforms: 1,
     workgroupSize: [WX, WY, 1],
     workgroupBytes: V.shared ? 4 * V.shared.tileK * (tileStrideA(V, transA) + tileStrideB(V, transB)) : 0,
-    builtins: V.shared ? TILED_BUILTINS : REGISTER_BUILTINS,
+    builtins: V.shared ? TILED_BUILTINS : V.subgroup ? SUBGROUP_BUILTINS : REGISTER_BUILTINS,
   };
   return { code: lines.join('\n') + '\n', workgroupSize: [WX, WY, 1], tile: { rows: V.rows * WY, cols: V.cols * WX }, variant: V, paramsBinding, layout };
 }
 
 const REGISTER_BUILTINS: Builtin[] = [{ kind: 'global_invocation_id', name: 'gid', type: 'vec3<u32>' }];
+const SUBGROUP_BUILTINS: Builtin[] = [...REGISTER_BUILTINS, { kind: 'subgroup_invocation_id', name: 'sl', type: 'u32' }];
 const TILED_BUILTINS: Builtin[] = [
   { kind: 'global_invocation_id', name: 'gid', type: 'vec3<u32>' },
   { kind: 'workgroup_id', name: 'wid', type: 'vec3<u32>' },
@@ -320,7 +360,9 @@ const tileStrideB = (V: MatmulVariant, transB: boolean) => (transB ? V.cols * V.
 /** Comment, params struct, bindings and the hooks' module-scope code; returns the params binding. */
 function emitHeader({ opts, V, emit, ns, P, nA, nB, nC }: Gen): number {
   const [WX, WY] = V.wg;
-  const what = V.shared ? `tiles of K ${V.shared.tileK} in workgroup memory, ` : '';
+  // a directive opens the module: a pack or a folded grid writes it for its parts (namespace.ts)
+  if (V.subgroup && ns.entry === 'compute') emit(SUBGROUPS_ENABLE);
+  const what = V.shared ? `tiles of K ${V.shared.tileK} in workgroup memory, ` : V.subgroup ? `rows of op(A) shared by subgroups of ${SUBGROUP_LANES}, ` : '';
   emit(`// matmul ${opts.transA ? 'T' : 'N'}${opts.transB ? 'T' : 'N'} ${V.name}: ${what}${V.rows}x${V.cols} outputs per invocation, workgroup ${WX}x${WY}`);
   const xWords = opts.extraParamWords ?? 0;
   const xField = xWords > 0 ? `, x: array<vec4<u32>, ${Math.ceil(xWords / 4)}>` : '';
@@ -361,16 +403,26 @@ function emitRegisterMain(g: Gen): void {
   const { rows: R, cols: C, vec4 } = V;
   const CG = C / 4; // column groups of 4
   const [WX, WY] = V.wg;
-  for (const l of entryPoint(g.ns, `${WX}, ${WY}, 1`, REGISTER_BUILTINS)) emit(l);
+  const shared = !!V.subgroup;
+  const L = SUBGROUP_LANES;
+  for (const l of entryPoint(g.ns, `${WX}, ${WY}, 1`, shared ? SUBGROUP_BUILTINS : REGISTER_BUILTINS)) emit(l);
+  // subgroup variant: the R rows from row0 belong to the whole subgroup (one workgroup row, so gid.y is theirs)
   emit(`  let row0 = gid.y * ${R}u;`);
   emit(`  let col0 = gid.x * ${C}u;`);
-  emit(`  if (row0 >= ${P}.M || col0 >= ${P}.N) { return; }`);
+  // the broadcasts need every lane of the subgroup in the K loop: lanes past N load clamped columns and store nothing
+  // (WGSL's uniformity analysis cannot see that row0 is the subgroup's: no early return at all, clamped rows)
+  if (!shared) emit(`  if (row0 >= ${P}.M || col0 >= ${P}.N) { return; }`);
   emitBatchOffsets(g);
   // Edge blocks read clamped (valid, unused) rows/cols instead of branching in the K loop.
-  for (const i of range(R)) emit(`  let r${i} = min(row0 + ${i}u, ${P}.M - 1u);`);
+  if (!shared) for (const i of range(R)) emit(`  let r${i} = min(row0 + ${i}u, ${P}.M - 1u);`);
   // A transposed vec4 load needs an aligned start row: clamp groups of 4 to M-4
   // (a group past it lies wholly beyond M, as M % 4 == 0, and is never stored).
-  if (vec4 && transA) for (const g of range(R / 4)) emit(`  let ra${g} = min(row0 + ${4 * g}u, ${P}.M - 4u);`);
+  if (vec4 && transA && !shared) for (const g of range(R / 4)) emit(`  let ra${g} = min(row0 + ${4 * g}u, ${P}.M - 4u);`);
+  // the subgroup's share of rows this lane loads: row row0 + L*q + sl (plain A, vec4 along K),
+  // or the 4 rows row0 + 4L*q + 4*sl (transposed A, vec4 along M)
+  const shares = shared ? (transA ? Math.ceil(R / (4 * L)) : R / L) : 0;
+  if (shared && !transA) for (const q of range(shares)) emit(`  let rl${q} = min(row0 + ${L * q}u + sl, ${P}.M - 1u);`);
+  if (shared && transA) for (const q of range(shares)) emit(`  let rl${q} = min(row0 + ${4 * L * q}u + 4u * sl, ${P}.M - 4u);`);
   if (vec4) for (const j of range(CG)) emit(`  let c${j} = min(col0 + ${4 * j}u, ${P}.N - 4u);`);
   else for (const j of range(C)) emit(`  let c${j} = min(col0 + ${j}u, ${P}.N - 1u);`);
   for (const i of range(R)) for (const j of range(CG)) emit(`  var acc${i}_${j} = vec4<f32>(0.0);`);
@@ -401,8 +453,22 @@ function emitRegisterMain(g: Gen): void {
     const pro4B = (e: string, k: (q: number) => string, c: (q: number) => string) =>
       opts.prologueB ? `vec4<f32>(${range(4).map((q) => proB(`(${e}).${comp(q)}`, k(q), c(q))).join(', ')})` : e;
     emit(`  for (var k = 0u; k < ${P}.K; k = k + 4u) {`);
-    if (!transA) {
-      const load4 = (r: string) => (opts.loadA ? `vec4<f32>(${range(4).map((q) => ldA(r, `k + ${q}u`)).join(', ')})` : `${nA}[(${idxA(r, 'k')}) / 4u]`);
+    const load4 = (r: string) => (opts.loadA ? `vec4<f32>(${range(4).map((q) => ldA(r, `k + ${q}u`)).join(', ')})` : `${nA}[(${idxA(r, 'k')}) / 4u]`);
+    if (shared && !transA) {
+      // a<i> = A(row0 + i, k..k+3), loaded by lane i % L as its share i / L
+      for (const q of range(shares)) emit(`    let la${q} = ${pro4A(load4(`rl${q}`), () => `rl${q}`, (kk) => `k + ${kk}u`)};`);
+      for (const i of range(R)) emit(`    let a${i} = subgroupBroadcast(la${Math.floor(i / L)}, ${i % L}u);`);
+    } else if (shared) {
+      // la<kk>_<q>: rows rl<q>..+3 at k+kk; row row0 + i is component i % 4 of lane (i % 4L) / 4's share i / 4L
+      for (const kk of range(4))
+        for (const q of range(shares))
+          emit(`    let la${kk}_${q} = ${pro4A(`${nA}[(${idxA(`rl${q}`, `k + ${kk}u`)}) / 4u]`, (c) => `rl${q} + ${c}u`, () => `k + ${kk}u`)};`);
+      for (const i of range(R)) {
+        const q = Math.floor(i / (4 * L));
+        const lane = Math.floor((i % (4 * L)) / 4);
+        emit(`    let a${i} = vec4<f32>(${range(4).map((kk) => `subgroupBroadcast(la${kk}_${q}.${comp(i % 4)}, ${lane}u)`).join(', ')});`);
+      }
+    } else if (!transA) {
       for (const i of range(R)) emit(`    let a${i} = ${pro4A(load4(`r${i}`), () => `r${i}`, (q) => `k + ${q}u`)};`);
     } else {
       // Transposed A: one vec4 holds 4 consecutive rows at a fixed k; regroup to per-row vectors.

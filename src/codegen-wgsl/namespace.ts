@@ -38,6 +38,16 @@ export interface Namespace {
   entry: 'compute' | 'function';
 }
 
+/**
+ * The directive of a kernel that reads its builtin `subgroup_invocation_id` (the subgroup
+ * matmul variants). A directive opens the module, so a kernel alone writes it, and a pack or
+ * a folded grid writes it once above its parts (usesSubgroups).
+ */
+export const SUBGROUPS_ENABLE = 'enable subgroups;';
+
+/** Whether a rendered kernel uses subgroup builtins, so its module needs SUBGROUPS_ENABLE and its caller passes the builtin. */
+export const usesSubgroups = (layout: WgslLayout): boolean => layout.builtins.some((b) => b.kind === 'subgroup_invocation_id');
+
 /** A kernel alone in its shader: storage 0..n-1, then its params at n. */
 export const standalone = (storageCount: number): Namespace => ({
   prefix: '',

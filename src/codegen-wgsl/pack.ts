@@ -15,7 +15,7 @@
  */
 import { WGSL_PRELUDE } from '../ir/scalar-lang.ts';
 import type { Kernel } from '../passes/kernel-ir.ts';
-import type { Builtin, WgslLayout } from './namespace.ts';
+import { SUBGROUPS_ENABLE, usesSubgroups, type Builtin, type WgslLayout } from './namespace.ts';
 import { renderCode, type WgslKernel } from './render.ts';
 
 /** What packing needs to know of one rendered kernel (from its layout). */
@@ -45,6 +45,8 @@ export function builtinValue(kind: string, size: [number, number, number], grid:
     case 'local_invocation_index': return 'li';
     case 'global_invocation_id': return `wid * ${v(size)} + lid`;
     case 'num_workgroups': return v(grid);
+    // the caller's own builtin, passed through (a pack's or folded grid's workgroup is the part's: its subgroups too)
+    case 'subgroup_invocation_id': return 'sl';
     default: throw new Error(`pack: builtin ${kind} is not supported in a packed kernel`);
   }
 }
@@ -64,6 +66,7 @@ export function packKernels(parts: WgslKernel[]): WgslKernel {
 
   const texts: string[] = [];
   const runs: string[] = [];
+  const sg = parts.some((k) => usesSubgroups(k.layout));
   let storageAt = 0;
   let uniformAt = storageTotal;
   parts.forEach((k, i) => {
@@ -80,7 +83,7 @@ export function packKernels(parts: WgslKernel[]): WgslKernel {
     const args = layout.builtins.map((b: Builtin) => builtinValue(b.kind, sh.workgroupSize, grids[i]!)).join(', ');
     runs.push(
       [
-        `fn ${prefix}run(f: u32, li: u32) {`,
+        `fn ${prefix}run(f: u32, li: u32${sg ? ', sl: u32' : ''}) {`,
         `  let wid = vec3<u32>(f % ${gx}u, (f / ${gx}u) % ${gy}u, f / ${gx * gy}u);`,
         `  let lid = vec3<u32>(li % ${X}u, (li / ${X}u) % ${Y}u, li / ${X * Y}u);`,
         `  ${prefix}main(${args});`,
@@ -91,19 +94,20 @@ export function packKernels(parts: WgslKernel[]): WgslKernel {
 
   const entry: string[] = [
     `@compute @workgroup_size(${S})`,
-    'fn main(@builtin(workgroup_id) pk_wid: vec3<u32>, @builtin(local_invocation_index) pk_li: u32, @builtin(num_workgroups) pk_n: vec3<u32>) {',
+    `fn main(@builtin(workgroup_id) pk_wid: vec3<u32>, @builtin(local_invocation_index) pk_li: u32, @builtin(num_workgroups) pk_n: vec3<u32>${sg ? ', @builtin(subgroup_invocation_id) pk_sl: u32' : ''}) {`,
     '  let pk_f = pk_wid.x + (pk_wid.y + pk_wid.z * pk_n.y) * pk_n.x;',
   ];
   let start = 0;
   counts.forEach((c, i) => {
     // the workgroup's range, a uniform value: barriers inside the parts stay legal
-    entry.push(`  if (pk_f < ${start + c}u) { p${i}_run(pk_f - ${start}u, pk_li); return; }`);
+    entry.push(`  if (pk_f < ${start + c}u) { p${i}_run(pk_f - ${start}u, pk_li${sg ? ', pk_sl' : ''}); return; }`);
     start += c;
   });
   entry.push('}');
 
   const names = parts.map((k) => k.name);
   const code = [
+    ...(sg ? [SUBGROUPS_ENABLE] : []),
     `// ${parts.length} independent kernels in one dispatch: ${names.join(', ')}`,
     `// workgroups ${counts.map((c, i) => `[${counts.slice(0, i).reduce((a, b) => a + b, 0)}, ${counts.slice(0, i + 1).reduce((a, b) => a + b, 0)}) ${names[i]}`).join('; ')}`,
     WGSL_PRELUDE,
@@ -139,6 +143,7 @@ export function packKernels(parts: WgslKernel[]): WgslKernel {
       { kind: 'workgroup_id', name: 'pk_wid', type: 'vec3<u32>' },
       { kind: 'local_invocation_index', name: 'pk_li', type: 'u32' },
       { kind: 'num_workgroups', name: 'pk_n', type: 'vec3<u32>' },
+      ...(sg ? [{ kind: 'subgroup_invocation_id', name: 'pk_sl', type: 'u32' }] : []),
     ],
   };
   return {

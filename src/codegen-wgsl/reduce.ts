@@ -18,13 +18,15 @@ import { paramsDecl, paramWords, putScalarBits, storeAs, wgslType } from './kern
 import { StorageSlots } from './storage-slots.ts';
 import { checkLanes, lane, laneHeader, laneRoot, laneTree, laneWorkgroups, LANE_WORKGROUP, writesRow } from './lanes.ts';
 import { entryPoint, standalone, type Builtin, type Namespace } from './namespace.ts';
+import { reduceVec4Workgroups, reduceVec4WGSL } from './reduce-vec4.ts';
 
 export const REDUCE_WORKGROUP = LANE_WORKGROUP;
 
 /** invocations per output: the body's choice, else a whole workgroup */
 export const reduceLanesOf = (spec: ReduceBody) => checkLanes(spec.lanes ?? REDUCE_WORKGROUP, 'a reduction');
 
-function layout(spec: ReduceBody) {
+/** the params words: nOut, R, the kept and reduced sizes, every input's strides, the scalars */
+export function reduceLayout(spec: ReduceBody) {
   const keptAt = 2;
   const redAt = keptAt + spec.kept.length;
   const stridesAt = redAt + spec.reduced.length;
@@ -41,7 +43,8 @@ const BUILTINS: Builtin[] = [
 
 /** Storage bindings: the inputs, then the outputs; then the params uniform. */
 export function reduceWGSL(spec: ReduceBody, nsIn?: Namespace, arena?: Arena): GeneratedKernel {
-  const L = layout(spec);
+  if (spec.vec && !arena) return reduceVec4WGSL(spec, nsIn);
+  const L = reduceLayout(spec);
   const WG = REDUCE_WORKGROUP;
   const lanes = reduceLanesOf(spec);
   const keptRank = spec.kept.length;
@@ -168,11 +171,12 @@ function intIdentity(v: number): string {
 }
 
 /** 64 / lanes output elements per workgroup */
-export const reduceWorkgroups = (spec: ReduceBody) => laneWorkgroups(spec.kept.reduce((p, d) => p * d, 1), reduceLanesOf(spec));
+export const reduceWorkgroups = (spec: ReduceBody) =>
+  spec.vec ? reduceVec4Workgroups(spec) : laneWorkgroups(spec.kept.reduce((p, d) => p * d, 1), reduceLanesOf(spec));
 
 /** The params for one dispatch: the kept and reduced sizes, every input's strides, the scalars' values. */
 export function reduceParams(spec: ReduceBody, scalars: readonly number[]): Uint32Array {
-  const L = layout(spec);
+  const L = reduceLayout(spec);
   const words = new Uint32Array(paramWords(L.words) * 4);
   words[0] = spec.kept.reduce((p, d) => p * d, 1);
   words[1] = spec.reduced.reduce((p, d) => p * d, 1);

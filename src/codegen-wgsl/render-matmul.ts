@@ -12,7 +12,7 @@ import type { Arena, MatmulBody, MatmulInput } from '../passes/kernel-ir.ts';
 import { windowLoadWGSL, windowWordValues } from '../ir/window.ts';
 import { renderNodes } from './expr.ts';
 import { storeAs, wgslType } from './kernel-spec.ts';
-import { batchedMatmulParams, batchVec4Aligned, checkZeroWord, matmulParams, matmulVariantFor, matmulWGSL, type LineReduction, type MatmulBatch, type MatmulVariant, type MatmulVariantName } from './matmul.ts';
+import { batchedMatmulParams, batchVec4Aligned, checkZeroWord, matmulParams, matmulVariantFor, matmulWGSL, scalarTwin, type LineReduction, type MatmulBatch, type MatmulVariant, type MatmulVariantName } from './matmul.ts';
 import { standalone, type Namespace, type WgslLayout } from './namespace.ts';
 import { StorageSlots } from './storage-slots.ts';
 
@@ -26,7 +26,7 @@ export function matmulKernelWGSL(b: MatmulBody, requested: MatmulVariant | Matmu
   const { M, N } = b;
   const bt = b.batched;
   let variant = matmulVariantFor(M, N, b.K, b.transA, requested);
-  if (bt && variant.vec4 && !batchVec4Aligned(batchOf(b))) variant = { ...variant, name: variant.name.replace(/-vec4$/, ''), vec4: false };
+  if (bt && variant.vec4 && !batchVec4Aligned(batchOf(b))) variant = scalarTwin(variant);
   // a batched kernel's epilogue also gets the matrix (bz); its outputs are contiguous [count, M, N]
   const zArg = bt ? ', bz: u32' : '';
   const zCall = bt ? ', bz' : '';

@@ -18,6 +18,9 @@ import { paramsDecl, paramWords, storeAs, wgslType } from './kernel-spec.ts';
 import { checkLanes, lane, laneHeader, laneRoot, laneTree, laneWorkgroups, LANE_WORKGROUP, partial, writesRow } from './lanes.ts';
 import { entryPoint, standalone, type Builtin, type Namespace } from './namespace.ts';
 import { indexWGSL, rowParamLayout } from './row-params.ts';
+import { groupRead } from '../passes/vector-loads.ts';
+
+const COMP = ['x', 'y', 'z', 'w'];
 
 /** the reduce kernels' size, so that row kernels pack with them */
 export const ROW_WORKGROUP = LANE_WORKGROUP;
@@ -42,12 +45,19 @@ export function rowWGSL(b: RowBody, nsIn?: Namespace): GeneratedKernel {
   const lanes = rowLanesOf(b);
   const keptRank = b.kept.length;
   const redRank = b.reduced.length;
+  // vec4 (passes/vector-loads.ts): each lane step takes four consecutive elements of the row
+  const V = b.vec ?? 1;
+  const inner = keptRank + redRank - 1;
+  const read = b.inputs.map((t) => (V > 1 ? groupRead(t.strides!, inner) : null));
+  const vecOf = (t: string, vec: boolean) => (vec ? `vec4<${t}>` : t);
   const ns = nsIn ?? standalone(b.inputs.length + b.outputs.length);
   const n = (s: string) => ns.prefix + s;
   const P = (i: number) => `${n('P')}(${i}u)`;
   const lines: string[] = ns.entry === 'compute' ? [WGSL_PRELUDE] : [];
-  b.inputs.forEach((t, k) => lines.push(`@group(0) @binding(${ns.storage(k)}) var<storage, read> ${n(`in${k}`)}: array<${wgslType(t.dtype)}>;`));
-  b.outputs.forEach((o, j) => lines.push(`@group(0) @binding(${ns.storage(b.inputs.length + j)}) var<storage, read_write> ${n(`out${j}`)}: array<${wgslType(o.dtype)}>;`));
+  b.inputs.forEach((t, k) => lines.push(`@group(0) @binding(${ns.storage(k)}) var<storage, read> ${n(`in${k}`)}: array<${vecOf(wgslType(t.dtype), read[k] === 'vec4')}>;`));
+  b.outputs.forEach((o, j) =>
+    lines.push(`@group(0) @binding(${ns.storage(b.inputs.length + j)}) var<storage, read_write> ${n(`out${j}`)}: array<${vecOf(wgslType(o.dtype), V > 1 && o.per === 'element')}>;`),
+  );
   lines.push(paramsDecl(ns.prefix, paramWords(L.words)));
   lines.push(`@group(0) @binding(${ns.uniform(0)}) var<uniform> ${n('p')}: ${n('Params')};`);
   lines.push(`fn ${n('P')}(i: u32) -> u32 { return ${n('p')}.v[i / 4u][i % 4u]; }`);
@@ -84,13 +94,14 @@ export function rowWGSL(b: RowBody, nsIn?: Namespace): GeneratedKernel {
     const terms = Array.from({ length: redRank }, (_, d) => `q${d} * ${strideWord(at, k, keptRank + d)}`);
     return terms.length ? terms.join(' + ') : '0u';
   };
-  const at = (k: number) => `${n(`in${k}`)}[base${k} + ${offset(L.inAt, k)}]`;
+  const at = (k: number) => (read[k] === 'vec4' ? `${n(`in${k}`)}[(base${k} + ${offset(L.inAt, k)}) / 4u]` : `${n(`in${k}`)}[base${k} + ${offset(L.inAt, k)}]`);
   /**
    * input k's element at (k0.., q0..): a gathered one (rule [gather-load]) from its source at the
    * index read beside it, NaN for an index outside the gathered dim, as the gather kernel reads
    */
   const loadInput = (k: number): string[] => {
     const t = b.inputs[k]!;
+    if (V > 1) return [`let xv${k} = ${at(k)};`, ...Array.from({ length: V }, (_, c) => `let x${k}_${c} = f32(xv${k}${read[k] === 'vec4' ? `.${COMP[c]}` : ''});`)];
     // one row per window, its columns the reduced index: the patch matrix's (m, q) is (o, j)
     if (t.access === 'window') return [`let x${k} = ${n(`win${k}`)}(o, j, 0u);`];
     if (t.access !== 'gather') return [`let x${k} = f32(${at(k)});`];
@@ -101,24 +112,42 @@ export function rowWGSL(b: RowBody, nsIn?: Namespace): GeneratedKernel {
       `if (g${k} >= 0 && g${k} < ${size}) { x${k} = f32(${n(`in${k}`)}[base${k} + ${offset(L.inAt, k)} + u32(g${k}) * ${dimStride}u]); }`,
     ];
   };
-  /** the loop over the row's elements, with q0.. (the reduced index) and the loads of `used` */
-  const rowLoop = (used: number[], body: string[]) => {
-    const out = [`  for (var j = ${lane(lanes)}; j < ${P(1)}; j = j + ${lanes}u) {`, '    var jj = j;'];
+  /**
+   * the loop over the row's elements, with q0.. (the reduced index) and the loads of `used`; the
+   * body once per element, of element c of the group of V (null: no group)
+   */
+  const rowLoop = (used: number[], body: (c: number | null) => string[], tail: string[] = []) => {
+    const first = V > 1 ? `${lane(lanes)} * ${V}u` : lane(lanes);
+    const out = [`  for (var j = ${first}; j < ${P(1)}; j = j + ${lanes * V}u) {`, '    var jj = j;'];
     // (j < R: what is left for the outermost reduced dim is its index, no division)
     for (let d = redRank - 1; d > 0; d--) out.push(`    let q${d} = jj % ${P(L.redAt + d)}; jj = jj / ${P(L.redAt + d)};`);
     if (redRank) out.push('    let q0 = jj;');
     out.push(...used.flatMap(loadInput).map((l) => `    ${l}`));
-    out.push(...body.map((l) => `    ${l}`), '  }');
+    const each = V > 1 ? Array.from({ length: V }, (_, c) => body(c)).flat() : body(null);
+    out.push(...[...each, ...tail].map((l) => `    ${l}`), '  }');
     return out;
   };
+  /** input k's element as a node reads it: of element c of the group */
+  const xName = (c: number | null) => (k: number) => (c === null ? `x${k}` : `x${k}_${c}`);
+  const pre = (prefix: string, c: number | null) => (c === null ? prefix : `${prefix}${c}_`);
   const mapInput = (k: number) => {
     if (b.inputs[k]!.access === 'gather' || b.inputs[k]!.access === 'window') throw new Error('internal compiler error: a row kernel\'s map step reads a gathered or windowed input, which is loaded per element');
-    return `f32(${n(`in${k}`)}[base${k}])`;
+    return read[k] === 'vec4' ? `f32(${n(`in${k}`)}[base${k} / 4u][base${k} % 4u])` : `f32(${n(`in${k}`)}[base${k}])`;
   };
   const stat = (i: number) => `r${i}`;
   const index = (r: Extract<Ref, { kind: 'index' }>) => indexWGSL(r, keptRank);
-  const valueOf = (r: Ref, prefix: string) =>
-    r.kind === 'node' ? `${prefix}${r.index}` : r.kind === 'input' ? `x${r.index}` : r.kind === 'scalar' ? `s${r.index}` : r.kind === 'stat' ? stat(r.index) : r.kind === 'index' ? index(r) : 'acc';
+  const valueOf = (r: Ref, prefix: string, c: number | null = null) =>
+    r.kind === 'node'
+      ? `${pre(prefix, c)}${r.index}`
+      : r.kind === 'input'
+        ? xName(c)(r.index)
+        : r.kind === 'scalar'
+          ? `s${r.index}`
+          : r.kind === 'stat'
+            ? stat(r.index)
+            : r.kind === 'index'
+              ? index(r)
+              : 'acc';
 
   if (b.steps.some((st) => st.kind === 'reduce')) lines.push('  var acc: f32;', '  var part: f32;', '  var cnt: u32;');
   if (hasArg) lines.push('  var at: u32;');
@@ -131,20 +160,19 @@ export function rowWGSL(b: RowBody, nsIn?: Namespace): GeneratedKernel {
       return;
     }
     const prefix = `a${s}_`;
-    const names = { input: (k: number) => `x${k}`, scalar: (i: number) => `s${i}`, stat, index, prefix };
-    const v = valueOf(st.value, prefix);
-    const body = renderNodes(st.nodes, names, '');
+    const nodes = (c: number | null) => renderNodes(st.nodes, { input: xName(c), scalar: (i: number) => `s${i}`, stat, index, prefix: pre(prefix, c) }, '');
     if (st.combine === 'sum') {
       // blocks of 64 into acc: one running f32 sum of a long row drifts (the reduce kernels' rule)
       lines.push('  acc = 0.0;', '  part = 0.0;', '  cnt = 0u;');
-      body.push(`part = part + ${v};`, 'cnt = cnt + 1u;', 'if (cnt == 64u) { acc = acc + part; part = 0.0; cnt = 0u; }');
-      lines.push(...rowLoop(inputsRead(st.nodes, [st.value]), body));
+      const body = (c: number | null) => [...nodes(c), `part = part + ${valueOf(st.value, prefix, c)};`];
+      lines.push(...rowLoop(inputsRead(st.nodes, [st.value]), body, [`cnt = cnt + ${V}u;`, 'if (cnt == 64u) { acc = acc + part; part = 0.0; cnt = 0u; }']));
       lines.push('  acc = acc + part;');
     } else {
       const arg = st.combine === 'argmax';
       lines.push('  acc = f32bits(0xff800000u);');
       if (arg) lines.push('  at = 0u;');
-      body.push(`let val = ${v};`, `if (${better}(val, acc)) { acc = val;${arg ? ' at = j;' : ''} }`);
+      // (a group's elements in order: a tie keeps the first, as the scalar loop does)
+      const body = (c: number | null) => [...nodes(c), `let val${c ?? ''} = ${valueOf(st.value, prefix, c)};`, `if (${better}(val${c ?? ''}, acc)) { acc = val${c ?? ''};${arg ? ` at = j${c ? ` + ${c}u` : ''};` : ''} }`];
       lines.push(...rowLoop(inputsRead(st.nodes, [st.value]), body));
     }
     const arg = st.combine === 'argmax';
@@ -169,13 +197,15 @@ export function rowWGSL(b: RowBody, nsIn?: Namespace): GeneratedKernel {
 
   const elementOuts = b.outputs.map((o, j) => ({ o, j })).filter(({ o }) => o.per === 'element');
   if (elementOuts.length) {
-    const names = { input: (k: number) => `x${k}`, scalar: (i: number) => `s${i}`, stat, index, prefix: 'v' };
-    const body = renderNodes(b.nodes, names, '');
-    for (const { o, j } of elementOuts) {
+    const body = (c: number | null) => renderNodes(b.nodes, { input: xName(c), scalar: (i: number) => `s${i}`, stat, index, prefix: pre('v', c) }, '');
+    const stores = elementOuts.map(({ o, j }) => {
       const e = L.elementOuts.indexOf(j);
-      body.push(`${n(`out${j}`)}[obase${j} + ${offset(L.outAt, e)}] = ${storeAs(o.dtype, valueOf(o.ref, 'v'))};`);
-    }
-    const loop = rowLoop(inputsRead(b.nodes, elementOuts.map(({ o }) => o.ref)), body);
+      const idx = `obase${j} + ${offset(L.outAt, e)}`;
+      if (V === 1) return `${n(`out${j}`)}[${idx}] = ${storeAs(o.dtype, valueOf(o.ref, 'v'))};`;
+      const parts = Array.from({ length: V }, (_, c) => storeAs(o.dtype, valueOf(o.ref, 'v', c)));
+      return `${n(`out${j}`)}[(${idx}) / 4u] = vec4<${wgslType(o.dtype)}>(${parts.join(', ')});`;
+    });
+    const loop = rowLoop(inputsRead(b.nodes, elementOuts.map(({ o }) => o.ref)), V > 1 ? body : (c) => [...body(c), ...stores], V > 1 ? stores : []);
     // (a lane without a row computed the last row again: it writes nothing)
     if (partial(lanes)) lines.push('  if (live) {', ...loop.map((l) => `  ${l}`), '  }');
     else lines.push(...loop);

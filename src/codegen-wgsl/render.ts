@@ -52,7 +52,7 @@ export const matmulProblem = (k: Kernel): MatmulProblem | null =>
 
 /** The code and layout of a non-pack kernel, alone or as a part of a pack (`ns`). */
 export function renderCode(k: Kernel, variant: MatmulVariant | MatmulVariantName | undefined, ns?: Namespace): { code: string; layout: WgslLayout; variant?: MatmulVariant } {
-  const b = k.body;
+  const b = bodyOf(k);
   switch (b.kind) {
     case 'elementwise': return elementwiseWGSL(b, ns, k.arena);
     case 'reduce': return reduceWGSL(b, ns, k.arena);
@@ -69,8 +69,14 @@ export function renderCode(k: Kernel, variant: MatmulVariant | MatmulVariantName
   }
 }
 
-export function renderKernel(k: Kernel, opts: RenderOptions = {}): WgslKernel {
+/** the body as rendered: an arena's members sit at any element offset, so its kernel reads no vec4 (passes/vector-loads.ts) */
+function bodyOf(k: Kernel): KernelBody {
   const b = k.body;
+  return k.arena && (b.kind === 'elementwise' || b.kind === 'reduce' || b.kind === 'row') && b.vec ? { ...b, vec: undefined } : b;
+}
+
+export function renderKernel(k: Kernel, opts: RenderOptions = {}): WgslKernel {
+  const b = bodyOf(k);
   const problem = matmulProblem(k);
   const requested = problem ? opts.matmulVariant?.(problem) : undefined;
   const { code, layout, variant } = renderCode(k, requested, undefined);

@@ -8,7 +8,8 @@
  * the next readback, with every later dispatch gated on its flag so that nothing after it
  * writes).
  */
-import { Graph } from '../ir/graph.ts';
+import { Graph, type IRNode } from '../ir/graph.ts';
+import { findBadIndex, indexCheckAttrs } from '../ir/value-checks.ts';
 import { getOp, type Attrs } from '../ir/registry.ts';
 import type { Storage } from '../runtime/backend.ts';
 
@@ -29,6 +30,9 @@ export function takeChecks(g: Graph): { graph: Graph; checks: GraphCheck[] } {
     const inputs = n.inputs.map(r);
     if (n.op === 'check_index') {
       replace.set(n.id, inputs[0]);
+      // a value known when tracing (positions from arange) that passes needs no check at run time,
+      // which on webgpu would gate every later dispatch of the call (dispatch-gate.ts)
+      if (passesWhenTraced(out.node(inputs[0]), n.attrs)) continue;
       checks.push({ value: inputs[0], check: { index: checks.length, attrs: n.attrs, shape: [...n.shape] } });
       continue;
     }
@@ -37,6 +41,13 @@ export function takeChecks(g: Graph): { graph: Graph; checks: GraphCheck[] } {
   for (const o of g.outputs) out.addOutput(r(o.id), o.role, o.label, o.key);
   for (const c of checks) out.addOutput(c.value, 'check', c.check.attrs.op as string, c.check.index);
   return { graph: out, checks: checks.map((c) => c.check) };
+}
+
+function passesWhenTraced(v: IRNode, attrs: Attrs): boolean {
+  if (v.op !== 'arange' || v.inputs.length || v.dtype !== 'int32') return false;
+  const { start, step, n } = v.attrs as { start: number; step: number; n: number };
+  const values = Int32Array.from({ length: n }, (_, i) => start + i * step);
+  return findBadIndex(indexCheckAttrs(attrs), values, n, v.shape) === null;
 }
 
 /** Where each check's value is in an (optimised) graph, and whether it is an input. */

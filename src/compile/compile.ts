@@ -17,6 +17,7 @@ import { Module } from '../nn/module.ts';
 import { getBackend, type Storage } from '../runtime/backend.ts';
 import { GpuStorage, type WebGPUBackend } from '../runtime/webgpu/backend.ts';
 import { parameterNames } from '../trace/api.ts';
+import { TraceExpectation } from '../trace/expectation.ts';
 import { traceProgram, type TracedProgram } from '../trace/program.ts';
 import { CompiledBackward } from './compiled-backward.ts';
 import { CpuPlan } from './cpu-plan.ts';
@@ -102,6 +103,11 @@ export function compile<F extends (...args: any[]) => any>(target: F, opts: Comp
   >();
   let hits = 0;
   let misses = 0;
+  // each call's trace first checks itself against the graph of the previous call (see
+  // trace/expectation.ts): a trace that repeats it is a hit without building or hashing a graph
+  const repeatTraces = envVar('WGTORCH_TRACE_VERIFY') !== '0';
+  const expectations = new WeakMap<CompiledGraph, TraceExpectation>();
+  let previous: CompiledGraph | null = null;
 
   const build = (program: TracedProgram, hash: string): CompiledGraph => {
     const t0 = performance.now();
@@ -169,7 +175,16 @@ export function compile<F extends (...args: any[]) => any>(target: F, opts: Comp
       return target(...full);
     };
     const t0 = performance.now();
-    const program = traceProgram(run, tensors, { backward: 'auto', names: parameterNames(root), rootModule: root });
+    const expect = previous && expectations.get(previous);
+    const program = traceProgram(run, tensors, { backward: 'auto', names: parameterNames(root), rootModule: root, expect });
+    if (program.repeated) {
+      // the previous call's graph, node for node, on its device: its hash and its entry
+      const entry = previous!;
+      const traceMs = performance.now() - t0;
+      hits++;
+      log('cache', () => `hit: graph ${entry.hash} (trace ${traceMs.toFixed(2)} ms, repeats the previous call's graph)`);
+      return { entry, program, tensors, traceMs };
+    }
     // the same graph on another device (a model moved with to()) is another compiled graph
     const device = deviceOf(program);
     const hash = device === 'webgpu' ? graphHash(program.graph) : `${graphHash(program.graph)}-cpu`;
@@ -183,9 +198,13 @@ export function compile<F extends (...args: any[]) => any>(target: F, opts: Comp
       const why = explainMiss(program, cache);
       log('cache', `miss: ${why}`);
       if (cache.size) log('recompiles', `recompiling: ${why}`);
+      // (copied before build: nothing the passes do reaches what later traces are checked against)
+      const expectation = repeatTraces ? new TraceExpectation(program.graph, device) : null;
       cache.set(hash, (entry = build(program, hash)));
+      if (expectation) expectations.set(entry, expectation);
       if (dumpDir) dumpGraph(dumpDir, entry);
     }
+    previous = repeatTraces ? entry : null;
     return { entry, program, tensors, traceMs };
   };
 
@@ -400,7 +419,7 @@ function execute(entry: CompiledGraph, program: TracedProgram): unknown {
     // (not while a device check is pending: the new buffer may never have been written, and a gated copy keeps the old value)
     const pendingCheck = storage instanceof GpuStorage && storage.backend.ctx.checks.armed;
     if (src !== storage && !pendingCheck && plan instanceof GpuPlan && plan.renamed.has(o.id) && storage instanceof GpuStorage && src instanceof GpuStorage) {
-      storage.backend.adopt(storage, src);
+      plan.adoptRenamed(o.id, storage, src);
     } else if (src !== storage) {
       const n = g.node(o.id);
       storage.backend.exec(getOp('copy'), [{ storage: src, shape: n.shape, dtype: n.dtype }], {}, { storage, shape: n.shape, dtype: n.dtype });

@@ -13,15 +13,17 @@ import { WgtorchError } from '../ir/errors.ts';
 import { fuse, kernelNodes, ownedNodes, type Kernel as Group, type Schedule } from '../passes/fusion.ts';
 import { buildKernels } from '../passes/kernel-build.ts';
 import { withLanes } from '../passes/row-lanes.ts';
+import { withVectorLoads } from '../passes/vector-loads.ts';
 import { nonIntegerScalar } from '../passes/int-kernels.ts';
 import { partsOf, writes, type Kernel } from '../passes/kernel-ir.ts';
 import { arenaEligible, minStorage, withArena } from '../passes/binding-arena.ts';
 import type { Storage } from '../runtime/backend.ts';
 import { GpuStorage, type WebGPUBackend } from '../runtime/webgpu/backend.ts';
-import { workgroupGrid } from '../runtime/webgpu/context.ts';
+import { newDispatchSite, workgroupGrid, type DispatchSite } from '../runtime/webgpu/context.ts';
 import { packFits, planPacks } from './pack-schedule.ts';
 import { envVar } from '../platform/env.ts';
 import type { MatmulChoice, MatmulTuner } from '../runtime/webgpu/matmul-tuner.ts';
+import { assignSlots, PlanBuffers, buffersOfDroppedPlans } from './gpu-memory.ts';
 
 /** A scalar's value: folded constants carry theirs, traced scalars are bound per call. */
 export function constantOr(g: Graph, id: number, bound: (id: number) => number): number {
@@ -52,6 +54,12 @@ export interface GpuPlanOptions {
    * 'force': every kernel with two or more candidates gets an arena, needed or not (tests of the renderers; env WGTORCH_ARENA=force)
    */
   arena?: boolean | 'force';
+  /**
+   * give the intermediates that never leave a call buffers of the plan's own, assigned once by
+   * liveness and kept between calls (gpu-memory.ts), instead of taking them from the pool every
+   * call (default true; env WGTORCH_MEMPLAN=0 turns it off)
+   */
+  memplan?: boolean;
 }
 
 /** The variant a matmul kernel was generated with, and why (stats and the perf log show it). */
@@ -79,6 +87,8 @@ export class GpuPlan {
   /** the matmul variant of every matmul kernel */
   matmuls: MatmulPick[] = [];
   private pipelinesCache: GPUComputePipeline[] | null = null;
+  private stepsCache: DispatchStep[] | null = null;
+  private inputIdsCache: number[] | null = null;
   private preparing: Promise<void> | null = null;
   private lastUse = new Map<number, number>();
   private readonly outputIds: Set<number>;
@@ -89,6 +99,9 @@ export class GpuPlan {
   private readonly forceArena: boolean;
   /** the arena buffer of each part of each dispatch that has one ('dispatch:part'), kept between calls */
   private arenaBuffers = new Map<string, GpuStorage>();
+  private readonly memplan: boolean;
+  /** the static memory plan: a storage of the plan's own for every planned intermediate, made at the first run after a build */
+  private memory: { storages: Map<number, GpuStorage>; buffers: PlanBuffers } | null = null;
 
   /** values written straight into the storage they update (graph input id, or null: a tensor the graph never read) */
   readonly inPlace = new Map<number, number | null>();
@@ -121,6 +134,7 @@ export class GpuPlan {
       return schedule;
     };
     const packEnv = envVar('WGTORCH_PACK');
+    this.memplan = opts.memplan ?? envVar('WGTORCH_MEMPLAN') !== '0';
     this.pack = opts.pack ?? packEnv !== '0';
     this.tuner = opts.tuner ?? null;
     this.schedule = plan(this.arena);
@@ -168,6 +182,8 @@ export class GpuPlan {
     const matmulVariant = tuner ? (p: MatmulProblem) => tuner.lookup(p).variant : undefined;
     const render = (k: Kernel) => renderKernel(k, { matmulVariant });
     const fixedLanes = envVar('WGTORCH_ROW_LANES');
+    // WGTORCH_VEC4=0: the scalar mapping of every kernel (to measure the vec4 one against it)
+    const vectorLoads = envVar('WGTORCH_VEC4') !== '0';
     /** the kernel IR of each fused kernel before any arena */
     let plain: Kernel[] = [];
     /** the arena each kernel ended with, by kernel name (a kernel given another in a pack says so once) */
@@ -177,6 +193,7 @@ export class GpuPlan {
       for (const [v, c] of this.inPlace) if (c !== null) aliasIn.set(c, v);
       plain = buildKernels(this.schedule, aliasIn);
       if (fixedLanes) plain = withLanes(plain, Number(fixedLanes));
+      if (vectorLoads) plain = withVectorLoads(plain);
       arenaLog.clear();
       return plain.map((k) => render(this.fitted(k, limit, arenaLog)));
     };
@@ -236,7 +253,55 @@ export class GpuPlan {
       for (const b of k.kernel.bindings) this.lastUse.set(b.value, i);
     });
     this.pipelinesCache = null;
+    this.stepsCache = null;
     this.preparing = null;
+    this.releaseMemory();
+  }
+
+  /**
+   * The planned intermediates: values a kernel writes that are not outputs (returned, saved for
+   * the backward, gradients, mutations) and not written in place, so no one sees them after the call.
+   */
+  private planMemory(): { storages: Map<number, GpuStorage>; buffers: PlanBuffers } {
+    const writesOf = this.kernels.map((k) => writes(k.kernel).filter((w) => !this.inPlace.has(w) && !this.outputIds.has(w)));
+    const bytes = (id: number) => 4 * Math.max(1, this.sizeOf(id));
+    const { slotOf, slotBytes } = assignSlots(writesOf, this.lastUse, bytes);
+    const buffers = new PlanBuffers(this.backend.ctx.pool, slotBytes);
+    buffersOfDroppedPlans.register(this, buffers, buffers);
+    const storages = new Map<number, GpuStorage>();
+    for (const [id, slot] of slotOf) {
+      const n = this.graph.node(id);
+      storages.set(id, new GpuStorage(this.backend, n.dtype, numel(n.shape), buffers.slots[slot]!));
+    }
+    return { storages, buffers };
+  }
+
+  /** Bytes held between calls by the static memory plan (0 before the first run, or with it off). */
+  get plannedBytes(): number {
+    return this.memory?.buffers.bytes ?? 0;
+  }
+
+  /** Gives the memory plan's buffers back to the pool; the next run plans again. */
+  releaseMemory(): void {
+    if (!this.memory) return;
+    buffersOfDroppedPlans.unregister(this.memory.buffers);
+    this.memory.buffers.release();
+    this.memory = null;
+  }
+
+  /**
+   * The tensor `target` updated by renamed value `v` takes over `src`, the storage the call
+   * computed `v` into. With the memory plan, its old buffer becomes the spare that the next
+   * call computes `v` into (the tensor alternates between two buffers, and every bind group
+   * hits); without it, the old buffer goes back to the pool.
+   */
+  adoptRenamed(v: number, target: GpuStorage, src: GpuStorage): void {
+    const buffers = this.memory?.buffers;
+    if (buffers && this.renamed.has(v) && (buffers.spares.get(v) ?? src) === src && this.backend.swap(target, src)) {
+      buffers.spares.set(v, src);
+      return;
+    }
+    this.backend.adopt(target, src);
   }
 
   /**
@@ -372,6 +437,11 @@ export class GpuPlan {
     return this.schedule.views.get(id)?.base ?? id;
   }
 
+  /** What each dispatch binds, writes, copies and frees: fixed until the next build, so run() only looks values up. */
+  private get steps(): DispatchStep[] {
+    return (this.stepsCache ??= this.kernels.map((k, i) => dispatchStep(k, i, this.inPlace, this.lastUse, this.outputIds, this.backend.ctx.limits.maxComputeWorkgroupsPerDimension)));
+  }
+
   /**
    * Records the kernels. `inputs` gives the storage of every input node and `scalars` the
    * value of every scalar node; returns the storage of every output.
@@ -385,75 +455,152 @@ export class GpuPlan {
     afterKernel?: (valueOf: (id: number) => Storage | undefined) => void,
   ): Map<number, Storage> {
     const ctx = this.backend.ctx;
-    const scalars = (id: number) => constantOr(this.graph, id, bound);
     const values = new Map<number, Storage>();
-    for (const n of this.graph.nodes) if (n.op === 'input') values.set(n.id, inputs(n.id));
+    for (const id of this.inputIds) values.set(id, inputs(id));
     const mine = new Set<GpuStorage>();
-    this.kernels.forEach((k, i) => {
-      for (const w of writes(k.kernel)) {
-        if (this.inPlace.has(w)) {
-          const c = this.inPlace.get(w)!;
-          values.set(w, c !== null ? values.get(c)! : targets.get(w)!);
+    const planned = this.memplan ? (this.memory ??= this.planMemory()).storages : null;
+    const spares = this.memory?.buffers.spares;
+    const pipelines = this.pipelines;
+    const steps = this.steps;
+    for (let i = 0; i < steps.length; i++) {
+      const st = steps[i]!;
+      const k = this.kernels[i]!;
+      for (const w of st.writes) {
+        if (w.inPlace !== undefined) {
+          values.set(w.id, w.inPlace !== null ? values.get(w.inPlace)! : targets.get(w.id)!);
           continue;
         }
-        const n = this.graph.node(w);
+        const p = planned?.get(w.id) ?? spares?.get(w.id);
+        if (p) {
+          values.set(w.id, p);
+          continue;
+        }
+        const n = this.graph.node(w.id);
         const s = this.backend.alloc(n.dtype, numel(n.shape));
-        values.set(w, s);
+        values.set(w.id, s);
         mine.add(s);
       }
-      const order = k.kernel.bindings.map((b) => b.value);
-      const storageOf = (id: number) => {
-        const v = values.get(id) as GpuStorage | undefined;
-        if (!v) throw new Error(`internal compiler error: kernel ${k.name} reads %${id}, which no earlier kernel wrote`);
-        return v;
-      };
       // an arena's members are copied in before the dispatch (values read, old values updated in place) and out after (values written)
-      const buffers: GPUBuffer[] = [];
-      const copyIn: [GPUBuffer, GPUBuffer, number, number][] = [];
-      const copyOut: [GPUBuffer, GPUBuffer, number, number][] = [];
-      partsOf(k.kernel).forEach((p, pi) => {
-        const arena = p.arena;
-        const at = new Map(arena?.members.map((m, j) => [m, arena.offsets[j]!]) ?? []);
-        let arenaBuf: GPUBuffer | null = null;
-        p.bindings.forEach((b, bi) => {
-          const v = storageOf(b.value);
-          const off = at.get(bi);
-          if (off === undefined) return void buffers.push(v.buffer);
-          if (!arenaBuf) buffers.push((arenaBuf = this.arenaBuffer(i, pi, arena!.elements)));
-          const bytes = 4 * v.size;
-          if (b.access === 'read' || (this.inPlace.get(b.value) ?? null) !== null) copyIn.push([v.buffer, arenaBuf, 4 * off, bytes]);
-          if (b.access === 'write') copyOut.push([arenaBuf, v.buffer, 4 * off, bytes]);
-        });
-      });
-      for (const [src, dst, off, bytes] of copyIn) ctx.copy(src, 0, dst, off, bytes);
-      const grid = Array.isArray(k.workgroups) ? k.workgroups : workgroupGrid(k.workgroups, ctx.limits.maxComputeWorkgroupsPerDimension);
-      const scalarValues = k.kernel.scalars.map(scalars);
-      const notInt = nonIntegerScalar(k.kernel, scalarValues);
-      if (notInt !== null) {
-        throw new WgtorchError(
-          `compile: kernel ${k.name} computes on int32 values with numbers that were integers when it was compiled, but this call passes ${notInt}.` +
-            " Fix: use the default mode (it compiles again when a number's integrality changes), or keep the number an integer.",
-        );
+      const buffers: GPUBuffer[] = new Array(st.slots.length);
+      for (let j = 0; j < st.slots.length; j++) {
+        const slot = st.slots[j]!;
+        buffers[j] = typeof slot === 'number' ? storageOf(values, slot, k.name).buffer : this.arenaBuffer(i, slot.part, slot.elements);
       }
-      const params = k.params(scalarValues);
-      ctx.dispatch(this.pipelines[i], buffers, params, grid as [number, number, number], k.kernel.flops);
-      for (const [src, dst, off, bytes] of copyOut) ctx.copy(src, off, dst, 0, bytes);
+      for (const c of st.copyIn) ctx.copy(storageOf(values, c.value, k.name).buffer, 0, buffers[c.slot]!, c.offset, 4 * storageOf(values, c.value, k.name).size);
+      const scalarValues = st.scalars.length ? st.scalars.map((id) => constantOr(this.graph, id, bound)) : NO_SCALARS;
+      if (st.intScalars) {
+        const notInt = nonIntegerScalar(k.kernel, scalarValues);
+        if (notInt !== null) {
+          throw new WgtorchError(
+            `compile: kernel ${k.name} computes on int32 values with numbers that were integers when it was compiled, but this call passes ${notInt}.` +
+              " Fix: use the default mode (it compiles again when a number's integrality changes), or keep the number an integer.",
+          );
+        }
+      }
+      // the same scalars give the same params: only a kernel whose scalars changed renders them again
+      if (!st.params || !sameValues(st.scalarValues, scalarValues)) {
+        st.params = k.params(scalarValues);
+        st.scalarValues = scalarValues;
+      }
+      ctx.dispatch(pipelines[i]!, buffers, st.params, st.grid, k.kernel.flops, st.site);
+      for (const c of st.copyOut) ctx.copy(buffers[c.slot]!, c.offset, storageOf(values, c.value, k.name).buffer, 0, 4 * storageOf(values, c.value, k.name).size);
       afterKernel?.((id) => values.get(this.baseOf(id)));
       if (capture) {
-        capture.dispatches.push({ kernel: i, buffers, params, grid: grid as [number, number, number] });
-        return; // keep every buffer alive for replays
+        capture.dispatches.push({ kernel: i, buffers, params: st.params, grid: st.grid });
+        continue; // keep every buffer alive for replays
       }
       // free what no later kernel reads and nobody returns
-      for (const id of new Set(order)) {
-        if (this.lastUse.get(id) !== i || this.outputIds.has(id)) continue;
+      for (const id of st.frees) {
         const s = values.get(id);
         if (s instanceof GpuStorage && mine.has(s)) this.backend.free(s);
       }
-    });
+    }
     const out = new Map<number, Storage>();
     for (const o of this.graph.outputs) out.set(o.id, values.get(this.baseOf(o.id))!);
     return out;
   }
+
+  private get inputIds(): number[] {
+    return (this.inputIdsCache ??= this.graph.nodes.filter((n) => n.op === 'input').map((n) => n.id));
+  }
+}
+
+const NO_SCALARS: readonly number[] = [];
+
+function sameValues(a: readonly number[] | null, b: readonly number[]): boolean {
+  if (!a || a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (!Object.is(a[i], b[i])) return false;
+  return true;
+}
+
+function storageOf(values: Map<number, Storage>, id: number, kernel: string): GpuStorage {
+  const v = values.get(id) as GpuStorage | undefined;
+  if (!v) throw new Error(`internal compiler error: kernel ${kernel} reads %${id}, which no earlier kernel wrote`);
+  return v;
+}
+
+/** One dispatch of a plan, resolved once per build (see GpuPlan.steps). */
+interface DispatchStep {
+  /** values written, with the graph input whose storage an in-place one writes (null: the target tensor; undefined: not in place) */
+  writes: { id: number; inPlace: number | null | undefined }[];
+  /** what each binding gets: a value's buffer, or the arena buffer of a part */
+  slots: (number | { part: number; elements: number })[];
+  /** arena members copied into (before) and out of (after) their arena's binding slot, at byte offsets */
+  copyIn: { value: number; slot: number; offset: number }[];
+  copyOut: { value: number; slot: number; offset: number }[];
+  scalars: number[];
+  /** the kernel may refuse non-integer scalars (int kernels) */
+  intScalars: boolean;
+  grid: [number, number, number];
+  /** values whose last reader this is and that no output returns */
+  frees: number[];
+  /** the context's bind group of this dispatch's last call */
+  site: DispatchSite;
+  scalarValues: readonly number[] | null;
+  params: Uint32Array | Uint32Array[] | null;
+}
+
+function dispatchStep(
+  k: WgslKernel,
+  i: number,
+  inPlace: ReadonlyMap<number, number | null>,
+  lastUse: ReadonlyMap<number, number>,
+  outputs: ReadonlySet<number>,
+  maxPerDim: number,
+): DispatchStep {
+  const slots: DispatchStep['slots'] = [];
+  const copyIn: DispatchStep['copyIn'] = [];
+  const copyOut: DispatchStep['copyOut'] = [];
+  partsOf(k.kernel).forEach((p, pi) => {
+    const arena = p.arena;
+    const at = new Map(arena?.members.map((m, j) => [m, arena.offsets[j]!]) ?? []);
+    let arenaSlot = -1;
+    p.bindings.forEach((b, bi) => {
+      const off = at.get(bi);
+      if (off === undefined) return void slots.push(b.value);
+      if (arenaSlot < 0) {
+        arenaSlot = slots.length;
+        slots.push({ part: pi, elements: arena!.elements });
+      }
+      if (b.access === 'read' || (inPlace.get(b.value) ?? null) !== null) copyIn.push({ value: b.value, slot: arenaSlot, offset: 4 * off });
+      if (b.access === 'write') copyOut.push({ value: b.value, slot: arenaSlot, offset: 4 * off });
+    });
+  });
+  const grid = (Array.isArray(k.workgroups) ? k.workgroups : workgroupGrid(k.workgroups as number, maxPerDim)) as [number, number, number];
+  const bound = new Set(k.kernel.bindings.map((b) => b.value));
+  return {
+    writes: writes(k.kernel).map((id) => ({ id, inPlace: inPlace.has(id) ? inPlace.get(id)! : undefined })),
+    slots,
+    copyIn,
+    copyOut,
+    scalars: [...k.kernel.scalars],
+    intScalars: nonIntegerScalar(k.kernel, k.kernel.scalars.map(() => 0.5)) !== null,
+    grid,
+    frees: [...bound].filter((id) => lastUse.get(id) === i && !outputs.has(id)),
+    site: newDispatchSite(),
+    scalarValues: null,
+    params: null,
+  };
 }
 
 /**

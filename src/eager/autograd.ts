@@ -82,8 +82,12 @@ export function edgeOf(t: Tensor | number): Edge {
   return t.gradFn ? { node: t.gradFn } : { leaf: t };
 }
 
+/** Each op's backward node name, made once (a trace makes a node per op on every call). */
+const backwardNames = new Map<string, string>();
 function backwardName(op: string): string {
-  return op[0].toUpperCase() + op.slice(1) + 'Backward';
+  let name = backwardNames.get(op);
+  if (name === undefined) backwardNames.set(op, (name = op[0].toUpperCase() + op.slice(1) + 'Backward'));
+  return name;
 }
 
 /** The backward node of a registry op: its gradient rule, with the inputs it declared it saves. */

@@ -42,7 +42,8 @@ export function getDefaultDevice(): Device {
   return defaultDevice;
 }
 
-const metaOf = (x: Tensor | number): InputMeta => (typeof x === 'number' ? x : { shape: x.shape, dtype: x.dtype });
+/** A tensor is its own shape-and-dtype record: infer reads the inputs as they are, copying nothing. */
+const metasOf = (inputs: (Tensor | number)[]): InputMeta[] => inputs;
 const argOf = (x: Tensor | number): KernelArg =>
   typeof x === 'number' ? x : { storage: x._storage, shape: x.shape, dtype: x.dtype };
 
@@ -89,7 +90,7 @@ const needsGrad = (x: Tensor | number) => typeof x !== 'number' && x.requiresGra
 
 export function apply(name: string, inputs: (Tensor | number)[], attrs: Attrs = {}, device?: Device): Tensor {
   const op = getOp(name);
-  const meta = op.infer(inputs.map(metaOf), attrs);
+  const meta = op.infer(metasOf(inputs), attrs);
   const dev = resolveDevice(name, inputs, device);
   const out = new Tensor(produce(op, inputs, attrs, meta, dev, null), meta.shape, meta.dtype);
   // Only float results carry gradients (x.int() cuts the graph, as in PyTorch).
@@ -103,7 +104,7 @@ export function apply(name: string, inputs: (Tensor | number)[], attrs: Attrs = 
 /** self <- op(inputs) in place, with PyTorch's checks and autograd history rebased onto self. */
 export function applyInPlace(self: Tensor, name: string, inputs: (Tensor | number)[], attrs: Attrs = {}): Tensor {
   const op = getOp(name);
-  const meta = op.infer(inputs.map(metaOf), attrs);
+  const meta = op.infer(metasOf(inputs), attrs);
   const shown = `${name === 'full' ? 'fill' : name === 'where' ? 'maskedFill' : name}_`;
   if (!sameShape(meta.shape, self.shape)) {
     throw new WgtorchError(

@@ -50,23 +50,30 @@ const PHASE_CODE = { forward: 1, backward: 2, update: 3 } as const;
 function intOperandScalars(g: Graph): Set<number> {
   const out = new Set<number>();
   for (const n of g.nodes) {
-    const ins = n.inputs.map((i) => g.node(i));
-    if (!ins.some((x) => x.op !== 'scalar' && x.dtype !== 'float32')) continue;
-    for (const x of ins) if (x.op === 'scalar') out.add(x.id);
+    let intOperand = false;
+    for (const i of n.inputs) {
+      const x = g.node(i);
+      if (x.op !== 'scalar' && x.dtype !== 'float32') intOperand = true;
+    }
+    if (!intOperand) continue;
+    for (const i of n.inputs) if (g.node(i).op === 'scalar') out.add(i);
   }
   return out;
 }
 
 function hashGraph(g: Graph, shapes: boolean): string {
   const h = new Hasher();
-  const pos = new Map<number, number>();
+  // position of each node by id (ids are small integers)
+  const pos: number[] = [];
   const withInts = intOperandScalars(g);
-  g.nodes.forEach((n, i) => {
-    pos.set(n.id, i);
+  const nodes = g.nodes;
+  for (let i = 0; i < nodes.length; i++) {
+    const n = nodes[i];
+    pos[n.id] = i;
     h.str(n.op);
     if (n.op === 'input') h.int(PHASE_CODE[n.phase]);
     h.int(n.inputs.length);
-    for (const x of n.inputs) h.int(pos.get(x) ?? -1);
+    for (const x of n.inputs) h.int(pos[x] ?? -1);
     if (n.op !== 'scalar') {
       for (const k in n.attrs) {
         h.str(k);
@@ -82,10 +89,10 @@ function hashGraph(g: Graph, shapes: boolean): string {
       h.int(n.shape.length);
       for (const d of n.shape) h.int(d);
     }
-  });
+  }
   for (const o of g.outputs) {
     h.int(ROLE_CODE[o.role]);
-    h.int(pos.get(o.id) ?? -1);
+    h.int(pos[o.id] ?? -1);
   }
   return h.digest();
 }

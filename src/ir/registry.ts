@@ -8,7 +8,7 @@
 import type { DType } from './dtype.ts';
 import { promoteTypes } from './dtype.ts';
 import { WgtorchError } from './errors.ts';
-import { broadcastShapes, fmtShape, numel, reducedShape } from './shape.ts';
+import { broadcastShapes, fmtShape, numel, reducedShape, sameShape } from './shape.ts';
 import type { ScalarLang } from './scalar-lang.ts';
 import { REDUCTIONS, type ReduceOp } from './reductions.ts';
 
@@ -117,8 +117,20 @@ function def(op: OpDef): void {
 const isNum = (x: InputMeta): x is number => typeof x === 'number';
 const metaShape = (x: InputMeta): number[] => (isNum(x) ? [] : x.shape);
 
+/** broadcastShapes' common case without its arguments array: every tensor operand of one shape (0-d ones aside), copied; else null. */
+function sameShapes(inputs: InputMeta[]): number[] | null {
+  let first: number[] | null = null;
+  for (let i = 0; i < inputs.length; i++) {
+    const x = inputs[i];
+    if (isNum(x) || x.shape.length === 0) continue;
+    if (first === null) first = x.shape;
+    else if (!sameShape(first, x.shape)) return null;
+  }
+  return first === null ? [] : [...first];
+}
+
 function elementwiseMeta(op: string, inputs: InputMeta[], dtype: 'promote' | 'bool' | 'float'): Meta {
-  const shape = broadcastShapes(op, ...inputs.map(metaShape));
+  const shape = sameShapes(inputs) ?? broadcastShapes(op, ...inputs.map(metaShape));
   if (dtype === 'bool') return { shape, dtype: 'bool' };
   if (dtype === 'float') return { shape, dtype: 'float32' };
   let dt: DType | null = null;
@@ -494,6 +506,16 @@ def({
   },
   grad: (g, { inputs: [a] }) => [g.reshape(T(a).shape)],
 });
+/** Whether d holds each of 0..d.length-1 once (every traced permute asks: no sorted copy). */
+function isPermutation(d: readonly number[]): boolean {
+  if (d.length > 31) return [...d].sort((p, q) => p - q).every((v, i) => v === i);
+  let seen = 0;
+  for (const v of d) {
+    if (!Number.isInteger(v) || v < 0 || v >= d.length || seen & (1 << v)) return false;
+    seen |= 1 << v;
+  }
+  return true;
+}
 def({
   name: 'permute',
   kind: 'movement',
@@ -501,7 +523,7 @@ def({
   infer: ([a], { dims }) => {
     const x = a as Meta;
     const d = dims as number[];
-    const ok = d.length === x.shape.length && [...d].sort((p, q) => p - q).every((v, i) => v === i);
+    const ok = d.length === x.shape.length && isPermutation(d);
     if (!ok) {
       throw new WgtorchError(
         `permute: dims ${fmtShape(d)} is not a permutation of the ${x.shape.length} dims of a tensor of shape ${fmtShape(x.shape)}.`,
@@ -717,6 +739,38 @@ def({
     return { shape: [...shape], dtype: x.dtype };
   },
   grad: (g, { attrs }) => [g._im2col({ ...attrs, shape: null, fill: 'zero' })],
+});
+/**
+ * A max pool's gradient without its patch matrix: each element of out [N, C, H, W] (attrs.shape)
+ * sums, over the pool windows that contain it, g of those whose argmax it is: g and idx are
+ * [N, C, Ho, Wo], one per window (idx int32, the kernel position i * kw + j of the window's
+ * maximum). From the destination side, so no mask, no patch matrix and no atomics. attrs: the
+ * pool's im2col map (kernel, stride, padding, dilation, out = [Ho, Wo]) and shape.
+ */
+def({
+  name: 'col2imAt',
+  kind: 'index',
+  arity: 2,
+  saves: { inputs: [1] },
+  infer: ([a, i], attrs) => {
+    const g = a as Meta;
+    const idx = i as Meta;
+    const shape = ints(attrs.shape);
+    const [oh, ow] = ints(attrs.out);
+    if (idx.dtype !== 'int32') throw new WgtorchError(`col2imAt: expected an int32 index (the windows' argmax), got dtype ${idx.dtype}.`);
+    const want = [shape[0], shape[1], oh, ow];
+    if (shape.length !== 4 || !sameShapeMeta(g.shape, want) || !sameShapeMeta(idx.shape, want)) {
+      throw new WgtorchError(`col2imAt: a gradient ${fmtShape(g.shape)} and index ${fmtShape(idx.shape)} (one per window) do not fit ${fmtShape(shape)}: both must be ${fmtShape(want)}.`);
+    }
+    return { shape: [...shape], dtype: g.dtype };
+  },
+  // out is linear in g: its gradient reads back, for each window, the element at its argmax
+  grad: (g, { inputs: [, i], attrs }) => {
+    const [N, C, H, W] = g.shape;
+    const idx = T(i);
+    const cols = g.reshape([N * C, 1, H, W])._im2col({ ...attrs, shape: null, fill: 'zero' });
+    return [cols._gather(1, idx.reshape([numel(idx.shape), 1])).reshape(idx.shape), null];
+  },
 });
 
 // ---------------------------------------------------------------- value checks

@@ -79,9 +79,16 @@ export function windowOffset(w: WindowMap, m: number, q: number): number {
 /**
  * The gradient of the forward map (col2im), from the destination side: the sum, over the
  * kernel positions (i, j) whose window covers source element (n, c, y, x), of the matrix
- * element that read it. `at(m, q)` reads the matrix. No atomics, a fixed order.
+ * element that read it. `at(m, q, p)` reads the matrix (p: the window's position (a, b) and the
+ * kernel position (i, j) inside it, for a matrix that is not stored). No atomics, a fixed order.
  */
-export function windowGradAt(w: WindowMap, n: number, c: number, y: number, x: number, at: (m: number, q: number) => number): number {
+export interface WindowPlace<T = number> {
+  a: T;
+  b: T;
+  i: T;
+  j: T;
+}
+export function windowGradAt(w: WindowMap, n: number, c: number, y: number, x: number, at: (m: number, q: number, p: WindowPlace) => number): number {
   const [R0, R1] = w.rows;
   const [kh, kw] = w.kernel;
   let acc = 0;
@@ -91,7 +98,9 @@ export function windowGradAt(w: WindowMap, n: number, c: number, y: number, x: n
     for (let j = 0; j < kw; j++) {
       const u = x + w.padding[1] - j * w.dilation[1];
       if (u < 0 || u % w.stride[1] !== 0 || u / w.stride[1] >= R1) continue;
-      acc += at((n * R0 + t / w.stride[0]) * R1 + u / w.stride[1], (c * kh + i) * kw + j);
+      const a = t / w.stride[0];
+      const b = u / w.stride[1];
+      acc += at((n * R0 + a) * R1 + b, (c * kh + i) * kw + j, { a, b, i, j });
     }
   }
   return acc;
@@ -130,9 +139,9 @@ export type WindowWord =
 
 /**
  * `fn name(n: u32, c: u32, y: u32, x: u32) -> f32`: windowGradAt in WGSL, reading the matrix
- * through `load(m, q)` (u32 expressions).
+ * through `load(m, q, p)` (u32 expressions; p as windowGradAt's).
  */
-export function windowGradWGSL(name: string, v: (what: WindowWord) => string, load: (m: string, q: string) => string): string {
+export function windowGradWGSL(name: string, v: (what: WindowWord) => string, load: (m: string, q: string, p: WindowPlace<string>) => string): string {
   return [
     `fn ${name}(n: u32, c: u32, y: u32, x: u32) -> f32 {`,
     '  var acc = 0.0;',
@@ -142,7 +151,9 @@ export function windowGradWGSL(name: string, v: (what: WindowWord) => string, lo
     `    for (var j = 0u; j < ${v('kw')}; j = j + 1u) {`,
     `      let u = i32(x) + i32(${v('pad1')}) - i32(j * ${v('dil1')});`,
     `      if (u < 0 || u32(u) % ${v('stride1')} != 0u || u32(u) / ${v('stride1')} >= ${v('rows1')}) { continue; }`,
-    `      acc = acc + ${load(`(n * ${v('rows0')} + u32(t) / ${v('stride0')}) * ${v('rows1')} + u32(u) / ${v('stride1')}`, `(c * ${v('kh')} + i) * ${v('kw')} + j`)};`,
+    `      let a = u32(t) / ${v('stride0')};`,
+    `      let b = u32(u) / ${v('stride1')};`,
+    `      acc = acc + ${load(`(n * ${v('rows0')} + a) * ${v('rows1')} + b`, `(c * ${v('kh')} + i) * ${v('kw')} + j`, { a: 'a', b: 'b', i: 'i', j: 'j' })};`,
     '    }',
     '  }',
     '  return acc;',

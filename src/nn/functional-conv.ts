@@ -4,14 +4,17 @@
  * the same map (see Convolution). The compiler reads each im2col inside its matmul's operand
  * loads, so a compiled convolution never writes the patch matrix; eager mode computes it.
  * maxPool2d and avgPool2d are a max or mean over the columns of the same im2col (every
- * channel an image of its own, padding read as -inf or 0); the gradient goes back through
- * im2col's (col2im, summed from the destination side).
+ * channel an image of its own, padding read as -inf or 0); avgPool2d's gradient goes back
+ * through im2col's (col2im, summed from the destination side), maxPool2d's through col2imAt
+ * (g at each window's argmax, summed from the destination side: no mask, no patch matrix).
  */
 import { apply } from '../eager/dispatch.ts';
 import { AutogradFunction, type Context } from '../eager/function.ts';
 import { checkOptions } from '../eager/options.ts';
+import { isGradEnabled } from '../eager/grad-mode.ts';
 import type { Tensor } from '../eager/tensor.ts';
 import { WgtorchError } from '../ir/errors.ts';
+import type { Attrs } from '../ir/registry.ts';
 import { fmtShape } from '../ir/shape.ts';
 
 export type Pair = number | readonly [number, number];
@@ -160,11 +163,37 @@ function pool(op: string, x: Tensor, kernelSize: Pair, opts: Pool2dOptions, kind
   // every channel an image of one channel: rows (n, c, oh, ow), columns the window's k*k
   // elements (padding reads -inf for max, 0 for avg: PyTorch's countIncludePad)
   const attrs = { kernel: k, stride, padding, dilation: [1, 1], out, transposed: false, fill: kind === 'max' ? '-inf' : 'zero' };
-  const cols = apply('im2col', [x4.reshape([N * C, 1, H, W])], attrs);
-  // max(dim) sends the gradient to the first maximum of each window, as PyTorch's max_pool2d
-  const r = kind === 'max' ? cols.max(1).values : cols.mean(1);
-  const y = r.reshape([N, C, out[0], out[1]]);
+  const planes = () => x4.reshape([N * C, 1, H, W]);
+  let y: Tensor;
+  if (kind === 'avg') y = apply('im2col', [planes()], attrs).mean(1).reshape([N, C, out[0], out[1]]);
+  else if (!x4.requiresGrad || !isGradEnabled()) y = apply('im2col', [planes()], attrs).amax(1).reshape([N, C, out[0], out[1]]);
+  else y = (MaxPool.apply as (...a: unknown[]) => Tensor)(x4, attrs);
   return unbatched ? y.squeeze(0) : y;
+}
+
+/**
+ * A max pool that needs a gradient: the max over each window of the im2col and the window's
+ * argmax (the first maximum, NaN winning: PyTorch's max_pool2d sends the gradient there, also
+ * on ties); the gradient is col2imAt of (g, argmax): for each input element, the sum over the
+ * windows containing it of g where it is their argmax, one kernel with no [rows, cols] mask.
+ * The max is the element at the argmax (both pick it by the same comparison), so eval and
+ * training give the same values.
+ */
+class MaxPool extends AutogradFunction {
+  static forward(ctx: Context, x: Tensor, attrs: Attrs): Tensor {
+    const [N, C, H, W] = x.shape;
+    const [Ho, Wo] = attrs.out as number[];
+    const cols = apply('im2col', [x.reshape([N * C, 1, H, W])], attrs);
+    const idx = cols.argmax(1).reshape([N, C, Ho, Wo]);
+    ctx.saveForBackward(idx);
+    ctx.attrs = attrs;
+    ctx.shape = x.shape;
+    return cols.amax(1).reshape([N, C, Ho, Wo]);
+  }
+  static backward(ctx: Context, g: Tensor): (Tensor | null)[] {
+    const [idx] = ctx.savedTensors;
+    return [apply('col2imAt', [g, idx], { ...(ctx.attrs as Attrs), fill: 'zero', shape: [...(ctx.shape as number[])] }), null];
+  }
 }
 
 export function maxPool2d(x: Tensor, kernelSize: Pair, opts: Pool2dOptions = {}): Tensor {

@@ -48,7 +48,9 @@ export class Module<In extends unknown[] = any[], Out = any> {
 
   /** Direct submodules in field order, with their names (`linear1`, or `0`, `1`, ... in Sequential). */
   *namedChildren(): Generator<[string, Module]> {
-    for (const [k, v] of Object.entries(this)) {
+    const fields = this as unknown as Record<string, unknown>;
+    for (const k of Object.keys(fields)) {
+      const v = fields[k];
       if (v instanceof Module) yield [k, v];
       else if (Array.isArray(v)) {
         for (let i = 0; i < v.length; i++) if (v[i] instanceof Module) yield [`${k}.${i}`, v[i]];
@@ -69,18 +71,7 @@ export class Module<In extends unknown[] = any[], Out = any> {
   /** Parameters with PyTorch's names; a parameter reached twice (shared weights) is listed once. */
   namedParameters(prefix = '', recurse = true): [string, Parameter][] {
     const out: [string, Parameter][] = [];
-    const seen = new Set<Tensor>();
-    const walk = (m: Module, pre: string) => {
-      for (const [k, v] of Object.entries(m)) {
-        if (v instanceof Parameter && !seen.has(v)) {
-          seen.add(v);
-          out.push([pre + k, v]);
-        }
-      }
-      if (!recurse) return;
-      for (const [k, c] of m.namedChildren()) walk(c, `${pre}${k}.`);
-    };
-    walk(this, prefix ? `${prefix}.` : '');
+    walkParameters(this, prefix ? `${prefix}.` : '', recurse, out, new Set());
     return out;
   }
   parameters(recurse = true): Parameter[] {
@@ -122,18 +113,7 @@ export class Module<In extends unknown[] = any[], Out = any> {
   /** Buffers with PyTorch's names (`bn1.running_mean`), module by module as namedParameters. */
   namedBuffers(prefix = '', recurse = true): [string, Tensor][] {
     const out: [string, Tensor][] = [];
-    const seen = new Set<Tensor>();
-    const walk = (m: Module, pre: string) => {
-      for (const [k, b] of m._buffers) {
-        if (b && !seen.has(b)) {
-          seen.add(b);
-          out.push([pre + k, b]);
-        }
-      }
-      if (!recurse) return;
-      for (const [k, c] of m.namedChildren()) walk(c, `${pre}${k}.`);
-    };
-    walk(this, prefix ? `${prefix}.` : '');
+    walkBuffers(this, prefix ? `${prefix}.` : '', recurse, out, new Set());
     return out;
   }
   buffers(recurse = true): Tensor[] {
@@ -253,6 +233,32 @@ export class Module<In extends unknown[] = any[], Out = any> {
   [inspectSymbol](): string {
     return this.toString();
   }
+}
+
+// The walks of namedParameters and namedBuffers, as plain functions: every traced call lists
+// parameters (an optimizer's, clipGradNorm's, the tracer's names), and a closure per call costs.
+function walkParameters(m: Module, pre: string, recurse: boolean, out: [string, Parameter][], seen: Set<Tensor>): void {
+  const fields = m as unknown as Record<string, unknown>;
+  for (const k of Object.keys(fields)) {
+    const v = fields[k];
+    if (v instanceof Parameter && !seen.has(v)) {
+      seen.add(v);
+      out.push([pre + k, v]);
+    }
+  }
+  if (!recurse) return;
+  for (const [k, c] of m.namedChildren()) walkParameters(c, `${pre}${k}.`, recurse, out, seen);
+}
+
+function walkBuffers(m: Module, pre: string, recurse: boolean, out: [string, Tensor][], seen: Set<Tensor>): void {
+  for (const [k, b] of m._buffers) {
+    if (b && !seen.has(b)) {
+      seen.add(b);
+      out.push([pre + k, b]);
+    }
+  }
+  if (!recurse) return;
+  for (const [k, c] of m.namedChildren()) walkBuffers(c, `${pre}${k}.`, recurse, out, seen);
 }
 
 export { Parameter };

@@ -87,6 +87,8 @@ export interface ElementwiseBody {
   integerScalars?: boolean;
   nodes: ExprNode[];
   outputs: KernelOutput[];
+  /** WebGPU: each invocation step loads and stores 4 consecutive elements as one vec4 (passes/vector-loads.ts sets it where every access allows) */
+  vec?: 4;
 }
 
 /** How a reduction combines: a reduction declared in src/ir/reductions.ts (its identity and pairwise rule). */
@@ -110,6 +112,8 @@ export interface ReduceBody {
   outputs: KernelOutput[];
   /** invocations per output on WebGPU, as a row kernel's `lanes` (absent: 64, one output per workgroup) */
   lanes?: number;
+  /** WebGPU: each invocation computes 4 consecutive outputs of the innermost kept dim, reading them as vec4 (passes/vector-loads.ts; `lanes` then unused) */
+  vec?: 4;
 }
 
 /** What a row kernel's reduction step computes: a value reduction of src/ir/reductions.ts, or argmax's index. */
@@ -168,6 +172,8 @@ export interface RowBody {
    * row in one loop whatever it says.
    */
   lanes?: number;
+  /** WebGPU: each lane step reads and writes four consecutive elements of the row as vec4 (passes/vector-loads.ts; not with `total`) */
+  vec?: 4;
   /**
    * Per-row values reduced over every row within the same kernel (crossEntropy's mean over
    * the rows and its count of the targets that count): its steps run after the rows, their
@@ -272,12 +278,12 @@ export interface MatmulBody {
  */
 export interface IndexBody {
   kind: 'index';
-  op: 'slice' | 'sliceScatter' | 'gather' | 'scatterAdd' | 'im2col' | 'col2im';
+  op: 'slice' | 'sliceScatter' | 'gather' | 'scatterAdd' | 'im2col' | 'col2im' | 'col2imAt';
   /** the output shape */
   shape: number[];
   dtype: DType;
   attrs: Attrs;
-  /** each input as read: the data, then the index (gather, scatterAdd) or the slice's source (sliceScatter) */
+  /** each input as read: the data, then the index (gather, scatterAdd, col2imAt) or the slice's source (sliceScatter) */
   inputs: { shape: number[]; strides: number[] }[];
 }
 

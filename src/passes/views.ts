@@ -35,9 +35,43 @@ export function resolveViews(g: Graph): Map<number, View> {
       views.set(n.id, { base: src.base, shape: [...n.shape], strides });
     } else if (contiguous(src)) {
       views.set(n.id, { base: src.base, shape: [...n.shape], strides: stridesOf(n.shape) });
+    } else {
+      // a reshape that only splits dims of a strided view, or merges dims that lie evenly in memory
+      const strides = reshapeStrides(src.shape, src.strides, n.shape);
+      if (strides) views.set(n.id, { base: src.base, shape: [...n.shape], strides });
     }
   }
   return views;
+}
+
+/**
+ * Strides that read `shape` from memory laid out as (`from`, `strides`) in the same row-major
+ * element order, or null where a group of merged dims does not lie evenly in memory (the
+ * heads of a transposed [B, T, nh, hs] merged into C): then the reshape needs a copy.
+ */
+export function reshapeStrides(from: readonly number[], strides: readonly number[], shape: readonly number[]): number[] | null {
+  if (numel(from) !== numel(shape) || numel(shape) === 0) return null;
+  const old = from.map((d, i) => ({ d, s: strides[i]! })).filter((x) => x.d !== 1);
+  const out: number[] = shape.map(() => 0);
+  let oi = 0;
+  let ni = 0;
+  while (ni < shape.length && oi < old.length) {
+    // the smallest group of new dims and old dims with equal products
+    let np = shape[ni]!;
+    let op = old[oi]!.d;
+    let nj = ni + 1;
+    let oj = oi + 1;
+    while (np !== op) {
+      if (np < op) np *= shape[nj++]!;
+      else op *= old[oj++]!.d;
+    }
+    for (let k = oi; k < oj - 1; k++) if (old[k]!.s !== old[k + 1]!.s * old[k + 1]!.d) return null;
+    out[nj - 1] = old[oj - 1]!.s;
+    for (let k = nj - 1; k > ni; k--) out[k - 1] = out[k]! * shape[k]!;
+    ni = nj;
+    oi = oj;
+  }
+  return out;
 }
 
 /** Strides for reading view `v` at every index of `shape` (right-aligned broadcasting). */

@@ -18,12 +18,14 @@ import { isMainThread, Worker } from 'node:worker_threads';
 import { envVar } from './env.ts';
 
 /**
- * One piece of a product: `[JOB_GEMM, ...gemm's arguments but the last]` (the executing thread
- * adds its scratch) or `[JOB_PACK, ...pack's arguments]` (codegen-cpu/wasm/gemm-module.ts).
+ * One piece of a product: `[JOB_GEMM, ...gemm's arguments but the last]` or `[JOB_GEMM_NT,
+ * ...gemmNT's arguments but the last]` (the executing thread adds its scratch) or
+ * `[JOB_PACK, ...pack's arguments]` (codegen-cpu/wasm/gemm-module.ts).
  */
 export type GemmJob = number[];
 export const JOB_GEMM = 0;
 export const JOB_PACK = 1;
+export const JOB_GEMM_NT = 2;
 
 export interface GemmHelpers {
   /** helpers started and waiting for work */
@@ -46,7 +48,7 @@ const SPIN_MS = 0.02;
 const WORKER_SOURCE = `
 const { parentPort, workerData } = require('node:worker_threads');
 const { module, memory, control, work } = workerData;
-const { gemm, pack } = new WebAssembly.Instance(module, { env: { mem: memory } }).exports;
+const { gemm, gemmNT, pack } = new WebAssembly.Instance(module, { env: { mem: memory } }).exports;
 const ctl = new Int32Array(control);
 parentPort.postMessage('ready');
 let seen = 0;
@@ -64,6 +66,7 @@ for (;;) {
     if (Atomics.compareExchange(ctl, ${NEXT}, v, v + 1) !== v) continue;
     const o = ${HEADER} + i * ${ARGS};
     if (ctl[o] === ${JOB_PACK}) pack(ctl[o + 1], ctl[o + 2], ctl[o + 3], ctl[o + 4], ctl[o + 5], ctl[o + 6], ctl[o + 7], ctl[o + 8], ctl[o + 9]);
+    else if (ctl[o] === ${JOB_GEMM_NT}) gemmNT(ctl[o + 1], ctl[o + 2], ctl[o + 3], ctl[o + 4], ctl[o + 5], ctl[o + 6], ctl[o + 7], ctl[o + 8], ctl[o + 9], ctl[o + 10], work);
     else gemm(ctl[o + 1], ctl[o + 2], ctl[o + 3], ctl[o + 4], ctl[o + 5], ctl[o + 6], ctl[o + 7], ctl[o + 8], ctl[o + 9], ctl[o + 10], ctl[o + 11], ctl[o + 12], ctl[o + 13], work);
     Atomics.add(ctl, ${DONE}, 1);
     Atomics.notify(ctl, ${DONE});

@@ -8,9 +8,10 @@
 import { runBackward } from '../eager/autograd.ts';
 import { isGradEnabled } from '../eager/grad-mode.ts';
 import { Tensor } from '../eager/tensor.ts';
-import type { Graph } from '../ir/graph.ts';
+import type { Graph, OutputRole } from '../ir/graph.ts';
 import type { Module } from '../nn/module.ts';
 import type { Storage } from '../runtime/backend.ts';
+import type { TraceExpectation } from './expectation.ts';
 import { TraceStorage } from './trace-storage.ts';
 import { Tracer } from './tracer.ts';
 
@@ -23,6 +24,11 @@ export interface TraceOptions {
   /** Names of parameters (by storage) for inputs and grads. */
   names?: Map<Storage, string>;
   rootModule?: Module | null;
+  /**
+   * The graph this trace is expected to repeat (a compiled call's): while it does, no graph is
+   * built; `repeated` says whether it did to the end (the program's graph is then that graph).
+   */
+  expect?: TraceExpectation | null;
 }
 
 export interface TracedProgram {
@@ -40,6 +46,8 @@ export interface TracedProgram {
   symbolicBackward: boolean;
   /** The traced stand-in of each argument. */
   tracedArgs: Tensor[];
+  /** Whether the trace repeated `opts.expect` to the end: `graph` is then the expected graph. */
+  repeated: boolean;
 }
 
 export function flattenTensors(x: unknown, out: Tensor[] = []): Tensor[] {
@@ -55,8 +63,7 @@ const isTraced = (t: Tensor) => t._storage instanceof TraceStorage;
 
 export function traceProgram(fn: (...args: Tensor[]) => unknown, args: Tensor[], opts: TraceOptions = {}): TracedProgram {
   const names = opts.names ?? new Map<Storage, string>();
-  const tracer = new Tracer(names, opts.rootModule ?? null);
-  const g = tracer.graph;
+  const tracer = new Tracer(names, opts.rootModule ?? null, opts.expect ?? null);
   let result: unknown;
   let outputs: Tensor[] = [];
   const gradTargets: Tensor[] = [];
@@ -87,23 +94,31 @@ export function traceProgram(fn: (...args: Tensor[]) => unknown, args: Tensor[],
       }
     }
   });
-  outputs.forEach((o, i) => g.addOutput(tracer.valueOf(o), 'output', String(i)));
+  const outs: { id: number; role: OutputRole; label: string }[] = [];
+  outputs.forEach((o, i) => outs.push({ id: tracer.valueOf(o), role: 'output', label: String(i) }));
   if (symbolic) {
-    for (const l of gradTargets) g.addOutput(tracer.valueOf(symbolicGrads.get(l)!), 'grad', labelOf(l, tracer, names, args));
+    for (const l of gradTargets) outs.push({ id: tracer.valueOf(symbolicGrads.get(l)!), role: 'grad', label: labelOf(l, tracer, names, args) });
   } else {
     // gradients that backward() calls inside fn left in real leaves' .grad
     for (const leaf of tracer.gradLeaves) {
       if (leaf.grad && isTraced(leaf.grad)) {
         gradTargets.push(leaf);
-        g.addOutput(tracer.valueOf(leaf.grad), 'grad', labelOf(leaf, tracer, names, args));
+        outs.push({ id: tracer.valueOf(leaf.grad), role: 'grad', label: labelOf(leaf, tracer, names, args) });
       }
     }
   }
   const mutated = [...tracer.mutations].map(([storage, m]) => {
-    g.addOutput(m.id, 'mutation', names.get(storage) ?? 'captured');
+    outs.push({ id: m.id, role: 'mutation', label: names.get(storage) ?? 'captured' });
     return { storage, tensor: m.tensor };
   });
-  // forward values that backward reads: the activations a compiled forward must keep
+  const { graph: g, repeated } = tracer.complete(outs);
+  // (a repeated graph has its saved values already: they follow from the nodes)
+  if (!repeated) addSaved(g);
+  return { graph: g, tracer, result, outputs, gradTargets, mutated, symbolicBackward: symbolic, tracedArgs: traced, repeated };
+}
+
+/** Forward values that backward reads: the activations a compiled forward must keep. */
+function addSaved(g: Graph): void {
   const fwd = new Set(g.nodes.filter((n) => n.phase === 'forward').map((n) => n.id));
   const saved = new Set<number>();
   for (const n of g.nodes) {
@@ -111,12 +126,11 @@ export function traceProgram(fn: (...args: Tensor[]) => unknown, args: Tensor[],
     for (const i of n.inputs) if (fwd.has(i) && g.node(i).op !== 'scalar') saved.add(i);
   }
   for (const id of [...saved].sort((a, b) => a - b)) g.addOutput(id, 'saved', '');
-  return { graph: g, tracer, result, outputs, gradTargets, mutated, symbolicBackward: symbolic, tracedArgs: traced };
 }
 
 function labelOf(t: Tensor, tracer: Tracer, names: Map<Storage, string>, args: Tensor[]): string {
   const a = tracer.args.find((x) => x.tensor === t);
-  if (a) return tracer.graph.node(a.id).name ?? 'arg';
+  if (a) return tracer.inputName(a.id) ?? 'arg';
   const i = args.indexOf(t);
   if (i >= 0) return `arg${i}`;
   return names.get(t._storage) ?? 'captured';

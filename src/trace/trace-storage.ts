@@ -30,6 +30,8 @@ export class TraceBackend implements Backend {
 
 export class TraceStorage implements Storage {
   version = 0;
+  /** The graph value it holds now: `id`, until an in-place write records a new one. */
+  value: number;
   constructor(
     readonly backend: TraceBackend,
     readonly dtype: DType,
@@ -37,5 +39,7 @@ export class TraceStorage implements Storage {
     /** The tracer that made it: a traced value is meaningless outside its own trace. */
     readonly owner: object,
     readonly id: number,
-  ) {}
+  ) {
+    this.value = id;
+  }
 }

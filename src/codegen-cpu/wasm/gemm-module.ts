@@ -9,11 +9,14 @@
  *     panel p within it at p * kb, then kb groups of `width`. B is packed so (lanes = columns,
  *     width NR); a transposed A too (lanes = rows, width MR), since reading it in place would
  *     step a whole row of memory per k.
- *   gemm(a, aI, aK, aPacked, bp, c, M, K, N, i0, i1, j0, j1, work)
+ *   gemm(a, aI, aK, flags, bp, c, M, K, N, i0, i1, j0, j1, work)
  *     C[i, j] (row-major, ldc N) = sum_k op(A)[i, k] * op(B)[k, j] for i0 <= i < i1 and
  *     j0 <= j < j1 (i0 a multiple of MR when A is packed, j0 of NR), from packed B at bp and
- *     either packed A at a (aPacked 1) or op(A)[i, k] in place at a + i*aI + k*aK; `work` is
+ *     either packed A at a (flags & GEMM_A_PACKED) or op(A)[i, k] in place at a + i*aI + k*aK,
+ *     and B packed at bp or (flags & GEMM_B_IN_PLACE) a row-major [K, N] B read in place; `work` is
  *     this thread's scratch (one edge tile).
+ *   gemmNT(a, b, c, M, K, N, i0, i1, j0, j1, work)
+ *     C = A @ B^T with both operands read along K in place, no packing (gemm-nt-dot.ts).
  *
  * Packing every panel once per product (not once per thread or chunk) lets threads split C
  * into any row and column chunks without repeating work. The micro-kernel keeps MR x NR/4
@@ -22,6 +25,7 @@
  * the CPU has one); without it, f32x4.mul then f32x4.add.
  */
 import { emitModule, F32, FnBuilder, I32, op, simd, V128 } from './emit.ts';
+import { gemmNT, microDot } from './gemm-nt-dot.ts';
 
 export interface GemmShape {
   /** rows of a register tile */
@@ -75,21 +79,29 @@ export function gemmModuleBytes(o: GemmModuleOptions): Uint8Array<ArrayBuffer> {
       { fn: packPanel() },
       { name: 'pack', fn: pack(s.KC) },
       { name: 'gemm', fn: gemm(s) },
+      { fn: microDot(fma) },
+      { name: 'gemmNT', fn: gemmNT(MICRO_DOT) },
     ],
   });
 }
+/** gemm's flags: A packed (else read in place); B read in place as row-major [K, N] (else packed panels at bp) */
+export const GEMM_A_PACKED = 1;
+export const GEMM_B_IN_PLACE = 2;
+
 const MICRO_IN_PLACE = 0;
 const MICRO_PACKED = 1;
 const PACK_PANEL = 2;
+const MICRO_DOT = 5;
 
 /**
- * micro(pa, aLane, aK, mr, pb, K, c, ldc, beta): the MR x NR tile at c (row stride ldc bytes) =
+ * micro(pa, aLane, aK, mr, pb, K, c, ldc, beta, bk): the MR x NR tile at c (row stride ldc bytes) =
  * A rows (row r at pa + r*aLane, step aK per k; in place, rows >= mr read row 0, whose results
- * are not stored; packed, rows at pa + 4r, step 4*MR) x a packed B panel (+ the tile when beta).
+ * are not stored; packed, rows at pa + 4r, step 4*MR) x NR columns of B at pb, the next k bk
+ * bytes on (a packed panel: 4*NR; B in place: its row stride) (+ the tile when beta).
  */
 function micro(MR: number, NRV: number, packedA: boolean, fma: boolean, KU: number): FnBuilder {
-  const f = new FnBuilder([I32, I32, I32, I32, I32, I32, I32, I32, I32]);
-  const [pa, aLane, aK, mr, pb, K, c, ldc, beta] = [0, 1, 2, 3, 4, 5, 6, 7, 8];
+  const f = new FnBuilder([I32, I32, I32, I32, I32, I32, I32, I32, I32, I32]);
+  const [pa, aLane, aK, mr, pb, K, c, ldc, beta, bk] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9];
   const acc = Array.from({ length: MR * NRV }, () => f.local(V128));
   const bv = Array.from({ length: NRV }, () => f.local(V128));
   const av = f.local(V128);
@@ -117,9 +129,10 @@ function micro(MR: number, NRV: number, packedA: boolean, fma: boolean, KU: numb
       for (const a of acc) f.simd(simd.v128Const, ...new Array(16).fill(0)).set(a);
     },
   );
-  // one k step; u-th of an unrolled group: packed operands are read at constant offsets
+  // one k step; u-th of an unrolled group: packed A is read at constant offsets, B one step of bk on
   const kStep = (u: number) => {
-    for (let v = 0; v < NRV; v++) f.get(pb).simd(simd.v128Load, ...f.mem(2, 16 * (NRV * u + v))).set(bv[v]);
+    for (let v = 0; v < NRV; v++) f.get(pb).simd(simd.v128Load, ...f.mem(2, 16 * v)).set(bv[v]);
+    f.get(pb).get(bk).emit(op.i32Add).set(pb);
     for (let r = 0; r < MR; r++) {
       if (packedA) f.get(pa).simd(simd.v128Load32Splat, ...f.mem(2, 4 * (MR * u + r))).set(av);
       else f.get(rows[r]).simd(simd.v128Load32Splat, ...f.mem(2, 0)).set(av);
@@ -132,7 +145,6 @@ function micro(MR: number, NRV: number, packedA: boolean, fma: boolean, KU: numb
   };
   const advance = (steps: number) => {
     if (packedA) f.get(pa).i32(4 * MR * steps).emit(op.i32Add).set(pa);
-    f.get(pb).i32(16 * NRV * steps).emit(op.i32Add).set(pb);
   };
   // KU steps per iteration (less loop overhead per multiply-add), then the K % KU left
   f.for(k, () => f.i32(KU - 1), () => f.get(K), KU, () => {
@@ -277,13 +289,17 @@ function gemm(s: GemmShape): FnBuilder {
   const { MR, KC, MC, NC } = s;
   const NR = 4 * s.NRV;
   const f = new FnBuilder([I32, I32, I32, I32, I32, I32, I32, I32, I32, I32, I32, I32, I32, I32]);
-  const [a, aI, aK, aPacked, bp, c, M, K, N, i0, i1, j0, j1, work] = Array.from({ length: 14 }, (_, i) => i);
+  const [a, aI, aK, flags, bp, c, M, K, N, i0, i1, j0, j1, work] = Array.from({ length: 14 }, (_, i) => i);
   const L = () => f.local(I32);
-  const [jc, nb, pc, kb, ic, mb, jr, ir, nr, mr, cp, beta, t0, t1, ldc, mPad, nPad, bBlock, pb, r, q, pa] = Array.from({ length: 22 }, L);
+  const [jc, nb, pc, kb, ic, mb, jr, ir, nr, mr, cp, beta, t0, t1, ldc, mPad, nPad, bBlock, pb, r, q, pa, aPacked, bFlat, bk] = Array.from({ length: 25 }, L);
   const add = () => f.emit(op.i32Add);
   const mul = () => f.emit(op.i32Mul);
   const shl2 = () => f.i32(2).emit(op.i32Shl);
   f.get(N).i32(2).emit(op.i32Shl).set(ldc);
+  f.get(flags).i32(GEMM_A_PACKED).emit(op.i32And).set(aPacked);
+  f.get(flags).i32(GEMM_B_IN_PLACE).emit(op.i32And).set(bFlat);
+  // B's bytes per k: a packed panel's NR floats, or B's row in place
+  f.if(() => f.get(bFlat), () => f.get(ldc), () => f.i32(4 * NR), I32).set(bk);
   f.get(M).i32(MR - 1).emit(op.i32Add).i32(MR).emit(op.i32DivU).i32(MR).emit(op.i32Mul).set(mPad);
   f.get(N).i32(NR - 1).emit(op.i32Add).i32(NR).emit(op.i32DivU).i32(NR).emit(op.i32Mul).set(nPad);
   f.for(jc, () => f.get(j0), () => f.get(j1), NC, () => {
@@ -291,12 +307,17 @@ function gemm(s: GemmShape): FnBuilder {
     f.for(pc, () => f.i32(0), () => f.get(K), KC, () => {
       f.minI32(() => f.i32(KC), () => f.get(K).get(pc).emit(op.i32Sub), t0, t1).set(kb);
       f.get(pc).i32(0).emit(op.i32GtS).set(beta);
-      f.get(bp).get(pc).get(nPad); mul(); shl2(); add(); f.set(bBlock);
+      f.if(() => f.get(bFlat), () => { f.get(bp).get(pc).get(ldc); mul(); add(); }, () => { f.get(bp).get(pc).get(nPad); mul(); shl2(); add(); }, I32).set(bBlock);
       f.for(ic, () => f.get(i0), () => f.get(i1), MC, () => {
         f.minI32(() => f.i32(MC), () => f.get(i1).get(ic).emit(op.i32Sub), t0, t1).set(mb);
         f.for(jr, () => f.i32(0), () => f.get(nb), NR, () => {
           f.minI32(() => f.i32(NR), () => f.get(nb).get(jr).emit(op.i32Sub), t0, t1).set(nr);
-          f.get(bBlock).get(jc).get(jr); add(); f.get(kb); mul(); shl2(); add(); f.set(pb);
+          f.if(
+            () => f.get(bFlat),
+            () => { f.get(bBlock).get(jc).get(jr); add(); shl2(); add(); },
+            () => { f.get(bBlock).get(jc).get(jr); add(); f.get(kb); mul(); shl2(); add(); },
+            I32,
+          ).set(pb);
           f.for(ir, () => f.i32(0), () => f.get(mb), MR, () => {
             f.minI32(() => f.i32(MR), () => f.get(mb).get(ir).emit(op.i32Sub), t0, t1).set(mr);
             // &C[ic + ir, jc + jr]
@@ -312,7 +333,7 @@ function gemm(s: GemmShape): FnBuilder {
             );
             f.set(pa);
             const micro = (cAt: () => void, ldcAt: () => void) => {
-              const args = () => { f.get(pa).get(aI).get(aK).get(mr).get(pb).get(kb); cAt(); ldcAt(); f.get(beta); };
+              const args = () => { f.get(pa).get(aI).get(aK).get(mr).get(pb).get(kb); cAt(); ldcAt(); f.get(beta).get(bk); };
               f.if(() => f.get(aPacked), () => { args(); f.call(MICRO_PACKED); }, () => { args(); f.call(MICRO_IN_PLACE); });
             };
             f.if(

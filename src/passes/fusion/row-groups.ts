@@ -17,7 +17,7 @@
  * argmax is a reduction too (max(dim) computes its values as a max over the element at the index
  * it returns, so its argmax, that max and the gradient's masks are one row kernel: a max pool).
  * A group is kept when it has two reductions, or one whose result a per-element node reads back
- * (otherwise the reduction rules do as well); sibling groups over one space that do not depend on
+ * (otherwise the reduction rules do as well), or one over a pool's windows (window-rows.ts); sibling groups over one space that do not depend on
  * each other merge (layerNorm's weight and bias gradients: two column sums in one kernel).
  */
 import type { Graph, IRNode } from '../../ir/graph.ts';
@@ -26,6 +26,7 @@ import { numel, sameShape, stridesOf } from '../../ir/shape.ts';
 import { broadcastView, isMovement, type View } from '../views.ts';
 import { mergeRowTotals } from './row-totals.ts';
 import { mergeRowPreTotals } from './row-pretotals.ts';
+import { readsWindows } from './window-rows.ts';
 
 export interface RowGroup {
   /** the element shape and the dims reduced over it (sorted) */
@@ -295,7 +296,8 @@ export function findRowGroups(g: Graph, views: Map<number, View>, opts: RowFusio
     const grp = groups[gi];
     if (!grp) continue;
     const tag = grp.nodes.filter((id) => kindOf(id) === 'reduce').map((id) => `%${id} ${node(id).op}`).join(', ');
-    if (!wanted(grp)) {
+    // a lone reduction over a pool's windows only after the sibling merge (a max pool's argmax joins its max)
+    if (!wanted(grp) && !readsWindows(g, grp)) {
       drop(gi);
       continue;
     }

@@ -12,6 +12,7 @@ import type { RowGroup } from './row-groups.ts';
 import { resolveViews, type View } from '../views.ts';
 import { kernelNodes, type FusionOptions, type Kernel } from './groups.ts';
 import { arenaBindingCount } from '../binding-arena.ts';
+import { scatterSelectNotes } from '../scatter-select.ts';
 
 export class FusionState {
   readonly views: Map<number, View>;
@@ -38,6 +39,8 @@ export class FusionState {
     for (const n of g.nodes) for (const i of n.inputs) this.consumers.set(i, [...(this.consumers.get(i) ?? []), n.id]);
     this.outputs = new Set(g.outputs.map((o) => o.id));
     this.overwrittenBy = new Map([...(opts.inPlace ?? [])].map(([v, c]) => [c, v] as const));
+    // the rewrites of the graph before fusion that belong to its story (passes/scatter-select.ts)
+    for (const line of scatterSelectNotes(g)) this.note(line.slice(1, line.indexOf(']')), line.slice(line.indexOf(']') + 2));
   }
 
   /** a decision of one fusion rule, fired or refused, under the rule's name (each line once) */

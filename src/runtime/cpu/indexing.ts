@@ -1,5 +1,5 @@
 /**
- * CPU kernels of the index primitives (slice, sliceScatter, gather, scatterAdd, im2col) over
+ * CPU kernels of the index primitives (slice, sliceScatter, gather, scatterAdd, im2col, col2im, col2imAt) over
  * contiguous inputs. Index values out of range raise PyTorch's error before anything is
  * written.
  */
@@ -104,6 +104,17 @@ export function runIndex(
       const cols = x.shape[1];
       const at = (m: number, q: number) => x.arr[m * cols + q];
       forEachIndex(outShape, (flat, c) => (out[flat] = windowGradAt(w, c[0], c[1], c[2], c[3], at)));
+      return;
+    }
+    case 'col2imAt': {
+      const w = windowMap(attrs, outShape, stridesOf(outShape));
+      const [, C, R0, R1] = x.shape;
+      const kw = w.kernel[1];
+      const idx = index.arr;
+      forEachIndex(outShape, (flat, c) => {
+        const base = (c[0] * C + c[1]) * R0 * R1;
+        out[flat] = windowGradAt(w, c[0], c[1], c[2], c[3], (_m, _q, p) => (idx[base + p.a * R1 + p.b] === p.i * kw + p.j ? x.arr[base + p.a * R1 + p.b] : 0));
+      });
       return;
     }
     default:

@@ -6,8 +6,10 @@
  * are split between this thread and the helpers of `src/platform/threads.ts` (worker_threads
  * in Node; none in the browser build, whose twin runs everything on the calling thread).
  */
-import { GEMM_SHAPE, gemmModuleBytes, gemmWorkBytes, packedElements, type GemmShape } from '../../codegen-cpu/wasm/gemm-module.ts';
-import { gemmHelpers, JOB_GEMM, JOB_PACK, MAX_JOBS, type GemmHelpers, type GemmJob } from '../../platform/threads.ts';
+import { GEMM_A_PACKED, GEMM_B_IN_PLACE, GEMM_SHAPE, gemmModuleBytes, gemmWorkBytes, packedElements, type GemmShape } from '../../codegen-cpu/wasm/gemm-module.ts';
+import { DOT_COLS, DOT_KC, DOT_ROWS } from '../../codegen-cpu/wasm/gemm-nt-dot.ts';
+import { envVar } from '../../platform/env.ts';
+import { gemmHelpers, JOB_GEMM, JOB_GEMM_NT, JOB_PACK, MAX_JOBS, type GemmHelpers, type GemmJob } from '../../platform/threads.ts';
 import { enableRelaxedSimd } from '../../platform/wasm-features.ts';
 
 const PAGE = 65536;
@@ -18,6 +20,14 @@ const PARALLEL_FLOPS = 2e6;
 const CHUNK_FLOPS = 1e6;
 /** below this many packed elements an operand is packed by the calling thread alone */
 const PARALLEL_PACK = 1 << 18;
+/**
+ * the largest K block of A (bytes) for which A @ B^T runs the unpacked dot-product kernel: every
+ * group of 4 rows of B sweeps all of A's block, which must stay in L2 (larger products keep the
+ * packed kernel, whose blocking bounds that traffic)
+ */
+const DOT_MAX_A_BLOCK = 256 << 10;
+/** the most rows (K) of a row-major B that the packed kernel reads in place instead of packing */
+const B_IN_PLACE_MAX_K = 64;
 
 export interface WasmGemmOptions {
   /** fused multiply-add through relaxed SIMD where the engine validates it (default: yes) */
@@ -80,6 +90,24 @@ export interface WasmGemm {
 
 let engine: WasmGemm | null | undefined;
 let threadCap = Infinity;
+/** whether A @ B^T may run the unpacked dot-product kernel (WGTORCH_WASM_NT_DOT=0: always the packed one) */
+let ntDot = envVar('WGTORCH_WASM_NT_DOT') !== '0';
+
+/** whether a row-major B of at most B_IN_PLACE_MAX_K rows is read in place (WGTORCH_WASM_B_IN_PLACE=0: always packed) */
+let bInPlace = envVar('WGTORCH_WASM_B_IN_PLACE') !== '0';
+
+/** Picks whether a short row-major B is read in place or packed (the same bits either way; benchmarks compare the two). */
+export function setWasmGemmBInPlace(on: boolean): void {
+  bInPlace = on;
+}
+
+/** Products run by each kernel so far (tests read it): the dot-product A @ B^T one, the packed one, and of those how many read B in place. */
+export const gemmKernelCounts = { dot: 0, packed: 0, bInPlace: 0 };
+
+/** Picks the kernel of A @ B^T (benchmarks compare the two in one process): the dot-product one where it fits, or always the packed one. */
+export function setWasmGemmNtDot(on: boolean): void {
+  ntDot = on;
+}
 
 /** Caps the threads one product may use (benchmarks measure 1 and 2; WGTORCH_CPU_THREADS caps the helpers started). */
 export function setWasmGemmThreads(n: number): void {
@@ -116,10 +144,11 @@ export function createWasmGemm(o: WasmGemmOptions = {}): WasmGemm | null {
   const exports = new WebAssembly.Instance(module, { env: { mem: memory } }).exports;
   const gemm = exports.gemm as (...args: number[]) => void;
   const pack = exports.pack as (...args: number[]) => void;
+  const gemmNT = exports.gemmNT as (...args: number[]) => void;
   const helpers: GemmHelpers | null = shared ? gemmHelpers(module, memory, workBytes) : null;
   let f32 = new Float32Array(memory.buffer);
   let u8 = new Uint8Array(memory.buffer);
-  const own = (job: GemmJob) => (job[0] === JOB_PACK ? pack(...job.slice(1)) : gemm(...job.slice(1), 0));
+  const own = (job: GemmJob) => (job[0] === JOB_PACK ? pack(...job.slice(1)) : job[0] === JOB_GEMM_NT ? gemmNT(...job.slice(1), 0) : gemm(...job.slice(1), 0));
 
   // blocks that stay (tensors' data living in the memory, ./wasm-resident.ts) sit between the
   // threads' scratch and the scratch of each call, which starts above the highest of them
@@ -198,14 +227,19 @@ export function createWasmGemm(o: WasmGemmOptions = {}): WasmGemm | null {
       const flops = 2 * M * N * K;
       const nHelpers = helpers && flops >= PARALLEL_FLOPS ? Math.min(threadCap - 1, helpers.ready()) : 0;
       const threads = nHelpers + 1;
-      // a transposed A is packed (reading it in place steps a whole row of memory per k); B always is
-      const packA = transA && M > 1;
+      // A @ B^T with both read along K in place (no packing) where A's K block stays in L2
+      const dot = dotKernel(transA, transB, M, K);
+      // a transposed A is packed (reading it in place steps a whole row of memory per k); B is, but for the dot
+      // kernel and a row-major B of few rows, whose rows the micro-kernel reads in place (every k a new row: with
+      // K small the rows a panel touches stay in L1 and the TLB)
+      const packA = !dot && transA && M > 1;
+      const flatB = !dot && bInPlace && !transB && K <= B_IN_PLACE_MAX_K;
       // every thread's scratch first (this thread's at 0, helper h's at (h + 1) * work), then A, B, C and the packed operands
       const aAt = scratchBase();
       const bAt = aAt + align(4 * M * K);
       const cAt = bAt + align(4 * K * N);
       const bpAt = cAt + align(4 * M * N);
-      const apAt = bpAt + align(4 * packedElements(N, K, NR));
+      const apAt = bpAt + (dot || flatB ? 0 : align(4 * packedElements(N, K, NR)));
       const end = apAt + (packA ? align(4 * packedElements(M, K, MR)) : 0);
       if (end + extraBytes > MAX_PAGES * PAGE) return null;
       ensureBytes(end + extraBytes);
@@ -214,38 +248,48 @@ export function createWasmGemm(o: WasmGemmOptions = {}): WasmGemm | null {
       const bSrc = resident && resident.b >= 0 ? resident.b + 4 * bOff : bAt;
       if (aSrc === aAt) f32.set(a.subarray(aOff, aOff + M * K), aAt / 4);
       if (bSrc === bAt) f32.set(b.subarray(bOff, bOff + K * N), bAt / 4);
+
+      // C in chunks of its longer side (rows in multiples of the tile's, columns likewise), several per
+      // thread so that whoever is running takes the next one
+      const split = (tileM: number, tileN: number, job: (i0: number, i1: number, j0: number, j1: number) => GemmJob) => {
+        if (nHelpers === 0) return own(job(0, M, 0, N));
+        const chunks = Math.max(threads, Math.min(MAX_JOBS, 4 * threads, Math.floor(flops / CHUNK_FLOPS)));
+        const jobs: GemmJob[] = [];
+        if (M >= N) {
+          const rows = Math.ceil(M / chunks / tileM) * tileM;
+          for (let i0 = 0; i0 < M; i0 += rows) jobs.push(job(i0, Math.min(M, i0 + rows), 0, N));
+        } else {
+          const cols = Math.ceil(N / chunks / tileN) * tileN;
+          for (let j0 = 0; j0 < N; j0 += cols) jobs.push(job(0, M, j0, Math.min(N, j0 + cols)));
+        }
+        helpers!.run(jobs, own);
+      };
+      if (dot) {
+        gemmKernelCounts.dot++;
+        split(DOT_ROWS, DOT_COLS, (i0, i1, j0, j1) => [JOB_GEMM_NT, aSrc, bSrc, cAt, M, K, N, i0, i1, j0, j1]);
+        return { c: cAt, free: end };
+      }
       const aI = transA ? 4 : 4 * K, aK = transA ? 4 * M : 4;
       const bK = transB ? 4 : 4 * N, bJ = transB ? 4 * K : 4;
 
       // phase 1: pack B (and a transposed A), in panel ranges shared between the threads when large
+      gemmKernelCounts.packed++;
+      if (flatB) gemmKernelCounts.bInPlace++;
       const packs: GemmJob[] = [];
       const packJobs = (src: number, kStride: number, laneStride: number, lanes: number, dst: number, width: number) => {
         const parts = nHelpers > 0 && lanes * K >= PARALLEL_PACK ? Math.min(2 * threads, Math.ceil(lanes / width)) : 1;
         const step = Math.ceil(lanes / parts / width) * width;
         for (let l0 = 0; l0 < lanes; l0 += step) packs.push([JOB_PACK, src, kStride, laneStride, lanes, K, dst, l0, Math.min(lanes, l0 + step), width]);
       };
-      packJobs(bSrc, bK, bJ, N, bpAt, NR);
+      if (!flatB) packJobs(bSrc, bK, bJ, N, bpAt, NR);
       if (packA) packJobs(aSrc, aK, aI, M, apAt, MR);
       if (packs.length > 2 && helpers) helpers.run(packs, own);
       else packs.forEach(own);
 
-      // phase 2: C in chunks of its longer side (rows in multiples of MR, columns of NR), several per
-      // thread so that whoever is running takes the next one
-      const A = packA ? apAt : aSrc, aPacked = packA ? 1 : 0;
-      if (nHelpers === 0) {
-        gemm(A, aI, aK, aPacked, bpAt, cAt, M, K, N, 0, M, 0, N, 0);
-      } else {
-        const chunks = Math.max(threads, Math.min(MAX_JOBS, 4 * threads, Math.floor(flops / CHUNK_FLOPS)));
-        const jobs: GemmJob[] = [];
-        if (M >= N) {
-          const rows = Math.ceil(M / chunks / MR) * MR;
-          for (let i0 = 0; i0 < M; i0 += rows) jobs.push([JOB_GEMM, A, aI, aK, aPacked, bpAt, cAt, M, K, N, i0, Math.min(M, i0 + rows), 0, N]);
-        } else {
-          const cols = Math.ceil(N / chunks / NR) * NR;
-          for (let j0 = 0; j0 < N; j0 += cols) jobs.push([JOB_GEMM, A, aI, aK, aPacked, bpAt, cAt, M, K, N, 0, M, j0, Math.min(N, j0 + cols)]);
-        }
-        helpers!.run(jobs, own);
-      }
+      // phase 2: the packed GEMM
+      const A = packA ? apAt : aSrc, B = flatB ? bSrc : bpAt;
+      const flags = (packA ? GEMM_A_PACKED : 0) | (flatB ? GEMM_B_IN_PLACE : 0);
+      split(MR, NR, (i0, i1, j0, j1) => [JOB_GEMM, A, aI, aK, flags, B, cAt, M, K, N, i0, i1, j0, j1]);
       return { c: cAt, free: end };
     },
     matmulBatched(a, aOff, strideA, transA, b, bOff, strideB, transB, out, outOff, strideC, M, K, N, count) {
@@ -256,9 +300,11 @@ export function createWasmGemm(o: WasmGemmOptions = {}): WasmGemm | null {
         return true;
       }
       // small products: every operand copied and packed once, then one job per product, over the threads when the batch pays
+      // (A @ B^T by the kernel product() picks for it, so that a batch gives the bits of its products one by one)
       const nA = strideA === 0 ? 1 : count, nB = strideB === 0 ? 1 : count;
-      const packA = transA && M > 1;
-      const sizeA = M * K, sizeB = K * N, sizeC = M * N, sizeBp = packedElements(N, K, NR), sizeAp = packA ? packedElements(M, K, MR) : 0;
+      const dot = dotKernel(transA, transB, M, K);
+      const packA = !dot && transA && M > 1;
+      const sizeA = M * K, sizeB = K * N, sizeC = M * N, sizeBp = dot ? 0 : packedElements(N, K, NR), sizeAp = packA ? packedElements(M, K, MR) : 0;
       const aAt = scratchBase();
       const bAt = aAt + align(4 * nA * sizeA);
       const cAt = bAt + align(4 * nB * sizeB);
@@ -275,12 +321,15 @@ export function createWasmGemm(o: WasmGemmOptions = {}): WasmGemm | null {
       copyIn(b, bOff, strideB, nB, sizeB, bAt);
       const aI = transA ? 4 : 4 * K, aK = transA ? 4 * M : 4;
       const bK = transB ? 4 : 4 * N, bJ = transB ? 4 * K : 4;
-      for (let i = 0; i < nB; i++) pack(bAt + 4 * i * sizeB, bK, bJ, N, K, bpAt + 4 * i * sizeBp, 0, N, NR);
+      if (!dot) for (let i = 0; i < nB; i++) pack(bAt + 4 * i * sizeB, bK, bJ, N, K, bpAt + 4 * i * sizeBp, 0, N, NR);
       if (packA) for (let i = 0; i < nA; i++) pack(aAt + 4 * i * sizeA, aK, aI, M, K, apAt + 4 * i * sizeAp, 0, M, MR);
+      if (dot) gemmKernelCounts.dot += count;
+      else gemmKernelCounts.packed += count;
       const job = (i: number): GemmJob => {
         const ia = strideA === 0 ? 0 : i, ib = strideB === 0 ? 0 : i;
+        if (dot) return [JOB_GEMM_NT, aAt + 4 * ia * sizeA, bAt + 4 * ib * sizeB, cAt + 4 * i * sizeC, M, K, N, 0, M, 0, N];
         const A = packA ? apAt + 4 * ia * sizeAp : aAt + 4 * ia * sizeA;
-        return [JOB_GEMM, A, aI, aK, packA ? 1 : 0, bpAt + 4 * ib * sizeBp, cAt + 4 * i * sizeC, M, K, N, 0, M, 0, N];
+        return [JOB_GEMM, A, aI, aK, packA ? GEMM_A_PACKED : 0, bpAt + 4 * ib * sizeBp, cAt + 4 * i * sizeC, M, K, N, 0, M, 0, N];
       };
       const nHelpers = helpers && count * flops >= PARALLEL_FLOPS ? Math.min(threadCap - 1, helpers.ready()) : 0;
       if (nHelpers === 0) {
@@ -350,3 +399,8 @@ export function wasmTransposeF32(src: Float32Array, srcOff: number, rows: number
 }
 
 const align = (bytes: number) => Math.ceil(bytes / 64) * 64;
+
+/** Whether op(A) @ op(B) runs the unpacked dot-product kernel: A @ B^T whose K block of A stays in L2. */
+function dotKernel(transA: boolean, transB: boolean, M: number, K: number): boolean {
+  return ntDot && transB && !transA && 4 * M * Math.min(K, DOT_KC) <= DOT_MAX_A_BLOCK;
+}

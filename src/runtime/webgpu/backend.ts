@@ -5,7 +5,7 @@
  * tensors are garbage-collected.
  */
 import { asReduceOp } from '../../ir/reductions.ts';
-import { batchedMatmulParams, batchVec4Aligned, matmulDispatch, matmulParams, matmulVariantFor, matmulWGSL, type MatmulBatch } from '../../codegen-wgsl/matmul.ts';
+import { batchedMatmulParams, batchVec4Aligned, matmulDispatch, matmulParams, matmulVariantFor, matmulWGSL, scalarTwin, type MatmulBatch } from '../../codegen-wgsl/matmul.ts';
 import { batchLayout, operandBatchStrides } from '../../ir/matmul-batch.ts';
 import { elementwiseParams, elementwiseWGSL, EW_WORKGROUP } from '../../codegen-wgsl/elementwise.ts';
 import type { WgslLayout } from '../../codegen-wgsl/namespace.ts';
@@ -117,6 +117,23 @@ export class WebGPUBackend implements Backend {
     if (owned) this.ctx.pool.release(old);
   }
 
+  /**
+   * `target` takes over `src`'s buffer and `src` takes `target`'s old one, which the caller then
+   * owns (no finalizer returns it to the pool): a compiled plan computes the tensor's next update
+   * into it, so the tensor alternates between two buffers and the plan's bind groups hit.
+   * False (nothing changed) where `target` does not own its buffer.
+   */
+  swap(target: GpuStorage, src: GpuStorage): boolean {
+    if (target.size !== src.size || target.dtype !== src.dtype) throw new Error('internal error: swap needs storages of one size and dtype');
+    if (!this.finalizer.unregister(target)) return false;
+    this.finalizer.unregister(src);
+    const old = target.buffer;
+    target.buffer = src.buffer;
+    this.finalizer.register(target, target.buffer, target);
+    src.buffer = old;
+    return true;
+  }
+
   fromHost(data: HostArray, dtype: DType): Storage {
     const s = this.alloc(dtype, data.length);
     if (data.length) this.ctx.write(s.buffer, data instanceof Uint8Array ? Uint32Array.from(data) : data);
@@ -182,7 +199,7 @@ export class WebGPUBackend implements Backend {
     const tuned = this.autotune ? this.matmulTuner.lookup({ transA: false, transB: false, M, N, K }).variant : undefined;
     let variant = matmulVariantFor(M, N, K, false, tuned);
     // vec4 loads need every matrix and row to start on a multiple of 4 elements: else the scalar twin
-    if (variant.vec4 && !batchVec4Aligned(batch)) variant = { ...variant, name: variant.name.replace(/-vec4$/, ''), vec4: false };
+    if (variant.vec4 && !batchVec4Aligned(batch)) variant = scalarTwin(variant);
     const max = this.ctx.limits.maxComputeWorkgroupsPerDimension;
     const [gx, gy] = matmulDispatch(M, N, variant);
     const args = [buf(a), buf(b), (out.storage as GpuStorage).buffer];

@@ -9,7 +9,7 @@
 
 import { BufferPool } from './buffer-pool.ts';
 import { WgtorchError } from '../../ir/errors.ts';
-import { PipelineCache, type ShaderLayout } from './pipeline-cache.ts';
+import { PipelineCache, type PipelineInfo, type ShaderLayout } from './pipeline-cache.ts';
 import { DeviceChecks } from './device-checks.ts';
 import { GATE_LAYOUT, GATE_WGSL, GateArgs } from './dispatch-gate.ts';
 import { platformGPU } from '../../platform/gpu.ts';
@@ -18,6 +18,7 @@ import { envVar } from '../../platform/env.ts';
 import { sweepableRegistry } from '../../platform/gc.ts';
 import { GcPressure } from './gc-pressure.ts';
 import { POLL_PAUSE_MS, pollGently } from './gentle-poll.ts';
+import { subgroupsFit } from '../../codegen-wgsl/matmul.ts';
 
 export { BufferPool, sizeClass, type PoolStats } from './buffer-pool.ts';
 export { PipelineCache, type PipelineInfo, type PipelineRequest } from './pipeline-cache.ts';
@@ -120,6 +121,32 @@ class WaitEstimator {
     this.costSinceIdle = 0;
     this.compiling = false;
   }
+}
+
+/**
+ * A caller's memo of one dispatch site (a compiled plan's dispatch): its last bind group, and
+ * the pipeline, buffers and params slots it was made for. A call that binds the same again
+ * takes it without building the bind-group cache's key (a string of every buffer's id).
+ */
+export interface DispatchSite {
+  pipeline: GPUComputePipeline | null;
+  buffers: readonly BufferBinding[];
+  /** params slots as offset, size pairs in the ring */
+  slots: number[];
+  group: GPUBindGroup | null;
+}
+export const newDispatchSite = (): DispatchSite => ({ pipeline: null, buffers: [], slots: [], group: null });
+
+function sameSite(site: DispatchSite, pipeline: GPUComputePipeline, buffers: readonly BufferBinding[], slots: readonly number[]): boolean {
+  if (site.pipeline !== pipeline || site.buffers.length !== buffers.length || site.slots.length !== slots.length) return false;
+  for (let i = 0; i < slots.length; i++) if (site.slots[i] !== slots[i]) return false;
+  for (let i = 0; i < buffers.length; i++) {
+    const a = site.buffers[i]!;
+    const b = buffers[i]!;
+    if (a === b) continue;
+    if (a instanceof GPUBuffer || b instanceof GPUBuffer || a.buffer !== b.buffer || a.offset !== b.offset || a.size !== b.size) return false;
+  }
+  return true;
 }
 
 const BIND_GROUP_CACHE_MAX = 4096;
@@ -241,6 +268,11 @@ export class GPUContext {
     return this.adapter.info;
   }
 
+  /** Whether the subgroup matmul variants may run here: the feature on, subgroups exactly as wide as they were written for. */
+  get subgroupsFit(): boolean {
+    return subgroupsFit(this.adapter.info as { subgroupMinSize?: number; subgroupMaxSize?: number }, this.device.features.has('subgroups'));
+  }
+
   resetCounters(): void {
     this.dispatches = this.submits = this.copies = this.pipelinesCompiled = this.bindGroupsCreated = 0;
     this.pool.resetLargest();
@@ -256,7 +288,8 @@ export class GPUContext {
    * group 0 and params (if the shader declares a uniform) as binding n; a list
    * of params binds as n, n+1, ... (a packed dispatch of independent kernels).
    * cost: rough FLOP-equivalents for the wait estimate; defaults to 4 per
-   * invocation. Throws remembered async errors first.
+   * invocation. `site`: the caller's memo of this dispatch's last bind group (DispatchSite).
+   * Throws remembered async errors first.
    */
   dispatch(
     pipeline: GPUComputePipeline,
@@ -264,6 +297,7 @@ export class GPUContext {
     params: ArrayBuffer | ArrayBufferView | readonly ArrayBufferView[] | null,
     workgroups: Workgroups,
     cost?: number,
+    site?: DispatchSite,
   ): void {
     this.throwPending();
     const info = this.pipelines.info(pipeline);
@@ -281,47 +315,32 @@ export class GPUContext {
     const gated = this.checks.armed && !this.recordingGate;
     if (gated && this.gateArgs.full) this.flush();
 
-    const slots: { offset: number; size: number }[] = [];
-    let slotKey = '';
+    /** the params slots in the ring: offset, size pairs */
+    const slots: number[] = [];
     const align = this.limits.minUniformBufferOffsetAlignment;
-    const sizes = list.map((p) => Math.ceil(p.byteLength / 16) * 16);
     // all of one dispatch's params go into the same batch's ring
     const gateBytes = gated && !this.batchGated ? Math.ceil(16 / align) * align : 0;
-    if (this.ringUsed + gateBytes + sizes.reduce((s, n) => s + Math.ceil(n / align) * align, 0) > this.ring.size) this.flush();
+    let need = gateBytes;
+    for (const p of list) need += Math.ceil(Math.ceil(p.byteLength / 16) * 16 / align) * align;
+    if (this.ringUsed + need > this.ring.size) this.flush();
     if (gated && !this.batchGated) this.recordGate();
-    for (const [i, p] of list.entries()) {
-      const size = sizes[i]!;
+    for (const p of list) {
+      const size = Math.ceil(p.byteLength / 16) * 16;
       if (size > this.limits.maxUniformBufferBindingSize) throw new Error(`${info.label}: params of ${size} bytes exceed maxUniformBufferBindingSize`);
       const offset = this.ringUsed;
       const bytes = p instanceof ArrayBuffer ? new Uint8Array(p) : new Uint8Array(p.buffer, p.byteOffset, p.byteLength);
       this.ringData.set(bytes, offset);
       this.ringUsed = Math.ceil((offset + size) / align) * align;
-      slots.push({ offset, size });
-      slotKey += `${offset}+${size};`;
+      slots.push(offset, size);
     }
     if (!this.pass) this.open();
 
-    let key = `${info.id}|${slotKey}`;
-    for (const b of buffers) key += b instanceof GPUBuffer ? `|${this.idOf(b)}` : `|${this.idOf(b.buffer)}@${b.offset}+${b.size}`;
-    let bg = this.bindGroups.get(key);
-    if (!bg) {
-      if (this.bindGroups.size >= BIND_GROUP_CACHE_MAX) this.bindGroups.clear();
-      const entries: GPUBindGroupEntry[] = buffers.map((b, binding) => ({ binding, resource: b instanceof GPUBuffer ? { buffer: b } : b }));
-      slots.forEach(({ offset, size }, u) => entries.push({ binding: buffers.length + u, resource: { buffer: this.ring, offset, size } }));
-      if (this.liveBindGroups >= LIVE_BIND_GROUPS_MAX) {
-        throw new WgtorchError(
-          `webgpu: ${this.liveBindGroups} bind groups are alive: this loop has run many ops without ever awaiting, and WebGPU objects` +
-            ' (bind groups, dead tensors\' buffers) are only reclaimed between JavaScript tasks; a few thousand more crash the driver.' +
-            ' Fix: await something every few hundred steps (e.g. `if (t % 100 === 0) console.log(t, await loss.item())`, or `await torch.webgpu.synchronize()`),' +
-            ' or compile the step (torch.compile reuses its buffers and bind groups).',
-        );
-      }
-      bg = this.device.createBindGroup({ label: info.label, layout: info.layout, entries });
-      this.liveBindGroups++;
-      this.bindGroupGone.register(bg, null);
-      this.bindGroups.set(key, bg);
-      this.bindGroupsCreated++;
-      this.pressure.boundGroup();
+    const bg = site?.group && sameSite(site, pipeline, buffers, slots) ? site.group : this.bindGroup(info, buffers, slots);
+    if (site && site.group !== bg) {
+      site.pipeline = pipeline;
+      site.buffers = buffers;
+      site.slots = slots;
+      site.group = bg;
     }
 
     const pass = this.pass!;
@@ -343,6 +362,34 @@ export class GPUContext {
     this.dispatches++;
     this.pressure.dispatched();
     if (++this.batchDispatches >= this.maxBatchDispatches && !this.recordingGate) this.flush();
+  }
+
+  /** The cached bind group of (pipeline layout, buffers, params slots), created on a miss. */
+  private bindGroup(info: PipelineInfo, buffers: readonly BufferBinding[], slots: readonly number[]): GPUBindGroup {
+    let key = `${info.id}|`;
+    for (let i = 0; i < slots.length; i += 2) key += `${slots[i]}+${slots[i + 1]};`;
+    for (const b of buffers) key += b instanceof GPUBuffer ? `|${this.idOf(b)}` : `|${this.idOf(b.buffer)}@${b.offset}+${b.size}`;
+    let bg = this.bindGroups.get(key);
+    if (!bg) {
+      if (this.bindGroups.size >= BIND_GROUP_CACHE_MAX) this.bindGroups.clear();
+      const entries: GPUBindGroupEntry[] = buffers.map((b, binding) => ({ binding, resource: b instanceof GPUBuffer ? { buffer: b } : b }));
+      for (let u = 0; u < slots.length / 2; u++) entries.push({ binding: buffers.length + u, resource: { buffer: this.ring, offset: slots[2 * u]!, size: slots[2 * u + 1]! } });
+      if (this.liveBindGroups >= LIVE_BIND_GROUPS_MAX) {
+        throw new WgtorchError(
+          `webgpu: ${this.liveBindGroups} bind groups are alive: this loop has run many ops without ever awaiting, and WebGPU objects` +
+            ' (bind groups, dead tensors\' buffers) are only reclaimed between JavaScript tasks; a few thousand more crash the driver.' +
+            ' Fix: await something every few hundred steps (e.g. `if (t % 100 === 0) console.log(t, await loss.item())`, or `await torch.webgpu.synchronize()`),' +
+            ' or compile the step (torch.compile reuses its buffers and bind groups).',
+        );
+      }
+      bg = this.device.createBindGroup({ label: info.label, layout: info.layout, entries });
+      this.liveBindGroups++;
+      this.bindGroupGone.register(bg, null);
+      this.bindGroups.set(key, bg);
+      this.bindGroupsCreated++;
+      this.pressure.boundGroup();
+    }
+    return bg;
   }
 
   /** A value check was just recorded: dispatches after it get a gate of their own, which reads its flag. */
@@ -570,7 +617,7 @@ async function createContext(overrides: LimitOverrides): Promise<GPUContext> {
     if (!(k in requiredLimits)) throw new Error(`WebGPU: unknown device limit '${k}'. Fix: use one of ${Object.keys(requiredLimits).join(', ')}.`);
     if (v !== undefined) requiredLimits[k] = Math.min(v, requiredLimits[k]!);
   }
-  const requiredFeatures = (['shader-f16'] as GPUFeatureName[]).filter((f) => adapter.features.has(f));
+  const requiredFeatures = (['shader-f16', 'subgroups'] as GPUFeatureName[]).filter((f) => adapter.features.has(f));
   const device = await adapter.requestDevice({ requiredLimits, requiredFeatures, label: 'wgtorch' });
   return new GPUContext(gpu, adapter, device, overrides);
 }

@@ -46,6 +46,10 @@ export const TUNE_CANDIDATES: MatmulVariantName[] = [
   'r2x4-8x8-vec4',
   'tiled16-r4x4-8x8',
   'tiled8-r8x8-8x8',
+  // where subgroups are 8 wide (subgroupsFit; the others are left out on other devices)
+  'sg-r16x4-32x2',
+  'sg-r32x4-32x2',
+  'sg-r32x4-16x4',
 ];
 
 const CACHE_FILE_NAME = 'matmul-tuning.json';
@@ -201,8 +205,10 @@ export class MatmulTuner {
     opts: { cacheFile?: string | null; candidates?: MatmulVariantName[]; minFlops?: number } = {},
   ) {
     this.cacheFile = opts.cacheFile === undefined ? defaultTuneCacheFile() : opts.cacheFile;
-    this.candidates = opts.candidates?.length ? [...opts.candidates] : TUNE_CANDIDATES;
-    for (const c of this.candidates) if (!isVariantName(c)) throw new Error(`MatmulTuner: unknown candidate variant '${c}'`);
+    const asked = opts.candidates?.length ? [...opts.candidates] : TUNE_CANDIDATES;
+    for (const c of asked) if (!isVariantName(c)) throw new Error(`MatmulTuner: unknown candidate variant '${c}'`);
+    // a subgroup variant is only correct where subgroups are as wide as it was written for
+    this.candidates = asked.filter((c) => !MATMUL_VARIANTS[c].subgroup || ctx.subgroupsFit);
     this.minFlops = opts.minFlops ?? 2e6;
   }
 
@@ -226,6 +232,10 @@ export class MatmulTuner {
     return run;
   }
 
+  private usable(name: MatmulVariantName): boolean {
+    return !MATMUL_VARIANTS[name].subgroup || this.ctx.subgroupsFit;
+  }
+
   private isTiny(p: MatmulProblem): boolean {
     return 2 * p.M * p.N * p.K < this.minFlops;
   }
@@ -242,7 +252,7 @@ export class MatmulTuner {
     const entries = readTuneFile(this.cacheFile).entries[this.deviceKey] ?? {};
     for (const [cls, e] of Object.entries(entries)) {
       // a variant renamed or removed since the file was written is re-tuned
-      if (e && typeof e.variant === 'string' && isVariantName(e.variant) && !this.known.has(cls))
+      if (e && typeof e.variant === 'string' && isVariantName(e.variant) && this.usable(e.variant) && !this.known.has(cls))
         this.known.set(cls, { variant: e.variant, source: 'disk', gflops: e.gflops ?? {} });
     }
   }

@@ -1,0 +1,96 @@
+/**
+ * The static memory plan of a compiled WebGPU graph (as XLA's and TVM's): the intermediates
+ * that never leave a call get buffers of the plan's own, assigned once by liveness and kept
+ * between calls, so every call binds the same buffers and finds its bind groups cached.
+ *
+ * Reuse is safe without fences for the reason the buffer pool's is (buffer-pool.ts): all work
+ * goes through one queue in recording order, so the next call's writes into a slot run after
+ * this call's reads of it, and inside a call a slot is handed to a later value only after the
+ * last kernel that reads its earlier one.
+ */
+import { sizeClass, type BufferPool } from '../runtime/webgpu/buffer-pool.ts';
+import { sweepableRegistry } from '../platform/gc.ts';
+import type { GpuStorage } from '../runtime/webgpu/backend.ts';
+
+/** Which slot holds each planned value, and the bytes each slot must hold (the most of its values; one size class of the pool). */
+export interface SlotAssignment {
+  slotOf: Map<number, number>;
+  slotBytes: number[];
+}
+
+/**
+ * Assigns slots by liveness: `writes[i]` are the planned values kernel i writes, `lastUse` the
+ * last kernel that binds each value. A value takes a free slot of its size class, else a new
+ * one; its slot is free again after its last kernel. Values bound by one kernel never share.
+ */
+export function assignSlots(writes: readonly (readonly number[])[], lastUse: ReadonlyMap<number, number>, bytesOf: (id: number) => number): SlotAssignment {
+  const slotOf = new Map<number, number>();
+  const slotBytes: number[] = [];
+  const slotClass: number[] = [];
+  const free = new Map<number, number[]>();
+  const endsAt = new Map<number, number[]>();
+  writes.forEach((ws, i) => {
+    for (const w of ws) {
+      if (slotOf.has(w)) continue; // written again (a later kernel of a split group): same slot
+      const need = bytesOf(w);
+      const cls = sizeClass(need);
+      let slot = free.get(cls)?.pop();
+      if (slot === undefined) {
+        slot = slotBytes.length;
+        slotBytes.push(need);
+        slotClass.push(cls);
+      } else slotBytes[slot] = Math.max(slotBytes[slot]!, need);
+      slotOf.set(w, slot);
+      const end = Math.max(i, lastUse.get(w) ?? i);
+      let list = endsAt.get(end);
+      if (!list) endsAt.set(end, (list = []));
+      list.push(w);
+    }
+    for (const w of endsAt.get(i) ?? []) {
+      const slot = slotOf.get(w)!;
+      const cls = slotClass[slot]!;
+      let list = free.get(cls);
+      if (!list) free.set(cls, (list = []));
+      list.push(slot);
+    }
+  });
+  return { slotOf, slotBytes };
+}
+
+/**
+ * The buffers a plan keeps between calls: one per slot of its assignment, taken from the
+ * device's pool (so memory stats count them as live), and the spare buffer of each renamed
+ * in-place update (the one its tensor held before the last call).
+ */
+export class PlanBuffers {
+  readonly slots: GPUBuffer[];
+  /** renamed update value -> a storage of the plan's own holding the spare buffer */
+  readonly spares = new Map<number, GpuStorage>();
+  private released = false;
+
+  constructor(
+    private readonly pool: BufferPool,
+    slotBytes: readonly number[],
+  ) {
+    this.slots = slotBytes.map((b) => pool.acquire(b));
+  }
+
+  get bytes(): number {
+    let n = 0;
+    for (const b of this.slots) n += b.size;
+    for (const s of this.spares.values()) n += s.buffer.size;
+    return n;
+  }
+
+  /** Gives the buffers back to the pool (work already recorded still runs on them first: queue order). */
+  release(): void {
+    if (this.released) return;
+    this.released = true;
+    for (const b of this.slots) this.pool.release(b);
+    for (const s of this.spares.values()) this.pool.release(s.buffer);
+    this.spares.clear();
+  }
+}
+
+/** A plan dropped without releasing its buffers (its compiled function collected) gives them back. */
+export const buffersOfDroppedPlans = sweepableRegistry<PlanBuffers>((b) => b.release());
