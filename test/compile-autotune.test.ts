@@ -152,4 +152,33 @@ describe.skipIf(!webgpuAvailable)('autotuned matmuls in torch.compile', () => {
     expectLossesClose([...first, ...(await losses(step, 5))], want, 1e-5, 'compiled with subgroup variants');
     (be as unknown as { tuner: null }).tuner = null;
   });
+
+  it('two subgroup matmuls packed into one dispatch (the hidden and weight gradients of a second layer): the pack passes each its subgroup builtin, and the step equals eager', async () => {
+    await torch.webgpu.init();
+    const ctx = torch.webgpu.context();
+    if (!ctx.subgroupsFit) return;
+    const at = new Date().toISOString();
+    const sg = { variant: 'sg-r16x4-32x2', gflops: {}, at };
+    // 64x256 -> 256 -> 64: every matmul of the step has 2 MFLOP or more, so each uses its class's winner
+    const classes = ['NT m64 n256 k256', 'NT m64 n64 k256', 'NN m64 n256 k64', 'TN m64 n256 k64', 'TN m256 n256 k64'];
+    const file = { version: 1, entries: { [deviceKey(ctx.adapterInfo)]: Object.fromEntries(classes.map((c) => [c, sg])) } };
+    writeFileSync(join(dir, 'matmul-tuning.json'), JSON.stringify(file));
+    const be = getBackend('webgpu') as WebGPUBackend;
+    (be as unknown as { tuner: null }).tuner = null;
+    const step = torch.compile(seed([64, 256, 256, 64]), { autotune: true });
+    const first = await losses(step, 1);
+    const g = step.graphs()[0]!;
+    expect(g.stats.matmuls.every((m) => m.variant === 'sg-r16x4-32x2'), JSON.stringify(g.stats.matmuls)).toBe(true);
+    const packed = g.kernels.filter((k) => (k.parts?.length ?? 0) > 1 && (k.wgsl.match(/subgroupBroadcast\(/g) ?? []).length > 0);
+    expect(packed.length, g.kernels.map((k) => k.name).join(', ')).toBeGreaterThan(0);
+    // the directive opens the module (after graphs()' comment header), once
+    for (const k of packed) {
+      expect(k.wgsl.split('\n').find((l) => l.trim() && !l.trim().startsWith('//'))).toBe('enable subgroups;');
+      expect(k.wgsl.split('enable subgroups;').length).toBe(2);
+    }
+    const eager = seed([64, 256, 256, 64]);
+    const want = await losses(eager, 6);
+    expectLossesClose([...first, ...(await losses(step, 5))], want, 1e-5, 'compiled with packed subgroup variants');
+    (be as unknown as { tuner: null }).tuner = null;
+  });
 });

@@ -169,6 +169,22 @@ describe.skipIf(!webgpuAvailable)('static memory plan of a compiled webgpu step'
     expect(bindGroups / 2, 'bind groups per warm call without the plan').toBeGreaterThan(freshOutputs(plan).dispatches);
   }, 120_000);
 
+  it("a profile replays every dispatch on the plan's own buffers, which stay as planned", async () => {
+    const fast = torch.compile(deepMlp().step);
+    for (let i = 0; i < 2; i++) await fast().item();
+    const plan = planOf(fast);
+    const bytes = plan.plannedBytes;
+    const ctx = torch.webgpu.context();
+    const c0 = ctx.pool.stats().created;
+    const times = await fast.profile();
+    expect(times.map((t) => t.name)).toEqual(plan.kernels.map((k) => k.name));
+    for (const t of times) expect(Number.isFinite(t.ms) && t.ms >= 0, `${t.name}: ${t.ms} ms`).toBe(true);
+    expect(plan.plannedBytes).toBe(bytes);
+    // its recorded call takes new buffers only for the fresh outputs (replays bind new params slots, so new bind groups)
+    expect(ctx.pool.stats().created - c0).toBeLessThanOrEqual(freshOutputs(plan).buffers);
+    expect(Number.isFinite(await fast().item())).toBe(true);
+  }, 120_000);
+
   it("releasing the plan gives its buffers back to the pool; the next call plans again and stays right; a dropped plan's buffers come back at collection", async () => {
     const ctx = torch.webgpu.context();
     const eager = deepMlp();

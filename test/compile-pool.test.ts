@@ -93,6 +93,32 @@ describe.each(testDevices())('max pooling compiled on %s', (device) => {
     });
   }
 
+  it('[window-recompute]: a per-channel affine + ReLU read only by the pool is recomputed in its window loads (one kernel); not with padding, nor when returned', async () => {
+    torch.manualSeed(11);
+    // x permuted (a view that is no reshape of memory), a per-channel scale and shift broadcast over the pixels
+    const x = torch.randn([2, 6, 6, 3]).to(device);
+    const s = torch.randn([1, 3, 1, 1]).to(device);
+    const b = torch.randn([3, 1, 1]).to(device);
+    const act = (a: T) => a.permute([0, 3, 1, 2]).mul(s).add(b).relu();
+    const cases: [string, (a: T) => T | T[], string[]][] = [
+      ['stride 2', (a) => F.maxPool2d(act(a), 2), ['row']],
+      ['overlapping [3, 2] windows at stride 1', (a) => F.maxPool2d(act(a), [3, 2], { stride: 1 }), ['row']],
+      ['avg', (a) => F.avgPool2d(act(a), 2), ['row']],
+      ['padding 1: written, then loaded', (a) => F.maxPool2d(act(a), 2, { padding: 1 }), ['elementwise', 'row']],
+      ['the activation returned too', (a) => { const y = act(a); return [F.maxPool2d(y, 2), y]; }, ['elementwise', 'row']],
+    ];
+    for (const [what, fn, kinds] of cases) {
+      const run = (a: T) => torch.noGrad(() => fn(a));
+      const f = torch.compile(run);
+      const [got, want] = [[f(x)].flat(), [run(x)].flat()];
+      for (let i = 0; i < want.length; i++) await expectSame(got[i]!, want[i]!, `${what} [${i}]`);
+      const ks = kernelsOf(f as never);
+      expect(ks.map((k) => k.body.kind).sort(), `${what}: kernels`).toEqual(kinds);
+      const row = ks.find((k) => k.body.kind === 'row')!;
+      if (kinds.length === 1) expect(row.body.kind === 'row' && row.body.inputs.every((t) => t.access === 'window' && t.window!.planes), `${what}: every input read through the window`).toBe(true);
+    }
+  });
+
   it('ties and all -inf windows: the gradient goes whole to the first maximum of each window (PyTorch\'s max_pool2d), eager and compiled', async () => {
     // 2x2 windows at stride 1 over a constant 3x3 plane: each window's first maximum is its top-left element;
     // the second plane is -inf everywhere, so every window ties at -inf (PyTorch: index 0 gets all of g)

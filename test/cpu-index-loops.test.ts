@@ -130,13 +130,22 @@ describe('cpu window loops (im2col, col2im) equal eager cpu', () => {
     expect(plan.kernels.flatMap((k) => k.steps.filter((s) => s.kind === 'op'))).toEqual([]);
   });
 
-  it('max and average pools (-inf padding, col2im of their gradients) are one loop each and equal eager bit for bit', async () => {
+  it('max and average pools (-inf padding; col2im and col2imAt of their gradients) are one loop each and equal eager bit for bit', async () => {
     const fn = (x: T) => F.maxPool2d(x.transpose(2, 3), 3, { stride: 2, padding: 1 }).add(F.avgPool2d(x, 2, { stride: 1, padding: 1 }).narrow(2, 0, 3).narrow(3, 0, 3));
     await expectEagerEqual(fn, () => [rnd([2, 2, 5, 5], 13)], []);
     const t = torch.trace(fn, rnd([2, 2, 5, 5], 13), { backward: true });
     const plan = new CpuPlan(optimize(takeChecks(t.graph).graph));
-    const windows = plan.kernels.filter((k) => k.kernel.body.kind === 'index' && ['im2col', 'col2im'].includes((k.kernel.body as { op: string }).op));
-    expect(windows.map((k) => (k.kernel.body as { op: string }).op)).toEqual(expect.arrayContaining(['im2col', 'col2im']));
+    const windows = plan.kernels.filter((k) => k.kernel.body.kind === 'index' && ['im2col', 'col2im', 'col2imAt'].includes((k.kernel.body as { op: string }).op));
+    // the pools' im2cols are read inside their row kernels ([window-load]), not written
+    expect(windows.map((k) => (k.kernel.body as { op: string }).op).sort()).toEqual(['col2im', 'col2imAt']);
     for (const k of windows) expect(k.steps.map((s) => s.kind), k.name).toEqual(['js']);
+  });
+
+  it('an im2col that is returned (so written) is one loop and equals eager bit for bit', async () => {
+    const fn = (x: T) => x.transpose(2, 3)._im2col({ kernel: [3, 2], stride: [2, 1], padding: [1, 0], dilation: [1, 2], out: [3, 3], transposed: false, fill: '-inf' });
+    await expectEagerEqual(fn, () => [rnd([2, 2, 5, 5], 14)], []);
+    const t = torch.trace(fn, rnd([2, 2, 5, 5], 14));
+    const plan = new CpuPlan(optimize(takeChecks(t.graph).graph));
+    expect(plan.kernels.map((k) => [k.kernel.body.kind === 'index' && k.kernel.body.op, k.steps.map((s) => s.kind)])).toEqual([['im2col', ['js']]]);
   });
 });

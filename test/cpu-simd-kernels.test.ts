@@ -21,6 +21,7 @@ import { runSimdKernel, simdKernelCounters } from '../src/runtime/cpu/wasm-simd-
 import { matmulF32, wasmGemmInfo } from '../src/runtime/cpu/matmul.ts';
 import { getEngine } from '../src/runtime/cpu/wasm-gemm.ts';
 import { makeResident, residentAddress } from '../src/runtime/cpu/wasm-resident.ts';
+import { stagingCounters } from '../src/runtime/cpu/wasm-staging.ts';
 import type { CpuStorage } from '../src/runtime/cpu/backend.ts';
 import { relDiff, SEED, TwoLayerNet } from './helpers/compile-util.ts';
 
@@ -404,6 +405,37 @@ describe.skipIf(!hasSimd || !getEngine()?.memoryLimits.shared)('tensors resident
     await e.step().item();
     await c.step().item();
     c.model.parameters().forEach((p, i) => expect(relDiff(p.toArraySync(), e.model.parameters()[i]!.toArraySync()).rel).toBeLessThanOrEqual(1e-5));
+  });
+
+  it('the batch x that the forward and the weight-gradient products both read is copied into the Wasm memory once per call, and a changed x is seen by the next call', async () => {
+    const make = () => {
+      torch.manualSeed(1);
+      const { N, D_in, H, D_out } = SEED;
+      const x = torch.randn(N, D_in);
+      const y = torch.randn(N, D_out);
+      const model = new TwoLayerNet(D_in, H, D_out);
+      const lossFn = new torch.nn.MSELoss({ reduction: 'sum' });
+      const opt = new torch.optim.Adam(model.parameters(), { lr: 1e-3 });
+      return { x, model, step: () => { const l = lossFn(model(x), y); opt.zeroGrad(); l.backward(); opt.step(); return l; } };
+    };
+    const e = make();
+    const c = make();
+    const fast = torch.compile(c.step);
+    for (let i = 0; i < 6; i++) {
+      if (i === 3) {
+        // the caller changes x between calls: the next call copies the new values
+        e.x.mul_(-0.5);
+        c.x.mul_(-0.5);
+      }
+      const before = stagingCounters.copies;
+      const le = await e.step().item();
+      const lc = await fast().item();
+      expect(Math.abs(lc - le) / Math.abs(le), `step ${i}`).toBeLessThanOrEqual(1e-5);
+      if (i > 0) expect(stagingCounters.copies - before, `step ${i}: copies of x`).toBe(1);
+    }
+    const plan = fast.graphs()[0]!.plans.forward as unknown as CpuPlan;
+    expect(plan.stagedInputs.size).toBe(1);
+    c.model.parameters().forEach((p, i) => expect(relDiff(p.toArraySync(), e.model.parameters()[i]!.toArraySync()).rel, `parameter ${i}`).toBeLessThanOrEqual(1e-5));
   });
 
   it("a resident tensor survives later products' scratch and the memory growing, and its block is reused once freed", () => {

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { logEnabled, setLogs } from '../src/runtime/logs.ts';
 import { DEFAULT_MATMUL_VARIANT, MATMUL_VARIANTS, type MatmulVariantName } from '../src/codegen-wgsl/matmul.ts';
-import { getGPU } from '../src/runtime/webgpu/context.ts';
+import { getGPU, type GPUContext } from '../src/runtime/webgpu/context.ts';
 import { MatmulTuner, SWITCH_MARGIN, pickWinner, TUNE_CANDIDATES, defaultTuneCacheFile, deviceKey, shapeClass, type MatmulProblem } from '../src/runtime/webgpu/matmul-tuner.ts';
 import { webgpuAvailable } from './helpers/devices.ts';
 
@@ -42,6 +42,15 @@ describe('matmul tuner: pure', () => {
   it('candidates all have 64 invocations per workgroup', () => {
     for (const n of TUNE_CANDIDATES) expect(MATMUL_VARIANTS[n].wg[0] * MATMUL_VARIANTS[n].wg[1], n).toBe(64);
     expect(TUNE_CANDIDATES[0]).toBe(DEFAULT_MATMUL_VARIANT);
+  });
+
+  it('the subgroup candidates are left out where subgroups do not fit (8 wide)', () => {
+    const sub = TUNE_CANDIDATES.filter((n) => MATMUL_VARIANTS[n].subgroup);
+    expect(sub.length).toBeGreaterThan(0);
+    const without = new MatmulTuner({ subgroupsFit: false } as GPUContext, { cacheFile: null });
+    expect(without.candidates).toEqual(TUNE_CANDIDATES.filter((n) => !MATMUL_VARIANTS[n].subgroup));
+    const withSg = new MatmulTuner({ subgroupsFit: true } as GPUContext, { cacheFile: null });
+    expect(withSg.candidates).toEqual(TUNE_CANDIDATES);
   });
 
   it('deviceKey: the adapter fields and a template version', () => {

@@ -20,6 +20,7 @@ import {
   type MatmulVariantName,
 } from '../src/codegen-wgsl/matmul.ts';
 import { SUBGROUPS_ENABLE } from '../src/codegen-wgsl/namespace.ts';
+import { foldedEntry } from '../src/codegen-wgsl/fold.ts';
 import { getGPU } from '../src/runtime/webgpu/context.ts';
 import { webgpuAvailable } from './helpers/devices.ts';
 import { rng } from './helpers/gradcheck.ts';
@@ -296,6 +297,33 @@ describe.skipIf(!webgpuAvailable)('matmul variants on the device', () => {
       } finally {
         for (const x of bufs) ctx.pool.release(x);
       }
+    }
+  });
+});
+
+describe.skipIf(!webgpuAvailable)('matmul variants on the device: a subgroup variant in a folded grid', () => {
+  it('the fold writes the directive and passes subgroup_invocation_id: the same product', async () => {
+    const ctx = await getGPU();
+    if (!ctx.subgroupsFit) return;
+    const [M, N, K] = [44, 36, 20];
+    const V = matmulVariantFor(M, N, K, false, SUBGROUP_RUN[0]!);
+    const part = matmulWGSL({ transA: false, transB: true, variant: V, ns: { prefix: 'f_', storage: (i) => i, uniform: (i) => 3 + i, entry: 'function' } });
+    const [gx, gy] = matmulDispatch(M, N, V);
+    const folded = foldedEntry('test', part.code, part.layout, [gx, gy, 1], 'f_');
+    expect(folded.code.startsWith(`${SUBGROUPS_ENABLE}\n`)).toBe(true);
+    expect(folded.code).toContain('@builtin(subgroup_invocation_id) sl: u32');
+    const a = random(M * K, 31);
+    const bm = random(K * N, 32);
+    const bufs = [ctx.upload(a), ctx.upload(bm), ctx.upload(new Float32Array(M * N).fill(NaN))];
+    try {
+      ctx.dispatch(ctx.pipeline(folded.code, `test_matmul_fold_${V.name}`, folded.layout), bufs, matmulParams(M, N, K), [folded.count, 1, 1]);
+      const out = new Float32Array(await ctx.read(bufs[2]!, M * N * 4));
+      const ref = reference({ transA: false, transB: true, M, N, K, batch: 1, strideA: 0, strideB: 0, hooks: false }, a, bm, new Float32Array(N));
+      let worst = 0;
+      for (let i = 0; i < M * N; i++) worst = Math.max(worst, Number.isNaN(out[i]) ? Infinity : Math.abs(out[i]! - ref.c[i]!) / (ref.mag[i]! + 1e-6));
+      expect(worst).toBeLessThan(TOL);
+    } finally {
+      for (const x of bufs) ctx.pool.release(x);
     }
   });
 });

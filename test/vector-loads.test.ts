@@ -12,6 +12,7 @@ import * as torch from '../src/index.ts';
 import { partsOf, type ElementwiseBody, type Kernel, type ReduceBody, type RowBody } from '../src/passes/kernel-ir.ts';
 import { elementwiseVectorizes, groupRead, reduceVectorizes, rowVectorizes } from '../src/passes/vector-loads.ts';
 import { webgpuAvailable } from './helpers/devices.ts';
+import { gptBatch, gptStep, makeGpt, GPT_SMALL } from '../bench/models.ts';
 
 type T = torch.Tensor;
 const F = torch.nn.functional;
@@ -206,6 +207,35 @@ describe.runIf(webgpuAvailable)('vec4 kernels on webgpu equal eager and the scal
     const special = torch.tensor([1, NaN, 2, 3, Infinity, 0, 1, 2, -Infinity, -Infinity, -Infinity, -Infinity], { shape: [3, 4], device: 'webgpu' });
     for (const fn of [(x: T) => x.softmax(-1), (x: T) => x.logSoftmax(-1), (x: T) => x.sum(-1), (x: T) => x.argmax(-1), (x: T) => x.amax(-1)]) {
       await threeWays(fn, [special], `special rows: ${fn.toString()}`);
+    }
+  }, 600_000);
+
+  // (minutes on lavapipe: with the slow webgpu parity records, WGTORCH_SLOW_TESTS=1)
+  it.runIf(process.env.WGTORCH_SLOW_TESTS === '1')('row kernels with totals (one workgroup walking whole rows) group four consecutive rows: the example GPT step (layerNorm weight and bias gradients with clipGradNorm_) equals eager and the scalar mapping', async () => {
+    const run = async (mode: 'eager' | 'vec4' | 'scalar') => {
+      if (mode === 'scalar') process.env.WGTORCH_VEC4 = '0';
+      else delete process.env.WGTORCH_VEC4;
+      const m = makeGpt(GPT_SMALL, 'webgpu', 3);
+      const { idx, targets } = gptBatch(GPT_SMALL, 'webgpu');
+      const fn = () => gptStep(m.model, m.opt, idx, targets);
+      const step = mode === 'eager' ? null : torch.compile(fn);
+      const losses: number[] = [];
+      for (let i = 0; i < 2; i++) losses.push(await (step ? step() : fn()).item());
+      const params = await Promise.all(m.model.parameters().map((p) => p.toArray()));
+      return { losses, params, kernels: step ? kernelsOf(step) : [] };
+    };
+    const e = await run('eager');
+    const v = await run('vec4');
+    const s = await run('scalar');
+    const totals = v.kernels.filter((q) => q.body.kind === 'row' && q.body.total);
+    expect(totals.some((q) => (q.body as RowBody).vec === 4), `total kernels: ${totals.map((q) => q.name).join(', ')}`).toBe(true);
+    for (const [what, r] of [['vec4', v], ['scalar', s]] as const) {
+      r.losses.forEach((l, i) => expect(Math.abs(l - e.losses[i]!), `${what} loss of step ${i}`).toBeLessThan(1e-4));
+      r.params.forEach((p, i) => {
+        let worst = 0;
+        for (let j = 0; j < p.length; j++) worst = Math.max(worst, Math.abs(p[j]! - e.params[i]![j]!) / (1 + Math.abs(e.params[i]![j]!)));
+        expect(worst, `${what} parameter ${i}`).toBeLessThan(1e-4);
+      });
     }
   }, 600_000);
 

@@ -223,11 +223,14 @@ function windowLoadJs(w: WindowMap, v: string, src: string, m: string, q: string
   const [kh, kw] = w.kernel;
   const [s0, s1, s2, s3] = w.strides;
   const p = `${v}_`;
+  const pl = w.planes;
+  const image = (n: string) => (pl ? `Math.floor(${n} / ${pl.channels}) * ${pl.outer} + (${n} % ${pl.channels}) * ${pl.inner}` : `${n} * ${s0}`);
   return [
     `const ${p}m = ${m}, ${p}q = ${q};`,
     `const ${p}y = (Math.floor(${p}m / ${R1}) % ${R0}) * ${w.stride[0]} - ${w.padding[0]} + (Math.floor(${p}q / ${kw}) % ${kh}) * ${w.dilation[0]};`,
     `const ${p}x = (${p}m % ${R1}) * ${w.stride[1]} - ${w.padding[1]} + (${p}q % ${kw}) * ${w.dilation[1]};`,
-    `const ${v} = ${p}y >= 0 && ${p}y < ${w.src[2]} && ${p}x >= 0 && ${p}x < ${w.src[3]} ? ${src}[Math.floor(${p}m / ${R0 * R1}) * ${s0} + Math.floor(${p}q / ${kh * kw}) * ${s1} + ${p}y * ${s2} + ${p}x * ${s3}] : ${w.fill === -Infinity ? '-Infinity' : String(w.fill)};`,
+    `const ${p}n = Math.floor(${p}m / ${R0 * R1});`,
+    `const ${v} = ${p}y >= 0 && ${p}y < ${w.src[2]} && ${p}x >= 0 && ${p}x < ${w.src[3]} ? ${src}[${image(`${p}n`)} + Math.floor(${p}q / ${kh * kw}) * ${s1} + ${p}y * ${s2} + ${p}x * ${s3}] : ${w.fill === -Infinity ? '-Infinity' : String(w.fill)};`,
   ];
 }
 

@@ -8,6 +8,11 @@
 // loaded value feeds rows or cols FMAs. No workgroup memory, no barriers.
 // The default (4x8 block, 8x8 workgroup, vec4) measured ~11-13 GFLOP/s at
 // 64x1000x100 and ~17-18 at 512^3 and 1024^3 on 2 cores.
+// Each load there is a loop over the lanes and components (a scalar load and a
+// bounds branch each, whatever the address: Mesa 25.0's generated x86), so loads
+// per FMA set the speed: the `subgroup` variants share a tile's rows of op(A)
+// through subgroupBroadcast (a register shuffle), ~2.5-4x faster than the
+// register kernel on the seed and GPT shapes (see MatmulVariant.subgroup).
 // GPUs with real workgroup memory want the classic tiled kernel instead: the
 // `shared` variants (1-4.5 GFLOP/s on lavapipe). The runtime's MatmulTuner
 // (src/runtime/webgpu/matmul-tuner.ts) times candidates on the device.

@@ -65,7 +65,7 @@ export function rowWGSL(b: RowBody, nsIn?: Namespace): GeneratedKernel {
   b.inputs.forEach((t, k) => {
     if (t.access !== 'window') return;
     const words = windowWordValues(t.window!);
-    lines.push(windowLoadWGSL(n(`win${k}`), n(`in${k}`), (w) => `${words[w]}u`));
+    lines.push(windowLoadWGSL(n(`win${k}`), n(`in${k}`), (w) => `${words[w]}u`, undefined, t.window!.planes));
   });
   const sh = n('sh');
   if (lanes > 1) lines.push(`var<workgroup> ${sh}: array<f32, ${WG}>;`);

@@ -1,7 +1,9 @@
 /**
  * torch.compile: every call re-traces the function (cheap: no kernel runs while tracing),
  * hashes the graph and looks it up in a cache of compiled plans, so JavaScript control
- * flow is always honoured: a new path compiles once, then hits. With backward needed, the
+ * flow is always honoured: a new path compiles once, then hits. A trace that repeats the
+ * previous call's graph node for node is that graph's hit without being built or hashed
+ * (trace/expectation.ts). With backward needed, the
  * forward and the symbolically derived backward are compiled together and split (as
  * AOTAutograd does); a function that calls backward() and optimizer.step() itself is
  * compiled as one graph that updates parameters and optimizer state on the device.
@@ -9,7 +11,7 @@
 import { Tensor } from '../eager/tensor.ts';
 import { checkOptions } from '../eager/options.ts';
 import { WgtorchError } from '../ir/errors.ts';
-import type { Graph } from '../ir/graph.ts';
+import type { Graph, GraphOutput } from '../ir/graph.ts';
 import { graphHash, structureHash } from '../ir/hash.ts';
 import { getOp } from '../ir/registry.ts';
 import { fmtShape } from '../ir/shape.ts';
@@ -345,19 +347,35 @@ function explainMiss(p: TracedProgram, cache: Map<string, CompiledGraph>): strin
 
 /** What a traced call binds: its inputs' storages, its scalars' values, the tensors it updates. */
 function bindings(program: TracedProgram) {
-  const inputs = new Map<number, Storage>();
-  program.tracer.args.forEach((a) => inputs.set(a.id, a.tensor._storage));
-  program.tracer.captures.forEach((c) => inputs.set(c.id, c.storage));
-  const scalars = new Map(program.tracer.scalars.map((s) => [s.id, s.value]));
+  // by node id (small integers)
+  const inputs: Storage[] = [];
+  for (const a of program.tracer.args) inputs[a.id] = a.tensor._storage;
+  for (const c of program.tracer.captures) inputs[c.id] = c.storage;
+  const scalars: number[] = [];
+  for (const s of program.tracer.scalars) scalars[s.id] = s.value;
   const bind = (id: number) => {
-    const s = inputs.get(id);
+    const s = inputs[id];
     if (!s) throw new Error(`compiled graph input %${id} has no binding`);
     return s;
   };
-  const scalar = (id: number) => scalars.get(id)!;
+  const scalar = (id: number) => scalars[id];
   const targets = new Map<number, Storage>();
-  program.graph.outputs.filter((o) => o.role === 'mutation').forEach((o, i) => targets.set(o.id, program.mutated[i].storage));
+  outputRoles(program.graph).mutation.forEach((o, i) => targets.set(o.id, program.mutated[i].storage));
   return { bind, scalar, targets };
+}
+
+type RoleLists = Record<GraphOutput['role'], GraphOutput[]> & { mutationIndex: Map<number, number> };
+/** A graph's outputs by role, made once per graph: a compiled graph and a repeated trace's graph serve every call. */
+const roleLists = new WeakMap<Graph, RoleLists>();
+function outputRoles(g: Graph): RoleLists {
+  let r = roleLists.get(g);
+  if (!r) {
+    r = { output: [], grad: [], mutation: [], saved: [], check: [], mutationIndex: new Map() };
+    for (const o of g.outputs) r[o.role].push(o);
+    r.mutation.forEach((o, i) => r!.mutationIndex.set(o.key, i));
+    roleLists.set(g, r);
+  }
+  return r;
 }
 
 /** Runs a compiled graph for the bindings of `program`, and turns its traced results into real tensors. */
@@ -365,7 +383,8 @@ function execute(entry: CompiledGraph, program: TracedProgram): unknown {
   const { bind, scalar, targets } = bindings(program);
   const plan = entry.plans.forward;
   const g = plan.graph;
-  const outputsOf = (role: string) => g.outputs.filter((o) => o.role === role);
+  const roles = outputRoles(g);
+  const outputsOf = (role: GraphOutput['role']) => roles[role];
   const diffCount = entry.plans.backward ? program.outputs.filter((t) => t.requiresGrad).length : 0;
   if (diffCount > 1) {
     throw new WgtorchError('compile: a compiled function with several outputs that require grad is not supported yet. Fix: return one differentiable tensor (e.g. the loss), or call backward() inside the compiled function.');
@@ -412,7 +431,7 @@ function execute(entry: CompiledGraph, program: TracedProgram): unknown {
     }
   }
   // in-place writes into real tensors (parameters, optimizer state, running statistics)
-  const mutationIndex = new Map(program.graph.outputs.filter((o) => o.role === 'mutation').map((o, i) => [o.key, i]));
+  const { mutationIndex } = outputRoles(program.graph);
   outputsOf('mutation').forEach((o) => {
     const { storage } = program.mutated[mutationIndex.get(o.key)!];
     const src = out.get(o.id)!;

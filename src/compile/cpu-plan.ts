@@ -21,7 +21,8 @@ import { getBackend, type Storage } from '../runtime/backend.ts';
 import type { CpuStorage } from '../runtime/cpu/backend.ts';
 import { matmulF32Batched } from '../runtime/cpu/matmul.ts';
 import { runMatmulSimdEpilogue, runSimdKernel } from '../runtime/cpu/wasm-simd-kernels.ts';
-import { makeResident } from '../runtime/cpu/wasm-resident.ts';
+import { makeResident, residentAddress } from '../runtime/cpu/wasm-resident.ts';
+import { StagedInputs } from '../runtime/cpu/wasm-staging.ts';
 import { canWriteInPlace, constantOr, type MatmulPick, type PlanStats } from './gpu-plan.ts';
 
 export class CpuPlan {
@@ -36,6 +37,8 @@ export class CpuPlan {
   private readonly scratchOf: Storage[][];
   /** whether tensors the Wasm kernels update in place move into the Wasm memory (WGTORCH_WASM_RESIDENT=0: never) */
   private readonly resident = envVar('WGTORCH_WASM_RESIDENT') !== '0';
+  /** float32 graph inputs that two or more Wasm matmuls read and no kernel writes: copied into the Wasm memory once per call */
+  private readonly staged: StagedInputs;
 
   constructor(
     readonly graph: Graph,
@@ -50,6 +53,32 @@ export class CpuPlan {
     const cpu = getBackend('cpu');
     this.scratchOf = this.kernels.map((k) => k.scratch.map((s) => cpu.alloc(s.dtype, s.size)));
     this.outputIds = new Set(graph.outputs.map((o) => this.baseOf(o.id)));
+    this.staged = new StagedInputs(this.sharedMatmulInputs());
+  }
+
+  /** the graph inputs copied into the Wasm memory once per call for the matmuls that share them */
+  get stagedInputs(): ReadonlySet<number> {
+    return this.staged.ids;
+  }
+
+  /** graph inputs read as an operand by the products of two or more matmul kernels (with a Wasm epilogue), never written in place */
+  private sharedMatmulInputs(): Set<number> {
+    const written = new Set([...this.inPlace.values()].filter((c): c is number => c !== null));
+    const readers = new Map<number, number>();
+    for (const k of this.kernels) {
+      const ids = new Set<number>();
+      for (const st of k.steps) {
+        if (st.kind !== 'matmul' || !st.epilogue) continue;
+        for (const s of [st.a, st.b]) if ('binding' in s) ids.add(k.kernel.bindings[s.binding]!.value);
+      }
+      for (const id of ids) readers.set(id, (readers.get(id) ?? 0) + 1);
+    }
+    const shared = new Set<number>();
+    for (const [id, n] of readers) {
+      const node = this.graph.node(id);
+      if (n >= 2 && node.op === 'input' && node.dtype === 'float32' && !written.has(id)) shared.add(id);
+    }
+    return shared;
   }
 
   /** the kernel IR of what runs (the values the WebGPU plan renders to WGSL) */
@@ -115,6 +144,7 @@ export class CpuPlan {
     const cpu = getBackend('cpu');
     const values = new Map<number, Storage>();
     for (const n of g.nodes) if (n.op === 'input') values.set(n.id, inputs(n.id));
+    this.staged.begin();
     const data = (id: number): HostArray => {
       const s = values.get(id) as CpuStorage | undefined;
       if (!s) throw new Error(`internal compiler error: a cpu kernel reads %${id}, which no earlier kernel wrote`);
@@ -161,11 +191,17 @@ export class CpuPlan {
           const ep = st.epilogue;
           keepResident(ep.js.outs);
           let t1 = t0;
+          const stagedAt = (s: Slot) => {
+            if (!('binding' in s)) return -1;
+            const d = array(s) as Float32Array;
+            return residentAddress(d) >= 0 ? -1 : this.staged.address(bindings[s.binding]!.value, d);
+          };
           const ran = runMatmulSimdEpilogue(
             array(st.a) as Float32Array, st.transA, array(st.b) as Float32Array, st.transB, st.M, st.K, st.N,
             ep.js.simd, ep.acc, ep.js.ins.map((s, i) => (s === null || i === ep.acc ? null : array(s))), ep.js.outs.map(array), sc,
             ep.storeC ? (array(st.out) as Float32Array) : null,
             timed ? () => (t1 = performance.now()) : undefined,
+            { a: stagedAt(st.a), b: stagedAt(st.b) },
           );
           if (!ran) {
             matmulF32Batched(array(st.a) as Float32Array, 0, 0, st.transA, array(st.b) as Float32Array, 0, 0, st.transB, array(st.out) as Float32Array, 0, 0, st.M, st.K, st.N, 1);

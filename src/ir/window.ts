@@ -26,6 +26,13 @@ export interface WindowMap {
   /** the source [N, C, H, W] and the element strides it is read with */
   src: [number, number, number, number];
   strides: [number, number, number, number];
+  /**
+   * A pool's planes read where they lie: batch index n of the source (each channel of an
+   * [N', C', H, W] tensor an image of its own, n = n' * channels + c') is read at
+   * n' * outer + c' * inner instead of n * strides[0] (a tensor broadcast over the planes, or a
+   * view that is no reshape of memory). Window loads only (rules/window-recompute.ts).
+   */
+  planes?: { channels: number; outer: number; inner: number };
 }
 
 const pair = (v: unknown): [number, number] => [(v as number[])[0], (v as number[])[1]];
@@ -60,6 +67,12 @@ function coord(w: WindowMap, d: 0 | 1, a: number, i: number): number {
   return x < w.src[2 + d] ? x : -1;
 }
 
+/** Where source image n starts. */
+export function planeOffset(w: WindowMap, n: number): number {
+  const p = w.planes;
+  return p ? Math.floor(n / p.channels) * p.outer + (n % p.channels) * p.inner : n * w.strides[0];
+}
+
 /** The source element offset that element (m, q) reads, or -1 for a zero. */
 export function windowOffset(w: WindowMap, m: number, q: number): number {
   const [R0, R1] = w.rows;
@@ -73,7 +86,7 @@ export function windowOffset(w: WindowMap, m: number, q: number): number {
   const y = coord(w, 0, a, i);
   const x = coord(w, 1, b, j);
   if (y < 0 || x < 0) return -1;
-  return n * w.strides[0] + c * w.strides[1] + y * w.strides[2] + x * w.strides[3];
+  return planeOffset(w, n) + c * w.strides[1] + y * w.strides[2] + x * w.strides[3];
 }
 
 /**
@@ -110,7 +123,13 @@ export function windowGradAt(w: WindowMap, n: number, c: number, y: number, x: n
  * A WGSL function `fn name(m: u32, q: u32) -> f32` (WGSL_PRELUDE in scope: -inf goes through f32bits) that loads element (m, q) from `buffer`
  * at `base` (a u32 expression), reading sizes through `v` (literals, or uniform words).
  */
-export function windowLoadWGSL(name: string, buffer: string, v: (what: WindowWord) => string, load: (index: string) => string = (i) => `f32(${buffer}[${i}])`): string {
+export function windowLoadWGSL(
+  name: string,
+  buffer: string,
+  v: (what: WindowWord) => string,
+  load: (index: string) => string = (i) => `f32(${buffer}[${i}])`,
+  planes?: WindowMap['planes'],
+): string {
   const lines = [
     `fn ${name}(m: u32, q: u32, base: u32) -> f32 {`,
     `  let b = m % ${v('rows1')};`,
@@ -129,7 +148,8 @@ export function windowLoadWGSL(name: string, buffer: string, v: (what: WindowWor
     lines.push(`  let ${s} = select(${s}f, ${s}t, ${v('transposed')} != 0u);`);
     lines.push(`  if (${s} < 0 || ${s} >= ${size}) { return f32bits(${v('fill')}); }`);
   }
-  lines.push(`  return ${load(`base + n * ${v('s0')} + c * ${v('s1')} + u32(y) * ${v('s2')} + u32(x) * ${v('s3')}`)};`);
+  const image = planes ? `(n / ${planes.channels}u) * ${planes.outer}u + (n % ${planes.channels}u) * ${planes.inner}u` : `n * ${v('s0')}`;
+  lines.push(`  return ${load(`base + ${image} + c * ${v('s1')} + u32(y) * ${v('s2')} + u32(x) * ${v('s3')}`)};`);
   lines.push('}');
   return lines.join('\n');
 }

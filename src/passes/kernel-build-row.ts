@@ -29,15 +29,16 @@ export function buildRowKernel(cx: BuildContext, k: RowGroupKernel, index: numbe
   const members = new Set(k.nodes);
   const sources = new Set(k.sources ?? []);
   /** elementwise nodes over graph inputs computed here where they are read (rules/recompute-inputs.ts) */
-  const recomputed = new Set(k.recomputed ?? []);
+  const fromInputs = new Set(k.recomputed ?? []);
   const totalIds = new Set(k.total ?? []);
   const preIds = new Set(k.pre ?? []);
   const isReduce = (n: IRNode) => n.op === 'sum' || n.op === 'max' || n.op === 'argmax';
   const isElement = (id: number) => !totalIds.has(id) && !preIds.has(id) && !isReduce(node(id)) && sameShape(node(id).shape, shape);
 
   const gathered = new Set(k.gathers ?? []);
-  const loaded = [...gathered, ...(k.windows ?? [])];
+  const loaded = [...gathered, ...(k.windowSources ?? []), ...(k.windows ?? [])];
   const windowed = new Set(k.windows ?? []);
+  const recomputed = new Set(k.windowSources ?? []);
   const inputs: { base: number; strides: number[]; dtype: TensorInput['dtype']; gather?: TensorInput['gather']; window?: TensorInput['window'] }[] = [];
   const scalars: number[] = [];
   const scalarRef = (id: number): Ref => {
@@ -77,6 +78,38 @@ export function buildRowKernel(cx: BuildContext, k: RowGroupKernel, index: numbe
     if (at < 0) at = inputs.push({ base: src.base, strides: [0, 0], dtype: node(src.base).dtype, window }) - 1;
     return { kind: 'input', index: at };
   };
+  /**
+   * element (row, col) of an im2col whose source is recomputed here (rules/window-recompute.ts):
+   * the source's elementwise nodes pushed into `nodes`, each tensor they read loaded through
+   * the pool's map with the channels of their [N, C, H, W] space split off as `planes`
+   */
+  const windowExpr = (im2col: number, nodes: ExprNode[], memo: Map<string, number>): Ref => {
+    const src = viewOf(node(im2col).inputs[0]);
+    if (!recomputed.has(src.base)) return windowRef(im2col);
+    const attrs = node(im2col).attrs;
+    const visit = (id: number): number => {
+      const key = `${im2col}:${id}`;
+      const at = memo.get(key);
+      if (at !== undefined) return at;
+      const n = node(id);
+      const [, C] = n.shape;
+      const args = n.inputs.map((i): Ref => {
+        const b = baseOf(i);
+        if (node(b).op === 'scalar') return scalarRef(b);
+        if (recomputed.has(b)) return { kind: 'node', index: visit(b) };
+        const st = broadcastView(viewOf(i), n.shape);
+        const window = { ...windowMap(attrs, src.shape, [0, 0, st[2], st[3]]), planes: { channels: C, outer: st[0], inner: st[1] } };
+        const wk = JSON.stringify(window);
+        let t = inputs.findIndex((x) => x.base === b && x.window && JSON.stringify(x.window) === wk);
+        if (t < 0) t = inputs.push({ base: b, strides: [0, 0], dtype: node(b).dtype, window }) - 1;
+        return { kind: 'input', index: t };
+      });
+      memo.set(key, nodes.length);
+      nodes.push({ op: n.op, args, attrs: n.attrs, dtype: n.dtype, origin: { ids: [id], scope: n.scope } });
+      return nodes.length - 1;
+    };
+    return { kind: 'node', index: visit(src.base) };
+  };
   /** strides over `shape` of input i as a row-class consumer reads it: along its own row */
   const rowStrides = (consumer: IRNode, i: number): number[] => {
     const v = viewOf(i);
@@ -93,6 +126,7 @@ export function buildRowKernel(cx: BuildContext, k: RowGroupKernel, index: numbe
   const elementList = () => {
     const nodes: ExprNode[] = [];
     const inside = new Map<number, number>();
+    const recomputedAt = new Map<string, number>();
     const ref = (i: number): Ref => {
       const b = baseOf(i);
       if (node(b).op === 'scalar') return scalarRef(b);
@@ -103,9 +137,9 @@ export function buildRowKernel(cx: BuildContext, k: RowGroupKernel, index: numbe
         return { kind: 'stat', index: s };
       }
       if (gathered.has(b)) return gatherRef(i);
-      if (windowed.has(b)) return windowRef(b);
+      if (windowed.has(b)) return windowExpr(b, nodes, recomputedAt);
       // read as itself (no view between), so computing it at this element's index gives what would be loaded
-      if (recomputed.has(i)) return { kind: 'node', index: visit(i) };
+      if (fromInputs.has(i)) return { kind: 'node', index: visit(i) };
       return inputRef(b, order(broadcastView(viewOf(i), shape)));
     };
     const visit = (id: number): number => {
@@ -138,7 +172,7 @@ export function buildRowKernel(cx: BuildContext, k: RowGroupKernel, index: numbe
     const args = n.inputs.map((i): Ref => {
       const b = baseOf(i);
       if (node(b).op === 'scalar') return scalarRef(b);
-      if (recomputed.has(i)) return { kind: 'stat', index: rowStat(i) };
+      if (fromInputs.has(i)) return { kind: 'stat', index: rowStat(i) };
       return inputRef(b, order(rowStrides(n, i)));
     });
     steps.push({ kind: 'map', node: { op: n.op, args, attrs: n.attrs, dtype: n.dtype, origin: { ids: [id], scope: n.scope } } });
@@ -195,7 +229,7 @@ export function buildRowKernel(cx: BuildContext, k: RowGroupKernel, index: numbe
         const b = baseOf(i);
         if (node(b).op === 'scalar') return scalarRef(b);
         if (members.has(b)) return { kind: 'stat', index: stepOf.get(b)! };
-        if (recomputed.has(i)) return { kind: 'stat', index: rowStat(i) };
+        if (fromInputs.has(i)) return { kind: 'stat', index: rowStat(i) };
         if (gathered.has(b) || windowed.has(b)) throw new Error(`internal compiler error: per-row node %${id} reads %${b}, which is loaded per element`);
         return inputRef(b, order(rowStrides(n, i)));
       });
@@ -267,7 +301,7 @@ export function buildRowKernel(cx: BuildContext, k: RowGroupKernel, index: numbe
     body,
     bindings: [...inputs.map((t) => readBinding(t.base)), ...written.map(writeBinding)],
     scalars,
-    covers: { nodes: [...loaded, ...sources, ...recomputed, ...k.nodes], scopes },
+    covers: { nodes: [...loaded, ...sources, ...fromInputs, ...k.nodes], scopes },
     bytes: 4 * (inputs.reduce((s, t) => s + numel(node(t.base).shape), 0) + written.reduce((s, id) => s + numel(node(id).shape), 0)),
     flops: elements * (steps.reduce((s, st) => s + (st.kind === 'reduce' ? st.nodes.length + 1 : 0), 0) + final.nodes.length),
   };

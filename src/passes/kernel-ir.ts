@@ -172,7 +172,10 @@ export interface RowBody {
    * row in one loop whatever it says.
    */
   lanes?: number;
-  /** WebGPU: each lane step reads and writes four consecutive elements of the row as vec4 (passes/vector-loads.ts; not with `total`) */
+  /**
+   * WebGPU: groups of four read and written as vec4 (passes/vector-loads.ts): four consecutive
+   * elements of the row per lane step; with `total`, four consecutive rows per invocation step
+   */
   vec?: 4;
   /**
    * Per-row values reduced over every row within the same kernel (crossEntropy's mean over
@@ -376,7 +379,8 @@ function tensorInputText(t: TensorInput, i: number, bound: (i: number) => string
   if (t.access === 'gather') return `in${i} = ${bound(i)} ${t.dtype} strides ${shapeText(t.strides ?? [])} gathered at in${t.gather!.index} * ${t.gather!.dimStride} (size ${t.gather!.size})`;
   if (t.access === 'window') {
     const w = t.window!;
-    return `in${i} = ${bound(i)} ${t.dtype} read through im2col of ${shapeText(w.src)} strides ${shapeText(w.strides)}: kernel ${shapeText(w.kernel)} stride ${shapeText(w.stride)} padding ${shapeText(w.padding)} dilation ${shapeText(w.dilation)}, rows over ${shapeText(w.rows)}, fill ${w.fill}`;
+    const planes = w.planes ? ` (images ${w.planes.channels} planes each, at strides ${shapeText([w.planes.outer, w.planes.inner])})` : '';
+    return `in${i} = ${bound(i)} ${t.dtype} read through im2col of ${shapeText(w.src)} strides ${shapeText(w.strides)}${planes}: kernel ${shapeText(w.kernel)} stride ${shapeText(w.stride)} padding ${shapeText(w.padding)} dilation ${shapeText(w.dilation)}, rows over ${shapeText(w.rows)}, fill ${w.fill}`;
   }
   return `in${i} = ${bound(i)} ${t.dtype}${t.access === 'strided' ? ` strides ${shapeText(t.strides ?? [])}` : ''}`;
 }

@@ -59,10 +59,18 @@ export function reduceVectorizes(b: ReduceBody): boolean {
 /** whether a ref (or any arg of the nodes) recomputes an arange from its index: per element, which a group of four does not share */
 const usesIndex = (refs: Ref[]) => refs.some((r) => r.kind === 'index');
 
+/**
+ * A row kernel: groups of four along the row (its innermost reduced dim). A kernel with totals
+ * (one workgroup whose invocations walk whole rows: render-row-total.ts) groups four
+ * consecutive rows instead, along the innermost kept dim: a layerNorm's weight and bias
+ * gradients are such rows, columns of [N, C].
+ */
 export function rowVectorizes(b: RowBody): boolean {
-  if (b.total || !b.reduced.length || b.reduced[b.reduced.length - 1]! % VEC !== 0) return false;
-  const inner = b.kept.length + b.reduced.length - 1;
-  if (!b.inputs.every((t) => t.access === 'strided' && groupRead(t.strides!, inner) !== null)) return false;
+  const dims = b.total ? b.kept : b.reduced;
+  if (!dims.length || dims[dims.length - 1]! % VEC !== 0) return false;
+  const inner = b.total ? b.kept.length - 1 : b.kept.length + b.reduced.length - 1;
+  const reads = b.inputs.map((t) => (t.access === 'strided' ? groupRead(t.strides!, inner) : null));
+  if (!reads.every((r) => r !== null) || (b.total && !reads.includes('vec4'))) return false;
   if (!b.outputs.every((o) => o.per !== 'element' || groupRead(o.strides!, inner) === 'vec4')) return false;
   const nodes = [...b.nodes, ...b.steps.flatMap((st) => (st.kind === 'reduce' ? st.nodes : [st.node]))];
   const refs = [...nodes.flatMap((x) => x.args), ...b.steps.flatMap((st) => (st.kind === 'reduce' ? [st.value] : [])), ...b.outputs.map((o) => o.ref)];

@@ -36,6 +36,8 @@ export type Kernel =
       gathers?: number[];
       /** im2col nodes it reads through their index map instead of from memory (rules/window-load.ts) */
       windows?: number[];
+      /** elementwise nodes producing a window's source, recomputed at each element it loads (rules/window-recompute.ts) */
+      windowSources?: number[];
       /** aranges it reads, recomputed from its element index instead of read from memory (like prologues) */
       sources?: number[];
       /** elementwise nodes over graph inputs it computes where it reads them instead of loading their values (rules/recompute-inputs.ts) */
@@ -97,7 +99,7 @@ export const kernelNodes = (k: Kernel): number[] => {
     case 'matmul': return [...windowsOf(k), ...k.prologueA, ...k.prologueB, k.node, ...k.epilogue, ...k.reductions.flatMap((r) => [r.node, ...r.epilogue])];
     case 'copy': return [k.node];
     case 'index': return [k.node];
-    case 'row': return [...(k.gathers ?? []), ...(k.windows ?? []), ...(k.sources ?? []), ...(k.recomputed ?? []), ...k.nodes];
+    case 'row': return [...(k.gathers ?? []), ...(k.windowSources ?? []), ...(k.windows ?? []), ...(k.sources ?? []), ...(k.recomputed ?? []), ...k.nodes];
   }
 };
 

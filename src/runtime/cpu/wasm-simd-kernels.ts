@@ -127,10 +127,13 @@ export function runMatmulSimdEpilogue(
   a: Float32Array, transA: boolean, b: Float32Array, transB: boolean, M: number, K: number, N: number,
   k: SimdKernel, acc: number, ins: (HostArray | null)[], outs: HostArray[], sc: readonly number[],
   cOut: Float32Array | null, onProduct?: () => void,
+  /** byte addresses where a and b were already copied into the memory for this call (./wasm-staging.ts), or -1 */
+  staged?: { a: number; b: number },
 ): boolean {
   const e = getEngine();
   if (!e || M <= 0 || N <= 0 || K <= 0 || k.rows * k.cols !== M * N || !scalarsFit(k, sc)) return fallback();
-  const p = e.product(a, 0, transA, b, 0, transB, M, K, N, simdBytes(k, acc), { a: residentAddress(a), b: residentAddress(b) });
+  const at = (x: Float32Array, s: number | undefined) => { const r = residentAddress(x); return r >= 0 ? r : (s ?? -1); };
+  const p = e.product(a, 0, transA, b, 0, transB, M, K, N, simdBytes(k, acc), { a: at(a, staged?.a), b: at(b, staged?.b) });
   if (!p) return fallback();
   if (cOut) cOut.set(e.heap().f32.subarray(p.c / 4, p.c / 4 + M * N));
   onProduct?.();

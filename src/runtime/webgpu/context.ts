@@ -617,6 +617,7 @@ async function createContext(overrides: LimitOverrides): Promise<GPUContext> {
     if (!(k in requiredLimits)) throw new Error(`WebGPU: unknown device limit '${k}'. Fix: use one of ${Object.keys(requiredLimits).join(', ')}.`);
     if (v !== undefined) requiredLimits[k] = Math.min(v, requiredLimits[k]!);
   }
+  // 'subgroups': the subgroup matmul variants (codegen-wgsl/matmul.ts), tuning candidates where they fit (subgroupsFit)
   const requiredFeatures = (['shader-f16', 'subgroups'] as GPUFeatureName[]).filter((f) => adapter.features.has(f));
   const device = await adapter.requestDevice({ requiredLimits, requiredFeatures, label: 'wgtorch' });
   return new GPUContext(gpu, adapter, device, overrides);
