@@ -57,7 +57,7 @@ describe('which kernels read vec4 (kernel IR data)', () => {
     expect(reduceVectorizes(col(8, [1, 8], 'max'))).toBe(false);
     expect(reduceVectorizes(col(8, [5, 1]))).toBe(false); // sum over rows
   });
-  it('row kernels: rows a multiple of 4 long, contiguous; no recomputed arange, no total', () => {
+  it('row kernels: rows a multiple of 4 long, contiguous; no recomputed arange; with totals, four consecutive rows (columns of [N, C])', () => {
     const row = (R: number, strides: number[], extra: Partial<RowBody> = {}): RowBody => ({
       kind: 'row', kept: [3], reduced: [R], inputs: [{ dtype: 'float32', access: 'strided', strides }], scalars: 0,
       steps: [{ kind: 'reduce', combine: 'sum', nodes: [], value: { kind: 'input', index: 0 } }], nodes: [],
@@ -67,6 +67,11 @@ describe('which kernels read vec4 (kernel IR data)', () => {
     expect(rowVectorizes(row(6, [6, 1]))).toBe(false);
     expect(rowVectorizes(row(8, [1, 3]))).toBe(false);
     expect(rowVectorizes(row(8, [8, 1], { nodes: [{ op: 'add', args: [{ kind: 'index', strides: [0, 1], start: 0, step: 1 }, { kind: 'input', index: 0 }], attrs: {} }] }))).toBe(false);
+    // totals: one workgroup walking whole rows groups four consecutive rows, so the innermost kept dim must be contiguous
+    const total: RowBody['total'] = [{ kind: 'reduce', combine: 'sum', value: { kind: 'stat', index: 0 } }];
+    expect(rowVectorizes(row(8, [1, 8], { kept: [8], total }))).toBe(true);
+    expect(rowVectorizes(row(8, [8, 1], { kept: [8], total }))).toBe(false);
+    expect(rowVectorizes(row(8, [1, 6], { kept: [6], total }))).toBe(false);
   });
 });
 
