@@ -24,10 +24,13 @@ export const ENTRY = join(ROOT, 'src/index.ts');
 /**
  * The minified, gzipped browser bundle may not grow past this: 62 KiB when it was set,
  * 87 KiB with issue #11's ops and layers and the cpu target's Wasm kernels, 131 KiB with the
- * cpu target's Wasm SIMD expression kernels and resident tensors (issue #10, ~4 KiB of it); a
- * jump past it is worth a look (npx esbuild --analyze) before raising it.
+ * cpu target's Wasm SIMD expression kernels and resident tensors (issue #10, ~4 KiB of it), 145 KiB
+ * with the compiler work of issues #10 and #12 after that (the memory plan of compiled webgpu graphs,
+ * re-traces checked against the previous graph, vec4 and subgroup kernel renderers, col2imAt and the
+ * scatter/window/recompute fusion rules); a jump past it is worth a look (npx esbuild --analyze)
+ * before raising it.
  */
-export const GZIP_BUDGET_BYTES = 136 * 1024;
+export const GZIP_BUDGET_BYTES = 152 * 1024;
 
 /** Modules that exist only in Node; importing one from the browser graph is a build error. */
 export const NODE_ONLY = /^(node:|webgpu$|(fs|fs\/promises|path|os|v8|vm|url|util|crypto|module|worker_threads|child_process|zlib|stream|events|buffer|process)$)/;

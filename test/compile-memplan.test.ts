@@ -8,6 +8,7 @@
 import { describe, expect, it } from 'vitest';
 import * as torch from '../src/index.ts';
 import type { GpuPlan } from '../src/compile/gpu-plan.ts';
+import { assignSlots, PlanLru } from '../src/compile/gpu-memory.ts';
 import { gcFunction } from '../src/platform/gc.ts';
 import { relDiff } from './helpers/compile-util.ts';
 import { webgpuAvailable } from './helpers/devices.ts';
@@ -249,5 +250,45 @@ describe.skipIf(!webgpuAvailable)('index checks of values known when tracing', (
     }
     expect(eager).toMatch(/out of bounds/);
     await expect(torch.compile(f)().item()).rejects.toThrow(/out of bounds/);
+  });
+});
+
+describe('memory plan bookkeeping', () => {
+  it('slots by liveness: a value takes a free slot of its size class after the last reader of the one before, never one bound by the same kernel', () => {
+    // kernel 0 writes 1 and 2, kernel 1 reads 1 and writes 3, kernel 2 reads 2 and 3 and writes 4, kernel 3 reads 4 and writes 5 (larger)
+    const writes = [[1, 2], [3], [4], [5]];
+    const lastUse = new Map([[1, 1], [2, 2], [3, 2], [4, 3], [5, 3]]);
+    const bytes = (id: number) => (id === 5 ? 4096 : 400);
+    const { slotOf, slotBytes } = assignSlots(writes, lastUse, bytes);
+    expect(slotOf.get(1)).not.toBe(slotOf.get(2));
+    expect(slotOf.get(3), 'kernel 1 reads 1 while writing 3').not.toBe(slotOf.get(1));
+    expect(new Set([slotOf.get(2), slotOf.get(3)]).size).toBe(2);
+    expect(slotOf.get(4), 'value 1 died after kernel 1: its slot serves 4').toBe(slotOf.get(1));
+    expect(slotBytes[slotOf.get(5)!], 'another size class gets a slot of its own').toBe(4096);
+    expect(slotBytes).toHaveLength(4);
+  });
+
+  it('past the cap, the plans run least recently give their buffers back, the one running keeps its own', () => {
+    const plan = (name: string, bytes: number) => {
+      const p = { name, plannedBytes: bytes, released: 0, releaseMemory: () => {
+        p.released++;
+        p.plannedBytes = 0;
+        lru.dropped(p);
+      } };
+      return p;
+    };
+    const lru = new PlanLru<ReturnType<typeof plan>>(100);
+    const a = plan('a', 60);
+    const b = plan('b', 30);
+    const c = plan('c', 50);
+    lru.ran(a);
+    lru.ran(b);
+    expect([a.released, b.released]).toEqual([0, 0]);
+    lru.ran(a); // a is now the most recent
+    lru.ran(c); // 140 > 100: b, the least recent, goes first, and 110 is still over: then a
+    expect([a.released, b.released, c.released]).toEqual([1, 1, 0]);
+    const big = plan('big', 500);
+    lru.ran(big); // over the cap alone: it keeps its own (c goes)
+    expect([big.released, c.released]).toEqual([0, 1]);
   });
 });

@@ -1,11 +1,14 @@
 /**
- * Max pooling compiled (issue 12: pooling fused into its producer): maxPool2d is a max over the
- * columns of an im2col whose gradient goes to the index max(dim) returns, so its argmax, the max
- * over the element at that index and the gradient's masks are one row kernel (argmax a row step
- * beside max and sum) that reads the pooled tensor through the pool's index map ([window-load]:
- * the im2col is never written). Values, indices and gradients equal eager on every device: ties (the first
- * maximum gets the gradient, as PyTorch's max_pool2d), NaN windows, padding (-inf) and
- * overlapping windows.
+ * Pooling compiled (issue 12: pooling fused into its producer): maxPool2d is a max over the
+ * columns of an im2col and the window's argmax, one row kernel (argmax a row step beside max)
+ * that reads the pooled tensor through the pool's index map ([window-load]: the im2col is never
+ * written); its gradient is one col2imAt kernel (g at each window's argmax, summed from the
+ * input's side: no masks, no col2im). Without a gradient (noGrad, eval) a max or avg pool is one
+ * row kernel with a lone reduction (fusion/window-rows.ts), and an elementwise producer read only
+ * through its windows is recomputed there ([window-recompute]). Values, indices and gradients
+ * equal eager on every device: ties and all -inf windows (the first maximum gets the whole
+ * gradient, as PyTorch's max_pool2d), NaN windows, padding (-inf), overlapping windows, strides
+ * other than the kernel size.
  */
 import { describe, expect, it } from 'vitest';
 import * as torch from '../src/index.ts';

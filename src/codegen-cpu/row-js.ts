@@ -192,6 +192,18 @@ export function rowJs(b: RowBody, header: string[] = []): string {
   rowBody.push('o++;');
   lines.push('let o = 0;', 'let acc = 0;', 'let at = 0;', ...all.map((_, k) => `const K${k}_0 = 0;`));
   totals.forEach((st, t) => st.kind === 'reduce' && lines.push(`let t${t} = ${st.combine === 'sum' ? '0' : '-Infinity'};`));
+  // before the rows: values over every row from inputs alone (row-pretotals.ts), which the rows read
+  (b.pre ?? []).forEach((st, p) => {
+    const s = S + totals.length + p;
+    if (st.kind === 'map') {
+      lines.push(...renderNodes([st.node], `m${s}_`, (k) => `in${k}[0]`, keptRank), `const r${s} = m${s}_0;`);
+      return;
+    }
+    const v = st.value.kind === 'input' ? `in${st.value.index}[${base(st.value.index)}]` : refName(st.value, `p${p}_`, keptRank);
+    const pass = [...renderNodes(st.nodes, `p${p}_`, (k) => `in${k}[${base(k)}]`, keptRank), st.combine === 'sum' ? `pt${p} += ${v};` : maxInto(`pt${p}`, v)];
+    lines.push(`let pt${p} = ${st.combine === 'sum' ? '0' : '-Infinity'};`, '{', ...nest(b.kept, keptStrides, 'K', pass, '  '), '}');
+    lines.push(st.combine === 'sum' ? `const r${s} = Math.fround(pt${p});` : `const r${s} = pt${p};`);
+  });
   lines.push(...nest(b.kept, keptStrides, 'K', rowBody, ''));
   totals.forEach((st, t) => {
     if (st.kind === 'reduce') lines.push(st.combine === 'sum' ? `const r${S + t} = Math.fround(t${t});` : `const r${S + t} = t${t};`);

@@ -111,8 +111,8 @@ export function indexWGSL(spec: IndexSpec, nsIn?: Namespace): GeneratedKernel {
   if (spec.op === 'col2im') lines.push(windowGradWGSL(n('window'), word, (m, q) => `f32(${n('in0')}[(${m}) * ${n('P')}(${L.b}u) + (${q}) * ${n('P')}(${L.b + 1}u)])`));
   // no matrix: the window at (a, b) sends g there to its argmax, the kernel position i * kw + j
   if (spec.op === 'col2imAt') {
-    const off = (at: number, p: WindowPlace<string>) => `n * ${n('P')}(${at}u) + c * ${n('P')}(${at + 1}u) + ${p.a} * ${n('P')}(${at + 2}u) + ${p.b} * ${n('P')}(${at + 3}u)`;
-    const load = (_m: string, _q: string, p: WindowPlace<string>) =>
+    const off = (at: number, p: WindowPlace) => `n * ${n('P')}(${at}u) + c * ${n('P')}(${at + 1}u) + ${p.a} * ${n('P')}(${at + 2}u) + ${p.b} * ${n('P')}(${at + 3}u)`;
+    const load = (_m: string, _q: string, p: WindowPlace) =>
       `select(0.0, f32(${n('in0')}[${off(L.b, p)}]), ${n('in1')}[${off(L.c, p)}] == i32(${p.i} * ${word('kw')} + ${p.j}))`;
     lines.push(windowGradWGSL(n('window'), word, load));
   }

@@ -57,7 +57,8 @@ export function rowTotalWGSL(b: RowBody, nsIn?: Namespace): GeneratedKernel {
   lines.push(`var<workgroup> ${sh}: array<f32, ${WG}>;`);
   // NaN wins (PyTorch propagates it); tested through the bits, as lavapipe compiles `v != v` to false
   const better = n('better');
-  const maxes = [...b.steps, ...total].some((s) => s.kind === 'reduce' && s.combine === 'max');
+  const pre = b.pre ?? [];
+  const maxes = [...b.steps, ...total, ...pre].some((s) => s.kind === 'reduce' && s.combine === 'max');
   if (maxes) lines.push(`fn ${better}(v: f32, best: f32) -> bool { return v > best || (wgt_isnan(v) && !wgt_isnan(best)); }`);
   lines.push('');
   lines.push(...entryPoint(ns, String(WG), BUILTINS));
@@ -162,6 +163,31 @@ export function rowTotalWGSL(b: RowBody, nsIn?: Namespace): GeneratedKernel {
       const v = valueOf(st.value, '', atRowOf(c), c);
       body.push(st.combine === 'sum' ? `t${t} = t${t} + ${v};` : `if (${better}(${v}, t${t})) { t${t} = ${v}; }`);
     }
+  });
+  // before the rows: values over every row from inputs alone (row-pretotals.ts), which the rows read
+  // (one row at a time: an input read as vec4 elsewhere is indexed inside its vec4 here)
+  const preAt = (k: number) => (V > 1 && read[k] === 'vec4' ? `f32(${n(`in${k}`)}[base${k} / 4u][base${k} % 4u])` : `f32(${n(`in${k}`)}[base${k}])`);
+  const preOne = (k: number) => (V > 1 && read[k] === 'vec4' ? `f32(${n(`in${k}`)}[0][0])` : `f32(${n(`in${k}`)}[0])`);
+  pre.forEach((st, p) => {
+    const s = S + total.length + p;
+    if (st.kind === 'map') {
+      lines.push(...renderNodes([st.node], { input: preOne, scalar: (i) => `s${i}`, stat, prefix: `m${s}_` }, '  '));
+      lines.push(`  let ${stat(s)} = m${s}_0;`);
+      return;
+    }
+    const pass: string[] = ['var ko = o;'];
+    for (let d = keptRank - 1; d >= 0; d--) pass.push(`let k${d} = ko % ${P(L.keptAt + d)}; ko = ko / ${P(L.keptAt + d)};`);
+    for (const k of inputsRead(st.nodes, [st.value])) pass.push(`let base${k} = ${baseOf(L.inAt, k)};`);
+    pass.push(...renderNodes(st.nodes, { input: preAt, scalar: (i) => `s${i}`, stat, index, prefix: `p${p}_` }, ''));
+    const v = valueOf(st.value, `p${p}_`, preAt);
+    lines.push(`  var pt${p}: f32 = ${identity(st.combine)};`, `  for (var o = lid; o < ${P(0)}; o = o + ${WG}u) {`, ...pass.map((l) => `    ${l}`));
+    lines.push(st.combine === 'sum' ? `    pt${p} = pt${p} + ${v};` : `    if (${better}(${v}, pt${p})) { pt${p} = ${v}; }`, '  }');
+    lines.push(`  ${sh}[lid] = pt${p};`, '  workgroupBarrier();');
+    lines.push(`  for (var w = ${WG / 2}u; w > 0u; w = w >> 1u) {`, '    if (lid < w) {');
+    if (st.combine === 'sum') lines.push(`      ${sh}[lid] = ${sh}[lid] + ${sh}[lid + w];`);
+    else lines.push(`      if (${better}(${sh}[lid + w], ${sh}[lid])) { ${sh}[lid] = ${sh}[lid + w]; }`);
+    lines.push('    }', '    workgroupBarrier();', '  }');
+    lines.push(`  let ${stat(s)} = ${sh}[0];`, '  workgroupBarrier();');
   });
   if (V === 1) lines.push(`  for (var o = lid; o < ${P(0)}; o = o + ${WG}u) {`, ...body.map((l) => `    ${l}`), '  }');
   else lines.push(`  for (var g = lid; g < ${P(0)} / ${V}u; g = g + ${WG}u) {`, `    let o = g * ${V}u;`, ...body.map((l) => `    ${l}`), '  }');

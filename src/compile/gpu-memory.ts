@@ -94,3 +94,44 @@ export class PlanBuffers {
 
 /** A plan dropped without releasing its buffers (its compiled function collected) gives them back. */
 export const buffersOfDroppedPlans = sweepableRegistry<PlanBuffers>((b) => b.release());
+
+/**
+ * The plans holding buffers, least recently run first, and the bytes they hold: past the cap
+ * (WGTORCH_MEMPLAN_MAX_MB, default 1024), the plans run least recently give theirs back (and
+ * plan again at their next run), so a function compiled for many shapes or paths does not
+ * keep every graph's intermediates.
+ */
+export class PlanLru<P extends { plannedBytes: number; releaseMemory(): void }> {
+  /** weak: a plan no one else holds is collected, and buffersOfDroppedPlans gives its buffers back */
+  private readonly order = new Set<WeakRef<P>>();
+  private readonly refs = new WeakMap<P, WeakRef<P>>();
+  constructor(readonly maxBytes: number) {}
+
+  /** `plan` just ran holding buffers: it becomes the most recent, and older plans release past the cap. */
+  ran(plan: P): void {
+    let ref = this.refs.get(plan);
+    if (!ref) this.refs.set(plan, (ref = new WeakRef(plan)));
+    this.order.delete(ref);
+    this.order.add(ref);
+    let total = 0;
+    for (const r of this.order) {
+      const p = r.deref();
+      if (p) total += p.plannedBytes;
+      else this.order.delete(r);
+    }
+    for (const r of this.order) {
+      if (total <= this.maxBytes || r === ref) break;
+      const p = r.deref();
+      this.order.delete(r);
+      if (!p) continue;
+      total -= p.plannedBytes;
+      p.releaseMemory();
+    }
+  }
+
+  /** `plan` released its buffers. */
+  dropped(plan: P): void {
+    const ref = this.refs.get(plan);
+    if (ref) this.order.delete(ref);
+  }
+}

@@ -23,7 +23,7 @@ import { newDispatchSite, workgroupGrid, type DispatchSite } from '../runtime/we
 import { packFits, planPacks } from './pack-schedule.ts';
 import { envVar } from '../platform/env.ts';
 import type { MatmulChoice, MatmulTuner } from '../runtime/webgpu/matmul-tuner.ts';
-import { assignSlots, PlanBuffers, buffersOfDroppedPlans } from './gpu-memory.ts';
+import { assignSlots, PlanBuffers, PlanLru, buffersOfDroppedPlans } from './gpu-memory.ts';
 
 /** A scalar's value: folded constants carry theirs, traced scalars are bound per call. */
 export function constantOr(g: Graph, id: number, bound: (id: number) => number): number {
@@ -284,6 +284,7 @@ export class GpuPlan {
   /** Gives the memory plan's buffers back to the pool; the next run plans again. */
   releaseMemory(): void {
     if (!this.memory) return;
+    plansHoldingMemory().dropped(this);
     buffersOfDroppedPlans.unregister(this.memory.buffers);
     this.memory.buffers.release();
     this.memory = null;
@@ -459,6 +460,7 @@ export class GpuPlan {
     for (const id of this.inputIds) values.set(id, inputs(id));
     const mine = new Set<GpuStorage>();
     const planned = this.memplan ? (this.memory ??= this.planMemory()).storages : null;
+    if (planned) plansHoldingMemory().ran(this);
     const spares = this.memory?.buffers.spares;
     const pipelines = this.pipelines;
     const steps = this.steps;
@@ -526,6 +528,12 @@ export class GpuPlan {
 }
 
 const NO_SCALARS: readonly number[] = [];
+
+let lru: PlanLru<GpuPlan> | null = null;
+/** the plans holding memory-plan buffers, capped by WGTORCH_MEMPLAN_MAX_MB */
+function plansHoldingMemory(): PlanLru<GpuPlan> {
+  return (lru ??= new PlanLru<GpuPlan>(Number(envVar('WGTORCH_MEMPLAN_MAX_MB') ?? 1024) * 2 ** 20));
+}
 
 function sameValues(a: readonly number[] | null, b: readonly number[]): boolean {
   if (!a || a.length !== b.length) return false;

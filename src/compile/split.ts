@@ -7,21 +7,60 @@
  */
 import { Graph, type IRNode } from '../ir/graph.ts';
 import { isMovement } from '../passes/views.ts';
+import { getOp } from '../ir/registry.ts';
+import { isExactOp } from '../passes/exact-ops.ts';
 
-/** Forward values the backward reads, with views replaced by what they view. */
+/** Forward values the backward reads, with views (and cheap functions of the graph's inputs) replaced by what they read. */
 function savedSources(g: Graph): { saved: Set<number>; viewsIn: Set<number> } {
   const inBackward = new Set(g.nodes.filter((n) => n.phase === 'backward').map((n) => n.id));
   const saved = new Set<number>();
   const viewsIn = new Set<number>();
+  const fromInputs = inputFunctions(g);
   const need = (id: number) => {
     const n = g.node(id);
-    if (n.op !== 'input' && n.op !== 'scalar' && isMovement(n.op)) {
+    if (n.op !== 'input' && n.op !== 'scalar' && (isMovement(n.op) || fromInputs.has(id))) {
       viewsIn.add(id);
-      need(n.inputs[0]);
+      for (const i of n.inputs) need(i);
     } else saved.add(id);
   };
   for (const n of g.nodes) if (inBackward.has(n.id)) for (const i of n.inputs) if (!inBackward.has(i)) need(i);
   return { saved, viewsIn };
+}
+
+/** a recomputed function of the inputs stays a handful of nodes (the backward runs them again) */
+const MAX_RECOMPUTED = 6;
+
+/**
+ * Forward nodes the backward computes again from the graph's inputs rather than saving: an
+ * elementwise op that gives the same bits in any kernel (a comparison, a select) or a slice, over inputs, scalars, views and such
+ * nodes, at most MAX_RECOMPUTED of them (a causal mask `bias[:, :, :T, :T].eq(0)` of a
+ * registered buffer: the backward reads the buffer, which the compiled backward's version check
+ * guards, and the forward writes no mask). None where the forward writes an input in place: the
+ * backward would read the new value.
+ */
+function inputFunctions(g: Graph): Set<number> {
+  const out = new Set<number>();
+  if (g.outputs.some((o) => o.role === 'mutation' && g.node(o.id).phase === 'forward')) return out;
+  const size = new Map<number, number>();
+  for (const n of g.nodes) {
+    if (n.phase !== 'forward' || n.op === 'input' || n.op === 'scalar') continue;
+    const op = getOp(n.op);
+    // (the backward computes them again: only ops that give the same bits in any kernel, exact-ops.ts)
+    if (!isMovement(n.op) && n.op !== 'slice' && !(op.kind === 'elementwise' && op.formula && n.inputs.length > 0 && isExactOp(g, n))) continue;
+    let nodes = isMovement(n.op) ? 0 : 1;
+    const ok = n.inputs.every((i) => {
+      const m = g.node(i);
+      if (m.op === 'input' || m.op === 'scalar') return true;
+      if (!out.has(i)) return false;
+      nodes += size.get(i)!;
+      return true;
+    });
+    if (ok && nodes <= MAX_RECOMPUTED) {
+      out.add(n.id);
+      size.set(n.id, nodes);
+    }
+  }
+  return out;
 }
 
 export function forwardPart(g: Graph): Graph {

@@ -92,16 +92,11 @@ export function windowOffset(w: WindowMap, m: number, q: number): number {
 /**
  * The gradient of the forward map (col2im), from the destination side: the sum, over the
  * kernel positions (i, j) whose window covers source element (n, c, y, x), of the matrix
- * element that read it. `at(m, q, p)` reads the matrix (p: the window's position (a, b) and the
- * kernel position (i, j) inside it, for a matrix that is not stored). No atomics, a fixed order.
+ * element that read it. `at(m, q, a, b, i, j)` reads the matrix (also given: the window's position
+ * (a, b) and the kernel position (i, j) inside it, for a matrix that is not stored). No atomics,
+ * a fixed order.
  */
-export interface WindowPlace<T = number> {
-  a: T;
-  b: T;
-  i: T;
-  j: T;
-}
-export function windowGradAt(w: WindowMap, n: number, c: number, y: number, x: number, at: (m: number, q: number, p: WindowPlace) => number): number {
+export function windowGradAt(w: WindowMap, n: number, c: number, y: number, x: number, at: (m: number, q: number, a: number, b: number, i: number, j: number) => number): number {
   const [R0, R1] = w.rows;
   const [kh, kw] = w.kernel;
   let acc = 0;
@@ -113,7 +108,7 @@ export function windowGradAt(w: WindowMap, n: number, c: number, y: number, x: n
       if (u < 0 || u % w.stride[1] !== 0 || u / w.stride[1] >= R1) continue;
       const a = t / w.stride[0];
       const b = u / w.stride[1];
-      acc += at((n * R0 + a) * R1 + b, (c * kh + i) * kw + j, { a, b, i, j });
+      acc += at((n * R0 + a) * R1 + b, (c * kh + i) * kw + j, a, b, i, j);
     }
   }
   return acc;
@@ -157,11 +152,19 @@ export function windowLoadWGSL(
 export type WindowWord =
   | 'rows0' | 'rows1' | 'kh' | 'kw' | 'stride0' | 'stride1' | 'pad0' | 'pad1' | 'dil0' | 'dil1' | 'src0' | 'src1' | 's0' | 's1' | 's2' | 's3' | 'transposed' | 'fill';
 
+/** The window's position (a, b) and the kernel position (i, j) inside it, as WGSL expressions. */
+export interface WindowPlace {
+  a: string;
+  b: string;
+  i: string;
+  j: string;
+}
+
 /**
  * `fn name(n: u32, c: u32, y: u32, x: u32) -> f32`: windowGradAt in WGSL, reading the matrix
  * through `load(m, q, p)` (u32 expressions; p as windowGradAt's).
  */
-export function windowGradWGSL(name: string, v: (what: WindowWord) => string, load: (m: string, q: string, p: WindowPlace<string>) => string): string {
+export function windowGradWGSL(name: string, v: (what: WindowWord) => string, load: (m: string, q: string, p: WindowPlace) => string): string {
   return [
     `fn ${name}(n: u32, c: u32, y: u32, x: u32) -> f32 {`,
     '  var acc = 0.0;',

@@ -6,7 +6,7 @@
  */
 import type { IRNode } from '../ir/graph.ts';
 import { numel, sameShape, stridesOf } from '../ir/shape.ts';
-import type { Binding, ExprNode, Kernel, Ref, RowBody, RowCombine, RowOutput, RowStep, RowTotalStep, TensorInput } from './kernel-ir.ts';
+import type { Binding, ExprNode, Kernel, Ref, RowBody, RowCombine, RowOutput, RowPreStep, RowStep, RowTotalStep, TensorInput } from './kernel-ir.ts';
 import type { BuildContext } from './kernel-build.ts';
 import { windowMap } from '../ir/window.ts';
 import type { Kernel as Group } from './fusion.ts';
@@ -28,9 +28,12 @@ export function buildRowKernel(cx: BuildContext, k: RowGroupKernel, index: numbe
   const order = (st: number[]) => [...keptDims.map((d) => st[d]), ...dims.map((d) => st[d])];
   const members = new Set(k.nodes);
   const sources = new Set(k.sources ?? []);
+  /** elementwise nodes over graph inputs computed here where they are read (rules/recompute-inputs.ts) */
+  const fromInputs = new Set(k.recomputed ?? []);
   const totalIds = new Set(k.total ?? []);
+  const preIds = new Set(k.pre ?? []);
   const isReduce = (n: IRNode) => n.op === 'sum' || n.op === 'max' || n.op === 'argmax';
-  const isElement = (id: number) => !totalIds.has(id) && !isReduce(node(id)) && sameShape(node(id).shape, shape);
+  const isElement = (id: number) => !totalIds.has(id) && !preIds.has(id) && !isReduce(node(id)) && sameShape(node(id).shape, shape);
 
   const gathered = new Set(k.gathers ?? []);
   const loaded = [...gathered, ...(k.windowSources ?? []), ...(k.windows ?? [])];
@@ -135,6 +138,8 @@ export function buildRowKernel(cx: BuildContext, k: RowGroupKernel, index: numbe
       }
       if (gathered.has(b)) return gatherRef(i);
       if (windowed.has(b)) return windowExpr(b, nodes, recomputedAt);
+      // read as itself (no view between), so computing it at this element's index gives what would be loaded
+      if (fromInputs.has(i)) return { kind: 'node', index: visit(i) };
       return inputRef(b, order(broadcastView(viewOf(i), shape)));
     };
     const visit = (id: number): number => {
@@ -159,9 +164,61 @@ export function buildRowKernel(cx: BuildContext, k: RowGroupKernel, index: numbe
     if (members.has(b)) return { kind: 'stat', index: stepOf.get(b)! };
     return inputRef(b, order(rowStrides(consumer, i)));
   };
+  /** a recomputed node read once per row: a map step of its own, before the step that reads it */
+  const rowStat = (id: number): number => {
+    const at = stepOf.get(id);
+    if (at !== undefined) return at;
+    const n = node(id);
+    const args = n.inputs.map((i): Ref => {
+      const b = baseOf(i);
+      if (node(b).op === 'scalar') return scalarRef(b);
+      if (fromInputs.has(i)) return { kind: 'stat', index: rowStat(i) };
+      return inputRef(b, order(rowStrides(n, i)));
+    });
+    steps.push({ kind: 'map', node: { op: n.op, args, attrs: n.attrs, dtype: n.dtype, origin: { ids: [id], scope: n.scope } } });
+    stepOf.set(id, steps.length - 1);
+    return steps.length - 1;
+  };
+  // before the rows, from inputs alone (row-pretotals.ts): stats numbered after the totals, known once those are
+  const pre: RowPreStep[] = [];
+  const PRE = 1 << 30;
+  const isPerRowExpr = (i: number) => members.has(i) && !cx.views.has(i) && !isReduce(node(i)) && sameShape(node(i).shape, keptShape) && numel(node(i).shape) > 1;
+  for (const id of k.pre ?? []) {
+    const n = node(id);
+    if (numel(n.shape) !== 1) continue; // a per-row value only the pre pass reads: computed inside its reduction
+    if (isReduce(n)) {
+      const exprs: ExprNode[] = [];
+      const at = new Map<number, number>();
+      const ref = (consumer: IRNode, i: number): Ref => {
+        const b = baseOf(i);
+        if (node(b).op === 'scalar') return scalarRef(b);
+        if (isPerRowExpr(i)) {
+          if (!at.has(i)) {
+            const m = node(i);
+            const args = m.inputs.map((x) => ref(m, x));
+            at.set(i, exprs.length);
+            exprs.push({ op: m.op, args, attrs: m.attrs, dtype: m.dtype, origin: { ids: [i], scope: m.scope } });
+          }
+          return { kind: 'node', index: at.get(i)! };
+        }
+        return inputRef(b, order(rowStrides(consumer, i)));
+      };
+      const value = ref(n, n.inputs[0]!);
+      pre.push({ kind: 'reduce', combine: n.op as 'sum' | 'max', nodes: exprs, value });
+    } else {
+      const args = n.inputs.map((i): Ref => {
+        const b = baseOf(i);
+        if (node(b).op === 'scalar') return scalarRef(b);
+        if (stepOf.has(b)) return { kind: 'stat', index: stepOf.get(b)! };
+        return inputRef(b, shape.map(() => 0));
+      });
+      pre.push({ kind: 'map', node: { op: n.op, args, attrs: n.attrs, dtype: n.dtype, origin: { ids: [id], scope: n.scope } } });
+    }
+    stepOf.set(id, PRE + pre.length - 1);
+  }
   for (const id of k.nodes) {
     const n = node(id);
-    if (totalIds.has(id)) continue;
+    if (totalIds.has(id) || preIds.has(id)) continue;
     if (isReduce(n)) {
       const list = elementList();
       const value = list.ref(n.inputs[0]);
@@ -172,6 +229,7 @@ export function buildRowKernel(cx: BuildContext, k: RowGroupKernel, index: numbe
         const b = baseOf(i);
         if (node(b).op === 'scalar') return scalarRef(b);
         if (members.has(b)) return { kind: 'stat', index: stepOf.get(b)! };
+        if (fromInputs.has(i)) return { kind: 'stat', index: rowStat(i) };
         if (gathered.has(b) || windowed.has(b)) throw new Error(`internal compiler error: per-row node %${id} reads %${b}, which is loaded per element`);
         return inputRef(b, order(rowStrides(n, i)));
       });
@@ -192,10 +250,28 @@ export function buildRowKernel(cx: BuildContext, k: RowGroupKernel, index: numbe
   const written = k.nodes.filter((id) => cx.writes.has(id));
   const final = elementList();
   const outputs: RowOutput[] = written.map((id) => {
+    if (preIds.has(id)) return { ref: { kind: 'stat', index: stepOf.get(id)! }, dtype: node(id).dtype, per: 'total' };
     if (totalOf.has(id)) return { ref: { kind: 'stat', index: steps.length + totalOf.get(id)! }, dtype: node(id).dtype, per: 'total' };
     if (isElement(id)) return { ref: final.ref(id), dtype: node(id).dtype, per: 'element', strides: order(stridesOf(shape)) };
     return { ref: { kind: 'stat', index: stepOf.get(id)! }, dtype: node(id).dtype, per: 'row' };
   });
+  if (pre.length) {
+    if (!total.length) throw new Error(`internal compiler error: row kernel ${index} computes values before its rows but has no totals`);
+    const first = steps.length + total.length;
+    const fix = (r: Ref) => {
+      if (r.kind === 'stat' && r.index >= PRE) r.index = first + r.index - PRE;
+    };
+    const fixNodes = (ns: ExprNode[]) => ns.forEach((e) => e.args.forEach(fix));
+    for (const st of [...steps, ...total, ...pre]) {
+      if (st.kind === 'map') fixNodes([st.node]);
+      else if ('nodes' in st) {
+        fixNodes(st.nodes);
+        fix(st.value);
+      } else fix(st.value);
+    }
+    fixNodes(final.nodes);
+    outputs.forEach((o) => fix(o.ref));
+  }
   const body: RowBody = {
     kind: 'row',
     kept: keptShape,
@@ -213,6 +289,7 @@ export function buildRowKernel(cx: BuildContext, k: RowGroupKernel, index: numbe
     outputs,
     // (a kernel with totals is one workgroup walking whole rows: render-row-total.ts)
     ...(total.length ? { total } : { lanes: rowLanes(keptShape, dims.map((d) => shape[d]!)) }),
+    ...(pre.length ? { pre } : {}),
   };
   const readBinding = (id: number): Binding => ({ value: id, dtype: node(id).dtype, access: 'read' });
   const writeBinding = (id: number): Binding => ({ value: id, dtype: node(id).dtype, access: 'write' });
@@ -224,7 +301,7 @@ export function buildRowKernel(cx: BuildContext, k: RowGroupKernel, index: numbe
     body,
     bindings: [...inputs.map((t) => readBinding(t.base)), ...written.map(writeBinding)],
     scalars,
-    covers: { nodes: [...loaded, ...sources, ...k.nodes], scopes },
+    covers: { nodes: [...loaded, ...sources, ...fromInputs, ...k.nodes], scopes },
     bytes: 4 * (inputs.reduce((s, t) => s + numel(node(t.base).shape), 0) + written.reduce((s, id) => s + numel(node(id).shape), 0)),
     flops: elements * (steps.reduce((s, st) => s + (st.kind === 'reduce' ? st.nodes.length + 1 : 0), 0) + final.nodes.length),
   };

@@ -186,9 +186,19 @@ export interface RowBody {
    * WebGPU such a kernel is one workgroup, one row per invocation (kernel-build-row bounds its size).
    */
   total?: RowTotalStep[];
+  /**
+   * Only with `total`: values over every row computed BEFORE the rows, from inputs alone, which
+   * the rows then read (crossEntropy's count of the targets that count, whose 1/count each row's
+   * gradient needs in a whole step). Their stats are numbered after the totals (stat
+   * steps.length + total.length + p is pre step p). A 'reduce' step combines, over the rows, a
+   * per-row expression (`nodes`, reading inputs constant along the row, scalars and earlier pre
+   * stats); a 'map' step reads only pre stats, scalars and one-element inputs.
+   */
+  pre?: RowPreStep[];
 }
 
 export type RowTotalStep = { kind: 'reduce'; combine: 'sum' | 'max'; value: Ref } | { kind: 'map'; node: ExprNode };
+export type RowPreStep = { kind: 'reduce'; combine: 'sum' | 'max'; nodes: ExprNode[]; value: Ref } | { kind: 'map'; node: ExprNode };
 
 /**
  * An extra tensor a matmul's prologue or epilogue reads. `read` is its binding among the
@@ -446,6 +456,16 @@ export function printKernel(k: Kernel, opOf?: (id: number) => string): string {
       lines.push(`kernel ${k.name}: row over ${shapeText(b.reduced)} for each of ${shapeText(b.kept)}${lanesText(b.lanes)}${scalars}`);
       b.inputs.forEach((t, i) => lines.push(`  ${tensorInputText(t, i, (j) => val(readVals[j]))}`));
       const inName = (i: number) => `in${i}`;
+      (b.pre ?? []).forEach((st, p) => {
+        const s = b.steps.length + (b.total ?? []).length + p;
+        if (st.kind === 'map') {
+          lines.push(...exprLines([st.node], inName, '  ', 'r').map((l) => l.replace(/^  r0 =/, `  r${s} =`)));
+          return;
+        }
+        const v = st.value.kind === 'node' ? `p${st.value.index}` : refText(st.value, inName);
+        if (st.nodes.length) lines.push(`  each row, before the rows (pre ${p}):`, ...exprLines(st.nodes, inName, '    ', 'p'));
+        lines.push(`  r${s} = ${st.combine}(${v}) over the rows, before them`);
+      });
       b.steps.forEach((st, s) => {
         if (st.kind === 'map') {
           lines.push(...exprLines([st.node], inName, '  ', 'r').map((l) => l.replace(/^  r0 =/, `  r${s} =`)));

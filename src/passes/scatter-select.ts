@@ -109,7 +109,8 @@ export function scatterSelect(g: Graph): Graph {
   for (const n of g.nodes) for (const i of n.inputs) uses.set(i, [...(uses.get(i) ?? []), n.id]);
   const plans = new Map<number, { pieces: Piece[]; d: number }>();
   for (const n of g.nodes) {
-    if (n.op !== 'add' && n.op !== 'sliceScatter') continue;
+    // float32 only (a zero chunk is a float constant); an empty tensor has nothing to select
+    if ((n.op !== 'add' && n.op !== 'sliceScatter') || n.dtype !== 'float32' || n.shape.includes(0)) continue;
     const dim = { d: null as number | null };
     const pieces = piecesOf(g, n.id, n, dim);
     if (!pieces || pieces.length < 2 || dim.d === null) continue;

@@ -17,6 +17,14 @@ export function interpret(g: Graph, bind: Binding, backend: Backend): Map<number
       continue;
     }
     const op = getOp(n.op);
+    if (op.kind === 'check') {
+      // a value check passes its tensor through (as eager dispatch does), after checking it
+      const v = values.get(n.inputs[0])!;
+      const src = g.node(n.inputs[0]);
+      if (typeof v !== 'number') backend.check(op, { storage: v, shape: src.shape, dtype: src.dtype }, n.attrs);
+      values.set(n.id, v);
+      continue;
+    }
     const args: KernelArg[] = n.inputs.map((i) => {
       const v = values.get(i)!;
       const src = g.node(i);

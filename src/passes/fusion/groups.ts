@@ -40,8 +40,12 @@ export type Kernel =
       windowSources?: number[];
       /** aranges it reads, recomputed from its element index instead of read from memory (like prologues) */
       sources?: number[];
+      /** elementwise nodes over graph inputs it computes where it reads them instead of loading their values (rules/recompute-inputs.ts) */
+      recomputed?: number[];
       /** the nodes of `nodes` computed once over all rows: reductions of per-row values over every row and what follows them (row-totals.ts) */
       total?: number[];
+      /** the nodes of `nodes` computed over all rows before them, from graph inputs (row-pretotals.ts) */
+      pre?: number[];
     }
   /** an index primitive (slice, gather, ... see codegen-wgsl/indexing.ts): its own kernel, reading its inputs through their views */
   | { kind: 'index'; node: number }
@@ -95,7 +99,7 @@ export const kernelNodes = (k: Kernel): number[] => {
     case 'matmul': return [...windowsOf(k), ...k.prologueA, ...k.prologueB, k.node, ...k.epilogue, ...k.reductions.flatMap((r) => [r.node, ...r.epilogue])];
     case 'copy': return [k.node];
     case 'index': return [k.node];
-    case 'row': return [...(k.gathers ?? []), ...(k.windowSources ?? []), ...(k.windows ?? []), ...(k.sources ?? []), ...k.nodes];
+    case 'row': return [...(k.gathers ?? []), ...(k.windowSources ?? []), ...(k.windows ?? []), ...(k.sources ?? []), ...(k.recomputed ?? []), ...k.nodes];
   }
 };
 

@@ -25,6 +25,7 @@ import { getOp } from '../../ir/registry.ts';
 import { numel, sameShape, stridesOf } from '../../ir/shape.ts';
 import { broadcastView, isMovement, type View } from '../views.ts';
 import { mergeRowTotals } from './row-totals.ts';
+import { mergeRowPreTotals } from './row-pretotals.ts';
 import { readsWindows } from './window-rows.ts';
 
 export interface RowGroup {
@@ -35,6 +36,8 @@ export interface RowGroup {
   nodes: number[];
   /** the nodes computed once over all rows (row-totals.ts) */
   total?: number[];
+  /** the nodes computed over all rows before the rows, from graph inputs (row-pretotals.ts) */
+  pre?: number[];
 }
 
 export interface RowFusionOptions {
@@ -311,7 +314,7 @@ export function findRowGroups(g: Graph, views: Map<number, View>, opts: RowFusio
     }
     opts.note('row', `one row kernel over [${grp.shape}] reducing dims [${grp.dims}]: ${grp.nodes.map((id) => `%${id} ${node(id).op}`).join(', ')}`);
   }
-  return mergeRowTotals(g, views, groups.filter((x): x is RowGroup => x !== null), opts);
+  return mergeRowPreTotals(g, views, mergeRowTotals(g, views, groups.filter((x): x is RowGroup => x !== null), opts), opts);
 }
 
 /**

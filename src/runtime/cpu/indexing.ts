@@ -111,9 +111,11 @@ export function runIndex(
       const [, C, R0, R1] = x.shape;
       const kw = w.kernel[1];
       const idx = index.arr;
+      let base = 0;
+      const at = (_m: number, _q: number, a: number, b: number, i: number, j: number) => (idx[base + a * R1 + b] === i * kw + j ? x.arr[base + a * R1 + b] : 0);
       forEachIndex(outShape, (flat, c) => {
-        const base = (c[0] * C + c[1]) * R0 * R1;
-        out[flat] = windowGradAt(w, c[0], c[1], c[2], c[3], (_m, _q, p) => (idx[base + p.a * R1 + p.b] === p.i * kw + p.j ? x.arr[base + p.a * R1 + p.b] : 0));
+        base = (c[0] * C + c[1]) * R0 * R1;
+        out[flat] = windowGradAt(w, c[0], c[1], c[2], c[3], at);
       });
       return;
     }

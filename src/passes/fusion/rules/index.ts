@@ -24,6 +24,7 @@ import { windowOperand } from './window-operand.ts';
 import { gatherLoadRule } from './gather-load.ts';
 import { windowLoad } from './window-load.ts';
 import { windowRecompute } from './window-recompute.ts';
+import { recomputeInputs } from './recompute-inputs.ts';
 
 /** one site, the whole graph: the row groups, found before anything is placed */
 export const rows: RuleSet<number> = {
@@ -56,7 +57,7 @@ export const loads: RuleSet<number> = {
   sites: (st) => st.kernels.map((_, i) => i),
   settled: (st, ki) => st.kernels[ki] === null,
   order: 'rule',
-  rules: [gatherLoadRule, windowLoad, windowRecompute],
+  rules: [gatherLoadRule, windowLoad, windowRecompute, recomputeInputs],
 };
 
 export const RULE_SETS: readonly RuleSet<number>[] = [rows, placement, kernelRewrites, loads];

@@ -43,7 +43,7 @@ export const row: Rule<number> = {
       return { fired: `recomputed %${id} arange in the row kernels that read it, from their element index` };
     }
     const sources = [...new Set(grp.nodes.flatMap((m) => st.node(m).inputs.map((i) => st.baseOf(i))))].filter((b) => recomputedArange(st, b));
-    st.add({ kind: 'row', shape: grp.shape, dims: grp.dims, nodes: grp.nodes, ...(sources.length ? { sources } : {}), ...(grp.total ? { total: grp.total } : {}) });
+    st.add({ kind: 'row', shape: grp.shape, dims: grp.dims, nodes: grp.nodes, ...(sources.length ? { sources } : {}), ...(grp.total ? { total: grp.total } : {}), ...(grp.pre ? { pre: grp.pre } : {}) });
     for (const m of grp.nodes) st.placed.add(m);
     return { fired: null };
   },
