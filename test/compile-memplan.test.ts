@@ -8,7 +8,7 @@
 import { describe, expect, it } from 'vitest';
 import * as torch from '../src/index.ts';
 import type { GpuPlan } from '../src/compile/gpu-plan.ts';
-import { assignSlots, PlanLru } from '../src/compile/gpu-memory.ts';
+import { assignSlots, memplanCapBytes, PlanLru } from '../src/compile/gpu-memory.ts';
 import { gcFunction } from '../src/platform/gc.ts';
 import { relDiff } from './helpers/compile-util.ts';
 import { webgpuAvailable } from './helpers/devices.ts';
@@ -290,5 +290,13 @@ describe('memory plan bookkeeping', () => {
     const big = plan('big', 500);
     lru.ran(big); // over the cap alone: it keeps its own (c goes)
     expect([big.released, c.released]).toEqual([0, 1]);
+  });
+
+  it('the cap: WGTORCH_MEMPLAN_MAX_MB in MiB (default 1024); a value that is no number is an error naming the variable', () => {
+    expect(memplanCapBytes(undefined)).toBe(1024 * 2 ** 20);
+    expect(memplanCapBytes('')).toBe(1024 * 2 ** 20);
+    expect(memplanCapBytes('64')).toBe(64 * 2 ** 20);
+    expect(memplanCapBytes('0')).toBe(0);
+    for (const bad of ['abc', '-1', 'Infinity', '12MB']) expect(() => memplanCapBytes(bad), bad).toThrow(/WGTORCH_MEMPLAN_MAX_MB.*Fix:/);
   });
 });

@@ -360,18 +360,21 @@ describe.skipIf(!hasSimd)('the compiled seed Adam step on the cpu runs its epilo
   });
 });
 
+/** The seed's two-layer net with an Adam step on one batch (eager; a test compiles `step` itself). */
+function seedAdamStep(seed: number) {
+  torch.manualSeed(seed);
+  const { N, D_in, H, D_out } = SEED;
+  const x = torch.randn(N, D_in);
+  const y = torch.randn(N, D_out);
+  const model = new TwoLayerNet(D_in, H, D_out);
+  const lossFn = new torch.nn.MSELoss({ reduction: 'sum' });
+  const opt = new torch.optim.Adam(model.parameters(), { lr: 1e-3 });
+  return { x, model, opt, step: () => { const l = lossFn(model(x), y); opt.zeroGrad(); l.backward(); opt.step(); return l; } };
+}
+
 describe.skipIf(!hasSimd || !getEngine()?.memoryLimits.shared)('tensors resident in the Wasm memory', () => {
   it('the compiled seed Adam step keeps weights and moments in the Wasm memory (same storages), updated in place with no copy, equal to eager', async () => {
-    const eager = (() => {
-      torch.manualSeed(0);
-      const { N, D_in, H, D_out } = SEED;
-      const x = torch.randn(N, D_in);
-      const y = torch.randn(N, D_out);
-      const model = new TwoLayerNet(D_in, H, D_out);
-      const lossFn = new torch.nn.MSELoss({ reduction: 'sum' });
-      const opt = new torch.optim.Adam(model.parameters(), { lr: 1e-3 });
-      return { model, opt, step: () => { const l = lossFn(model(x), y); opt.zeroGrad(); l.backward(); opt.step(); return l; } };
-    });
+    const eager = () => seedAdamStep(0);
     const e = eager();
     const c = eager();
     const fast = torch.compile(c.step);
@@ -408,16 +411,7 @@ describe.skipIf(!hasSimd || !getEngine()?.memoryLimits.shared)('tensors resident
   });
 
   it('the batch x that the forward and the weight-gradient products both read is copied into the Wasm memory once per call, and a changed x is seen by the next call', async () => {
-    const make = () => {
-      torch.manualSeed(1);
-      const { N, D_in, H, D_out } = SEED;
-      const x = torch.randn(N, D_in);
-      const y = torch.randn(N, D_out);
-      const model = new TwoLayerNet(D_in, H, D_out);
-      const lossFn = new torch.nn.MSELoss({ reduction: 'sum' });
-      const opt = new torch.optim.Adam(model.parameters(), { lr: 1e-3 });
-      return { x, model, step: () => { const l = lossFn(model(x), y); opt.zeroGrad(); l.backward(); opt.step(); return l; } };
-    };
+    const make = () => seedAdamStep(1);
     const e = make();
     const c = make();
     const fast = torch.compile(c.step);

@@ -13,6 +13,7 @@ import { checkOptions } from '../eager/options.ts';
 import { WgtorchError } from '../ir/errors.ts';
 import type { Graph, GraphOutput } from '../ir/graph.ts';
 import { graphHash, structureHash } from '../ir/hash.ts';
+import { mutationKey, mutationSources } from './mutation-sources.ts';
 import { getOp } from '../ir/registry.ts';
 import { fmtShape } from '../ir/shape.ts';
 import { Module } from '../nn/module.ts';
@@ -109,6 +110,8 @@ export function compile<F extends (...args: any[]) => any>(target: F, opts: Comp
   // trace/expectation.ts): a trace that repeats it is a hit without building or hashing a graph
   const repeatTraces = envVar('WGTORCH_TRACE_VERIFY') !== '0';
   const expectations = new WeakMap<CompiledGraph, TraceExpectation>();
+  /** each entry's mutationKey: part of its cache key, and what a repeating trace must also have */
+  const inPlaceKeys = new WeakMap<CompiledGraph, string>();
   let previous: CompiledGraph | null = null;
 
   const build = (program: TracedProgram, hash: string): CompiledGraph => {
@@ -117,9 +120,8 @@ export function compile<F extends (...args: any[]) => any>(target: F, opts: Comp
     const device = deviceOf(program);
     // in-place updates (parameters, optimizer state): new value -> the input holding the old one
     const mutations = new Map<number, number | null>();
-    g.outputs
-      .filter((o) => o.role === 'mutation')
-      .forEach((o, i) => mutations.set(o.id, program.tracer.captures.find((c) => c.storage === program.mutated[i].storage)?.id ?? null));
+    const sources = mutationSources(program);
+    g.outputs.filter((o) => o.role === 'mutation').forEach((o, i) => mutations.set(o.id, sources[i]!));
     const makePlan = (traced: Graph): Plan => {
       const { graph: part, checks } = takeChecks(traced);
       const opt = optimize(part);
@@ -178,7 +180,12 @@ export function compile<F extends (...args: any[]) => any>(target: F, opts: Comp
     };
     const t0 = performance.now();
     const expect = previous && expectations.get(previous);
-    const program = traceProgram(run, tensors, { backward: 'auto', names: parameterNames(root), rootModule: root, expect });
+    let program = traceProgram(run, tensors, { backward: 'auto', names: parameterNames(root), rootModule: root, expect });
+    const inPlace = mutationKey(mutationSources(program));
+    if (program.repeated && inPlaceKeys.get(previous!) !== inPlace) {
+      // the same nodes writing their results into other tensors: the graph is looked up (or built) as a fresh trace's, on a copy of its own
+      program = { ...program, graph: new TraceExpectation(program.graph, deviceOf(program)).graph, repeated: false };
+    }
     if (program.repeated) {
       // the previous call's graph, node for node, on its device: its hash and its entry
       const entry = previous!;
@@ -191,7 +198,7 @@ export function compile<F extends (...args: any[]) => any>(target: F, opts: Comp
     const device = deviceOf(program);
     const hash = device === 'webgpu' ? graphHash(program.graph) : `${graphHash(program.graph)}-cpu`;
     const traceMs = performance.now() - t0;
-    let entry = cache.get(hash);
+    let entry = cache.get(hash + inPlace);
     if (entry) {
       hits++;
       log('cache', () => `hit: graph ${hash} (trace ${traceMs.toFixed(2)} ms)`);
@@ -202,7 +209,8 @@ export function compile<F extends (...args: any[]) => any>(target: F, opts: Comp
       if (cache.size) log('recompiles', `recompiling: ${why}`);
       // (copied before build: nothing the passes do reaches what later traces are checked against)
       const expectation = repeatTraces ? new TraceExpectation(program.graph, device) : null;
-      cache.set(hash, (entry = build(program, hash)));
+      cache.set(hash + inPlace, (entry = build(program, hash)));
+      inPlaceKeys.set(entry, inPlace);
       if (expectation) expectations.set(entry, expectation);
       if (dumpDir) dumpGraph(dumpDir, entry);
     }

@@ -10,6 +10,7 @@
  */
 import { sizeClass, type BufferPool } from '../runtime/webgpu/buffer-pool.ts';
 import { sweepableRegistry } from '../platform/gc.ts';
+import { WgtorchError } from '../ir/errors.ts';
 import type { GpuStorage } from '../runtime/webgpu/backend.ts';
 
 /** Which slot holds each planned value, and the bytes each slot must hold (the most of its values; one size class of the pool). */
@@ -94,6 +95,20 @@ export class PlanBuffers {
 
 /** A plan dropped without releasing its buffers (its compiled function collected) gives them back. */
 export const buffersOfDroppedPlans = sweepableRegistry<PlanBuffers>((b) => b.release());
+
+/**
+ * The cap of PlanLru in bytes from WGTORCH_MEMPLAN_MAX_MB (MiB; default 1024). A value that is
+ * no number would make every comparison with the cap false and every other plan give its
+ * buffers back on each run, so it is an error instead.
+ */
+export function memplanCapBytes(value: string | undefined): number {
+  if (value === undefined || value.trim() === '') return 1024 * 2 ** 20;
+  const mb = Number(value);
+  if (!Number.isFinite(mb) || mb < 0) {
+    throw new WgtorchError(`WGTORCH_MEMPLAN_MAX_MB='${value}': expected a number of MiB >= 0 (the bytes compiled webgpu plans keep between calls). Fix: set it to e.g. 1024, or unset it.`);
+  }
+  return mb * 2 ** 20;
+}
 
 /**
  * The plans holding buffers, least recently run first, and the bytes they hold: past the cap

@@ -23,7 +23,7 @@ import { newDispatchSite, workgroupGrid, type DispatchSite } from '../runtime/we
 import { packFits, planPacks } from './pack-schedule.ts';
 import { envVar } from '../platform/env.ts';
 import type { MatmulChoice, MatmulTuner } from '../runtime/webgpu/matmul-tuner.ts';
-import { assignSlots, PlanBuffers, PlanLru, buffersOfDroppedPlans } from './gpu-memory.ts';
+import { assignSlots, PlanBuffers, PlanLru, buffersOfDroppedPlans, memplanCapBytes } from './gpu-memory.ts';
 
 /** A scalar's value: folded constants carry theirs, traced scalars are bound per call. */
 export function constantOr(g: Graph, id: number, bound: (id: number) => number): number {
@@ -532,7 +532,7 @@ const NO_SCALARS: readonly number[] = [];
 let lru: PlanLru<GpuPlan> | null = null;
 /** the plans holding memory-plan buffers, capped by WGTORCH_MEMPLAN_MAX_MB */
 function plansHoldingMemory(): PlanLru<GpuPlan> {
-  return (lru ??= new PlanLru<GpuPlan>(Number(envVar('WGTORCH_MEMPLAN_MAX_MB') ?? 1024) * 2 ** 20));
+  return (lru ??= new PlanLru<GpuPlan>(memplanCapBytes(envVar('WGTORCH_MEMPLAN_MAX_MB'))));
 }
 
 function sameValues(a: readonly number[] | null, b: readonly number[]): boolean {

@@ -46,8 +46,8 @@ const DTYPE_CODE = { float32: 1, int32: 2, bool: 3 } as const;
 const ROLE_CODE = { output: 1, grad: 2, mutation: 3, saved: 4, check: 5 } as const;
 const PHASE_CODE = { forward: 1, backward: 2, update: 3 } as const;
 
-/** Scalar nodes that an op with an int32 or bool tensor operand takes. */
-function intOperandScalars(g: Graph): Set<number> {
+/** Scalar nodes that an op with an int32 or bool tensor operand takes (whether their value is an int32 is keyed). */
+export function intOperandScalars(g: Graph): Set<number> {
   const out = new Set<number>();
   for (const n of g.nodes) {
     let intOperand = false;

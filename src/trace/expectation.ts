@@ -10,7 +10,7 @@
  */
 import type { DType } from '../ir/dtype.ts';
 import { Graph, type IRNode, type OutputRole, type Phase } from '../ir/graph.ts';
-import { isInt32Number } from '../ir/hash.ts';
+import { intOperandScalars, isInt32Number } from '../ir/hash.ts';
 import type { AttrValue, Attrs } from '../ir/registry.ts';
 import type { Device } from '../runtime/backend.ts';
 
@@ -41,19 +41,7 @@ export class TraceExpectation {
     this.recorded = g.outputs.filter((o) => o.role !== 'saved').length;
     if (g.outputs.slice(this.recorded).some((o) => o.role !== 'saved')) throw new Error("trace expectation: 'saved' outputs must come last");
     this.intScalars = new Int8Array(g.nodes.length);
-    for (const n of g.nodes) {
-      // the rule of hash.ts's intOperandScalars
-      let intOperand = false;
-      for (const i of n.inputs) {
-        const x = g.node(i);
-        if (x.op !== 'scalar' && x.dtype !== 'float32') intOperand = true;
-      }
-      if (!intOperand) continue;
-      for (const i of n.inputs) {
-        const x = g.node(i);
-        if (x.op === 'scalar') this.intScalars[i] = isInt32Number(x.attrs.value) ? KEYED_INT : KEYED_FLOAT;
-      }
-    }
+    for (const i of intOperandScalars(g)) this.intScalars[i] = isInt32Number(g.node(i).attrs.value) ? KEYED_INT : KEYED_FLOAT;
   }
 
   get length(): number {
