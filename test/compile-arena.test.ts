@@ -2,13 +2,14 @@
  * Binding arenas rendered for every kernel kind: with WGTORCH_ARENA=force every kernel with
  * two or more small float buffers binds them through one arena (needed or not), so the WGSL
  * generators' arena paths (elementwise, reduction, matmul prologue, epilogue (scalar and
- * vec4), operand reductions) all run; the results must equal those of the same step compiled with
+ * vec4), operand reductions, vec4 elementwise with members read in groups and once per group) all run; the results must equal those of the same step compiled with
  * a buffer per binding (WGTORCH_ARENA=0).
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import * as torch from '../src/index.ts';
 import { boundBuffers, partsOf, type Kernel } from '../src/passes/kernel-ir.ts';
 import { webgpuAvailable } from './helpers/devices.ts';
+import { renderedBody } from '../src/codegen-wgsl/render.ts';
 import { expectLossesClose, relDiff } from './helpers/compile-util.ts';
 
 const dev: torch.Device = 'webgpu';
@@ -61,6 +62,17 @@ describe.skipIf(!webgpuAvailable)('binding arenas in every kernel kind', () => {
         expect(boundBuffers(k), k.name).toBe(k.bindings.length - k.arena!.members.length + 1);
         const b = k.body;
         seen.add(b.kind);
+        // an elementwise kernel reads its arena as vec4 where it is vec4 (codegen-wgsl/elementwise-vec4.ts)
+        if (b.kind === 'elementwise' && (renderedBody(k) as typeof b).vec === 4) {
+          seen.add('elementwise vec4');
+          const members = new Set(k.arena!.members);
+          let slot = 0;
+          b.inputs.forEach((x) => {
+            if (x.access === 'alias') return;
+            if (members.has(slot) && x.access === 'strided' && x.strides![x.strides!.length - 1] === 0) seen.add('elementwise vec4 member read once per group');
+            slot++;
+          });
+        }
         if (b.kind === 'matmul') {
           const members = new Set(k.arena!.members);
           if (b.prologueA.length || b.prologueB.length) seen.add('matmul prologue');
@@ -75,7 +87,7 @@ describe.skipIf(!webgpuAvailable)('binding arenas in every kernel kind', () => {
       forced.params.forEach((p, i) => expect(relDiff(p, plain.params[i]!).rel, `${opt} parameter ${i}`).toBeLessThan(1e-6));
     }
     console.log(`arena paths run: ${[...seen].join(', ')}`);
-    for (const kind of ['elementwise', 'reduce', 'matmul', 'matmul operand reduction', 'matmul vec4 epilogue']) expect([...seen], kind).toContain(kind);
+    for (const kind of ['elementwise', 'elementwise vec4', 'elementwise vec4 member read once per group', 'reduce', 'matmul', 'matmul operand reduction', 'matmul vec4 epilogue']) expect([...seen], kind).toContain(kind);
   }, 600_000);
 });
 

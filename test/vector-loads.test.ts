@@ -11,6 +11,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import * as torch from '../src/index.ts';
 import { partsOf, type ElementwiseBody, type Kernel, type ReduceBody, type RowBody } from '../src/passes/kernel-ir.ts';
 import { elementwiseVectorizes, groupRead, reduceVectorizes, rowVectorizes } from '../src/passes/vector-loads.ts';
+import { renderedBody } from '../src/codegen-wgsl/render.ts';
 import { webgpuAvailable } from './helpers/devices.ts';
 import { gptBatch, gptStep, makeGpt, GPT_SMALL } from '../bench/models.ts';
 
@@ -214,6 +215,57 @@ describe.runIf(webgpuAvailable)('vec4 kernels on webgpu equal eager and the scal
       await threeWays(fn, [special], `special rows: ${fn.toString()}`);
     }
   }, 600_000);
+
+  // Linear -> LayerNorm -> Linear under AdamW and clipGradNorm_: the layerNorm's weight and
+  // bias gradients are columns of [N, C], their squared norms totals of the same row kernel (the
+  // first Linear's gradients come after them, so the clip factor is not one of its rows' values)
+  it('row kernels with totals group four consecutive rows, AdamW\'s update reads its arena as vec4: a tiny model\'s whole step (layerNorm weight and bias gradients with clipGradNorm_) equals eager and the scalar mapping', async () => {
+    // [3, 260]: rows 3 long, 65 groups of four for 64 invocations; [5, 6]: 6 rows, scalar
+    for (const [N, C] of [[3, 260], [5, 6]] as const) {
+      const run = async (mode: 'eager' | 'vec4' | 'scalar') => {
+        if (mode === 'scalar') process.env.WGTORCH_VEC4 = '0';
+        else delete process.env.WGTORCH_VEC4;
+        torch.manualSeed(5);
+        const lin0 = new torch.nn.Linear(5, C).to('webgpu');
+        const ln = new torch.nn.LayerNorm(C).to('webgpu');
+        const lin = new torch.nn.Linear(C, 3).to('webgpu');
+        const params = [...lin0.parameters(), ...ln.parameters(), ...lin.parameters()];
+        const opt = new torch.optim.AdamW(params, { lr: 0.1 });
+        const x = t([N, 5], 9);
+        const fn = () => {
+          const loss = lin.forward(ln.forward(lin0.forward(x))).pow(2).mean();
+          opt.zeroGrad();
+          loss.backward();
+          torch.nn.utils.clipGradNorm_(params, 0.5);
+          opt.step();
+          return loss;
+        };
+        const step = mode === 'eager' ? null : torch.compile(fn);
+        const losses: number[] = [];
+        for (let i = 0; i < 2; i++) losses.push(await (step ? step() : fn()).item());
+        const values = await Promise.all(params.map((p) => p.toArray()));
+        const totals = step ? kernelsOf(step).filter((k) => k.body.kind === 'row' && k.body.total) : [];
+        // as rendered (render.ts): an arena's members are read in groups of four where its kernel is
+        const arenas = step ? kernelsOf(step).filter((k) => k.arena).map((k) => ({ name: k.name, vec: (renderedBody(k) as ElementwiseBody).vec ?? 1 })) : [];
+        return { losses, values, vec: totals.map((k) => (k.body as RowBody).vec ?? 1), arenas };
+      };
+      const e = await run('eager');
+      const v = await run('vec4');
+      const s = await run('scalar');
+      expect(v.vec, `[${N}, ${C}]: the row kernels with totals`).toEqual([C % 4 === 0 ? 4 : 1]);
+      expect(s.vec, `[${N}, ${C}]: WGTORCH_VEC4=0`).toEqual([1]);
+      expect(v.arenas.some((k) => k.vec === 4), `[${N}, ${C}]: kernels with an arena ${JSON.stringify(v.arenas)}`).toBe(C % 4 === 0);
+      expect(s.arenas.length && s.arenas.every((k) => k.vec === 1), `[${N}, ${C}]: WGTORCH_VEC4=0, kernels with an arena`).toBe(true);
+      for (const [what, r] of [['vec4', v], ['scalar', s]] as const) {
+        r.losses.forEach((l, i) => expect(Math.abs(l - e.losses[i]!), `[${N}, ${C}] ${what}: loss of step ${i}`).toBeLessThan(1e-5 * (1 + Math.abs(e.losses[i]!))));
+        r.values.forEach((p, i) => {
+          let worst = 0;
+          for (let j = 0; j < p.length; j++) worst = Math.max(worst, Math.abs(p[j]! - e.values[i]![j]!) / (1 + Math.abs(e.values[i]![j]!)));
+          expect(worst, `[${N}, ${C}] ${what}: parameter ${i}`).toBeLessThan(1e-5);
+        });
+      }
+    }
+  }, 120_000);
 
   // (minutes on lavapipe: with the slow webgpu parity records, WGTORCH_SLOW_TESTS=1)
   it.runIf(process.env.WGTORCH_SLOW_TESTS === '1')('row kernels with totals (one workgroup walking whole rows) group four consecutive rows: the example GPT step (layerNorm weight and bias gradients with clipGradNorm_) equals eager and the scalar mapping', async () => {

@@ -45,7 +45,7 @@ const BUILTINS: Builtin[] = [
 export function elementwiseWGSL(body: ElementwiseBody, nsIn?: Namespace, arena?: Arena): GeneratedKernel {
   const rank = body.shape.length;
   const int = isIntKernel(body);
-  if (body.vec && !arena) return elementwiseVec4WGSL(body, nsIn);
+  if (body.vec) return elementwiseVec4WGSL(body, nsIn, arena);
   const L = elementwiseLayout(body);
   const nIn = body.inputs.filter((x) => x.access !== 'alias').length;
   const slots = new StorageSlots(nIn + body.outputs.length, arena);

@@ -6,6 +6,7 @@
  */
 import type { Kernel, KernelBody } from '../passes/kernel-ir.ts';
 import { elementwiseParams, elementwiseWGSL, elementwiseWorkgroups } from './elementwise.ts';
+import { arenaVectorizes } from './elementwise-vec4.ts';
 import { matmulDispatch, type MatmulVariant, type MatmulVariantName } from './matmul.ts';
 import type { Namespace, WgslLayout } from './namespace.ts';
 import { indexBodyParams, indexSpecOf, indexWGSL, INDEX_WORKGROUP } from './indexing.ts';
@@ -52,7 +53,7 @@ export const matmulProblem = (k: Kernel): MatmulProblem | null =>
 
 /** The code and layout of a non-pack kernel, alone or as a part of a pack (`ns`). */
 export function renderCode(k: Kernel, variant: MatmulVariant | MatmulVariantName | undefined, ns?: Namespace): { code: string; layout: WgslLayout; variant?: MatmulVariant } {
-  const b = bodyOf(k);
+  const b = renderedBody(k);
   switch (b.kind) {
     case 'elementwise': return elementwiseWGSL(b, ns, k.arena);
     case 'reduce': return reduceWGSL(b, ns, k.arena);
@@ -69,14 +70,19 @@ export function renderCode(k: Kernel, variant: MatmulVariant | MatmulVariantName
   }
 }
 
-/** the body as rendered: an arena's members sit at any element offset, so its kernel reads no vec4 (passes/vector-loads.ts) */
-function bodyOf(k: Kernel): KernelBody {
+/**
+ * the body as rendered: an elementwise kernel reads its arena as vec4 where every member
+ * starts a group of four (binding-arena.ts aligns them so); a reduction with an arena keeps the
+ * scalar mapping (passes/vector-loads.ts)
+ */
+export function renderedBody(k: Kernel): KernelBody {
   const b = k.body;
-  return k.arena && (b.kind === 'elementwise' || b.kind === 'reduce' || b.kind === 'row') && b.vec ? { ...b, vec: undefined } : b;
+  if (!k.arena || !((b.kind === 'elementwise' || b.kind === 'reduce' || b.kind === 'row') && b.vec)) return b;
+  return b.kind === 'elementwise' && arenaVectorizes(k.arena) ? b : { ...b, vec: undefined };
 }
 
 export function renderKernel(k: Kernel, opts: RenderOptions = {}): WgslKernel {
-  const b = bodyOf(k);
+  const b = renderedBody(k);
   const problem = matmulProblem(k);
   const requested = problem ? opts.matmulVariant?.(problem) : undefined;
   const { code, layout, variant } = renderCode(k, requested, undefined);

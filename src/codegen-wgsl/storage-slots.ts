@@ -45,10 +45,15 @@ export class StorageSlots {
   }
 
   /** The declaration of a logical slot: its own buffer, the arena (at its first member), or nothing (later members). */
-  declare(ns: Namespace, slot: number, name: string, type: string, access: StorageAccess): string | null {
+  declare(ns: Namespace, slot: number, name: string, type: string, access: StorageAccess, arenaType = 'array<f32>'): string | null {
     if (!this.offsets.has(slot)) return `@group(0) @binding(${ns.storage(this.physical(slot))}) var<storage, ${access}> ${name}: ${type};`;
     if (slot !== this.first) return null;
-    return `@group(0) @binding(${ns.storage(this.physical(slot))}) var<storage, read_write> ${this.arenaName(ns)}: array<f32>;`;
+    return `@group(0) @binding(${ns.storage(this.physical(slot))}) var<storage, read_write> ${this.arenaName(ns)}: ${arenaType};`;
+  }
+
+  /** a member's element offset in the arena; undefined for a slot with its own buffer */
+  offset(slot: number): number | undefined {
+    return this.offsets.get(slot);
   }
 
   /** Element `idx` (a u32 expression) of a logical slot's buffer. */

@@ -11,7 +11,8 @@
  * value for the group), and a multiple of 4 elements. Reductions: a sum-like fold whose
  * innermost kept dim is contiguous in every input (a column sum), each invocation combining
  * four outputs. Integer kernels, gathers and windows keep the scalar mapping, as does a
- * kernel given an arena (its members sit at arbitrary offsets: render.ts drops `vec` there).
+ * reduction given an arena (render.ts drops `vec` there); an elementwise kernel reads its arena as
+ * vec4 (binding-arena.ts starts every member on a group of four).
  *
  * WGTORCH_VEC4=0 (compile/gpu-plan.ts) keeps the scalar mapping everywhere: to measure one
  * against the other.
