@@ -204,7 +204,7 @@ export function compile<F extends (...args: any[]) => any>(target: F, opts: Comp
       log('cache', () => `hit: graph ${hash} (trace ${traceMs.toFixed(2)} ms)`);
     } else {
       misses++;
-      const why = explainMiss(program, cache);
+      const why = explainMiss(program, cache, hash);
       log('cache', `miss: ${why}`);
       if (cache.size) log('recompiles', `recompiling: ${why}`);
       // (copied before build: nothing the passes do reaches what later traces are checked against)
@@ -334,8 +334,9 @@ function deviceOf(p: TracedProgram): 'cpu' | 'webgpu' {
 }
 
 /** Why a call missed the cache, in the words of the `cache`/`recompiles` logs. */
-function explainMiss(p: TracedProgram, cache: Map<string, CompiledGraph>): string {
+function explainMiss(p: TracedProgram, cache: Map<string, CompiledGraph>, hash: string): string {
   if (!cache.size) return `first call: graph ${graphHash(p.graph)}`;
+  if ([...cache.values()].some((e) => e.hash === hash)) return `graph ${hash} again, writing its in-place results into other tensors (see mutation-sources.ts)`;
   const s = structureHash(p.graph);
   const same = [...cache.values()].find((e) => e.structure === s) ?? null;
   if (same) {
