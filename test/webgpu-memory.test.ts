@@ -160,8 +160,9 @@ describe.runIf(webgpuAvailable)('webgpu memory', () => {
       expect(after.live, `live buffers: ${seen}`).toBeLessThanOrEqual(before.live + 8);
       // without the in-task reclaim this loop creates ~50 bind groups per step (15,000 here); with it a
       // few per reclaim period at most, how many depending on when V8 runs its finalizers (50-65 seen
-      // in a full suite run): one per step on average is far from the bug and off the noise
-      expect(after.bindGroups - before.bindGroups, `bind groups created in ${STEPS} steps: ${seen}`).toBeLessThanOrEqual(STEPS);
+      // in a full suite run, once 1032 in a full run on a loaded machine): five per step on average is
+      // still a tenth of the bug and off the noise
+      expect(after.bindGroups - before.bindGroups, `bind groups created in ${STEPS} steps: ${seen}`).toBeLessThanOrEqual(5 * STEPS);
     }
     const syncLoss = await last.item();
 
