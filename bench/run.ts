@@ -7,6 +7,7 @@
 //   npm run bench -- --no-write   # print only
 //   npm run bench -- --memory-steps 2000    # a shorter steady-state memory run (the full run does 10,000)
 //   npm run bench -- --soak                 # 10,000 compiled whole steps read every step, then every 100th: RSS and GPU pool (bench/soak.ts)
+//   npm run bench -- --bindings             # the seed step compiled on the device's limit and on 8 storage buffers per stage (bench/binding-limit.ts)
 //   npm run bench -- --models [--quick]     # only issue 12's GPT and CNN steps: rewrites that section of docs/benchmarks.md
 
 import { readFileSync, writeFileSync, mkdirSync } from 'node:fs';
@@ -62,11 +63,13 @@ function cpuModel(): string {
   }
 }
 
-const SOAK_BLOCK = /<!-- soak -->[\s\S]*<!-- \/soak -->\n?/;
-/** docs/benchmarks.md with its soak section (between the markers) replaced or appended. */
-function withSoak(md: string, section: string): string {
-  const block = section.startsWith('<!-- soak -->') ? section : `<!-- soak -->\n${section}\n<!-- /soak -->\n`;
-  return SOAK_BLOCK.test(md) ? md.replace(SOAK_BLOCK, block) : `${md.trimEnd()}\n\n${block}`;
+/** sections of docs/benchmarks.md that come from runs of their own (--soak, --bindings), between their markers */
+const blockOf = (name: string) => new RegExp(`<!-- ${name} -->[\\s\\S]*<!-- \\/${name} -->\\n?`);
+const CARRIED = ['soak', 'bindings'];
+/** docs/benchmarks.md with its `name` section (between the markers) replaced or appended. */
+function withBlock(md: string, name: string, section: string): string {
+  const block = section.startsWith(`<!-- ${name} -->`) ? section : `<!-- ${name} -->\n${section}\n<!-- /${name} -->\n`;
+  return blockOf(name).test(md) ? md.replace(blockOf(name), () => block) : `${md.trimEnd()}\n\n${block}`;
 }
 
 async function main(): Promise<void> {
@@ -78,8 +81,19 @@ async function main(): Promise<void> {
     console.log(section);
     if (write) {
       const file = resolve(root, 'docs/benchmarks.md');
-      writeFileSync(file, withSoak(readFileSync(file, 'utf8'), section));
+      writeFileSync(file, withBlock(readFileSync(file, 'utf8'), 'soak', section));
       log('wrote the soak section of docs/benchmarks.md');
+    }
+    return;
+  }
+  if (args.includes('--bindings')) {
+    const { bindingLimitRows, bindingLimitSection } = await import('./binding-limit.ts');
+    const section = bindingLimitSection(bindingLimitRows(), `npm run bench -- ${args.join(' ')}`);
+    console.log(section);
+    if (write) {
+      const file = resolve(root, 'docs/benchmarks.md');
+      writeFileSync(file, withBlock(readFileSync(file, 'utf8'), 'bindings', section));
+      log('wrote the bindings section of docs/benchmarks.md');
     }
     return;
   }
@@ -289,14 +303,17 @@ async function main(): Promise<void> {
   console.log(consoleTable(res));
   if (write) {
     mkdirSync(resolve(root, 'docs'), { recursive: true });
-    // the soak section comes from its own run (--soak): carried over
+    // the soak and bindings sections come from runs of their own (--soak, --bindings): carried over
     let old = '';
     try {
       old = readFileSync(resolve(root, 'docs/benchmarks.md'), 'utf8');
     } catch {}
-    const soak = SOAK_BLOCK.exec(old)?.[0];
-    const md = `${markdown(res).trimEnd()}\n\n${models}`;
-    writeFileSync(resolve(root, 'docs/benchmarks.md'), soak ? withSoak(md, soak) : md);
+    let md = `${markdown(res).trimEnd()}\n\n${models}`;
+    for (const name of CARRIED) {
+      const block = blockOf(name).exec(old)?.[0];
+      if (block) md = withBlock(md, name, block);
+    }
+    writeFileSync(resolve(root, 'docs/benchmarks.md'), md);
     writeFileSync(resolve(root, 'docs/benchmarks.svg'), svgChart(res));
     log(`\nwrote docs/benchmarks.md and docs/benchmarks.svg (${res.seconds.toFixed(0)} s)`);
   }
