@@ -6,6 +6,7 @@
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import * as torch from '../src/index.ts';
+import { seedCompiledStep } from './models.ts';
 
 interface LimitRow {
   limit: number;
@@ -21,19 +22,7 @@ interface LimitRow {
 
 async function measure(limit: number | null): Promise<LimitRow> {
   await torch.webgpu.init(limit === null ? {} : { limits: { maxStorageBuffersPerShaderStage: limit } });
-  torch.manualSeed(0);
-  const x = torch.randn(64, 1000, { device: 'webgpu' });
-  const y = torch.randn(64, 10, { device: 'webgpu' });
-  const model = new torch.nn.Sequential(new torch.nn.Linear(1000, 100), new torch.nn.ReLU(), new torch.nn.Linear(100, 10)).to('webgpu');
-  const lossFn = new torch.nn.MSELoss({ reduction: 'sum' });
-  const opt = new torch.optim.Adam(model.parameters(), { lr: 1e-4 });
-  const step = torch.compile(() => {
-    const loss = lossFn(model(x), y);
-    opt.zeroGrad();
-    loss.backward();
-    opt.step();
-    return loss;
-  });
+  const step = seedCompiledStep('webgpu');
   await step.warmup();
   const lossFirst = await step().item();
   for (let i = 0; i < 9; i++) await step().item();

@@ -4,7 +4,7 @@
 // (trace, lookup, recording; wall and process CPU time, which load from other processes inflates less), and bind groups and buffers created per step.
 // usage: node --import tsx bench/memplan-ab.ts [rounds] [steps]
 import * as torch from '../src/index.ts';
-import { GPT_SMALL, gptBatch, gptStep, makeGpt } from './models.ts';
+import { GPT_SMALL, gptBatch, gptStep, makeGpt, seedCompiledStep } from './models.ts';
 type Tensor = torch.Tensor;
 await torch.webgpu.init();
 const ctx = torch.webgpu.context();
@@ -17,19 +17,7 @@ function gpt(): () => Tensor {
   return torch.compile(() => gptStep(model, opt, idx, targets), { autotune: false } as any) as () => Tensor;
 }
 function seed(): () => Tensor {
-  torch.manualSeed(0);
-  const x = torch.randn(64, 1000, { device: 'webgpu' });
-  const y = torch.randn(64, 10, { device: 'webgpu' });
-  const model = new torch.nn.Sequential(new torch.nn.Linear(1000, 100), new torch.nn.ReLU(), new torch.nn.Linear(100, 10)).to('webgpu');
-  const lossFn = new torch.nn.MSELoss({ reduction: 'sum' });
-  const opt = new torch.optim.Adam(model.parameters(), { lr: 1e-4 });
-  return torch.compile(() => {
-    const loss = lossFn(model(x), y);
-    opt.zeroGrad();
-    loss.backward();
-    opt.step();
-    return loss;
-  }, { autotune: false } as any) as () => Tensor;
+  return seedCompiledStep('webgpu', { autotune: false } as any);
 }
 
 const med = (x: number[]) => [...x].sort((p, q) => p - q)[x.length >> 1]!;

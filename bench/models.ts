@@ -90,3 +90,24 @@ export function makeCnn(device: torch.Device, seed = 0): { model: DigitsCNN; opt
   const opt = new torch.optim.SGD(model.parameters(), { lr: 0.05, momentum: 0.9 });
   return { model, opt };
 }
+
+/**
+ * The README model's whole step compiled (TwoLayerNet 64x1000 -> 100 -> 10 as a Sequential, MSE
+ * with reduction sum, Adam lr 1e-4, on fixed randn data): the soak, the memory-plan A/B and the
+ * 8-binding run measure this one step.
+ */
+export function seedCompiledStep(device: torch.Device, compileOpts: Parameters<typeof torch.compile>[1] = {}): torch.Compiled<() => Tensor> {
+  torch.manualSeed(0);
+  const x = torch.randn(64, 1000, { device });
+  const y = torch.randn(64, 10, { device });
+  const model = new torch.nn.Sequential(new torch.nn.Linear(1000, 100), new torch.nn.ReLU(), new torch.nn.Linear(100, 10)).to(device);
+  const lossFn = new torch.nn.MSELoss({ reduction: 'sum' });
+  const opt = new torch.optim.Adam(model.parameters(), { lr: 1e-4 });
+  return torch.compile(() => {
+    const loss = lossFn(model(x), y);
+    opt.zeroGrad();
+    loss.backward();
+    opt.step();
+    return loss;
+  }, compileOpts);
+}

@@ -3,6 +3,7 @@
 // reading it every 100th step. Reports RSS and the GPU pool's live bytes at the start, middle
 // and end of each run: flat in the second half means nothing leaks per step.
 import * as torch from '../src/index.ts';
+import { seedCompiledStep } from './models.ts';
 
 export interface SoakRow { run: string; step: number; rssMiB: number; liveMiB: number; liveBuffers: number; created: number; msPerStep: number }
 
@@ -11,20 +12,7 @@ export async function soak(steps = 10_000): Promise<SoakRow[]> {
   const ctx = torch.webgpu.context();
   const rows: SoakRow[] = [];
   for (const every of [1, 100]) {
-    torch.manualSeed(0);
-    const dev = 'webgpu';
-    const x = torch.randn(64, 1000, { device: dev });
-    const y = torch.randn(64, 10, { device: dev });
-    const model = new torch.nn.Sequential(new torch.nn.Linear(1000, 100), new torch.nn.ReLU(), new torch.nn.Linear(100, 10)).to(dev);
-    const lossFn = new torch.nn.MSELoss({ reduction: 'sum' });
-    const opt = new torch.optim.Adam(model.parameters(), { lr: 1e-4 });
-    const step = torch.compile(() => {
-      const loss = lossFn(model(x), y);
-      opt.zeroGrad();
-      loss.backward();
-      opt.step();
-      return loss;
-    });
+    const step = seedCompiledStep('webgpu');
     let t0 = performance.now();
     for (let t = 1; t <= steps; t++) {
       const loss = step();
