@@ -11,15 +11,13 @@
  *
  * Params: the scalar kernel's (elementwiseParams).
  */
-import { WGSL_PRELUDE } from '../ir/scalar-lang.ts';
 import type { Arena, ElementwiseBody, Ref } from '../passes/kernel-ir.ts';
 import { groupRead, VEC } from '../passes/vector-loads.ts';
 import type { GeneratedKernel } from './elementwise.ts';
-import { elementwiseLayout, EW_WORKGROUP } from './elementwise.ts';
+import { elementwiseFrame, EW_WORKGROUP } from './elementwise.ts';
 import { renderNodes } from './expr.ts';
 import { paramsDecl, paramWords, storeAs, wgslType } from './kernel-spec.ts';
-import { entryPoint, standalone, type Builtin, type Namespace, type WgslLayout } from './namespace.ts';
-import { StorageSlots } from './storage-slots.ts';
+import { entryPoint, type Builtin, type Namespace, type WgslLayout } from './namespace.ts';
 
 /** groups of four per invocation (measured on lavapipe: 2 beat 1 by about a quarter, 4 gained little more) */
 export const VEC_STEPS = 2;
@@ -40,13 +38,7 @@ export function elementwiseVec4WGSL(body: ElementwiseBody, nsIn?: Namespace, are
   if (arena && !arenaVectorizes(arena)) throw new Error('internal compiler error: a vec4 kernel with an arena member off a group of four');
   const rank = body.shape.length;
   const last = rank - 1;
-  const L = elementwiseLayout(body);
-  const nIn = body.inputs.filter((x) => x.access !== 'alias').length;
-  const slots = new StorageSlots(nIn + body.outputs.length, arena);
-  const ns = nsIn ?? standalone(slots.count);
-  const n = (s: string) => ns.prefix + s;
-  const P = (i: string) => `${n('P')}(${i})`;
-  const lines: string[] = ns.entry === 'compute' ? [WGSL_PRELUDE] : [];
+  const { L, nIn, slots, ns, n, P, lines } = elementwiseFrame(body, nsIn, arena);
   const access: WgslLayout['storage'] = [];
   const inSlot: number[] = [];
   const read = body.inputs.map((x) => (x.access === 'strided' ? groupRead(x.strides!, last)! : 'vec4'));

@@ -36,6 +36,18 @@ export function elementwiseLayout(body: ElementwiseBody) {
   return { strideAt, scalarAt, words: w };
 }
 
+/** What the scalar and the vec4 elementwise renderers both start from: the params layout, the storage slots (inputs that are not aliases, then outputs), the namespace and its names. */
+export function elementwiseFrame(body: ElementwiseBody, nsIn: Namespace | undefined, arena: Arena | undefined) {
+  const L = elementwiseLayout(body);
+  const nIn = body.inputs.filter((x) => x.access !== 'alias').length;
+  const slots = new StorageSlots(nIn + body.outputs.length, arena);
+  const ns = nsIn ?? standalone(slots.count);
+  const n = (s: string) => ns.prefix + s;
+  const P = (i: string) => `${n('P')}(${i})`;
+  const lines: string[] = ns.entry === 'compute' ? [WGSL_PRELUDE] : [];
+  return { L, nIn, slots, ns, n, P, lines };
+}
+
 const BUILTINS: Builtin[] = [
   { kind: 'global_invocation_id', name: 'gid', type: 'vec3<u32>' },
   { kind: 'num_workgroups', name: 'nwg', type: 'vec3<u32>' },
@@ -46,13 +58,7 @@ export function elementwiseWGSL(body: ElementwiseBody, nsIn?: Namespace, arena?:
   const rank = body.shape.length;
   const int = isIntKernel(body);
   if (body.vec) return elementwiseVec4WGSL(body, nsIn, arena);
-  const L = elementwiseLayout(body);
-  const nIn = body.inputs.filter((x) => x.access !== 'alias').length;
-  const slots = new StorageSlots(nIn + body.outputs.length, arena);
-  const ns = nsIn ?? standalone(slots.count);
-  const n = (s: string) => ns.prefix + s;
-  const P = (i: string) => `${n('P')}(${i})`;
-  const lines: string[] = ns.entry === 'compute' ? [WGSL_PRELUDE] : [];
+  const { L, nIn, slots, ns, n, P, lines } = elementwiseFrame(body, nsIn, arena);
   // logical slots: the inputs that are not aliases, then the outputs
   const inSlot: number[] = [];
   const access: WgslLayout['storage'] = [];
