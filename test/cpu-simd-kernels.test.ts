@@ -294,23 +294,7 @@ describe.skipIf(!hasSimd)('the compiled seed Adam step on the cpu runs its epilo
     delete process.env.WGTORCH_WASM_EPILOGUE;
   });
 
-  function seedStep() {
-    torch.manualSeed(0);
-    const { N, D_in, H, D_out } = SEED;
-    const x = torch.randn(N, D_in);
-    const y = torch.randn(N, D_out);
-    const model = new TwoLayerNet(D_in, H, D_out);
-    const lossFn = new torch.nn.MSELoss({ reduction: 'sum' });
-    const opt = new torch.optim.Adam(model.parameters(), { lr: 1e-3 });
-    const step = () => {
-      const l = lossFn(model(x), y);
-      opt.zeroGrad();
-      l.backward();
-      opt.step();
-      return l;
-    };
-    return { model, step };
-  }
+  const seedStep = () => seedAdamStep(0);
 
   const planOf = (fn: { graphs(): { plans: { forward: unknown } }[] }) => fn.graphs()[0]!.plans.forward as CpuPlan;
 
